@@ -1,0 +1,207 @@
+#include "actors/runtime.hpp"
+
+#include <stdexcept>
+
+#include <caf/all.hpp>
+
+#include "actors/env.hpp"
+#include "actors/session.hpp"
+#include "actors/supervisor.hpp"
+#include "config/log.hpp"
+#include "messages/crypto.hpp"
+
+namespace bulwark {
+
+struct runtime::impl {
+  caf::actor_system& sys;
+  env_ptr env;
+  supervisor_actor root;
+  mutable std::mutex mtx; ///< Guards catalog edits and start/stop.
+
+  impl(caf::actor_system& s, runtime_options opts) : sys(s), env(std::make_shared<runtime_env>()) {
+    env->opts = std::move(opts);
+    env->state_key = env->opts.state_secret.empty() ? crypto::random_hex(32) : env->opts.state_secret;
+  }
+
+  session_supervisor_actor sessions() const {
+    return caf::actor_cast<session_supervisor_actor>(env->names.get(names::session_supervisor));
+  }
+
+  /// Applies `edit` to a copy of the catalog and publishes it.
+  template <class F>
+  void edit(F&& f, const char* changed) {
+    std::lock_guard<std::mutex> guard(mtx);
+    auto next = std::make_shared<catalog>(*env->current());
+    f(*next);
+    env->replace(std::move(next));
+    if (root && changed)
+      if (auto s = sessions())
+        caf::anon_send(s, atom::notify_v, std::string(changed), json::value(json::object{}));
+  }
+};
+
+runtime::runtime(caf::actor_system& sys, runtime_options opts)
+  : impl_(std::make_unique<impl>(sys, std::move(opts))) {}
+
+runtime::~runtime() {
+  stop();
+}
+
+void runtime::add_tool(tool_spec t) {
+  impl_->edit([&](catalog& c) {
+    for (auto& existing : c.tools)
+      if (existing.name == t.name)
+        throw std::invalid_argument("a tool named '" + t.name + "' is already registered");
+    c.tools.push_back(std::move(t));
+  }, "notifications/tools/list_changed");
+}
+
+bool runtime::remove_tool(const std::string& name) {
+  bool removed = false;
+  impl_->edit([&](catalog& c) {
+    auto i = std::remove_if(c.tools.begin(), c.tools.end(), [&](auto& t) { return t.name == name; });
+    removed = i != c.tools.end();
+    c.tools.erase(i, c.tools.end());
+  }, "notifications/tools/list_changed");
+  return removed;
+}
+
+void runtime::add_resource(resource_spec r) {
+  impl_->edit([&](catalog& c) { c.resources.push_back(std::move(r)); },
+              "notifications/resources/list_changed");
+}
+
+void runtime::add_resource_template(resource_template_spec t) {
+  impl_->edit([&](catalog& c) { c.templates.push_back(std::move(t)); },
+              "notifications/resources/list_changed");
+}
+
+void runtime::add_prompt(prompt_spec p) {
+  impl_->edit([&](catalog& c) {
+    for (auto& existing : c.prompts)
+      if (existing.name == p.name)
+        throw std::invalid_argument("a prompt named '" + p.name + "' is already registered");
+    c.prompts.push_back(std::move(p));
+  }, "notifications/prompts/list_changed");
+}
+
+catalog_ptr runtime::current_catalog() const {
+  return impl_->env->current();
+}
+
+void runtime::notify_resource_updated(const std::string& uri) {
+  if (auto s = impl_->sessions())
+    caf::anon_send(s, atom::notify_v, std::string("notifications/resources/updated"),
+                   json::value::make_object({{"uri", uri}}));
+}
+
+void runtime::start() {
+  std::lock_guard<std::mutex> guard(impl_->mtx);
+  if (impl_->root)
+    throw std::logic_error("bulwark runtime already started");
+  auto env = impl_->env;
+  std::vector<child_spec> children;
+  children.push_back(child_spec{names::session_supervisor, [env](caf::actor_system& sys) {
+                                  return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
+                                }});
+  impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(children));
+}
+
+void runtime::stop() {
+  supervisor_actor root;
+  {
+    std::lock_guard<std::mutex> guard(impl_->mtx);
+    root = std::move(impl_->root);
+    impl_->root = nullptr;
+  }
+  if (!root)
+    return;
+  caf::scoped_actor self{impl_->sys};
+  self->monitor(root);
+  self->send(root, atom::end_v);
+  bool down = false;
+  self->receive_while([&] { return !down; })(
+    [&](caf::down_msg&) { down = true; },
+    caf::after(std::chrono::seconds(5)) >> [&] {
+      self->send_exit(root, caf::exit_reason::kill);
+      down = true;
+    });
+  // The supervisors stop their children; wait until the sessions are gone
+  // so that no actor outlives the runtime's environment by much.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool any = false;
+    for (auto& [name, handle] : impl_->env->names.snapshot()) {
+      (void) name;
+      if (handle && !handle->getf(caf::abstract_actor::is_terminated_flag))
+        any = true;
+    }
+    if (!any)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  impl_->env->names.clear();
+}
+
+bool runtime::running() const noexcept {
+  std::lock_guard<std::mutex> guard(impl_->mtx);
+  return static_cast<bool>(impl_->root);
+}
+
+void runtime::dispatch(inbound_ptr in) {
+  auto& env = *impl_->env;
+  if (in->stateless) {
+    if (auto h = env.names.get(names::stateless_session))
+      caf::anon_send(caf::actor_cast<session_actor>(h), std::move(in));
+    return; // Unsent: dropping `in` answers it with an error.
+  }
+  if (in->session_id.empty()) {
+    if (auto s = impl_->sessions())
+      caf::anon_send(s, atom::open_v, std::move(in));
+    return;
+  }
+  if (auto h = env.names.get(names::session_prefix + in->session_id))
+    caf::anon_send(caf::actor_cast<session_actor>(h), std::move(in));
+}
+
+bool runtime::has_session(const std::string& id) const {
+  return impl_->env->names.contains(names::session_prefix + id);
+}
+
+bool runtime::open_stream(const std::string& session_id, sink_ptr sink, std::string last_event_id) {
+  auto h = impl_->env->names.get(names::session_prefix + session_id);
+  if (!h)
+    return false;
+  caf::anon_send(caf::actor_cast<session_actor>(h), atom::listen_v, std::move(sink),
+                 std::move(last_event_id));
+  return true;
+}
+
+bool runtime::end_session(const std::string& id) {
+  auto h = impl_->env->names.get(names::session_prefix + id);
+  if (!h)
+    return false;
+  // Forget the name at once so that requests after the DELETE get 404.
+  impl_->env->names.erase(names::session_prefix + id, h.address());
+  caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
+  return true;
+}
+
+runtime_status runtime::status() const {
+  runtime_status s;
+  s.sessions = impl_->env->sessions.load();
+  s.restarts = impl_->env->restarts.load();
+  s.escalations = impl_->env->escalations.load();
+  s.running = running();
+  return s;
+}
+
+const runtime_options& runtime::options() const noexcept {
+  return impl_->env->opts;
+}
+
+caf::actor_system& runtime::system() noexcept {
+  return impl_->sys;
+}
+
+} // namespace bulwark

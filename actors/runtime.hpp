@@ -1,0 +1,109 @@
+// Public API: Bulwark's actors inside a CAF actor system.
+//
+// A host program (or Bulwark's own `main`) creates a runtime on its
+// `caf::actor_system`, registers tools, resources and prompts, starts it, and
+// mounts transports that feed client messages to `dispatch`. Stopping the
+// runtime stops Bulwark's actors and leaves the actor system running.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "messages/catalog.hpp"
+#include "messages/sink.hpp"
+
+namespace caf {
+class actor_system;
+} // namespace caf
+
+namespace bulwark {
+
+struct inbound;
+using inbound_ptr = std::shared_ptr<inbound>;
+
+/// Settings of the protocol core; the config layer fills them.
+struct runtime_options {
+  std::string server_name = "bulwark";
+  std::string server_version = "0.1.0";
+  std::string instructions;
+  /// Items per page of tools/list, resources/list, prompts/list, ...
+  std::size_t page_size = 100;
+  /// `ttlMs` on 2026-07-28 list results and resource reads.
+  int64_t list_ttl_ms = 60000;
+  /// Events kept per SSE stream for `Last-Event-ID` replay.
+  std::size_t replay_events = 256;
+  /// 2025-era sessions idle for longer than this are ended.
+  std::chrono::seconds session_idle_timeout{3600};
+  /// Restart intensity of each supervised actor: at most `max_restarts`
+  /// within `restart_window`, then escalate.
+  uint32_t max_restarts = 5;
+  std::chrono::seconds restart_window{10};
+  /// Key for signing `requestState` (random per process when empty).
+  std::string state_secret;
+};
+
+/// Health of the runtime's actors as seen by its supervisors.
+struct runtime_status {
+  uint64_t sessions = 0;       ///< Live 2025-era sessions.
+  uint64_t restarts = 0;       ///< Actor restarts since start.
+  uint64_t escalations = 0;    ///< Restart-intensity breaches.
+  bool running = false;
+};
+
+class runtime {
+public:
+  runtime(caf::actor_system& sys, runtime_options opts = {});
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // -- catalog -----------------------------------------------------------------------
+
+  /// Registers definitions. After `start`, each change replaces the shared
+  /// catalog and sends list_changed notifications.
+  void add_tool(tool_spec t);
+  void add_resource(resource_spec r);
+  void add_resource_template(resource_template_spec t);
+  void add_prompt(prompt_spec p);
+  bool remove_tool(const std::string& name);
+  catalog_ptr current_catalog() const;
+
+  /// Tells subscribed clients that the resource at `uri` changed.
+  void notify_resource_updated(const std::string& uri);
+
+  // -- lifecycle ----------------------------------------------------------------------
+
+  /// Spawns the supervision tree. Throws when already running.
+  void start();
+  /// Stops Bulwark's actors; in-flight requests get an error answer.
+  void stop();
+  bool running() const noexcept;
+
+  // -- transports ------------------------------------------------------------------------
+
+  /// Routes one client message to its session actor. Never blocks.
+  void dispatch(inbound_ptr msg);
+  /// True when a 2025-era session with this id is live.
+  bool has_session(const std::string& id) const;
+  /// Opens a 2025-era standalone SSE stream; false for an unknown session.
+  bool open_stream(const std::string& session_id, sink_ptr sink, std::string last_event_id);
+  /// Ends a 2025-era session; false for an unknown one.
+  bool end_session(const std::string& id);
+
+  // -- introspection -------------------------------------------------------------------------
+
+  runtime_status status() const;
+  const runtime_options& options() const noexcept;
+  caf::actor_system& system() noexcept;
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace bulwark

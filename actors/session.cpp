@@ -1,0 +1,921 @@
+#include "actors/session.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include <caf/all.hpp>
+
+#include "config/log.hpp"
+#include "messages/crypto.hpp"
+
+namespace bulwark {
+
+namespace {
+
+using json::value;
+
+const value& empty_object() {
+  static const value v(json::object{});
+  return v;
+}
+
+/// Client capability needed to answer a server-to-client request.
+std::string_view capability_for(const std::string& method) {
+  if (method == "sampling/createMessage")
+    return "sampling";
+  if (method == "elicitation/create")
+    return "elicitation";
+  if (method == "roots/list")
+    return "roots";
+  return {};
+}
+
+value server_capabilities() {
+  return value::make_object({
+    {"tools", value::make_object({{"listChanged", true}})},
+    {"resources", value::make_object({{"subscribe", true}, {"listChanged", true}})},
+    {"prompts", value::make_object({{"listChanged", true}})},
+    {"completions", value(json::object{})},
+    {"logging", value(json::object{})},
+  });
+}
+
+std::string encode_cursor(std::size_t offset) {
+  return mcp::base64_encode("o:" + std::to_string(offset));
+}
+
+bool decode_cursor(const value& cursor, std::size_t& offset) {
+  if (cursor.is_null()) {
+    offset = 0;
+    return true;
+  }
+  std::string raw;
+  if (!cursor.is_string() || !mcp::base64_decode(cursor.as_string(), raw) || raw.size() < 3
+      || raw.compare(0, 2, "o:") != 0)
+    return false;
+  offset = 0;
+  for (std::size_t i = 2; i < raw.size(); ++i) {
+    if (raw[i] < '0' || raw[i] > '9' || offset > (1u << 30))
+      return false;
+    offset = offset * 10 + static_cast<std::size_t>(raw[i] - '0');
+  }
+  return true;
+}
+
+} // namespace
+
+// -- lifecycle ------------------------------------------------------------------------
+
+session_state::~session_state() {
+  // Handlers may still hold their contexts; cut them off from this state.
+  // Dropping the sinks answers every unanswered request (see reply_sink).
+  for (auto& [serial, r] : calls)
+    r.call->detach();
+  for (auto& [id, t] : timers)
+    t.first->detach();
+}
+
+// -- dispatch -------------------------------------------------------------------------------
+
+void session_state::handle(const inbound_ptr& in) {
+  rec->last_used = std::chrono::steady_clock::now();
+  switch (in->kind) {
+    case mcp::message_kind::request:
+      handle_request(in);
+      break;
+    case mcp::message_kind::notification:
+      handle_notification(in->message);
+      break;
+    case mcp::message_kind::response:
+      handle_response(in->message);
+      break;
+    default:
+      break;
+  }
+}
+
+void session_state::handle_request(const inbound_ptr& in) {
+  const auto& method = in->message["method"].as_string();
+  const auto& params_in = in->message["params"];
+  const auto& params = params_in.is_object() ? params_in : empty_object();
+  if (in->stateless)
+    dispatch_stateless(in, method, params);
+  else
+    dispatch_stateful(in, method, params);
+}
+
+void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& method,
+                                      const json::value& params) {
+  if (method == "initialize")
+    return do_initialize(in, params);
+  if (!rec->initialized && method != "ping")
+    return reply_error(in, error_code::invalid_request,
+                       "the session is not initialized: send initialize first");
+  if (method == "ping")
+    return reply(in, value(json::object{}), false);
+  if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
+      || method == "prompts/list")
+    return do_list(in, method, params, false);
+  if (method == "tools/call" || method == "prompts/get" || method == "resources/read")
+    return do_call(in, method, params, stateful_client(), std::nullopt);
+  if (method == "completion/complete")
+    return do_complete(in, params, false);
+  if (method == "logging/setLevel") {
+    auto* level = params.find("level");
+    if (!level || !level->is_string())
+      return reply_error(in, error_code::invalid_params, "params.level must be a string");
+    auto parsed = parse_log_level(level->as_string());
+    if (!parsed)
+      return reply_error(in, error_code::invalid_params,
+                         "params.level must be one of debug, info, notice, warning, error, "
+                         "critical, alert, emergency");
+    rec->min_level = *parsed;
+    return reply(in, value(json::object{}), false);
+  }
+  if (method == "resources/subscribe" || method == "resources/unsubscribe") {
+    auto* uri = params.find("uri");
+    if (!uri || !uri->is_string() || uri->as_string().empty())
+      return reply_error(in, error_code::invalid_params, "params.uri must be a non-empty string");
+    if (method == "resources/subscribe")
+      rec->subscriptions.insert(uri->as_string());
+    else
+      rec->subscriptions.erase(uri->as_string());
+    return reply(in, value(json::object{}), false);
+  }
+  reply_error(in, error_code::method_not_found, "method not found: " + method);
+}
+
+void session_state::dispatch_stateless(const inbound_ptr& in, const std::string& method,
+                                       const json::value& params) {
+  // Every 2026-07-28 request declares its version and capabilities.
+  auto* meta = params.find("_meta");
+  if (!meta || !meta->is_object())
+    return reply_error(in, error_code::invalid_params,
+                       "params._meta is required: it carries the protocol version and client "
+                       "capabilities",
+                       {}, 400);
+  auto* version = meta->find(mcp::meta_protocol_version);
+  if (!version || !version->is_string())
+    return reply_error(in, error_code::invalid_params,
+                       std::string("params._meta[\"") + std::string(mcp::meta_protocol_version)
+                         + "\"] is required and must be a string",
+                       {}, 400);
+  if (!mcp::is_stateless_version(version->as_string())) {
+    value supported(json::array{});
+    for (auto& v : mcp::supported_versions())
+      supported.push_back(v);
+    return reply_error(in, error_code::unsupported_protocol_version,
+                       "Unsupported protocol version",
+                       value::make_object({{"supported", std::move(supported)},
+                                           {"requested", version->as_string()}}),
+                       400);
+  }
+  auto* caps = meta->find(mcp::meta_client_capabilities);
+  if (!caps || !caps->is_object())
+    return reply_error(in, error_code::invalid_params,
+                       std::string("params._meta[\"") + std::string(mcp::meta_client_capabilities)
+                         + "\"] is required and must be an object",
+                       {}, 400);
+  std::optional<log_level> level;
+  if (auto* lvl = meta->find(mcp::meta_log_level)) {
+    if (!lvl->is_string() || !(level = parse_log_level(lvl->as_string())))
+      return reply_error(in, error_code::invalid_params,
+                         std::string("params._meta[\"") + std::string(mcp::meta_log_level)
+                           + "\"] must be a log level",
+                         {}, 400);
+  }
+  if (method == "server/discover") {
+    value supported(json::array{});
+    supported.push_back(std::string(mcp::stateless_version));
+    auto result = value::make_object({
+      {"supportedVersions", std::move(supported)},
+      {"capabilities", server_capabilities()},
+      {"_meta", value::make_object({{std::string(mcp::meta_server_info),
+                                     value::make_object({{"name", env->opts.server_name},
+                                                         {"version", env->opts.server_version}})}})},
+    });
+    if (!env->opts.instructions.empty())
+      result.set("instructions", env->opts.instructions);
+    result.set("ttlMs", env->opts.list_ttl_ms);
+    result.set("cacheScope", "public");
+    return reply(in, std::move(result), true);
+  }
+  if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
+      || method == "prompts/list")
+    return do_list(in, method, params, true);
+  if (method == "tools/call" || method == "prompts/get" || method == "resources/read") {
+    client_view client;
+    client.protocol_version = version->as_string();
+    client.stateless = true;
+    client.capabilities = *caps;
+    if (auto* info = meta->find(mcp::meta_client_info))
+      client.info = *info;
+    return do_call(in, method, params, client, level);
+  }
+  if (method == "completion/complete")
+    return do_complete(in, params, true);
+  if (method == "subscriptions/listen")
+    return do_listen(in, params);
+  reply_error(in, error_code::method_not_found,
+              "method not found in protocol version 2026-07-28: " + method, {}, 404);
+}
+
+void session_state::handle_notification(const json::value& msg) {
+  const auto& method = msg["method"].as_string();
+  if (method == "notifications/initialized") {
+    rec->initialized = true;
+  } else if (method == "notifications/cancelled") {
+    const auto& id = msg["params"]["requestId"];
+    auto i = by_request_id.find(mcp::id_key(id));
+    if (i == by_request_id.end())
+      return;
+    auto serial = i->second;
+    auto c = calls.find(serial);
+    if (c == calls.end())
+      return;
+    c->second.call->mark_cancelled();
+    outbound out;
+    out.what = outbound::kind::response;
+    out.body = mcp::error_body(c->second.id, error_code::request_cancelled,
+                               "the client cancelled the request");
+    end_call(serial, std::move(out));
+  }
+  // Other notifications (roots/list_changed, ...) need no action here.
+}
+
+void session_state::handle_response(const json::value& msg) {
+  auto i = outgoing.find(mcp::id_key(msg["id"]));
+  if (i == outgoing.end())
+    return;
+  auto [serial, key] = i->second;
+  outgoing.erase(i);
+  auto c = calls.find(serial);
+  if (c == calls.end())
+    return;
+  auto& r = c->second;
+  if (auto* err = msg.find("error")) {
+    const auto& text = (*err)["message"].as_string();
+    outbound out;
+    out.body = mcp::error_body(r.id, error_code::server_error,
+                               "the client answered our " + key + " request with an error: " + text,
+                               (*err)["data"]);
+    end_call(serial, std::move(out));
+    return;
+  }
+  r.gathered.set(key, msg["result"]);
+  if (r.awaiting > 0 && --r.awaiting == 0) {
+    r.call->set_input(std::move(r.gathered), std::move(r.state));
+    r.gathered = value();
+    run(r);
+  }
+}
+
+// -- methods -----------------------------------------------------------------------------------
+
+void session_state::do_initialize(const inbound_ptr& in, const json::value& params) {
+  if (!rec->protocol_version.empty())
+    return reply_error(in, error_code::invalid_request, "the session is already initialized");
+  auto* version = params.find("protocolVersion");
+  if (!version || !version->is_string())
+    return reply_error(in, error_code::invalid_params, "params.protocolVersion must be a string");
+  auto* caps = params.find("capabilities");
+  if (caps && !caps->is_object())
+    return reply_error(in, error_code::invalid_params, "params.capabilities must be an object");
+  rec->protocol_version = mcp::is_stateful_version(version->as_string())
+                            ? version->as_string()
+                            : std::string(mcp::latest_stateful_version);
+  rec->client_capabilities = caps ? *caps : value(json::object{});
+  if (auto* info = params.find("clientInfo"))
+    rec->client_info = *info;
+  // Requests may follow the initialize response before the initialized
+  // notification arrives (it is a separate POST); accept them.
+  rec->initialized = true;
+  auto result = value::make_object({
+    {"protocolVersion", rec->protocol_version},
+    {"capabilities", server_capabilities()},
+    {"serverInfo", value::make_object({{"name", env->opts.server_name},
+                                       {"version", env->opts.server_version}})},
+  });
+  if (!env->opts.instructions.empty())
+    result.set("instructions", env->opts.instructions);
+  outbound out;
+  out.body = mcp::result_body(in->message["id"], result);
+  out.session_id = rec->id;
+  in->sink->deliver(std::move(out));
+  log::info("session initialized", value::make_object({{"session", rec->id},
+                                                       {"protocolVersion", rec->protocol_version},
+                                                       {"client", rec->client_info["name"]}}));
+}
+
+void session_state::do_list(const inbound_ptr& in, const std::string& method,
+                            const json::value& params, bool stateless) {
+  std::size_t offset = 0;
+  if (!decode_cursor(params["cursor"], offset))
+    return reply_error(in, error_code::invalid_params, "params.cursor is not a cursor this server issued",
+                       {}, stateless ? 400 : 0);
+  auto cat = env->current();
+  value items(json::array{});
+  std::size_t total = 0;
+  std::size_t page = std::max<std::size_t>(1, env->opts.page_size);
+  auto take = [&](const auto& list) {
+    total = list.size();
+    for (std::size_t i = offset; i < list.size() && i < offset + page; ++i)
+      items.push_back(catalog::describe(list[i]));
+  };
+  const char* key;
+  if (method == "tools/list") {
+    take(cat->tools);
+    key = "tools";
+  } else if (method == "resources/list") {
+    take(cat->resources);
+    key = "resources";
+  } else if (method == "resources/templates/list") {
+    take(cat->templates);
+    key = "resourceTemplates";
+  } else {
+    take(cat->prompts);
+    key = "prompts";
+  }
+  value result(json::object{});
+  result.set(key, std::move(items));
+  if (offset + page < total)
+    result.set("nextCursor", encode_cursor(offset + page));
+  if (stateless) {
+    result.set("ttlMs", env->opts.list_ttl_ms);
+    result.set("cacheScope", "public");
+  }
+  reply(in, std::move(result), stateless);
+}
+
+void session_state::do_complete(const inbound_ptr& in, const json::value& params, bool stateless) {
+  const auto& ref = params["ref"];
+  const auto& arg = params["argument"];
+  int bad = stateless ? 400 : 0;
+  if (!ref.is_object() || !ref["type"].is_string())
+    return reply_error(in, error_code::invalid_params, "params.ref must be an object with a type", {}, bad);
+  if (!arg.is_object() || !arg["name"].is_string())
+    return reply_error(in, error_code::invalid_params,
+                       "params.argument must be an object with a name", {}, bad);
+  auto cat = env->current();
+  const std::map<std::string, completer>* completions = nullptr;
+  const auto& type = ref["type"].as_string();
+  if (type == "ref/prompt") {
+    auto* p = cat->find_prompt(ref["name"].as_string());
+    if (!p)
+      return reply_error(in, error_code::invalid_params,
+                         "unknown prompt: " + ref["name"].as_string(), {}, bad);
+    completions = &p->completions;
+  } else if (type == "ref/resource") {
+    const auto& uri = ref["uri"].as_string();
+    for (auto& t : cat->templates)
+      if (t.uri_template == uri)
+        completions = &t.completions;
+    if (!completions)
+      return reply_error(in, error_code::invalid_params, "unknown resource template: " + uri, {}, bad);
+  } else {
+    return reply_error(in, error_code::invalid_params,
+                       "params.ref.type must be ref/prompt or ref/resource", {}, bad);
+  }
+  value values(json::array{});
+  std::size_t total = 0;
+  if (auto i = completions->find(arg["name"].as_string()); i != completions->end() && i->second) {
+    auto all = i->second(arg["value"].as_string());
+    total = all.size();
+    for (std::size_t k = 0; k < all.size() && k < 100; ++k)
+      values.push_back(std::move(all[k]));
+  }
+  auto completion = value::make_object({{"values", std::move(values)},
+                                        {"total", static_cast<long long>(total)},
+                                        {"hasMore", total > 100}});
+  reply(in, value::make_object({{"completion", std::move(completion)}}), stateless);
+}
+
+void session_state::do_listen(const inbound_ptr& in, const json::value& params) {
+  const auto& filter = params["notifications"];
+  if (!filter.is_object())
+    return reply_error(in, error_code::invalid_params,
+                       "params.notifications must be an object naming what to listen to", {}, 400);
+  listener l;
+  l.sink = in->sink;
+  l.subscription_id = in->message["id"];
+  value accepted(json::object{});
+  if (filter["toolsListChanged"].as_bool()) {
+    l.tools = true;
+    accepted.set("toolsListChanged", true);
+  }
+  if (filter["promptsListChanged"].as_bool()) {
+    l.prompts = true;
+    accepted.set("promptsListChanged", true);
+  }
+  if (filter["resourcesListChanged"].as_bool()) {
+    l.resources = true;
+    accepted.set("resourcesListChanged", true);
+  }
+  if (auto* uris = filter.find("resourceSubscriptions"); uris && uris->is_array()) {
+    value list(json::array{});
+    for (auto& u : uris->as_array()) {
+      if (u.is_string()) {
+        l.uris.insert(u.as_string());
+        list.push_back(u);
+      }
+    }
+    accepted.set("resourceSubscriptions", std::move(list));
+  }
+  auto params_out = value::make_object({
+    {"_meta", value::make_object({{std::string(mcp::meta_subscription_id), l.subscription_id}})},
+    {"notifications", std::move(accepted)},
+  });
+  outbound out;
+  out.what = outbound::kind::notification;
+  out.body = mcp::notification_body("notifications/subscriptions/acknowledged", params_out);
+  in->sink->deliver(std::move(out));
+  auto self_handle = caf::actor_cast<session_actor>(self);
+  in->sink->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
+  listeners.push_back(std::move(l));
+}
+
+void session_state::do_call(const inbound_ptr& in, const std::string& method,
+                            const json::value& params, const client_view& client,
+                            std::optional<log_level> level) {
+  bool stateless = client.stateless;
+  int bad = stateless ? 400 : 0;
+  auto cat = env->current();
+  call_handler handler;
+  json::value arguments;
+  bool has_arguments = false;
+  std::string context;
+  if (method == "tools/call" || method == "prompts/get") {
+    auto* name = params.find("name");
+    if (!name || !name->is_string())
+      return reply_error(in, error_code::invalid_params, "params.name must be a string", {}, bad);
+    auto* args = params.find("arguments");
+    if (args && !args->is_object() && !args->is_null())
+      return reply_error(in, error_code::invalid_params, "params.arguments must be an object", {}, bad);
+    if (method == "tools/call") {
+      auto* tool = cat->find_tool(name->as_string());
+      if (!tool)
+        return reply_error(in, error_code::invalid_params, "unknown tool: " + name->as_string(),
+                           value::make_object({{"name", name->as_string()}}), bad);
+      handler = tool->handler;
+    } else {
+      auto* prompt = cat->find_prompt(name->as_string());
+      if (!prompt)
+        return reply_error(in, error_code::invalid_params, "unknown prompt: " + name->as_string(),
+                           value::make_object({{"name", name->as_string()}}), bad);
+      for (auto& a : prompt->arguments) {
+        const auto* given = args ? args->find(a.name) : nullptr;
+        if (a.required && (!given || given->is_null()))
+          return reply_error(in, error_code::invalid_params,
+                             "missing required argument: " + a.name, {}, bad);
+        if (given && !given->is_string() && !given->is_null())
+          return reply_error(in, error_code::invalid_params,
+                             "prompt argument " + a.name + " must be a string", {}, bad);
+      }
+      handler = prompt->handler;
+    }
+    context = method + "\n" + name->as_string();
+  } else {
+    auto* uri = params.find("uri");
+    if (!uri || !uri->is_string())
+      return reply_error(in, error_code::invalid_params, "params.uri must be a string", {}, bad);
+    if (auto* r = cat->find_resource(uri->as_string())) {
+      handler = r->handler;
+      arguments = value::make_object({{"uri", uri->as_string()}});
+    } else {
+      value vars(json::object{});
+      auto* t = cat->match_template(uri->as_string(), vars);
+      if (!t)
+        return reply_error(in, error_code::invalid_params, "Resource not found",
+                           value::make_object({{"uri", uri->as_string()}}), bad);
+      vars.set("uri", uri->as_string());
+      handler = t->handler;
+      arguments = std::move(vars);
+    }
+    has_arguments = true;
+    context = method + "\n" + uri->as_string();
+  }
+  if (!handler)
+    return reply_error(in, error_code::internal_error, "no handler registered", {}, 500);
+
+  // Multi round-trip input (2026-07-28): the client's answers and our state.
+  value input_responses;
+  std::string request_state;
+  if (stateless) {
+    if (auto* ir = params.find("inputResponses"); ir && !ir->is_null()) {
+      if (!ir->is_object())
+        return reply_error(in, error_code::invalid_params, "params.inputResponses must be an object",
+                           {}, 400);
+      for (auto& [k, v] : ir->as_object())
+        if (!v.is_object())
+          return reply_error(in, error_code::invalid_params,
+                             "params.inputResponses." + k + " must be an object", {}, 400);
+      input_responses = *ir;
+    }
+    if (auto* rs = params.find("requestState"); rs && !rs->is_null()) {
+      if (!rs->is_string())
+        return reply_error(in, error_code::invalid_params, "params.requestState must be a string",
+                           {}, 400);
+      if (!crypto::unseal(env->state_key, context, rs->as_string(), request_state))
+        return reply_error(in, error_code::invalid_params,
+                           "params.requestState failed its integrity check", {}, 400);
+    }
+  }
+
+  auto call = std::make_shared<call_context>(method, params, client);
+  if (has_arguments)
+    call->set_arguments(std::move(arguments));
+  if (!input_responses.is_null() || !request_state.empty())
+    call->set_input(std::move(input_responses), std::move(request_state));
+  auto serial = in->sink->serial();
+  call->tag = serial;
+  call->attach(this);
+
+  running r;
+  r.call = call;
+  r.handler = std::move(handler);
+  r.sink = in->sink;
+  r.id = in->message["id"];
+  r.progress_token = params["_meta"]["progressToken"];
+  r.level = level;
+  r.context = std::move(context);
+  auto& slot = calls.emplace(serial, std::move(r)).first->second;
+  if (!stateless)
+    by_request_id[mcp::id_key(slot.id)] = serial;
+  // Learn when the client goes away: for 2026-07-28 that cancels the call.
+  auto self_handle = caf::actor_cast<session_actor>(self);
+  in->sink->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
+  run(slot);
+}
+
+void session_state::run(running& r) {
+  auto call = r.call; // keeps the context alive while the handler runs
+  try {
+    r.handler(call);
+  } catch (const std::exception& e) {
+    if (call->method() == "tools/call")
+      call->finish(mcp::text_result(e.what(), true));
+    else
+      call->fail(error_code::internal_error, e.what());
+  } catch (...) {
+    call->fail(error_code::internal_error, "the handler failed");
+  }
+}
+
+// -- call_owner ------------------------------------------------------------------------------------
+
+void session_state::on_progress(call_context& c, double progress, std::optional<double> total,
+                                std::string message) {
+  auto i = calls.find(c.tag);
+  if (i == calls.end() || i->second.progress_token.is_null())
+    return;
+  auto params = value::make_object({{"progressToken", i->second.progress_token},
+                                     {"progress", progress}});
+  if (total)
+    params.set("total", *total);
+  if (!message.empty())
+    params.set("message", std::move(message));
+  send_on(i->second, mcp::notification_body("notifications/progress", params),
+          outbound::kind::notification);
+}
+
+void session_state::on_log(call_context& c, log_level lvl, json::value data, std::string logger) {
+  auto i = calls.find(c.tag);
+  if (i == calls.end())
+    return;
+  auto& r = i->second;
+  if (c.client().stateless) {
+    // 2026-07-28: logs only when the request asked for them.
+    if (!r.level || lvl < *r.level)
+      return;
+  } else if (lvl < rec->min_level) {
+    return;
+  }
+  auto params = value::make_object({{"level", std::string(to_string(lvl))}, {"data", std::move(data)}});
+  if (!logger.empty())
+    params.set("logger", std::move(logger));
+  send_on(r, mcp::notification_body("notifications/message", params), outbound::kind::notification);
+}
+
+void session_state::on_after(const call_ptr& c, std::chrono::milliseconds delay, call_handler next) {
+  auto id = ++next_timer;
+  timers.emplace(id, std::make_pair(c, std::move(next)));
+  self->delayed_send(caf::actor_cast<session_actor>(self), delay, atom::timer_v, id);
+}
+
+void session_state::fire_timer(uint64_t id) {
+  auto i = timers.find(id);
+  if (i == timers.end())
+    return;
+  auto [call, next] = std::move(i->second);
+  timers.erase(i);
+  auto c = calls.find(call->tag);
+  if (call->done() || call->cancelled() || c == calls.end())
+    return;
+  try {
+    next(call);
+  } catch (const std::exception& e) {
+    if (call->method() == "tools/call")
+      call->finish(mcp::text_result(e.what(), true));
+    else
+      call->fail(error_code::internal_error, e.what());
+  }
+}
+
+void session_state::on_finish(call_context& c, json::value result) {
+  auto i = calls.find(c.tag);
+  if (i == calls.end())
+    return;
+  auto& r = i->second;
+  if (!result.is_object())
+    result = value(json::object{});
+  if (c.client().stateless) {
+    if (!result.find("resultType"))
+      result.set("resultType", "complete");
+    if (c.method() == "resources/read") {
+      result.set("ttlMs", env->opts.list_ttl_ms);
+      result.set("cacheScope", "public");
+    }
+  }
+  outbound out;
+  out.body = mcp::result_body(r.id, result);
+  end_call(c.tag, std::move(out));
+}
+
+void session_state::on_fail(call_context& c, error_code code, std::string message, json::value data) {
+  auto i = calls.find(c.tag);
+  if (i == calls.end())
+    return;
+  outbound out;
+  out.body = mcp::error_body(i->second.id, code, message, data);
+  // 2026-07-28 answers protocol-level refusals with an HTTP status too.
+  if (c.client().stateless) {
+    switch (code) {
+      case error_code::invalid_params:
+      case error_code::missing_client_capability:
+      case error_code::header_mismatch:
+      case error_code::unsupported_protocol_version:
+        out.http_status = 400;
+        break;
+      case error_code::method_not_found:
+        out.http_status = 404;
+        break;
+      default:
+        break;
+    }
+  }
+  end_call(c.tag, std::move(out));
+}
+
+void session_state::on_input_required(call_context& c, json::value requests, std::string state) {
+  auto i = calls.find(c.tag);
+  if (i == calls.end())
+    return;
+  auto& r = i->second;
+  if (!requests.is_object() || requests.size() == 0) {
+    outbound out;
+    out.body = mcp::error_body(r.id, error_code::internal_error,
+                               "the handler asked for input without naming any");
+    return end_call(c.tag, std::move(out));
+  }
+  if (c.client().stateless) {
+    auto result = value::make_object({{"resultType", "input_required"},
+                                      {"inputRequests", std::move(requests)}});
+    if (!state.empty())
+      result.set("requestState", crypto::seal(env->state_key, r.context, state));
+    outbound out;
+    out.body = mcp::result_body(r.id, result);
+    return end_call(c.tag, std::move(out));
+  }
+  // 2025 era: ask the client ourselves over the request's stream, then run
+  // the handler again with the answers.
+  for (auto& [key, req] : requests.as_object()) {
+    const auto& method = req["method"].as_string();
+    auto cap = capability_for(method);
+    if (!cap.empty() && !c.client().has_capability(cap)) {
+      outbound out;
+      out.body = mcp::error_body(
+        r.id, error_code::missing_client_capability,
+        "the client did not declare the " + std::string(cap) + " capability this request needs",
+        value::make_object({{"requiredCapabilities",
+                             value::make_object({{std::string(cap), value(json::object{})}})}}));
+      return end_call(c.tag, std::move(out));
+    }
+  }
+  r.gathered = value(json::object{});
+  r.awaiting = requests.size();
+  r.state = std::move(state);
+  for (auto& [key, req] : requests.as_object()) {
+    auto id = value("bulwark-" + std::to_string(++next_outgoing));
+    outgoing[mcp::id_key(id)] = {c.tag, key};
+    send_on(r, mcp::request_body(id, req["method"].as_string(), req["params"]),
+            outbound::kind::request);
+  }
+}
+
+// -- answering ------------------------------------------------------------------------------------
+
+void session_state::reply(const inbound_ptr& in, json::value result, bool stateless) {
+  if (stateless && !result.find("resultType"))
+    result.set("resultType", "complete");
+  outbound out;
+  out.body = mcp::result_body(in->message["id"], result);
+  in->sink->deliver(std::move(out));
+}
+
+void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message,
+                                json::value data, int http_status) {
+  outbound out;
+  out.body = mcp::error_body(in->message["id"], code, message, data);
+  if (http_status != 0)
+    out.http_status = http_status;
+  in->sink->deliver(std::move(out));
+}
+
+std::string session_state::next_event_id(uint64_t stream, const std::string& body) {
+  auto& s = rec->streams[stream];
+  auto seq = s.next_seq++;
+  s.events.emplace_back(seq, body);
+  while (s.events.size() > env->opts.replay_events)
+    s.events.pop_front();
+  // Keep a bounded number of streams per session.
+  while (rec->streams.size() > 64)
+    rec->streams.erase(rec->streams.begin());
+  return std::to_string(stream) + "-" + std::to_string(seq);
+}
+
+void session_state::send_on(running& r, std::string body, outbound::kind what) {
+  outbound out;
+  out.what = what;
+  if (!r.call->client().stateless) {
+    if (r.stream == 0)
+      r.stream = rec->next_stream++;
+    out.event_id = next_event_id(r.stream, body);
+  }
+  r.streamed = true;
+  out.body = std::move(body);
+  r.sink->deliver(std::move(out));
+}
+
+void session_state::end_call(uint64_t serial, outbound out) {
+  auto i = calls.find(serial);
+  if (i == calls.end())
+    return;
+  auto& r = i->second;
+  out.what = outbound::kind::response;
+  if (r.streamed && !r.call->client().stateless)
+    out.event_id = next_event_id(r.stream, out.body);
+  r.sink->deliver(std::move(out));
+  r.call->detach();
+  if (!r.call->client().stateless)
+    by_request_id.erase(mcp::id_key(r.id));
+  for (auto o = outgoing.begin(); o != outgoing.end();) {
+    if (o->second.first == serial)
+      o = outgoing.erase(o);
+    else
+      ++o;
+  }
+  calls.erase(i);
+}
+
+// -- streams -----------------------------------------------------------------------------------------
+
+void session_state::open_stream(sink_ptr sink, const std::string& last_event_id) {
+  // Resume: replay what the client missed on the stream it names.
+  if (!last_event_id.empty()) {
+    auto dash = last_event_id.find('-');
+    if (dash != std::string::npos) {
+      uint64_t stream = std::strtoull(last_event_id.substr(0, dash).c_str(), nullptr, 10);
+      uint64_t seq = std::strtoull(last_event_id.substr(dash + 1).c_str(), nullptr, 10);
+      if (auto s = rec->streams.find(stream); s != rec->streams.end()) {
+        for (auto& [n, body] : s->second.events) {
+          if (n <= seq)
+            continue;
+          outbound out;
+          out.what = outbound::kind::notification;
+          out.body = body;
+          out.event_id = std::to_string(stream) + "-" + std::to_string(n);
+          sink->deliver(std::move(out));
+        }
+      }
+    }
+  }
+  get_stream = std::move(sink);
+  get_stream_id = rec->next_stream++;
+  auto self_handle = caf::actor_cast<session_actor>(self);
+  get_stream->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
+}
+
+void session_state::send_standalone(std::string body) {
+  if (!get_stream || !get_stream->open())
+    return;
+  outbound out;
+  out.what = outbound::kind::notification;
+  out.event_id = next_event_id(get_stream_id, body);
+  out.body = std::move(body);
+  get_stream->deliver(std::move(out));
+}
+
+void session_state::stream_closed(uint64_t serial) {
+  if (get_stream && get_stream->serial() == serial) {
+    get_stream.reset();
+    return;
+  }
+  for (auto l = listeners.begin(); l != listeners.end(); ++l) {
+    if (l->sink->serial() == serial) {
+      listeners.erase(l);
+      return;
+    }
+  }
+  auto i = calls.find(serial);
+  if (i == calls.end())
+    return;
+  // 2026-07-28: closing the response stream cancels the request. A 2025-era
+  // client may reconnect and resume, so its call keeps running.
+  if (i->second.call->client().stateless) {
+    i->second.call->mark_cancelled();
+    outbound out;
+    out.body = mcp::error_body(i->second.id, error_code::request_cancelled,
+                               "the client closed the response stream");
+    end_call(serial, std::move(out));
+  }
+}
+
+void session_state::broadcast(const std::string& method, const json::value& params) {
+  bool resource_update = method == "notifications/resources/updated";
+  const auto& uri = params["uri"].as_string();
+  if (!rec->stateless) {
+    if (resource_update && rec->subscriptions.count(uri) == 0)
+      return;
+    send_standalone(mcp::notification_body(method, params));
+    return;
+  }
+  for (auto& l : listeners) {
+    bool wanted = (method == "notifications/tools/list_changed" && l.tools)
+                  || (method == "notifications/prompts/list_changed" && l.prompts)
+                  || (method == "notifications/resources/list_changed" && l.resources)
+                  || (resource_update && l.uris.count(uri) > 0);
+    if (!wanted)
+      continue;
+    value p = params.is_object() ? params : value(json::object{});
+    auto meta = p["_meta"].is_object() ? p["_meta"] : value(json::object{});
+    meta.set(std::string(mcp::meta_subscription_id), l.subscription_id);
+    p.set("_meta", std::move(meta));
+    outbound out;
+    out.what = outbound::kind::notification;
+    out.body = mcp::notification_body(method, p);
+    l.sink->deliver(std::move(out));
+  }
+}
+
+client_view session_state::stateful_client() const {
+  client_view v;
+  v.protocol_version = rec->protocol_version;
+  v.stateless = false;
+  v.capabilities = rec->client_capabilities;
+  v.info = rec->client_info;
+  return v;
+}
+
+// -- behavior ---------------------------------------------------------------------------------------
+
+session_actor::behavior_type session(session_pointer self, env_ptr env, session_record_ptr rec) {
+  auto& st = self->state;
+  st.self = self;
+  st.env = std::move(env);
+  st.rec = std::move(rec);
+  if (!st.rec->stateless && st.env->opts.session_idle_timeout.count() > 0) {
+    // Idle expiry is checked by the session itself; the supervisor sees a
+    // normal exit and forgets the session.
+    self->delayed_send(caf::actor_cast<session_actor>(self), st.env->opts.session_idle_timeout,
+                       atom::sweep_v);
+  }
+  return {
+    [self](const inbound_ptr& in) { self->state.handle(in); },
+    [self](atom::listen, sink_ptr& sink, const std::string& last_event_id) {
+      self->state.open_stream(std::move(sink), last_event_id);
+    },
+    [self](atom::closed, uint64_t serial) { self->state.stream_closed(serial); },
+    [self](atom::timer, uint64_t id) { self->state.fire_timer(id); },
+    [self](atom::notify, const std::string& method, const json::value& params) {
+      self->state.broadcast(method, params);
+    },
+    [self](atom::end) { self->quit(); },
+    [self](atom::sweep) {
+      // Idle expiry: end the session when nothing used it for the configured
+      // time and nothing is in flight; check again otherwise.
+      auto& st = self->state;
+      auto timeout = st.env->opts.session_idle_timeout;
+      auto idle = std::chrono::steady_clock::now() - st.rec->last_used;
+      if (idle >= timeout && st.calls.empty()) {
+        log::info("session expired", json::value::make_object({{"session", st.rec->id}}));
+        self->quit();
+        return;
+      }
+      auto wait = idle >= timeout ? timeout : timeout - idle;
+      self->delayed_send(caf::actor_cast<session_actor>(self),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(wait), atom::sweep_v);
+    },
+  };
+}
+
+} // namespace bulwark

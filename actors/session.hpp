@@ -1,0 +1,118 @@
+// The session actor: one per 2025-era MCP session, and one serving the
+// stateless (2026-07-28) endpoint. It validates and dispatches requests, runs
+// tool, prompt and resource handlers, and owns their in-flight state.
+//
+// What survives a restart lives in the `session_record` (negotiated version,
+// client capabilities, log level, subscriptions, SSE replay buffers); what
+// does not is the in-flight work, whose requests are answered with
+// `actor_restarted` when the actor stops.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/env.hpp"
+#include "messages/actors.hpp"
+
+namespace bulwark {
+
+struct session_state : call_owner {
+  static inline const char* name = "session";
+
+  /// A request being worked on.
+  struct running {
+    call_ptr call;
+    call_handler handler;  ///< Called again when 2025-era input arrives.
+    sink_ptr sink;
+    json::value id;        ///< JSON-RPC id of the request.
+    json::value progress_token;
+    std::optional<log_level> level; ///< 2026-07-28: per-request log level.
+    uint64_t stream = 0;   ///< 2025 era: SSE stream id for event ids.
+    bool streamed = false; ///< True once a message preceded the response.
+    std::string context;   ///< What `requestState` is bound to.
+    json::value gathered;  ///< 2025 era: input responses collected so far.
+    std::size_t awaiting = 0;
+    std::string state;     ///< 2025 era: state to hand back with the input.
+  };
+
+  /// A 2026-07-28 `subscriptions/listen` stream.
+  struct listener {
+    sink_ptr sink;
+    json::value subscription_id; ///< The listen request's JSON-RPC id.
+    bool tools = false;
+    bool prompts = false;
+    bool resources = false;
+    std::set<std::string> uris;
+  };
+
+  session_actor::stateful_pointer<session_state> self = nullptr;
+  env_ptr env;
+  session_record_ptr rec;
+
+  std::unordered_map<uint64_t, running> calls;             ///< by sink serial
+  std::unordered_map<std::string, uint64_t> by_request_id; ///< 2025 era: id -> serial
+  /// Our requests to the client: id -> (call serial, input key).
+  std::unordered_map<std::string, std::pair<uint64_t, std::string>> outgoing;
+  std::unordered_map<uint64_t, std::pair<call_ptr, call_handler>> timers;
+  uint64_t next_timer = 0;
+  uint64_t next_outgoing = 0;
+
+  sink_ptr get_stream;      ///< 2025 era: the standalone SSE stream
+  uint64_t get_stream_id = 0;
+  std::vector<listener> listeners;
+
+  session_state() = default;
+  ~session_state() override;
+
+  // -- message handlers ---------------------------------------------------------------
+
+  void handle(const inbound_ptr& in);
+  void open_stream(sink_ptr sink, const std::string& last_event_id);
+  void stream_closed(uint64_t serial);
+  void fire_timer(uint64_t id);
+  void broadcast(const std::string& method, const json::value& params);
+
+  // -- call_owner ---------------------------------------------------------------------
+
+  void on_progress(call_context& c, double progress, std::optional<double> total,
+                   std::string message) override;
+  void on_log(call_context& c, log_level lvl, json::value data, std::string logger) override;
+  void on_after(const call_ptr& c, std::chrono::milliseconds delay, call_handler next) override;
+  void on_finish(call_context& c, json::value result) override;
+  void on_fail(call_context& c, error_code code, std::string message, json::value data) override;
+  void on_input_required(call_context& c, json::value requests, std::string state) override;
+
+private:
+  void handle_request(const inbound_ptr& in);
+  void handle_response(const json::value& msg);
+  void handle_notification(const json::value& msg);
+  void dispatch_stateful(const inbound_ptr& in, const std::string& method, const json::value& params);
+  void dispatch_stateless(const inbound_ptr& in, const std::string& method, const json::value& params);
+
+  void do_initialize(const inbound_ptr& in, const json::value& params);
+  void do_list(const inbound_ptr& in, const std::string& method, const json::value& params,
+               bool stateless);
+  void do_call(const inbound_ptr& in, const std::string& method, const json::value& params,
+               const client_view& client, std::optional<log_level> level);
+  void do_complete(const inbound_ptr& in, const json::value& params, bool stateless);
+  void do_listen(const inbound_ptr& in, const json::value& params);
+
+  void reply(const inbound_ptr& in, json::value result, bool stateless);
+  void reply_error(const inbound_ptr& in, error_code code, std::string message,
+                   json::value data = {}, int http_status = 0);
+  void run(running& r);
+  void send_on(running& r, std::string body, outbound::kind what);
+  void end_call(uint64_t serial, outbound out);
+  void send_standalone(std::string body);
+  std::string next_event_id(uint64_t stream, const std::string& body);
+  client_view stateful_client() const;
+};
+
+using session_pointer = session_actor::stateful_pointer<session_state>;
+
+/// The session actor's behavior.
+session_actor::behavior_type session(session_pointer self, env_ptr env, session_record_ptr rec);
+
+} // namespace bulwark

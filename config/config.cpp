@@ -1,0 +1,317 @@
+#include "config/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "messages/json.hpp"
+
+namespace bulwark {
+
+namespace {
+
+using json::value;
+
+[[noreturn]] void bad(const std::string& path, const std::string& why) {
+  throw config_error("config: " + path + ": " + why);
+}
+
+/// Walks one object and refuses keys it does not know.
+class section {
+public:
+  section(const value& v, std::string path) : v_(v), path_(std::move(path)) {
+    if (!v_.is_object())
+      bad(path_, "must be an object");
+  }
+
+  ~section() noexcept(false) {
+    if (std::uncaught_exceptions() > 0)
+      return;
+    for (auto& [k, item] : v_.as_object())
+      if (!seen_.count(k))
+        bad(path_ + "." + k, "unknown key");
+  }
+
+  const value* get(const std::string& key) {
+    seen_.insert(key);
+    return v_.find(key);
+  }
+
+  std::string path(const std::string& key) const {
+    return path_ + "." + key;
+  }
+
+  void str(const std::string& key, std::string& out) {
+    if (auto* x = get(key)) {
+      if (!x->is_string())
+        bad(path(key), "must be a string");
+      out = x->as_string();
+    }
+  }
+
+  void boolean(const std::string& key, bool& out) {
+    if (auto* x = get(key)) {
+      if (!x->is_bool())
+        bad(path(key), "must be true or false");
+      out = x->as_bool();
+    }
+  }
+
+  template <class Int>
+  void integer(const std::string& key, Int& out, long long lo, long long hi) {
+    if (auto* x = get(key)) {
+      if (!x->is_integer())
+        bad(path(key), "must be an integer");
+      auto n = x->as_int();
+      if (n < lo || n > hi)
+        bad(path(key), "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+      out = static_cast<Int>(n);
+    }
+  }
+
+  void seconds(const std::string& key, std::chrono::seconds& out, long long lo, long long hi) {
+    long long n = out.count();
+    integer(key, n, lo, hi);
+    out = std::chrono::seconds(n);
+  }
+
+  void strings(const std::string& key, std::vector<std::string>& out) {
+    if (auto* x = get(key)) {
+      if (!x->is_array())
+        bad(path(key), "must be an array of strings");
+      out.clear();
+      for (auto& s : x->as_array()) {
+        if (!s.is_string())
+          bad(path(key), "must be an array of strings");
+        out.push_back(s.as_string());
+      }
+    }
+  }
+
+private:
+  const value& v_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+log_level level_of(const std::string& path, const std::string& s) {
+  auto lvl = parse_log_level(s);
+  if (!lvl)
+    bad(path, "must be one of debug, info, notice, warning, error, critical, alert, emergency");
+  return *lvl;
+}
+
+} // namespace
+
+void apply_json(config& cfg, const std::string& text, const std::string& origin) {
+  value root;
+  json::parse_error err;
+  if (!json::parse(text, root, err))
+    throw config_error("config: " + origin + ": " + err.message);
+  section top(root, "$");
+  if (auto* s = top.get("server")) {
+    section sec(*s, "$.server");
+    sec.str("name", cfg.runtime.server_name);
+    sec.str("version", cfg.runtime.server_version);
+    sec.str("instructions", cfg.runtime.instructions);
+  }
+  if (auto* h = top.get("http")) {
+    section sec(*h, "$.http");
+    sec.boolean("enabled", cfg.http_enabled);
+    sec.str("address", cfg.http.address);
+    sec.integer("port", cfg.http.port, 0, 65535);
+    sec.str("path", cfg.http.path);
+    if (cfg.http.path.empty() || cfg.http.path.front() != '/')
+      bad("$.http.path", "must start with '/'");
+    sec.integer("bodyLimitBytes", cfg.http.body_limit, 1024, 64LL << 20);
+    sec.integer("headerLimitBytes", cfg.http.header_limit, 1024, 1 << 20);
+    sec.integer("maxConnections", cfg.http.max_connections, 1, 1000000);
+    sec.seconds("readTimeoutSeconds", cfg.http.read_timeout, 1, 3600);
+    sec.seconds("idleTimeoutSeconds", cfg.http.idle_timeout, 1, 86400);
+    sec.strings("allowedOrigins", cfg.http.allowed_origins);
+    sec.strings("allowedHosts", cfg.http.allowed_hosts);
+    sec.integer("threads", cfg.http.threads, 1, 64);
+  }
+  if (auto* s = top.get("stdio")) {
+    section sec(*s, "$.stdio");
+    sec.boolean("enabled", cfg.stdio);
+  }
+  if (auto* s = top.get("sessions")) {
+    section sec(*s, "$.sessions");
+    sec.seconds("idleTimeoutSeconds", cfg.runtime.session_idle_timeout, 1, 7 * 86400);
+    sec.integer("replayEvents", cfg.runtime.replay_events, 0, 100000);
+    sec.integer("pageSize", cfg.runtime.page_size, 1, 10000);
+    sec.integer("listTtlMs", cfg.runtime.list_ttl_ms, 0, 86400000LL);
+  }
+  if (auto* s = top.get("supervision")) {
+    section sec(*s, "$.supervision");
+    sec.integer("maxRestarts", cfg.runtime.max_restarts, 0, 1000);
+    sec.seconds("windowSeconds", cfg.runtime.restart_window, 1, 3600);
+  }
+  if (auto* s = top.get("actors")) {
+    section sec(*s, "$.actors");
+    sec.integer("workers", cfg.workers, 1, 64);
+    sec.integer("aggressivePollAttempts", cfg.aggressive_poll_attempts, 0, 100000);
+    sec.integer("moderatePollAttempts", cfg.moderate_poll_attempts, 0, 100000);
+  }
+  if (auto* s = top.get("tools")) {
+    section sec(*s, "$.tools");
+    sec.boolean("builtin", cfg.builtin_tools);
+    sec.boolean("conformanceFixtures", cfg.fixtures);
+  }
+  if (auto* s = top.get("log")) {
+    section sec(*s, "$.log");
+    std::string lvl;
+    sec.str("level", lvl);
+    if (!lvl.empty())
+      cfg.log = level_of("$.log.level", lvl);
+  }
+  cfg.source = origin;
+}
+
+void apply_env(config& cfg) {
+  auto num = [](const char* name, long long lo, long long hi) -> std::optional<long long> {
+    const char* v = std::getenv(name);
+    if (!v || !*v)
+      return std::nullopt;
+    char* end = nullptr;
+    long long n = std::strtoll(v, &end, 10);
+    if (*end != '\0' || n < lo || n > hi)
+      throw config_error(std::string("config: environment ") + name + ": must be an integer between "
+                         + std::to_string(lo) + " and " + std::to_string(hi));
+    return n;
+  };
+  if (auto p = num("BULWARK_PORT", 0, 65535))
+    cfg.http.port = static_cast<uint16_t>(*p);
+  if (const char* a = std::getenv("BULWARK_ADDRESS"); a && *a)
+    cfg.http.address = a;
+  if (const char* l = std::getenv("BULWARK_LOG_LEVEL"); l && *l)
+    cfg.log = level_of("environment BULWARK_LOG_LEVEL", l);
+  if (auto w = num("BULWARK_WORKERS", 1, 64))
+    cfg.workers = static_cast<int>(*w);
+}
+
+std::string usage() {
+  return R"(usage: bulwark [options]
+
+Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
+
+  --config FILE        JSON config file (see config/examples/)
+  --address ADDR       HTTP bind address (default 127.0.0.1)
+  --port N             HTTP port (0 = pick a free one; the chosen port is logged)
+  --no-http            do not serve HTTP
+  --stdio              serve one client on stdin/stdout
+  --fixtures           register the MCP conformance-suite fixtures
+  --no-builtin-tools   do not register the built-in tools
+  --workers N          CAF scheduler threads (default 1)
+  --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
+  --print-config       print the effective configuration and exit
+  --help               this text
+
+Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS.
+)";
+}
+
+bool apply_args(config& cfg, int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // The file comes first so that flags override it.
+  std::string file;
+  if (const char* env = std::getenv("BULWARK_CONFIG"); env && *env)
+    file = env;
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--config") {
+      if (i + 1 >= args.size())
+        throw config_error("config: --config needs a file name");
+      file = args[i + 1];
+    }
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in)
+      throw config_error("config: cannot read " + file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    apply_json(cfg, ss.str(), file);
+  }
+  apply_env(cfg);
+  bool print = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= args.size())
+        throw config_error("config: " + a + " needs a value");
+      return args[++i];
+    };
+    auto number = [&](long long lo, long long hi) {
+      auto s = next();
+      char* end = nullptr;
+      long long n = std::strtoll(s.c_str(), &end, 10);
+      if (s.empty() || *end != '\0' || n < lo || n > hi)
+        throw config_error("config: " + a + ": must be an integer between " + std::to_string(lo)
+                           + " and " + std::to_string(hi));
+      return n;
+    };
+    if (a == "--config")
+      ++i;
+    else if (a == "--address")
+      cfg.http.address = next();
+    else if (a == "--port")
+      cfg.http.port = static_cast<uint16_t>(number(0, 65535));
+    else if (a == "--no-http")
+      cfg.http_enabled = false;
+    else if (a == "--stdio")
+      cfg.stdio = true;
+    else if (a == "--fixtures")
+      cfg.fixtures = true;
+    else if (a == "--no-builtin-tools")
+      cfg.builtin_tools = false;
+    else if (a == "--workers")
+      cfg.workers = static_cast<int>(number(1, 64));
+    else if (a == "--log-level")
+      cfg.log = level_of("--log-level", next());
+    else if (a == "--print-config")
+      print = true;
+    else if (a == "--help" || a == "-h") {
+      std::cout << usage();
+      return false;
+    } else
+      throw config_error("config: unknown option " + a + " (see --help)");
+  }
+  if (!cfg.http_enabled && !cfg.stdio)
+    throw config_error("config: nothing to serve: enable HTTP or --stdio");
+  if (print) {
+    std::cout << describe(cfg) << "\n";
+    return false;
+  }
+  return true;
+}
+
+std::string describe(const config& cfg) {
+  value origins(json::array{});
+  for (auto& o : cfg.http.allowed_origins)
+    origins.push_back(o);
+  auto v = value::make_object({
+    {"source", cfg.source},
+    {"server", value::make_object({{"name", cfg.runtime.server_name},
+                                   {"version", cfg.runtime.server_version}})},
+    {"http", value::make_object({{"enabled", cfg.http_enabled},
+                                 {"address", cfg.http.address},
+                                 {"port", static_cast<int>(cfg.http.port)},
+                                 {"path", cfg.http.path},
+                                 {"bodyLimitBytes", static_cast<unsigned long long>(cfg.http.body_limit)},
+                                 {"allowedOrigins", std::move(origins)},
+                                 {"threads", cfg.http.threads}})},
+    {"stdio", value::make_object({{"enabled", cfg.stdio}})},
+    {"tools", value::make_object({{"builtin", cfg.builtin_tools},
+                                  {"conformanceFixtures", cfg.fixtures}})},
+    {"actors", value::make_object({{"workers", cfg.workers},
+                                   {"aggressivePollAttempts", cfg.aggressive_poll_attempts},
+                                   {"moderatePollAttempts", cfg.moderate_poll_attempts}})},
+    {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},
+  });
+  return json::dump(v);
+}
+
+} // namespace bulwark

@@ -1,0 +1,53 @@
+// Bulwark's configuration: defaults, then a JSON file, then environment
+// variables, then the command line. One place knows every key; unknown keys
+// and bad values are refused with the key's path.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "actors/runtime.hpp"
+#include "messages/catalog.hpp"
+#include "transport/http_server.hpp"
+
+namespace bulwark {
+
+/// A configuration error that names the offending key.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct config {
+  runtime_options runtime;
+  http_options http;
+  bool http_enabled = true;
+  bool stdio = false;       ///< Serve one client on stdin/stdout.
+  bool fixtures = false;    ///< Register the conformance fixtures.
+  bool builtin_tools = true;
+  log_level log = log_level::info;
+  /// CAF scheduler: worker threads and polling (see README, "Tuning").
+  int workers = 1;
+  int aggressive_poll_attempts = 100;
+  int moderate_poll_attempts = 0;
+  std::string source = "embedded defaults"; ///< Where the settings came from.
+};
+
+/// Applies a JSON config text to `cfg`. Throws config_error.
+void apply_json(config& cfg, const std::string& text, const std::string& origin);
+
+/// Applies BULWARK_* environment variables. Throws config_error.
+void apply_env(config& cfg);
+
+/// Parses the command line (`--config FILE` is read first, wherever it
+/// stands). Returns false when the program should exit (after --help).
+bool apply_args(config& cfg, int argc, char** argv);
+
+/// The usage text for --help.
+std::string usage();
+
+/// The effective configuration as JSON (for --print-config and logs).
+std::string describe(const config& cfg);
+
+} // namespace bulwark

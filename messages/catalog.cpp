@@ -1,0 +1,181 @@
+#include "messages/catalog.hpp"
+
+namespace bulwark {
+
+// -- call_context -------------------------------------------------------------------
+
+call_context::call_context(std::string method, json::value params, client_view client)
+  : method_(std::move(method)), params_(std::move(params)), client_(std::move(client)) {
+  if (auto* args = params_.find("arguments"); args && args->is_object())
+    arguments_ = *args;
+  else
+    arguments_ = json::value(json::object{});
+}
+
+bool call_context::begin_answer() noexcept {
+  if (done_)
+    return false;
+  done_ = true;
+  return owner_ != nullptr;
+}
+
+void call_context::progress(double p, std::optional<double> total, std::string message) {
+  if (!done_ && owner_)
+    owner_->on_progress(*this, p, total, std::move(message));
+}
+
+void call_context::log(log_level lvl, json::value data, std::string logger) {
+  if (!done_ && owner_)
+    owner_->on_log(*this, lvl, std::move(data), std::move(logger));
+}
+
+void call_context::after(std::chrono::milliseconds delay, call_handler next) {
+  if (!done_ && owner_)
+    owner_->on_after(shared_from_this(), delay, std::move(next));
+}
+
+void call_context::finish(json::value result) {
+  if (begin_answer())
+    owner_->on_finish(*this, std::move(result));
+}
+
+void call_context::fail(error_code code, std::string message, json::value data) {
+  if (begin_answer())
+    owner_->on_fail(*this, code, std::move(message), std::move(data));
+}
+
+void call_context::require_input(json::value requests, std::string state) {
+  if (begin_answer())
+    owner_->on_input_required(*this, std::move(requests), std::move(state));
+}
+
+// -- catalog ---------------------------------------------------------------------------
+
+const tool_spec* catalog::find_tool(std::string_view name) const noexcept {
+  for (auto& t : tools)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+const prompt_spec* catalog::find_prompt(std::string_view name) const noexcept {
+  for (auto& p : prompts)
+    if (p.name == name)
+      return &p;
+  return nullptr;
+}
+
+const resource_spec* catalog::find_resource(std::string_view uri) const noexcept {
+  for (auto& r : resources)
+    if (r.uri == uri)
+      return &r;
+  return nullptr;
+}
+
+const resource_template_spec* catalog::match_template(std::string_view uri,
+                                                      json::value& vars) const {
+  for (auto& t : templates) {
+    json::value v(json::object{});
+    if (match_uri_template(t.uri_template, uri, v)) {
+      vars = std::move(v);
+      return &t;
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+void set_if(json::value& obj, const char* key, const std::string& s) {
+  if (!s.empty())
+    obj.set(key, s);
+}
+
+} // namespace
+
+json::value catalog::describe(const tool_spec& t) {
+  json::value out(json::object{});
+  out.set("name", t.name);
+  set_if(out, "title", t.title);
+  out.set("description", t.description);
+  out.set("inputSchema", t.input_schema.is_object()
+                           ? t.input_schema
+                           : json::value::make_object({{"type", "object"}}));
+  if (t.output_schema.is_object())
+    out.set("outputSchema", t.output_schema);
+  if (t.annotations.is_object())
+    out.set("annotations", t.annotations);
+  if (t.meta.is_object())
+    out.set("_meta", t.meta);
+  return out;
+}
+
+json::value catalog::describe(const resource_spec& r) {
+  json::value out(json::object{});
+  out.set("uri", r.uri);
+  out.set("name", r.name);
+  set_if(out, "title", r.title);
+  out.set("description", r.description);
+  set_if(out, "mimeType", r.mime_type);
+  return out;
+}
+
+json::value catalog::describe(const resource_template_spec& r) {
+  json::value out(json::object{});
+  out.set("uriTemplate", r.uri_template);
+  out.set("name", r.name);
+  set_if(out, "title", r.title);
+  out.set("description", r.description);
+  set_if(out, "mimeType", r.mime_type);
+  return out;
+}
+
+json::value catalog::describe(const prompt_spec& p) {
+  json::value out(json::object{});
+  out.set("name", p.name);
+  set_if(out, "title", p.title);
+  out.set("description", p.description);
+  if (!p.arguments.empty()) {
+    json::value args(json::array{});
+    for (auto& a : p.arguments) {
+      json::value arg(json::object{});
+      arg.set("name", a.name);
+      set_if(arg, "description", a.description);
+      arg.set("required", a.required);
+      args.push_back(std::move(arg));
+    }
+    out.set("arguments", std::move(args));
+  }
+  return out;
+}
+
+bool match_uri_template(std::string_view tmpl, std::string_view uri, json::value& vars) {
+  std::size_t ti = 0;
+  std::size_t ui = 0;
+  while (ti < tmpl.size()) {
+    if (tmpl[ti] == '{') {
+      auto close = tmpl.find('}', ti);
+      if (close == std::string_view::npos)
+        return false;
+      auto name = tmpl.substr(ti + 1, close - ti - 1);
+      ti = close + 1;
+      // A variable runs to the next literal character of the template (or
+      // the end), and never across a '/'.
+      char stop = ti < tmpl.size() ? tmpl[ti] : '\0';
+      auto start = ui;
+      while (ui < uri.size() && uri[ui] != '/' && (stop == '\0' || uri[ui] != stop))
+        ++ui;
+      if (ui == start)
+        return false;
+      vars.set(std::string(name), std::string(uri.substr(start, ui - start)));
+    } else {
+      if (ui >= uri.size() || uri[ui] != tmpl[ti])
+        return false;
+      ++ti;
+      ++ui;
+    }
+  }
+  return ui == uri.size();
+}
+
+} // namespace bulwark

@@ -1,0 +1,213 @@
+// Public API: the tools, resources and prompts a Bulwark server offers, and
+// the context a handler gets for one invocation.
+//
+// Handlers run inside the session actor that received the request. A handler
+// either answers at once (`finish`, `fail`, `require_input`) or schedules more
+// work with `after` and answers later; it must answer exactly once. A handler
+// that throws answers a tool call with `isError: true`.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "messages/errors.hpp"
+#include "messages/json.hpp"
+
+namespace bulwark {
+
+/// Log levels in MCP's (syslog) order.
+enum class log_level : uint8_t { debug, info, notice, warning, error, critical, alert, emergency };
+
+std::string_view to_string(log_level lvl) noexcept;
+std::optional<log_level> parse_log_level(std::string_view s) noexcept;
+
+/// What the server knows of the client behind a request.
+struct client_view {
+  std::string protocol_version; ///< Negotiated (2025 era) or declared (2026 era).
+  bool stateless = false;       ///< True for the 2026-07-28 era.
+  json::value capabilities;     ///< The client's declared capabilities.
+  json::value info;             ///< clientInfo, when given.
+
+  bool has_capability(std::string_view name) const noexcept {
+    return capabilities.find(name) != nullptr;
+  }
+};
+
+class call_context;
+using call_ptr = std::shared_ptr<call_context>;
+using call_handler = std::function<void(const call_ptr&)>;
+
+/// Implemented by the actor that runs a call; the context forwards to it.
+class call_owner {
+public:
+  virtual ~call_owner() = default;
+  virtual void on_progress(call_context& c, double progress, std::optional<double> total,
+                           std::string message) = 0;
+  virtual void on_log(call_context& c, log_level lvl, json::value data, std::string logger) = 0;
+  virtual void on_after(const call_ptr& c, std::chrono::milliseconds delay, call_handler next) = 0;
+  virtual void on_finish(call_context& c, json::value result) = 0;
+  virtual void on_fail(call_context& c, error_code code, std::string message, json::value data) = 0;
+  virtual void on_input_required(call_context& c, json::value requests, std::string state) = 0;
+};
+
+/// One invocation of a tool, a prompt or a resource read.
+class call_context : public std::enable_shared_from_this<call_context> {
+public:
+  call_context(std::string method, json::value params, client_view client);
+
+  // -- what was asked ----------------------------------------------------------
+
+  /// `tools/call`, `prompts/get` or `resources/read`.
+  const std::string& method() const noexcept { return method_; }
+  const json::value& params() const noexcept { return params_; }
+  /// `params.arguments` for tools and prompts; for a resource read the
+  /// variables a URI template matched, plus `uri`.
+  const json::value& arguments() const noexcept { return arguments_; }
+  const client_view& client() const noexcept { return client_; }
+  /// The client's answer to the input request named `key`, if it sent one.
+  const json::value* input_response(std::string_view key) const noexcept {
+    return input_responses_.find(key);
+  }
+  const json::value& input_responses() const noexcept { return input_responses_; }
+  /// The state the handler asked to get back with the input (verified).
+  const std::string& request_state() const noexcept { return request_state_; }
+  /// True once the client cancelled the request or went away.
+  bool cancelled() const noexcept { return cancelled_; }
+
+  // -- while working -------------------------------------------------------------
+
+  /// Sends a progress notification when the client asked for progress.
+  void progress(double progress, std::optional<double> total = std::nullopt,
+                std::string message = {});
+  /// Sends a log notification, subject to the client's log level.
+  void log(log_level lvl, json::value data, std::string logger = {});
+  /// Runs `next` after `delay` inside the same actor, unless the call ended.
+  void after(std::chrono::milliseconds delay, call_handler next);
+
+  // -- how it ends (exactly once) -------------------------------------------------
+
+  /// Answers with `result` (a CallToolResult, GetPromptResult or
+  /// ReadResourceResult object).
+  void finish(json::value result);
+  /// Answers with a JSON-RPC error.
+  void fail(error_code code, std::string message, json::value data = {});
+  /// Asks the client for input (elicitation, sampling, roots) and gets called
+  /// again with the answers. `requests` maps keys to `{method, params}`;
+  /// `state` comes back, integrity-protected, in `request_state()`.
+  void require_input(json::value requests, std::string state = {});
+
+  bool done() const noexcept { return done_; }
+
+  // -- for the owning actor ---------------------------------------------------------
+
+  void attach(call_owner* owner) noexcept { owner_ = owner; }
+  void detach() noexcept { owner_ = nullptr; }
+  void mark_cancelled() noexcept { cancelled_ = true; }
+  void set_input(json::value responses, std::string state) {
+    input_responses_ = std::move(responses);
+    request_state_ = std::move(state);
+    done_ = false;
+  }
+  void set_arguments(json::value args) { arguments_ = std::move(args); }
+
+  /// Owner-specific bookkeeping (the request's key in the owner's tables).
+  uint64_t tag = 0;
+
+private:
+  bool begin_answer() noexcept;
+
+  std::string method_;
+  json::value params_;
+  json::value arguments_;
+  client_view client_;
+  json::value input_responses_;
+  std::string request_state_;
+  bool cancelled_ = false;
+  bool done_ = false;
+  call_owner* owner_ = nullptr;
+};
+
+// -- definitions -----------------------------------------------------------------
+
+/// Completion values for one argument, given its partial value.
+using completer = std::function<std::vector<std::string>(std::string_view partial)>;
+
+struct tool_spec {
+  std::string name;
+  std::string title;
+  std::string description;
+  json::value input_schema;  ///< Defaults to `{"type":"object"}`.
+  json::value output_schema; ///< Null when the tool declares none.
+  json::value annotations;   ///< Null when the tool declares none.
+  json::value meta;          ///< `_meta` of the tool definition, if any.
+  call_handler handler;
+};
+
+struct resource_spec {
+  std::string uri;
+  std::string name;
+  std::string title;
+  std::string description;
+  std::string mime_type;
+  call_handler handler; ///< Finishes with a ReadResourceResult.
+};
+
+struct resource_template_spec {
+  std::string uri_template; ///< RFC 6570 level 1: `{var}` stands for one segment.
+  std::string name;
+  std::string title;
+  std::string description;
+  std::string mime_type;
+  call_handler handler; ///< Gets the matched variables in `arguments()`.
+  std::map<std::string, completer> completions;
+};
+
+struct prompt_argument {
+  std::string name;
+  std::string description;
+  bool required = false;
+};
+
+struct prompt_spec {
+  std::string name;
+  std::string title;
+  std::string description;
+  std::vector<prompt_argument> arguments;
+  call_handler handler; ///< Finishes with a GetPromptResult.
+  std::map<std::string, completer> completions;
+};
+
+/// An immutable set of definitions. Changes build a new catalog and replace
+/// the shared one, so readers never lock.
+class catalog {
+public:
+  std::vector<tool_spec> tools;
+  std::vector<resource_spec> resources;
+  std::vector<resource_template_spec> templates;
+  std::vector<prompt_spec> prompts;
+
+  const tool_spec* find_tool(std::string_view name) const noexcept;
+  const prompt_spec* find_prompt(std::string_view name) const noexcept;
+  const resource_spec* find_resource(std::string_view uri) const noexcept;
+  /// The first template matching `uri`; fills `vars` with its variables.
+  const resource_template_spec* match_template(std::string_view uri, json::value& vars) const;
+
+  /// Definition objects as `tools/list`, `prompts/list`, ... answer them.
+  static json::value describe(const tool_spec& t);
+  static json::value describe(const resource_spec& r);
+  static json::value describe(const resource_template_spec& r);
+  static json::value describe(const prompt_spec& p);
+};
+
+using catalog_ptr = std::shared_ptr<const catalog>;
+
+/// Matches `uri` against an RFC 6570 level-1 template; fills `vars`.
+bool match_uri_template(std::string_view tmpl, std::string_view uri, json::value& vars);
+
+} // namespace bulwark

@@ -1,0 +1,28 @@
+// Randomness and integrity for values Bulwark hands to clients: session ids
+// and signed `requestState`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace bulwark::crypto {
+
+/// `n` bytes from the kernel's CSPRNG, hex-encoded (2n visible ASCII chars).
+std::string random_hex(std::size_t n);
+
+/// HMAC-SHA256 of `data` under `key`, raw 32 bytes.
+std::string hmac_sha256(std::string_view key, std::string_view data);
+
+/// Compares in time independent of where the inputs differ.
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+
+/// Wraps `state` so that the client cannot alter it unnoticed: base64url of
+/// the state, a dot, base64url of an HMAC over `context` and the state.
+std::string seal(std::string_view key, std::string_view context, std::string_view state);
+
+/// Reverses `seal`; false when the token was altered or made for another
+/// context.
+bool unseal(std::string_view key, std::string_view context, std::string_view token,
+            std::string& state);
+
+} // namespace bulwark::crypto

@@ -1,0 +1,466 @@
+#include "messages/json.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <simdjson.h>
+
+namespace bulwark::json {
+
+namespace {
+
+const std::string empty_string;
+const array empty_array;
+const object empty_object;
+const value null_value;
+
+} // namespace
+
+// -- value -------------------------------------------------------------------
+
+value::value(unsigned long i) noexcept : value(static_cast<unsigned long long>(i)) {}
+
+value::value(unsigned long long i) noexcept {
+  if (i <= static_cast<unsigned long long>(std::numeric_limits<int64_t>::max())) {
+    kind_ = kind::integer;
+    u_.i = static_cast<int64_t>(i);
+  } else {
+    kind_ = kind::number;
+    u_.d = static_cast<double>(i);
+  }
+}
+
+value::value(array a) : kind_(kind::array), a_(std::make_unique<array>(std::move(a))) {}
+
+value::value(object o) : kind_(kind::object), o_(std::make_unique<object>(std::move(o))) {}
+
+value::value(const value& other) : kind_(other.kind_), u_(other.u_), s_(other.s_) {
+  if (other.a_)
+    a_ = std::make_unique<array>(*other.a_);
+  if (other.o_)
+    o_ = std::make_unique<object>(*other.o_);
+}
+
+value& value::operator=(const value& other) {
+  if (this != &other) {
+    value tmp(other);
+    *this = std::move(tmp);
+  }
+  return *this;
+}
+
+value value::make_object(std::initializer_list<std::pair<std::string, value>> members) {
+  object o;
+  o.reserve(members.size());
+  for (auto& m : members)
+    o.emplace_back(m.first, m.second);
+  return value(std::move(o));
+}
+
+value value::make_array(std::initializer_list<value> items) {
+  return value(array(items));
+}
+
+int64_t value::as_int() const noexcept {
+  if (kind_ == kind::integer)
+    return u_.i;
+  if (kind_ == kind::number && std::isfinite(u_.d))
+    return static_cast<int64_t>(u_.d);
+  return 0;
+}
+
+double value::as_double() const noexcept {
+  if (kind_ == kind::integer)
+    return static_cast<double>(u_.i);
+  if (kind_ == kind::number)
+    return u_.d;
+  return 0.0;
+}
+
+const std::string& value::as_string() const noexcept {
+  return kind_ == kind::string ? s_ : empty_string;
+}
+
+const array& value::as_array() const noexcept {
+  return kind_ == kind::array ? *a_ : empty_array;
+}
+
+const object& value::as_object() const noexcept {
+  return kind_ == kind::object ? *o_ : empty_object;
+}
+
+array& value::mutable_array() {
+  if (kind_ != kind::array) {
+    *this = value(array{});
+  }
+  return *a_;
+}
+
+object& value::mutable_object() {
+  if (kind_ != kind::object) {
+    *this = value(object{});
+  }
+  return *o_;
+}
+
+const value* value::find(std::string_view key) const noexcept {
+  if (kind_ != kind::object)
+    return nullptr;
+  for (auto& [k, v] : *o_)
+    if (k == key)
+      return &v;
+  return nullptr;
+}
+
+value* value::find(std::string_view key) noexcept {
+  if (kind_ != kind::object)
+    return nullptr;
+  for (auto& [k, v] : *o_)
+    if (k == key)
+      return &v;
+  return nullptr;
+}
+
+const value& value::operator[](std::string_view key) const noexcept {
+  auto* v = find(key);
+  return v ? *v : null_value;
+}
+
+value& value::set(std::string key, value v) {
+  auto& o = mutable_object();
+  for (auto& [k, existing] : o) {
+    if (k == key) {
+      existing = std::move(v);
+      return existing;
+    }
+  }
+  o.emplace_back(std::move(key), std::move(v));
+  return o.back().second;
+}
+
+value& value::push_back(value v) {
+  auto& a = mutable_array();
+  a.push_back(std::move(v));
+  return a.back();
+}
+
+bool value::erase(std::string_view key) {
+  if (kind_ != kind::object)
+    return false;
+  for (auto i = o_->begin(); i != o_->end(); ++i) {
+    if (i->first == key) {
+      o_->erase(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::size_t value::size() const noexcept {
+  switch (kind_) {
+    case kind::array:
+      return a_->size();
+    case kind::object:
+      return o_->size();
+    case kind::string:
+      return s_.size();
+    default:
+      return 0;
+  }
+}
+
+bool operator==(const value& a, const value& b) noexcept {
+  if (a.is_number() && b.is_number()) {
+    if (a.is_integer() && b.is_integer())
+      return a.u_.i == b.u_.i;
+    return a.as_double() == b.as_double();
+  }
+  if (a.kind_ != b.kind_)
+    return false;
+  switch (a.kind_) {
+    case kind::null:
+      return true;
+    case kind::boolean:
+      return a.u_.b == b.u_.b;
+    case kind::string:
+      return a.s_ == b.s_;
+    case kind::array:
+      return *a.a_ == *b.a_;
+    case kind::object: {
+      // Member order does not matter for equality.
+      if (a.o_->size() != b.o_->size())
+        return false;
+      for (auto& [k, v] : *a.o_) {
+        auto* other = b.find(k);
+        if (!other || !(*other == v))
+          return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// -- parsing -----------------------------------------------------------------
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+struct converter {
+  int max_depth;
+  parse_error& err;
+
+  bool fail(const char* what, simdjson::error_code code) {
+    err.message = std::string(what) + ": " + simdjson::error_message(code);
+    return false;
+  }
+
+  template <class V>
+  bool convert(V&& in, value& out, int depth) {
+    if (depth > max_depth) {
+      err.message = "nesting deeper than " + std::to_string(max_depth) + " levels";
+      return false;
+    }
+    od::json_type t;
+    if (auto code = in.type().get(t))
+      return fail("invalid JSON", code);
+    switch (t) {
+      case od::json_type::null: {
+        bool is_null = false;
+        if (auto code = in.is_null().get(is_null); code || !is_null)
+          return fail("invalid literal", code ? code : simdjson::INCORRECT_TYPE);
+        out = value();
+        return true;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        if (auto code = in.get_bool().get(b))
+          return fail("invalid literal", code);
+        out = value(b);
+        return true;
+      }
+      case od::json_type::number: {
+        od::number n;
+        if (auto code = in.get_number().get(n))
+          return fail("invalid number", code);
+        switch (n.get_number_type()) {
+          case od::number_type::signed_integer:
+            out = value(static_cast<long long>(n.get_int64()));
+            break;
+          case od::number_type::unsigned_integer:
+            out = value(static_cast<unsigned long long>(n.get_uint64()));
+            break;
+          default:
+            out = value(n.get_double());
+        }
+        return true;
+      }
+      case od::json_type::string: {
+        std::string_view s;
+        if (auto code = in.get_string().get(s))
+          return fail("invalid string", code);
+        out = value(std::string(s));
+        return true;
+      }
+      case od::json_type::array: {
+        od::array arr;
+        if (auto code = in.get_array().get(arr))
+          return fail("invalid array", code);
+        array items;
+        for (auto element : arr) {
+          od::value child;
+          if (auto code = element.get(child))
+            return fail("invalid array element", code);
+          items.emplace_back();
+          if (!convert(child, items.back(), depth + 1))
+            return false;
+        }
+        out = value(std::move(items));
+        return true;
+      }
+      case od::json_type::object: {
+        od::object obj;
+        if (auto code = in.get_object().get(obj))
+          return fail("invalid object", code);
+        object members;
+        for (auto field : obj) {
+          std::string_view key;
+          if (auto code = field.unescaped_key().get(key))
+            return fail("invalid object key", code);
+          members.emplace_back(std::string(key), value());
+          od::value child;
+          if (auto code = field.value().get(child))
+            return fail("invalid object member", code);
+          if (!convert(child, members.back().second, depth + 1))
+            return false;
+        }
+        out = value(std::move(members));
+        return true;
+      }
+    }
+    err.message = "invalid JSON";
+    return false;
+  }
+};
+
+thread_local od::parser tl_parser;
+
+} // namespace
+
+std::size_t padding() noexcept {
+  return simdjson::SIMDJSON_PADDING;
+}
+
+bool parse_padded(std::string_view text, value& out, parse_error& err, int max_depth) {
+  od::document doc;
+  auto code = tl_parser.iterate(text.data(), text.size(), text.size() + simdjson::SIMDJSON_PADDING)
+                .get(doc);
+  if (code) {
+    err.message = std::string("invalid JSON: ") + simdjson::error_message(code);
+    return false;
+  }
+  // Scalars at the top level need the document's own accessors.
+  od::json_type t;
+  if (auto c = doc.type().get(t)) {
+    err.message = std::string("invalid JSON: ") + simdjson::error_message(c);
+    return false;
+  }
+  converter conv{max_depth, err};
+  if (t == od::json_type::object || t == od::json_type::array) {
+    od::value root;
+    if (auto c = doc.get_value().get(root)) {
+      err.message = std::string("invalid JSON: ") + simdjson::error_message(c);
+      return false;
+    }
+    if (!conv.convert(root, out, 1))
+      return false;
+  } else if (!conv.convert(doc, out, 1)) {
+    return false;
+  }
+  // current_location() fails with OUT_OF_BOUNDS once the input is consumed.
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) == simdjson::SUCCESS) {
+    err.message = "invalid JSON: trailing content after the value";
+    return false;
+  }
+  return true;
+}
+
+bool parse(std::string_view text, value& out, parse_error& err, int max_depth) {
+  simdjson::padded_string padded(text);
+  return parse_padded(std::string_view(padded.data(), text.size()), out, err, max_depth);
+}
+
+// -- writing -----------------------------------------------------------------
+
+void write_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  const char* run = s.data();
+  const char* end = s.data() + s.size();
+  for (const char* p = run; p != end; ++p) {
+    auto c = static_cast<unsigned char>(*p);
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    out.append(run, p);
+    run = p + 1;
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
+      default: {
+        char buf[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+        out.append(buf, 6);
+      }
+    }
+  }
+  out.append(run, end);
+  out.push_back('"');
+}
+
+void write(std::string& out, const value& v) {
+  switch (v.type()) {
+    case kind::null:
+      out.append("null");
+      return;
+    case kind::boolean:
+      out.append(v.as_bool() ? "true" : "false");
+      return;
+    case kind::integer: {
+      char buf[24];
+      auto res = std::to_chars(buf, buf + sizeof buf, v.as_int());
+      out.append(buf, res.ptr);
+      return;
+    }
+    case kind::number: {
+      double d = v.as_double();
+      if (!std::isfinite(d)) {
+        out.append("null");
+        return;
+      }
+      char buf[32];
+      auto res = std::to_chars(buf, buf + sizeof buf, d);
+      out.append(buf, res.ptr);
+      return;
+    }
+    case kind::string:
+      write_string(out, v.as_string());
+      return;
+    case kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (auto& item : v.as_array()) {
+        if (!first)
+          out.push_back(',');
+        first = false;
+        write(out, item);
+      }
+      out.push_back(']');
+      return;
+    }
+    case kind::object: {
+      out.push_back('{');
+      bool first = true;
+      for (auto& [k, item] : v.as_object()) {
+        if (!first)
+          out.push_back(',');
+        first = false;
+        write_string(out, k);
+        out.push_back(':');
+        write(out, item);
+      }
+      out.push_back('}');
+      return;
+    }
+  }
+}
+
+std::string dump(const value& v) {
+  std::string out;
+  write(out, v);
+  return out;
+}
+
+} // namespace bulwark::json

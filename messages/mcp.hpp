@@ -1,0 +1,101 @@
+// The MCP protocol's words: versions and eras, `_meta` keys, JSON-RPC framing
+// and the checks that are the same for every transport.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "messages/errors.hpp"
+#include "messages/json.hpp"
+
+namespace bulwark::mcp {
+
+// -- versions ------------------------------------------------------------------
+
+/// The stateless era's version (per-request `_meta`, no handshake).
+inline constexpr std::string_view stateless_version = "2026-07-28";
+/// The newest stateful version (initialize handshake, sessions).
+inline constexpr std::string_view latest_stateful_version = "2025-11-25";
+
+/// Versions negotiated through `initialize`, newest first.
+const std::vector<std::string>& stateful_versions();
+/// Every version served, newest first (as `supported` in -32022 errors).
+const std::vector<std::string>& supported_versions();
+
+bool is_stateful_version(std::string_view v) noexcept;
+bool is_stateless_version(std::string_view v) noexcept;
+
+// -- _meta keys (2026-07-28) ------------------------------------------------------
+
+inline constexpr std::string_view meta_protocol_version = "io.modelcontextprotocol/protocolVersion";
+inline constexpr std::string_view meta_client_capabilities =
+  "io.modelcontextprotocol/clientCapabilities";
+inline constexpr std::string_view meta_client_info = "io.modelcontextprotocol/clientInfo";
+inline constexpr std::string_view meta_log_level = "io.modelcontextprotocol/logLevel";
+inline constexpr std::string_view meta_server_info = "io.modelcontextprotocol/serverInfo";
+inline constexpr std::string_view meta_subscription_id = "io.modelcontextprotocol/subscriptionId";
+
+// -- JSON-RPC framing ----------------------------------------------------------------
+
+/// What a parsed body is.
+enum class message_kind : uint8_t { request, notification, response, invalid };
+
+struct classified {
+  message_kind kind = message_kind::invalid;
+  std::string reason; ///< Why it is invalid (for -32600).
+};
+
+/// Checks the JSON-RPC 2.0 envelope of one message (not a batch).
+classified classify(const json::value& msg);
+
+/// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`.
+std::string result_body(const json::value& id, const json::value& result);
+/// `{"jsonrpc":"2.0","id":ID,"error":{code,message[,data]}}`; a null id is
+/// written as `null`.
+std::string error_body(const json::value& id, error_code code, std::string_view message,
+                       const json::value& data = {});
+/// `{"jsonrpc":"2.0","method":M,"params":P}`.
+std::string notification_body(std::string_view method, const json::value& params);
+/// `{"jsonrpc":"2.0","id":ID,"method":M,"params":P}`.
+std::string request_body(const json::value& id, std::string_view method, const json::value& params);
+
+/// The canonical text of a JSON-RPC id, usable as a map key.
+std::string id_key(const json::value& id);
+
+// -- HTTP request metadata (2026-07-28) -------------------------------------------------
+
+/// Headers mirrored from the body; `std::nullopt` when absent.
+struct mirrored_headers {
+  std::optional<std::string> protocol_version;
+  std::optional<std::string> method;
+  std::optional<std::string> name;
+  /// `Mcp-Param-*` headers, lower-cased suffix -> raw value.
+  std::vector<std::pair<std::string, std::string>> params;
+};
+
+/// Decodes a header value that may use the `=?base64?...?=` sentinel.
+/// Returns false for a malformed encoding.
+bool decode_header_value(std::string_view raw, std::string& out);
+
+/// Checks the mirrored headers of a stateless request against its body;
+/// fills `why` and returns false on a mismatch (answered with -32020).
+/// `tool_schema` is the called tool's input schema for `x-mcp-header` checks
+/// (null when not a tools/call or unknown tool).
+bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
+                            const json::value& tool_schema, std::string& why);
+
+// -- small helpers ---------------------------------------------------------------------------
+
+/// Text content block `{"type":"text","text":...}`.
+json::value text_content(std::string text);
+/// A CallToolResult with one text block.
+json::value text_result(std::string text, bool is_error = false);
+
+/// Standard base64 (with padding).
+std::string base64_encode(std::string_view bytes);
+/// Strict standard base64 decode; false on bad characters or padding.
+bool base64_decode(std::string_view text, std::string& out);
+
+} // namespace bulwark::mcp

@@ -1,0 +1,105 @@
+#include "tools/builtin_tools.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "actors/runtime.hpp"
+#include "messages/mcp.hpp"
+
+namespace bulwark {
+
+using json::value;
+
+namespace {
+
+/// One tenth of a `sleep` call: report progress, then wait for the next.
+void sleep_step(const call_ptr& c, int64_t done, int64_t total) {
+  auto step = std::max<int64_t>(1, total / 10);
+  if (done > 0)
+    c->progress(static_cast<double>(done), static_cast<double>(total));
+  if (done >= total)
+    return c->finish(mcp::text_result("slept " + std::to_string(total) + " ms"));
+  auto next = std::min(total, done + step);
+  c->after(std::chrono::milliseconds(next - done),
+           [next, total](const call_ptr& call) { sleep_step(call, next, total); });
+}
+
+} // namespace
+
+void register_builtin_tools(runtime& rt) {
+  tool_spec echo;
+  echo.name = "echo";
+  echo.title = "Echo";
+  echo.description = "Returns the given text unchanged.";
+  echo.input_schema = value::make_object({
+    {"type", "object"},
+    {"properties", value::make_object({{"text", value::make_object({{"type", "string"},
+                                                                    {"description", "Text to return"}})}})},
+    {"required", value::make_array({"text"})},
+  });
+  echo.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
+  echo.handler = [](const call_ptr& c) {
+    const auto& text = c->arguments()["text"];
+    if (!text.is_string())
+      return c->fail(error_code::invalid_params, "arguments.text must be a string");
+    c->finish(mcp::text_result(text.as_string()));
+  };
+  rt.add_tool(std::move(echo));
+
+  tool_spec add;
+  add.name = "add";
+  add.title = "Add";
+  add.description = "Adds two numbers.";
+  auto number = value::make_object({{"type", "number"}});
+  add.input_schema = value::make_object({
+    {"type", "object"},
+    {"properties", value::make_object({{"a", number}, {"b", number}})},
+    {"required", value::make_array({"a", "b"})},
+  });
+  add.output_schema = value::make_object({
+    {"type", "object"},
+    {"properties", value::make_object({{"sum", number}})},
+    {"required", value::make_array({"sum"})},
+  });
+  add.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
+  add.handler = [](const call_ptr& c) {
+    const auto& a = c->arguments()["a"];
+    const auto& b = c->arguments()["b"];
+    if (!a.is_number())
+      return c->fail(error_code::invalid_params, "arguments.a must be a number");
+    if (!b.is_number())
+      return c->fail(error_code::invalid_params, "arguments.b must be a number");
+    value sum = (a.is_integer() && b.is_integer()) ? value(static_cast<long long>(a.as_int() + b.as_int()))
+                                                   : value(a.as_double() + b.as_double());
+    auto result = mcp::text_result(json::dump(sum));
+    result.set("structuredContent", value::make_object({{"sum", sum}}));
+    c->finish(std::move(result));
+  };
+  rt.add_tool(std::move(add));
+
+  tool_spec sleep;
+  sleep.name = "sleep";
+  sleep.title = "Sleep";
+  sleep.description = "Waits for `ms` milliseconds (at most 60000), reporting progress every tenth "
+                      "of the way; cancellable.";
+  sleep.input_schema = value::make_object({
+    {"type", "object"},
+    {"properties", value::make_object({{"ms", value::make_object({{"type", "integer"},
+                                                                  {"minimum", 0},
+                                                                  {"maximum", 60000}})}})},
+    {"required", value::make_array({"ms"})},
+  });
+  sleep.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
+  sleep.handler = [](const call_ptr& c) {
+    const auto& ms = c->arguments()["ms"];
+    if (!ms.is_integer() || ms.as_int() < 0 || ms.as_int() > 60000)
+      return c->fail(error_code::invalid_params, "arguments.ms must be an integer from 0 to 60000");
+    auto total = ms.as_int();
+    if (total == 0)
+      return c->finish(mcp::text_result("slept 0 ms"));
+    sleep_step(c, 0, total);
+  };
+  rt.add_tool(std::move(sleep));
+}
+
+} // namespace bulwark

@@ -1,0 +1,116 @@
+// The `bulwark` server: configuration, an actor system, the runtime with its
+// tools, and the transports. Everything else lives in bulwark_core.
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/runtime.hpp"
+#include "config/config.hpp"
+#include "config/log.hpp"
+#include "tools/builtin_tools.hpp"
+#include "transport/http_server.hpp"
+#include "transport/stdio.hpp"
+
+namespace {
+
+std::mutex stop_mtx;
+std::condition_variable stop_cv;
+bool stop_requested = false;
+
+void request_stop() {
+  std::lock_guard<std::mutex> guard(stop_mtx);
+  stop_requested = true;
+  stop_cv.notify_all();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  using namespace bulwark;
+  config cfg;
+  try {
+    if (!apply_args(cfg, argc, argv))
+      return 0;
+  } catch (const config_error& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  log::init(cfg.log);
+
+  // Signals are taken by one thread; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  caf::actor_system_config sys_cfg;
+  sys_cfg.set("scheduler.max-threads", cfg.workers);
+  sys_cfg.set("work-stealing.aggressive-poll-attempts", cfg.aggressive_poll_attempts);
+  sys_cfg.set("work-stealing.moderate-poll-attempts", cfg.moderate_poll_attempts);
+  caf::actor_system sys{sys_cfg};
+
+  int exit_code = 0;
+  {
+    runtime rt(sys, cfg.runtime);
+    if (cfg.fixtures)
+      register_conformance_fixtures(rt);
+    if (cfg.builtin_tools)
+      register_builtin_tools(rt);
+    rt.start();
+
+    std::unique_ptr<http_server> http;
+    if (cfg.http_enabled) {
+      http = std::make_unique<http_server>(&rt, cfg.http);
+      try {
+        auto port = http->start();
+        log::info("listening", json::value::make_object({{"address", cfg.http.address},
+                                                         {"port", static_cast<int>(port)},
+                                                         {"path", cfg.http.path}}));
+      } catch (const std::exception& e) {
+        log::error("cannot serve HTTP", json::value::make_object({{"address", cfg.http.address},
+                                                                   {"port", static_cast<int>(cfg.http.port)},
+                                                                   {"error", e.what()}}));
+        rt.stop();
+        return 1;
+      }
+    }
+    log::info("bulwark started",
+              json::value::make_object({{"version", cfg.runtime.server_version},
+                                        {"config", cfg.source},
+                                        {"caf_workers", static_cast<unsigned long long>(sys.scheduler().num_workers())},
+                                        {"fixtures", cfg.fixtures},
+                                        {"stdio", cfg.stdio}}));
+
+    std::thread signal_thread([signals] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      request_stop();
+    });
+    signal_thread.detach();
+    if (cfg.stdio) {
+      std::thread([&rt] {
+        serve_stdio(rt);
+        request_stop();
+      }).detach();
+    }
+    {
+      std::unique_lock<std::mutex> guard(stop_mtx);
+      stop_cv.wait(guard, [] { return stop_requested; });
+    }
+    log::info("stopping");
+    if (http)
+      http->stop();
+    rt.stop();
+    http.reset();
+  }
+  log::info("stopped");
+  std::fflush(stdout);
+  // A stdio reader may still sit in a blocking read; end without waiting for it.
+  std::_Exit(exit_code);
+}

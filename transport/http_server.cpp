@@ -1,0 +1,852 @@
+#include "transport/http_server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "actors/runtime.hpp"
+#include "config/log.hpp"
+#include "messages/actors.hpp"
+#include "messages/mcp.hpp"
+
+namespace bulwark {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using request = http::request<http::string_body>;
+
+namespace {
+
+// -- HTTP helpers ------------------------------------------------------------------
+
+const char* reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+std::string_view sv(beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size()
+         && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+              return std::tolower(static_cast<unsigned char>(x))
+                     == std::tolower(static_cast<unsigned char>(y));
+            });
+}
+
+/// True when an Accept header value admits `type` ("a/b").
+bool accepts(std::string_view accept, std::string_view type) {
+  auto slash = type.find('/');
+  auto major = type.substr(0, slash);
+  while (!accept.empty()) {
+    auto comma = accept.find(',');
+    auto item = trim(accept.substr(0, comma));
+    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    auto semi = item.find(';');
+    auto range = trim(item.substr(0, semi));
+    if (semi != std::string_view::npos) {
+      // "q=0" refuses the type.
+      auto params = item.substr(semi + 1);
+      auto q = params.find("q=");
+      if (q != std::string_view::npos) {
+        auto qv = trim(params.substr(q + 2));
+        if (!qv.empty() && qv.front() == '0' && qv.find_first_not_of("0.") == std::string_view::npos)
+          continue;
+      }
+    }
+    if (range == "*/*" || iequals(range, type))
+      return true;
+    if (range.size() == major.size() + 2 && iequals(range.substr(0, major.size()), major)
+        && range.substr(major.size()) == "/*")
+      return true;
+  }
+  return false;
+}
+
+/// Host part of a Host header or an origin's authority, without the port.
+std::string_view host_only(std::string_view authority) {
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
+  }
+  auto colon = authority.find(':');
+  return authority.substr(0, colon);
+}
+
+bool loopback_name(std::string_view host) {
+  return iequals(host, "localhost") || host == "127.0.0.1" || host == "[::1]";
+}
+
+std::string http_error_body(error_code code, std::string_view message) {
+  return mcp::error_body(json::value(), code, message);
+}
+
+} // namespace
+
+// -- server state ------------------------------------------------------------------------
+
+struct http_server::impl {
+  runtime* rt;
+  http_options opts;
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::map<std::string, http_route> routes;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> stopping{false};
+  uint16_t bound_port = 0;
+
+  impl(runtime* r, http_options o) : rt(r), opts(std::move(o)), ioc(std::max(1, o.threads)) {}
+
+  void do_accept();
+};
+
+namespace {
+
+class connection;
+
+/// The reply channel of one request or stream on one connection.
+class http_sink final : public reply_sink, public std::enable_shared_from_this<http_sink> {
+public:
+  http_sink(std::weak_ptr<connection> conn, net::any_io_executor ex, bool long_lived)
+    : conn_(std::move(conn)), ex_(std::move(ex)), long_lived_(long_lived) {}
+
+  ~http_sink() override;
+
+  void deliver(outbound msg) override;
+
+  bool open() const noexcept override {
+    return !gone_.load(std::memory_order_acquire);
+  }
+
+  /// The connection reports the client gone.
+  void client_gone() {
+    gone_.store(true, std::memory_order_release);
+    notify_closed();
+  }
+
+  bool long_lived() const noexcept {
+    return long_lived_;
+  }
+
+private:
+  void post(outbound msg, bool end_stream);
+
+  std::weak_ptr<connection> conn_;
+  net::any_io_executor ex_;
+  bool long_lived_;
+  std::atomic<bool> gone_{false};
+};
+
+class connection : public std::enable_shared_from_this<connection> {
+public:
+  connection(tcp::socket sock, http_server::impl& server)
+    : sock_(std::move(sock)), timer_(sock_.get_executor()), server_(server) {}
+
+  ~connection() {
+    server_.connections--;
+  }
+
+  void start() {
+    arm_timer(server_.opts.idle_timeout);
+    do_read();
+  }
+
+  /// Runs on the strand: one message for the exchange `serial`.
+  void on_outbound(uint64_t serial, outbound msg, bool end_stream);
+
+  void close() {
+    if (closed_)
+      return;
+    closed_ = true;
+    beast::error_code ec;
+    timer_.cancel();
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+    if (auto s = active_sink_.lock())
+      s->client_gone();
+  }
+
+private:
+  // -- reading ---------------------------------------------------------------------
+
+  void do_read() {
+    if (reading_ || closed_)
+      return;
+    // Back-pressure: stop reading while a request is in progress and enough
+    // is buffered; the watch read resumes after the exchange ends.
+    if (busy_ && buffer_.size() > server_.opts.header_limit + server_.opts.body_limit)
+      return;
+    reading_ = true;
+    sock_.async_read_some(buffer_.prepare(16 * 1024),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            self->on_read(ec, n);
+                          });
+  }
+
+  void on_read(beast::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (ec) {
+      close();
+      return;
+    }
+    buffer_.commit(n);
+    if (!busy_ && !parser_)
+      arm_timer(server_.opts.read_timeout);
+    process();
+    do_read();
+  }
+
+  void arm_timer(std::chrono::seconds d) {
+    timer_.expires_after(d);
+    timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec)
+        return;
+      if (auto self = weak.lock())
+        if (!self->busy_)
+          self->close();
+    });
+  }
+
+  /// Parses complete requests out of the buffer while idle.
+  void process() {
+    while (!busy_ && !closed_ && buffer_.size() > 0) {
+      if (!parser_) {
+        auto data = buffer_.data();
+        std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+        auto end = bytes.find("\r\n\r\n");
+        if (end == std::string_view::npos) {
+          if (bytes.size() > server_.opts.header_limit)
+            fail(431, "the request header block exceeds its limit");
+          return;
+        }
+        if (end + 4 > server_.opts.header_limit)
+          return fail(431, "the request header block exceeds its limit");
+        // Obsolete line folding: a header line that starts with white space.
+        for (std::size_t i = 0; i + 1 < end; ++i)
+          if (bytes[i] == '\n' && (bytes[i + 1] == ' ' || bytes[i + 1] == '\t'))
+            return fail(400, "obsolete header line folding is not accepted");
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(server_.opts.header_limit));
+        parser_->body_limit(server_.opts.body_limit);
+        parser_->eager(true);
+        header_checked_ = false;
+      }
+      beast::error_code ec;
+      auto used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more)
+        return;
+      if (ec) {
+        if (ec == http::error::body_limit)
+          return fail(413, "the request body exceeds " + std::to_string(server_.opts.body_limit)
+                             + " bytes");
+        if (ec == http::error::header_limit)
+          return fail(431, "the request header block exceeds its limit");
+        return fail(400, "malformed HTTP request: " + ec.message());
+      }
+      if (parser_->is_header_done() && !header_checked_) {
+        header_checked_ = true;
+        if (!check_framing())
+          return;
+      }
+      if (!parser_->is_done()) {
+        if (used == 0)
+          return;
+        continue;
+      }
+      auto req = parser_->release();
+      parser_.reset();
+      handle(std::move(req));
+    }
+  }
+
+  bool check_framing() {
+    auto& req = parser_->get();
+    auto cl = req.count(http::field::content_length);
+    auto te = req.find(http::field::transfer_encoding);
+    if (cl > 1) {
+      fail(400, "more than one Content-Length header");
+      return false;
+    }
+    if (te != req.end()) {
+      if (cl > 0) {
+        fail(400, "Transfer-Encoding together with Content-Length is not accepted");
+        return false;
+      }
+      if (!iequals(trim(sv(te->value())), "chunked")) {
+        fail(400, "unsupported transfer coding: only chunked is accepted");
+        return false;
+      }
+    }
+    if (auto expect = req.find(http::field::expect); expect != req.end()) {
+      if (iequals(trim(sv(expect->value())), "100-continue"))
+        write_raw("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    return true;
+  }
+
+  // -- routing ------------------------------------------------------------------------
+
+  void handle(request req);
+  void handle_post(request& req);
+  void handle_get(request& req);
+  void handle_delete(request& req);
+  bool check_origin(const request& req);
+
+  // -- writing ------------------------------------------------------------------------
+
+  void fail(int status, std::string message) {
+    keep_alive_ = false;
+    auto code = status == 413 ? error_code::invalid_request : error_code::invalid_request;
+    respond(status, http_error_body(code, message), {});
+  }
+
+  /// Writes a whole response; reading resumes after it.
+  void respond(int status, std::string body, std::string_view extra_headers,
+               std::string_view content_type = "application/json") {
+    std::string out;
+    out.reserve(160 + body.size());
+    out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason(status));
+    out.append("\r\nServer: bulwark");
+    if (!body.empty() || status >= 200) {
+      if (!body.empty())
+        out.append("\r\nContent-Type: ").append(content_type);
+      out.append("\r\nContent-Length: ").append(std::to_string(body.size()));
+    }
+    if (!keep_alive_)
+      out.append("\r\nConnection: close");
+    out.append(extra_headers);
+    out.append("\r\n\r\n");
+    out.append(body);
+    write_raw(std::move(out));
+    finish_exchange();
+  }
+
+  void start_sse(std::string_view extra_headers) {
+    std::string out;
+    out.append("HTTP/1.1 200 OK\r\nServer: bulwark\r\nContent-Type: text/event-stream\r\n"
+               "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked");
+    if (!keep_alive_)
+      out.append("\r\nConnection: close");
+    out.append(extra_headers);
+    out.append("\r\n\r\n");
+    write_raw(std::move(out));
+    streaming_ = true;
+  }
+
+  void write_chunk(std::string_view payload) {
+    char size[20];
+    int n = std::snprintf(size, sizeof size, "%zx\r\n", payload.size());
+    std::string out;
+    out.reserve(payload.size() + 24);
+    out.append(size, static_cast<std::size_t>(n));
+    out.append(payload);
+    out.append("\r\n");
+    write_raw(std::move(out));
+  }
+
+  void write_event(const outbound& msg) {
+    std::string ev;
+    ev.reserve(msg.body.size() + 40);
+    if (!msg.event_id.empty())
+      ev.append("id: ").append(msg.event_id).append("\n");
+    ev.append("event: message\ndata: ").append(msg.body).append("\n\n");
+    write_chunk(ev);
+  }
+
+  void end_sse() {
+    write_raw("0\r\n\r\n");
+    streaming_ = false;
+    finish_exchange();
+  }
+
+  void finish_exchange() {
+    busy_ = false;
+    long_lived_ = false;
+    active_serial_ = 0;
+    active_sink_.reset();
+    pending_headers_.clear();
+    if (!keep_alive_) {
+      close_after_write_ = true;
+      if (!writing_)
+        close();
+      return;
+    }
+    arm_timer(server_.opts.idle_timeout);
+    if (!buffer_.size() == 0)
+      return;
+    // Pipelined requests waiting in the buffer run now.
+    net::post(sock_.get_executor(), [self = shared_from_this()] {
+      self->process();
+      self->do_read();
+    });
+  }
+
+  void write_raw(std::string bytes) {
+    if (closed_)
+      return;
+    writes_.push_back(std::move(bytes));
+    if (!writing_)
+      do_write();
+  }
+
+  void do_write() {
+    writing_ = true;
+    net::async_write(sock_, net::buffer(writes_.front()),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_write(ec);
+                     });
+  }
+
+  void on_write(beast::error_code ec) {
+    writing_ = false;
+    if (ec) {
+      close();
+      return;
+    }
+    writes_.pop_front();
+    if (!writes_.empty())
+      return do_write();
+    if (close_after_write_)
+      close();
+  }
+
+  tcp::socket sock_;
+  net::steady_timer timer_;
+  http_server::impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool header_checked_ = false;
+  bool reading_ = false;
+  bool closed_ = false;
+  bool busy_ = false;         ///< A request is being answered.
+  bool streaming_ = false;    ///< SSE headers are out.
+  bool sse_allowed_ = true;   ///< The client accepts text/event-stream.
+  bool long_lived_ = false;   ///< GET or listen stream: no final response.
+  bool keep_alive_ = true;
+  bool close_after_write_ = false;
+  bool writing_ = false;
+  uint64_t active_serial_ = 0;
+  std::weak_ptr<http_sink> active_sink_;
+  std::string pending_headers_; ///< Extra headers for the eventual response.
+  std::deque<std::string> writes_;
+};
+
+// -- sink ----------------------------------------------------------------------------------------
+
+http_sink::~http_sink() {
+  if (answered())
+    return;
+  // Released without a final answer: the actor holding it stopped. Requests
+  // get an error, streams end.
+  outbound msg;
+  if (!long_lived_ && (request_id().is_string() || request_id().is_number())) {
+    msg.body = abandoned_body();
+    msg.http_status = 503;
+    mark_answered();
+    post(std::move(msg), false);
+  } else {
+    mark_answered();
+    post(std::move(msg), true);
+  }
+}
+
+void http_sink::deliver(outbound msg) {
+  if (answered())
+    return;
+  if (msg.what == outbound::kind::response && !mark_answered())
+    return;
+  post(std::move(msg), false);
+}
+
+void http_sink::post(outbound msg, bool end_stream) {
+  auto conn = conn_.lock();
+  if (!conn)
+    return;
+  net::post(ex_, [conn, serial = serial(), m = std::move(msg), end_stream]() mutable {
+    conn->on_outbound(serial, std::move(m), end_stream);
+  });
+}
+
+// -- exchange ----------------------------------------------------------------------------------------
+
+void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
+  if (closed_ || serial != active_serial_)
+    return;
+  if (end_stream) {
+    if (streaming_)
+      end_sse();
+    else
+      respond(204, {}, pending_headers_);
+    return;
+  }
+  std::string headers = pending_headers_;
+  if (!msg.session_id.empty())
+    headers.append("\r\nMcp-Session-Id: ").append(msg.session_id);
+  if (msg.what == outbound::kind::response && !long_lived_) {
+    if (streaming_) {
+      write_event(msg);
+      end_sse();
+    } else {
+      respond(msg.http_status, std::move(msg.body), headers);
+    }
+    return;
+  }
+  // A notification or request before the final answer: switch to SSE.
+  if (!sse_allowed_)
+    return; // The client cannot receive it; the final answer still comes.
+  if (!streaming_)
+    start_sse(headers);
+  write_event(msg);
+  if (msg.what == outbound::kind::response)
+    end_sse();
+}
+
+bool connection::check_origin(const request& req) {
+  if (!server_.opts.check_origin)
+    return true;
+  auto allowed_host = [&](std::string_view host) {
+    if (loopback_name(host))
+      return true;
+    for (auto& h : server_.opts.allowed_hosts)
+      if (iequals(h, host))
+        return true;
+    return false;
+  };
+  if (auto host = req.find(http::field::host); host != req.end()) {
+    if (!allowed_host(host_only(trim(sv(host->value())))))
+      return false;
+  }
+  if (auto origin = req.find(http::field::origin); origin != req.end()) {
+    auto o = trim(sv(origin->value()));
+    for (auto& allowed : server_.opts.allowed_origins)
+      if (o == allowed)
+        return true;
+    auto scheme = o.find("://");
+    if (scheme == std::string_view::npos)
+      return false;
+    return loopback_name(host_only(o.substr(scheme + 3)));
+  }
+  return true;
+}
+
+void connection::handle(request req) {
+  keep_alive_ = req.keep_alive();
+  busy_ = true;
+  timer_.cancel();
+  auto target = std::string_view(req.target().data(), req.target().size());
+  auto path = target.substr(0, target.find('?'));
+  if (!check_origin(req))
+    return respond(403, http_error_body(error_code::invalid_request,
+                                        "Host or Origin is not allowed for this server"),
+                   {});
+  if (path != server_.opts.path) {
+    if (req.method() == http::verb::get) {
+      if (auto r = server_.routes.find(std::string(path)); r != server_.routes.end()) {
+        auto reply = r->second();
+        return respond(reply.status, std::move(reply.body), {}, reply.content_type);
+      }
+    }
+    return respond(404, http_error_body(error_code::invalid_request,
+                                        "no MCP endpoint here; use " + server_.opts.path),
+                   {});
+  }
+  switch (req.method()) {
+    case http::verb::post:
+      return handle_post(req);
+    case http::verb::get:
+      return handle_get(req);
+    case http::verb::delete_:
+      return handle_delete(req);
+    default:
+      return respond(405, http_error_body(error_code::invalid_request,
+                                          "method not allowed: use POST (or GET/DELETE with a "
+                                          "2025-era session)"),
+                     "\r\nAllow: POST, GET, DELETE");
+  }
+}
+
+void connection::handle_post(request& req) {
+  // Media types.
+  auto ct = req.find(http::field::content_type);
+  if (ct == req.end()
+      || !iequals(trim(sv(ct->value()).substr(0, sv(ct->value()).find(';'))), "application/json"))
+    return respond(415, http_error_body(error_code::invalid_request,
+                                        "Content-Type must be application/json"),
+                   {});
+  auto accept_it = req.find(http::field::accept);
+  std::string_view accept = accept_it == req.end() ? std::string_view("*/*")
+                                                   : std::string_view(sv(accept_it->value()).data(),
+                                                                      sv(accept_it->value()).size());
+  if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream"))
+    return respond(406, http_error_body(error_code::invalid_request,
+                                        "Accept must list application/json and text/event-stream"),
+                   {});
+  sse_allowed_ = true;
+
+  // Body: simdjson wants padding after the input.
+  auto& body = req.body();
+  json::value msg;
+  json::parse_error perr;
+  bool parsed;
+  if (body.capacity() >= body.size() + json::padding()) {
+    parsed = json::parse_padded(body, msg, perr);
+  } else {
+    body.reserve(body.size() + json::padding());
+    parsed = json::parse_padded(body, msg, perr);
+  }
+  if (!parsed)
+    return respond(400, mcp::error_body(json::value(), error_code::parse_error,
+                                        "Parse error: " + perr.message),
+                   {});
+  auto cls = mcp::classify(msg);
+  if (cls.kind == mcp::message_kind::invalid)
+    return respond(400, mcp::error_body(msg["id"], error_code::invalid_request,
+                                        "Invalid Request: " + cls.reason),
+                   {});
+
+  if (server_.opts.echo_mode) {
+    if (cls.kind != mcp::message_kind::request)
+      return respond(202, {}, {});
+    return respond(200, mcp::result_body(msg["id"], json::value(json::object{})), {});
+  }
+
+  // Which era and which session.
+  auto header = [&](std::string_view name) -> std::optional<std::string> {
+    auto it = req.find(beast::string_view(name.data(), name.size()));
+    if (it == req.end())
+      return std::nullopt;
+    return std::string(sv(it->value()));
+  };
+  auto session_id = header("mcp-session-id");
+  auto version_header = header("mcp-protocol-version");
+  const auto& method = msg["method"].as_string();
+  const auto& meta_version = msg["params"]["_meta"][mcp::meta_protocol_version];
+  auto& rt = *server_.rt;
+
+  auto in = std::make_shared<inbound>();
+  in->kind = cls.kind;
+  // Era: a live 2025-era session; else a 2026-07-28 version header or _meta
+  // version; else a new session (initialize) or a refusal.
+  bool modern_header = version_header && !mcp::is_stateful_version(trim(*version_header));
+  std::string sid = session_id ? std::string(trim(*session_id)) : std::string();
+  if (!sid.empty() && !modern_header && rt.has_session(sid)) {
+    in->session_id = sid;
+  } else if (modern_header || meta_version.is_string()) {
+    in->stateless = true;
+  } else if (!sid.empty()) {
+    return respond(404, mcp::error_body(msg["id"], error_code::invalid_request,
+                                        "session not found: it ended or never existed; "
+                                        "initialize a new one"),
+                   {});
+  } else if (cls.kind == mcp::message_kind::request && method == "initialize") {
+    // A new 2025-era session.
+  } else {
+    return respond(400, mcp::error_body(msg["id"], error_code::invalid_request,
+                                        "Bad Request: Mcp-Session-Id header is required "
+                                        "(initialize first, or send a 2026-07-28 request with "
+                                        "_meta)"),
+                   {});
+  }
+
+  if (in->stateless) {
+    if (cls.kind == mcp::message_kind::response)
+      return respond(400, mcp::error_body(msg["id"], error_code::invalid_request,
+                                          "clients do not send responses in 2026-07-28"),
+                     {});
+    if (cls.kind == mcp::message_kind::notification)
+      return respond(202, {}, {});
+    // The mirrored headers must agree with the body.
+    mcp::mirrored_headers mh;
+    mh.protocol_version = version_header;
+    mh.method = header("mcp-method");
+    mh.name = header("mcp-name");
+    for (auto& f : req) {
+      auto name = sv(f.name_string());
+      if (name.size() > 10 && iequals(name.substr(0, 10), "mcp-param-")) {
+        std::string suffix(name.substr(10));
+        for (auto& c : suffix)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        mh.params.emplace_back(std::move(suffix), std::string(sv(f.value())));
+      }
+    }
+    json::value schema;
+    if (method == "tools/call") {
+      auto cat = rt.current_catalog();
+      if (auto* tool = cat->find_tool(msg["params"]["name"].as_string()))
+        schema = tool->input_schema;
+    }
+    std::string why;
+    if (!mcp::check_mirrored_headers(mh, msg, schema, why))
+      return respond(400, mcp::error_body(msg["id"], error_code::header_mismatch,
+                                          "Header mismatch: " + why),
+                     {});
+  }
+
+  if (cls.kind != mcp::message_kind::request) {
+    in->message = std::move(msg);
+    rt.dispatch(std::move(in));
+    return respond(202, {}, {});
+  }
+
+  auto sink = std::make_shared<http_sink>(weak_from_this(), sock_.get_executor(), false);
+  sink->set_request_id(msg["id"]);
+  active_serial_ = sink->serial();
+  active_sink_ = sink;
+  long_lived_ = method == "subscriptions/listen";
+  in->sink = std::move(sink);
+  in->message = std::move(msg);
+  rt.dispatch(std::move(in));
+}
+
+void connection::handle_get(request& req) {
+  auto sid = req.find("mcp-session-id");
+  if (sid == req.end())
+    return respond(405, http_error_body(error_code::invalid_request,
+                                        "GET needs a 2025-era session (Mcp-Session-Id); "
+                                        "2026-07-28 clients use POST subscriptions/listen"),
+                   "\r\nAllow: POST, GET, DELETE");
+  auto accept_it = req.find(http::field::accept);
+  if (accept_it == req.end() || !accepts(sv(accept_it->value()), "text/event-stream"))
+    return respond(406, http_error_body(error_code::invalid_request,
+                                        "Accept must list text/event-stream"),
+                   {});
+  std::string id(trim(sv(sid->value())));
+  std::string last_event;
+  if (auto le = req.find("last-event-id"); le != req.end())
+    last_event = std::string(trim(sv(le->value())));
+  auto sink = std::make_shared<http_sink>(weak_from_this(), sock_.get_executor(), true);
+  active_serial_ = sink->serial();
+  active_sink_ = sink;
+  long_lived_ = true;
+  if (!server_.rt->open_stream(id, sink, std::move(last_event))) {
+    active_serial_ = 0;
+    active_sink_.reset();
+    long_lived_ = false;
+    return respond(404, http_error_body(error_code::invalid_request, "session not found"), {});
+  }
+  // Headers go out at once so the client sees the stream open.
+  start_sse("\r\nMcp-Session-Id: " + id);
+  write_chunk(": stream open\n\n");
+}
+
+void connection::handle_delete(request& req) {
+  auto sid = req.find("mcp-session-id");
+  if (sid == req.end())
+    return respond(405, http_error_body(error_code::invalid_request,
+                                        "DELETE needs a 2025-era session (Mcp-Session-Id)"),
+                   "\r\nAllow: POST, GET, DELETE");
+  if (!server_.rt->end_session(std::string(trim(sv(sid->value())))))
+    return respond(404, http_error_body(error_code::invalid_request, "session not found"), {});
+  respond(200, {}, {});
+}
+
+} // namespace
+
+// -- listener ----------------------------------------------------------------------------------------
+
+void http_server::impl::do_accept() {
+  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket sock) {
+    if (stopping)
+      return;
+    if (!ec) {
+      if (connections.load() >= opts.max_connections) {
+        beast::error_code ignored;
+        sock.close(ignored);
+      } else {
+        sock.set_option(tcp::no_delay(true), ec);
+        connections++;
+        std::make_shared<connection>(std::move(sock), *this)->start();
+      }
+    }
+    do_accept();
+  });
+}
+
+http_server::http_server(runtime* rt, http_options opts)
+  : impl_(std::make_unique<impl>(rt, std::move(opts))) {}
+
+http_server::~http_server() {
+  stop();
+}
+
+void http_server::add_route(std::string path, http_route route) {
+  impl_->routes[std::move(path)] = std::move(route);
+}
+
+uint16_t http_server::start() {
+  auto& d = *impl_;
+  auto addr = net::ip::make_address(d.opts.address);
+  tcp::endpoint ep(addr, d.opts.port);
+  d.acceptor.emplace(d.ioc);
+  d.acceptor->open(ep.protocol());
+  d.acceptor->set_option(net::socket_base::reuse_address(true));
+  d.acceptor->bind(ep);
+  d.acceptor->listen(net::socket_base::max_listen_connections);
+  d.bound_port = d.acceptor->local_endpoint().port();
+  d.do_accept();
+  for (int i = 0; i < std::max(1, d.opts.threads); ++i)
+    d.threads.emplace_back([&d] { d.ioc.run(); });
+  return d.bound_port;
+}
+
+void http_server::stop() {
+  auto& d = *impl_;
+  if (d.stopping.exchange(true))
+    return;
+  net::post(d.ioc, [&d] {
+    beast::error_code ec;
+    if (d.acceptor)
+      d.acceptor->close(ec);
+  });
+  d.ioc.stop();
+  for (auto& t : d.threads)
+    if (t.joinable())
+      t.join();
+  d.threads.clear();
+}
+
+uint16_t http_server::port() const noexcept {
+  return impl_->bound_port;
+}
+
+} // namespace bulwark

@@ -1,0 +1,79 @@
+// Streamable HTTP transport (both MCP eras on one endpoint), on Boost.Beast.
+//
+// Bytes in, typed messages out: the server checks HTTP framing, origin, media
+// types and the 2026-07-28 mirrored headers, parses the JSON-RPC body, and
+// hands an `inbound` to the runtime. Answers come back through a reply sink
+// that posts to the connection's strand and are written as one JSON response
+// or as an SSE stream.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bulwark {
+
+class runtime;
+
+struct http_options {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8080; ///< 0 picks a free port.
+  std::string path = "/mcp";
+  std::size_t body_limit = 1 << 20;   ///< Larger bodies get 413.
+  std::size_t header_limit = 16 << 10; ///< Larger header blocks get 431.
+  std::size_t max_connections = 1024;
+  std::chrono::seconds read_timeout{30};  ///< To receive one whole request.
+  std::chrono::seconds idle_timeout{120}; ///< Keep-alive between requests.
+  std::chrono::seconds sse_keepalive{15}; ///< Comment lines on quiet streams.
+  /// Origins allowed besides loopback ones (exact `scheme://host[:port]`).
+  std::vector<std::string> allowed_origins;
+  /// Host names allowed besides loopback ones (without port).
+  std::vector<std::string> allowed_hosts;
+  /// Check Host and Origin against loopback names (DNS-rebinding defence).
+  bool check_origin = true;
+  int threads = 1;
+  /// Answer every POST with an empty result on the I/O thread, bypassing the
+  /// actors: the ceiling the benchmark compares the real path against.
+  bool echo_mode = false;
+};
+
+/// A plain HTTP response for extra routes (health, metrics, admin).
+struct http_reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+/// Handles GET requests to an extra path.
+using http_route = std::function<http_reply()>;
+
+class http_server {
+public:
+  /// `rt` may be null in echo mode.
+  http_server(runtime* rt, http_options opts);
+  ~http_server();
+
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// Adds a GET route (before `start`).
+  void add_route(std::string path, http_route route);
+
+  /// Binds and starts the I/O threads; returns the bound port. Throws on a
+  /// bind failure.
+  uint16_t start();
+  /// Stops accepting, closes connections and joins the I/O threads.
+  void stop();
+
+  uint16_t port() const noexcept;
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace bulwark
