@@ -1,6 +1,8 @@
 #include "actors/runtime.hpp"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 #include <caf/all.hpp>
 
@@ -105,6 +107,15 @@ void runtime::start() {
                                   return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
                                 }});
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(children));
+  // Actors initialize on the scheduler; return once the tree can take
+  // requests, so that the first client message finds its actor.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!(env->names.contains(names::session_supervisor)
+           && env->names.contains(names::stateless_session))) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("bulwark runtime did not start within 10 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void runtime::stop() {
@@ -194,6 +205,23 @@ runtime_status runtime::status() const {
   s.escalations = impl_->env->escalations.load();
   s.running = running();
   return s;
+}
+
+std::vector<std::string> runtime::actor_names() const {
+  std::vector<std::string> out;
+  for (auto& [name, handle] : impl_->env->names.snapshot())
+    if (handle)
+      out.push_back(name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool runtime::kill_actor(const std::string& name) {
+  auto h = impl_->env->names.get(name);
+  if (!h)
+    return false;
+  caf::anon_send_exit(h, caf::exit_reason::kill);
+  return true;
 }
 
 const runtime_options& runtime::options() const noexcept {

@@ -97,6 +97,11 @@ public:
   // -- introspection -------------------------------------------------------------------------
 
   runtime_status status() const;
+  /// Registry names of the live supervised actors (sessions included).
+  std::vector<std::string> actor_names() const;
+  /// Kills the named actor (`exit_reason::kill`, as a crash would); its
+  /// supervisor restarts it. False for an unknown name.
+  bool kill_actor(const std::string& name);
   const runtime_options& options() const noexcept;
   caf::actor_system& system() noexcept;
 

@@ -185,8 +185,10 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
                          {}, 400);
   }
   if (method == "server/discover") {
+    // Every version served, so that -32022's `supported` agrees with it.
     value supported(json::array{});
-    supported.push_back(std::string(mcp::stateless_version));
+    for (auto& v : mcp::supported_versions())
+      supported.push_back(v);
     auto result = value::make_object({
       {"supportedVersions", std::move(supported)},
       {"capabilities", server_capabilities()},

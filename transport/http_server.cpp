@@ -1,6 +1,7 @@
 #include "transport/http_server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -228,11 +229,25 @@ private:
       close();
       return;
     }
+    if (draining_) {
+      // After a refusal: read and drop what the client still sends, so the
+      // answer is not lost to a reset, until it closes or the timer fires.
+      do_read_drain();
+      return;
+    }
     buffer_.commit(n);
     if (!busy_ && !parser_)
       arm_timer(server_.opts.read_timeout);
     process();
     do_read();
+  }
+
+  void do_read_drain() {
+    reading_ = true;
+    sock_.async_read_some(net::buffer(drain_buf_), [self = shared_from_this()](beast::error_code ec,
+                                                                              std::size_t n) {
+      self->on_read(ec, n);
+    });
   }
 
   void arm_timer(std::chrono::seconds d) {
@@ -412,7 +427,7 @@ private:
       return;
     }
     arm_timer(server_.opts.idle_timeout);
-    if (!buffer_.size() == 0)
+    if (buffer_.size() == 0)
       return;
     // Pipelined requests waiting in the buffer run now.
     net::post(sock_.get_executor(), [self = shared_from_this()] {
@@ -446,8 +461,16 @@ private:
     writes_.pop_front();
     if (!writes_.empty())
       return do_write();
-    if (close_after_write_)
-      close();
+    if (close_after_write_ && !draining_) {
+      // Half-close: the client reads our answer, then sees EOF.
+      draining_ = true;
+      beast::error_code ignored;
+      sock_.shutdown(tcp::socket::shutdown_send, ignored);
+      busy_ = false;
+      arm_timer(std::chrono::seconds(2));
+      if (!reading_)
+        do_read_drain();
+    }
   }
 
   tcp::socket sock_;
@@ -465,6 +488,8 @@ private:
   bool keep_alive_ = true;
   bool close_after_write_ = false;
   bool writing_ = false;
+  bool draining_ = false;
+  std::array<char, 4096> drain_buf_;
   uint64_t active_serial_ = 0;
   std::weak_ptr<http_sink> active_sink_;
   std::string pending_headers_; ///< Extra headers for the eventual response.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the official MCP conformance suite against a real `bulwark` in
+# fixtures mode: conformance.sh BULWARK REVISION [OUTDIR].
+# Passes when every scenario that the revision requires passes (the suite's
+# own exit code under --requirements).
+set -euo pipefail
+bulwark=$1
+rev=$2
+out=${3:-$(mktemp -d)}
+here=$(cd "$(dirname "$0")/.." && pwd)
+node="$here/node_modules/.bin/node"
+suite="$here/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+mkdir -p "$out"
+log="$out/bulwark.log"
+
+"$bulwark" --fixtures --port 0 2> "$log" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+
+port=""
+for _ in $(seq 1 100); do
+  port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$' || true)
+  [ -n "$port" ] && break
+  kill -0 "$pid" 2>/dev/null || { echo "bulwark exited early"; cat "$log"; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "bulwark did not report its port"; cat "$log"; exit 1; }
+
+cd "$out"
+set +e
+timeout 800 "$node" "$suite" server --url "http://localhost:$port/mcp" --requirements "$rev" -o "$out/results" \
+  > "$out/conformance.log" 2>&1
+rc=$?
+set -e
+# The per-scenario lines and the totals, for the CI log.
+grep -E '^(✓|✗)|^Total|^Not scored|^  (✓|✗)' "$out/conformance.log" || cat "$out/conformance.log"
+kill -0 "$pid" 2>/dev/null || { echo "bulwark died during the run"; tail -20 "$log"; exit 1; }
+exit $rc

@@ -1,0 +1,153 @@
+// The JSON-RPC/MCP codec: envelope checks, error bodies, mirrored headers,
+// base64, sealed requestState and URI templates.
+#include <catch2/catch.hpp>
+
+#include "messages/catalog.hpp"
+#include "messages/crypto.hpp"
+#include "messages/mcp.hpp"
+
+using namespace bulwark;
+using json::value;
+
+namespace {
+
+value parse(std::string_view text) {
+  value v;
+  json::parse_error err;
+  REQUIRE(json::parse(text, v, err));
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("classify tells requests, notifications and responses apart") {
+  using mcp::message_kind;
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":"ping"})")).kind == message_kind::request);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","method":"notifications/initialized"})")).kind
+        == message_kind::notification);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":"a","result":{}})")).kind == message_kind::response);
+}
+
+TEST_CASE("classify says why a message is invalid") {
+  auto batch = mcp::classify(parse(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])"));
+  CHECK(batch.kind == mcp::message_kind::invalid);
+  CHECK(batch.reason.find("batch") != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"id":1,"method":"ping"})")).reason.find("jsonrpc") != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":{},"method":"ping"})")).reason.find("id")
+        != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":""})")).reason.find("method")
+        != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":"x","params":[1]})")).reason.find("params")
+        != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"result":{},"error":{}})")).kind
+        == mcp::message_kind::invalid);
+  CHECK(mcp::classify(parse(R"("just a string")")).kind == mcp::message_kind::invalid);
+}
+
+TEST_CASE("error bodies echo the id and carry data") {
+  auto body = mcp::error_body(value("abc"), error_code::invalid_params, "bad \"x\"",
+                              value::make_object({{"uri", "test://x"}}));
+  auto v = parse(body);
+  CHECK(v["id"].as_string() == "abc");
+  CHECK(v["error"]["code"].as_int() == -32602);
+  CHECK(v["error"]["message"].as_string() == "bad \"x\"");
+  CHECK(v["error"]["data"]["uri"].as_string() == "test://x");
+  CHECK(parse(mcp::error_body(value(), error_code::parse_error, "x"))["id"].is_null());
+}
+
+TEST_CASE("the error table has unique codes in the documented ranges") {
+  std::size_t n = 0;
+  auto* table = error_table(n);
+  REQUIRE(n >= 10);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto code = to_int(table[i].code);
+    bool jsonrpc = code <= -32600 && code >= -32700;
+    bool mcp_range = code <= -32020 && code >= -32022;
+    bool ours = code <= -32000 && code >= -32019;
+    CHECK((jsonrpc || mcp_range || ours));
+    for (std::size_t j = i + 1; j < n; ++j)
+      CHECK(table[i].code != table[j].code);
+  }
+}
+
+TEST_CASE("base64 decoding is strict") {
+  std::string out;
+  CHECK(mcp::base64_decode("SGVsbG8=", out));
+  CHECK(out == "Hello");
+  CHECK_FALSE(mcp::base64_decode("SGVsbG8", out));   // missing padding
+  CHECK_FALSE(mcp::base64_decode("SGVs!!!bG8=", out)); // bad characters
+  CHECK_FALSE(mcp::base64_decode("SG=sbG8=", out));  // padding in the middle
+  CHECK(mcp::base64_encode("Hello, \xE4\xB8\x96") == "SGVsbG8sIOS4lg==");
+}
+
+TEST_CASE("mirrored headers must agree with the body") {
+  auto body = parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+    "name":"get","arguments":{"region":"us-west1","n":42},
+    "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})");
+  auto schema = parse(R"({"type":"object","properties":{
+    "region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"integer","x-mcp-header":"N"}}})");
+  mcp::mirrored_headers h;
+  h.protocol_version = "2026-07-28";
+  h.method = " tools/call ";
+  h.name = "get";
+  h.params = {{"region", "us-west1"}, {"n", "42.0"}};
+  std::string why;
+  CHECK(mcp::check_mirrored_headers(h, body, schema, why));
+
+  auto wrong = h;
+  wrong.method = "TOOLS/CALL";
+  CHECK_FALSE(mcp::check_mirrored_headers(wrong, body, schema, why));
+  CHECK(why.find("Mcp-Method") != std::string::npos);
+
+  wrong = h;
+  wrong.name.reset();
+  CHECK_FALSE(mcp::check_mirrored_headers(wrong, body, schema, why));
+
+  wrong = h;
+  wrong.protocol_version = "2025-11-25";
+  CHECK_FALSE(mcp::check_mirrored_headers(wrong, body, schema, why));
+
+  wrong = h;
+  wrong.params = {{"n", "42"}}; // Region missing while the body has it
+  CHECK_FALSE(mcp::check_mirrored_headers(wrong, body, schema, why));
+  CHECK(why.find("Region") != std::string::npos);
+
+  auto encoded = h;
+  encoded.params = {{"region", "=?base64?dXMtd2VzdDE=?="}, {"n", "42"}};
+  CHECK(mcp::check_mirrored_headers(encoded, body, schema, why));
+  encoded.params = {{"region", "=?base64?dXMtd2VzdDE?="}, {"n", "42"}};
+  CHECK_FALSE(mcp::check_mirrored_headers(encoded, body, schema, why));
+}
+
+TEST_CASE("sealed requestState detects tampering and context changes") {
+  std::string key = "k3y";
+  auto token = crypto::seal(key, "tools/call\nx", "round-1");
+  std::string state;
+  CHECK(crypto::unseal(key, "tools/call\nx", token, state));
+  CHECK(state == "round-1");
+  CHECK_FALSE(crypto::unseal(key, "tools/call\ny", token, state));
+  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", token + "-TAMPERED", state));
+  CHECK_FALSE(crypto::unseal("other", "tools/call\nx", token, state));
+  auto flipped = token;
+  flipped[0] = flipped[0] == 'A' ? 'B' : 'A';
+  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", flipped, state));
+}
+
+TEST_CASE("session ids are 128-bit and visible ASCII") {
+  auto a = crypto::random_hex(16);
+  auto b = crypto::random_hex(16);
+  CHECK(a.size() == 32);
+  CHECK(a != b);
+  for (char c : a)
+    CHECK((c >= 0x21 && c <= 0x7E));
+}
+
+TEST_CASE("URI templates match one segment per variable") {
+  value vars(json::object{});
+  CHECK(match_uri_template("test://template/{id}/data", "test://template/123/data", vars));
+  CHECK(vars["id"].as_string() == "123");
+  value none(json::object{});
+  CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template/1/2/data", none));
+  CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template//data", none));
+  CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template/1/datax", none));
+}

@@ -1,0 +1,342 @@
+// Session actors and their supervisors, driven through the runtime with
+// capturing sinks: the protocol state machine, exactly-one-answer under
+// kills, and restarts that keep the session usable.
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <mutex>
+
+#include <caf/all.hpp>
+
+#include "actors/runtime.hpp"
+#include "actors/supervisor.hpp"
+#include "messages/actors.hpp"
+#include "tools/builtin_tools.hpp"
+
+using namespace bulwark;
+using json::value;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Records what a session delivers for one request.
+class capture_sink final : public reply_sink {
+public:
+  void deliver(outbound msg) override {
+    std::lock_guard<std::mutex> guard(mtx_);
+    if (final_)
+      return;
+    if (msg.what == outbound::kind::response) {
+      mark_answered();
+      final_ = true;
+    }
+    messages_.push_back(std::move(msg));
+    cv_.notify_all();
+  }
+
+  bool open() const noexcept override {
+    return true;
+  }
+
+  ~capture_sink() override = default;
+
+  /// Waits for the final answer; fails the test after `limit`.
+  outbound wait(std::chrono::milliseconds limit = 3000ms) {
+    std::unique_lock<std::mutex> guard(mtx_);
+    bool got = cv_.wait_for(guard, limit, [this] { return final_; });
+    REQUIRE(got);
+    return messages_.back();
+  }
+
+  std::vector<outbound> messages() {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return messages_;
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool final_ = false;
+  std::vector<outbound> messages_;
+};
+
+/// Sinks in these tests outlive the actors, so an abandoned request shows up
+/// as "never answered"; the runtime-level kill test below uses a sink that
+/// answers from its destructor, as the transports do.
+class abandoning_sink final : public reply_sink {
+public:
+  explicit abandoning_sink(std::shared_ptr<capture_sink> out) : out_(std::move(out)) {}
+  ~abandoning_sink() override {
+    if (!answered()) {
+      outbound msg;
+      msg.body = abandoned_body();
+      out_->deliver(std::move(msg));
+    }
+  }
+  void deliver(outbound msg) override {
+    if (msg.what == outbound::kind::response)
+      mark_answered();
+    out_->deliver(std::move(msg));
+  }
+  bool open() const noexcept override {
+    return true;
+  }
+
+private:
+  std::shared_ptr<capture_sink> out_;
+};
+
+value parse(const std::string& text) {
+  value v;
+  json::parse_error err;
+  REQUIRE(json::parse(text, v, err));
+  return v;
+}
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<runtime> rt;
+
+  fixture() {
+    cfg.set("scheduler.max-threads", 1);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    runtime_options opts;
+    opts.page_size = 2;
+    rt = std::make_unique<runtime>(*sys, opts);
+    register_builtin_tools(*rt);
+    rt->start();
+  }
+
+  ~fixture() {
+    rt->stop();
+    rt.reset();
+  }
+
+  /// Sends one message; returns the parsed final answer.
+  std::pair<value, outbound> send(const std::string& body, const std::string& session = {},
+                                  bool stateless = false) {
+    auto sink = std::make_shared<capture_sink>();
+    auto out = dispatch(body, session, stateless, sink);
+    return {parse(out.body), out};
+  }
+
+  outbound dispatch(const std::string& body, const std::string& session, bool stateless,
+                    const std::shared_ptr<capture_sink>& sink) {
+    auto in = std::make_shared<inbound>();
+    in->message = parse(body);
+    in->kind = mcp::classify(in->message).kind;
+    in->session_id = session;
+    in->stateless = stateless;
+    sink->set_request_id(in->message["id"]);
+    in->sink = sink;
+    rt->dispatch(in);
+    return sink->wait();
+  }
+
+  std::string initialize() {
+    auto [v, out] = send(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+      "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})");
+    REQUIRE(v["result"]["protocolVersion"].as_string() == "2025-06-18");
+    REQUIRE(out.session_id.size() == 32);
+    return out.session_id;
+  }
+};
+
+const char* meta = R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+  "io.modelcontextprotocol/clientCapabilities":{}})";
+
+} // namespace
+
+TEST_CASE("a 2025-era session negotiates, answers and pages") {
+  fixture f;
+  auto sid = f.initialize();
+  CHECK(f.rt->has_session(sid));
+
+  auto [ping, _] = f.send(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", sid);
+  CHECK(ping["result"] == value(json::object{}));
+
+  auto [page1, p1] = f.send(R"({"jsonrpc":"2.0","id":3,"method":"tools/list"})", sid);
+  REQUIRE(page1["result"]["tools"].size() == 2);
+  REQUIRE(page1["result"]["nextCursor"].is_string());
+  auto [page2, p2] = f.send(R"({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":")"
+                              + page1["result"]["nextCursor"].as_string() + R"("}})",
+                            sid);
+  CHECK(page2["result"]["tools"].size() == 1);
+  CHECK(page2["result"].find("nextCursor") == nullptr);
+  auto [badcursor, bc] = f.send(R"({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"cursor":"zz"}})", sid);
+  CHECK(badcursor["error"]["code"].as_int() == -32602);
+
+  auto [call, c] = f.send(R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}})",
+                          sid);
+  CHECK(call["id"].as_int() == 6);
+  CHECK(call["result"]["content"].as_array()[0]["text"].as_string() == "hi");
+  CHECK(call["result"].find("resultType") == nullptr); // 2026-only field
+
+  auto [unknown, u] = f.send(R"({"jsonrpc":"2.0","id":7,"method":"no/such"})", sid);
+  CHECK(unknown["error"]["code"].as_int() == -32601);
+  auto [badlevel, bl] = f.send(R"({"jsonrpc":"2.0","id":8,"method":"logging/setLevel","params":{"level":"loud"}})", sid);
+  CHECK(badlevel["error"]["code"].as_int() == -32602);
+  auto [again, a] = f.send(R"({"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-11-25"}})",
+                           sid);
+  CHECK(again["error"]["code"].as_int() == -32600);
+}
+
+TEST_CASE("initialize falls back to the newest stateful version") {
+  fixture f;
+  auto [v, out] = f.send(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+    "protocolVersion":"1999-01-01","capabilities":{}}})");
+  CHECK(v["result"]["protocolVersion"].as_string() == "2025-11-25");
+}
+
+TEST_CASE("stateless requests are validated per request") {
+  fixture f;
+  auto [nometa, o1] = f.send(R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}})", {}, true);
+  CHECK(nometa["error"]["code"].as_int() == -32602);
+  CHECK(o1.http_status == 400);
+
+  auto [oldver, o2] = f.send(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{
+    "io.modelcontextprotocol/protocolVersion":"2024-01-01","io.modelcontextprotocol/clientCapabilities":{}}}})",
+                             {}, true);
+  CHECK(oldver["error"]["code"].as_int() == -32022);
+  CHECK(oldver["error"]["data"]["requested"].as_string() == "2024-01-01");
+  CHECK(o2.http_status == 400);
+
+  auto [ping, o3] = f.send(std::string(R"({"jsonrpc":"2.0","id":3,"method":"ping","params":{)") + meta + "}}", {}, true);
+  CHECK(ping["error"]["code"].as_int() == -32601);
+  CHECK(o3.http_status == 404);
+
+  auto [list, o4] = f.send(std::string(R"({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{)") + meta + "}}",
+                           {}, true);
+  CHECK(list["result"]["resultType"].as_string() == "complete");
+  CHECK(list["result"]["ttlMs"].is_integer());
+  CHECK(list["result"]["cacheScope"].as_string() == "public");
+
+  auto [call, o5] = f.send(std::string(R"({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"add",
+    "arguments":{"a":2,"b":40},)") + meta + "}}",
+                           {}, true);
+  CHECK(call["id"].as_string() == "x");
+  CHECK(call["result"]["structuredContent"]["sum"].as_int() == 42);
+  CHECK(call["result"]["resultType"].as_string() == "complete");
+}
+
+TEST_CASE("progress notifications precede the answer and follow the token") {
+  fixture f;
+  auto sid = f.initialize();
+  auto sink = std::make_shared<capture_sink>();
+  f.dispatch(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":50},
+    "_meta":{"progressToken":"tok"}}})",
+             sid, false, sink);
+  auto msgs = sink->messages();
+  REQUIRE(msgs.size() >= 3);
+  double last = -1;
+  for (std::size_t i = 0; i + 1 < msgs.size(); ++i) {
+    auto n = parse(msgs[i].body);
+    CHECK(n["method"].as_string() == "notifications/progress");
+    CHECK(n["params"]["progressToken"].as_string() == "tok");
+    CHECK(n["params"]["progress"].as_double() >= last);
+    last = n["params"]["progress"].as_double();
+    CHECK_FALSE(msgs[i].event_id.empty()); // resumable on a 2025-era stream
+  }
+  CHECK(last == 50);
+  CHECK(parse(msgs.back().body)["result"]["content"].as_array()[0]["text"].as_string() == "slept 50 ms");
+}
+
+TEST_CASE("cancellation answers the cancelled call and stops its work") {
+  fixture f;
+  auto sid = f.initialize();
+  auto sink = std::make_shared<capture_sink>();
+  auto in = std::make_shared<inbound>();
+  in->message = parse(R"({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"sleep","arguments":{"ms":10000}}})");
+  in->kind = mcp::message_kind::request;
+  in->session_id = sid;
+  sink->set_request_id(in->message["id"]);
+  in->sink = sink;
+  f.rt->dispatch(in);
+  auto cancel = std::make_shared<inbound>();
+  cancel->message = parse(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow"}})");
+  cancel->kind = mcp::message_kind::notification;
+  cancel->session_id = sid;
+  f.rt->dispatch(cancel);
+  auto start = std::chrono::steady_clock::now();
+  auto out = sink->wait(2000ms);
+  CHECK(std::chrono::steady_clock::now() - start < 1500ms);
+  CHECK(parse(out.body)["error"]["code"].as_int() == to_int(error_code::request_cancelled));
+}
+
+TEST_CASE("killing a session actor answers its in-flight request at once and the session lives on") {
+  fixture f;
+  auto sid = f.initialize();
+  auto captured = std::make_shared<capture_sink>();
+  {
+    auto in = std::make_shared<inbound>();
+    in->message = parse(R"({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":20000}}})");
+    in->kind = mcp::message_kind::request;
+    in->session_id = sid;
+    auto sink = std::make_shared<abandoning_sink>(captured);
+    sink->set_request_id(in->message["id"]);
+    in->sink = std::move(sink);
+    f.rt->dispatch(std::move(in));
+  }
+  std::this_thread::sleep_for(50ms);
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(f.rt->kill_actor("session/" + sid));
+  auto out = captured->wait(2000ms);
+  CHECK(std::chrono::steady_clock::now() - start < 1000ms);
+  auto err = parse(out.body);
+  CHECK(err["id"].as_int() == 42);
+  CHECK(err["error"]["code"].as_int() == to_int(error_code::actor_restarted));
+
+  // The supervisor restarts the actor under the same session id; the record
+  // (negotiated version, capabilities) survives.
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    auto [v, o] = f.send(R"({"jsonrpc":"2.0","id":43,"method":"tools/call","params":{"name":"echo","arguments":{"text":"again"}}})",
+                         sid);
+    back = v.find("result") != nullptr;
+    if (!back)
+      std::this_thread::sleep_for(10ms);
+  }
+  CHECK(back);
+  CHECK(f.rt->status().restarts >= 1);
+}
+
+TEST_CASE("killing the session supervisor keeps the sessions it had") {
+  fixture f;
+  auto sid = f.initialize();
+  REQUIRE(f.rt->kill_actor("session-supervisor"));
+  bool back = false;
+  for (int i = 0; i < 200 && !back; ++i) {
+    auto names = f.rt->actor_names();
+    back = std::find(names.begin(), names.end(), "session-supervisor") != names.end();
+    if (back) {
+      auto [v, o] = f.send(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", sid);
+      back = v.find("result") != nullptr;
+    }
+    if (!back)
+      std::this_thread::sleep_for(10ms);
+  }
+  CHECK(back);
+  // New sessions can be created by the new supervisor.
+  auto sid2 = f.initialize();
+  CHECK(sid2 != sid);
+}
+
+TEST_CASE("DELETE ends a session: later requests find no session") {
+  fixture f;
+  auto sid = f.initialize();
+  REQUIRE(f.rt->end_session(sid));
+  CHECK_FALSE(f.rt->has_session(sid));
+  CHECK_FALSE(f.rt->end_session(sid));
+}
+
+TEST_CASE("restart intensity allows N restarts per window") {
+  restart_intensity ri(3, std::chrono::seconds(10));
+  auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  CHECK(ri.allow(t0));
+  CHECK(ri.allow(t0 + 1s));
+  CHECK(ri.allow(t0 + 2s));
+  CHECK_FALSE(ri.allow(t0 + 3s));
+  // Old restarts leave the window.
+  CHECK(ri.allow(t0 + 14s));
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Bulwark needs on a Debian machine: the toolchain and
+# libraries from Debian, and the test dependencies from tests/package-lock.json.
+#   tools/install-deps.sh          build and run dependencies
+#   tools/install-deps.sh --tests  also the npm packages the tests use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(g++ cmake ninja-build pkg-config libcaf-dev libboost-dev libsimdjson-dev libspdlog-dev
+          libssl-dev catch2 ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# Node only bootstraps npm here (the tests run on Node 22 from npm); keep a
+# Node that is already installed, whatever its origin.
+if [ "${1:-}" = "--tests" ] && ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ "${1:-}" = "--tests" ]; then
+  # npm ci only when the lockfile changed since the last install.
+  stamp=tests/node_modules/.bulwark-lock
+  if ! cmp -s tests/package-lock.json "$stamp" 2>/dev/null; then
+    (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/package-lock.json "$stamp"
+  fi
+fi
