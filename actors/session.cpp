@@ -236,10 +236,9 @@ void session_state::handle_notification(const json::value& msg) {
     if (c == calls.end())
       return;
     c->second.call->mark_cancelled();
+    // The client forgot the request: no response, the stream just ends.
     outbound out;
-    out.what = outbound::kind::response;
-    out.body = mcp::error_body(c->second.id, error_code::request_cancelled,
-                               "the client cancelled the request");
+    out.silent = true;
     end_call(serial, std::move(out));
   }
   // Other notifications (roots/list_changed, ...) need no action here.
@@ -764,7 +763,7 @@ void session_state::end_call(uint64_t serial, outbound out) {
     return;
   auto& r = i->second;
   out.what = outbound::kind::response;
-  if (r.streamed && !r.call->client().stateless)
+  if (r.streamed && !r.call->client().stateless && !out.silent)
     out.event_id = next_event_id(r.stream, out.body);
   r.sink->deliver(std::move(out));
   r.call->detach();

@@ -30,6 +30,9 @@ struct outbound {
   int http_status = 200;  ///< Status for a response that is the whole HTTP answer.
   std::string session_id; ///< Set on the answer that creates a 2025-era session.
   std::string event_id;   ///< SSE event id (2025 era); empty when not resumable.
+  /// Ends the exchange without a message: a cancelled request gets no
+  /// response (the HTTP stream just ends).
+  bool silent = false;
 };
 
 /// The channel back to the client for one request or stream.

@@ -544,6 +544,13 @@ void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
       respond(204, {}, pending_headers_);
     return;
   }
+  if (msg.silent) {
+    if (streaming_)
+      end_sse();
+    else
+      respond(204, {}, pending_headers_);
+    return;
+  }
   std::string headers = pending_headers_;
   if (!msg.session_id.empty())
     headers.append("\r\nMcp-Session-Id: ").append(msg.session_id);

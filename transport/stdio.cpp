@@ -57,7 +57,8 @@ public:
       std::lock_guard<std::mutex> guard(ch_->mtx);
       ch_->session_id = msg.session_id;
     }
-    ch_->write_line(msg.body);
+    if (!msg.silent)
+      ch_->write_line(msg.body);
   }
 
   bool open() const noexcept override {
