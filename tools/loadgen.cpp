@@ -30,6 +30,7 @@
 #include <boost/beast/http.hpp>
 
 #include "messages/json.hpp"
+#include "messages/mcp.hpp"
 
 namespace {
 
@@ -260,39 +261,13 @@ target parse_url(const std::string& url) {
 
 // -- helpers -----------------------------------------------------------------------------------
 
-std::string base64(std::string_view in) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += tbl[(n >> 18) & 63];
-    out += tbl[(n >> 12) & 63];
-    out += tbl[(n >> 6) & 63];
-    out += tbl[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = uint8_t(in[i]) << 16;
-    out += tbl[(n >> 18) & 63];
-    out += tbl[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += tbl[(n >> 18) & 63];
-    out += tbl[(n >> 12) & 63];
-    out += tbl[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 /// A header value: plain when safe, else the =?base64?...?= form MCP uses.
 std::string header_value(std::string_view v) {
   bool edge_space = !v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' '
                                    || v.back() == '\t');
   if (header_safe(v) && !edge_space)
     return std::string(v);
-  return "=?base64?" + base64(v) + "?=";
+  return "=?base64?" + bulwark::mcp::base64_encode(v) + "?=";
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {

@@ -351,8 +351,7 @@ private:
 
   void fail(int status, std::string message) {
     keep_alive_ = false;
-    auto code = status == 413 ? error_code::invalid_request : error_code::invalid_request;
-    respond(status, http_error_body(code, message), {});
+    respond(status, http_error_body(error_code::invalid_request, message), {});
   }
 
   /// Writes a whole response; reading resumes after it.
