@@ -522,7 +522,14 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
     }
   }
 
-  auto call = std::make_shared<call_context>(method, params, client);
+  // The request's params move into the call: the message is not read again
+  // except for its id. (`params` refers into `in->message`, which this
+  // request owns.)
+  auto progress_token = params["_meta"]["progressToken"];
+  json::value owned_params;
+  if (params.is_object())
+    owned_params = std::move(const_cast<json::value&>(params));
+  auto call = std::make_shared<call_context>(method, std::move(owned_params), client);
   if (has_arguments)
     call->set_arguments(std::move(arguments));
   if (!input_responses.is_null() || !request_state.empty())
@@ -536,7 +543,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   r.handler = std::move(handler);
   r.sink = in->sink;
   r.id = in->message["id"];
-  r.progress_token = params["_meta"]["progressToken"];
+  r.progress_token = std::move(progress_token);
   r.level = level;
   r.context = std::move(context);
   auto& slot = calls.emplace(serial, std::move(r)).first->second;

@@ -64,7 +64,7 @@ supervisor_actor::behavior_type root_supervisor(root_pointer self, env_ptr env,
         continue;
       st.env->names.erase(c.spec.name, dm.source);
       st.env->restarts++;
-      if (c.intensity.allow(std::chrono::steady_clock::now())) {
+      if (c.intensity.allow(self->clock().now())) {
         log::warn("actor restarted", value::make_object({{"actor", c.spec.name},
                                                          {"reason", caf::to_string(dm.reason)}}));
         start_child(self, c);
@@ -205,7 +205,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
     }
     st.env->restarts++;
     child.rec->restarts++;
-    if (!child.intensity.allow(std::chrono::steady_clock::now()) && !child.rec->stateless) {
+    if (!child.intensity.allow(self->clock().now()) && !child.rec->stateless) {
       st.env->escalations++;
       st.env->erase_session(child.rec->id);
       st.env->sessions--;

@@ -153,6 +153,10 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
   }
   if (auto* s = top.get("actors")) {
     section sec(*s, "$.actors");
+    sec.str("scheduler", cfg.scheduler);
+    if (cfg.scheduler != "fused" && cfg.scheduler != "stealing")
+      bad("$.actors.scheduler", "expected \"fused\" or \"stealing\", got \"" + cfg.scheduler
+                         + "\"");
     sec.integer("workers", cfg.workers, 1, 64);
     sec.integer("aggressivePollAttempts", cfg.aggressive_poll_attempts, 0, 100000);
     sec.integer("moderatePollAttempts", cfg.moderate_poll_attempts, 0, 100000);
@@ -306,7 +310,8 @@ std::string describe(const config& cfg) {
     {"stdio", value::make_object({{"enabled", cfg.stdio}})},
     {"tools", value::make_object({{"builtin", cfg.builtin_tools},
                                   {"conformanceFixtures", cfg.fixtures}})},
-    {"actors", value::make_object({{"workers", cfg.workers},
+    {"actors", value::make_object({{"scheduler", cfg.scheduler},
+                                   {"workers", cfg.workers},
                                    {"aggressivePollAttempts", cfg.aggressive_poll_attempts},
                                    {"moderatePollAttempts", cfg.moderate_poll_attempts}})},
     {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},

@@ -27,7 +27,10 @@ struct config {
   bool fixtures = false;    ///< Register the conformance fixtures.
   bool builtin_tools = true;
   log_level log = log_level::info;
-  /// CAF scheduler: worker threads and polling (see README, "Tuning").
+  /// CAF scheduler: kind, worker threads and polling (see README, "Tuning").
+  /// "fused" runs the HTTP I/O on the CAF workers; "stealing" is CAF's own
+  /// work-stealing scheduler beside separate I/O threads.
+  std::string scheduler = "fused";
   int workers = 1;
   int aggressive_poll_attempts = 100;
   int moderate_poll_attempts = 0;

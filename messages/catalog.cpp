@@ -7,7 +7,7 @@ namespace bulwark {
 call_context::call_context(std::string method, json::value params, client_view client)
   : method_(std::move(method)), params_(std::move(params)), client_(std::move(client)) {
   if (auto* args = params_.find("arguments"); args && args->is_object())
-    arguments_ = *args;
+    args_in_params_ = args;
   else
     arguments_ = json::value(json::object{});
 }

@@ -60,6 +60,8 @@ public:
 class call_context : public std::enable_shared_from_this<call_context> {
 public:
   call_context(std::string method, json::value params, client_view client);
+  call_context(const call_context&) = delete;
+  call_context& operator=(const call_context&) = delete;
 
   // -- what was asked ----------------------------------------------------------
 
@@ -68,7 +70,7 @@ public:
   const json::value& params() const noexcept { return params_; }
   /// `params.arguments` for tools and prompts; for a resource read the
   /// variables a URI template matched, plus `uri`.
-  const json::value& arguments() const noexcept { return arguments_; }
+  const json::value& arguments() const noexcept { return args_in_params_ ? *args_in_params_ : arguments_; }
   const client_view& client() const noexcept { return client_; }
   /// The client's answer to the input request named `key`, if it sent one.
   const json::value* input_response(std::string_view key) const noexcept {
@@ -114,7 +116,10 @@ public:
     request_state_ = std::move(state);
     done_ = false;
   }
-  void set_arguments(json::value args) { arguments_ = std::move(args); }
+  void set_arguments(json::value args) {
+    arguments_ = std::move(args);
+    args_in_params_ = nullptr;
+  }
 
   /// Owner-specific bookkeeping (the request's key in the owner's tables).
   uint64_t tag = 0;
@@ -125,6 +130,8 @@ private:
   std::string method_;
   json::value params_;
   json::value arguments_;
+  /// `params.arguments` when it is an object (`params_` is never changed).
+  const json::value* args_in_params_ = nullptr;
   client_view client_;
   json::value input_responses_;
   std::string request_state_;

@@ -13,6 +13,7 @@
 #include "config/log.hpp"
 #include "tools/builtin_tools.hpp"
 #include "transport/http_server.hpp"
+#include "transport/io_scheduler.hpp"
 #include "transport/stdio.hpp"
 
 namespace {
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   sys_cfg.set("scheduler.max-threads", cfg.workers);
   sys_cfg.set("work-stealing.aggressive-poll-attempts", cfg.aggressive_poll_attempts);
   sys_cfg.set("work-stealing.moderate-poll-attempts", cfg.moderate_poll_attempts);
+  if (cfg.scheduler == "fused")
+    use_fused_scheduler(sys_cfg);
   caf::actor_system sys{sys_cfg};
 
   int exit_code = 0;
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
               json::value::make_object({{"version", cfg.runtime.server_version},
                                         {"config", cfg.source},
                                         {"caf_workers", static_cast<unsigned long long>(sys.scheduler().num_workers())},
+                                        {"scheduler", cfg.scheduler},
                                         {"fixtures", cfg.fixtures},
                                         {"stdio", cfg.stdio}}));
 

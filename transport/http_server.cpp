@@ -15,6 +15,7 @@
 
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
+#include "transport/io_scheduler.hpp"
 #include "messages/actors.hpp"
 #include "messages/mcp.hpp"
 
@@ -25,6 +26,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using request = http::request<http::string_body>;
+/// Every connection runs on a strand of one io_context.
+using strand_t = net::strand<net::io_context::executor_type>;
 
 namespace {
 
@@ -65,12 +68,52 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+/// ASCII lower case (header names and media types are ASCII; no locale).
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size()
-         && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-              return std::tolower(static_cast<unsigned char>(x))
-                     == std::tolower(static_cast<unsigned char>(y));
-            });
+         && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+/// The MCP headers of a request, gathered in one pass (the first of a
+/// repeated header wins). `params` holds `Mcp-Param-*` with lower-case suffixes.
+struct mcp_header_set {
+  std::optional<std::string> session_id, protocol_version, method, name;
+  std::vector<std::pair<std::string, std::string>> params;
+};
+
+template <class Request>
+mcp_header_set collect_mcp_headers(const Request& req) {
+  mcp_header_set out;
+  auto take = [](std::optional<std::string>& slot, std::string_view value) {
+    if (!slot)
+      slot.emplace(value);
+  };
+  for (auto& f : req) {
+    auto name = sv(f.name_string());
+    if (name.size() < 7 || !iequals(name.substr(0, 4), "mcp-"))
+      continue;
+    auto rest = name.substr(4);
+    auto value = sv(f.value());
+    if (iequals(rest, "session-id"))
+      take(out.session_id, value);
+    else if (iequals(rest, "protocol-version"))
+      take(out.protocol_version, value);
+    else if (iequals(rest, "method"))
+      take(out.method, value);
+    else if (iequals(rest, "name"))
+      take(out.name, value);
+    else if (rest.size() > 6 && iequals(rest.substr(0, 6), "param-")) {
+      std::string suffix(rest.substr(6));
+      for (auto& c : suffix)
+        c = lower(c);
+      out.params.emplace_back(std::move(suffix), std::string(value));
+    }
+  }
+  return out;
 }
 
 /// True when an Accept header value admits `type` ("a/b").
@@ -124,30 +167,50 @@ std::string http_error_body(error_code code, std::string_view message) {
 
 // -- server state ------------------------------------------------------------------------
 
+namespace {
+class connection;
+}
+
 struct http_server::impl {
   runtime* rt;
   http_options opts;
-  net::io_context ioc;
+  /// Our own io_context and threads, unless the actor system runs the fused
+  /// scheduler, whose workers run the I/O.
+  std::unique_ptr<net::io_context> own_ioc;
+  std::vector<net::io_context*> iocs;
+  std::size_t next_ioc = 0;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::map<std::string, http_route> routes;
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> stopping{false};
   uint16_t bound_port = 0;
+  /// Live connections, so that `stop` can close them on their strands.
+  std::mutex live_mtx;
+  std::map<const connection*, std::weak_ptr<connection>> live;
 
-  impl(runtime* r, http_options o) : rt(r), opts(std::move(o)), ioc(std::max(1, o.threads)) {}
+  impl(runtime* r, http_options o) : rt(r), opts(std::move(o)) {
+    if (rt)
+      iocs = fused_io_contexts(rt->system());
+    if (iocs.empty()) {
+      own_ioc = std::make_unique<net::io_context>(std::max(1, opts.threads));
+      iocs.push_back(own_ioc.get());
+    }
+  }
 
   void do_accept();
+  void forget(const connection* c) {
+    std::lock_guard<std::mutex> guard(live_mtx);
+    live.erase(c);
+  }
 };
 
 namespace {
 
-class connection;
-
 /// The reply channel of one request or stream on one connection.
 class http_sink final : public reply_sink, public std::enable_shared_from_this<http_sink> {
 public:
-  http_sink(std::weak_ptr<connection> conn, net::any_io_executor ex, bool long_lived)
+  http_sink(std::weak_ptr<connection> conn, strand_t ex, bool long_lived)
     : conn_(std::move(conn)), ex_(std::move(ex)), long_lived_(long_lived) {}
 
   ~http_sink() override;
@@ -172,7 +235,7 @@ private:
   void post(outbound msg, bool end_stream);
 
   std::weak_ptr<connection> conn_;
-  net::any_io_executor ex_;
+  strand_t ex_; // concrete, so that posting does not allocate for type erasure
   bool long_lived_;
   std::atomic<bool> gone_{false};
 };
@@ -183,6 +246,7 @@ public:
     : sock_(std::move(sock)), timer_(sock_.get_executor()), server_(server) {}
 
   ~connection() {
+    server_.forget(this);
     server_.connections--;
   }
 
@@ -193,6 +257,15 @@ public:
 
   /// Runs on the strand: one message for the exchange `serial`.
   void on_outbound(uint64_t serial, outbound msg, bool end_stream);
+
+  strand_t strand() {
+    return *sock_.get_executor().target<strand_t>();
+  }
+
+  /// From any thread: closes the connection on its strand.
+  void close_soon() {
+    net::post(sock_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
 
   void close() {
     if (closed_)
@@ -682,14 +755,9 @@ void connection::handle_post(request& req) {
   }
 
   // Which era and which session.
-  auto header = [&](std::string_view name) -> std::optional<std::string> {
-    auto it = req.find(beast::string_view(name.data(), name.size()));
-    if (it == req.end())
-      return std::nullopt;
-    return std::string(sv(it->value()));
-  };
-  auto session_id = header("mcp-session-id");
-  auto version_header = header("mcp-protocol-version");
+  auto mcp_headers = collect_mcp_headers(req);
+  auto& session_id = mcp_headers.session_id;
+  auto& version_header = mcp_headers.protocol_version;
   const auto& method = msg["method"].as_string();
   const auto& meta_version = msg["params"]["_meta"][mcp::meta_protocol_version];
   auto& rt = *server_.rt;
@@ -729,25 +797,19 @@ void connection::handle_post(request& req) {
     // The mirrored headers must agree with the body.
     mcp::mirrored_headers mh;
     mh.protocol_version = version_header;
-    mh.method = header("mcp-method");
-    mh.name = header("mcp-name");
-    for (auto& f : req) {
-      auto name = sv(f.name_string());
-      if (name.size() > 10 && iequals(name.substr(0, 10), "mcp-param-")) {
-        std::string suffix(name.substr(10));
-        for (auto& c : suffix)
-          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        mh.params.emplace_back(std::move(suffix), std::string(sv(f.value())));
-      }
-    }
-    json::value schema;
+    mh.method = std::move(mcp_headers.method);
+    mh.name = std::move(mcp_headers.name);
+    mh.params = std::move(mcp_headers.params);
+    static const json::value no_schema;
+    const json::value* schema = &no_schema;
+    std::shared_ptr<const catalog> cat;
     if (method == "tools/call") {
-      auto cat = rt.current_catalog();
+      cat = rt.current_catalog();
       if (auto* tool = cat->find_tool(msg["params"]["name"].as_string()))
-        schema = tool->input_schema;
+        schema = &tool->input_schema;
     }
     std::string why;
-    if (!mcp::check_mirrored_headers(mh, msg, schema, why))
+    if (!mcp::check_mirrored_headers(mh, msg, *schema, why))
       return respond(400, mcp::error_body(msg["id"], error_code::header_mismatch,
                                           "Header mismatch: " + why),
                      {});
@@ -759,7 +821,7 @@ void connection::handle_post(request& req) {
     return respond(202, {}, {});
   }
 
-  auto sink = std::make_shared<http_sink>(weak_from_this(), sock_.get_executor(), false);
+  auto sink = std::make_shared<http_sink>(weak_from_this(), strand(), false);
   sink->set_request_id(msg["id"]);
   active_serial_ = sink->serial();
   active_sink_ = sink;
@@ -785,7 +847,7 @@ void connection::handle_get(request& req) {
   std::string last_event;
   if (auto le = req.find("last-event-id"); le != req.end())
     last_event = std::string(trim(sv(le->value())));
-  auto sink = std::make_shared<http_sink>(weak_from_this(), sock_.get_executor(), true);
+  auto sink = std::make_shared<http_sink>(weak_from_this(), strand(), true);
   active_serial_ = sink->serial();
   active_sink_ = sink;
   long_lived_ = true;
@@ -816,7 +878,8 @@ void connection::handle_delete(request& req) {
 // -- listener ----------------------------------------------------------------------------------------
 
 void http_server::impl::do_accept() {
-  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket sock) {
+  auto& target = *iocs[next_ioc++ % iocs.size()];
+  acceptor->async_accept(net::make_strand(target), [this](beast::error_code ec, tcp::socket sock) {
     if (stopping)
       return;
     if (!ec) {
@@ -826,7 +889,12 @@ void http_server::impl::do_accept() {
       } else {
         sock.set_option(tcp::no_delay(true), ec);
         connections++;
-        std::make_shared<connection>(std::move(sock), *this)->start();
+        auto conn = std::make_shared<connection>(std::move(sock), *this);
+        {
+          std::lock_guard<std::mutex> guard(live_mtx);
+          live.emplace(conn.get(), conn);
+        }
+        conn->start();
       }
     }
     do_accept();
@@ -848,36 +916,63 @@ uint16_t http_server::start() {
   auto& d = *impl_;
   auto addr = net::ip::make_address(d.opts.address);
   tcp::endpoint ep(addr, d.opts.port);
-  d.acceptor.emplace(d.ioc);
+  d.acceptor.emplace(*d.iocs.front());
   d.acceptor->open(ep.protocol());
   d.acceptor->set_option(net::socket_base::reuse_address(true));
   d.acceptor->bind(ep);
   d.acceptor->listen(net::socket_base::max_listen_connections);
   d.bound_port = d.acceptor->local_endpoint().port();
-  d.do_accept();
-  for (int i = 0; i < std::max(1, d.opts.threads); ++i)
-    d.threads.emplace_back([&d] { d.ioc.run(); });
+  net::post(*d.iocs.front(), [&d] { d.do_accept(); });
+  if (d.own_ioc)
+    for (int i = 0; i < std::max(1, d.opts.threads); ++i)
+      d.threads.emplace_back([&d] { d.own_ioc->run(); });
   return d.bound_port;
 }
 
 void http_server::stop() {
+  if (!impl_)
+    return;
   auto& d = *impl_;
   if (d.stopping.exchange(true))
     return;
-  net::post(d.ioc, [&d] {
+  net::post(*d.iocs.front(), [&d] {
     beast::error_code ec;
     if (d.acceptor)
       d.acceptor->close(ec);
   });
-  d.ioc.stop();
-  for (auto& t : d.threads)
-    if (t.joinable())
-      t.join();
-  d.threads.clear();
+  // Take the connections out under the lock, close them outside it: the last
+  // reference may go here, and a connection's destructor takes the lock.
+  std::vector<std::shared_ptr<connection>> open;
+  {
+    std::lock_guard<std::mutex> guard(d.live_mtx);
+    for (auto& [ptr, weak] : d.live)
+      if (auto conn = weak.lock())
+        open.push_back(std::move(conn));
+  }
+  for (auto& conn : open)
+    conn->close_soon();
+  open.clear();
+  // Connections end on their own threads; wait (bounded) until all are gone,
+  // since they refer to this server.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (d.connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (d.own_ioc) {
+    d.own_ioc->stop();
+    for (auto& t : d.threads)
+      if (t.joinable())
+        t.join();
+    d.threads.clear();
+  } else if (d.connections.load() > 0) {
+    // Handlers on the workers still refer to the server state: keep it.
+    log::warn("connections outlived the HTTP server's stop; keeping its state",
+              json::value::make_object({{"connections", static_cast<unsigned long long>(d.connections.load())}}));
+    (void)impl_.release();
+  }
 }
 
 uint16_t http_server::port() const noexcept {
-  return impl_->bound_port;
+  return impl_ ? impl_->bound_port : 0;
 }
 
 } // namespace bulwark

@@ -11,87 +11,15 @@
 #include "actors/runtime.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/actors.hpp"
+#include "tests/unit/support.hpp"
 #include "tools/builtin_tools.hpp"
 
 using namespace bulwark;
 using json::value;
 using namespace std::chrono_literals;
+using namespace bulwark::test;
 
 namespace {
-
-/// Records what a session delivers for one request.
-class capture_sink final : public reply_sink {
-public:
-  void deliver(outbound msg) override {
-    std::lock_guard<std::mutex> guard(mtx_);
-    if (final_)
-      return;
-    if (msg.what == outbound::kind::response) {
-      mark_answered();
-      final_ = true;
-    }
-    messages_.push_back(std::move(msg));
-    cv_.notify_all();
-  }
-
-  bool open() const noexcept override {
-    return true;
-  }
-
-  ~capture_sink() override = default;
-
-  /// Waits for the final answer; fails the test after `limit`.
-  outbound wait(std::chrono::milliseconds limit = 3000ms) {
-    std::unique_lock<std::mutex> guard(mtx_);
-    bool got = cv_.wait_for(guard, limit, [this] { return final_; });
-    REQUIRE(got);
-    return messages_.back();
-  }
-
-  std::vector<outbound> messages() {
-    std::lock_guard<std::mutex> guard(mtx_);
-    return messages_;
-  }
-
-private:
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  bool final_ = false;
-  std::vector<outbound> messages_;
-};
-
-/// Sinks in these tests outlive the actors, so an abandoned request shows up
-/// as "never answered"; the runtime-level kill test below uses a sink that
-/// answers from its destructor, as the transports do.
-class abandoning_sink final : public reply_sink {
-public:
-  explicit abandoning_sink(std::shared_ptr<capture_sink> out) : out_(std::move(out)) {}
-  ~abandoning_sink() override {
-    if (!answered()) {
-      outbound msg;
-      msg.body = abandoned_body();
-      out_->deliver(std::move(msg));
-    }
-  }
-  void deliver(outbound msg) override {
-    if (msg.what == outbound::kind::response)
-      mark_answered();
-    out_->deliver(std::move(msg));
-  }
-  bool open() const noexcept override {
-    return true;
-  }
-
-private:
-  std::shared_ptr<capture_sink> out_;
-};
-
-value parse(const std::string& text) {
-  value v;
-  json::parse_error err;
-  REQUIRE(json::parse(text, v, err));
-  return v;
-}
 
 struct fixture {
   caf::actor_system_config cfg;

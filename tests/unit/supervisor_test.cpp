@@ -1,0 +1,207 @@
+// Supervisors on CAF's deterministic test coordinator: no worker threads, no
+// sleeps. Actors run only when the test says so, and time moves only when the
+// test advances the actor clock, so restart intensity windows and back-off are
+// checked to the second.
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/env.hpp"
+#include "actors/supervisor.hpp"
+#include "messages/actors.hpp"
+#include "messages/mcp.hpp"
+#include "tests/unit/support.hpp"
+
+using namespace bulwark;
+using namespace bulwark::test;
+using json::value;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct deterministic {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  env_ptr env = std::make_shared<runtime_env>();
+
+  deterministic(uint32_t max_restarts, std::chrono::seconds window) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sys->await_actors_before_shutdown(false);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    env->opts.max_restarts = max_restarts;
+    env->opts.restart_window = window;
+    env->state_key = "test-key";
+    auto cat = std::make_shared<catalog>();
+    tool_spec hang;
+    hang.name = "hang"; // never answers on its own
+    hang.handler = [](const call_ptr&) {};
+    cat->tools.push_back(hang);
+    tool_spec echo;
+    echo.name = "echo";
+    echo.handler = [](const call_ptr& c) {
+      c->finish(mcp::text_result(c->arguments()["text"].as_string(), false));
+    };
+    cat->tools.push_back(echo);
+    env->replace(std::move(cat));
+  }
+
+  ~deterministic() {
+    for (auto& [name, handle] : env->names.snapshot()) {
+      (void) name;
+      if (handle)
+        caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+    }
+    sched->run();
+  }
+
+  caf::actor get(const std::string& name) {
+    return caf::actor_cast<caf::actor>(env->names.get(name));
+  }
+
+  void kill(const caf::actor& h) {
+    caf::anon_send_exit(h, caf::exit_reason::kill);
+    sched->run();
+  }
+
+  /// Kills the actor registered as `name`; returns the handle registered
+  /// once the scheduler ran out of work (null when none was restarted).
+  caf::actor kill_registered(const std::string& name) {
+    auto before = get(name);
+    REQUIRE(before);
+    kill(before);
+    auto after = get(name);
+    if (after)
+      CHECK(after != before);
+    return after;
+  }
+
+  /// Sends a request to a session actor; the returned sink holds whatever
+  /// arrived by the time the scheduler ran out of work.
+  std::shared_ptr<capture_sink> request(const caf::actor& session, const std::string& body,
+                                        const std::string& session_id = {}) {
+    auto out = std::make_shared<capture_sink>();
+    auto in = std::make_shared<inbound>();
+    in->message = parse(body);
+    in->kind = mcp::classify(in->message).kind;
+    in->session_id = session_id;
+    in->stateless = session_id.empty();
+    auto handed = std::make_shared<abandoning_sink>(out);
+    handed->set_request_id(in->message["id"]);
+    in->sink = std::move(handed);
+    caf::anon_send(caf::actor_cast<session_actor>(session), std::move(in));
+    sched->run();
+    return out;
+  }
+};
+
+const std::string modern_meta = R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+  "io.modelcontextprotocol/clientCapabilities":{}})";
+
+std::string call(int id, const std::string& tool, const std::string& args) {
+  return R"({"jsonrpc":"2.0","id":)" + std::to_string(id)
+         + R"(,"method":"tools/call","params":{"name":")" + tool + R"(","arguments":)" + args + ","
+         + modern_meta + "}}";
+}
+
+caf::actor spawn_plain_child(caf::actor_system& sys) {
+  return sys.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
+}
+
+} // namespace
+
+TEST_CASE("root supervisor: restarts within its intensity, then backs off one window") {
+  deterministic f(2, 10s);
+  auto root = spawn_root_supervisor(*f.sys, f.env, {child_spec{"worker", spawn_plain_child}});
+  f.sched->run();
+  REQUIRE(f.get("worker"));
+
+  // Two restarts are within "2 in 10 s": each happens at once.
+  CHECK(f.kill_registered("worker"));
+  f.sched->advance_time(1s);
+  CHECK(f.kill_registered("worker"));
+  CHECK(f.env->restarts == 2);
+  CHECK(f.env->escalations == 0);
+
+  // The third crash inside the window escalates: no restart for one window.
+  f.sched->advance_time(1s); // t = 2 s
+  CHECK_FALSE(f.kill_registered("worker"));
+  CHECK(f.env->escalations == 1);
+  CHECK(f.sched->advance_time(9s) == 0); // t = 11 s: still backing off
+  f.sched->run();
+  CHECK_FALSE(f.get("worker"));
+  CHECK(f.sched->advance_time(1s) == 1); // t = 12 s: the back-off ends
+  f.sched->run();
+  REQUIRE(f.get("worker"));
+
+  // The window slides: the crashes at 0 s and 1 s have left it, so the next
+  // one restarts at once again.
+  CHECK(f.kill_registered("worker"));
+  CHECK(f.env->escalations == 1);
+}
+
+TEST_CASE("session supervisor: a killed session's in-flight call is answered at once") {
+  deterministic f(5, 10s);
+  auto sup = spawn_session_supervisor(*f.sys, f.env);
+  f.sched->run();
+  auto s0 = f.get(names::stateless_session);
+  REQUIRE(s0);
+
+  auto pending = f.request(s0, call(7, "hang", "{}"));
+  CHECK(pending->messages().empty()); // the call is in flight
+
+  // Killing the actor answers the in-flight call in the same scheduler run,
+  // with the documented error, not after any timeout.
+  f.kill(s0);
+  auto msgs = pending->messages();
+  REQUIRE(msgs.size() == 1);
+  auto answer = parse(msgs.back().body);
+  CHECK(answer["id"].as_int() == 7);
+  CHECK(answer["error"]["code"].as_int() == static_cast<int>(error_code::actor_restarted));
+
+  // The actor is back under its name and the next call succeeds.
+  auto s1 = f.get(names::stateless_session);
+  REQUIRE(s1);
+  CHECK(s1 != s0);
+  auto ok = f.request(s1, call(8, "echo", R"({"text":"again"})"));
+  REQUIRE(ok->messages().size() == 1);
+  auto result = parse(ok->messages().back().body);
+  REQUIRE(result["result"]["content"].as_array().size() == 1);
+  CHECK(result["result"]["content"].as_array()[0]["text"].as_string() == "again");
+  CHECK(f.env->restarts == 1);
+}
+
+TEST_CASE("session supervisor: a 2025-era session keeps its id across restarts until it crashes too often") {
+  deterministic f(2, 10s);
+  auto sup = spawn_session_supervisor(*f.sys, f.env);
+  f.sched->run();
+
+  // A new session through the supervisor, as the transport opens one.
+  auto out = std::make_shared<capture_sink>();
+  auto in = std::make_shared<inbound>();
+  in->message = parse(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+    "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})");
+  in->kind = mcp::message_kind::request;
+  in->sink = out;
+  caf::anon_send(sup, atom::open_v, std::move(in));
+  f.sched->run();
+  REQUIRE(out->messages().size() == 1);
+  auto sid = out->messages().back().session_id;
+  REQUIRE(sid.size() == 32);
+  auto name = names::session_prefix + sid;
+
+  auto ping = R"({"jsonrpc":"2.0","id":2,"method":"ping"})";
+  for (int i = 0; i < 2; ++i) {
+    auto after = f.kill_registered(name);
+    REQUIRE(after); // same id, new actor
+    auto pong = f.request(after, ping, sid);
+    REQUIRE(pong->messages().size() == 1);
+    CHECK(parse(pong->messages().back().body)["result"].is_object());
+  }
+  // A third crash inside the window ends the session: its id is gone.
+  CHECK_FALSE(f.kill_registered(name));
+  CHECK(f.env->escalations == 1);
+  CHECK(f.env->session_records().size() == 1); // only the stateless record
+}
