@@ -18,6 +18,7 @@ struct runtime::impl {
   caf::actor_system& sys;
   env_ptr env;
   supervisor_actor root;
+  std::vector<child_spec> extra_children;
   mutable std::mutex mtx; ///< Guards catalog edits and start/stop.
 
   impl(caf::actor_system& s, runtime_options opts) : sys(s), env(std::make_shared<runtime_env>()) {
@@ -87,6 +88,32 @@ void runtime::add_prompt(prompt_spec p) {
   }, "notifications/prompts/list_changed");
 }
 
+void runtime::set_tool_group(const std::string& group, std::vector<tool_spec> tools) {
+  impl_->edit([&](catalog& c) {
+    c.tools.erase(std::remove_if(c.tools.begin(), c.tools.end(), [&](auto& t) { return t.group == group; }),
+                  c.tools.end());
+    for (auto& t : tools) {
+      t.group = group;
+      c.tools.push_back(std::move(t));
+    }
+  }, "notifications/tools/list_changed");
+}
+
+void runtime::add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn) {
+  std::lock_guard<std::mutex> guard(impl_->mtx);
+  if (impl_->root)
+    throw std::logic_error("add_supervised after start");
+  impl_->extra_children.push_back(child_spec{std::move(name), std::move(spawn)});
+}
+
+std::shared_ptr<runtime_env> runtime::environment() const {
+  return impl_->env;
+}
+
+caf::actor runtime::find(const std::string& name) const {
+  return impl_->env->names.get(name);
+}
+
 catalog_ptr runtime::current_catalog() const {
   return impl_->env->current();
 }
@@ -106,6 +133,8 @@ void runtime::start() {
   children.push_back(child_spec{names::session_supervisor, [env](caf::actor_system& sys) {
                                   return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
                                 }});
+  for (auto& c : impl_->extra_children)
+    children.push_back(c);
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(children));
   // Actors initialize on the scheduler; return once the tree can take
   // requests, so that the first client message finds its actor.

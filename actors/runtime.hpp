@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/fwd.hpp>
+
 #include "messages/catalog.hpp"
 #include "messages/sink.hpp"
 
@@ -53,6 +55,8 @@ struct runtime_status {
   bool running = false;
 };
 
+struct runtime_env;
+
 class runtime {
 public:
   runtime(caf::actor_system& sys, runtime_options opts = {});
@@ -70,6 +74,9 @@ public:
   void add_resource_template(resource_template_spec t);
   void add_prompt(prompt_spec p);
   bool remove_tool(const std::string& name);
+  /// Replaces every tool registered under `group` (tool_spec::group) with
+  /// `tools`, in one catalog change (the gateway's downstream tools).
+  void set_tool_group(const std::string& group, std::vector<tool_spec> tools);
   catalog_ptr current_catalog() const;
 
   /// Tells subscribed clients that the resource at `uri` changed.
@@ -77,6 +84,9 @@ public:
 
   // -- lifecycle ----------------------------------------------------------------------
 
+  /// Adds a long-lived actor to the root supervisor (before `start`); it is
+  /// registered under `child.name` and restarted when it dies.
+  void add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn);
   /// Spawns the supervision tree. Throws when already running.
   void start();
   /// Stops Bulwark's actors; in-flight requests get an error answer.
@@ -102,6 +112,10 @@ public:
   /// Kills the named actor (`exit_reason::kill`, as a crash would); its
   /// supervisor restarts it. False for an unknown name.
   bool kill_actor(const std::string& name);
+  /// What Bulwark's actors share (for actors added with `add_supervised`).
+  std::shared_ptr<runtime_env> environment() const;
+  /// The current handle of a supervised actor, by registry name (null if none).
+  caf::actor find(const std::string& name) const;
   const runtime_options& options() const noexcept;
   caf::actor_system& system() noexcept;
 

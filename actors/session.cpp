@@ -530,6 +530,10 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   if (params.is_object())
     owned_params = std::move(const_cast<json::value&>(params));
   auto call = std::make_shared<call_context>(method, std::move(owned_params), client);
+  auto self_handle = caf::actor_cast<session_actor>(self);
+  call->set_resumer([self_handle](call_ptr c, call_handler next) {
+    caf::anon_send(self_handle, atom::resume_v, std::move(c), std::move(next));
+  });
   if (has_arguments)
     call->set_arguments(std::move(arguments));
   if (!input_responses.is_null() || !request_state.empty())
@@ -550,7 +554,6 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   if (!stateless)
     by_request_id[mcp::id_key(slot.id)] = serial;
   // Learn when the client goes away: for 2026-07-28 that cancels the call.
-  auto self_handle = caf::actor_cast<session_actor>(self);
   in->sink->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
   run(slot);
 }
@@ -616,8 +619,12 @@ void session_state::fire_timer(uint64_t id) {
     return;
   auto [call, next] = std::move(i->second);
   timers.erase(i);
+  continue_call(call, next);
+}
+
+void session_state::continue_call(const call_ptr& call, const call_handler& next) {
   auto c = calls.find(call->tag);
-  if (call->done() || call->cancelled() || c == calls.end())
+  if (call->done() || call->cancelled() || c == calls.end() || c->second.call != call)
     return;
   try {
     next(call);
@@ -904,6 +911,7 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
     },
     [self](atom::closed, uint64_t serial) { self->state.stream_closed(serial); },
     [self](atom::timer, uint64_t id) { self->state.fire_timer(id); },
+    [self](atom::resume, call_ptr& call, call_handler& next) { self->state.continue_call(call, next); },
     [self](atom::notify, const std::string& method, const json::value& params) {
       self->state.broadcast(method, params);
     },

@@ -72,6 +72,8 @@ struct session_state : call_owner {
   void open_stream(sink_ptr sink, const std::string& last_event_id);
   void stream_closed(uint64_t serial);
   void fire_timer(uint64_t id);
+  /// Runs a continuation of `call` unless it ended (timers, `resume`).
+  void continue_call(const call_ptr& call, const call_handler& next);
   void broadcast(const std::string& method, const json::value& params);
 
   // -- call_owner ---------------------------------------------------------------------

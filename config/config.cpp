@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -78,6 +80,41 @@ public:
     out = std::chrono::seconds(n);
   }
 
+  void millis(const std::string& key, std::chrono::milliseconds& out, long long lo, long long hi) {
+    long long n = out.count();
+    integer(key, n, lo, hi);
+    out = std::chrono::milliseconds(n);
+  }
+
+  void number(const std::string& key, double& out, double lo, double hi) {
+    if (auto* x = get(key)) {
+      if (!x->is_number())
+        bad(path(key), "must be a number");
+      auto n = x->as_double();
+      if (n < lo || n > hi)
+      {
+        std::ostringstream why;
+        why << "must be between " << lo << " and " << hi;
+        bad(path(key), why.str());
+      }
+      out = n;
+    }
+  }
+
+  /// An object of string values, in document order.
+  void string_pairs(const std::string& key, std::vector<std::pair<std::string, std::string>>& out) {
+    if (auto* x = get(key)) {
+      if (!x->is_object())
+        bad(path(key), "must be an object of strings");
+      out.clear();
+      for (auto& [k, v] : x->as_object()) {
+        if (!v.is_string())
+          bad(path(key) + "." + k, "must be a string");
+        out.emplace_back(k, v.as_string());
+      }
+    }
+  }
+
   void strings(const std::string& key, std::vector<std::string>& out) {
     if (auto* x = get(key)) {
       if (!x->is_array())
@@ -96,6 +133,148 @@ private:
   std::string path_;
   std::set<std::string> seen_;
 };
+
+prefix_mode prefix_of(const std::string& path, const std::string& s) {
+  if (s == "conditional")
+    return prefix_mode::conditional;
+  if (s == "always")
+    return prefix_mode::always;
+  if (s == "never")
+    return prefix_mode::never;
+  bad(path, "must be one of conditional, always, never");
+}
+
+void check_separator(const std::string& path, const std::string& sep) {
+  if (sep.empty() || sep.size() > 8)
+    bad(path, "must be 1 to 8 characters");
+  for (char c : sep)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '/'))
+      bad(path, "may hold only letters, digits, '_', '-', '.' and '/'");
+}
+
+void parse_settings(const value& v, const std::string& path, service_settings& st) {
+  section sec(v, path);
+  sec.millis("timeoutMs", st.timeout, 1, 3600000);
+  if (auto* r = sec.get("retry")) {
+    section rs(*r, path + ".retry");
+    rs.integer("attempts", st.retry.attempts, 1, 10);
+    rs.millis("baseDelayMs", st.retry.base_delay, 0, 600000);
+    rs.millis("maxDelayMs", st.retry.max_delay, 0, 600000);
+    rs.number("jitter", st.retry.jitter, 0, 1);
+    if (st.retry.max_delay < st.retry.base_delay)
+      bad(path + ".retry.maxDelayMs", "must not be below baseDelayMs");
+  }
+  if (auto* b = sec.get("breaker")) {
+    section bs(*b, path + ".breaker");
+    bs.integer("consecutiveFailures", st.breaker.consecutive_failures, 1, 100000);
+    bs.number("failureRate", st.breaker.failure_rate, 0.01, 1);
+    bs.seconds("windowSeconds", st.breaker.window, 1, 86400);
+    bs.integer("minimumCalls", st.breaker.minimum_calls, 1, 1000000);
+    bs.millis("openMs", st.breaker.open_duration, 1, 86400000);
+    bs.integer("halfOpenProbes", st.breaker.half_open_probes, 1, 1000);
+    bs.integer("successesToClose", st.breaker.successes_to_close, 1, 1000);
+  }
+  if (auto* c = sec.get("cache")) {
+    section cs(*c, path + ".cache");
+    cs.millis("ttlMs", st.cache_ttl, 0, 86400000LL * 7);
+    cs.millis("maxStaleMs", st.max_stale, 0, 86400000LL * 7);
+    cs.strings("tools", st.cacheable_tools);
+  }
+  sec.strings("idempotentTools", st.idempotent_tools);
+  sec.integer("ratePerMinute", st.rate_per_minute, 0, 100000000);
+  sec.str("priority", st.priority);
+  if (st.priority != "critical" && st.priority != "high" && st.priority != "normal" && st.priority != "low")
+    bad(path + ".priority", "must be one of critical, high, normal, low");
+  std::string fb;
+  sec.str("fallback", fb);
+  if (fb == "stale")
+    st.fallback = fallback_mode::stale;
+  else if (fb == "static")
+    st.fallback = fallback_mode::static_message;
+  else if (fb == "none")
+    st.fallback = fallback_mode::none;
+  else if (!fb.empty())
+    bad(path + ".fallback", "must be one of stale, static, none");
+  sec.str("fallbackMessage", st.fallback_message);
+  if (st.fallback == fallback_mode::static_message && st.fallback_message.empty())
+    bad(path + ".fallbackMessage", "is required when fallback is \"static\"");
+  std::string pm;
+  sec.str("prefix", pm);
+  if (!pm.empty())
+    st.prefix = prefix_of(path + ".prefix", pm);
+  if (auto* sp = sec.get("separator")) {
+    if (!sp->is_string())
+      bad(path + ".separator", "must be a string");
+    check_separator(path + ".separator", sp->as_string());
+    st.separator = sp->as_string();
+  }
+}
+
+/// `mcpServers` (how to reach each service) and `services` (how to treat it).
+void parse_gateway(section& top, gateway_config& gw) {
+  if (auto* g = top.get("gateway")) {
+    section sec(*g, "$.gateway");
+    std::string pm;
+    sec.str("prefix", pm);
+    if (!pm.empty())
+      gw.prefix = prefix_of("$.gateway.prefix", pm);
+    sec.str("separator", gw.separator);
+    check_separator("$.gateway.separator", gw.separator);
+    sec.integer("childMaxRestarts", gw.child_max_restarts, 0, 1000);
+    sec.seconds("childRestartWindowSeconds", gw.child_restart_window, 1, 86400);
+  }
+  if (auto* m = top.get("mcpServers")) {
+    if (!m->is_object())
+      bad("$.mcpServers", "must be an object of servers");
+    gw.services.clear();
+    for (auto& [name, entry] : m->as_object()) {
+      auto path = "$.mcpServers." + name;
+      if (name.empty() || name.size() > 64)
+        bad(path, "a server name must be 1 to 64 characters");
+      for (char c : name)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+          bad(path, "a server name may hold only letters, digits, '_' and '-'");
+      service_config svc;
+      svc.name = name;
+      section sec(entry, path);
+      sec.str("command", svc.command);
+      sec.strings("args", svc.args);
+      std::vector<std::pair<std::string, std::string>> env;
+      sec.string_pairs("env", env);
+      svc.env.insert(env.begin(), env.end());
+      sec.str("cwd", svc.cwd);
+      sec.str("url", svc.url);
+      sec.string_pairs("headers", svc.headers);
+      // Other clients' keys that do not change how Bulwark reaches it.
+      std::string ignored;
+      sec.str("type", ignored);
+      if (!ignored.empty() && ignored != "stdio" && ignored != "http" && ignored != "streamable-http")
+        bad(path + ".type", "must be stdio, http or streamable-http (sse is not supported)");
+      if (svc.command.empty() == svc.url.empty())
+        bad(path, "needs exactly one of \"command\" (stdio) or \"url\" (Streamable HTTP)");
+      if (!svc.url.empty() && svc.url.rfind("https://", 0) == 0)
+        bad(path + ".url", "https is not supported yet: reach the server through a local TLS proxy");
+      if (!svc.url.empty() && svc.url.rfind("http://", 0) != 0)
+        bad(path + ".url", "must be an http:// URL");
+      if (!svc.url.empty() && (!svc.args.empty() || !svc.env.empty() || !svc.cwd.empty()))
+        bad(path, "args, env and cwd apply to stdio servers (\"command\") only");
+      if (!svc.command.empty() && !svc.headers.empty())
+        bad(path + ".headers", "headers apply to HTTP servers (\"url\") only");
+      gw.services.push_back(std::move(svc));
+    }
+  }
+  if (auto* s = top.get("services")) {
+    if (!s->is_object())
+      bad("$.services", "must be an object keyed by server name");
+    for (auto& [name, settings] : s->as_object()) {
+      auto it = std::find_if(gw.services.begin(), gw.services.end(),
+                             [&](const service_config& c) { return c.name == name; });
+      if (it == gw.services.end())
+        bad("$.services." + name, "no server of that name in mcpServers");
+      parse_settings(settings, "$.services." + name, it->settings);
+    }
+  }
+}
 
 log_level level_of(const std::string& path, const std::string& s) {
   auto lvl = parse_log_level(s);
@@ -161,10 +340,12 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.integer("aggressivePollAttempts", cfg.aggressive_poll_attempts, 0, 100000);
     sec.integer("moderatePollAttempts", cfg.moderate_poll_attempts, 0, 100000);
   }
+  parse_gateway(top, cfg.gateway);
   if (auto* s = top.get("tools")) {
     section sec(*s, "$.tools");
     sec.boolean("builtin", cfg.builtin_tools);
     sec.boolean("conformanceFixtures", cfg.fixtures);
+    sec.boolean("faultTools", cfg.fault_tools);
   }
   if (auto* s = top.get("log")) {
     section sec(*s, "$.log");
@@ -209,6 +390,7 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --no-http            do not serve HTTP
   --stdio              serve one client on stdin/stdout
   --fixtures           register the MCP conformance-suite fixtures
+  --fault-tools        register tools that fail on purpose (gateway tests)
   --no-builtin-tools   do not register the built-in tools
   --workers N          CAF scheduler threads (default 1)
   --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
@@ -269,6 +451,8 @@ bool apply_args(config& cfg, int argc, char** argv) {
       cfg.stdio = true;
     else if (a == "--fixtures")
       cfg.fixtures = true;
+    else if (a == "--fault-tools")
+      cfg.fault_tools = true;
     else if (a == "--no-builtin-tools")
       cfg.builtin_tools = false;
     else if (a == "--workers")
@@ -309,7 +493,8 @@ std::string describe(const config& cfg) {
                                  {"threads", cfg.http.threads}})},
     {"stdio", value::make_object({{"enabled", cfg.stdio}})},
     {"tools", value::make_object({{"builtin", cfg.builtin_tools},
-                                  {"conformanceFixtures", cfg.fixtures}})},
+                                  {"conformanceFixtures", cfg.fixtures},
+                                  {"faultTools", cfg.fault_tools}})},
     {"actors", value::make_object({{"scheduler", cfg.scheduler},
                                    {"workers", cfg.workers},
                                    {"aggressivePollAttempts", cfg.aggressive_poll_attempts},

@@ -9,6 +9,7 @@
 
 #include "actors/runtime.hpp"
 #include "messages/catalog.hpp"
+#include "messages/service.hpp"
 #include "transport/http_server.hpp"
 
 namespace bulwark {
@@ -25,8 +26,11 @@ struct config {
   bool http_enabled = true;
   bool stdio = false;       ///< Serve one client on stdin/stdout.
   bool fixtures = false;    ///< Register the conformance fixtures.
+  bool fault_tools = false; ///< Register tools that fail on purpose.
   bool builtin_tools = true;
   log_level log = log_level::info;
+  /// Downstream MCP servers (`mcpServers`) and their settings (`services`).
+  gateway_config gateway;
   /// CAF scheduler: kind, worker threads and polling (see README, "Tuning").
   /// "fused" runs the HTTP I/O on the CAF workers; "stealing" is CAF's own
   /// work-stealing scheduler beside separate I/O threads.

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -65,12 +67,65 @@ struct session_record {
 };
 using session_record_ptr = std::shared_ptr<session_record>;
 
+// -- downstream services (the gateway) ------------------------------------------
+
+/// How one attempt of a downstream call ended, or the call as a whole.
+struct downstream_outcome {
+  enum class kind : uint8_t {
+    result,    ///< The downstream answered with a result.
+    error,     ///< The downstream answered with a JSON-RPC error.
+    failure,   ///< No answer: transport failure, service down, breaker open.
+    timeout,   ///< No answer before the deadline.
+    cancelled, ///< The client cancelled.
+  };
+  kind what = kind::failure;
+  json::value result;
+  int code = 0; ///< JSON-RPC error code (kind::error) or ours (failure, timeout).
+  std::string message;
+  json::value data;
+  /// The request reached the downstream, which may have acted on it: only an
+  /// idempotent call may be sent again.
+  bool reached = false;
+  std::chrono::milliseconds retry_after{0};
+};
+
+/// One call from a client's handler to a downstream service.
+struct downstream_call {
+  std::string service;
+  std::string method;   ///< tools/call, resources/read, prompts/get, ...
+  json::value params;   ///< As the downstream names things.
+  bool idempotent = false;
+  std::chrono::steady_clock::time_point deadline;
+  /// Progress and log notifications for the client. Runs on an actor's
+  /// thread: hop (`call_context::resume`) before touching a session.
+  std::function<void(const std::string& method, const json::value& params)> on_notification;
+  /// The final outcome, after retries and fallbacks; exactly once.
+  std::function<void(downstream_outcome)> on_done;
+  std::atomic<bool> cancelled{false};
+};
+using downstream_call_ptr = std::shared_ptr<downstream_call>;
+
+/// The end of one HTTP exchange with a downstream (its messages arrive as lines).
+struct http_exchange_end {
+  int status = 0;
+  std::string error;
+  bool sent = false;
+  bool timed_out = false;
+  std::string session_id;  ///< Mcp-Session-Id of the response, if any.
+  std::string retry_after; ///< Retry-After of the response, if any.
+};
+
 } // namespace bulwark
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::inbound_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::json::value)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::session_record_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::call_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::call_handler)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_call_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::http_exchange_end)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -82,6 +137,16 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, count, "count")
   CAF_ADD_ATOM(bulwark, bulwark::atom, sweep, "sweep")
   CAF_ADD_ATOM(bulwark, bulwark::atom, get, "get")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, resume, "resume")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, call, "call")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, done, "done")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, retry, "retry")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, cancel, "cancel")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, line, "line")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, exited, "exited")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, start, "start")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, expire, "expire")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, http_end, "http_end")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -98,6 +163,8 @@ using session_actor = caf::typed_actor<
   caf::reacts_to<atom::closed, uint64_t>,
   // Internal: a handler's `after` continuation is due.
   caf::reacts_to<atom::timer, uint64_t>,
+  // A call's continuation from another thread or actor (`call_context::resume`).
+  caf::reacts_to<atom::resume, call_ptr, call_handler>,
   // A server-wide notification (list_changed, resources/updated) to pass on.
   caf::reacts_to<atom::notify, std::string, json::value>,
   // The client ended the session (HTTP DELETE).
@@ -115,5 +182,38 @@ using session_supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::notify, std::string, json::value>,
   // How many sessions are live.
   caf::replies_to<atom::count>::with<uint64_t>>;
+
+/// One per downstream service: speaks MCP as a client over a stdio child or
+/// Streamable HTTP, and answers each attempt to its breaker.
+using connector_actor = caf::typed_actor<
+  // An attempt (id) of a call; the outcome goes to the sender as atom::done.
+  caf::reacts_to<atom::call, uint64_t, downstream_call_ptr, caf::actor>,
+  // The client gave up on an attempt: cancel it downstream.
+  caf::reacts_to<atom::cancel, uint64_t>,
+  // Internal: (re)start the child or the HTTP session.
+  caf::reacts_to<atom::start>,
+  // Internal: one JSON-RPC message from the downstream (generation, text).
+  caf::reacts_to<atom::line, uint64_t, std::string>,
+  // Internal: the child of that generation exited (waitpid status).
+  caf::reacts_to<atom::exited, uint64_t, int>,
+  // Internal: an HTTP exchange for this request id ended.
+  caf::reacts_to<atom::http_end, uint64_t, http_exchange_end>,
+  // Internal: a request's deadline.
+  caf::reacts_to<atom::expire, uint64_t>,
+  // Status: state, pending calls, tools.
+  caf::replies_to<atom::get>::with<json::value>>;
+
+/// One per downstream service, in front of its connector: the circuit
+/// breaker, retries with back-off, and fallbacks.
+using breaker_actor = caf::typed_actor<
+  caf::reacts_to<atom::call, downstream_call_ptr>,
+  // From the connector: how the attempt with this id ended.
+  caf::reacts_to<atom::done, uint64_t, downstream_outcome>,
+  // Internal: a back-off delay ended; try the call again.
+  caf::reacts_to<atom::retry, uint64_t>,
+  // The client cancelled this call.
+  caf::reacts_to<atom::cancel, downstream_call_ptr>,
+  // Status: state, counts, transitions.
+  caf::replies_to<atom::get>::with<json::value>>;
 
 } // namespace bulwark

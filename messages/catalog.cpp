@@ -19,6 +19,11 @@ bool call_context::begin_answer() noexcept {
   return owner_ != nullptr;
 }
 
+void call_context::resume(call_handler next) const {
+  if (resumer_)
+    resumer_(std::const_pointer_cast<call_context>(shared_from_this()), std::move(next));
+}
+
 void call_context::progress(double p, std::optional<double> total, std::string message) {
   if (!done_ && owner_)
     owner_->on_progress(*this, p, total, std::move(message));

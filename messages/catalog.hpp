@@ -91,6 +91,14 @@ public:
   void log(log_level lvl, json::value data, std::string logger = {});
   /// Runs `next` after `delay` inside the same actor, unless the call ended.
   void after(std::chrono::milliseconds delay, call_handler next);
+  /// Runs `next` inside the owning actor as soon as it can, unless the call
+  /// ended by then. Callable from any thread: this is how work done
+  /// elsewhere (another actor, a downstream service, a host's own threads)
+  /// gets back to the call to answer it.
+  void resume(call_handler next) const;
+  /// Registers what to do (inside the owning actor) when the client cancels
+  /// the call or goes away, such as cancelling work elsewhere.
+  void on_cancel(std::function<void()> f) { cancel_hook_ = std::move(f); }
 
   // -- how it ends (exactly once) -------------------------------------------------
 
@@ -110,7 +118,16 @@ public:
 
   void attach(call_owner* owner) noexcept { owner_ = owner; }
   void detach() noexcept { owner_ = nullptr; }
-  void mark_cancelled() noexcept { cancelled_ = true; }
+  /// Marks the call cancelled and runs the cancel hook once.
+  void mark_cancelled() {
+    if (cancelled_)
+      return;
+    cancelled_ = true;
+    if (auto hook = std::move(cancel_hook_))
+      hook();
+  }
+  /// How `resume` reaches the owning actor (set once, before the handler runs).
+  void set_resumer(std::function<void(call_ptr, call_handler)> r) { resumer_ = std::move(r); }
   void set_input(json::value responses, std::string state) {
     input_responses_ = std::move(responses);
     request_state_ = std::move(state);
@@ -138,6 +155,8 @@ private:
   bool cancelled_ = false;
   bool done_ = false;
   call_owner* owner_ = nullptr;
+  std::function<void(call_ptr, call_handler)> resumer_;
+  std::function<void()> cancel_hook_;
 };
 
 // -- definitions -----------------------------------------------------------------
@@ -154,6 +173,8 @@ struct tool_spec {
   json::value annotations;   ///< Null when the tool declares none.
   json::value meta;          ///< `_meta` of the tool definition, if any.
   call_handler handler;
+  /// Tools of a group are replaced together (`runtime::set_tool_group`).
+  std::string group;
 };
 
 struct resource_spec {

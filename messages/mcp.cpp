@@ -7,6 +7,7 @@
 
 #include "messages/catalog.hpp"
 #include "messages/sink.hpp"
+#include "messages/text.hpp"
 
 namespace bulwark {
 
@@ -241,13 +242,7 @@ namespace {
 constexpr std::string_view b64_prefix = "=?base64?";
 constexpr std::string_view b64_suffix = "?=";
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 bool header_safe(std::string_view s) {
   for (unsigned char c : s)

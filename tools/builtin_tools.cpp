@@ -2,6 +2,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
 
 #include "actors/runtime.hpp"
 #include "messages/mcp.hpp"
@@ -100,6 +104,65 @@ void register_builtin_tools(runtime& rt) {
     sleep_step(c, 0, total);
   };
   rt.add_tool(std::move(sleep));
+}
+
+} // namespace bulwark
+
+namespace bulwark {
+
+void register_fault_tools(runtime& rt) {
+  auto object = [](std::initializer_list<std::pair<std::string, value>> props) {
+    value p(json::object{});
+    for (auto& [k, v] : props)
+      p.set(k, v);
+    return value::make_object({{"type", "object"}, {"properties", std::move(p)}});
+  };
+  auto str = value::make_object({{"type", "string"}});
+
+  tool_spec hang;
+  hang.name = "fault_hang";
+  hang.description = "Never answers (until cancelled): a hung downstream.";
+  hang.input_schema = object({});
+  hang.handler = [](const call_ptr&) {};
+  rt.add_tool(std::move(hang));
+
+  tool_spec exit_tool;
+  exit_tool.name = "fault_exit";
+  exit_tool.description = "Ends this server process at once (exit status 3): a crashing downstream.";
+  exit_tool.input_schema = object({});
+  exit_tool.handler = [](const call_ptr&) { std::_Exit(3); };
+  rt.add_tool(std::move(exit_tool));
+
+  tool_spec garbage;
+  garbage.name = "fault_garbage";
+  garbage.description = "Writes a line that is not JSON to stdout, then answers: a noisy stdio downstream.";
+  garbage.input_schema = object({});
+  garbage.handler = [](const call_ptr& c) {
+    std::fputs("this line is not JSON-RPC {{{\n", stdout);
+    std::fflush(stdout);
+    c->finish(mcp::text_result("wrote garbage"));
+  };
+  rt.add_tool(std::move(garbage));
+
+  // Counts executions per key, so tests can prove a call ran exactly once.
+  auto counts = std::make_shared<std::map<std::string, int64_t>>();
+  tool_spec count;
+  count.name = "fault_count";
+  count.description = "Counts its executions per key and answers the count; with hangMs it answers late.";
+  count.input_schema = object({{"key", str}, {"hangMs", value::make_object({{"type", "integer"}})}});
+  count.handler = [counts](const call_ptr& c) {
+    auto key = c->arguments()["key"].is_string() ? c->arguments()["key"].as_string() : std::string();
+    auto n = ++(*counts)[key];
+    auto answer = mcp::text_result(std::to_string(n));
+    answer.set("structuredContent", value::make_object({{"key", key}, {"executions", static_cast<long long>(n)}}));
+    const auto& hang_ms = c->arguments()["hangMs"];
+    if (hang_ms.is_integer() && hang_ms.as_int() > 0)
+      return c->after(std::chrono::milliseconds(hang_ms.as_int()),
+                      [answer](const call_ptr& call) { call->finish(answer); });
+    c->finish(std::move(answer));
+  };
+  count.annotations = value::make_object({{"idempotentHint", false}});
+  rt.add_tool(std::move(count));
 }
 
 } // namespace bulwark

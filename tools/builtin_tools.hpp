@@ -13,4 +13,8 @@ void register_builtin_tools(runtime& rt);
 /// expects (see tests/e2e/conformance.sh).
 void register_conformance_fixtures(runtime& rt);
 
+/// Tools that fail on purpose (hang, exit, write garbage, count executions),
+/// for testing Bulwark as a gateway in front of a failing downstream.
+void register_fault_tools(runtime& rt);
+
 } // namespace bulwark

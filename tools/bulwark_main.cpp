@@ -8,6 +8,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/gateway.hpp"
 #include "actors/runtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
@@ -63,9 +64,27 @@ int main(int argc, char** argv) {
     runtime rt(sys, cfg.runtime);
     if (cfg.fixtures)
       register_conformance_fixtures(rt);
+    if (cfg.fault_tools)
+      register_fault_tools(rt);
     if (cfg.builtin_tools)
       register_builtin_tools(rt);
+    std::unique_ptr<gateway> gw;
+    if (!cfg.gateway.services.empty())
+      gw = std::make_unique<gateway>(rt, cfg.gateway);
     rt.start();
+    if (gw) {
+      try {
+        auto missing = gw->wait_ready(std::chrono::seconds(15));
+        for (auto& name : missing)
+          log::warn("service not ready at start-up; its tools appear once it is",
+                    json::value::make_object({{"service", name}}));
+      } catch (const gateway_error& e) {
+        log::error("gateway refused to start", json::value::make_object({{"error", e.what()}}));
+        gw.reset();
+        rt.stop();
+        std::_Exit(1);
+      }
+    }
 
     std::unique_ptr<http_server> http;
     if (cfg.http_enabled) {
@@ -111,6 +130,7 @@ int main(int argc, char** argv) {
     if (http)
       http->stop();
     rt.stop();
+    gw.reset();
     http.reset();
   }
   log::info("stopped");

@@ -15,9 +15,10 @@
 
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
-#include "transport/io_scheduler.hpp"
 #include "messages/actors.hpp"
 #include "messages/mcp.hpp"
+#include "messages/text.hpp"
+#include "transport/io_scheduler.hpp"
 
 namespace bulwark {
 
@@ -60,23 +61,11 @@ std::string_view sv(beast::string_view s) {
   return {s.data(), s.size()};
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
-/// ASCII lower case (header names and media types are ASCII; no locale).
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
-}
+using text::lower;
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size()
-         && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
+using text::iequals;
 
 /// The MCP headers of a request, gathered in one pass (the first of a
 /// repeated header wins). `params` holds `Mcp-Param-*` with lower-case suffixes.

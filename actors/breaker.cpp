@@ -1,0 +1,361 @@
+#include "actors/breaker.hpp"
+
+#include <algorithm>
+#include <random>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "config/log.hpp"
+
+namespace bulwark {
+
+using json::value;
+using namespace std::chrono;
+
+std::string_view to_string(breaker_state s) noexcept {
+  switch (s) {
+    case breaker_state::closed: return "closed";
+    case breaker_state::open: return "open";
+    case breaker_state::half_open: return "half_open";
+  }
+  return "closed";
+}
+
+std::string breaker_name(const std::string& service) {
+  return "breaker/" + service;
+}
+
+std::string connector_name(const std::string& service) {
+  return "connector/" + service;
+}
+
+// -- state machine ------------------------------------------------------------------
+
+void circuit_breaker::prune(clock::time_point now) {
+  while (!window_.empty() && now - window_.front().first > s_.window)
+    window_.pop_front();
+}
+
+void circuit_breaker::move_to(clock::time_point now, breaker_state to, std::string why) {
+  last_ = transition{state_, to, std::move(why)};
+  state_ = to;
+  ++transitions_;
+  probes_in_flight_ = 0;
+  probe_successes_ = 0;
+  if (to == breaker_state::open)
+    opened_at_ = now;
+  if (to == breaker_state::closed) {
+    consecutive_ = 0;
+    window_.clear();
+  }
+}
+
+circuit_breaker::admission circuit_breaker::admit(clock::time_point now) {
+  if (state_ == breaker_state::open) {
+    auto waited = now - opened_at_;
+    if (waited < s_.open_duration) {
+      auto left = duration_cast<milliseconds>(s_.open_duration - waited);
+      return {false, false, std::max(left, milliseconds(1))};
+    }
+    move_to(now, breaker_state::half_open, "open duration elapsed");
+  }
+  if (state_ == breaker_state::half_open) {
+    if (probes_in_flight_ >= s_.half_open_probes)
+      return {false, false, milliseconds(100)};
+    ++probes_in_flight_;
+    return {true, true, milliseconds(0)};
+  }
+  return {true, false, milliseconds(0)};
+}
+
+void circuit_breaker::release(bool probe) {
+  if (probe && state_ == breaker_state::half_open && probes_in_flight_ > 0)
+    --probes_in_flight_;
+}
+
+void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
+  if (state_ == breaker_state::half_open) {
+    if (!probe)
+      return; // admitted before the breaker opened; says nothing about now
+    if (probes_in_flight_ > 0)
+      --probes_in_flight_;
+    if (!success) {
+      move_to(now, breaker_state::open, "a half-open probe failed");
+      return;
+    }
+    if (++probe_successes_ >= s_.successes_to_close)
+      move_to(now, breaker_state::closed,
+              std::to_string(probe_successes_) + " half-open probe(s) succeeded");
+    return;
+  }
+  if (state_ == breaker_state::open)
+    return; // a straggler from before it opened
+  prune(now);
+  window_.emplace_back(now, !success);
+  if (success) {
+    consecutive_ = 0;
+    return;
+  }
+  ++consecutive_;
+  if (consecutive_ >= s_.consecutive_failures) {
+    move_to(now, breaker_state::open, std::to_string(consecutive_) + " consecutive failures");
+    return;
+  }
+  if (window_.size() >= s_.minimum_calls) {
+    auto failed = std::count_if(window_.begin(), window_.end(), [](auto& e) { return e.second; });
+    double rate = static_cast<double>(failed) / static_cast<double>(window_.size());
+    if (rate >= s_.failure_rate)
+      move_to(now, breaker_state::open,
+              std::to_string(failed) + " of " + std::to_string(window_.size()) + " calls failed within "
+                + std::to_string(s_.window.count()) + " s");
+  }
+}
+
+void circuit_breaker::force(clock::time_point now, breaker_state to) {
+  move_to(now, to, "forced");
+}
+
+// -- the actor ------------------------------------------------------------------------------
+
+namespace {
+
+struct breaker_actor_state {
+  static inline const char* name = "breaker";
+
+  env_ptr env;
+  service_config svc;
+  std::unique_ptr<circuit_breaker> cb;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  struct attempt {
+    downstream_call_ptr call;
+    uint32_t number = 0; ///< 1 for the first try.
+    bool probe = false;
+    bool in_flight = false;
+  };
+  uint64_t next_id = 1;
+  std::unordered_map<uint64_t, attempt> attempts;
+  uint64_t calls = 0, failures = 0, fast_failures = 0, retries = 0;
+
+  ~breaker_actor_state() {
+    // Whatever ended this actor, every call it held gets an answer.
+    for (auto& [id, a] : attempts) {
+      downstream_outcome o;
+      o.code = static_cast<int>(error_code::actor_restarted);
+      o.message = "the breaker of service " + svc.name + " stopped while the call was in flight; retry";
+      o.reached = a.in_flight;
+      if (a.call && a.call->on_done)
+        a.call->on_done(std::move(o));
+    }
+  }
+};
+
+using breaker_pointer = breaker_actor::stateful_pointer<breaker_actor_state>;
+
+void log_transition(breaker_actor_state& st) {
+  auto& t = st.cb->last_transition();
+  auto level = t.to == breaker_state::open ? log_level::warning : log_level::info;
+  log::write(level, "breaker transition",
+             value::make_object({{"service", st.svc.name},
+                                 {"from", std::string(to_string(t.from))},
+                                 {"to", std::string(to_string(t.to))},
+                                 {"why", t.why}}));
+}
+
+bool failed(const downstream_outcome& o) {
+  // A downstream's own JSON-RPC error is an answer: the service works.
+  return o.what == downstream_outcome::kind::failure || o.what == downstream_outcome::kind::timeout;
+}
+
+void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
+  auto i = st.attempts.find(id);
+  if (i == st.attempts.end())
+    return;
+  auto call = std::move(i->second.call);
+  st.attempts.erase(i);
+  if (failed(o)) {
+    ++st.failures;
+    if (st.svc.settings.fallback == fallback_mode::static_message
+        || (st.svc.settings.fallback == fallback_mode::stale && !st.svc.settings.fallback_message.empty())) {
+      // The static message answers in place of the service, marked as such.
+      downstream_outcome fb;
+      fb.what = downstream_outcome::kind::result;
+      fb.result = value::make_object(
+        {{"content", value(json::array{value::make_object({{"type", "text"},
+                                                           {"text", st.svc.settings.fallback_message}})})},
+         {"isError", true},
+         {"_meta", value::make_object({{"io.bulwark/fallback",
+                                        value::make_object({{"reason", o.message}, {"service", st.svc.name}})}})}});
+      o = std::move(fb);
+    }
+  }
+  if (call->on_done)
+    call->on_done(std::move(o));
+}
+
+void try_call(breaker_pointer self, uint64_t id);
+
+/// After an attempt failed: try again later, or give up.
+void after_failure(breaker_pointer self, uint64_t id, downstream_outcome o) {
+  auto& st = self->state;
+  auto i = st.attempts.find(id);
+  if (i == st.attempts.end())
+    return;
+  auto& a = i->second;
+  auto& r = st.svc.settings.retry;
+  bool may_repeat = !o.reached || a.call->idempotent;
+  auto now = steady_clock::now();
+  if (a.number >= r.attempts || !may_repeat || a.call->cancelled || now >= a.call->deadline
+      || o.what == downstream_outcome::kind::timeout) {
+    if (!may_repeat && a.number < r.attempts)
+      o.data = value::make_object({{"retried", false},
+                                   {"why", "the call reached the service and the tool is not idempotent"}});
+    return finish(st, id, std::move(o));
+  }
+  // Exponential back-off with jitter, at least what the service asked for.
+  auto base = r.base_delay.count() * (1LL << std::min<uint32_t>(a.number - 1, 20));
+  auto delay = std::min<long long>(base, r.max_delay.count());
+  std::uniform_real_distribution<double> jitter(1.0 - r.jitter, 1.0 + r.jitter);
+  delay = static_cast<long long>(static_cast<double>(delay) * jitter(st.rng));
+  delay = std::max<long long>(delay, o.retry_after.count());
+  if (now + milliseconds(delay) >= a.call->deadline)
+    return finish(st, id, std::move(o));
+  ++st.retries;
+  self->delayed_send(self, milliseconds(delay), atom::retry_v, id);
+}
+
+void try_call(breaker_pointer self, uint64_t id) {
+  auto& st = self->state;
+  auto i = st.attempts.find(id);
+  if (i == st.attempts.end())
+    return;
+  auto& a = i->second;
+  if (a.call->cancelled) {
+    downstream_outcome o;
+    o.what = downstream_outcome::kind::cancelled;
+    o.code = static_cast<int>(error_code::request_cancelled);
+    o.message = "cancelled by the client";
+    return finish(st, id, std::move(o));
+  }
+  auto adm = st.cb->admit(steady_clock::now());
+  if (!adm.allowed) {
+    ++st.fast_failures;
+    downstream_outcome o;
+    o.what = downstream_outcome::kind::failure;
+    o.code = static_cast<int>(error_code::service_unavailable);
+    o.message = "service " + st.svc.name + " is unavailable: its circuit breaker is "
+                + std::string(to_string(st.cb->state()));
+    o.retry_after = adm.retry_after;
+    o.data = value::make_object({{"service", st.svc.name},
+                                 {"breaker", std::string(to_string(st.cb->state()))},
+                                 {"retry_after", static_cast<double>(adm.retry_after.count()) / 1000.0}});
+    return finish(st, id, std::move(o)); // fail fast: no retry against an open breaker
+  }
+  a.number++;
+  a.probe = adm.probe;
+  a.in_flight = true;
+  auto connector = st.env->names.get(connector_name(st.svc.name));
+  if (!connector) {
+    a.in_flight = false;
+    st.cb->release(a.probe);
+    downstream_outcome o;
+    o.what = downstream_outcome::kind::failure;
+    o.code = static_cast<int>(error_code::service_unavailable);
+    o.message = "service " + st.svc.name + " is restarting";
+    o.retry_after = milliseconds(1000);
+    return after_failure(self, id, std::move(o));
+  }
+  self->send(caf::actor_cast<connector_actor>(connector), atom::call_v, id, a.call,
+             caf::actor_cast<caf::actor>(self));
+}
+
+breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env, service_config svc,
+                                              bool restarted) {
+  auto& st = self->state;
+  st.env = std::move(env);
+  st.svc = std::move(svc);
+  st.cb = std::make_unique<circuit_breaker>(st.svc.settings.breaker);
+  // A restarted breaker lost what it knew about the service: it starts
+  // half-open, so the first calls probe the service instead of trusting it.
+  if (restarted) {
+    st.cb->force(steady_clock::now(), breaker_state::half_open);
+    log_transition(st);
+  }
+  return {
+    [self](atom::call, downstream_call_ptr& call) {
+      auto& st = self->state;
+      ++st.calls;
+      auto id = st.next_id++;
+      st.attempts.emplace(id, breaker_actor_state::attempt{call, 0, false, false});
+      auto before = st.cb->transitions();
+      try_call(self, id);
+      if (st.cb->transitions() != before)
+        log_transition(st);
+    },
+    [self](atom::done, uint64_t id, downstream_outcome& o) {
+      auto& st = self->state;
+      auto i = st.attempts.find(id);
+      if (i == st.attempts.end() || !i->second.in_flight)
+        return;
+      i->second.in_flight = false;
+      auto before = st.cb->transitions();
+      if (o.what != downstream_outcome::kind::cancelled)
+        st.cb->record(steady_clock::now(), !failed(o), i->second.probe);
+      else
+        st.cb->release(i->second.probe);
+      if (st.cb->transitions() != before)
+        log_transition(st);
+      if (failed(o))
+        return after_failure(self, id, std::move(o));
+      finish(st, id, std::move(o));
+    },
+    [self](atom::retry, uint64_t id) {
+      auto& st = self->state;
+      auto before = st.cb->transitions();
+      try_call(self, id);
+      if (st.cb->transitions() != before)
+        log_transition(st);
+    },
+    [self](atom::cancel, downstream_call_ptr& call) {
+      auto& st = self->state;
+      call->cancelled = true;
+      for (auto& [id, a] : st.attempts) {
+        if (a.call != call)
+          continue;
+        if (a.in_flight) {
+          if (auto c = st.env->names.get(connector_name(st.svc.name)))
+            self->send(caf::actor_cast<connector_actor>(c), atom::cancel_v, id);
+        } else {
+          // Waiting for a retry: end it now.
+          auto key = id;
+          downstream_outcome o;
+          o.what = downstream_outcome::kind::cancelled;
+          o.code = static_cast<int>(error_code::request_cancelled);
+          o.message = "cancelled by the client";
+          finish(st, key, std::move(o));
+        }
+        return;
+      }
+    },
+    [self](atom::get) -> value {
+      auto& st = self->state;
+      return value::make_object({{"service", st.svc.name},
+                                 {"state", std::string(to_string(st.cb->state()))},
+                                 {"transitions", static_cast<unsigned long long>(st.cb->transitions())},
+                                 {"calls", static_cast<unsigned long long>(st.calls)},
+                                 {"failures", static_cast<unsigned long long>(st.failures)},
+                                 {"fastFailures", static_cast<unsigned long long>(st.fast_failures)},
+                                 {"retries", static_cast<unsigned long long>(st.retries)},
+                                 {"inFlight", static_cast<unsigned long long>(st.attempts.size())}});
+    },
+  };
+}
+
+} // namespace
+
+breaker_actor spawn_breaker(caf::actor_system& sys, env_ptr env, service_config svc, bool restarted) {
+  return sys.spawn(breaker_behavior, std::move(env), std::move(svc), restarted);
+}
+
+} // namespace bulwark

@@ -1,0 +1,86 @@
+// The circuit breaker of one downstream service: a state machine (testable
+// with any clock) and the actor in front of the service's connector that uses
+// it, retries with back-off and jitter, and falls back when the service
+// cannot answer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include <caf/fwd.hpp>
+
+#include "actors/env.hpp"
+#include "messages/actors.hpp"
+#include "messages/service.hpp"
+
+namespace bulwark {
+
+enum class breaker_state : uint8_t { closed, open, half_open };
+
+std::string_view to_string(breaker_state s) noexcept;
+
+/// CLOSED -> OPEN after `consecutive_failures` failures in a row, or when the
+/// failure share over the sliding window reaches `failure_rate` with at
+/// least `minimum_calls` calls in it. OPEN fails fast for `open_duration`,
+/// then HALF_OPEN admits `half_open_probes` calls at a time: a failed probe
+/// opens it again, `successes_to_close` successful probes close it.
+class circuit_breaker {
+public:
+  using clock = std::chrono::steady_clock;
+
+  explicit circuit_breaker(breaker_settings s) : s_(s) {}
+
+  struct admission {
+    bool allowed = false;
+    bool probe = false; ///< Admitted as a half-open probe.
+    std::chrono::milliseconds retry_after{0};
+  };
+
+  /// Asks to let one call through at `now`.
+  admission admit(clock::time_point now);
+  /// Reports how an admitted call ended.
+  void record(clock::time_point now, bool success, bool probe);
+  /// Gives back an admission that was not used (e.g. the call was cancelled).
+  void release(bool probe);
+
+  /// Forces a state (operators); counts as a transition.
+  void force(clock::time_point now, breaker_state to);
+
+  breaker_state state() const noexcept { return state_; }
+  uint64_t transitions() const noexcept { return transitions_; }
+  uint32_t consecutive_failures() const noexcept { return consecutive_; }
+  std::size_t window_calls() const noexcept { return window_.size(); }
+  /// Set after each transition: from, to, why (for the log).
+  struct transition {
+    breaker_state from, to;
+    std::string why;
+  };
+  const transition& last_transition() const noexcept { return last_; }
+
+private:
+  void move_to(clock::time_point now, breaker_state to, std::string why);
+  void prune(clock::time_point now);
+
+  breaker_settings s_;
+  breaker_state state_ = breaker_state::closed;
+  clock::time_point opened_at_{};
+  uint32_t consecutive_ = 0;
+  uint32_t probes_in_flight_ = 0;
+  uint32_t probe_successes_ = 0;
+  std::deque<std::pair<clock::time_point, bool>> window_; ///< (when, failed)
+  uint64_t transitions_ = 0;
+  transition last_{breaker_state::closed, breaker_state::closed, {}};
+};
+
+/// Registry names of a service's actors.
+std::string breaker_name(const std::string& service);
+std::string connector_name(const std::string& service);
+
+/// Spawns the breaker actor of `svc`; it finds the connector by name. A
+/// `restarted` breaker starts half-open.
+breaker_actor spawn_breaker(caf::actor_system& sys, env_ptr env, service_config svc, bool restarted);
+
+} // namespace bulwark

@@ -1,0 +1,632 @@
+#include "actors/connector.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/supervisor.hpp"
+#include "config/log.hpp"
+#include "transport/child_process.hpp"
+#include "transport/http_client.hpp"
+
+namespace bulwark {
+
+using json::value;
+using namespace std::chrono;
+
+namespace {
+
+constexpr std::size_t max_queued_calls = 1000;
+constexpr const char* client_version = "2025-11-25";
+
+struct connector_state {
+  static inline const char* name = "connector";
+
+  env_ptr env;
+  service_config svc;
+  gateway_hooks_ptr hooks;
+
+  enum class phase { down, starting, ready };
+  phase ph = phase::down;
+  uint64_t generation = 0;
+
+  // stdio
+  std::unique_ptr<child_process> child;
+  restart_intensity intensity{5, seconds(60)};
+  uint32_t backoff_step = 0;
+
+  // HTTP
+  std::unique_ptr<http_client> http;
+  std::string session_id;
+  bool stateless = false;   ///< The backend speaks 2026-07-28 only.
+  bool reinitialized = false; ///< One re-initialize after a 404 per failure.
+
+  json::value server_capabilities;
+  std::string protocol_version;
+  json::value tools = json::value(json::array{});
+  json::value tools_building = json::value(json::array{});
+
+  enum class req_kind { initialize, discover, list_tools, call };
+  struct outstanding {
+    req_kind kind = req_kind::call;
+    uint64_t attempt = 0;
+    downstream_call_ptr call;
+    caf::actor reply_to;
+    std::string body; ///< For one resend after an HTTP 404 re-initialize.
+    bool answered = false;
+  };
+  int64_t next_id = 1;
+  std::unordered_map<int64_t, outstanding> pending;
+  std::unordered_map<uint64_t, int64_t> by_attempt;
+
+  struct queued {
+    uint64_t attempt;
+    downstream_call_ptr call;
+    caf::actor reply_to;
+  };
+  std::deque<queued> waiting; ///< Calls that arrived before the service was ready.
+
+  uint64_t garbage_lines = 0;
+
+  ~connector_state() {
+    // Every call in flight or waiting gets its answer, whatever ended us.
+    for (auto& [id, p] : pending)
+      if (p.kind == req_kind::call && p.reply_to) {
+        downstream_outcome o;
+        o.code = static_cast<int>(error_code::actor_restarted);
+        o.message = "the connector of service " + svc.name + " stopped while the call was in flight";
+        o.reached = true;
+        caf::anon_send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt, std::move(o));
+      }
+    for (auto& q : waiting) {
+      downstream_outcome o;
+      o.code = static_cast<int>(error_code::actor_restarted);
+      o.message = "the connector of service " + svc.name + " stopped before the call was sent";
+      caf::anon_send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt, std::move(o));
+    }
+    if (http)
+      http->stop();
+  }
+};
+
+using connector_pointer = connector_actor::stateful_pointer<connector_state>;
+
+json::value log_fields(const connector_state& st, std::initializer_list<std::pair<std::string, value>> more = {}) {
+  auto v = value::make_object({{"service", st.svc.name}});
+  for (auto& [k, x] : more)
+    v.set(k, x);
+  return v;
+}
+
+void reply(connector_pointer self, connector_state::outstanding& p, downstream_outcome o) {
+  if (p.reply_to)
+    self->send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt, std::move(o));
+}
+
+downstream_outcome failure(std::string message, bool reached, error_code code = error_code::service_unavailable) {
+  downstream_outcome o;
+  o.what = downstream_outcome::kind::failure;
+  o.code = static_cast<int>(code);
+  o.message = std::move(message);
+  o.reached = reached;
+  return o;
+}
+
+/// Sends one JSON-RPC message to the downstream; `id` >= 0 for requests we
+/// track (HTTP ties the exchange's end to it).
+void transmit(connector_pointer self, const std::string& method, std::string body, int64_t id) {
+  auto& st = self->state;
+  if (st.child) {
+    if (!st.child->write_line(std::move(body)) && id >= 0) {
+      auto i = st.pending.find(id);
+      if (i != st.pending.end() && i->second.kind == connector_state::req_kind::call) {
+        reply(self, i->second, failure("service " + st.svc.name + " is not running", false));
+        st.by_attempt.erase(i->second.attempt);
+        st.pending.erase(i);
+      }
+    }
+    return;
+  }
+  if (!st.http)
+    return;
+  http_header_list headers{{"Accept", "application/json, text/event-stream"}};
+  if (st.stateless) {
+    headers.emplace_back("MCP-Protocol-Version", std::string(mcp::stateless_version));
+    headers.emplace_back("Mcp-Method", method);
+  } else if (!st.protocol_version.empty()) {
+    headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
+  }
+  if (!st.session_id.empty())
+    headers.emplace_back("Mcp-Session-Id", st.session_id);
+  auto handle = caf::actor_cast<connector_actor>(self);
+  auto gen = st.generation;
+  milliseconds timeout = st.svc.settings.timeout + milliseconds(1000);
+  st.http->send(
+    "POST", std::move(body), std::move(headers),
+    [handle, gen](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data)); },
+    [handle, gen, id](http_response r) {
+      if (!r.body.empty() && r.content_type == "application/json")
+        caf::anon_send(handle, atom::line_v, gen, std::move(r.body));
+      http_exchange_end end;
+      end.status = r.status;
+      end.error = r.error;
+      end.sent = r.sent;
+      end.timed_out = r.timed_out;
+      if (auto* s = r.header("mcp-session-id"))
+        end.session_id = *s;
+      if (auto* ra = r.header("retry-after"))
+        end.retry_after = *ra;
+      if (id >= 0)
+        caf::anon_send(handle, atom::http_end_v, static_cast<uint64_t>(id), std::move(end));
+    },
+    timeout);
+}
+
+int64_t request(connector_pointer self, connector_state::req_kind kind, const std::string& method,
+                value params, connector_state::outstanding p = {}) {
+  auto& st = self->state;
+  auto id = st.next_id++;
+  if (st.stateless) {
+    auto meta = value::make_object({{std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version)},
+                                    {std::string(mcp::meta_client_capabilities), value(json::object{})}});
+    if (!params.is_object())
+      params = value(json::object{});
+    if (auto* m = params.find("_meta"); m && m->is_object())
+      for (auto& [k, v] : meta.as_object())
+        const_cast<value*>(m)->set(k, v);
+    else
+      params.set("_meta", std::move(meta));
+  }
+  auto body = mcp::request_body(value(id), method, params);
+  p.kind = kind;
+  p.body = body;
+  st.pending[id] = std::move(p);
+  transmit(self, method, std::move(body), id);
+  return id;
+}
+
+void notify(connector_pointer self, const std::string& method, value params) {
+  transmit(self, method, mcp::notification_body(method, params), -1);
+}
+
+void fail_all(connector_pointer self, const std::string& why) {
+  auto& st = self->state;
+  for (auto& [id, p] : st.pending)
+    if (p.kind == connector_state::req_kind::call)
+      reply(self, p, failure(why, true));
+  st.pending.clear();
+  st.by_attempt.clear();
+}
+
+void start(connector_pointer self);
+
+void schedule_restart(connector_pointer self) {
+  auto& st = self->state;
+  st.ph = connector_state::phase::down;
+  if (!st.intensity.allow(self->clock().now())) {
+    log::error("service restarted too often; waiting one window",
+               log_fields(st, {{"window_s", static_cast<long long>(st.hooks->child_restart_window.count())}}));
+    self->delayed_send(self, st.hooks->child_restart_window, atom::start_v);
+    return;
+  }
+  auto delay = milliseconds(std::min<long long>(100LL << std::min<uint32_t>(st.backoff_step, 7), 10000));
+  ++st.backoff_step;
+  self->delayed_send(self, delay, atom::start_v);
+}
+
+void fetch_tools(connector_pointer self, value cursor) {
+  auto params = value(json::object{});
+  if (cursor.is_string())
+    params.set("cursor", cursor);
+  else
+    self->state.tools_building = value(json::array{});
+  request(self, connector_state::req_kind::list_tools, "tools/list", std::move(params));
+}
+
+void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_call_ptr& call,
+                   const caf::actor& reply_to) {
+  auto& st = self->state;
+  connector_state::outstanding p;
+  p.attempt = attempt;
+  p.call = call;
+  p.reply_to = reply_to;
+  auto params = call->params;
+  // Our own progress token, so the service's progress finds this call.
+  auto id = st.next_id; // the id `request` will use
+  auto meta = params.find("_meta");
+  value m = meta && meta->is_object() ? *meta : value(json::object{});
+  m.set("progressToken", "bw-" + std::to_string(id));
+  params.set("_meta", std::move(m));
+  id = request(self, connector_state::req_kind::call, call->method, std::move(params), std::move(p));
+  st.by_attempt[attempt] = id;
+  auto left = duration_cast<milliseconds>(call->deadline - steady_clock::now());
+  auto wait = std::max(milliseconds(1), std::min(left, st.svc.settings.timeout));
+  self->delayed_send(self, wait, atom::expire_v, static_cast<uint64_t>(id));
+}
+
+void became_ready(connector_pointer self) {
+  auto& st = self->state;
+  st.ph = connector_state::phase::ready;
+  st.backoff_step = 0;
+  log::info("service ready", log_fields(st, {{"protocolVersion", st.protocol_version},
+                                             {"transport", st.child ? "stdio" : "http"}}));
+  fetch_tools(self, value());
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& q : waiting)
+    dispatch_call(self, q.attempt, q.call, q.reply_to);
+}
+
+void on_response(connector_pointer self, int64_t id, const value& msg) {
+  auto& st = self->state;
+  auto i = st.pending.find(id);
+  if (i == st.pending.end())
+    return;
+  auto& p = i->second;
+  p.answered = true;
+  const auto* err = msg.find("error");
+  switch (p.kind) {
+    case connector_state::req_kind::initialize: {
+      if (err) {
+        if (st.http && !st.stateless) {
+          // Not a 2025-era server: try the stateless era.
+          st.stateless = true;
+          request(self, connector_state::req_kind::discover, "server/discover", value(json::object{}));
+          break;
+        }
+        log::error("service refused initialize", log_fields(st, {{"error", *err}}));
+        break;
+      }
+      const auto& r = msg["result"];
+      st.server_capabilities = r["capabilities"];
+      st.protocol_version = r["protocolVersion"].is_string() ? r["protocolVersion"].as_string() : client_version;
+      if (st.child) {
+        notify(self, "notifications/initialized", value(json::object{}));
+        became_ready(self);
+      }
+      // HTTP: ready once the exchange ended and the session id is known.
+      break;
+    }
+    case connector_state::req_kind::discover:
+      if (err) {
+        log::error("service answers neither initialize nor server/discover", log_fields(st, {{"error", *err}}));
+        break;
+      }
+      st.server_capabilities = msg["result"]["capabilities"];
+      st.protocol_version = std::string(mcp::stateless_version);
+      became_ready(self);
+      break;
+    case connector_state::req_kind::list_tools: {
+      if (err) {
+        log::warn("tools/list failed", log_fields(st, {{"error", *err}}));
+        break;
+      }
+      for (auto& t : msg["result"]["tools"].as_array())
+        st.tools_building.push_back(t);
+      const auto& next = msg["result"]["nextCursor"];
+      if (next.is_string() && !next.as_string().empty() && st.tools_building.as_array().size() < 100000) {
+        fetch_tools(self, next);
+      } else {
+        st.tools = std::move(st.tools_building);
+        st.tools_building = value(json::array{});
+        if (st.hooks->publish_tools)
+          st.hooks->publish_tools(st.svc.name, st.tools);
+      }
+      break;
+    }
+    case connector_state::req_kind::call: {
+      downstream_outcome o;
+      o.reached = true;
+      if (err) {
+        o.what = downstream_outcome::kind::error;
+        o.code = (*err)["code"].is_integer() ? static_cast<int>((*err)["code"].as_int())
+                                             : static_cast<int>(error_code::internal_error);
+        o.message = (*err)["message"].is_string() ? (*err)["message"].as_string() : "error";
+        o.data = (*err)["data"];
+      } else {
+        o.what = downstream_outcome::kind::result;
+        o.result = msg["result"];
+      }
+      reply(self, p, std::move(o));
+      st.by_attempt.erase(p.attempt);
+      break;
+    }
+  }
+  // HTTP exchanges of internal requests end in http_end; keep those entries.
+  if (p.kind == connector_state::req_kind::call || st.child)
+    st.pending.erase(id);
+}
+
+void on_notification(connector_pointer self, const value& msg) {
+  auto& st = self->state;
+  const auto& method = msg["method"].as_string();
+  const auto& params = msg["params"];
+  if (method == "notifications/progress") {
+    const auto& token = params["progressToken"];
+    if (!token.is_string() || token.as_string().rfind("bw-", 0) != 0)
+      return;
+    int64_t id = std::strtoll(token.as_string().c_str() + 3, nullptr, 10);
+    auto i = st.pending.find(id);
+    if (i != st.pending.end() && i->second.call && i->second.call->on_notification)
+      i->second.call->on_notification(method, params);
+  } else if (method == "notifications/message") {
+    // Not tied to a request on stdio: goes to the calls in flight.
+    for (auto& [id, p] : st.pending)
+      if (p.call && p.call->on_notification)
+        p.call->on_notification(method, params);
+  } else if (method == "notifications/tools/list_changed") {
+    fetch_tools(self, value());
+  }
+}
+
+void on_server_request(connector_pointer self, const value& msg) {
+  auto& st = self->state;
+  const auto& method = msg["method"].as_string();
+  std::string body;
+  if (method == "ping")
+    body = mcp::result_body(msg["id"], value(json::object{}));
+  else if (method == "roots/list")
+    body = mcp::result_body(msg["id"], value::make_object({{"roots", value(json::array{})}}));
+  else
+    body = mcp::error_body(msg["id"], error_code::method_not_found,
+                           "the Bulwark gateway does not relay " + method + " to clients");
+  transmit(self, "", std::move(body), -1);
+  (void) st;
+}
+
+void on_line(connector_pointer self, uint64_t gen, const std::string& text) {
+  auto& st = self->state;
+  if (gen != st.generation)
+    return;
+  value msg;
+  json::parse_error err;
+  if (!json::parse(text, msg, err) || !msg.is_object()) {
+    if (++st.garbage_lines % 100 == 1)
+      log::warn("service sent a line that is not JSON-RPC; ignored",
+                log_fields(st, {{"count", static_cast<unsigned long long>(st.garbage_lines)},
+                                {"head", text.substr(0, 80)}}));
+    return;
+  }
+  auto cls = mcp::classify(msg);
+  switch (cls.kind) {
+    case mcp::message_kind::response:
+      if (msg["id"].is_integer())
+        on_response(self, msg["id"].as_int(), msg);
+      break;
+    case mcp::message_kind::notification:
+      on_notification(self, msg);
+      break;
+    case mcp::message_kind::request:
+      on_server_request(self, msg);
+      break;
+    default:
+      if (++st.garbage_lines % 100 == 1)
+        log::warn("service sent an invalid JSON-RPC message; ignored",
+                  log_fields(st, {{"reason", cls.reason}}));
+  }
+}
+
+value initialize_params() {
+  return value::make_object({{"protocolVersion", client_version},
+                             {"capabilities", value(json::object{})},
+                             {"clientInfo", value::make_object({{"name", "bulwark-gateway"}, {"version", "0.1.0"}})}});
+}
+
+void start(connector_pointer self) {
+  auto& st = self->state;
+  if (st.ph != connector_state::phase::down)
+    return;
+  ++st.generation;
+  st.ph = connector_state::phase::starting;
+  st.session_id.clear();
+  st.protocol_version.clear();
+  if (st.svc.is_stdio()) {
+    st.child.reset();
+    auto handle = caf::actor_cast<connector_actor>(self);
+    auto gen = st.generation;
+    auto name = st.svc.name;
+    child_spec_options o;
+    o.command = st.svc.command;
+    o.args = st.svc.args;
+    o.env = st.svc.env;
+    o.cwd = st.svc.cwd;
+    child_callbacks cb;
+    cb.on_line = [handle, gen](std::string line) { caf::anon_send(handle, atom::line_v, gen, std::move(line)); };
+    cb.on_stderr = [name](std::string line) {
+      log::info("service stderr", value::make_object({{"service", name}, {"line", std::move(line)}}));
+    };
+    cb.on_garbage = [name](std::string what) {
+      log::warn("service output dropped", value::make_object({{"service", name}, {"why", std::move(what)}}));
+    };
+    cb.on_exit = [handle, gen](int status) { caf::anon_send(handle, atom::exited_v, gen, status); };
+    try {
+      st.child = std::make_unique<child_process>(o, std::move(cb));
+    } catch (const std::exception& e) {
+      log::error("cannot start service", log_fields(st, {{"error", e.what()}}));
+      schedule_restart(self);
+      return;
+    }
+    log::info("service started", log_fields(st, {{"pid", static_cast<long long>(st.child->pid())}}));
+  } else if (!st.http) {
+    http_client_options o;
+    o.url = st.svc.url;
+    o.headers = st.svc.headers;
+    st.http = std::make_unique<http_client>(*st.hooks->io, o);
+  }
+  request(self, connector_state::req_kind::initialize, "initialize", initialize_params());
+}
+
+connector_actor::behavior_type connector_behavior(connector_pointer self, env_ptr env, service_config svc,
+                                                  gateway_hooks_ptr hooks) {
+  auto& st = self->state;
+  st.env = std::move(env);
+  st.svc = std::move(svc);
+  st.hooks = std::move(hooks);
+  st.intensity = restart_intensity(st.hooks->child_max_restarts, st.hooks->child_restart_window);
+  self->send(self, atom::start_v);
+  return {
+    [self](atom::call, uint64_t attempt, downstream_call_ptr& call, caf::actor& reply_to) {
+      auto& st = self->state;
+      if (st.ph == connector_state::phase::ready)
+        return dispatch_call(self, attempt, call, reply_to);
+      if (st.waiting.size() >= max_queued_calls) {
+        auto o = failure("service " + st.svc.name + " is starting and its queue is full", false,
+                         error_code::overloaded);
+        o.retry_after = milliseconds(1000);
+        self->send(caf::actor_cast<breaker_actor>(reply_to), atom::done_v, attempt, std::move(o));
+        return;
+      }
+      st.waiting.push_back({attempt, call, reply_to});
+      // Bounded by the call's deadline like a dispatched call.
+      auto left = duration_cast<milliseconds>(call->deadline - steady_clock::now());
+      self->delayed_send(self, std::max(milliseconds(1), std::min(left, st.svc.settings.timeout)),
+                         atom::expire_v, ~attempt);
+    },
+    [self](atom::cancel, uint64_t attempt) {
+      auto& st = self->state;
+      auto a = st.by_attempt.find(attempt);
+      if (a == st.by_attempt.end())
+        return;
+      auto id = a->second;
+      st.by_attempt.erase(a);
+      auto i = st.pending.find(id);
+      if (i == st.pending.end())
+        return;
+      notify(self, "notifications/cancelled",
+             value::make_object({{"requestId", id}, {"reason", "cancelled by the client"}}));
+      downstream_outcome o;
+      o.what = downstream_outcome::kind::cancelled;
+      o.code = static_cast<int>(error_code::request_cancelled);
+      o.message = "cancelled by the client";
+      o.reached = true;
+      reply(self, i->second, std::move(o));
+      st.pending.erase(i);
+    },
+    [self](atom::start) { start(self); },
+    [self](atom::line, uint64_t gen, std::string& text) { on_line(self, gen, text); },
+    [self](atom::exited, uint64_t gen, int status) {
+      auto& st = self->state;
+      if (gen != st.generation)
+        return;
+      std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                        : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                              : "status " + std::to_string(status);
+      log::warn("service exited", log_fields(st, {{"how", how}}));
+      fail_all(self, "service " + st.svc.name + " exited (" + how + ") while the call was in flight");
+      schedule_restart(self);
+    },
+    [self](atom::http_end, uint64_t id64, http_exchange_end& end) {
+      auto& st = self->state;
+      auto id = static_cast<int64_t>(id64);
+      auto i = st.pending.find(id);
+      if (i == st.pending.end())
+        return;
+      auto& p = i->second;
+      if (p.kind == connector_state::req_kind::initialize && p.answered && !st.stateless) {
+        st.pending.erase(i);
+        if (!end.session_id.empty())
+          st.session_id = end.session_id;
+        notify(self, "notifications/initialized", value(json::object{}));
+        became_ready(self);
+        return;
+      }
+      if (p.answered) {
+        st.pending.erase(i);
+        return;
+      }
+      // The exchange ended without an answer.
+      auto why = end.error.empty() ? "HTTP status " + std::to_string(end.status) : end.error;
+      if (p.kind != connector_state::req_kind::call) {
+        st.pending.erase(i);
+        if (p.kind == connector_state::req_kind::initialize && end.status >= 400 && end.status < 500
+            && end.status != 404 && !st.stateless) {
+          st.stateless = true;
+          request(self, connector_state::req_kind::discover, "server/discover", value(json::object{}));
+          return;
+        }
+        if (p.kind == connector_state::req_kind::initialize || p.kind == connector_state::req_kind::discover) {
+          log::warn("service unreachable", log_fields(st, {{"error", why}}));
+          st.ph = connector_state::phase::down;
+          schedule_restart(self);
+        }
+        return;
+      }
+      if (end.status == 404 && !st.session_id.empty() && !st.reinitialized) {
+        // The backend forgot our session: initialize again, once, and resend
+        // (a 404 means it did not run the call).
+        st.reinitialized = true;
+        auto call = p.call;
+        auto attempt = p.attempt;
+        auto reply_to = p.reply_to;
+        st.pending.erase(i);
+        st.by_attempt.erase(attempt);
+        st.ph = connector_state::phase::down;
+        st.waiting.push_front({attempt, call, reply_to});
+        start(self);
+        return;
+      }
+      auto o = failure("service " + st.svc.name + ": " + why, end.sent || end.status != 0);
+      if (end.timed_out)
+        o.what = downstream_outcome::kind::timeout;
+      if (!end.retry_after.empty())
+        o.retry_after = milliseconds(1000 * std::max(0L, std::strtol(end.retry_after.c_str(), nullptr, 10)));
+      reply(self, p, std::move(o));
+      st.by_attempt.erase(p.attempt);
+      st.pending.erase(i);
+    },
+    [self](atom::expire, uint64_t key) {
+      auto& st = self->state;
+      if (key > (UINT64_MAX >> 1)) {
+        // A call still waiting for the service to start.
+        auto attempt = ~key;
+        auto w = std::find_if(st.waiting.begin(), st.waiting.end(), [&](auto& q) { return q.attempt == attempt; });
+        if (w == st.waiting.end())
+          return;
+        auto o = failure("service " + st.svc.name + " did not become ready in time", false);
+        o.what = downstream_outcome::kind::timeout;
+        o.code = static_cast<int>(error_code::deadline_exceeded);
+        self->send(caf::actor_cast<breaker_actor>(w->reply_to), atom::done_v, attempt, std::move(o));
+        st.waiting.erase(w);
+        return;
+      }
+      auto id = static_cast<int64_t>(key);
+      auto i = st.pending.find(id);
+      if (i == st.pending.end() || i->second.kind != connector_state::req_kind::call)
+        return;
+      notify(self, "notifications/cancelled",
+             value::make_object({{"requestId", id}, {"reason", "timed out in the Bulwark gateway"}}));
+      downstream_outcome o;
+      o.what = downstream_outcome::kind::timeout;
+      o.code = static_cast<int>(error_code::deadline_exceeded);
+      o.message = "service " + st.svc.name + " did not answer within "
+                  + std::to_string(st.svc.settings.timeout.count()) + " ms";
+      o.reached = true;
+      reply(self, i->second, std::move(o));
+      st.by_attempt.erase(i->second.attempt);
+      st.pending.erase(i);
+    },
+    [self](atom::get) -> value {
+      auto& st = self->state;
+      const char* ph = st.ph == connector_state::phase::ready ? "ready"
+                       : st.ph == connector_state::phase::starting ? "starting" : "down";
+      return value::make_object({{"service", st.svc.name},
+                                 {"phase", ph},
+                                 {"transport", st.svc.is_stdio() ? "stdio" : "http"},
+                                 {"protocolVersion", st.protocol_version},
+                                 {"pending", static_cast<unsigned long long>(st.pending.size())},
+                                 {"waiting", static_cast<unsigned long long>(st.waiting.size())},
+                                 {"tools", static_cast<unsigned long long>(st.tools.as_array().size())},
+                                 {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)}});
+    },
+  };
+}
+
+} // namespace
+
+connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc, gateway_hooks_ptr hooks) {
+  return sys.spawn(connector_behavior, std::move(env), std::move(svc), std::move(hooks));
+}
+
+} // namespace bulwark

@@ -1,0 +1,55 @@
+// The gateway: downstream MCP servers behind one Bulwark endpoint. Each
+// service gets a connector and a breaker under the root supervisor; their
+// tools are aggregated into the runtime's catalog under exposed names
+// (prefix modes) and calls are routed by name.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "messages/json.hpp"
+#include "messages/service.hpp"
+
+namespace bulwark {
+
+class runtime;
+
+/// Start-up refusals (a name clash in `never` mode, a service that never
+/// listed its tools when that was required).
+class gateway_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The exposed name of downstream tool `tool` of `service`, given which
+/// services offer a tool of that name (in config order).
+std::string exposed_tool_name(const std::string& service, const std::string& tool, prefix_mode mode,
+                              const std::string& separator, bool clashes);
+
+class gateway {
+public:
+  /// Registers the services' actors with `rt` (call before `rt.start()`).
+  gateway(runtime& rt, gateway_config cfg);
+  ~gateway();
+
+  gateway(const gateway&) = delete;
+  gateway& operator=(const gateway&) = delete;
+
+  /// After `rt.start()`: waits until every service listed its tools or
+  /// `limit` passed. Throws gateway_error on a name clash in `never` mode.
+  /// Returns the services that are not ready yet.
+  std::vector<std::string> wait_ready(std::chrono::milliseconds limit);
+
+  /// Breakers and connectors, as JSON (for status pages and tests).
+  json::value status();
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace bulwark

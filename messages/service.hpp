@@ -1,0 +1,86 @@
+// Downstream services: how to reach them (the `mcpServers` entries MCP
+// clients already use) and how Bulwark treats them (timeouts, retries,
+// breaker, naming).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bulwark {
+
+/// How downstream names appear to clients.
+enum class prefix_mode : uint8_t {
+  conditional, ///< `svc<sep>name` only where two services offer the same name.
+  always,      ///< Every name is `svc<sep>name`.
+  never,       ///< Names as the service has them; a clash fails start-up.
+};
+
+struct retry_settings {
+  uint32_t attempts = 3; ///< Tries in all, the first included.
+  std::chrono::milliseconds base_delay{100};
+  std::chrono::milliseconds max_delay{2000};
+  double jitter = 0.2; ///< Each delay varies by up to this fraction either way.
+};
+
+struct breaker_settings {
+  uint32_t consecutive_failures = 5; ///< Opens after this many failures in a row.
+  double failure_rate = 0.5;         ///< ... or at this failure share over the window,
+  std::chrono::seconds window{30};   ///< counted over this sliding window,
+  uint32_t minimum_calls = 10;       ///< once it holds at least this many calls.
+  std::chrono::milliseconds open_duration{30000};
+  uint32_t half_open_probes = 1;     ///< Calls let through while half-open.
+  uint32_t successes_to_close = 1;   ///< Probe successes that close it again.
+};
+
+enum class fallback_mode : uint8_t {
+  stale,  ///< A stale cached result, then the static message, then an error.
+  static_message, ///< The static message, then an error.
+  none,   ///< A typed error with `retry_after`.
+};
+
+struct service_settings {
+  std::chrono::milliseconds timeout{30000};
+  retry_settings retry;
+  breaker_settings breaker;
+  std::chrono::milliseconds cache_ttl{0}; ///< 0: results are not cached.
+  std::chrono::milliseconds max_stale{300000};
+  std::vector<std::string> cacheable_tools; ///< Besides tools with `readOnlyHint`.
+  std::vector<std::string> idempotent_tools; ///< Besides tools with `idempotentHint`.
+  uint32_t rate_per_minute = 0; ///< Upstream budget; 0: unlimited.
+  std::string priority = "normal";
+  fallback_mode fallback = fallback_mode::stale;
+  std::string fallback_message;
+  std::optional<prefix_mode> prefix; ///< Unset: the gateway's default.
+  std::optional<std::string> separator;
+};
+
+struct service_config {
+  std::string name;
+  // stdio child
+  std::string command;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+  // Streamable HTTP
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  service_settings settings;
+
+  bool is_stdio() const noexcept { return !command.empty(); }
+};
+
+struct gateway_config {
+  std::vector<service_config> services;
+  prefix_mode prefix = prefix_mode::conditional;
+  std::string separator = "__";
+  /// Restarts of a stdio child within `restart_window` before it is left down.
+  uint32_t child_max_restarts = 5;
+  std::chrono::seconds child_restart_window{60};
+};
+
+} // namespace bulwark

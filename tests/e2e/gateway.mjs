@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// End-to-end test of Bulwark as a gateway: a front `bulwark` whose
+// downstreams are a `bulwark --fixtures --fault-tools` child over stdio
+// ("fx") and another one over Streamable HTTP ("web"), driven by the official
+// TypeScript SDK client.
+//
+//   node tests/e2e/gateway.mjs --bulwark build/bulwark
+//
+// Checks: aggregated, prefixed tool lists; calls routed to both services;
+// progress and log notifications passed through; the breaker opening on
+// timeouts, failing fast while open and closing after a half-open probe; a
+// downstream writing garbage; a killed child restarted; a non-idempotent call
+// that timed out executed exactly once. Every process is killed by pid.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+
+const args = process.argv.slice(2);
+const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
+const pids = [];
+const logs = [];
+let passed = 0;
+let failed = 0;
+
+const watchdog = setTimeout(() => {
+  console.log('FAIL watchdog: the run took longer than 90 s');
+  finish(1);
+}, 90_000);
+
+function finish(code) {
+  clearTimeout(watchdog);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  process.exit(code);
+}
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`PASS ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
+  }
+}
+
+function assert(cond, why) {
+  if (!cond) throw new Error(why);
+}
+
+/// Starts bulwark with `argv`; resolves with the HTTP port it logs.
+function startBulwark(argv, label) {
+  const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  pids.push(child.pid);
+  return new Promise((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label}: no "listening" line in 20 s`)), 20_000);
+    child.once('exit', (code) => reject(new Error(`${label} exited early with ${code}:\n${logs.slice(-20).join('\n')}`)));
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      logs.push(`[${label}] ${line}`);
+      if (logs.length > 400) logs.shift();
+      try {
+        const rec = JSON.parse(line);
+        if (rec.msg === 'listening') {
+          clearTimeout(timer);
+          resolvePort(rec.port);
+        }
+      } catch {
+        // not JSON
+      }
+    });
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-'));
+try {
+  const webPort = await startBulwark(
+    ['--fixtures', '--fault-tools', '--no-builtin-tools', '--port', '0', '--address', '127.0.0.1'],
+    'web',
+  );
+  const config = {
+    mcpServers: {
+      fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--fault-tools', '--no-builtin-tools', '--log-level', 'warning'] },
+      web: { url: `http://127.0.0.1:${webPort}/mcp` },
+    },
+    gateway: { prefix: 'always', separator: '__' },
+    services: {
+      fx: { timeoutMs: 400, retry: { attempts: 1 }, breaker: { consecutiveFailures: 2, openMs: 800, halfOpenProbes: 1, successesToClose: 1 } },
+      web: { timeoutMs: 400, retry: { attempts: 3, baseDelayMs: 10 } },
+    },
+  };
+  const configPath = join(dir, 'gateway.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const frontPort = await startBulwark(['--config', configPath, '--no-builtin-tools', '--port', '0'], 'front');
+
+  const client = new Client({ name: 'bulwark-gateway-e2e', version: '1.0.0' }, { capabilities: {} });
+  const logMessages = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logMessages.push(n.params));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${frontPort}/mcp`)));
+  const call = (name, a = {}, extra = {}) =>
+    client.callTool({ name, arguments: a }, undefined, { timeout: 10_000, ...extra });
+  const text = (r) => r.content?.[0]?.text;
+
+  await check('tools of both services are listed with their prefixes', async () => {
+    const names = [];
+    let cursor;
+    do {
+      const page = await client.listTools(cursor ? { cursor } : {});
+      names.push(...page.tools.map((t) => t.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    for (const n of ['fx__test_simple_text', 'web__test_simple_text', 'fx__fault_hang', 'web__fault_count'])
+      assert(names.includes(n), `${n} missing from ${names.length} tools`);
+    assert(!names.includes('test_simple_text'), 'an unprefixed name leaked in prefix mode "always"');
+  });
+
+  await check('calls are routed to the stdio and the HTTP service', async () => {
+    assert(text(await call('fx__test_simple_text')) === 'This is a simple text response for testing.', 'fx answer');
+    assert(text(await call('web__test_simple_text')) === 'This is a simple text response for testing.', 'web answer');
+  });
+
+  for (const svc of ['fx', 'web']) {
+    await check(`progress notifications of ${svc} reach the client`, async () => {
+      const seen = [];
+      const r = await call(`${svc}__test_tool_with_progress`, {}, { onprogress: (p) => seen.push(p) });
+      assert(!r.isError, 'the call failed');
+      assert(seen.length >= 3, `only ${seen.length} progress notifications`);
+      for (let i = 1; i < seen.length; i++) assert(seen[i].progress >= seen[i - 1].progress, 'progress went back');
+    });
+  }
+
+  await check('log notifications of a service reach the client', async () => {
+    await client.setLoggingLevel('debug');
+    const before = logMessages.length;
+    const r = await call('web__test_tool_with_logging');
+    assert(!r.isError, 'the call failed');
+    await new Promise((r2) => setTimeout(r2, 100));
+    assert(logMessages.length - before >= 3, `only ${logMessages.length - before} log messages`);
+  });
+
+  await check('the breaker opens after two timeouts and then fails fast without the service', async () => {
+    for (let i = 0; i < 2; i++) {
+      const t0 = Date.now();
+      const err = await call('fx__fault_hang').then(() => null, (e) => e);
+      assert(err && err.code === -32001, `timeout ${i}: expected -32001, got ${err?.code} ${err?.message}`);
+      assert(Date.now() - t0 < 3000, 'the timeout took too long');
+    }
+    const t0 = Date.now();
+    const err = await call('fx__test_simple_text').then(() => null, (e) => e);
+    assert(err && err.code === -32005, `expected -32005 while open, got ${err?.code} ${err?.message}`);
+    assert(err.data?.breaker === 'open', `breaker state in data: ${JSON.stringify(err.data)}`);
+    assert(err.data?.retry_after > 0, 'retry_after missing');
+    assert(Date.now() - t0 < 200, `failing fast took ${Date.now() - t0} ms`);
+  });
+
+  await check('after the open duration a half-open probe succeeds and closes the breaker', async () => {
+    await new Promise((r) => setTimeout(r, 900));
+    assert(text(await call('fx__test_simple_text')) === 'This is a simple text response for testing.', 'probe');
+    assert(text(await call('fx__test_simple_text')).length > 0, 'closed again');
+  });
+
+  await check('garbage on a stdio service affects nothing else', async () => {
+    assert(text(await call('fx__fault_garbage')) === 'wrote garbage', 'the garbage tool answered');
+    assert(text(await call('fx__test_simple_text')).length > 0, 'fx works');
+    assert(text(await call('web__test_simple_text')).length > 0, 'web works');
+  });
+
+  await check('a killed child fails its call with a clear error and is restarted', async () => {
+    const err = await call('fx__fault_exit').then(() => null, (e) => e);
+    assert(err && /exited|stopped/.test(err.message), `expected an exit error, got ${err?.code} ${err?.message}`);
+    const deadline = Date.now() + 8000;
+    let ok = false;
+    while (!ok && Date.now() < deadline) {
+      ok = await call('fx__test_simple_text').then((r) => !r.isError, () => false);
+      if (!ok) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert(ok, 'fx did not come back within 8 s');
+  });
+
+  await check('a non-idempotent call that timed out ran exactly once', async () => {
+    const key = `k${Date.now()}`;
+    const err = await call('web__fault_count', { key, hangMs: 700 }).then(() => null, (e) => e);
+    assert(err && err.code === -32001, `expected a timeout, got ${err?.code} ${err?.message}`);
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await call('web__fault_count', { key });
+    assert(r.structuredContent?.executions === 2, `executions ${JSON.stringify(r.structuredContent)}`);
+  });
+
+  await client.close();
+} catch (e) {
+  failed++;
+  console.log(`FAIL setup: ${e?.stack ?? e}\n${logs.slice(-30).join('\n')}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+if (failed) console.log(logs.slice(-40).join('\n'));
+console.log(`${passed} passed, ${failed} failed`);
+finish(failed ? 1 : 0);

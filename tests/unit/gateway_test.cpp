@@ -1,0 +1,164 @@
+// The gateway's pieces that need no processes: the circuit breaker's state
+// machine on an injected clock, exposed tool names, and the validation of
+// `mcpServers` / `services` configuration.
+#include <catch2/catch.hpp>
+
+#include "actors/breaker.hpp"
+#include "actors/gateway.hpp"
+#include "config/config.hpp"
+
+using namespace bulwark;
+using namespace std::chrono_literals;
+using clock_type = circuit_breaker::clock;
+
+namespace {
+
+breaker_settings small() {
+  breaker_settings s;
+  s.consecutive_failures = 3;
+  s.failure_rate = 0.5;
+  s.window = 10s;
+  s.minimum_calls = 6;
+  s.open_duration = 1000ms;
+  s.half_open_probes = 2;
+  s.successes_to_close = 2;
+  return s;
+}
+
+std::string config_error_of(const std::string& text) {
+  config cfg;
+  try {
+    apply_json(cfg, text, "test");
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("breaker: consecutive failures open it; open fails fast with the time left") {
+  circuit_breaker b(small());
+  auto t = clock_type::time_point{} + 1h;
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(b.admit(t).allowed);
+    b.record(t, false, false);
+  }
+  CHECK(b.state() == breaker_state::closed);
+  REQUIRE(b.admit(t).allowed);
+  b.record(t, true, false); // a success resets the run
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(b.admit(t).allowed);
+    b.record(t, false, false);
+  }
+  CHECK(b.state() == breaker_state::open);
+  CHECK(b.transitions() == 1);
+  auto a = b.admit(t + 400ms);
+  CHECK_FALSE(a.allowed);
+  CHECK(a.retry_after == 600ms);
+}
+
+TEST_CASE("breaker: the failure rate over the window opens it once enough calls were seen") {
+  circuit_breaker b(small());
+  auto t = clock_type::time_point{} + 1h;
+  // Alternating results never make three failures in a row.
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(b.admit(t).allowed);
+    b.record(t, i % 2 == 1, false); // F S F S F
+  }
+  CHECK(b.state() == breaker_state::closed); // 5 calls < minimum 6
+  REQUIRE(b.admit(t).allowed);
+  b.record(t, true, false); // 3 of 6 failed = 0.5
+  CHECK(b.state() == breaker_state::closed); // the 6th call was a success: no check
+  REQUIRE(b.admit(t).allowed);
+  b.record(t, false, false); // 4 of 7 failed
+  CHECK(b.state() == breaker_state::open);
+  // Old calls leave the window: after it, one failure is not enough.
+  circuit_breaker c(small());
+  for (int i = 0; i < 5; ++i) { // F S F S F: below the minimum
+    c.admit(t);
+    c.record(t, i % 2 == 1, false);
+  }
+  c.admit(t + 11s);
+  c.record(t + 11s, false, false);
+  CHECK(c.state() == breaker_state::closed);
+}
+
+TEST_CASE("breaker: half-open admits exactly the probe count and closes after enough successes") {
+  circuit_breaker b(small());
+  auto t = clock_type::time_point{} + 1h;
+  b.force(t, breaker_state::open);
+  auto later = t + 1000ms;
+  auto p1 = b.admit(later);
+  auto p2 = b.admit(later);
+  auto p3 = b.admit(later);
+  CHECK(b.state() == breaker_state::half_open);
+  CHECK((p1.allowed && p1.probe && p2.allowed && p2.probe));
+  CHECK_FALSE(p3.allowed); // only two probes at a time
+  b.record(later, true, true);
+  CHECK(b.state() == breaker_state::half_open); // one of two successes
+  CHECK(b.admit(later).allowed);                // a probe slot freed
+  b.record(later, true, true);
+  CHECK(b.state() == breaker_state::closed);
+}
+
+TEST_CASE("breaker: a failed probe opens it again for a whole open duration") {
+  circuit_breaker b(small());
+  auto t = clock_type::time_point{} + 1h;
+  b.force(t, breaker_state::open);
+  REQUIRE(b.admit(t + 1s).probe);
+  b.record(t + 1s, false, true);
+  CHECK(b.state() == breaker_state::open);
+  CHECK_FALSE(b.admit(t + 1500ms).allowed);
+  CHECK(b.admit(t + 2s).allowed);
+}
+
+TEST_CASE("exposed tool names follow the prefix mode") {
+  CHECK(exposed_tool_name("svc", "t", prefix_mode::always, "__", false) == "svc__t");
+  CHECK(exposed_tool_name("svc", "t", prefix_mode::never, "__", true) == "t");
+  CHECK(exposed_tool_name("svc", "t", prefix_mode::conditional, ".", false) == "t");
+  CHECK(exposed_tool_name("svc", "t", prefix_mode::conditional, ".", true) == "svc.t");
+}
+
+TEST_CASE("mcpServers and services are read in the shape other clients use, strictly") {
+  config cfg;
+  apply_json(cfg, R"({
+    "mcpServers": {
+      "files": {"command": "npx", "args": ["-y", "server"], "env": {"A": "1"}, "cwd": "/tmp"},
+      "remote": {"url": "http://127.0.0.1:9000/mcp", "headers": {"Authorization": "Bearer x"}}
+    },
+    "gateway": {"prefix": "never", "separator": "."},
+    "services": {"remote": {"timeoutMs": 2500, "retry": {"attempts": 2}, "breaker": {"openMs": 5000},
+                            "fallback": "static", "fallbackMessage": "try later", "idempotentTools": ["get"]}}
+  })", "test");
+  REQUIRE(cfg.gateway.services.size() == 2);
+  auto& files = cfg.gateway.services[0];
+  CHECK(files.is_stdio());
+  CHECK(files.args.size() == 2);
+  CHECK(files.env.at("A") == "1");
+  auto& remote = cfg.gateway.services[1];
+  CHECK(remote.headers.at(0).second == "Bearer x");
+  CHECK(remote.settings.timeout == 2500ms);
+  CHECK(remote.settings.retry.attempts == 2);
+  CHECK(remote.settings.breaker.open_duration == 5000ms);
+  CHECK(remote.settings.fallback == fallback_mode::static_message);
+  CHECK(cfg.gateway.prefix == prefix_mode::never);
+  CHECK(cfg.gateway.separator == ".");
+
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x", "url": "http://h/"}}})"),
+             Catch::Contains("$.mcpServers.a") && Catch::Contains("exactly one"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x", "bogus": 1}}})"),
+             Catch::Contains("$.mcpServers.a.bogus: unknown key"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x"}}, "services": {"b": {}}})"),
+             Catch::Contains("$.services.b") && Catch::Contains("no server"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
+                                 "services": {"a": {"breaker": {"failureRate": 2}}}})"),
+             Catch::Contains("$.services.a.breaker.failureRate"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
+                                 "services": {"a": {"fallback": "static"}}})"),
+             Catch::Contains("$.services.a.fallbackMessage"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "https://h/mcp"}}})"),
+             Catch::Contains("https"));
+  CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"),
+             Catch::Contains("$.gateway.prefix"));
+}

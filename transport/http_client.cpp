@@ -1,0 +1,694 @@
+#include "transport/http_client.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <deque>
+#include <limits>
+#include <map>
+#include <optional>
+#include <stdexcept>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "messages/text.hpp"
+
+namespace bulwark {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+/// A response header block larger than this fails the exchange; so does a
+/// chunk header line that never ends.
+constexpr std::uint32_t header_limit = 64 << 10;
+constexpr std::size_t read_size = 16 << 10;
+
+// -- text helpers ------------------------------------------------------------
+
+std::string_view sv(beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+using text::lower;
+
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = lower(c);
+  return out;
+}
+
+using text::iequals;
+
+using text::trim;
+
+/// RFC 9110 token characters (methods and header names).
+bool is_token(std::string_view s) {
+  if (s.empty())
+    return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/// Header values must not smuggle line breaks into the request.
+bool is_field_value(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// -- URL ---------------------------------------------------------------------
+
+struct endpoint_url {
+  std::string host;      ///< Without brackets for IPv6 literals.
+  std::string port;      ///< Decimal.
+  std::string authority; ///< As written: the Host header.
+  std::string target;    ///< Path and query, at least "/".
+};
+
+[[noreturn]] void bad_url(const std::string& url, std::string_view why) {
+  throw std::invalid_argument("http_client: unsupported URL '" + url + "': " + std::string(why));
+}
+
+endpoint_url parse_url(const std::string& url) {
+  constexpr std::string_view scheme = "http://";
+  std::string_view rest(url);
+  if (rest.size() < scheme.size() || !iequals(rest.substr(0, scheme.size()), scheme))
+    bad_url(url, "only plain http://host[:port]/path URLs are supported");
+  rest.remove_prefix(scheme.size());
+  if (auto hash = rest.find('#'); hash != std::string_view::npos)
+    rest = rest.substr(0, hash);
+  auto end = rest.find_first_of("/?");
+  endpoint_url out;
+  auto authority = rest.substr(0, end);
+  out.authority = std::string(authority);
+  if (authority.empty())
+    bad_url(url, "no host");
+  if (authority.find('@') != std::string_view::npos)
+    bad_url(url, "user information is not supported");
+  std::string_view host, port;
+  if (authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      bad_url(url, "unterminated IPv6 literal");
+    host = authority.substr(1, close - 1);
+    auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':')
+        bad_url(url, "bad authority");
+      port = after.substr(1);
+    }
+  } else {
+    auto colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos)
+      port = authority.substr(colon + 1);
+  }
+  if (host.empty())
+    bad_url(url, "no host");
+  if (port.empty()) {
+    port = "80";
+  } else {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos
+        || std::stoul(std::string(port)) == 0 || std::stoul(std::string(port)) > 65535)
+      bad_url(url, "bad port");
+  }
+  out.host = std::string(host);
+  out.port = std::string(port);
+  if (end == std::string_view::npos)
+    out.target = "/";
+  else if (rest[end] == '?')
+    out.target = "/" + std::string(rest.substr(end));
+  else
+    out.target = std::string(rest.substr(end));
+  return out;
+}
+
+// -- SSE ---------------------------------------------------------------------
+
+/// Decodes `text/event-stream` bytes into event data (WHATWG HTML,
+/// "interpreting an event stream"): lines end with LF, CRLF or CR; `data`
+/// fields accumulate; a blank line dispatches; comments and the other fields
+/// are dropped. Events whose data is empty are skipped.
+class sse_decoder {
+public:
+  explicit sse_decoder(std::size_t limit) : limit_(limit) {}
+
+  /// Calls `emit(std::string)` per complete event; false when one event
+  /// grows beyond the limit.
+  template <class Emit>
+  bool feed(const char* p, std::size_t n, Emit&& emit) {
+    const char* end = p + n;
+    while (p < end) {
+      if (skip_lf_) {
+        skip_lf_ = false;
+        if (*p == '\n') {
+          ++p;
+          continue;
+        }
+      }
+      auto eol = std::find_if(p, end, [](char c) { return c == '\n' || c == '\r'; });
+      line_.append(p, eol);
+      if (line_.size() + data_.size() > limit_)
+        return false;
+      if (eol == end)
+        break;
+      skip_lf_ = *eol == '\r';
+      p = eol + 1;
+      on_line(emit);
+      line_.clear();
+    }
+    return true;
+  }
+
+private:
+  template <class Emit>
+  void on_line(Emit& emit) {
+    std::string_view line(line_);
+    if (line.empty()) {
+      if (!data_.empty())
+        data_.pop_back(); // the LF after the last data line
+      if (!data_.empty())
+        emit(std::move(data_));
+      data_.clear();
+      return;
+    }
+    if (line.front() == ':')
+      return;
+    auto colon = line.find(':');
+    auto field = line.substr(0, colon);
+    std::string_view value;
+    if (colon != std::string_view::npos) {
+      value = line.substr(colon + 1);
+      if (!value.empty() && value.front() == ' ')
+        value.remove_prefix(1);
+    }
+    if (field == "data") {
+      data_.append(value);
+      data_.push_back('\n');
+    }
+    // `event`, `id` and `retry` do not matter to a JSON-RPC client.
+  }
+
+  std::size_t limit_;
+  std::string line_; ///< The incomplete line.
+  std::string data_; ///< The event's data lines, each followed by LF.
+  bool skip_lf_ = false;
+};
+
+// -- exchanges and connections ----------------------------------------------
+
+struct exchange;
+
+struct connection {
+  explicit connection(net::io_context& io) : sock(io), resolver(io), timer(io) {}
+
+  void close() {
+    beast::error_code ec;
+    timer.cancel();
+    resolver.cancel();
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+  }
+
+  tcp::socket sock;
+  tcp::resolver resolver;
+  net::steady_timer timer; ///< Bounds resolving and connecting.
+  beast::flat_buffer buf;
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  std::string out;                 ///< The request bytes being written.
+  const exchange* owner = nullptr; ///< The exchange it carries, if any.
+  bool reused = false;             ///< It carried an exchange before.
+  std::array<char, read_size> chunk;
+};
+
+using connection_ptr = std::shared_ptr<connection>;
+
+struct exchange {
+  uint64_t id = 0;
+  std::string method;
+  std::string body;
+  http_header_list headers;
+  http_client::event_fn on_event;
+  http_client::done_fn done;
+  std::chrono::milliseconds timeout{0};
+  std::optional<net::steady_timer> deadline;
+  http_response resp;
+  /// Set while the exchange holds a pool slot (connecting or on the wire).
+  connection_ptr conn;
+  bool finished = false;
+  bool queued = false;
+  bool retried = false;
+  bool got_bytes = false; ///< A response byte arrived on this attempt.
+  bool sse = false;
+  std::optional<sse_decoder> events;
+};
+
+using exchange_ptr = std::shared_ptr<exchange>;
+
+} // namespace
+
+const std::string* http_response::header(std::string_view lower_name) const {
+  for (auto& [name, value] : headers)
+    if (name == lower_name)
+      return &value;
+  return nullptr;
+}
+
+// -- the client ----------------------------------------------------------------
+
+struct http_client::impl : std::enable_shared_from_this<impl> {
+  impl(net::io_context& ctx, http_client_options o)
+    : io(ctx), opts(std::move(o)), url(parse_url(opts.url)) {
+    opts.max_connections = std::max<std::size_t>(1, opts.max_connections);
+  }
+
+  net::io_context& io;
+  http_client_options opts;
+  endpoint_url url;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> stop_requested{false};
+
+  // Everything below belongs to the io_context's thread.
+  bool stopped = false;
+  /// Connections carrying or opening an exchange.
+  std::size_t busy = 0;
+  std::vector<connection_ptr> idle;
+  std::deque<exchange_ptr> waiting;
+  std::map<uint64_t, exchange_ptr> live;
+
+  // -- admission ---------------------------------------------------------------
+
+  void start(const exchange_ptr& ex) {
+    if (stopped || stop_requested.load(std::memory_order_acquire))
+      return finish(ex, "stopped");
+    if (!is_token(ex->method))
+      return finish(ex, "invalid request method '" + ex->method + "'");
+    for (auto* list : {&opts.headers, &ex->headers})
+      for (auto& [name, value] : *list)
+        if (!is_token(name) || !is_field_value(value))
+          return finish(ex, "invalid request header '" + name + "'");
+    live.emplace(ex->id, ex);
+    if (ex->timeout.count() > 0) {
+      ex->deadline.emplace(io);
+      ex->deadline->expires_after(ex->timeout);
+      ex->deadline->async_wait([self = shared_from_this(), ex](beast::error_code ec) {
+        if (ec || ex->finished)
+          return;
+        ex->resp.timed_out = true;
+        self->finish(ex, "timed out after " + std::to_string(ex->timeout.count()) + " ms");
+      });
+    }
+    assign(ex);
+  }
+
+  /// Puts the exchange on an idle connection, a new one, or in the queue.
+  void assign(const exchange_ptr& ex) {
+    if (!idle.empty()) {
+      auto conn = std::move(idle.back());
+      idle.pop_back();
+      ++busy;
+      attach(conn, ex);
+      write_request(conn, ex);
+    } else if (busy < opts.max_connections) {
+      ++busy;
+      open(std::make_shared<connection>(io), ex);
+    } else {
+      ex->queued = true;
+      waiting.push_back(ex);
+    }
+  }
+
+  void pump() {
+    while (!stopped && !waiting.empty() && (!idle.empty() || busy < opts.max_connections)) {
+      auto ex = std::move(waiting.front());
+      waiting.pop_front();
+      ex->queued = false;
+      assign(ex);
+    }
+  }
+
+  void attach(const connection_ptr& conn, const exchange_ptr& ex) {
+    conn->owner = ex.get();
+    ex->conn = conn;
+    ex->got_bytes = false;
+    ex->resp.sent = false;
+  }
+
+  /// Handlers of a connection that no longer carries the exchange (it
+  /// finished, or moved to a fresh connection) do nothing.
+  static bool current(const connection_ptr& conn, const exchange_ptr& ex) {
+    return !ex->finished && conn->owner == ex.get() && ex->conn == conn;
+  }
+
+  // -- connecting --------------------------------------------------------------
+
+  void open(const connection_ptr& conn, const exchange_ptr& ex) {
+    attach(conn, ex);
+    auto self = shared_from_this();
+    conn->timer.expires_after(opts.connect_timeout);
+    conn->timer.async_wait([self, conn, ex](beast::error_code ec) {
+      if (ec || !current(conn, ex))
+        return;
+      ex->resp.timed_out = true;
+      self->finish(ex, "connecting to " + self->opts.url + " timed out after "
+                         + std::to_string(self->opts.connect_timeout.count()) + " ms");
+    });
+    beast::error_code ec;
+    auto address = net::ip::make_address(url.host, ec);
+    if (!ec) {
+      tcp::endpoint ep(address, static_cast<unsigned short>(std::stoul(url.port)));
+      conn->sock.async_connect(ep, [self, conn, ex](beast::error_code ec) { self->on_connect(conn, ex, ec); });
+      return;
+    }
+    conn->resolver.async_resolve(
+      url.host, url.port, [self, conn, ex](beast::error_code ec, tcp::resolver::results_type results) {
+        if (!current(conn, ex))
+          return;
+        if (ec)
+          return self->finish(ex, "cannot resolve " + self->url.host + ": " + ec.message());
+        net::async_connect(conn->sock, results, [self, conn, ex](beast::error_code ec, const tcp::endpoint&) {
+          self->on_connect(conn, ex, ec);
+        });
+      });
+  }
+
+  void on_connect(const connection_ptr& conn, const exchange_ptr& ex, beast::error_code ec) {
+    if (!current(conn, ex))
+      return;
+    conn->timer.cancel();
+    if (ec)
+      return finish(ex, "cannot connect to " + opts.url + ": " + ec.message());
+    conn->sock.set_option(tcp::no_delay(true), ec);
+    write_request(conn, ex);
+  }
+
+  // -- one exchange on the wire ----------------------------------------------------
+
+  void write_request(const connection_ptr& conn, const exchange_ptr& ex) {
+    auto& out = conn->out;
+    out.clear();
+    out.reserve(256 + ex->body.size());
+    out.append(ex->method).append(" ").append(url.target).append(" HTTP/1.1\r\nHost: ");
+    out.append(url.authority).append("\r\n");
+    bool has_content_type = false;
+    for (auto* list : {&opts.headers, &ex->headers})
+      for (auto& [name, value] : *list) {
+        // Framing is ours to set.
+        if (iequals(name, "host") || iequals(name, "content-length") || iequals(name, "transfer-encoding"))
+          continue;
+        has_content_type = has_content_type || iequals(name, "content-type");
+        out.append(name).append(": ").append(value).append("\r\n");
+      }
+    if (!ex->body.empty() && !has_content_type)
+      out.append("Content-Type: application/json\r\n");
+    if (!ex->body.empty() || ex->method == "POST" || ex->method == "PUT")
+      out.append("Content-Length: ").append(std::to_string(ex->body.size())).append("\r\n");
+    out.append("\r\n").append(ex->body);
+
+    conn->buf.consume(conn->buf.size());
+    fresh_parser(*conn);
+    net::async_write(conn->sock, net::buffer(out),
+                     [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
+                       if (!current(conn, ex))
+                         return;
+                       if (n > 0)
+                         ex->resp.sent = true;
+                       if (ec) {
+                         if (can_retry(conn, ex))
+                           return self->retry(conn, ex);
+                         return self->finish(ex, "cannot send the request: " + ec.message());
+                       }
+                       self->read(conn, ex);
+                     });
+  }
+
+  static void fresh_parser(connection& conn) {
+    conn.parser.emplace();
+    conn.parser->header_limit(header_limit);
+    // Body sizes are checked here, per kind of body. Not boost::none: Beast
+    // 1.74 compares a Content-Length against the optional and then refuses
+    // every body.
+    conn.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+  }
+
+  /// A reused keep-alive connection that dies before any response byte was
+  /// stale: the server closed it before it saw our request.
+  static bool can_retry(const connection_ptr& conn, const exchange_ptr& ex) {
+    return conn->reused && !ex->retried && !ex->got_bytes;
+  }
+
+  void retry(const connection_ptr& conn, const exchange_ptr& ex) {
+    ex->retried = true;
+    conn->owner = nullptr;
+    conn->close();
+    ex->conn.reset();
+    open(std::make_shared<connection>(io), ex); // keeps the pool slot
+  }
+
+  void read(const connection_ptr& conn, const exchange_ptr& ex) {
+    conn->sock.async_read_some(conn->buf.prepare(read_size),
+                               [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
+                                 if (!current(conn, ex))
+                                   return;
+                                 if (ec)
+                                   return self->on_read_error(conn, ex, ec);
+                                 conn->buf.commit(n);
+                                 ex->got_bytes = true;
+                                 self->parse(conn, ex);
+                               });
+  }
+
+  void on_read_error(const connection_ptr& conn, const exchange_ptr& ex, beast::error_code ec) {
+    if (!ex->got_bytes && can_retry(conn, ex))
+      return retry(conn, ex);
+    auto& parser = *conn->parser;
+    if (ec != net::error::eof)
+      return finish(ex, "connection error: " + ec.message());
+    if (!ex->got_bytes)
+      return finish(ex, "the server closed the connection without answering");
+    if (!parser.is_header_done())
+      return finish(ex, "the server closed the connection within the response header");
+    // A body delimited by the end of the connection ends here.
+    beast::error_code eof_ec;
+    parser.put_eof(eof_ec);
+    if (eof_ec || !parser.is_done())
+      return finish(ex, "the server closed the connection within the response body");
+    complete(conn, ex);
+  }
+
+  /// Feeds buffered bytes to the parser: header first, then the body in
+  /// `chunk`-sized pieces, each handed on at once.
+  void parse(const connection_ptr& conn, const exchange_ptr& ex) {
+    for (;;) {
+      auto& parser = *conn->parser;
+      beast::error_code ec;
+      if (!parser.is_header_done()) {
+        auto used = parser.put(conn->buf.data(), ec);
+        conn->buf.consume(used);
+        if (ec == http::error::need_more)
+          return read(conn, ex);
+        if (ec == http::error::header_limit)
+          return finish(ex, "the response header block exceeds " + std::to_string(header_limit) + " bytes");
+        if (ec)
+          return finish(ex, "malformed response: " + ec.message());
+        if (!parser.is_header_done())
+          return read(conn, ex);
+        auto status = parser.get().result_int();
+        if (status >= 100 && status < 200 && status != 101) {
+          // An interim response (e.g. 103 Early Hints): the real one follows.
+          fresh_parser(*conn);
+          continue;
+        }
+        on_header(conn, ex);
+        if (ex->finished)
+          return;
+        continue;
+      }
+      if (parser.is_done())
+        return complete(conn, ex);
+      if (conn->buf.size() == 0)
+        return read(conn, ex);
+      if (conn->buf.size() > header_limit)
+        return finish(ex, "malformed response: a chunk header exceeds " + std::to_string(header_limit) + " bytes");
+      auto& body = parser.get().body();
+      body.data = conn->chunk.data();
+      body.size = conn->chunk.size();
+      auto used = parser.put(conn->buf.data(), ec);
+      conn->buf.consume(used);
+      auto produced = conn->chunk.size() - body.size;
+      if (produced > 0) {
+        on_body(ex, conn->chunk.data(), produced);
+        if (ex->finished)
+          return;
+      }
+      if (ec == http::error::need_buffer)
+        continue;
+      if (ec == http::error::need_more) {
+        if (parser.is_done())
+          return complete(conn, ex);
+        return read(conn, ex);
+      }
+      if (ec)
+        return finish(ex, "malformed response body: " + ec.message());
+      if (used == 0 && produced == 0 && !parser.is_done())
+        return read(conn, ex);
+    }
+  }
+
+  void on_header(const connection_ptr& conn, const exchange_ptr& ex) {
+    auto& parser = *conn->parser;
+    auto& msg = parser.get();
+    auto& resp = ex->resp;
+    resp.status = msg.result_int();
+    for (auto& f : msg)
+      resp.headers.emplace_back(lowered(sv(f.name_string())), std::string(sv(f.value())));
+    if (auto ct = msg.find(http::field::content_type); ct != msg.end()) {
+      auto value = sv(ct->value());
+      resp.content_type = lowered(trim(value.substr(0, value.find(';'))));
+    }
+    ex->sse = resp.content_type == "text/event-stream";
+    if (ex->sse) {
+      ex->events.emplace(opts.body_limit);
+      return;
+    }
+    if (auto length = parser.content_length(); length && *length > opts.body_limit)
+      finish(ex, "the response body (" + std::to_string(*length) + " bytes) exceeds the limit of "
+                   + std::to_string(opts.body_limit) + " bytes");
+  }
+
+  void on_body(const exchange_ptr& ex, const char* data, std::size_t n) {
+    if (ex->sse) {
+      bool ok = ex->events->feed(data, n, [&](std::string event) {
+        if (ex->on_event)
+          ex->on_event(std::move(event));
+      });
+      if (!ok)
+        finish(ex, "an SSE event exceeds the limit of " + std::to_string(opts.body_limit) + " bytes");
+      return;
+    }
+    if (ex->resp.body.size() + n > opts.body_limit)
+      return finish(ex, "the response body exceeds the limit of " + std::to_string(opts.body_limit) + " bytes");
+    ex->resp.body.append(data, n);
+  }
+
+  void complete(const connection_ptr& conn, const exchange_ptr& ex) {
+    auto& parser = *conn->parser;
+    // Stray bytes after the response mean the framing cannot be trusted.
+    bool reuse = !ex->sse && ex->resp.status != 101 && parser.keep_alive() && conn->buf.size() == 0;
+    finish(ex, {}, reuse);
+  }
+
+  // -- ending ------------------------------------------------------------------
+
+  /// Ends the exchange once: frees or closes its connection, lets a queued
+  /// exchange in, and calls `done`.
+  void finish(const exchange_ptr& ex, std::string error, bool reuse = false) {
+    if (ex->finished)
+      return;
+    ex->finished = true;
+    live.erase(ex->id);
+    if (ex->deadline)
+      ex->deadline->cancel();
+    if (!error.empty()) {
+      ex->resp.error = std::move(error);
+      ex->resp.body.clear(); // never a partial body
+    }
+    if (ex->queued) {
+      waiting.erase(std::find(waiting.begin(), waiting.end(), ex));
+      ex->queued = false;
+    }
+    if (auto conn = std::move(ex->conn)) {
+      conn->owner = nullptr;
+      conn->timer.cancel();
+      conn->parser.reset();
+      --busy;
+      if (reuse && !stopped) {
+        conn->reused = true;
+        idle.push_back(std::move(conn));
+      } else {
+        conn->close();
+      }
+    }
+    pump();
+    auto done = std::move(ex->done);
+    auto resp = std::move(ex->resp);
+    ex->on_event = nullptr;
+    ex->events.reset();
+    if (done)
+      done(std::move(resp));
+  }
+
+  void cancel(uint64_t id) {
+    if (auto i = live.find(id); i != live.end()) {
+      auto ex = i->second;
+      finish(ex, "cancelled");
+    }
+  }
+
+  void stop_now() {
+    if (stopped)
+      return;
+    stopped = true;
+    // Queued ones first, so that freed slots do not start them.
+    auto queued = std::vector<exchange_ptr>(waiting.begin(), waiting.end());
+    for (auto& ex : queued)
+      finish(ex, "stopped");
+    auto active = live;
+    for (auto& [id, ex] : active)
+      finish(ex, "stopped");
+    for (auto& conn : idle)
+      conn->close();
+    idle.clear();
+  }
+};
+
+// -- public interface ------------------------------------------------------------
+
+http_client::http_client(net::io_context& io, http_client_options opts)
+  : impl_(std::make_shared<impl>(io, std::move(opts))) {}
+
+http_client::~http_client() {
+  stop();
+}
+
+uint64_t http_client::send(std::string method, std::string body, http_header_list extra_headers,
+                           event_fn on_event, done_fn done, std::chrono::milliseconds timeout) {
+  auto ex = std::make_shared<exchange>();
+  ex->id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
+  ex->method = std::move(method);
+  ex->body = std::move(body);
+  ex->headers = std::move(extra_headers);
+  ex->on_event = std::move(on_event);
+  ex->done = std::move(done);
+  ex->timeout = timeout;
+  auto id = ex->id;
+  net::post(impl_->io, [self = impl_, ex = std::move(ex)] { self->start(ex); });
+  return id;
+}
+
+void http_client::cancel(uint64_t id) {
+  net::post(impl_->io, [self = impl_, id] { self->cancel(id); });
+}
+
+void http_client::stop() {
+  if (impl_->stop_requested.exchange(true, std::memory_order_acq_rel))
+    return;
+  net::post(impl_->io, [self = impl_] { self->stop_now(); });
+}
+
+} // namespace bulwark
