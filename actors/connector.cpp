@@ -45,16 +45,19 @@ struct connector_state {
 
   json::value server_capabilities;
   std::string protocol_version;
-  json::value tools = json::value(json::array{});
-  json::value tools_building = json::value(json::array{});
+  /// What the service offers, per list method (tools/list, ...), and the
+  /// pages of a listing in progress.
+  std::map<std::string, json::value> lists;
+  std::map<std::string, json::value> building;
 
-  enum class req_kind { initialize, discover, list_tools, call };
+  enum class req_kind { initialize, discover, list, call };
   struct outstanding {
     req_kind kind = req_kind::call;
     uint64_t attempt = 0;
     downstream_call_ptr call;
     caf::actor reply_to;
     std::string body; ///< For one resend after an HTTP 404 re-initialize.
+    std::string list_method; ///< For req_kind::list.
     bool answered = false;
   };
   int64_t next_id = 1;
@@ -116,7 +119,8 @@ downstream_outcome failure(std::string message, bool reached, error_code code = 
 
 /// Sends one JSON-RPC message to the downstream; `id` >= 0 for requests we
 /// track (HTTP ties the exchange's end to it).
-void transmit(connector_pointer self, const std::string& method, std::string body, int64_t id) {
+void transmit(connector_pointer self, const std::string& method, std::string body, int64_t id,
+              const std::string& name = {}, http_header_list extra = {}) {
   auto& st = self->state;
   if (st.child) {
     if (!st.child->write_line(std::move(body)) && id >= 0) {
@@ -135,6 +139,10 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
   if (st.stateless) {
     headers.emplace_back("MCP-Protocol-Version", std::string(mcp::stateless_version));
     headers.emplace_back("Mcp-Method", method);
+    if (!name.empty())
+      headers.emplace_back("Mcp-Name", name);
+    for (auto& h : extra)
+      headers.push_back(std::move(h));
   } else if (!st.protocol_version.empty()) {
     headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
   }
@@ -145,10 +153,10 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
   milliseconds timeout = st.svc.settings.timeout + milliseconds(1000);
   st.http->send(
     "POST", std::move(body), std::move(headers),
-    [handle, gen](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data)); },
+    [handle, gen, id](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), id); },
     [handle, gen, id](http_response r) {
       if (!r.body.empty() && r.content_type == "application/json")
-        caf::anon_send(handle, atom::line_v, gen, std::move(r.body));
+        caf::anon_send(handle, atom::line_v, gen, std::move(r.body), id);
       http_exchange_end end;
       end.status = r.status;
       end.error = r.error;
@@ -168,9 +176,13 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
                 value params, connector_state::outstanding p = {}) {
   auto& st = self->state;
   auto id = st.next_id++;
+  std::string name; // Mcp-Name
+  http_header_list extra; // Mcp-Param-*
   if (st.stateless) {
+    auto caps = p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities
+                                                                   : value(json::object{});
     auto meta = value::make_object({{std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version)},
-                                    {std::string(mcp::meta_client_capabilities), value(json::object{})}});
+                                    {std::string(mcp::meta_client_capabilities), std::move(caps)}});
     if (!params.is_object())
       params = value(json::object{});
     if (auto* m = params.find("_meta"); m && m->is_object())
@@ -178,12 +190,25 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
         const_cast<value*>(m)->set(k, v);
     else
       params.set("_meta", std::move(meta));
+    if (kind == connector_state::req_kind::call)
+      if (auto* m = params.find("_meta"))
+        const_cast<value*>(m)->set(std::string(mcp::meta_log_level), "debug"); // we filter per client
+    if (method == "tools/call" || method == "prompts/get")
+      name = params["name"].as_string();
+    else if (method == "resources/read")
+      name = params["uri"].as_string();
+    if (method == "tools/call") {
+      if (auto l = st.lists.find("tools/list"); l != st.lists.end())
+        for (auto& tool : l->second.as_array())
+          if (tool["name"].as_string() == name)
+            extra = mcp::param_headers(tool["inputSchema"], params["arguments"]);
+    }
   }
   auto body = mcp::request_body(value(id), method, params);
   p.kind = kind;
   p.body = body;
   st.pending[id] = std::move(p);
-  transmit(self, method, std::move(body), id);
+  transmit(self, method, std::move(body), id, name, std::move(extra));
   return id;
 }
 
@@ -216,13 +241,38 @@ void schedule_restart(connector_pointer self) {
   self->delayed_send(self, delay, atom::start_v);
 }
 
-void fetch_tools(connector_pointer self, value cursor) {
+/// The array a list method's result holds its items in.
+std::string_view list_field(const std::string& method) {
+  if (method == "tools/list")
+    return "tools";
+  if (method == "resources/list")
+    return "resources";
+  if (method == "resources/templates/list")
+    return "resourceTemplates";
+  return "prompts";
+}
+
+void fetch_list(connector_pointer self, const std::string& method, value cursor) {
   auto params = value(json::object{});
   if (cursor.is_string())
     params.set("cursor", cursor);
   else
-    self->state.tools_building = value(json::array{});
-  request(self, connector_state::req_kind::list_tools, "tools/list", std::move(params));
+    self->state.building[method] = value(json::array{});
+  connector_state::outstanding p;
+  p.list_method = method;
+  request(self, connector_state::req_kind::list, method, std::move(params), std::move(p));
+}
+
+/// Lists everything the service declares it offers.
+void fetch_all(connector_pointer self) {
+  auto& caps = self->state.server_capabilities;
+  fetch_list(self, "tools/list", value());
+  if (caps.find("resources")) {
+    fetch_list(self, "resources/list", value());
+    fetch_list(self, "resources/templates/list", value());
+  }
+  if (caps.find("prompts"))
+    fetch_list(self, "prompts/list", value());
 }
 
 void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_call_ptr& call,
@@ -252,12 +302,17 @@ void became_ready(connector_pointer self) {
   st.backoff_step = 0;
   log::info("service ready", log_fields(st, {{"protocolVersion", st.protocol_version},
                                              {"transport", st.child ? "stdio" : "http"}}));
-  fetch_tools(self, value());
+  // Everything the service logs reaches Bulwark, which filters per client.
+  if (st.server_capabilities.find("logging"))
+    request(self, connector_state::req_kind::list, "logging/setLevel", value::make_object({{"level", "debug"}}));
+  fetch_all(self);
   auto waiting = std::move(st.waiting);
   st.waiting.clear();
   for (auto& q : waiting)
     dispatch_call(self, q.attempt, q.call, q.reply_to);
 }
+
+void fall_back_to_initialize(connector_pointer self, const std::string& why);
 
 void on_response(connector_pointer self, int64_t id, const value& msg) {
   auto& st = self->state;
@@ -270,12 +325,6 @@ void on_response(connector_pointer self, int64_t id, const value& msg) {
   switch (p.kind) {
     case connector_state::req_kind::initialize: {
       if (err) {
-        if (st.http && !st.stateless) {
-          // Not a 2025-era server: try the stateless era.
-          st.stateless = true;
-          request(self, connector_state::req_kind::discover, "server/discover", value(json::object{}));
-          break;
-        }
         log::error("service refused initialize", log_fields(st, {{"error", *err}}));
         break;
       }
@@ -291,28 +340,32 @@ void on_response(connector_pointer self, int64_t id, const value& msg) {
     }
     case connector_state::req_kind::discover:
       if (err) {
-        log::error("service answers neither initialize nor server/discover", log_fields(st, {{"error", *err}}));
+        fall_back_to_initialize(self, "server/discover failed: " + (*err)["message"].as_string());
         break;
       }
       st.server_capabilities = msg["result"]["capabilities"];
       st.protocol_version = std::string(mcp::stateless_version);
       became_ready(self);
       break;
-    case connector_state::req_kind::list_tools: {
+    case connector_state::req_kind::list: {
+      const auto& method = p.list_method;
+      if (method.empty())
+        break; // logging/setLevel
       if (err) {
-        log::warn("tools/list failed", log_fields(st, {{"error", *err}}));
+        log::warn("listing failed", log_fields(st, {{"method", method}, {"error", *err}}));
         break;
       }
-      for (auto& t : msg["result"]["tools"].as_array())
-        st.tools_building.push_back(t);
+      auto& into = st.building[method];
+      for (auto& item : msg["result"][list_field(method)].as_array())
+        into.push_back(item);
       const auto& next = msg["result"]["nextCursor"];
-      if (next.is_string() && !next.as_string().empty() && st.tools_building.as_array().size() < 100000) {
-        fetch_tools(self, next);
+      if (next.is_string() && !next.as_string().empty() && into.as_array().size() < 100000) {
+        fetch_list(self, method, next);
       } else {
-        st.tools = std::move(st.tools_building);
-        st.tools_building = value(json::array{});
-        if (st.hooks->publish_tools)
-          st.hooks->publish_tools(st.svc.name, st.tools);
+        st.lists[method] = std::move(into);
+        st.building.erase(method);
+        if (st.hooks->publish)
+          st.hooks->publish(st.svc.name, method, st.lists[method]);
       }
       break;
     }
@@ -339,7 +392,7 @@ void on_response(connector_pointer self, int64_t id, const value& msg) {
     st.pending.erase(id);
 }
 
-void on_notification(connector_pointer self, const value& msg) {
+void on_notification(connector_pointer self, const value& msg, int64_t via) {
   auto& st = self->state;
   const auto& method = msg["method"].as_string();
   const auto& params = msg["params"];
@@ -352,31 +405,67 @@ void on_notification(connector_pointer self, const value& msg) {
     if (i != st.pending.end() && i->second.call && i->second.call->on_notification)
       i->second.call->on_notification(method, params);
   } else if (method == "notifications/message") {
-    // Not tied to a request on stdio: goes to the calls in flight.
+    // On the response stream of a call it is that call's; on stdio it goes
+    // to the calls in flight.
     for (auto& [id, p] : st.pending)
-      if (p.call && p.call->on_notification)
+      if (p.call && p.call->on_notification && (via < 0 || id == via))
         p.call->on_notification(method, params);
   } else if (method == "notifications/tools/list_changed") {
-    fetch_tools(self, value());
+    fetch_list(self, "tools/list", value());
+  } else if (method == "notifications/resources/list_changed") {
+    fetch_list(self, "resources/list", value());
+    fetch_list(self, "resources/templates/list", value());
+  } else if (method == "notifications/prompts/list_changed") {
+    fetch_list(self, "prompts/list", value());
+  } else if (method == "notifications/resources/updated") {
+    if (params["uri"].is_string() && st.hooks->resource_updated)
+      st.hooks->resource_updated(params["uri"].as_string());
   }
 }
 
-void on_server_request(connector_pointer self, const value& msg) {
+/// The call a service's request belongs to: the one whose HTTP response
+/// carried it; on stdio, the only call in flight or else the newest one.
+connector_state::outstanding* related_call(connector_state& st, int64_t via) {
+  if (via >= 0) {
+    auto i = st.pending.find(via);
+    return i != st.pending.end() && i->second.call ? &i->second : nullptr;
+  }
+  connector_state::outstanding* newest = nullptr;
+  int64_t newest_id = -1;
+  for (auto& [id, p] : st.pending)
+    if (p.call && id > newest_id) {
+      newest = &p;
+      newest_id = id;
+    }
+  return newest;
+}
+
+void on_server_request(connector_pointer self, const value& msg, int64_t via) {
   auto& st = self->state;
   const auto& method = msg["method"].as_string();
   std::string body;
-  if (method == "ping")
+  if (method == "ping") {
     body = mcp::result_body(msg["id"], value(json::object{}));
-  else if (method == "roots/list")
-    body = mcp::result_body(msg["id"], value::make_object({{"roots", value(json::array{})}}));
-  else
+  } else if (method == "sampling/createMessage" || method == "elicitation/create" || method == "roots/list") {
+    auto* p = related_call(st, via);
+    if (p && p->call->on_input_request) {
+      // The client answers through atom::answer.
+      p->call->on_input_request(method, msg["params"], msg["id"]);
+      return;
+    }
+    if (method == "roots/list")
+      body = mcp::result_body(msg["id"], value::make_object({{"roots", value(json::array{})}}));
+    else
+      body = mcp::error_body(msg["id"], error_code::invalid_request,
+                             method + " needs a client call in flight to ask; there is none");
+  } else {
     body = mcp::error_body(msg["id"], error_code::method_not_found,
                            "the Bulwark gateway does not relay " + method + " to clients");
+  }
   transmit(self, "", std::move(body), -1);
-  (void) st;
 }
 
-void on_line(connector_pointer self, uint64_t gen, const std::string& text) {
+void on_line(connector_pointer self, uint64_t gen, const std::string& text, int64_t via) {
   auto& st = self->state;
   if (gen != st.generation)
     return;
@@ -396,10 +485,10 @@ void on_line(connector_pointer self, uint64_t gen, const std::string& text) {
         on_response(self, msg["id"].as_int(), msg);
       break;
     case mcp::message_kind::notification:
-      on_notification(self, msg);
+      on_notification(self, msg, via);
       break;
     case mcp::message_kind::request:
-      on_server_request(self, msg);
+      on_server_request(self, msg, via);
       break;
     default:
       if (++st.garbage_lines % 100 == 1)
@@ -408,9 +497,26 @@ void on_line(connector_pointer self, uint64_t gen, const std::string& text) {
   }
 }
 
+value initialize_params();
+
+/// A service that does not speak 2026-07-28: our own 2025-era session.
+void fall_back_to_initialize(connector_pointer self, const std::string& why) {
+  auto& st = self->state;
+  if (st.svc.settings.protocol == "2026-07-28") {
+    log::error("service does not speak 2026-07-28", log_fields(st, {{"why", why}}));
+    return;
+  }
+  st.stateless = false;
+  request(self, connector_state::req_kind::initialize, "initialize", initialize_params());
+}
+
 value initialize_params() {
+  // Bulwark relays these requests to the client whose call caused them.
+  auto caps = value::make_object({{"sampling", value(json::object{})},
+                                  {"elicitation", value(json::object{})},
+                                  {"roots", value(json::object{})}});
   return value::make_object({{"protocolVersion", client_version},
-                             {"capabilities", value(json::object{})},
+                             {"capabilities", std::move(caps)},
                              {"clientInfo", value::make_object({{"name", "bulwark-gateway"}, {"version", "0.1.0"}})}});
 }
 
@@ -433,7 +539,9 @@ void start(connector_pointer self) {
     o.env = st.svc.env;
     o.cwd = st.svc.cwd;
     child_callbacks cb;
-    cb.on_line = [handle, gen](std::string line) { caf::anon_send(handle, atom::line_v, gen, std::move(line)); };
+    cb.on_line = [handle, gen](std::string line) {
+      caf::anon_send(handle, atom::line_v, gen, std::move(line), int64_t{-1});
+    };
     cb.on_stderr = [name](std::string line) {
       log::info("service stderr", value::make_object({{"service", name}, {"line", std::move(line)}}));
     };
@@ -455,7 +563,13 @@ void start(connector_pointer self) {
     o.headers = st.svc.headers;
     st.http = std::make_unique<http_client>(*st.hooks->io, o);
   }
-  request(self, connector_state::req_kind::initialize, "initialize", initialize_params());
+  // HTTP: the stateless era when the service speaks it (unless configured
+  // otherwise), else our own 2025-era session.
+  st.stateless = !st.svc.is_stdio() && st.svc.settings.protocol != "2025-11-25";
+  if (st.stateless)
+    request(self, connector_state::req_kind::discover, "server/discover", value(json::object{}));
+  else
+    request(self, connector_state::req_kind::initialize, "initialize", initialize_params());
 }
 
 connector_actor::behavior_type connector_behavior(connector_pointer self, env_ptr env, service_config svc,
@@ -505,7 +619,11 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       st.pending.erase(i);
     },
     [self](atom::start) { start(self); },
-    [self](atom::line, uint64_t gen, std::string& text) { on_line(self, gen, text); },
+    [self](atom::line, uint64_t gen, std::string& text, int64_t via) { on_line(self, gen, text, via); },
+    [self](atom::answer, value& request_id, std::string& body) {
+      (void) request_id;
+      transmit(self, "", std::move(body), -1);
+    },
     [self](atom::exited, uint64_t gen, int status) {
       auto& st = self->state;
       if (gen != st.generation)
@@ -540,10 +658,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       auto why = end.error.empty() ? "HTTP status " + std::to_string(end.status) : end.error;
       if (p.kind != connector_state::req_kind::call) {
         st.pending.erase(i);
-        if (p.kind == connector_state::req_kind::initialize && end.status >= 400 && end.status < 500
-            && end.status != 404 && !st.stateless) {
-          st.stateless = true;
-          request(self, connector_state::req_kind::discover, "server/discover", value(json::object{}));
+        if (p.kind == connector_state::req_kind::discover && end.status >= 400 && end.status < 500) {
+          fall_back_to_initialize(self, "server/discover answered HTTP " + std::to_string(end.status));
           return;
         }
         if (p.kind == connector_state::req_kind::initialize || p.kind == connector_state::req_kind::discover) {
@@ -617,7 +733,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
                                  {"protocolVersion", st.protocol_version},
                                  {"pending", static_cast<unsigned long long>(st.pending.size())},
                                  {"waiting", static_cast<unsigned long long>(st.waiting.size())},
-                                 {"tools", static_cast<unsigned long long>(st.tools.as_array().size())},
+                                 {"tools", static_cast<unsigned long long>(
+                                             st.lists.count("tools/list") ? st.lists.at("tools/list").as_array().size() : 0)},
                                  {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)}});
     },
   };

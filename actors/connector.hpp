@@ -21,9 +21,13 @@ namespace bulwark {
 
 /// What connectors tell the gateway, and what they need from it.
 struct gateway_hooks {
-  /// The service's current tool list (a JSON array of Tool objects), after
-  /// start-up and after each `list_changed`. Called on the connector's thread.
-  std::function<void(const std::string& service, json::value tools)> publish_tools;
+  /// One of the service's current lists (`method` is tools/list,
+  /// resources/list, resources/templates/list or prompts/list; `items` the
+  /// JSON array of its items), after start-up and after each list_changed.
+  /// Called on the connector's thread.
+  std::function<void(const std::string& service, const std::string& method, json::value items)> publish;
+  /// The service reported a resource as updated.
+  std::function<void(const std::string& uri)> resource_updated;
   /// Where HTTP connectors run their I/O.
   boost::asio::io_context* io = nullptr;
   uint32_t child_max_restarts = 5;

@@ -16,6 +16,7 @@
 #include "actors/connector.hpp"
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
+#include "messages/crypto.hpp"
 #include "transport/io_scheduler.hpp"
 
 namespace bulwark {
@@ -45,10 +46,206 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
 
   std::mutex mtx;
   std::condition_variable cv;
-  std::map<std::string, value> tools; ///< service -> its tool list
+  /// service -> list method (tools/list, ...) -> its items
+  std::map<std::string, std::map<std::string, value>> lists;
   std::vector<std::string> clash_errors;
 
   impl(runtime& r, gateway_config c) : rt(r), cfg(std::move(c)) {}
+
+  /// Which client call a downstream call currently reports to. A call that
+  /// needed client input continues under the client's next call (2026-07-28)
+  /// or the same call run again (2025 era), so the target changes.
+  struct binding {
+    std::mutex mtx;
+    call_ptr current;
+    void set(call_ptr c) {
+      std::lock_guard<std::mutex> guard(mtx);
+      current = std::move(c);
+    }
+    call_ptr get() {
+      std::lock_guard<std::mutex> guard(mtx);
+      return current;
+    }
+  };
+  using binding_ptr = std::shared_ptr<binding>;
+
+  /// Downstream calls waiting for the client's input, by token.
+  struct parked_call {
+    downstream_call_ptr call;
+    binding_ptr target;
+    caf::actor connector;
+  };
+  std::mutex parked_mtx;
+  std::map<std::string, parked_call> parked;
+
+  /// Runs `method` (tools/call, prompts/get, resources/read) on `service`
+  /// for client call `c`; `params` as the service names things.
+  void run_call(const call_ptr& c, const std::string& service, const std::string& method, value params,
+                bool idempotent, milliseconds timeout) {
+    const auto& state = c->request_state();
+    if (state.rfind("ds\n", 0) == 0) {
+      // The client answers what a stateless service asked: send the answers
+      // and the service's own request state with the call again.
+      auto downstream_state = state.substr(3);
+      params.set("inputResponses", c->input_responses());
+      if (!downstream_state.empty())
+        params.set("requestState", downstream_state);
+    } else if (!state.empty()) {
+      return resume_with_input(c);
+    }
+    auto breaker = rt.find(breaker_name(service));
+    if (!breaker)
+      return c->fail(error_code::service_unavailable, "service " + service + " is restarting",
+                     value::make_object({{"service", service}, {"retry_after", 1}}));
+    auto dc = std::make_shared<downstream_call>();
+    dc->service = service;
+    dc->method = method;
+    dc->params = std::move(params);
+    dc->idempotent = idempotent;
+    dc->client_capabilities = c->client().capabilities;
+    // Retries share the service timeout's budget several times over.
+    dc->deadline = steady_clock::now() + timeout * 3;
+    auto target = std::make_shared<binding>();
+    target->set(c);
+    std::weak_ptr<impl> weak = shared_from_this();
+    dc->on_notification = [target](const std::string& method, const value& params) {
+      auto call = target->get();
+      if (!call)
+        return;
+      call->resume([method, params](const call_ptr& c) {
+        if (method == "notifications/progress") {
+          std::optional<double> total;
+          if (params["total"].is_number())
+            total = params["total"].as_double();
+          c->progress(params["progress"].as_double(), total,
+                      params["message"].is_string() ? params["message"].as_string() : std::string());
+        } else if (method == "notifications/message") {
+          auto lvl = params["level"].is_string() ? parse_log_level(params["level"].as_string()) : std::nullopt;
+          c->log(lvl.value_or(log_level::info), params["data"],
+                 params["logger"].is_string() ? params["logger"].as_string() : std::string());
+        }
+      });
+    };
+    dc->on_input_request = [weak, target, dc_weak = std::weak_ptr<downstream_call>(dc),
+                            service](const std::string& method, const value& params, const value& request_id) {
+      auto self = weak.lock();
+      auto call = target->get();
+      auto dc = dc_weak.lock();
+      if (!self || !call || !dc)
+        return;
+      // Park the downstream call; the client's answer finds it by token.
+      auto token = crypto::random_hex(16);
+      {
+        std::lock_guard<std::mutex> guard(self->parked_mtx);
+        self->parked[token] = parked_call{dc, target, self->rt.find(connector_name(service))};
+      }
+      auto state = token + "\n" + json::dump(request_id);
+      auto connector = self->rt.find(connector_name(service));
+      call->resume([method, params, state, request_id, connector](const call_ptr& c) {
+        if (auto missing = missing_capability(c, method)) {
+          // Refuse like a direct server would, and tell the service.
+          if (connector)
+            caf::anon_send(caf::actor_cast<connector_actor>(connector), atom::answer_v, request_id,
+                           mcp::error_body(request_id, error_code::missing_client_capability,
+                                           "the client has no " + *missing + " capability"));
+          return c->fail(error_code::missing_client_capability,
+                         "the service asked for " + method + ", but the client did not declare the " + *missing
+                           + " capability",
+                         value::make_object({{"requiredCapabilities", value::make_array({*missing})}}));
+        }
+        c->require_input(value::make_object({{"request", value::make_object({{"method", method}, {"params", params}})}}),
+                         state);
+      });
+    };
+    dc->on_done = [weak, target, dc_weak = std::weak_ptr<downstream_call>(dc)](downstream_outcome o) {
+      if (auto self = weak.lock()) {
+        std::lock_guard<std::mutex> guard(self->parked_mtx);
+        for (auto i = self->parked.begin(); i != self->parked.end();)
+          i = i->second.target == target ? self->parked.erase(i) : std::next(i);
+      }
+      auto call = target->get();
+      if (!call)
+        return;
+      call->resume([o = std::move(o)](const call_ptr& c) mutable {
+        if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
+          // A stateless service needs client input: ask our client, keeping
+          // the service's state inside ours.
+          const auto& requests = o.result["inputRequests"];
+          for (auto& [key, req] : requests.as_object())
+            if (auto missing = missing_capability(c, req["method"].as_string()))
+              return c->fail(error_code::missing_client_capability,
+                             "the service asked for " + req["method"].as_string()
+                               + ", but the client did not declare the " + *missing + " capability",
+                             value::make_object({{"requiredCapabilities", value::make_array({*missing})}}));
+          return c->require_input(requests, "ds\n" + o.result["requestState"].as_string());
+        }
+        answer(c, std::move(o));
+      });
+    };
+    auto handle = caf::actor_cast<breaker_actor>(breaker);
+    c->on_cancel([dc, handle] { caf::anon_send(handle, atom::cancel_v, dc); });
+    caf::anon_send(handle, atom::call_v, dc);
+  }
+
+  /// The client answered a service's request: pass the answer down and let
+  /// the downstream call report to this call from now on.
+  void resume_with_input(const call_ptr& c) {
+    const auto& state = c->request_state();
+    auto nl = state.find('\n');
+    auto token = state.substr(0, nl);
+    parked_call p;
+    {
+      std::lock_guard<std::mutex> guard(parked_mtx);
+      auto i = parked.find(token);
+      if (i == parked.end())
+        return c->fail(error_code::invalid_params,
+                       "the service call this input belongs to has ended; call the tool again");
+      p = i->second;
+      parked.erase(i);
+    }
+    value request_id;
+    json::parse_error err;
+    if (nl == std::string::npos || !json::parse(state.substr(nl + 1), request_id, err))
+      return c->fail(error_code::invalid_params, "requestState is not one of ours");
+    const auto* response = c->input_response("request");
+    std::string body = response && response->is_object()
+                         ? mcp::result_body(request_id, *response)
+                         : mcp::error_body(request_id, error_code::invalid_request, "the client gave no answer");
+    p.target->set(c);
+    c->on_cancel([dc = p.call, breaker = rt.find(breaker_name(p.call->service))] {
+      if (breaker)
+        caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::cancel_v, dc);
+    });
+    if (p.connector)
+      caf::anon_send(caf::actor_cast<connector_actor>(p.connector), atom::answer_v, request_id, std::move(body));
+  }
+
+  /// The capability the client lacks for a service's request, if any.
+  static std::optional<std::string> missing_capability(const call_ptr& c, const std::string& method) {
+    std::string need = method == "sampling/createMessage" ? "sampling"
+                       : method == "elicitation/create"   ? "elicitation"
+                       : method == "roots/list"           ? "roots"
+                                                          : "";
+    if (need.empty() || c->client().has_capability(need))
+      return std::nullopt;
+    return need;
+  }
+
+  static void answer(const call_ptr& c, downstream_outcome o) {
+    switch (o.what) {
+      case downstream_outcome::kind::result:
+        return c->finish(std::move(o.result));
+      case downstream_outcome::kind::error:
+        return c->fail(static_cast<error_code>(o.code), o.message, o.data);
+      default: {
+        auto data = o.data.is_object() ? o.data : value(json::object{});
+        if (o.retry_after.count() > 0)
+          data.set("retry_after", static_cast<double>(o.retry_after.count()) / 1000.0);
+        return c->fail(static_cast<error_code>(o.code ? o.code : static_cast<int>(error_code::service_unavailable)),
+                       o.message, std::move(data));
+      }
+    }
+  }
 
   const service_config* service(const std::string& name) const {
     for (auto& s : cfg.services)
@@ -57,117 +254,151 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     return nullptr;
   }
 
-  /// Rebuilds the exposed tools from every service's list.
+  const value& list_of(const std::string& service, const std::string& method) {
+    static const value empty(json::array{});
+    auto s = lists.find(service);
+    if (s == lists.end())
+      return empty;
+    auto m = s->second.find(method);
+    return m == s->second.end() || !m->second.is_array() ? empty : m->second;
+  }
+
+  /// Exposed names for one kind of named item (tools or prompts): calls
+  /// `add(service, item, exposed)` for each item that gets a name.
+  template <class Add>
+  void name_items(const std::string& method, const char* kind, std::vector<std::string>& errors, Add add) {
+    std::map<std::string, std::vector<std::string>> offered; // downstream name -> services
+    for (auto& s : cfg.services)
+      for (auto& item : list_of(s.name, method).as_array())
+        if (item["name"].is_string())
+          offered[item["name"].as_string()].push_back(s.name);
+    std::map<std::string, std::string> taken; // exposed name -> service
+    for (auto& s : cfg.services) {
+      auto mode = s.settings.prefix.value_or(cfg.prefix);
+      auto sep = s.settings.separator.value_or(cfg.separator);
+      for (auto& item : list_of(s.name, method).as_array()) {
+        if (!item["name"].is_string())
+          continue;
+        const auto& name = item["name"].as_string();
+        auto exposed = exposed_tool_name(s.name, name, mode, sep, offered[name].size() > 1);
+        if (auto prev = taken.find(exposed); prev != taken.end()) {
+          errors.push_back(std::string(kind) + " '" + exposed + "' is offered by both " + prev->second + " and "
+                           + s.name + " (prefix mode never); the one of " + prev->second + " is kept");
+          continue;
+        }
+        taken.emplace(exposed, s.name);
+        add(s, item, exposed);
+      }
+    }
+  }
+
+  /// Rebuilds what the services offer, under exposed names, in the catalog.
   void republish() {
-    std::vector<tool_spec> specs;
+    std::vector<tool_spec> tools;
+    std::vector<prompt_spec> prompts;
+    std::vector<resource_spec> resources;
+    std::vector<resource_template_spec> templates;
     std::vector<std::string> errors;
     {
       std::lock_guard<std::mutex> guard(mtx);
-      // Which services offer each downstream name.
-      std::map<std::string, std::vector<std::string>> offered;
-      for (auto& s : cfg.services)
-        if (auto t = tools.find(s.name); t != tools.end())
-          for (auto& tool : t->second.as_array())
-            if (tool["name"].is_string())
-              offered[tool["name"].as_string()].push_back(s.name);
-      std::map<std::string, std::string> taken; // exposed name -> service
+      name_items("tools/list", "tool", errors, [&](auto& s, auto& item, auto& exposed) {
+        tools.push_back(make_tool(s, item, exposed));
+      });
+      name_items("prompts/list", "prompt", errors, [&](auto& s, auto& item, auto& exposed) {
+        prompts.push_back(make_prompt(s, item, exposed));
+      });
+      // URIs are the services' own; the first service keeps a URI offered twice.
+      std::set<std::string> uris;
       for (auto& s : cfg.services) {
-        auto t = tools.find(s.name);
-        if (t == tools.end())
-          continue;
-        auto mode = s.settings.prefix.value_or(cfg.prefix);
-        auto sep = s.settings.separator.value_or(cfg.separator);
-        for (auto& tool : t->second.as_array()) {
-          if (!tool["name"].is_string())
-            continue;
-          const auto& name = tool["name"].as_string();
-          auto exposed = exposed_tool_name(s.name, name, mode, sep, offered[name].size() > 1);
-          if (auto prev = taken.find(exposed); prev != taken.end()) {
-            errors.push_back("tool '" + exposed + "' is offered by both " + prev->second + " and " + s.name
-                             + " (prefix mode never); the one of " + prev->second + " is kept");
-            continue;
-          }
-          taken.emplace(exposed, s.name);
-          specs.push_back(make_spec(s, tool, exposed));
-        }
+        for (auto& r : list_of(s.name, "resources/list").as_array())
+          if (r["uri"].is_string() && uris.insert(r["uri"].as_string()).second)
+            resources.push_back(make_resource(s, r));
+        for (auto& t : list_of(s.name, "resources/templates/list").as_array())
+          if (t["uriTemplate"].is_string() && uris.insert(t["uriTemplate"].as_string()).second)
+            templates.push_back(make_template(s, t));
       }
       clash_errors = errors;
     }
     for (auto& e : errors)
-      log::error("tool name clash", value::make_object({{"error", e}}));
-    rt.set_tool_group("gateway", std::move(specs));
+      log::error("name clash", value::make_object({{"error", e}}));
+    rt.set_group("gateway", std::move(tools), std::move(resources), std::move(templates), std::move(prompts));
     cv.notify_all();
   }
 
-  tool_spec make_spec(const service_config& s, const value& tool, const std::string& exposed) {
+  static std::string str(const value& v, std::string_view key) {
+    const auto& x = v[key];
+    return x.is_string() ? x.as_string() : std::string();
+  }
+
+  call_handler route(const service_config& s, std::string method, std::function<value(const call_ptr&)> params,
+                     bool idempotent) {
+    return [self = shared_from_this(), service = s.name, method = std::move(method), params = std::move(params),
+            idempotent, timeout = s.settings.timeout](const call_ptr& c) {
+      self->run_call(c, service, method, params(c), idempotent, timeout);
+    };
+  }
+
+  tool_spec make_tool(const service_config& s, const value& tool, const std::string& exposed) {
     tool_spec spec;
     spec.name = exposed;
-    if (tool["title"].is_string())
-      spec.title = tool["title"].as_string();
-    if (tool["description"].is_string())
-      spec.description = tool["description"].as_string();
+    spec.title = str(tool, "title");
+    spec.description = str(tool, "description");
     spec.input_schema = tool["inputSchema"].is_object() ? tool["inputSchema"]
                                                         : value::make_object({{"type", "object"}});
     if (tool["outputSchema"].is_object())
       spec.output_schema = tool["outputSchema"];
     if (tool["annotations"].is_object())
       spec.annotations = tool["annotations"];
-    const auto& name = tool["name"].as_string();
+    auto name = tool["name"].as_string();
     bool idempotent = tool["annotations"]["idempotentHint"].is_bool() && tool["annotations"]["idempotentHint"].as_bool();
     idempotent = idempotent
                  || std::find(s.settings.idempotent_tools.begin(), s.settings.idempotent_tools.end(), name)
                       != s.settings.idempotent_tools.end();
-    auto service = s.name;
-    auto timeout = s.settings.timeout;
-    auto* rtp = &rt;
-    spec.handler = [rtp, service, name, idempotent, timeout](const call_ptr& c) {
-      auto breaker = rtp->find(breaker_name(service));
-      if (!breaker)
-        return c->fail(error_code::service_unavailable, "service " + service + " is restarting",
-                       value::make_object({{"service", service}, {"retry_after", 1}}));
-      auto dc = std::make_shared<downstream_call>();
-      dc->service = service;
-      dc->method = "tools/call";
-      dc->params = value::make_object({{"name", name}, {"arguments", c->arguments()}});
-      dc->idempotent = idempotent;
-      // Retries share the service timeout's budget several times over.
-      dc->deadline = steady_clock::now() + timeout * 3;
-      dc->on_notification = [c](const std::string& method, const value& params) {
-        c->resume([method, params](const call_ptr& c) {
-          if (method == "notifications/progress") {
-            std::optional<double> total;
-            if (params["total"].is_number())
-              total = params["total"].as_double();
-            c->progress(params["progress"].as_double(), total,
-                        params["message"].is_string() ? params["message"].as_string() : std::string());
-          } else if (method == "notifications/message") {
-            auto lvl = params["level"].is_string() ? parse_log_level(params["level"].as_string()) : std::nullopt;
-            c->log(lvl.value_or(log_level::info), params["data"],
-                   params["logger"].is_string() ? params["logger"].as_string() : std::string());
-          }
-        });
-      };
-      dc->on_done = [c](downstream_outcome o) {
-        c->resume([o = std::move(o)](const call_ptr& c) mutable {
-          switch (o.what) {
-            case downstream_outcome::kind::result:
-              return c->finish(std::move(o.result));
-            case downstream_outcome::kind::error:
-              return c->fail(static_cast<error_code>(o.code), o.message, o.data);
-            default: {
-              auto data = o.data.is_object() ? o.data : value(json::object{});
-              if (o.retry_after.count() > 0)
-                data.set("retry_after", static_cast<double>(o.retry_after.count()) / 1000.0);
-              return c->fail(static_cast<error_code>(o.code ? o.code : static_cast<int>(error_code::service_unavailable)),
-                             o.message, std::move(data));
-            }
-          }
-        });
-      };
-      auto handle = caf::actor_cast<breaker_actor>(breaker);
-      c->on_cancel([dc, handle] { caf::anon_send(handle, atom::cancel_v, dc); });
-      caf::anon_send(handle, atom::call_v, dc);
-    };
+    spec.handler = route(s, "tools/call", [name](const call_ptr& c) {
+      return value::make_object({{"name", name}, {"arguments", c->arguments()}});
+    }, idempotent);
+    return spec;
+  }
+
+  prompt_spec make_prompt(const service_config& s, const value& prompt, const std::string& exposed) {
+    prompt_spec spec;
+    spec.name = exposed;
+    spec.title = str(prompt, "title");
+    spec.description = str(prompt, "description");
+    for (auto& a : prompt["arguments"].as_array())
+      spec.arguments.push_back(prompt_argument{str(a, "name"), str(a, "description"),
+                                               a["required"].is_bool() && a["required"].as_bool()});
+    auto name = prompt["name"].as_string();
+    // Reading a prompt changes nothing: it may be sent again.
+    spec.handler = route(s, "prompts/get", [name](const call_ptr& c) {
+      return value::make_object({{"name", name}, {"arguments", c->arguments()}});
+    }, true);
+    return spec;
+  }
+
+  /// Fills what resources and templates share; reads go to the service by URI.
+  template <class Spec>
+  Spec make_readable(const service_config& s, const value& r) {
+    Spec spec;
+    spec.name = str(r, "name");
+    spec.title = str(r, "title");
+    spec.description = str(r, "description");
+    spec.mime_type = str(r, "mimeType");
+    spec.handler = route(s, "resources/read", [](const call_ptr& c) {
+      return value::make_object({{"uri", c->arguments()["uri"]}});
+    }, true);
+    return spec;
+  }
+
+  resource_spec make_resource(const service_config& s, const value& r) {
+    auto spec = make_readable<resource_spec>(s, r);
+    spec.uri = r["uri"].as_string();
+    return spec;
+  }
+
+  resource_template_spec make_template(const service_config& s, const value& t) {
+    auto spec = make_readable<resource_template_spec>(s, t);
+    spec.uri_template = t["uriTemplate"].as_string();
     return spec;
   }
 };
@@ -186,19 +417,19 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
   d.hooks->child_max_restarts = d.cfg.child_max_restarts;
   d.hooks->child_restart_window = d.cfg.child_restart_window;
   std::weak_ptr<impl> weak = impl_;
-  d.hooks->publish_tools = [weak](const std::string& service, value tools) {
+  d.hooks->publish = [weak](const std::string& service, const std::string& method, value items) {
     auto self = weak.lock();
     if (!self)
       return;
+    auto count = static_cast<unsigned long long>(items.as_array().size());
     {
       std::lock_guard<std::mutex> guard(self->mtx);
-      self->tools[service] = std::move(tools);
+      self->lists[service][method] = std::move(items);
     }
-    log::info("service tools listed",
-              value::make_object({{"service", service},
-                                  {"tools", static_cast<unsigned long long>(self->tools[service].as_array().size())}}));
+    log::info("service listed", value::make_object({{"service", service}, {"method", method}, {"items", count}}));
     self->republish();
   };
+  d.hooks->resource_updated = [&rt](const std::string& uri) { rt.notify_resource_updated(uri); };
   for (auto& s : d.cfg.services) {
     auto env_hooks = d.hooks;
     auto svc = s;
@@ -214,7 +445,8 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
 
 gateway::~gateway() {
   auto& d = *impl_;
-  d.hooks->publish_tools = nullptr;
+  d.hooks->publish = nullptr;
+  d.hooks->resource_updated = nullptr;
   if (d.own_io) {
     d.io_guard.reset();
     d.own_io->stop();
@@ -226,7 +458,13 @@ gateway::~gateway() {
 std::vector<std::string> gateway::wait_ready(milliseconds limit) {
   auto& d = *impl_;
   std::unique_lock<std::mutex> guard(d.mtx);
-  d.cv.wait_for(guard, limit, [&] { return d.tools.size() == d.cfg.services.size(); });
+  auto listed = [&](const std::string& name) {
+    auto s = d.lists.find(name);
+    return s != d.lists.end() && s->second.count("tools/list");
+  };
+  d.cv.wait_for(guard, limit, [&] {
+    return std::all_of(d.cfg.services.begin(), d.cfg.services.end(), [&](auto& s) { return listed(s.name); });
+  });
   bool never = d.cfg.prefix == prefix_mode::never;
   for (auto& s : d.cfg.services)
     never = never || s.settings.prefix == prefix_mode::never;
@@ -234,7 +472,7 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
     throw gateway_error(d.clash_errors.front());
   std::vector<std::string> missing;
   for (auto& s : d.cfg.services)
-    if (!d.tools.count(s.name))
+    if (!listed(s.name))
       missing.push_back(s.name);
   return missing;
 }

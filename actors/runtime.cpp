@@ -88,15 +88,26 @@ void runtime::add_prompt(prompt_spec p) {
   }, "notifications/prompts/list_changed");
 }
 
-void runtime::set_tool_group(const std::string& group, std::vector<tool_spec> tools) {
-  impl_->edit([&](catalog& c) {
-    c.tools.erase(std::remove_if(c.tools.begin(), c.tools.end(), [&](auto& t) { return t.group == group; }),
-                  c.tools.end());
-    for (auto& t : tools) {
-      t.group = group;
-      c.tools.push_back(std::move(t));
+void runtime::set_group(const std::string& group, std::vector<tool_spec> tools,
+                        std::vector<resource_spec> resources, std::vector<resource_template_spec> templates,
+                        std::vector<prompt_spec> prompts) {
+  auto replace = [&](auto& have, auto& with) {
+    have.erase(std::remove_if(have.begin(), have.end(), [&](auto& x) { return x.group == group; }), have.end());
+    for (auto& x : with) {
+      x.group = group;
+      have.push_back(std::move(x));
     }
+  };
+  impl_->edit([&](catalog& c) {
+    replace(c.tools, tools);
+    replace(c.resources, resources);
+    replace(c.templates, templates);
+    replace(c.prompts, prompts);
   }, "notifications/tools/list_changed");
+  if (auto s = impl_->sessions()) {
+    caf::anon_send(s, atom::notify_v, std::string("notifications/resources/list_changed"), json::value(json::object{}));
+    caf::anon_send(s, atom::notify_v, std::string("notifications/prompts/list_changed"), json::value(json::object{}));
+  }
 }
 
 void runtime::add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn) {

@@ -74,9 +74,11 @@ public:
   void add_resource_template(resource_template_spec t);
   void add_prompt(prompt_spec p);
   bool remove_tool(const std::string& name);
-  /// Replaces every tool registered under `group` (tool_spec::group) with
-  /// `tools`, in one catalog change (the gateway's downstream tools).
-  void set_tool_group(const std::string& group, std::vector<tool_spec> tools);
+  /// Replaces every definition registered under `group` (the specs' `group`)
+  /// with these, in one catalog change, and notifies list changes (the
+  /// gateway's downstream tools, resources and prompts).
+  void set_group(const std::string& group, std::vector<tool_spec> tools, std::vector<resource_spec> resources,
+                 std::vector<resource_template_spec> templates, std::vector<prompt_spec> prompts);
   catalog_ptr current_catalog() const;
 
   /// Tells subscribed clients that the resource at `uri` changed.

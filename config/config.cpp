@@ -196,6 +196,9 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
   else if (!fb.empty())
     bad(path + ".fallback", "must be one of stale, static, none");
   sec.str("fallbackMessage", st.fallback_message);
+  sec.str("protocol", st.protocol);
+  if (st.protocol != "auto" && st.protocol != "2025-11-25" && st.protocol != "2026-07-28")
+    bad(path + ".protocol", "must be one of auto, 2025-11-25, 2026-07-28");
   if (st.fallback == fallback_mode::static_message && st.fallback_message.empty())
     bad(path + ".fallbackMessage", "is required when fallback is \"static\"");
   std::string pm;

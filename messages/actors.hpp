@@ -95,10 +95,17 @@ struct downstream_call {
   std::string method;   ///< tools/call, resources/read, prompts/get, ...
   json::value params;   ///< As the downstream names things.
   bool idempotent = false;
+  /// The calling client's capabilities, for a stateless (2026-07-28) service.
+  json::value client_capabilities;
   std::chrono::steady_clock::time_point deadline;
   /// Progress and log notifications for the client. Runs on an actor's
   /// thread: hop (`call_context::resume`) before touching a session.
   std::function<void(const std::string& method, const json::value& params)> on_notification;
+  /// The service asks the client something (sampling/createMessage,
+  /// elicitation/create, roots/list) while working on this call; answer with
+  /// atom::answer to the connector, quoting `request_id`.
+  std::function<void(const std::string& method, const json::value& params, const json::value& request_id)>
+    on_input_request;
   /// The final outcome, after retries and fallbacks; exactly once.
   std::function<void(downstream_outcome)> on_done;
   std::atomic<bool> cancelled{false};
@@ -147,6 +154,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, start, "start")
   CAF_ADD_ATOM(bulwark, bulwark::atom, expire, "expire")
   CAF_ADD_ATOM(bulwark, bulwark::atom, http_end, "http_end")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, answer, "answer")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -192,8 +200,11 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::cancel, uint64_t>,
   // Internal: (re)start the child or the HTTP session.
   caf::reacts_to<atom::start>,
-  // Internal: one JSON-RPC message from the downstream (generation, text).
-  caf::reacts_to<atom::line, uint64_t, std::string>,
+  // Internal: one JSON-RPC message from the downstream (generation, text,
+  // and the id of our request whose HTTP response carried it, or -1).
+  caf::reacts_to<atom::line, uint64_t, std::string, int64_t>,
+  // The client's answer to a service's request (its id, the JSON-RPC response body).
+  caf::reacts_to<atom::answer, json::value, std::string>,
   // Internal: the child of that generation exited (waitpid status).
   caf::reacts_to<atom::exited, uint64_t, int>,
   // Internal: an HTTP exchange for this request id ended.

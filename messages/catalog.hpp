@@ -173,7 +173,7 @@ struct tool_spec {
   json::value annotations;   ///< Null when the tool declares none.
   json::value meta;          ///< `_meta` of the tool definition, if any.
   call_handler handler;
-  /// Tools of a group are replaced together (`runtime::set_tool_group`).
+  /// Definitions of a group are replaced together (`runtime::set_group`).
   std::string group;
 };
 
@@ -184,6 +184,7 @@ struct resource_spec {
   std::string description;
   std::string mime_type;
   call_handler handler; ///< Finishes with a ReadResourceResult.
+  std::string group;    ///< See `runtime::set_group`.
 };
 
 struct resource_template_spec {
@@ -194,6 +195,7 @@ struct resource_template_spec {
   std::string mime_type;
   call_handler handler; ///< Gets the matched variables in `arguments()`.
   std::map<std::string, completer> completions;
+  std::string group;
 };
 
 struct prompt_argument {
@@ -209,6 +211,7 @@ struct prompt_spec {
   std::vector<prompt_argument> arguments;
   call_handler handler; ///< Finishes with a GetPromptResult.
   std::map<std::string, completer> completions;
+  std::string group;
 };
 
 /// An immutable set of definitions. Changes build a new catalog and replace

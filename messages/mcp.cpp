@@ -397,6 +397,36 @@ bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
   return true;
 }
 
+std::vector<std::pair<std::string, std::string>> param_headers(const json::value& tool_schema,
+                                                               const json::value& arguments) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::pair<std::string, std::vector<std::string>>> annotated;
+  std::vector<std::string> path;
+  collect_param_headers(tool_schema, path, annotated, 0);
+  for (auto& [header_name, prop_path] : annotated) {
+    const json::value* v = &arguments;
+    for (auto& step : prop_path) {
+      v = v->find(step);
+      if (!v)
+        break;
+    }
+    if (!v || v->is_null())
+      continue;
+    std::string text;
+    if (v->is_string())
+      text = v->as_string();
+    else if (v->is_bool() || v->is_number())
+      text = json::dump(*v);
+    else
+      continue; // only primitives are mirrored
+    bool plain = header_safe(text) && !text.empty() && text.front() != ' ' && text.back() != ' '
+                 && text.front() != '\t' && text.back() != '\t' && text.rfind(b64_prefix, 0) != 0;
+    out.emplace_back("Mcp-Param-" + header_name,
+                     plain ? text : std::string(b64_prefix) + base64_encode(text) + std::string(b64_suffix));
+  }
+  return out;
+}
+
 // -- helpers ------------------------------------------------------------------------------------
 
 json::value text_content(std::string text) {

@@ -86,6 +86,13 @@ bool decode_header_value(std::string_view raw, std::string& out);
 bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
                             const json::value& tool_schema, std::string& why);
 
+/// The `Mcp-Param-*` headers a client sends for a tools/call: one per
+/// `x-mcp-header` property of `tool_schema` present in `arguments`, as
+/// (header name, value), the value base64-wrapped when it is not plain
+/// visible ASCII.
+std::vector<std::pair<std::string, std::string>> param_headers(const json::value& tool_schema,
+                                                               const json::value& arguments);
+
 // -- small helpers ---------------------------------------------------------------------------
 
 /// Text content block `{"type":"text","text":...}`.

@@ -54,6 +54,9 @@ struct service_settings {
   std::string priority = "normal";
   fallback_mode fallback = fallback_mode::stale;
   std::string fallback_message;
+  /// HTTP services: "auto" (2026-07-28 when the service answers
+  /// server/discover, else 2025-11-25), "2025-11-25" or "2026-07-28".
+  std::string protocol = "auto";
   std::optional<prefix_mode> prefix; ///< Unset: the gateway's default.
   std::optional<std::string> separator;
 };

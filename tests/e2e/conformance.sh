@@ -1,30 +1,49 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite against a real `bulwark` in
-# fixtures mode: conformance.sh BULWARK REVISION [OUTDIR].
+# fixtures mode: conformance.sh BULWARK REVISION [OUTDIR] [--gateway].
+# With --gateway the suite talks to a front `bulwark` (prefix mode never, no
+# tools of its own) whose only downstream is the fixtures `bulwark` over HTTP.
 # Passes when every scenario that the revision requires passes (the suite's
 # own exit code under --requirements).
 set -euo pipefail
 bulwark=$1
 rev=$2
 out=${3:-$(mktemp -d)}
+gateway=${4:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 node="$here/node_modules/.bin/node"
 suite="$here/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 mkdir -p "$out"
 log="$out/bulwark.log"
 
-"$bulwark" --fixtures --port 0 2> "$log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done' EXIT
 
-port=""
-for _ in $(seq 1 100); do
-  port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$' || true)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || { echo "bulwark exited early"; cat "$log"; exit 1; }
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "bulwark did not report its port"; cat "$log"; exit 1; }
+# start LOG ARGS...: starts bulwark, sets $pid and $port.
+start() {
+  local log=$1
+  shift
+  "$bulwark" "$@" 2> "$log" &
+  pid=$!
+  pids+=("$pid")
+  port=""
+  for _ in $(seq 1 200); do
+    port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$' || true)
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || { echo "bulwark exited early"; cat "$log"; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "bulwark did not report its port"; cat "$log"; exit 1; }
+}
+
+start "$log" --fixtures --port 0
+if [ "$gateway" = "--gateway" ]; then
+  cat > "$out/gateway.json" <<JSON
+{ "mcpServers": { "fixtures": { "url": "http://127.0.0.1:$port/mcp" } }, "gateway": { "prefix": "never" } }
+JSON
+  log="$out/front.log"
+  start "$log" --config "$out/gateway.json" --no-builtin-tools --port 0
+fi
 
 cd "$out"
 set +e

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // End-to-end test of Bulwark as a gateway: a front `bulwark` whose
 // downstreams are a `bulwark --fixtures --fault-tools` child over stdio
-// ("fx") and another one over Streamable HTTP ("web"), driven by the official
-// TypeScript SDK client.
+// ("fx") and another one over Streamable HTTP, spoken to statelessly ("web",
+// 2026-07-28) and through our own session ("web25", 2025-11-25), driven by
+// the official TypeScript SDK client.
 //
 //   node tests/e2e/gateway.mjs --bulwark build/bulwark
 //
@@ -15,12 +16,13 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
@@ -85,6 +87,7 @@ function startBulwark(argv, label) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-'));
+const modules = resolve(dirname(fileURLToPath(import.meta.url)), '../node_modules/@modelcontextprotocol');
 try {
   const webPort = await startBulwark(
     ['--fixtures', '--fault-tools', '--no-builtin-tools', '--port', '0', '--address', '127.0.0.1'],
@@ -94,26 +97,40 @@ try {
     mcpServers: {
       fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--fault-tools', '--no-builtin-tools', '--log-level', 'warning'] },
       web: { url: `http://127.0.0.1:${webPort}/mcp` },
+      web25: { url: `http://127.0.0.1:${webPort}/mcp` },
+      // Real servers from npm, over stdio.
+      everything: { command: process.execPath, args: [join(modules, 'server-everything/dist/index.js'), 'stdio'] },
+      memory: {
+        command: process.execPath,
+        args: [join(modules, 'server-memory/dist/index.js')],
+        env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
+      },
     },
     gateway: { prefix: 'always', separator: '__' },
     services: {
       fx: { timeoutMs: 400, retry: { attempts: 1 }, breaker: { consecutiveFailures: 2, openMs: 800, halfOpenProbes: 1, successesToClose: 1 } },
       web: { timeoutMs: 400, retry: { attempts: 3, baseDelayMs: 10 } },
+      web25: { protocol: '2025-11-25' },
     },
   };
   const configPath = join(dir, 'gateway.json');
   writeFileSync(configPath, JSON.stringify(config));
   const frontPort = await startBulwark(['--config', configPath, '--no-builtin-tools', '--port', '0'], 'front');
 
-  const client = new Client({ name: 'bulwark-gateway-e2e', version: '1.0.0' }, { capabilities: {} });
+  const client = new Client({ name: 'bulwark-gateway-e2e', version: '1.0.0' }, { capabilities: { sampling: {} } });
   const logMessages = [];
+  const sampleRequests = [];
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logMessages.push(n.params));
+  client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+    sampleRequests.push(req.params);
+    return { role: 'assistant', content: { type: 'text', text: 'gateway sampled 2718' }, model: 'e2e', stopReason: 'endTurn' };
+  });
   await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${frontPort}/mcp`)));
   const call = (name, a = {}, extra = {}) =>
     client.callTool({ name, arguments: a }, undefined, { timeout: 10_000, ...extra });
   const text = (r) => r.content?.[0]?.text;
 
-  await check('tools of both services are listed with their prefixes', async () => {
+  await check('tools of every service are listed with their prefixes', async () => {
     const names = [];
     let cursor;
     do {
@@ -126,12 +143,12 @@ try {
     assert(!names.includes('test_simple_text'), 'an unprefixed name leaked in prefix mode "always"');
   });
 
-  await check('calls are routed to the stdio and the HTTP service', async () => {
-    assert(text(await call('fx__test_simple_text')) === 'This is a simple text response for testing.', 'fx answer');
-    assert(text(await call('web__test_simple_text')) === 'This is a simple text response for testing.', 'web answer');
+  await check('calls are routed to the stdio service and to HTTP services of both eras', async () => {
+    for (const svc of ['fx', 'web', 'web25'])
+      assert(text(await call(`${svc}__test_simple_text`)) === 'This is a simple text response for testing.', svc);
   });
 
-  for (const svc of ['fx', 'web']) {
+  for (const svc of ['fx', 'web', 'web25']) {
     await check(`progress notifications of ${svc} reach the client`, async () => {
       const seen = [];
       const r = await call(`${svc}__test_tool_with_progress`, {}, { onprogress: (p) => seen.push(p) });
@@ -141,13 +158,52 @@ try {
     });
   }
 
-  await check('log notifications of a service reach the client', async () => {
-    await client.setLoggingLevel('debug');
-    const before = logMessages.length;
-    const r = await call('web__test_tool_with_logging');
-    assert(!r.isError, 'the call failed');
-    await new Promise((r2) => setTimeout(r2, 100));
-    assert(logMessages.length - before >= 3, `only ${logMessages.length - before} log messages`);
+  await client.setLoggingLevel('debug');
+  for (const svc of ['fx', 'web', 'web25']) {
+    await check(`log notifications of ${svc} reach the client`, async () => {
+      const before = logMessages.length;
+      const r = await call(`${svc}__test_tool_with_logging`);
+      assert(!r.isError, 'the call failed');
+      await new Promise((r2) => setTimeout(r2, 100));
+      assert(logMessages.length - before >= 3, `only ${logMessages.length - before} log messages`);
+    });
+  }
+
+  for (const svc of ['fx', 'web', 'web25']) {
+    await check(`a sampling request of ${svc} is relayed to the client and its answer back`, async () => {
+      sampleRequests.length = 0;
+      const r = await call(`${svc}__test_sampling`, { prompt: 'relay me' });
+      assert(!r.isError, `the call failed: ${JSON.stringify(r)}`);
+      assert(sampleRequests.length === 1, `sampling requests seen: ${sampleRequests.length}`);
+      assert(JSON.stringify(sampleRequests[0].messages).includes('relay me'), 'the prompt was not relayed');
+      assert(JSON.stringify(r.content).includes('gateway sampled 2718'), `result: ${JSON.stringify(r)}`);
+    });
+  }
+
+  await check('server-everything: tools are called through the gateway', async () => {
+    assert(text(await call('everything__echo', { message: 'through bulwark' })).includes('through bulwark'), 'echo');
+    assert(text(await call('everything__get-sum', { a: 20, b: 22 })).includes('42'), 'get-sum');
+  });
+
+  await check('server-everything: progress of a long operation and a relayed sampling request', async () => {
+    const seen = [];
+    const r = await call('everything__trigger-long-running-operation', { duration: 1, steps: 3 },
+                         { onprogress: (p) => seen.push(p) });
+    assert(!r.isError, `the call failed: ${JSON.stringify(r)}`);
+    assert(seen.length >= 2, `only ${seen.length} progress notifications`);
+    sampleRequests.length = 0;
+    const s2 = await call('everything__trigger-sampling-request', { prompt: 'from everything' });
+    assert(sampleRequests.length === 1, `sampling requests seen: ${sampleRequests.length}`);
+    assert(JSON.stringify(s2.content).includes('gateway sampled 2718'), `result: ${JSON.stringify(s2)}`);
+  });
+
+  await check('server-memory: an entity created through the gateway is read back', async () => {
+    const made = await call('memory__create_entities', {
+      entities: [{ name: 'Bulwark', entityType: 'gateway', observations: ['keeps answering'] }],
+    });
+    assert(!made.isError, `create failed: ${JSON.stringify(made)}`);
+    const graph = await call('memory__read_graph');
+    assert(JSON.stringify(graph).includes('keeps answering'), `graph: ${JSON.stringify(graph).slice(0, 300)}`);
   });
 
   await check('the breaker opens after two timeouts and then fails fast without the service', async () => {
