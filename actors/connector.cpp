@@ -58,6 +58,7 @@ struct connector_state {
     caf::actor reply_to;
     std::string body; ///< For one resend after an HTTP 404 re-initialize.
     std::string list_method; ///< For req_kind::list.
+    steady_clock::time_point deadline = steady_clock::time_point::max(); ///< Calls only.
     bool answered = false;
   };
   int64_t next_id = 1;
@@ -68,7 +69,11 @@ struct connector_state {
     uint64_t attempt;
     downstream_call_ptr call;
     caf::actor reply_to;
+    steady_clock::time_point deadline;
   };
+  /// Deadlines are checked by one sweep timer while calls are open, not by a
+  /// timer per call (each timer costs a trip through CAF's clock thread).
+  bool sweep_armed = false;
   std::deque<queued> waiting; ///< Calls that arrived before the service was ready.
 
   uint64_t garbage_lines = 0;
@@ -275,6 +280,19 @@ void fetch_all(connector_pointer self) {
     fetch_list(self, "prompts/list", value());
 }
 
+/// Deadline checks run every tenth of the timeout (10 ms .. 250 ms).
+milliseconds sweep_interval(const connector_state& st) {
+  return std::clamp(st.svc.settings.timeout / 10, milliseconds(10), milliseconds(250));
+}
+
+void arm_sweep(connector_pointer self) {
+  auto& st = self->state;
+  if (st.sweep_armed)
+    return;
+  st.sweep_armed = true;
+  self->delayed_send(self, sweep_interval(st), atom::expire_v);
+}
+
 void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_call_ptr& call,
                    const caf::actor& reply_to) {
   auto& st = self->state;
@@ -289,11 +307,10 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   value m = meta && meta->is_object() ? *meta : value(json::object{});
   m.set("progressToken", "bw-" + std::to_string(id));
   params.set("_meta", std::move(m));
+  p.deadline = std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout);
   id = request(self, connector_state::req_kind::call, call->method, std::move(params), std::move(p));
   st.by_attempt[attempt] = id;
-  auto left = duration_cast<milliseconds>(call->deadline - steady_clock::now());
-  auto wait = std::max(milliseconds(1), std::min(left, st.svc.settings.timeout));
-  self->delayed_send(self, wait, atom::expire_v, static_cast<uint64_t>(id));
+  arm_sweep(self);
 }
 
 void became_ready(connector_pointer self) {
@@ -592,11 +609,10 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         self->send(caf::actor_cast<breaker_actor>(reply_to), atom::done_v, attempt, std::move(o));
         return;
       }
-      st.waiting.push_back({attempt, call, reply_to});
       // Bounded by the call's deadline like a dispatched call.
-      auto left = duration_cast<milliseconds>(call->deadline - steady_clock::now());
-      self->delayed_send(self, std::max(milliseconds(1), std::min(left, st.svc.settings.timeout)),
-                         atom::expire_v, ~attempt);
+      st.waiting.push_back({attempt, call, reply_to,
+                            std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
+      arm_sweep(self);
     },
     [self](atom::cancel, uint64_t attempt) {
       auto& st = self->state;
@@ -692,36 +708,46 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       st.by_attempt.erase(p.attempt);
       st.pending.erase(i);
     },
-    [self](atom::expire, uint64_t key) {
+    [self](atom::expire) {
       auto& st = self->state;
-      if (key > (UINT64_MAX >> 1)) {
-        // A call still waiting for the service to start.
-        auto attempt = ~key;
-        auto w = std::find_if(st.waiting.begin(), st.waiting.end(), [&](auto& q) { return q.attempt == attempt; });
-        if (w == st.waiting.end())
-          return;
+      st.sweep_armed = false;
+      auto now = steady_clock::now();
+      // Calls still waiting for the service to start.
+      for (auto w = st.waiting.begin(); w != st.waiting.end();) {
+        if (w->deadline > now) {
+          ++w;
+          continue;
+        }
         auto o = failure("service " + st.svc.name + " did not become ready in time", false);
         o.what = downstream_outcome::kind::timeout;
         o.code = static_cast<int>(error_code::deadline_exceeded);
-        self->send(caf::actor_cast<breaker_actor>(w->reply_to), atom::done_v, attempt, std::move(o));
-        st.waiting.erase(w);
-        return;
+        self->send(caf::actor_cast<breaker_actor>(w->reply_to), atom::done_v, w->attempt, std::move(o));
+        w = st.waiting.erase(w);
       }
-      auto id = static_cast<int64_t>(key);
-      auto i = st.pending.find(id);
-      if (i == st.pending.end() || i->second.kind != connector_state::req_kind::call)
-        return;
-      notify(self, "notifications/cancelled",
-             value::make_object({{"requestId", id}, {"reason", "timed out in the Bulwark gateway"}}));
-      downstream_outcome o;
-      o.what = downstream_outcome::kind::timeout;
-      o.code = static_cast<int>(error_code::deadline_exceeded);
-      o.message = "service " + st.svc.name + " did not answer within "
-                  + std::to_string(st.svc.settings.timeout.count()) + " ms";
-      o.reached = true;
-      reply(self, i->second, std::move(o));
-      st.by_attempt.erase(i->second.attempt);
-      st.pending.erase(i);
+      // Calls the service has not answered in time.
+      std::vector<int64_t> late;
+      for (auto& [id, p] : st.pending)
+        if (p.kind == connector_state::req_kind::call && p.deadline <= now)
+          late.push_back(id);
+      for (auto id : late) {
+        auto i = st.pending.find(id);
+        notify(self, "notifications/cancelled",
+               value::make_object({{"requestId", id}, {"reason", "timed out in the Bulwark gateway"}}));
+        downstream_outcome o;
+        o.what = downstream_outcome::kind::timeout;
+        o.code = static_cast<int>(error_code::deadline_exceeded);
+        o.message = "service " + st.svc.name + " did not answer within "
+                    + std::to_string(st.svc.settings.timeout.count()) + " ms";
+        o.reached = true;
+        reply(self, i->second, std::move(o));
+        st.by_attempt.erase(i->second.attempt);
+        st.pending.erase(i);
+      }
+      bool open = !st.waiting.empty()
+                  || std::any_of(st.pending.begin(), st.pending.end(),
+                                 [](auto& e) { return e.second.kind == connector_state::req_kind::call; });
+      if (open)
+        arm_sweep(self);
     },
     [self](atom::get) -> value {
       auto& st = self->state;

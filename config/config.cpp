@@ -340,6 +340,7 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
       bad("$.actors.scheduler", "expected \"fused\" or \"stealing\", got \"" + cfg.scheduler
                          + "\"");
     sec.integer("workers", cfg.workers, 1, 64);
+    sec.integer("spinMicros", cfg.spin_micros, 0, 10000);
     sec.integer("aggressivePollAttempts", cfg.aggressive_poll_attempts, 0, 100000);
     sec.integer("moderatePollAttempts", cfg.moderate_poll_attempts, 0, 100000);
   }
@@ -500,6 +501,7 @@ std::string describe(const config& cfg) {
                                   {"faultTools", cfg.fault_tools}})},
     {"actors", value::make_object({{"scheduler", cfg.scheduler},
                                    {"workers", cfg.workers},
+                                   {"spinMicros", cfg.spin_micros},
                                    {"aggressivePollAttempts", cfg.aggressive_poll_attempts},
                                    {"moderatePollAttempts", cfg.moderate_poll_attempts}})},
     {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},

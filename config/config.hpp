@@ -35,6 +35,8 @@ struct config {
   /// "fused" runs the HTTP I/O on the CAF workers; "stealing" is CAF's own
   /// work-stealing scheduler beside separate I/O threads.
   std::string scheduler = "fused";
+  /// Fused scheduler: how long an idle worker polls before it sleeps.
+  int spin_micros = 0;
   int workers = 1;
   int aggressive_poll_attempts = 100;
   int moderate_poll_attempts = 0;

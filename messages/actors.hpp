@@ -209,8 +209,8 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::exited, uint64_t, int>,
   // Internal: an HTTP exchange for this request id ended.
   caf::reacts_to<atom::http_end, uint64_t, http_exchange_end>,
-  // Internal: a request's deadline.
-  caf::reacts_to<atom::expire, uint64_t>,
+  // Internal: check the deadlines of open calls.
+  caf::reacts_to<atom::expire>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 

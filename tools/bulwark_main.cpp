@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   sys_cfg.set("work-stealing.aggressive-poll-attempts", cfg.aggressive_poll_attempts);
   sys_cfg.set("work-stealing.moderate-poll-attempts", cfg.moderate_poll_attempts);
   if (cfg.scheduler == "fused")
-    use_fused_scheduler(sys_cfg);
+    use_fused_scheduler(sys_cfg, std::chrono::microseconds(cfg.spin_micros));
   caf::actor_system sys{sys_cfg};
 
   int exit_code = 0;

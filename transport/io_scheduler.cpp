@@ -1,6 +1,7 @@
 #include "transport/io_scheduler.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <pthread.h>
@@ -93,10 +94,14 @@ class fused_coordinator final : public caf::scheduler::coordinator<fused_policy>
 public:
   using super = caf::scheduler::coordinator<fused_policy>;
 
-  explicit fused_coordinator(caf::actor_system& sys) : super(sys) {}
+  fused_coordinator(caf::actor_system& sys, std::chrono::microseconds spin) : super(sys), spin_(spin) {}
 
-  static caf::actor_system::module* make(caf::actor_system& sys) {
-    return new fused_coordinator(sys);
+  static caf::actor_system::module* make(caf::actor_system& sys, std::chrono::microseconds spin) {
+    return new fused_coordinator(sys, spin);
+  }
+
+  std::chrono::microseconds spin() const noexcept {
+    return spin_;
   }
 
   std::vector<net::io_context*> io_contexts() {
@@ -128,6 +133,7 @@ protected:
   }
 
 private:
+  std::chrono::microseconds spin_;
   std::vector<std::unique_ptr<net::io_context>> ios_;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
 };
@@ -158,9 +164,25 @@ caf::resumable* fused_policy::dequeue(Worker* self) {
     pthread_setname_np(pthread_self(), name.c_str());
   }
   auto& io = io_of(self);
+  auto spin = static_cast<fused_coordinator*>(self->parent())->spin();
   for (;;) {
     if (auto job = data.queue.take_head())
       return job;
+    // Busy for a moment before sleeping: an answer that arrives meanwhile
+    // (a downstream's response, the client's next request) costs no wake-up.
+    if (spin.count() > 0) {
+      auto until = std::chrono::steady_clock::now() + spin;
+      bool ran = false;
+      do {
+        if (auto job = data.queue.take_head())
+          return job;
+        if (io.stopped())
+          io.restart();
+        ran = io.poll_one() > 0;
+      } while (!ran && std::chrono::steady_clock::now() < until);
+      if (ran)
+        continue;
+    }
     // Announce the possible block before the last look at the queue, so an
     // enqueuer on another thread either sees `idle` and posts a wake-up, or
     // its job is seen here.
@@ -178,9 +200,9 @@ caf::resumable* fused_policy::dequeue(Worker* self) {
 
 } // namespace
 
-void use_fused_scheduler(caf::actor_system_config& cfg) {
+void use_fused_scheduler(caf::actor_system_config& cfg, std::chrono::microseconds spin) {
   cfg.module_factories.push_back(
-    [](caf::actor_system& sys) -> caf::actor_system::module* { return fused_coordinator::make(sys); });
+    [spin](caf::actor_system& sys) -> caf::actor_system::module* { return fused_coordinator::make(sys, spin); });
 }
 
 std::vector<boost::asio::io_context*> fused_io_contexts(caf::actor_system& sys) {

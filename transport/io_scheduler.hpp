@@ -17,6 +17,7 @@
 // handler stalls a CAF worker.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <vector>
 
@@ -32,8 +33,9 @@ class actor_system_config;
 namespace bulwark {
 
 /// Makes an actor system built from `cfg` run on the fused scheduler, with
-/// `scheduler.max-threads` workers.
-void use_fused_scheduler(caf::actor_system_config& cfg);
+/// `scheduler.max-threads` workers. An idle worker keeps polling for `spin`
+/// before it sleeps (0: it sleeps at once).
+void use_fused_scheduler(caf::actor_system_config& cfg, std::chrono::microseconds spin = {});
 
 /// The worker `io_context`s of `sys` when it runs the fused scheduler (one per
 /// worker, in worker order); empty for any other scheduler.

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# What the gateway adds: `tools/call echo` made directly to a downstream
+# `bulwark`, and the same call made through a front `bulwark` whose only
+# service is that downstream over HTTP (2026-07-28 on both legs).
+#
+#   bash tools/bench-gateway.sh [BUILD_DIR] [ROUNDS] [SECONDS] [SPIN_MICROS]
+#
+# SPIN_MICROS sets `actors.spinMicros` on both servers (default 0).
+#
+# Finds the gateway path's saturating rate (closed loop, 8 connections), then
+# runs both paths at half of it, alternating ROUNDS times, and prints p50 and
+# p99 of each and their differences (medians over the rounds). Every process
+# it starts is stopped by pid on exit.
+set -euo pipefail
+
+build=${1:-build}
+rounds=${2:-5}
+seconds=${3:-3}
+spin=${4:-0}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# launch LOG ARGS...: starts bulwark in this shell (so that its pid is kept).
+launch() {
+  local log=$1
+  shift
+  "$build/bulwark" "$@" >/dev/null 2>"$log" &
+  pids+=("$!")
+}
+# port_of LOG: waits for the listening line and prints the port.
+port_of() {
+  for _ in $(seq 1 300); do
+    local p
+    p=$(grep -o '"msg":"listening".*"port":[0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$' || true)
+    if [ -n "$p" ]; then echo "$p"; return 0; fi
+    sleep 0.05
+  done
+  echo "bulwark did not start: $(cat "$1")" >&2
+  return 1
+}
+
+echo "{ \"actors\": { \"spinMicros\": $spin } }" >"$tmp/down.json"
+launch "$tmp/down.log" --config "$tmp/down.json" --port 0
+down_port=$(port_of "$tmp/down.log")
+cat >"$tmp/front.json" <<JSON
+{ "actors": { "spinMicros": $spin },
+  "mcpServers": { "down": { "url": "http://127.0.0.1:$down_port/mcp" } },
+  "gateway": { "prefix": "never" } }
+JSON
+launch "$tmp/front.log" --config "$tmp/front.json" --no-builtin-tools --port 0
+front_port=$(port_of "$tmp/front.log")
+
+field() { grep -o "$1=[0-9]*" | head -1 | cut -d= -f2; }
+run() { # PORT [extra]
+  local port=$1
+  shift
+  "$build/bulwark-loadgen" --url "http://127.0.0.1:$port/mcp" --connections 8 --duration "$seconds" \
+    --warmup 0.5 --era 2026 --op call "$@" 2>>"$tmp/loadgen.err" | tail -1
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+
+sat=$(run "$front_port" | field rps)
+direct_sat=$(run "$down_port" | field rps)
+half=$((sat / 2))
+echo "saturation (closed loop, 8 connections): through the gateway $sat req/s, direct $direct_sat req/s"
+echo "both paths at $half req/s, $rounds rounds x ${seconds}s, spinMicros $spin:"
+for i in $(seq 1 "$rounds"); do
+  d=$(run "$down_port" --rate "$half")
+  g=$(run "$front_port" --rate "$half")
+  for k in p50_us p99_us; do
+    echo "$(echo "$d" | field "$k")" >>"$tmp/direct.$k"
+    echo "$(echo "$g" | field "$k")" >>"$tmp/gateway.$k"
+  done
+  printf 'round %d  direct p50 %4s p99 %5s | gateway p50 %4s p99 %5s\n' "$i" \
+    "$(echo "$d" | field p50_us)" "$(echo "$d" | field p99_us)" \
+    "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)"
+done
+for k in p50_us p99_us; do
+  dm=$(median <"$tmp/direct.$k")
+  gm=$(median <"$tmp/gateway.$k")
+  echo "median $k: direct $dm, gateway $gm, added $((gm - dm))"
+done
