@@ -17,14 +17,7 @@ build=${1:-build}
 rounds=${2:-5}
 seconds=${3:-3}
 spin=${4:-0}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/bench-common.sh"
 
 # launch LOG ARGS...: starts bulwark in this shell (so that its pid is kept).
 launch() {
@@ -56,14 +49,12 @@ JSON
 launch "$tmp/front.log" --config "$tmp/front.json" --no-builtin-tools --port 0
 front_port=$(port_of "$tmp/front.log")
 
-field() { grep -o "$1=[0-9]*" | head -1 | cut -d= -f2; }
 run() { # PORT [extra]
   local port=$1
   shift
   "$build/bulwark-loadgen" --url "http://127.0.0.1:$port/mcp" --connections 8 --duration "$seconds" \
     --warmup 0.5 --era 2026 --op call "$@" 2>>"$tmp/loadgen.err" | tail -1
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 sat=$(run "$front_port" | field rps)
 direct_sat=$(run "$down_port" | field rps)

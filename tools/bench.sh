@@ -25,14 +25,7 @@ if ! command -v taskset >/dev/null || [ "$cpus" -lt 2 ]; then
   pin_client=()
 fi
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/bench-common.sh"
 
 "${pin_server[@]}" "$build/bulwark-echo" --port 0 >"$tmp/echo.out" 2>&1 &
 echo_pid=$!
@@ -54,7 +47,6 @@ wait_port() { # FILE PATTERN
 echo_port=$(wait_port "$tmp/echo.out" '"listening":')
 bulwark_port=$(wait_port "$tmp/bulwark.out" '"port":')
 
-field() { grep -o "$1=[0-9]*" | head -1 | cut -d= -f2; }
 
 run() { # PORT ERA [extra]
   local port=$1 era=$2
@@ -63,7 +55,6 @@ run() { # PORT ERA [extra]
     --connections "$conns" --duration "$seconds" --warmup 0.5 --era "$era" --op call "$@" 2>>"$tmp/loadgen.err" | tail -1
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "bench: $rounds rounds x ${seconds}s, $conns connections, servers on CPU $server_cpu, loadgen on CPU $client_cpu"
 for era in 2026 2025; do
