@@ -24,6 +24,41 @@ namespace bulwark {
 using json::value;
 using namespace std::chrono;
 
+bool glob_match(std::string_view pattern, std::string_view text) {
+  // Greedy match with backtracking to the last '*'.
+  std::size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*')
+    ++p;
+  return p == pattern.size();
+}
+
+policy_decision check_policy(const access_policy& policy, const std::string& server, const std::string& tool) {
+  auto subject = server + ":" + tool;
+  for (auto& rule : policy.deny)
+    if (glob_match(rule, subject))
+      return {false, "deny " + rule};
+  if (policy.allow.empty())
+    return {true, {}};
+  for (auto& rule : policy.allow)
+    if (glob_match(rule, subject))
+      return {true, "allow " + rule};
+  return {false, "not in the allow list"};
+}
+
 std::string exposed_tool_name(const std::string& service, const std::string& tool, prefix_mode mode,
                               const std::string& separator, bool clashes) {
   switch (mode) {
@@ -321,8 +356,34 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     }
     for (auto& e : errors)
       log::error("name clash", value::make_object({{"error", e}}));
+    if (cfg.gateway_tools)
+      for (auto& t : gateway_tools())
+        tools.push_back(std::move(t));
     rt.set_group("gateway", std::move(tools), std::move(resources), std::move(templates), std::move(prompts));
     cv.notify_all();
+  }
+
+  bool has_policy() const {
+    return !cfg.policy.allow.empty() || !cfg.policy.deny.empty() || !cfg.agents.empty();
+  }
+
+  /// The policy of the agent behind a call: its own, else the default.
+  const access_policy& policy_for(const client_view& client) const {
+    if (client.info["name"].is_string())
+      if (auto a = cfg.agents.find(client.info["name"].as_string()); a != cfg.agents.end())
+        return a->second;
+    return cfg.policy;
+  }
+
+  /// Answers a denied call and returns true; false when the policy allows it.
+  bool denied(const call_ptr& c, const std::string& service, const std::string& tool) const {
+    auto d = check_policy(policy_for(c->client()), service, tool);
+    if (d.allowed)
+      return false;
+    c->fail(error_code::denied_by_policy,
+            "DENIED_BY_POLICY: " + service + ":" + tool + " is denied by the gateway policy (" + d.rule + ")",
+            value::make_object({{"rule", d.rule}, {"server", service}, {"tool", tool}}));
+    return true;
   }
 
   static std::string str(const value& v, std::string_view key) {
@@ -354,10 +415,139 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     idempotent = idempotent
                  || std::find(s.settings.idempotent_tools.begin(), s.settings.idempotent_tools.end(), name)
                       != s.settings.idempotent_tools.end();
-    spec.handler = route(s, "tools/call", [name](const call_ptr& c) {
+    auto forward = route(s, "tools/call", [name](const call_ptr& c) {
       return value::make_object({{"name", name}, {"arguments", c->arguments()}});
     }, idempotent);
+    if (has_policy()) {
+      std::weak_ptr<impl> weak = shared_from_this();
+      auto service = s.name;
+      spec.visible = [weak, service, name](const client_view& client) {
+        auto self = weak.lock();
+        return self && check_policy(self->policy_for(client), service, name).allowed;
+      };
+      spec.handler = [weak, service, name, forward](const call_ptr& c) {
+        auto self = weak.lock();
+        if (self && !self->denied(c, service, name))
+          forward(c);
+      };
+    } else {
+      spec.handler = std::move(forward);
+    }
     return spec;
+  }
+
+  /// A handler that runs `fn` while the gateway exists.
+  static call_handler guarded(std::weak_ptr<impl> weak, std::function<void(impl&, const call_ptr&)> fn) {
+    return [weak, fn = std::move(fn)](const call_ptr& c) {
+      auto self = weak.lock();
+      if (!self)
+        return c->fail(error_code::shutting_down, "the gateway is stopping");
+      fn(*self, c);
+    };
+  }
+
+  /// The service named by the call's `server` argument; answers the call
+  /// with -32602 and returns null when there is none.
+  const service_config* named_server(const call_ptr& c) const {
+    const auto& server = c->arguments()["server"].as_string();
+    const auto* svc = service(server);
+    if (!svc)
+      c->fail(error_code::invalid_params, "no server named '" + server + "'",
+              value::make_object({{"server", server}}));
+    return svc;
+  }
+
+  /// list_servers, get_server_tools and execute_tool, for agents that
+  /// discover tools lazily instead of reading one long tools/list.
+  std::vector<tool_spec> gateway_tools() {
+    std::vector<tool_spec> out;
+    std::weak_ptr<impl> weak = shared_from_this();
+    auto string_prop = [](const char* what) {
+      return value::make_object({{"type", "string"}, {"description", what}});
+    };
+
+    tool_spec list;
+    list.name = "list_servers";
+    list.title = "List servers";
+    list.description = "Lists the MCP servers behind this gateway and how many tools each offers you.";
+    list.input_schema = value::make_object({{"type", "object"}});
+    list.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
+    list.handler = guarded(weak, [](impl& gw, const call_ptr& c) {
+      auto* self = &gw;
+      value servers(json::array{});
+      std::lock_guard<std::mutex> guard(self->mtx);
+      for (auto& s : self->cfg.services) {
+        long long visible = 0;
+        for (auto& t : self->list_of(s.name, "tools/list").as_array())
+          if (check_policy(self->policy_for(c->client()), s.name, t["name"].as_string()).allowed)
+            ++visible;
+        servers.push_back(value::make_object({{"name", s.name},
+                                              {"transport", s.is_stdio() ? "stdio" : "http"},
+                                              {"listed", self->lists.count(s.name) > 0},
+                                              {"tools", visible}}));
+      }
+      auto r = mcp::text_result(json::dump(servers));
+      r.set("structuredContent", value::make_object({{"servers", std::move(servers)}}));
+      c->finish(std::move(r));
+    });
+    out.push_back(std::move(list));
+
+    tool_spec get;
+    get.name = "get_server_tools";
+    get.title = "Get a server's tools";
+    get.description = "Lists the tools of one server behind this gateway, with their input schemas.";
+    get.input_schema = value::make_object({{"type", "object"},
+                                           {"properties", value::make_object({{"server", string_prop("Server name")}})},
+                                           {"required", value::make_array({"server"})}});
+    get.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
+    get.handler = guarded(weak, [](impl& gw, const call_ptr& c) {
+      auto* self = &gw;
+      if (!self->named_server(c))
+        return;
+      const auto& server = c->arguments()["server"].as_string();
+      value tools(json::array{});
+      std::lock_guard<std::mutex> guard(self->mtx);
+      for (auto& t : self->list_of(server, "tools/list").as_array())
+        if (check_policy(self->policy_for(c->client()), server, t["name"].as_string()).allowed)
+          tools.push_back(t);
+      auto r = mcp::text_result(json::dump(tools));
+      r.set("structuredContent", value::make_object({{"server", server}, {"tools", std::move(tools)}}));
+      c->finish(std::move(r));
+    });
+    out.push_back(std::move(get));
+
+    tool_spec exec;
+    exec.name = "execute_tool";
+    exec.title = "Execute a server's tool";
+    exec.description = "Calls one tool of one server behind this gateway with the given arguments.";
+    exec.input_schema = value::make_object(
+      {{"type", "object"},
+       {"properties", value::make_object({{"server", string_prop("Server name")},
+                                          {"tool", string_prop("Tool name, as get_server_tools lists it")},
+                                          {"arguments", value::make_object({{"type", "object"}})}})},
+       {"required", value::make_array({"server", "tool"})}});
+    exec.handler = guarded(weak, [](impl& gw, const call_ptr& c) {
+      auto* self = &gw;
+      const auto* svc = self->named_server(c);
+      if (!svc)
+        return;
+      const auto& server = svc->name;
+      const auto& tool = c->arguments()["tool"].as_string();
+      if (self->denied(c, server, tool))
+        return;
+      bool idempotent = false;
+      {
+        std::lock_guard<std::mutex> guard(self->mtx);
+        for (auto& t : self->list_of(server, "tools/list").as_array())
+          if (t["name"].as_string() == tool)
+            idempotent = t["annotations"]["idempotentHint"].is_bool() && t["annotations"]["idempotentHint"].as_bool();
+      }
+      auto args = c->arguments()["arguments"].is_object() ? c->arguments()["arguments"] : value(json::object{});
+      self->run_call(c, server, "tools/call", value::make_object({{"name", tool}, {"arguments", std::move(args)}}),
+                     idempotent, svc->settings.timeout);
+    });
+    out.push_back(std::move(exec));
+    return out;
   }
 
   prompt_spec make_prompt(const service_config& s, const value& prompt, const std::string& exposed) {

@@ -115,7 +115,7 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
     return reply(in, value(json::object{}), false);
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
       || method == "prompts/list")
-    return do_list(in, method, params, false);
+    return do_list(in, method, params, false, stateful_client());
   if (method == "tools/call" || method == "prompts/get" || method == "resources/read")
     return do_call(in, method, params, stateful_client(), std::nullopt);
   if (method == "completion/complete")
@@ -202,18 +202,17 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
     result.set("cacheScope", "public");
     return reply(in, std::move(result), true);
   }
+  client_view client;
+  client.protocol_version = version->as_string();
+  client.stateless = true;
+  client.capabilities = *caps;
+  if (auto* info = meta->find(mcp::meta_client_info))
+    client.info = *info;
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
       || method == "prompts/list")
-    return do_list(in, method, params, true);
-  if (method == "tools/call" || method == "prompts/get" || method == "resources/read") {
-    client_view client;
-    client.protocol_version = version->as_string();
-    client.stateless = true;
-    client.capabilities = *caps;
-    if (auto* info = meta->find(mcp::meta_client_info))
-      client.info = *info;
+    return do_list(in, method, params, true, client);
+  if (method == "tools/call" || method == "prompts/get" || method == "resources/read")
     return do_call(in, method, params, client, level);
-  }
   if (method == "completion/complete")
     return do_complete(in, params, true);
   if (method == "subscriptions/listen")
@@ -308,8 +307,14 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
                                                        {"client", rec->client_info["name"]}}));
 }
 
+/// Tools and prompts may be hidden from some clients (`visible`).
+template <class Spec, class = void>
+struct has_visibility : std::false_type {};
+template <class Spec>
+struct has_visibility<Spec, std::void_t<decltype(std::declval<Spec>().visible)>> : std::true_type {};
+
 void session_state::do_list(const inbound_ptr& in, const std::string& method,
-                            const json::value& params, bool stateless) {
+                            const json::value& params, bool stateless, const client_view& client) {
   std::size_t offset = 0;
   if (!decode_cursor(params["cursor"], offset))
     return reply_error(in, error_code::invalid_params, "params.cursor is not a cursor this server issued",
@@ -318,10 +323,23 @@ void session_state::do_list(const inbound_ptr& in, const std::string& method,
   value items(json::array{});
   std::size_t total = 0;
   std::size_t page = std::max<std::size_t>(1, env->opts.page_size);
+  bool per_client = false; // some items are hidden from some clients
   auto take = [&](const auto& list) {
-    total = list.size();
-    for (std::size_t i = offset; i < list.size() && i < offset + page; ++i)
-      items.push_back(catalog::describe(list[i]));
+    // Pages run over what this client may see, so cursors stay stable for it.
+    std::vector<std::size_t> shown;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if constexpr (has_visibility<std::decay_t<decltype(list[i])>>::value) {
+        if (list[i].visible) {
+          per_client = true;
+          if (!list[i].visible(client))
+            continue;
+        }
+      }
+      shown.push_back(i);
+    }
+    total = shown.size();
+    for (std::size_t k = offset; k < shown.size() && k < offset + page; ++k)
+      items.push_back(catalog::describe(list[shown[k]]));
   };
   const char* key;
   if (method == "tools/list") {
@@ -343,7 +361,7 @@ void session_state::do_list(const inbound_ptr& in, const std::string& method,
     result.set("nextCursor", encode_cursor(offset + page));
   if (stateless) {
     result.set("ttlMs", env->opts.list_ttl_ms);
-    result.set("cacheScope", "public");
+    result.set("cacheScope", per_client ? "private" : "public");
   }
   reply(in, std::move(result), stateless);
 }

@@ -95,7 +95,7 @@ private:
 
   void do_initialize(const inbound_ptr& in, const json::value& params);
   void do_list(const inbound_ptr& in, const std::string& method, const json::value& params,
-               bool stateless);
+               bool stateless, const client_view& client);
   void do_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                const client_view& client, std::optional<log_level> level);
   void do_complete(const inbound_ptr& in, const json::value& params, bool stateless);

@@ -224,6 +224,24 @@ void parse_gateway(section& top, gateway_config& gw) {
     sec.str("separator", gw.separator);
     check_separator("$.gateway.separator", gw.separator);
     sec.integer("childMaxRestarts", gw.child_max_restarts, 0, 1000);
+    sec.boolean("gatewayTools", gw.gateway_tools);
+    auto read_policy = [](const value& v, const std::string& path, access_policy& out) {
+      section ps(v, path);
+      ps.strings("allow", out.allow);
+      ps.strings("deny", out.deny);
+      for (auto* list : {&out.allow, &out.deny})
+        for (auto& pattern : *list)
+          if (pattern.find(':') == std::string::npos)
+            bad(path, "pattern '" + pattern + "' must have the form server:tool (wildcards allowed)");
+    };
+    if (auto* p = sec.get("policy"))
+      read_policy(*p, "$.gateway.policy", gw.policy);
+    if (auto* a = sec.get("agents")) {
+      if (!a->is_object())
+        bad("$.gateway.agents", "must be an object keyed by client name");
+      for (auto& [agent, pv] : a->as_object())
+        read_policy(pv, "$.gateway.agents." + agent, gw.agents[agent]);
+    }
     sec.seconds("childRestartWindowSeconds", gw.child_restart_window, 1, 86400);
   }
   if (auto* m = top.get("mcpServers")) {

@@ -175,6 +175,8 @@ struct tool_spec {
   call_handler handler;
   /// Definitions of a group are replaced together (`runtime::set_group`).
   std::string group;
+  /// Whether a client sees this tool in tools/list (null: every client).
+  std::function<bool(const client_view&)> visible;
 };
 
 struct resource_spec {
@@ -212,6 +214,8 @@ struct prompt_spec {
   call_handler handler; ///< Finishes with a GetPromptResult.
   std::map<std::string, completer> completions;
   std::string group;
+  /// Whether a client sees this prompt in prompts/list (null: every client).
+  std::function<bool(const client_view&)> visible;
 };
 
 /// An immutable set of definitions. Changes build a new catalog and replace

@@ -32,6 +32,7 @@ enum class error_code : int32_t {
   request_cancelled = -32006, ///< The client cancelled the request.
   shutting_down = -32007,     ///< The server is stopping and takes no new work.
   session_limit = -32008,     ///< Too many sessions or concurrent requests.
+  denied_by_policy = -32009,  ///< A gateway policy rule denies this call (named in the error).
 };
 
 /// Describes one entry of the error table.

@@ -47,6 +47,7 @@ constexpr error_info errors[] = {
   {error_code::request_cancelled, "request_cancelled", 200, "The client cancelled the request."},
   {error_code::shutting_down, "shutting_down", 503, "The server is stopping and takes no new work."},
   {error_code::session_limit, "session_limit", 429, "Too many sessions or concurrent requests."},
+  {error_code::denied_by_policy, "DENIED_BY_POLICY", 403, "A gateway policy rule denies this call; the rule is named."},
 };
 
 } // namespace

@@ -77,8 +77,21 @@ struct service_config {
   bool is_stdio() const noexcept { return !command.empty(); }
 };
 
+/// Allow and deny patterns over `server:tool` (`*` matches any run of
+/// characters). Deny rules win; a non-empty allow list admits only matches.
+struct access_policy {
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
+};
+
 struct gateway_config {
   std::vector<service_config> services;
+  /// Offer list_servers, get_server_tools and execute_tool.
+  bool gateway_tools = false;
+  /// For every client, and per agent (the client's `clientInfo.name`), which
+  /// then replaces the default.
+  access_policy policy;
+  std::map<std::string, access_policy> agents;
   prefix_mode prefix = prefix_mode::conditional;
   std::string separator = "__";
   /// Restarts of a stdio child within `restart_window` before it is left down.

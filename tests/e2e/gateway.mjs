@@ -106,7 +106,13 @@ try {
         env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
       },
     },
-    gateway: { prefix: 'always', separator: '__' },
+    gateway: {
+      prefix: 'always',
+      separator: '__',
+      gatewayTools: true,
+      policy: { deny: ['memory:delete_*'] },
+      agents: { 'restricted-agent': { allow: ['everything:echo'] } },
+    },
     services: {
       fx: { timeoutMs: 400, retry: { attempts: 1 }, breaker: { consecutiveFailures: 2, openMs: 800, halfOpenProbes: 1, successesToClose: 1 } },
       web: { timeoutMs: 400, retry: { attempts: 3, baseDelayMs: 10 } },
@@ -129,15 +135,19 @@ try {
   const call = (name, a = {}, extra = {}) =>
     client.callTool({ name, arguments: a }, undefined, { timeout: 10_000, ...extra });
   const text = (r) => r.content?.[0]?.text;
-
-  await check('tools of every service are listed with their prefixes', async () => {
+  const allTools = async (c) => {
     const names = [];
     let cursor;
     do {
-      const page = await client.listTools(cursor ? { cursor } : {});
+      const page = await c.listTools(cursor ? { cursor } : {});
       names.push(...page.tools.map((t) => t.name));
       cursor = page.nextCursor;
     } while (cursor);
+    return names;
+  };
+
+  await check('tools of every service are listed with their prefixes', async () => {
+    const names = await allTools(client);
     for (const n of ['fx__test_simple_text', 'web__test_simple_text', 'fx__fault_hang', 'web__fault_count'])
       assert(names.includes(n), `${n} missing from ${names.length} tools`);
     assert(!names.includes('test_simple_text'), 'an unprefixed name leaked in prefix mode "always"');
@@ -204,6 +214,44 @@ try {
     assert(!made.isError, `create failed: ${JSON.stringify(made)}`);
     const graph = await call('memory__read_graph');
     assert(JSON.stringify(graph).includes('keeps answering'), `graph: ${JSON.stringify(graph).slice(0, 300)}`);
+  });
+
+  await check('policy: denied tools are hidden from lists and refused by name', async () => {
+    const names = await allTools(client);
+    assert(names.includes('memory__read_graph'), 'an allowed memory tool is missing');
+    assert(!names.some((n) => n.startsWith('memory__delete_')), 'a denied tool is listed');
+    const err = await call('memory__delete_entities', { entityNames: ['Bulwark'] }).then(() => null, (e) => e);
+    assert(err && err.code === -32009, `expected -32009, got ${err?.code} ${err?.message}`);
+    assert(err.data?.rule === 'deny memory:delete_*' && /DENIED_BY_POLICY/.test(err.message), JSON.stringify(err.data));
+  });
+
+  await check('gateway tools: list_servers, get_server_tools, execute_tool (under the same policy)', async () => {
+    const servers = (await call('list_servers')).structuredContent.servers;
+    assert(servers.map((s) => s.name).join() === 'fx,web,web25,everything,memory', JSON.stringify(servers));
+    const mem = (await call('get_server_tools', { server: 'memory' })).structuredContent.tools.map((t) => t.name);
+    assert(mem.includes('read_graph') && !mem.includes('delete_entities'), mem.join());
+    const echoed = await call('execute_tool', { server: 'everything', tool: 'echo', arguments: { message: 'lazy' } });
+    assert(text(echoed).includes('lazy'), JSON.stringify(echoed));
+    const err = await call('execute_tool', { server: 'memory', tool: 'delete_entities', arguments: {} })
+      .then(() => null, (e) => e);
+    assert(err && err.code === -32009, `expected -32009, got ${err?.code}`);
+    const unknown = await call('execute_tool', { server: 'nope', tool: 'x' }).then(() => null, (e) => e);
+    assert(unknown && unknown.code === -32602, `expected -32602 for an unknown server, got ${unknown?.code}`);
+  });
+
+  await check('policy per agent: a client named restricted-agent sees and calls only what it is allowed', async () => {
+    const agent = new Client({ name: 'restricted-agent', version: '1.0.0' }, { capabilities: {} });
+    await agent.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${frontPort}/mcp`)));
+    try {
+      const names = (await allTools(agent)).filter((n) => n.includes('__'));
+      assert(names.join() === 'everything__echo', `restricted agent sees ${names.join()}`);
+      const ok = await agent.callTool({ name: 'everything__echo', arguments: { message: 'ok' } });
+      assert(text(ok).includes('ok'), 'the allowed tool failed');
+      const err = await agent.callTool({ name: 'fx__test_simple_text', arguments: {} }).then(() => null, (e) => e);
+      assert(err && err.code === -32009 && err.data?.rule === 'not in the allow list', `got ${err?.code} ${JSON.stringify(err?.data)}`);
+    } finally {
+      await agent.close();
+    }
   });
 
   await check('the breaker opens after two timeouts and then fails fast without the service', async () => {

@@ -162,3 +162,39 @@ TEST_CASE("mcpServers and services are read in the shape other clients use, stri
   CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"),
              Catch::Contains("$.gateway.prefix"));
 }
+
+TEST_CASE("policy patterns: deny wins, a non-empty allow list admits only matches") {
+  CHECK(glob_match("memory:*", "memory:read_graph"));
+  CHECK(glob_match("*:delete_*", "memory:delete_entities"));
+  CHECK(glob_match("a*b*c", "axxbyyc"));
+  CHECK_FALSE(glob_match("a*b*c", "axxbyy"));
+  CHECK_FALSE(glob_match("memory:read", "memory:read_graph"));
+  CHECK(glob_match("*", ""));
+
+  access_policy open;
+  CHECK(check_policy(open, "fx", "anything").allowed);
+
+  access_policy p;
+  p.allow = {"memory:*", "fx:test_*"};
+  p.deny = {"memory:delete_*"};
+  CHECK(check_policy(p, "memory", "read_graph").allowed);
+  auto denied = check_policy(p, "memory", "delete_entities");
+  CHECK_FALSE(denied.allowed);
+  CHECK(denied.rule == "deny memory:delete_*");
+  auto outside = check_policy(p, "everything", "echo");
+  CHECK_FALSE(outside.allowed);
+  CHECK(outside.rule == "not in the allow list");
+}
+
+TEST_CASE("gateway policy and agents are read from the config, patterns checked") {
+  config cfg;
+  apply_json(cfg, R"({"gateway": {"gatewayTools": true, "policy": {"deny": ["*:delete_*"]},
+                                  "agents": {"ci-bot": {"allow": ["fx:*"]}}}})", "test");
+  CHECK(cfg.gateway.gateway_tools);
+  CHECK(cfg.gateway.policy.deny.at(0) == "*:delete_*");
+  CHECK(cfg.gateway.agents.at("ci-bot").allow.at(0) == "fx:*");
+  CHECK_THAT(config_error_of(R"({"gateway": {"policy": {"deny": ["nocolon"]}}})"),
+             Catch::Contains("$.gateway.policy") && Catch::Contains("server:tool"));
+  CHECK_THAT(config_error_of(R"({"gateway": {"agents": {"x": {"allow": "fx:*"}}}})"),
+             Catch::Contains("$.gateway.agents.x.allow"));
+}
