@@ -174,22 +174,8 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
     return;
   auto call = std::move(i->second.call);
   st.attempts.erase(i);
-  if (failed(o)) {
-    ++st.failures;
-    if (st.svc.settings.fallback == fallback_mode::static_message
-        || (st.svc.settings.fallback == fallback_mode::stale && !st.svc.settings.fallback_message.empty())) {
-      // The static message answers in place of the service, marked as such.
-      downstream_outcome fb;
-      fb.what = downstream_outcome::kind::result;
-      fb.result = value::make_object(
-        {{"content", value(json::array{value::make_object({{"type", "text"},
-                                                           {"text", st.svc.settings.fallback_message}})})},
-         {"isError", true},
-         {"_meta", value::make_object({{"io.bulwark/fallback",
-                                        value::make_object({{"reason", o.message}, {"service", st.svc.name}})}})}});
-      o = std::move(fb);
-    }
-  }
+  if (failed(o))
+    ++st.failures; // the caller falls back (stale copy, static message, error)
   if (call->on_done)
     call->on_done(std::move(o));
 }

@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 
 #include "actors/breaker.hpp"
+#include "actors/cache.hpp"
 #include "actors/connector.hpp"
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
@@ -116,7 +117,43 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// Runs `method` (tools/call, prompts/get, resources/read) on `service`
   /// for client call `c`; `params` as the service names things.
   void run_call(const call_ptr& c, const std::string& service, const std::string& method, value params,
-                bool idempotent, milliseconds timeout) {
+                bool idempotent, milliseconds timeout, bool cacheable = false) {
+    const auto& state = c->request_state();
+    // Fresh cached results answer without the service; results of calls that
+    // carry client input are never cached.
+    std::string key;
+    if (cacheable && state.empty() && c->input_responses().is_null())
+      key = service + "\n" + method + "\n" + canonical_json(params);
+    if (!key.empty()) {
+      if (auto cache = rt.find(cache_actor_name)) {
+        std::weak_ptr<impl> weak = shared_from_this();
+        cache_reply reply = [weak, c, service, method, params, idempotent, timeout, key](std::optional<cache_hit> hit) {
+          c->resume([weak, hit, service, method, params, idempotent, timeout, key](const call_ptr& c) {
+            if (hit)
+              return c->finish(marked(hit->result, *hit, service));
+            if (auto self = weak.lock())
+              self->call_service(c, service, method, params, idempotent, timeout, key);
+          });
+        };
+        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::get_v, key, false, std::move(reply));
+        return;
+      }
+    }
+    call_service(c, service, method, std::move(params), idempotent, timeout, key);
+  }
+
+  /// A cached result, marked with its age (and whether it is stale).
+  static value marked(value result, const cache_hit& hit, const std::string& service) {
+    auto meta = result["_meta"].is_object() ? result["_meta"] : value(json::object{});
+    meta.set("io.bulwark/cache", value::make_object({{"stale", hit.stale},
+                                                    {"ageMs", static_cast<long long>(hit.age.count())},
+                                                    {"service", service}}));
+    result.set("_meta", std::move(meta));
+    return result;
+  }
+
+  void call_service(const call_ptr& c, const std::string& service, const std::string& method, value params,
+                    bool idempotent, milliseconds timeout, const std::string& cache_key) {
     const auto& state = c->request_state();
     if (state.rfind("ds\n", 0) == 0) {
       // The client answers what a stateless service asked: send the answers
@@ -192,7 +229,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                          state);
       });
     };
-    dc->on_done = [weak, target, dc_weak = std::weak_ptr<downstream_call>(dc)](downstream_outcome o) {
+    dc->on_done = [weak, target, service, cache_key](downstream_outcome o) {
       if (auto self = weak.lock()) {
         std::lock_guard<std::mutex> guard(self->parked_mtx);
         for (auto i = self->parked.begin(); i != self->parked.end();)
@@ -201,7 +238,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       auto call = target->get();
       if (!call)
         return;
-      call->resume([o = std::move(o)](const call_ptr& c) mutable {
+      call->resume([weak, o = std::move(o), service, cache_key](const call_ptr& c) mutable {
         if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
           // A stateless service needs client input: ask our client, keeping
           // the service's state inside ours.
@@ -214,6 +251,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                              value::make_object({{"requiredCapabilities", value::make_array({*missing})}}));
           return c->require_input(requests, "ds\n" + o.result["requestState"].as_string());
         }
+        if (auto self = weak.lock())
+          return self->conclude(c, std::move(o), service, cache_key);
         answer(c, std::move(o));
       });
     };
@@ -264,6 +303,46 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     if (need.empty() || c->client().has_capability(need))
       return std::nullopt;
     return need;
+  }
+
+  /// Answers a call from the service's outcome: caches a good result; when
+  /// the service could not answer, falls back to a stale copy, then to the
+  /// static message, then to the typed error.
+  void conclude(const call_ptr& c, downstream_outcome o, const std::string& service, const std::string& key) {
+    auto cache = key.empty() ? caf::actor() : rt.find(cache_actor_name);
+    const auto* svc = this->service(service);
+    bool failed = o.what == downstream_outcome::kind::failure || o.what == downstream_outcome::kind::timeout;
+    if (!failed || !svc) {
+      if (cache && o.what == downstream_outcome::kind::result && !(o.result["isError"].is_bool() && o.result["isError"].as_bool()))
+        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::put_v, key, o.result,
+                       static_cast<int64_t>(svc->settings.cache_ttl.count()),
+                       static_cast<int64_t>(svc->settings.max_stale.count()));
+      return answer(c, std::move(o));
+    }
+    auto static_or_error = [message = svc->settings.fallback_message, service](const call_ptr& c, downstream_outcome o) {
+      if (message.empty())
+        return answer(c, std::move(o));
+      auto result = value::make_object(
+        {{"content", value::make_array({value::make_object({{"type", "text"}, {"text", message}})})},
+         {"isError", true},
+         {"_meta", value::make_object({{"io.bulwark/fallback",
+                                        value::make_object({{"reason", o.message}, {"service", service}})}})}});
+      c->finish(std::move(result));
+    };
+    if (cache && svc->settings.fallback == fallback_mode::stale) {
+      cache_reply reply = [c, o, static_or_error, service](std::optional<cache_hit> hit) {
+        c->resume([hit, o, static_or_error, service](const call_ptr& c) {
+          if (hit)
+            return c->finish(marked(hit->result, *hit, service));
+          static_or_error(c, o);
+        });
+      };
+      caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::get_v, key, true, std::move(reply));
+      return;
+    }
+    if (svc->settings.fallback == fallback_mode::none)
+      return answer(c, std::move(o));
+    static_or_error(c, std::move(o));
   }
 
   static void answer(const call_ptr& c, downstream_outcome o) {
@@ -392,10 +471,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   }
 
   call_handler route(const service_config& s, std::string method, std::function<value(const call_ptr&)> params,
-                     bool idempotent) {
+                     bool idempotent, bool cacheable = false) {
     return [self = shared_from_this(), service = s.name, method = std::move(method), params = std::move(params),
-            idempotent, timeout = s.settings.timeout](const call_ptr& c) {
-      self->run_call(c, service, method, params(c), idempotent, timeout);
+            idempotent, timeout = s.settings.timeout, cacheable](const call_ptr& c) {
+      self->run_call(c, service, method, params(c), idempotent, timeout, cacheable);
     };
   }
 
@@ -415,9 +494,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     idempotent = idempotent
                  || std::find(s.settings.idempotent_tools.begin(), s.settings.idempotent_tools.end(), name)
                       != s.settings.idempotent_tools.end();
+    bool read_only = tool["annotations"]["readOnlyHint"].is_bool() && tool["annotations"]["readOnlyHint"].as_bool();
+    bool cacheable = s.settings.cache_ttl.count() > 0
+                     && (read_only
+                         || std::find(s.settings.cacheable_tools.begin(), s.settings.cacheable_tools.end(), name)
+                              != s.settings.cacheable_tools.end());
     auto forward = route(s, "tools/call", [name](const call_ptr& c) {
       return value::make_object({{"name", name}, {"arguments", c->arguments()}});
-    }, idempotent);
+    }, idempotent, cacheable);
     if (has_policy()) {
       std::weak_ptr<impl> weak = shared_from_this();
       auto service = s.name;
@@ -620,6 +704,10 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     self->republish();
   };
   d.hooks->resource_updated = [&rt](const std::string& uri) { rt.notify_resource_updated(uri); };
+  // Results of cacheable tools, and stale copies for degraded answers.
+  rt.add_supervised(cache_actor_name, [](caf::actor_system& sys) {
+    return caf::actor_cast<caf::actor>(spawn_cache(sys, 10000, 64 << 20));
+  });
   for (auto& s : d.cfg.services) {
     auto env_hooks = d.hooks;
     auto svc = s;

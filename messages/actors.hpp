@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -112,6 +113,14 @@ struct downstream_call {
 };
 using downstream_call_ptr = std::shared_ptr<downstream_call>;
 
+/// A cached result and how old it is.
+struct cache_hit {
+  json::value result;
+  std::chrono::milliseconds age{0};
+  bool stale = false;
+};
+using cache_reply = std::function<void(std::optional<cache_hit>)>;
+
 /// The end of one HTTP exchange with a downstream (its messages arrive as lines).
 struct http_exchange_end {
   int status = 0;
@@ -133,6 +142,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::call_handler)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_call_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::http_exchange_end)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::cache_reply)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -155,6 +165,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, expire, "expire")
   CAF_ADD_ATOM(bulwark, bulwark::atom, http_end, "http_end")
   CAF_ADD_ATOM(bulwark, bulwark::atom, answer, "answer")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, put, "put")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, drop, "drop")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -212,6 +224,17 @@ using connector_actor = caf::typed_actor<
   // Internal: check the deadlines of open calls.
   caf::reacts_to<atom::expire>,
   // Status: state, pending calls, tools.
+  caf::replies_to<atom::get>::with<json::value>>;
+
+/// Results of cacheable calls, fresh and stale.
+using cache_actor = caf::typed_actor<
+  // Look up a key (fresh only, or stale too); the answer goes to the callback.
+  caf::reacts_to<atom::get, std::string, bool, cache_reply>,
+  // Store a result: key, result, ttl ms, max stale ms.
+  caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t>,
+  // Drop every entry under a key prefix (a service, a tool).
+  caf::reacts_to<atom::drop, std::string>,
+  // Status: entries, bytes, hits, misses, stale hits, evictions, hit rate.
   caf::replies_to<atom::get>::with<json::value>>;
 
 /// One per downstream service, in front of its connector: the circuit

@@ -114,8 +114,13 @@ try {
       agents: { 'restricted-agent': { allow: ['everything:echo'] } },
     },
     services: {
-      fx: { timeoutMs: 400, retry: { attempts: 1 }, breaker: { consecutiveFailures: 2, openMs: 800, halfOpenProbes: 1, successesToClose: 1 } },
-      web: { timeoutMs: 400, retry: { attempts: 3, baseDelayMs: 10 } },
+      fx: {
+        timeoutMs: 400,
+        retry: { attempts: 1 },
+        breaker: { consecutiveFailures: 2, openMs: 800, halfOpenProbes: 1, successesToClose: 1 },
+        cache: { ttlMs: 100, maxStaleMs: 60000, tools: ['test_simple_text'] },
+      },
+      web: { timeoutMs: 400, retry: { attempts: 3, baseDelayMs: 10 }, cache: { ttlMs: 5000, tools: ['test_simple_text'] } },
       web25: { protocol: '2025-11-25' },
     },
   };
@@ -156,6 +161,15 @@ try {
   await check('calls are routed to the stdio service and to HTTP services of both eras', async () => {
     for (const svc of ['fx', 'web', 'web25'])
       assert(text(await call(`${svc}__test_simple_text`)) === 'This is a simple text response for testing.', svc);
+  });
+
+  await check('a cacheable result is answered fresh from the cache, marked, without the service', async () => {
+    const r = await call('web__test_simple_text');
+    const mark = r._meta?.['io.bulwark/cache'];
+    assert(mark?.stale === false && mark.service === 'web', `marking: ${JSON.stringify(r._meta)}`);
+    const counted = await call('web__fault_count', { key: 'uncached' });
+    const again = await call('web__fault_count', { key: 'uncached' });
+    assert(again.structuredContent.executions === counted.structuredContent.executions + 1, 'a non-cacheable tool was cached');
   });
 
   for (const svc of ['fx', 'web', 'web25']) {
@@ -262,11 +276,18 @@ try {
       assert(Date.now() - t0 < 3000, 'the timeout took too long');
     }
     const t0 = Date.now();
-    const err = await call('fx__test_simple_text').then(() => null, (e) => e);
+    const err = await call('fx__fault_count', { key: 'open' }).then(() => null, (e) => e);
     assert(err && err.code === -32005, `expected -32005 while open, got ${err?.code} ${err?.message}`);
     assert(err.data?.breaker === 'open', `breaker state in data: ${JSON.stringify(err.data)}`);
     assert(err.data?.retry_after > 0, 'retry_after missing');
     assert(Date.now() - t0 < 200, `failing fast took ${Date.now() - t0} ms`);
+  });
+
+  await check('while the breaker is open a stale cached result answers, marked with its age', async () => {
+    const r = await call('fx__test_simple_text');
+    assert(text(r) === 'This is a simple text response for testing.', `result: ${JSON.stringify(r)}`);
+    const mark = r._meta?.['io.bulwark/cache'];
+    assert(mark?.stale === true && mark.ageMs > 0, `marking: ${JSON.stringify(r._meta)}`);
   });
 
   await check('after the open duration a half-open probe succeeds and closes the breaker', async () => {

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "actors/breaker.hpp"
+#include "actors/cache.hpp"
 #include "actors/gateway.hpp"
 #include "config/config.hpp"
 
@@ -197,4 +198,52 @@ TEST_CASE("gateway policy and agents are read from the config, patterns checked"
              Catch::Contains("$.gateway.policy") && Catch::Contains("server:tool"));
   CHECK_THAT(config_error_of(R"({"gateway": {"agents": {"x": {"allow": "fx:*"}}}})"),
              Catch::Contains("$.gateway.agents.x.allow"));
+}
+
+TEST_CASE("result cache: fresh, then stale only on request, then gone; LRU within entry and byte bounds") {
+  result_cache c(3, 1 << 20);
+  auto t = result_cache::clock::time_point{} + 1h;
+  auto v = [](int n) { return json::value::make_object({{"n", n}}); };
+  c.put("svc\nt\n{}", v(1), 100ms, 1000ms, t);
+  auto fresh = c.get("svc\nt\n{}", t + 50ms, false);
+  REQUIRE(fresh);
+  CHECK_FALSE(fresh->stale);
+  CHECK(fresh->age == 50ms);
+  CHECK_FALSE(c.get("svc\nt\n{}", t + 150ms, false)); // expired for normal answers
+  auto stale = c.get("svc\nt\n{}", t + 150ms, true);
+  REQUIRE(stale);
+  CHECK(stale->stale);
+  CHECK(stale->result["n"].as_int() == 1);
+  CHECK_FALSE(c.get("svc\nt\n{}", t + 1200ms, true)); // past its stale age
+  CHECK(c.size() == 0);
+
+  c.put("a", v(1), 1s, 1s, t);
+  c.put("b", v(2), 1s, 1s, t);
+  c.put("c", v(3), 1s, 1s, t);
+  REQUIRE(c.get("a", t, false)); // a is now the most recent
+  c.put("d", v(4), 1s, 1s, t);   // evicts b, the least recent
+  CHECK(c.get("a", t, false));
+  CHECK_FALSE(c.get("b", t, false));
+  CHECK(c.evictions == 1);
+
+  result_cache small(100, 60);
+  small.put("k1", v(1), 1s, 1s, t); // ~8 + 2 bytes each
+  small.put("k2", v(2), 1s, 1s, t);
+  CHECK(small.bytes() <= 60);
+  small.put("big", json::value::make_object({{"text", std::string(100, 'x')}}), 1s, 1s, t);
+  CHECK_FALSE(small.get("big", t, false)); // larger than the whole cache
+
+  c.put("svc1\nx", v(1), 1s, 1s, t);
+  c.put("svc2\nx", v(2), 1s, 1s, t);
+  CHECK(c.invalidate("svc1\n") == 1);
+  CHECK(c.get("svc2\nx", t, false));
+}
+
+TEST_CASE("cache keys use canonical JSON: key order does not matter") {
+  json::value a, b;
+  json::parse_error err;
+  REQUIRE(json::parse(R"({"b":1,"a":{"y":[1,{"q":2,"p":1}],"x":"s"}})", a, err));
+  REQUIRE(json::parse(R"({"a":{"x":"s","y":[1,{"p":1,"q":2}]},"b":1})", b, err));
+  CHECK(canonical_json(a) == canonical_json(b));
+  CHECK(canonical_json(a) == R"({"a":{"x":"s","y":[1,{"p":1,"q":2}]},"b":1})");
 }
