@@ -746,8 +746,11 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
   bool never = d.cfg.prefix == prefix_mode::never;
   for (auto& s : d.cfg.services)
     never = never || s.settings.prefix == prefix_mode::never;
-  if (never && !d.clash_errors.empty())
-    throw gateway_error(d.clash_errors.front());
+  if (never && !d.clash_errors.empty()) {
+    auto why = d.clash_errors.front();
+    why = why.substr(0, why.find("; the one of"));
+    throw gateway_error("name clash: " + why);
+  }
   std::vector<std::string> missing;
   for (auto& s : d.cfg.services)
     if (!listed(s.name))

@@ -324,6 +324,28 @@ try {
   });
 
   await client.close();
+
+  await check('a name clash in prefix mode never stops start-up, naming both services', async () => {
+    const clash = join(dir, 'clash.json');
+    const child = ['--stdio', '--no-http', '--log-level', 'error'];
+    writeFileSync(clash, JSON.stringify({
+      mcpServers: { one: { command: bulwark, args: child }, two: { command: bulwark, args: child } },
+      gateway: { prefix: 'never' },
+    }));
+    const proc = spawn(bulwark, ['--config', clash, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    pids.push(proc.pid);
+    let stderr = '';
+    proc.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((r) => {
+      const t = setTimeout(() => r('timeout'), 20_000);
+      proc.once('exit', (c) => {
+        clearTimeout(t);
+        r(c);
+      });
+    });
+    assert(code === 1, `exit code ${code}`);
+    assert(/gateway refused to start.*name clash: tool '\w+' is offered by both one and two/.test(stderr), stderr.slice(-400));
+  });
 } catch (e) {
   failed++;
   console.log(`FAIL setup: ${e?.stack ?? e}\n${logs.slice(-30).join('\n')}`);
