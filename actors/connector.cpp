@@ -156,11 +156,14 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
   auto handle = caf::actor_cast<connector_actor>(self);
   auto gen = st.generation;
   milliseconds timeout = st.svc.settings.timeout + milliseconds(1000);
+  // A 404 within a 2025-era session means the service forgot the session: the
+  // exchange's end decides (re-initialize and resend), not its error body.
+  bool in_session = !st.stateless && !st.session_id.empty();
   st.http->send(
     "POST", std::move(body), std::move(headers),
     [handle, gen, id](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), id); },
-    [handle, gen, id](http_response r) {
-      if (!r.body.empty() && r.content_type == "application/json")
+    [handle, gen, id, in_session](http_response r) {
+      if (!r.body.empty() && r.content_type == "application/json" && !(in_session && r.status == 404))
         caf::anon_send(handle, atom::line_v, gen, std::move(r.body), id);
       http_exchange_end end;
       end.status = r.status;
@@ -398,6 +401,7 @@ void on_response(connector_pointer self, int64_t id, const value& msg) {
       } else {
         o.what = downstream_outcome::kind::result;
         o.result = msg["result"];
+        st.reinitialized = false; // the session works: a later 404 may re-initialize again
       }
       reply(self, p, std::move(o));
       st.by_attempt.erase(p.attempt);
@@ -695,7 +699,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         st.pending.erase(i);
         st.by_attempt.erase(attempt);
         st.ph = connector_state::phase::down;
-        st.waiting.push_front({attempt, call, reply_to});
+        st.waiting.push_front({attempt, call, reply_to,
+                               std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
         start(self);
         return;
       }

@@ -64,9 +64,11 @@ function assert(cond, why) {
 }
 
 /// Starts bulwark with `argv`; resolves with the HTTP port it logs.
+const started = {}; // label -> pid
 function startBulwark(argv, label) {
   const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   pids.push(child.pid);
+  started[label] = child.pid;
   return new Promise((resolvePort, reject) => {
     const timer = setTimeout(() => reject(new Error(`${label}: no "listening" line in 20 s`)), 20_000);
     child.once('exit', (code) => reject(new Error(`${label} exited early with ${code}:\n${logs.slice(-20).join('\n')}`)));
@@ -321,6 +323,15 @@ try {
     await new Promise((r) => setTimeout(r, 500));
     const r = await call('web__fault_count', { key });
     assert(r.structuredContent?.executions === 2, `executions ${JSON.stringify(r.structuredContent)}`);
+  });
+
+  await check('a 2025-era service that forgot our session (404) is initialized again and the call resent', async () => {
+    process.kill(started.web, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    await startBulwark(['--fixtures', '--fault-tools', '--no-builtin-tools', '--port', String(webPort), '--address', '127.0.0.1'],
+                       'web-again');
+    const r = await call('web25__test_simple_text', {}, {});
+    assert(text(r) === 'This is a simple text response for testing.', `after the restart: ${JSON.stringify(r)}`);
   });
 
   await client.close();
