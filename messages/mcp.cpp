@@ -180,7 +180,7 @@ void write_id(std::string& out, const json::value& id) {
 
 std::string result_body(const json::value& id, const json::value& result) {
   std::string out;
-  out.reserve(64);
+  out.reserve(256); // most results fit: one allocation
   out.append(R"({"jsonrpc":"2.0","id":)");
   write_id(out, id);
   out.append(R"(,"result":)");
@@ -430,15 +430,24 @@ std::vector<std::pair<std::string, std::string>> param_headers(const json::value
 
 // -- helpers ------------------------------------------------------------------------------------
 
+// Built by moving parts in: a braced list would copy every nested level.
 json::value text_content(std::string text) {
-  return json::value::make_object({{"type", "text"}, {"text", std::move(text)}});
+  json::object block;
+  block.reserve(2);
+  block.emplace_back("type", json::value("text"));
+  block.emplace_back("text", json::value(std::move(text)));
+  return json::value(std::move(block));
 }
 
 json::value text_result(std::string text, bool is_error) {
-  auto r = json::value::make_object({{"content", json::value::make_array({text_content(std::move(text))})}});
+  json::array content;
+  content.push_back(text_content(std::move(text)));
+  json::object r;
+  r.reserve(is_error ? 2 : 1);
+  r.emplace_back("content", json::value(std::move(content)));
   if (is_error)
-    r.set("isError", true);
-  return r;
+    r.emplace_back("isError", json::value(true));
+  return json::value(std::move(r));
 }
 
 namespace {
