@@ -91,23 +91,38 @@ void runtime::add_prompt(prompt_spec p) {
 void runtime::set_group(const std::string& group, std::vector<tool_spec> tools,
                         std::vector<resource_spec> resources, std::vector<resource_template_spec> templates,
                         std::vector<prompt_spec> prompts) {
+  // Replaces the group's items of one kind; true when what clients see of
+  // them changed (so that only those lists are announced as changed).
   auto replace = [&](auto& have, auto& with) {
+    json::value before(json::array{}), after(json::array{});
+    for (auto& x : have)
+      if (x.group == group)
+        before.push_back(catalog::describe(x));
     have.erase(std::remove_if(have.begin(), have.end(), [&](auto& x) { return x.group == group; }), have.end());
     for (auto& x : with) {
       x.group = group;
+      after.push_back(catalog::describe(x));
       have.push_back(std::move(x));
     }
+    return before != after;
   };
+  bool tools_changed = false, resources_changed = false, prompts_changed = false;
   impl_->edit([&](catalog& c) {
-    replace(c.tools, tools);
-    replace(c.resources, resources);
-    replace(c.templates, templates);
-    replace(c.prompts, prompts);
-  }, "notifications/tools/list_changed");
-  if (auto s = impl_->sessions()) {
-    caf::anon_send(s, atom::notify_v, std::string("notifications/resources/list_changed"), json::value(json::object{}));
-    caf::anon_send(s, atom::notify_v, std::string("notifications/prompts/list_changed"), json::value(json::object{}));
-  }
+    tools_changed = replace(c.tools, tools);
+    resources_changed = replace(c.resources, resources);
+    resources_changed = replace(c.templates, templates) || resources_changed;
+    prompts_changed = replace(c.prompts, prompts);
+  }, nullptr);
+  auto s = impl_->sessions();
+  if (!s)
+    return;
+  auto announce = [&](bool changed, const char* method) {
+    if (changed)
+      caf::anon_send(s, atom::notify_v, std::string(method), json::value(json::object{}));
+  };
+  announce(tools_changed, "notifications/tools/list_changed");
+  announce(resources_changed, "notifications/resources/list_changed");
+  announce(prompts_changed, "notifications/prompts/list_changed");
 }
 
 void runtime::add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn) {
