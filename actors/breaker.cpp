@@ -140,14 +140,11 @@ struct breaker_actor_state {
 
   ~breaker_actor_state() {
     // Whatever ended this actor, every call it held gets an answer.
-    for (auto& [id, a] : attempts) {
-      downstream_outcome o;
-      o.code = static_cast<int>(error_code::actor_restarted);
-      o.message = "the breaker of service " + svc.name + " stopped while the call was in flight; retry";
-      o.reached = a.in_flight;
+    for (auto& [id, a] : attempts)
       if (a.call && a.call->on_done)
-        a.call->on_done(std::move(o));
-    }
+        a.call->on_done(downstream_outcome::without_answer(
+          downstream_outcome::kind::failure, error_code::actor_restarted,
+          "the breaker of service " + svc.name + " stopped while the call was in flight; retry", a.in_flight));
   }
 };
 
@@ -163,9 +160,9 @@ void log_transition(breaker_actor_state& st) {
                                  {"why", t.why}}));
 }
 
-bool failed(const downstream_outcome& o) {
-  // A downstream's own JSON-RPC error is an answer: the service works.
-  return o.what == downstream_outcome::kind::failure || o.what == downstream_outcome::kind::timeout;
+downstream_outcome cancelled_by_client() {
+  return downstream_outcome::without_answer(downstream_outcome::kind::cancelled, error_code::request_cancelled,
+                                            "cancelled by the client", false);
 }
 
 void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
@@ -174,7 +171,7 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
     return;
   auto call = std::move(i->second.call);
   st.attempts.erase(i);
-  if (failed(o))
+  if (o.unanswered())
     ++st.failures; // the caller falls back (stale copy, static message, error)
   if (call->on_done)
     call->on_done(std::move(o));
@@ -217,21 +214,15 @@ void try_call(breaker_pointer self, uint64_t id) {
   if (i == st.attempts.end())
     return;
   auto& a = i->second;
-  if (a.call->cancelled) {
-    downstream_outcome o;
-    o.what = downstream_outcome::kind::cancelled;
-    o.code = static_cast<int>(error_code::request_cancelled);
-    o.message = "cancelled by the client";
-    return finish(st, id, std::move(o));
-  }
+  if (a.call->cancelled)
+    return finish(st, id, cancelled_by_client());
   auto adm = st.cb->admit(steady_clock::now());
   if (!adm.allowed) {
     ++st.fast_failures;
-    downstream_outcome o;
-    o.what = downstream_outcome::kind::failure;
-    o.code = static_cast<int>(error_code::service_unavailable);
-    o.message = "service " + st.svc.name + " is unavailable: its circuit breaker is "
-                + std::string(to_string(st.cb->state()));
+    auto o = downstream_outcome::without_answer(
+      downstream_outcome::kind::failure, error_code::service_unavailable,
+      "service " + st.svc.name + " is unavailable: its circuit breaker is " + std::string(to_string(st.cb->state())),
+      false);
     o.retry_after = adm.retry_after;
     o.data = value::make_object({{"service", st.svc.name},
                                  {"breaker", std::string(to_string(st.cb->state()))},
@@ -245,10 +236,8 @@ void try_call(breaker_pointer self, uint64_t id) {
   if (!connector) {
     a.in_flight = false;
     st.cb->release(a.probe);
-    downstream_outcome o;
-    o.what = downstream_outcome::kind::failure;
-    o.code = static_cast<int>(error_code::service_unavailable);
-    o.message = "service " + st.svc.name + " is restarting";
+    auto o = downstream_outcome::without_answer(downstream_outcome::kind::failure, error_code::service_unavailable,
+                                                "service " + st.svc.name + " is restarting", false);
     o.retry_after = milliseconds(1000);
     return after_failure(self, id, std::move(o));
   }
@@ -287,12 +276,12 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       i->second.in_flight = false;
       auto before = st.cb->transitions();
       if (o.what != downstream_outcome::kind::cancelled)
-        st.cb->record(steady_clock::now(), !failed(o), i->second.probe);
+        st.cb->record(steady_clock::now(), !o.unanswered(), i->second.probe);
       else
         st.cb->release(i->second.probe);
       if (st.cb->transitions() != before)
         log_transition(st);
-      if (failed(o))
+      if (o.unanswered())
         return after_failure(self, id, std::move(o));
       finish(st, id, std::move(o));
     },
@@ -314,12 +303,7 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
             self->send(caf::actor_cast<connector_actor>(c), atom::cancel_v, id);
         } else {
           // Waiting for a retry: end it now.
-          auto key = id;
-          downstream_outcome o;
-          o.what = downstream_outcome::kind::cancelled;
-          o.code = static_cast<int>(error_code::request_cancelled);
-          o.message = "cancelled by the client";
-          finish(st, key, std::move(o));
+          finish(st, id, cancelled_by_client());
         }
         return;
       }

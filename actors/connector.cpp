@@ -56,7 +56,6 @@ struct connector_state {
     uint64_t attempt = 0;
     downstream_call_ptr call;
     caf::actor reply_to;
-    std::string body; ///< For one resend after an HTTP 404 re-initialize.
     std::string list_method; ///< For req_kind::list.
     steady_clock::time_point deadline = steady_clock::time_point::max(); ///< Calls only.
     bool answered = false;
@@ -81,19 +80,16 @@ struct connector_state {
   ~connector_state() {
     // Every call in flight or waiting gets its answer, whatever ended us.
     for (auto& [id, p] : pending)
-      if (p.kind == req_kind::call && p.reply_to) {
-        downstream_outcome o;
-        o.code = static_cast<int>(error_code::actor_restarted);
-        o.message = "the connector of service " + svc.name + " stopped while the call was in flight";
-        o.reached = true;
-        caf::anon_send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt, std::move(o));
-      }
-    for (auto& q : waiting) {
-      downstream_outcome o;
-      o.code = static_cast<int>(error_code::actor_restarted);
-      o.message = "the connector of service " + svc.name + " stopped before the call was sent";
-      caf::anon_send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt, std::move(o));
-    }
+      if (p.kind == req_kind::call && p.reply_to)
+        caf::anon_send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt,
+                       downstream_outcome::without_answer(
+                         downstream_outcome::kind::failure, error_code::actor_restarted,
+                         "the connector of service " + svc.name + " stopped while the call was in flight", true));
+    for (auto& q : waiting)
+      caf::anon_send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt,
+                     downstream_outcome::without_answer(
+                       downstream_outcome::kind::failure, error_code::actor_restarted,
+                       "the connector of service " + svc.name + " stopped before the call was sent", false));
     if (http)
       http->stop();
   }
@@ -114,12 +110,7 @@ void reply(connector_pointer self, connector_state::outstanding& p, downstream_o
 }
 
 downstream_outcome failure(std::string message, bool reached, error_code code = error_code::service_unavailable) {
-  downstream_outcome o;
-  o.what = downstream_outcome::kind::failure;
-  o.code = static_cast<int>(code);
-  o.message = std::move(message);
-  o.reached = reached;
-  return o;
+  return downstream_outcome::without_answer(downstream_outcome::kind::failure, code, std::move(message), reached);
 }
 
 /// Sends one JSON-RPC message to the downstream; `id` >= 0 for requests we
@@ -189,18 +180,14 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
   if (st.stateless) {
     auto caps = p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities
                                                                    : value(json::object{});
-    auto meta = value::make_object({{std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version)},
-                                    {std::string(mcp::meta_client_capabilities), std::move(caps)}});
     if (!params.is_object())
       params = value(json::object{});
-    if (auto* m = params.find("_meta"); m && m->is_object())
-      for (auto& [k, v] : meta.as_object())
-        const_cast<value*>(m)->set(k, v);
-    else
-      params.set("_meta", std::move(meta));
+    auto meta = params["_meta"].is_object() ? params["_meta"] : value(json::object{});
+    meta.set(std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version));
+    meta.set(std::string(mcp::meta_client_capabilities), std::move(caps));
     if (kind == connector_state::req_kind::call)
-      if (auto* m = params.find("_meta"))
-        const_cast<value*>(m)->set(std::string(mcp::meta_log_level), "debug"); // we filter per client
+      meta.set(std::string(mcp::meta_log_level), "debug"); // we filter per client
+    params.set("_meta", std::move(meta));
     if (method == "tools/call" || method == "prompts/get")
       name = params["name"].as_string();
     else if (method == "resources/read")
@@ -214,7 +201,6 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
   }
   auto body = mcp::request_body(value(id), method, params);
   p.kind = kind;
-  p.body = body;
   st.pending[id] = std::move(p);
   transmit(self, method, std::move(body), id, name, std::move(extra));
   return id;
@@ -630,20 +616,14 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         return;
       notify(self, "notifications/cancelled",
              value::make_object({{"requestId", id}, {"reason", "cancelled by the client"}}));
-      downstream_outcome o;
-      o.what = downstream_outcome::kind::cancelled;
-      o.code = static_cast<int>(error_code::request_cancelled);
-      o.message = "cancelled by the client";
-      o.reached = true;
-      reply(self, i->second, std::move(o));
+      reply(self, i->second,
+            downstream_outcome::without_answer(downstream_outcome::kind::cancelled, error_code::request_cancelled,
+                                               "cancelled by the client", true));
       st.pending.erase(i);
     },
     [self](atom::start) { start(self); },
     [self](atom::line, uint64_t gen, std::string& text, int64_t via) { on_line(self, gen, text, via); },
-    [self](atom::answer, value& request_id, std::string& body) {
-      (void) request_id;
-      transmit(self, "", std::move(body), -1);
-    },
+    [self](atom::answer, std::string& body) { transmit(self, "", std::move(body), -1); },
     [self](atom::exited, uint64_t gen, int status) {
       auto& st = self->state;
       if (gen != st.generation)
@@ -723,9 +703,9 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
           ++w;
           continue;
         }
-        auto o = failure("service " + st.svc.name + " did not become ready in time", false);
-        o.what = downstream_outcome::kind::timeout;
-        o.code = static_cast<int>(error_code::deadline_exceeded);
+        auto o = downstream_outcome::without_answer(downstream_outcome::kind::timeout, error_code::deadline_exceeded,
+                                                    "service " + st.svc.name + " did not become ready in time",
+                                                    false);
         self->send(caf::actor_cast<breaker_actor>(w->reply_to), atom::done_v, w->attempt, std::move(o));
         w = st.waiting.erase(w);
       }
@@ -738,13 +718,11 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         auto i = st.pending.find(id);
         notify(self, "notifications/cancelled",
                value::make_object({{"requestId", id}, {"reason", "timed out in the Bulwark gateway"}}));
-        downstream_outcome o;
-        o.what = downstream_outcome::kind::timeout;
-        o.code = static_cast<int>(error_code::deadline_exceeded);
-        o.message = "service " + st.svc.name + " did not answer within "
-                    + std::to_string(st.svc.settings.timeout.count()) + " ms";
-        o.reached = true;
-        reply(self, i->second, std::move(o));
+        reply(self, i->second,
+              downstream_outcome::without_answer(downstream_outcome::kind::timeout, error_code::deadline_exceeded,
+                                                 "service " + st.svc.name + " did not answer within "
+                                                   + std::to_string(st.svc.settings.timeout.count()) + " ms",
+                                                 true));
         st.by_attempt.erase(i->second.attempt);
         st.pending.erase(i);
       }

@@ -207,23 +207,20 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         return;
       // Park the downstream call; the client's answer finds it by token.
       auto token = crypto::random_hex(16);
+      auto connector = self->rt.find(connector_name(service));
       {
         std::lock_guard<std::mutex> guard(self->parked_mtx);
-        self->parked[token] = parked_call{dc, target, self->rt.find(connector_name(service))};
+        self->parked[token] = parked_call{dc, target, connector};
       }
       auto state = token + "\n" + json::dump(request_id);
-      auto connector = self->rt.find(connector_name(service));
       call->resume([method, params, state, request_id, connector](const call_ptr& c) {
         if (auto missing = missing_capability(c, method)) {
           // Refuse like a direct server would, and tell the service.
           if (connector)
-            caf::anon_send(caf::actor_cast<connector_actor>(connector), atom::answer_v, request_id,
+            caf::anon_send(caf::actor_cast<connector_actor>(connector), atom::answer_v,
                            mcp::error_body(request_id, error_code::missing_client_capability,
                                            "the client has no " + *missing + " capability"));
-          return c->fail(error_code::missing_client_capability,
-                         "the service asked for " + method + ", but the client did not declare the " + *missing
-                           + " capability",
-                         value::make_object({{"requiredCapabilities", value::make_array({*missing})}}));
+          return fail_missing(c, method, *missing);
         }
         c->require_input(value::make_object({{"request", value::make_object({{"method", method}, {"params", params}})}}),
                          state);
@@ -245,10 +242,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
           const auto& requests = o.result["inputRequests"];
           for (auto& [key, req] : requests.as_object())
             if (auto missing = missing_capability(c, req["method"].as_string()))
-              return c->fail(error_code::missing_client_capability,
-                             "the service asked for " + req["method"].as_string()
-                               + ", but the client did not declare the " + *missing + " capability",
-                             value::make_object({{"requiredCapabilities", value::make_array({*missing})}}));
+              return fail_missing(c, req["method"].as_string(), *missing);
           return c->require_input(requests, "ds\n" + o.result["requestState"].as_string());
         }
         if (auto self = weak.lock())
@@ -291,7 +285,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::cancel_v, dc);
     });
     if (p.connector)
-      caf::anon_send(caf::actor_cast<connector_actor>(p.connector), atom::answer_v, request_id, std::move(body));
+      caf::anon_send(caf::actor_cast<connector_actor>(p.connector), atom::answer_v, std::move(body));
   }
 
   /// The capability the client lacks for a service's request, if any.
@@ -305,14 +299,22 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     return need;
   }
 
+  /// Answers -32021 for a service's request the client cannot take.
+  static void fail_missing(const call_ptr& c, const std::string& method, const std::string& missing) {
+    c->fail(error_code::missing_client_capability,
+            "the service asked for " + method + ", but the client did not declare the " + missing + " capability",
+            value::make_object({{"requiredCapabilities", value::make_array({missing})}}));
+  }
+
   /// Answers a call from the service's outcome: caches a good result; when
   /// the service could not answer, falls back to a stale copy, then to the
   /// static message, then to the typed error.
   void conclude(const call_ptr& c, downstream_outcome o, const std::string& service, const std::string& key) {
-    auto cache = key.empty() ? caf::actor() : rt.find(cache_actor_name);
     const auto* svc = this->service(service);
-    bool failed = o.what == downstream_outcome::kind::failure || o.what == downstream_outcome::kind::timeout;
-    if (!failed || !svc) {
+    if (!svc)
+      return answer(c, std::move(o));
+    auto cache = key.empty() ? caf::actor() : rt.find(cache_actor_name);
+    if (!o.unanswered()) {
       if (cache && o.what == downstream_outcome::kind::result && !(o.result["isError"].is_bool() && o.result["isError"].as_bool()))
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::put_v, key, o.result,
                        static_cast<int64_t>(svc->settings.cache_ttl.count()),
@@ -322,11 +324,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto static_or_error = [message = svc->settings.fallback_message, service](const call_ptr& c, downstream_outcome o) {
       if (message.empty())
         return answer(c, std::move(o));
-      auto result = value::make_object(
-        {{"content", value::make_array({value::make_object({{"type", "text"}, {"text", message}})})},
-         {"isError", true},
-         {"_meta", value::make_object({{"io.bulwark/fallback",
-                                        value::make_object({{"reason", o.message}, {"service", service}})}})}});
+      auto result = mcp::text_result(message, true);
+      result.set("_meta", value::make_object({{"io.bulwark/fallback",
+                                               value::make_object({{"reason", o.message}, {"service", service}})}}));
       c->finish(std::move(result));
     };
     if (cache && svc->settings.fallback == fallback_mode::stale) {
@@ -556,18 +556,17 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     list.description = "Lists the MCP servers behind this gateway and how many tools each offers you.";
     list.input_schema = value::make_object({{"type", "object"}});
     list.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
-    list.handler = guarded(weak, [](impl& gw, const call_ptr& c) {
-      auto* self = &gw;
+    list.handler = guarded(weak, [](impl& self, const call_ptr& c) {
       value servers(json::array{});
-      std::lock_guard<std::mutex> guard(self->mtx);
-      for (auto& s : self->cfg.services) {
+      std::lock_guard<std::mutex> guard(self.mtx);
+      for (auto& s : self.cfg.services) {
         long long visible = 0;
-        for (auto& t : self->list_of(s.name, "tools/list").as_array())
-          if (check_policy(self->policy_for(c->client()), s.name, t["name"].as_string()).allowed)
+        for (auto& t : self.list_of(s.name, "tools/list").as_array())
+          if (check_policy(self.policy_for(c->client()), s.name, t["name"].as_string()).allowed)
             ++visible;
         servers.push_back(value::make_object({{"name", s.name},
                                               {"transport", s.is_stdio() ? "stdio" : "http"},
-                                              {"listed", self->lists.count(s.name) > 0},
+                                              {"listed", self.lists.count(s.name) > 0},
                                               {"tools", visible}}));
       }
       auto r = mcp::text_result(json::dump(servers));
@@ -584,15 +583,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                                            {"properties", value::make_object({{"server", string_prop("Server name")}})},
                                            {"required", value::make_array({"server"})}});
     get.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
-    get.handler = guarded(weak, [](impl& gw, const call_ptr& c) {
-      auto* self = &gw;
-      if (!self->named_server(c))
+    get.handler = guarded(weak, [](impl& self, const call_ptr& c) {
+      if (!self.named_server(c))
         return;
       const auto& server = c->arguments()["server"].as_string();
       value tools(json::array{});
-      std::lock_guard<std::mutex> guard(self->mtx);
-      for (auto& t : self->list_of(server, "tools/list").as_array())
-        if (check_policy(self->policy_for(c->client()), server, t["name"].as_string()).allowed)
+      std::lock_guard<std::mutex> guard(self.mtx);
+      for (auto& t : self.list_of(server, "tools/list").as_array())
+        if (check_policy(self.policy_for(c->client()), server, t["name"].as_string()).allowed)
           tools.push_back(t);
       auto r = mcp::text_result(json::dump(tools));
       r.set("structuredContent", value::make_object({{"server", server}, {"tools", std::move(tools)}}));
@@ -610,24 +608,23 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                                           {"tool", string_prop("Tool name, as get_server_tools lists it")},
                                           {"arguments", value::make_object({{"type", "object"}})}})},
        {"required", value::make_array({"server", "tool"})}});
-    exec.handler = guarded(weak, [](impl& gw, const call_ptr& c) {
-      auto* self = &gw;
-      const auto* svc = self->named_server(c);
+    exec.handler = guarded(weak, [](impl& self, const call_ptr& c) {
+      const auto* svc = self.named_server(c);
       if (!svc)
         return;
       const auto& server = svc->name;
       const auto& tool = c->arguments()["tool"].as_string();
-      if (self->denied(c, server, tool))
+      if (self.denied(c, server, tool))
         return;
       bool idempotent = false;
       {
-        std::lock_guard<std::mutex> guard(self->mtx);
-        for (auto& t : self->list_of(server, "tools/list").as_array())
+        std::lock_guard<std::mutex> guard(self.mtx);
+        for (auto& t : self.list_of(server, "tools/list").as_array())
           if (t["name"].as_string() == tool)
             idempotent = t["annotations"]["idempotentHint"].is_bool() && t["annotations"]["idempotentHint"].as_bool();
       }
       auto args = c->arguments()["arguments"].is_object() ? c->arguments()["arguments"] : value(json::object{});
-      self->run_call(c, server, "tools/call", value::make_object({{"name", tool}, {"arguments", std::move(args)}}),
+      self.run_call(c, server, "tools/call", value::make_object({{"name", tool}, {"arguments", std::move(args)}}),
                      idempotent, svc->settings.timeout);
     });
     out.push_back(std::move(exec));

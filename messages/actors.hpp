@@ -88,6 +88,20 @@ struct downstream_outcome {
   /// idempotent call may be sent again.
   bool reached = false;
   std::chrono::milliseconds retry_after{0};
+
+  /// An outcome without an answer from the service.
+  static downstream_outcome without_answer(kind what, error_code code, std::string message, bool reached) {
+    downstream_outcome o;
+    o.what = what;
+    o.code = static_cast<int>(code);
+    o.message = std::move(message);
+    o.reached = reached;
+    return o;
+  }
+
+  /// The service could not answer (a failure or a timeout). A service's own
+  /// JSON-RPC error is an answer: the service works.
+  bool unanswered() const noexcept { return what == kind::failure || what == kind::timeout; }
 };
 
 /// One call from a client's handler to a downstream service.
@@ -215,8 +229,8 @@ using connector_actor = caf::typed_actor<
   // Internal: one JSON-RPC message from the downstream (generation, text,
   // and the id of our request whose HTTP response carried it, or -1).
   caf::reacts_to<atom::line, uint64_t, std::string, int64_t>,
-  // The client's answer to a service's request (its id, the JSON-RPC response body).
-  caf::reacts_to<atom::answer, json::value, std::string>,
+  // The client's answer to a service's request (the JSON-RPC response body).
+  caf::reacts_to<atom::answer, std::string>,
   // Internal: the child of that generation exited (waitpid status).
   caf::reacts_to<atom::exited, uint64_t, int>,
   // Internal: an HTTP exchange for this request id ended.

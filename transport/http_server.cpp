@@ -171,10 +171,10 @@ struct http_server::impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::map<std::string, http_route> routes;
-  std::atomic<std::size_t> connections{0};
   std::atomic<bool> stopping{false};
   uint16_t bound_port = 0;
-  /// Live connections, so that `stop` can close them on their strands.
+  /// Live connections (also their count), so that `stop` can close them on
+  /// their strands.
   std::mutex live_mtx;
   std::map<const connection*, std::weak_ptr<connection>> live;
 
@@ -191,6 +191,10 @@ struct http_server::impl {
   void forget(const connection* c) {
     std::lock_guard<std::mutex> guard(live_mtx);
     live.erase(c);
+  }
+  std::size_t live_count() {
+    std::lock_guard<std::mutex> guard(live_mtx);
+    return live.size();
   }
 };
 
@@ -236,7 +240,6 @@ public:
 
   ~connection() {
     server_.forget(this);
-    server_.connections--;
   }
 
   void start() {
@@ -872,12 +875,11 @@ void http_server::impl::do_accept() {
     if (stopping)
       return;
     if (!ec) {
-      if (connections.load() >= opts.max_connections) {
+      if (live_count() >= opts.max_connections) {
         beast::error_code ignored;
         sock.close(ignored);
       } else {
         sock.set_option(tcp::no_delay(true), ec);
-        connections++;
         auto conn = std::make_shared<connection>(std::move(sock), *this);
         {
           std::lock_guard<std::mutex> guard(live_mtx);
@@ -944,7 +946,7 @@ void http_server::stop() {
   // Connections end on their own threads; wait (bounded) until all are gone,
   // since they refer to this server.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (d.connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+  while (d.live_count() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (d.own_ioc) {
     d.own_ioc->stop();
@@ -952,10 +954,10 @@ void http_server::stop() {
       if (t.joinable())
         t.join();
     d.threads.clear();
-  } else if (d.connections.load() > 0) {
+  } else if (auto left = d.live_count(); left > 0) {
     // Handlers on the workers still refer to the server state: keep it.
     log::warn("connections outlived the HTTP server's stop; keeping its state",
-              json::value::make_object({{"connections", static_cast<unsigned long long>(d.connections.load())}}));
+              json::value::make_object({{"connections", static_cast<unsigned long long>(left)}}));
     (void)impl_.release();
   }
 }
