@@ -122,11 +122,11 @@ cache_actor::behavior_type cache_behavior(cache_actor::stateful_pointer<cache_st
   self->state.cache = std::make_unique<result_cache>(max_entries, max_bytes);
   return {
     [self](atom::get, const std::string& key, bool allow_stale, cache_reply& reply) {
-      reply(self->state.cache->get(key, steady_clock::now(), allow_stale));
+      reply(self->state.cache->get(key, self->clock().now(), allow_stale));
     },
     [self](atom::put, const std::string& key, value& result, int64_t ttl_ms, int64_t stale_ms) {
       self->state.cache->put(key, std::move(result), milliseconds(ttl_ms), milliseconds(stale_ms),
-                             steady_clock::now());
+                             self->clock().now());
     },
     [self](atom::drop, const std::string& prefix) { self->state.cache->invalidate(prefix); },
     [self](atom::get) -> value {

@@ -417,7 +417,11 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
     for (auto& [id, p] : st.pending)
       if (p.call && p.call->on_notification && (via < 0 || id == via))
         p.call->on_notification(method, params);
-  } else if (method == "notifications/tools/list_changed") {
+  }
+  if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated")
+    if (st.hooks->changed)
+      st.hooks->changed(st.svc.name, method);
+  if (method == "notifications/tools/list_changed") {
     fetch_list(self, "tools/list", value());
   } else if (method == "notifications/resources/list_changed") {
     fetch_list(self, "resources/list", value());

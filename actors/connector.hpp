@@ -28,6 +28,9 @@ struct gateway_hooks {
   std::function<void(const std::string& service, const std::string& method, json::value items)> publish;
   /// The service reported a resource as updated.
   std::function<void(const std::string& uri)> resource_updated;
+  /// The service said something changed (a list_changed or resource-updated
+  /// notification's method): cached results of it are dropped.
+  std::function<void(const std::string& service, const std::string& method)> changed;
   /// Where HTTP connectors run their I/O.
   boost::asio::io_context* io = nullptr;
   uint32_t child_max_restarts = 5;

@@ -4,17 +4,29 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "actors/registry.hpp"
 #include "actors/runtime.hpp"
 #include "messages/actors.hpp"
 #include "messages/catalog.hpp"
 
+namespace boost::asio {
+class io_context;
+} // namespace boost::asio
+
 namespace bulwark {
+
+namespace metrics {
+class registry;
+class histogram;
+} // namespace metrics
 
 struct runtime_env {
   runtime_options opts;
@@ -25,6 +37,42 @@ struct runtime_env {
   std::atomic<uint64_t> restarts{0};
   std::atomic<uint64_t> escalations{0};
   std::atomic<uint64_t> sessions{0};
+  /// Degraded mode, as the health supervisor last switched it.
+  std::atomic<bool> degraded{false};
+  /// Answered requests and error answers since start (for alert windows).
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> errors_total{0};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  /// Counters, gauges and histograms (request paths update them directly).
+  std::shared_ptr<metrics::registry> metrics;
+  /// Latency of every answered request (health and alerts read it).
+  std::shared_ptr<metrics::histogram> latency;
+  /// Rate-limit buckets: owned here so that they survive the limiter.
+  std::shared_ptr<rate_buckets> buckets;
+  /// Downstream services (the health supervisor watches them).
+  std::vector<std::string> services;
+  /// Where operational actors do HTTP (alert webhooks).
+  boost::asio::io_context* io = nullptr;
+
+  // -- health, as the health supervisor last published it -------------------
+
+  void publish_health(uint8_t level, bool ready, json::value report) {
+    std::lock_guard<std::mutex> guard(health_mtx_);
+    health_level_ = level;
+    ready_ = ready;
+    health_report_ = std::move(report);
+  }
+
+  /// (level, ready, report); the report is null before the first check.
+  std::tuple<uint8_t, bool, json::value> health() const {
+    std::lock_guard<std::mutex> guard(health_mtx_);
+    return {health_level_, ready_, health_report_};
+  }
+
+  json::value health_report() const {
+    std::lock_guard<std::mutex> guard(health_mtx_);
+    return health_report_;
+  }
 
   catalog_ptr current() const {
     std::lock_guard<std::mutex> guard(catalog_mtx_);
@@ -58,6 +106,10 @@ struct runtime_env {
   }
 
 private:
+  mutable std::mutex health_mtx_;
+  uint8_t health_level_ = 0;
+  bool ready_ = false;
+  json::value health_report_;
   mutable std::mutex sessions_mtx_;
   std::unordered_map<std::string, session_record_ptr> sessions_;
   mutable std::mutex catalog_mtx_;

@@ -15,6 +15,7 @@
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/connector.hpp"
+#include "actors/operations.hpp"
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
@@ -122,15 +123,25 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     // Fresh cached results answer without the service; results of calls that
     // carry client input are never cached.
     std::string key;
-    if (cacheable && state.empty() && c->input_responses().is_null())
-      key = service + "\n" + method + "\n" + canonical_json(params);
+    if (cacheable && state.empty() && c->input_responses().is_null()) {
+      // Private results are kept per caller: one never sees another's.
+      const auto* svc = this->service(service);
+      bool shared = svc && svc->settings.cache_public;
+      key = service + "\n" + method + "\n" + (shared ? std::string("*") : c->client().identity) + "\n"
+            + canonical_json(params);
+    }
     if (!key.empty()) {
       if (auto cache = rt.find(cache_actor_name)) {
         std::weak_ptr<impl> weak = shared_from_this();
         cache_reply reply = [weak, c, service, method, params, idempotent, timeout, key](std::optional<cache_hit> hit) {
           c->resume([weak, hit, service, method, params, idempotent, timeout, key](const call_ptr& c) {
-            if (hit)
-              return c->finish(marked(hit->result, *hit, service));
+            if (hit) {
+              if (c->refund)
+                c->refund(); // answered from memory: the service was not used
+              auto self = weak.lock();
+              return c->finish(self ? self->with_cache_hints(c, marked(hit->result, *hit, service), service, hit->age)
+                                    : marked(hit->result, *hit, service));
+            }
             if (auto self = weak.lock())
               self->call_service(c, service, method, params, idempotent, timeout, key);
           });
@@ -140,6 +151,18 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       }
     }
     call_service(c, service, method, std::move(params), idempotent, timeout, key);
+  }
+
+  /// 2026-07-28 clients learn how long a cacheable result stays fresh and
+  /// whether it may be shared.
+  value with_cache_hints(const call_ptr& c, value result, const std::string& service, milliseconds age) const {
+    const auto* svc = this->service(service);
+    if (!svc || !c->client().stateless)
+      return result;
+    auto left = std::max<long long>(0, (svc->settings.cache_ttl - age).count());
+    result.set("ttlMs", left);
+    result.set("cacheScope", svc->settings.cache_public ? "public" : "private");
+    return result;
   }
 
   /// A cached result, marked with its age (and whether it is stale).
@@ -251,8 +274,66 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       });
     };
     auto handle = caf::actor_cast<breaker_actor>(breaker);
-    c->on_cancel([dc, handle] { caf::anon_send(handle, atom::cancel_v, dc); });
-    caf::anon_send(handle, atom::call_v, dc);
+    auto queue = rt.find(queue_actor_name);
+    if (!queue) {
+      c->on_cancel([dc, handle] { caf::anon_send(handle, atom::cancel_v, dc); });
+      caf::anon_send(handle, atom::call_v, dc);
+      return;
+    }
+    // Wait for a turn in the priority queue; the queue frees the service's
+    // slot when the call's outcome arrives.
+    auto work = std::make_shared<queued_work>();
+    work->prio = priority_of(c, service);
+    work->lane = service;
+    work->owner = c->client().identity;
+    work->request_id = c->request_id;
+    work->label = c->params()["name"].is_string() ? c->params()["name"].as_string() : method;
+    work->not_before = c->not_before;
+    work->deadline = dc->deadline;
+    auto slot = std::make_shared<std::function<void()>>();
+    auto on_done = std::move(dc->on_done);
+    dc->on_done = [slot, on_done](downstream_outcome o) {
+      if (*slot)
+        (*slot)();
+      on_done(std::move(o));
+    };
+    work->start = [dc, handle, slot](std::function<void()> finished) {
+      *slot = std::move(finished);
+      caf::anon_send(handle, atom::call_v, dc);
+    };
+    work->reject = [c, refund = c->refund](error_code code, std::string message, value data) {
+      if (refund)
+        refund();
+      c->resume([code, message, data](const call_ptr& c) { c->fail(code, message, data); });
+    };
+    auto qh = caf::actor_cast<queue_actor>(queue);
+    c->on_cancel([dc, handle, qh, id = work->id] {
+      caf::anon_send(qh, atom::cancel_v, id);
+      caf::anon_send(handle, atom::cancel_v, dc);
+    });
+    caf::anon_send(qh, atom::enqueue_v, std::move(work));
+  }
+
+  /// A call's priority: the tool's configured one, else its caller's key's,
+  /// else its service's; a client may lower (never raise) it through
+  /// `_meta["io.bulwark/priority"]`.
+  priority priority_of(const call_ptr& c, const std::string& service) const {
+    const auto& ops = rt.options().ops;
+    std::optional<priority> p;
+    if (c->method() == "tools/call" && c->params()["name"].is_string())
+      if (auto i = ops.tool_priorities.find(c->params()["name"].as_string()); i != ops.tool_priorities.end())
+        p = i->second;
+    if (!p)
+      p = resolve_key(ops, c->client().identity).prio;
+    if (!p)
+      if (const auto* svc = this->service(service))
+        p = parse_priority(svc->settings.priority);
+    auto base = p.value_or(priority::normal);
+    const auto& asked = c->params()["_meta"]["io.bulwark/priority"];
+    if (asked.is_string())
+      if (auto lower = parse_priority(asked.as_string()); lower && *lower > base)
+        return *lower;
+    return base;
   }
 
   /// The client answered a service's request: pass the answer down and let
@@ -315,10 +396,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       return answer(c, std::move(o));
     auto cache = key.empty() ? caf::actor() : rt.find(cache_actor_name);
     if (!o.unanswered()) {
-      if (cache && o.what == downstream_outcome::kind::result && !(o.result["isError"].is_bool() && o.result["isError"].as_bool()))
+      if (cache && o.what == downstream_outcome::kind::result && !(o.result["isError"].is_bool() && o.result["isError"].as_bool())) {
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::put_v, key, o.result,
                        static_cast<int64_t>(svc->settings.cache_ttl.count()),
                        static_cast<int64_t>(svc->settings.max_stale.count()));
+        o.result = with_cache_hints(c, std::move(o.result), service, milliseconds(0));
+      }
       return answer(c, std::move(o));
     }
     auto static_or_error = [message = svc->settings.fallback_message, service](const call_ptr& c, downstream_outcome o) {
@@ -438,6 +521,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     if (cfg.gateway_tools)
       for (auto& t : gateway_tools())
         tools.push_back(std::move(t));
+    if (std::none_of(tools.begin(), tools.end(), [](auto& t) { return t.name == "queue_status"; }))
+      tools.push_back(queue_status_tool());
     rt.set_group("gateway", std::move(tools), std::move(resources), std::move(templates), std::move(prompts));
     cv.notify_all();
   }
@@ -481,6 +566,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   tool_spec make_tool(const service_config& s, const value& tool, const std::string& exposed) {
     tool_spec spec;
     spec.name = exposed;
+    spec.service = s.name;
     spec.title = str(tool, "title");
     spec.description = str(tool, "description");
     spec.input_schema = tool["inputSchema"].is_object() ? tool["inputSchema"]
@@ -539,6 +625,36 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       c->fail(error_code::invalid_params, "no server named '" + server + "'",
               value::make_object({{"server", server}}));
     return svc;
+  }
+
+  /// Where the caller's calls stand in the priority queue.
+  tool_spec queue_status_tool() {
+    tool_spec t;
+    t.name = "queue_status";
+    t.title = "Queue status";
+    t.description = "Shows your calls that wait in Bulwark's priority queue for a downstream service: "
+                    "position, priority and estimated wait, and how deep the queue is per priority.";
+    t.input_schema = value::make_object(
+      {{"type", "object"},
+       {"properties", value::make_object({{"requestId", value::make_object({{"type", value::make_array({"string", "integer"})},
+                                                                            {"description", "JSON-RPC id of one of your pending calls (all of them when left out)"}})}})}});
+    t.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
+    t.handler = guarded(shared_from_this(), [](impl& self, const call_ptr& c) {
+      auto queue = self.rt.find(queue_actor_name);
+      if (!queue)
+        return c->fail(error_code::actor_restarted, "the request queue is restarting; retry",
+                       value::make_object({{"retry_after_seconds", 1}}));
+      json_reply reply = [c](value status) {
+        c->resume([status = std::move(status)](const call_ptr& c) {
+          auto r = mcp::text_result(json::dump(status));
+          r.set("structuredContent", status);
+          c->finish(std::move(r));
+        });
+      };
+      caf::anon_send(caf::actor_cast<queue_actor>(queue), atom::position_v, c->client().identity,
+                     c->arguments()["requestId"], std::move(reply));
+    });
+    return t;
   }
 
   /// list_servers, get_server_tools and execute_tool, for agents that
@@ -701,9 +817,20 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     self->republish();
   };
   d.hooks->resource_updated = [&rt](const std::string& uri) { rt.notify_resource_updated(uri); };
+  d.hooks->changed = [&rt](const std::string& service, const std::string& method) {
+    // What the service changed can no longer be answered from memory.
+    std::string what = method == "notifications/tools/list_changed"     ? "tools/call"
+                       : method == "notifications/prompts/list_changed" ? "prompts/get"
+                                                                        : "resources/read";
+    if (auto cache = rt.find(cache_actor_name))
+      caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, service + "\n" + what + "\n");
+  };
   // Results of cacheable tools, and stale copies for degraded answers.
-  rt.add_supervised(cache_actor_name, [](caf::actor_system& sys) {
-    return caf::actor_cast<caf::actor>(spawn_cache(sys, 10000, 64 << 20));
+  auto ops = rt.options().ops;
+  for (auto& s : d.cfg.services)
+    rt.environment()->services.push_back(s.name);
+  rt.add_supervised(cache_actor_name, [ops](caf::actor_system& sys) {
+    return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes));
   });
   for (auto& s : d.cfg.services) {
     auto env_hooks = d.hooks;

@@ -6,11 +6,18 @@
 
 #include <caf/all.hpp>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "actors/env.hpp"
+#include "actors/health.hpp"
+#include "actors/metrics.hpp"
+#include "actors/operations.hpp"
 #include "actors/session.hpp"
 #include "actors/supervisor.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
+#include "transport/io_scheduler.hpp"
 
 namespace bulwark {
 
@@ -20,10 +27,48 @@ struct runtime::impl {
   supervisor_actor root;
   std::vector<child_spec> extra_children;
   mutable std::mutex mtx; ///< Guards catalog edits and start/stop.
+  // Operational actors' HTTP when the actor system does not run the fused scheduler.
+  std::unique_ptr<boost::asio::io_context> own_io;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> io_guard;
+  std::thread io_thread;
 
   impl(caf::actor_system& s, runtime_options opts) : sys(s), env(std::make_shared<runtime_env>()) {
     env->opts = std::move(opts);
     env->state_key = env->opts.state_secret.empty() ? crypto::random_hex(32) : env->opts.state_secret;
+    env->metrics = std::make_shared<metrics::registry>();
+    env->latency = std::make_shared<metrics::histogram>();
+    env->buckets = std::make_shared<rate_buckets>(env->opts.ops.limits);
+    describe_metrics(*env->metrics);
+  }
+
+  ~impl() {
+    if (own_io) {
+      io_guard.reset();
+      own_io->stop();
+      if (io_thread.joinable())
+        io_thread.join();
+    }
+  }
+
+  static void describe_metrics(metrics::registry& m) {
+    using metrics::kind;
+    m.describe("bulwark_requests_total", "Answered requests by method, tool and outcome (ok, tool_error, error).", kind::counter);
+    m.describe("bulwark_errors_total", "Error answers by JSON-RPC error code.", kind::counter);
+    m.describe("bulwark_request_duration_seconds", "Time from a request's arrival to its answer, by method.", kind::histogram);
+    m.describe("bulwark_rate_limit_refusals_total", "Calls refused by a rate limit, by level (user_quota, service, global).", kind::counter);
+    m.describe("bulwark_queue_depth", "Calls waiting in the priority queue, by priority.", kind::gauge);
+    m.describe("bulwark_queue_refusals_total", "Calls the full (or shedding) queue refused, by priority.", kind::counter);
+    m.describe("bulwark_breaker_state", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.", kind::gauge);
+    m.describe("bulwark_cache_events_total", "Cache lookups by result (hits, misses, staleHits) and evictions.", kind::counter);
+    m.describe("bulwark_cache_entries", "Entries in the result cache.", kind::gauge);
+    m.describe("bulwark_cache_bytes", "Approximate bytes held by the result cache.", kind::gauge);
+    m.describe("bulwark_sessions", "Live 2025-era sessions.", kind::gauge);
+    m.describe("bulwark_actor_restarts_total", "Restarts of supervised actors.", kind::counter);
+    m.describe("bulwark_degraded_mode", "1 while degraded mode is on.", kind::gauge);
+    m.describe("bulwark_degraded_switches_total", "Switches of degraded mode, by direction.", kind::counter);
+    m.describe("bulwark_health_status", "0 healthy, 1 degraded, 2 unhealthy.", kind::gauge);
+    m.describe("bulwark_alerts_total", "Alerts fired, by rule.", kind::counter);
+    m.describe("bulwark_uptime_seconds", "Seconds since the runtime was created.", kind::gauge);
   }
 
   session_supervisor_actor sessions() const {
@@ -159,8 +204,32 @@ void runtime::start() {
   children.push_back(child_spec{names::session_supervisor, [env](caf::actor_system& sys) {
                                   return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
                                 }});
+  // Operational actors: they need nothing but the environment.
+  if (!env->io) {
+    auto ios = fused_io_contexts(impl_->sys);
+    if (!ios.empty()) {
+      env->io = ios.front();
+    } else {
+      impl_->own_io = std::make_unique<boost::asio::io_context>(1);
+      impl_->io_guard.emplace(boost::asio::make_work_guard(*impl_->own_io));
+      impl_->io_thread = std::thread([io = impl_->own_io.get()] { io->run(); });
+      env->io = impl_->own_io.get();
+    }
+  }
+  children.push_back(child_spec{limiter_actor_name, [env](caf::actor_system& sys) {
+                                  return caf::actor_cast<caf::actor>(spawn_limiter(sys, env));
+                                }});
+  children.push_back(child_spec{queue_actor_name, [env](caf::actor_system& sys) {
+                                  return caf::actor_cast<caf::actor>(spawn_queue(sys, env));
+                                }});
+  children.push_back(child_spec{alert_actor_name, [env](caf::actor_system& sys) {
+                                  return caf::actor_cast<caf::actor>(spawn_alert_manager(sys, env));
+                                }});
   for (auto& c : impl_->extra_children)
     children.push_back(c);
+  children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
+                                  return spawn_health(sys, env, env->opts.ops.health, env->services);
+                                }});
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(children));
   // Actors initialize on the scheduler; return once the tree can take
   // requests, so that the first client message finds its actor.

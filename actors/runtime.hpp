@@ -15,6 +15,7 @@
 #include <caf/fwd.hpp>
 
 #include "messages/catalog.hpp"
+#include "messages/operations.hpp"
 #include "messages/sink.hpp"
 
 namespace caf {
@@ -45,6 +46,8 @@ struct runtime_options {
   std::chrono::seconds restart_window{10};
   /// Key for signing `requestState` (random per process when empty).
   std::string state_secret;
+  /// Rate limits, queue, cache bounds, health checks and alerts.
+  operations_options ops;
 };
 
 /// Health of the runtime's actors as seen by its supervisors.

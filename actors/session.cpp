@@ -5,6 +5,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/metrics.hpp"
+#include "actors/operations.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 
@@ -13,6 +15,15 @@ namespace bulwark {
 namespace {
 
 using json::value;
+
+/// The tool or prompt a call names (empty for resource reads, whose URIs
+/// would make unbounded metric labels).
+std::string_view call_name(const session_state::running& r) {
+  if (r.context.rfind("resources/read", 0) == 0)
+    return {};
+  auto nl = r.context.find('\n');
+  return nl == std::string::npos ? std::string_view() : std::string_view(r.context).substr(nl + 1);
+}
 
 const value& empty_object() {
   static const value v(json::object{});
@@ -206,6 +217,7 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
   client.protocol_version = version->as_string();
   client.stateless = true;
   client.capabilities = *caps;
+  client.identity = in->identity;
   if (auto* info = meta->find(mcp::meta_client_info))
     client.info = *info;
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
@@ -285,6 +297,7 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
                             ? version->as_string()
                             : std::string(mcp::latest_stateful_version);
   rec->client_capabilities = caps ? *caps : value(json::object{});
+  rec->identity = in->identity;
   if (auto* info = params.find("clientInfo"))
     rec->client_info = *info;
   // Requests may follow the initialize response before the initialized
@@ -463,6 +476,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   json::value arguments;
   bool has_arguments = false;
   std::string context;
+  std::string service;
   if (method == "tools/call" || method == "prompts/get") {
     auto* name = params.find("name");
     if (!name || !name->is_string())
@@ -476,6 +490,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
         return reply_error(in, error_code::invalid_params, "unknown tool: " + name->as_string(),
                            value::make_object({{"name", name->as_string()}}), bad);
       handler = tool->handler;
+      service = tool->service;
     } else {
       auto* prompt = cat->find_prompt(name->as_string());
       if (!prompt)
@@ -558,6 +573,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
     call->set_input(std::move(input_responses), std::move(request_state));
   auto serial = in->sink->serial();
   call->tag = serial;
+  call->request_id = in->message["id"];
   call->attach(this);
 
   running r;
@@ -568,12 +584,63 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   r.progress_token = std::move(progress_token);
   r.level = level;
   r.context = std::move(context);
+  r.received = in->received;
   auto& slot = calls.emplace(serial, std::move(r)).first->second;
   if (!stateless)
     by_request_id[mcp::id_key(slot.id)] = serial;
   // Learn when the client goes away: for 2026-07-28 that cancels the call.
   in->sink->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
-  run(slot);
+  admit(slot, service);
+}
+
+void session_state::admit(running& r, const std::string& service) {
+  // The levels that apply: the caller's tier, the service's budget, the
+  // global budget. With none of them, the call needs no trip to the limiter.
+  if (!env->buckets)
+    return run(r); // An environment without a limiter (unit tests).
+  const auto& ops = env->opts.ops;
+  const auto& limits = env->buckets->config();
+  auto key = resolve_key(ops, r.call->client().identity);
+  bool service_limited = !service.empty() && limits.services.count(service) > 0;
+  if (key.tier.empty() && !service_limited && limits.global.empty())
+    return run(r);
+  auto limiter = env->names.get(limiter_actor_name);
+  if (!limiter)
+    return r.call->fail(error_code::actor_restarted, "the rate limiter is restarting; retry",
+                        value::make_object({{"retry_after_seconds", 1}}));
+  auto ticket = std::make_shared<admission_ticket>();
+  ticket->request.key = r.call->client().identity;
+  ticket->request.tier = key.tier;
+  ticket->request.service = service_limited ? service : std::string();
+  if (ops.queue_on_limit)
+    ticket->request.max_wait = ops.max_limit_wait;
+  ticket->reply = [call = r.call, handler = r.handler, request = ticket->request,
+                   env = env](const admission& a) {
+    call->resume([a, handler, request, env](const call_ptr& c) {
+      if (!a.admitted) {
+        auto retry = static_cast<double>(a.retry_after.count()) / 1000.0;
+        return c->fail(error_code::rate_limited, "rate limit reached: " + a.limit,
+                       value::make_object({{"limit", a.refused_by},
+                                           {"description", a.limit},
+                                           {"retry_after_seconds", retry}}));
+      }
+      c->refund = [env, request] {
+        if (auto l = env->names.get(limiter_actor_name))
+          caf::anon_send(caf::actor_cast<limiter_actor>(l), atom::refund_v, request);
+      };
+      if (a.delay.count() > 0) {
+        // Parked: a service call waits in the priority queue, other calls here.
+        if (!request.service.empty()) {
+          c->not_before = std::chrono::steady_clock::now() + a.delay;
+        } else {
+          c->after(a.delay, handler);
+          return;
+        }
+      }
+      handler(c);
+    });
+  };
+  caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, std::move(ticket));
 }
 
 void session_state::run(running& r) {
@@ -669,6 +736,8 @@ void session_state::on_finish(call_context& c, json::value result) {
       result.set("cacheScope", "public");
     }
   }
+  bool tool_error = result["isError"].is_bool() && result["isError"].as_bool();
+  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok", 0, r.received);
   outbound out;
   out.body = mcp::result_body(r.id, result);
   end_call(c.tag, std::move(out));
@@ -678,6 +747,7 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
   auto i = calls.find(c.tag);
   if (i == calls.end())
     return;
+  record(c.method(), call_name(i->second), "error", static_cast<int>(code), i->second.received);
   outbound out;
   out.body = mcp::error_body(i->second.id, code, message, data);
   // 2026-07-28 answers protocol-level refusals with an HTTP status too.
@@ -747,16 +817,36 @@ void session_state::on_input_required(call_context& c, json::value requests, std
 
 // -- answering ------------------------------------------------------------------------------------
 
+void session_state::record(const std::string& method, std::string_view name, const char* outcome, int code,
+                           std::chrono::steady_clock::time_point received) {
+  auto& m = env->metrics;
+  if (!m)
+    return;
+  m->counter("bulwark_requests_total", {{"method", method}, {"tool", name}, {"outcome", outcome}}).inc();
+  if (code != 0) {
+    auto text = std::to_string(code);
+    m->counter("bulwark_errors_total", {{"code", text}}).inc();
+    env->errors_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  env->requests_total.fetch_add(1, std::memory_order_relaxed);
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count();
+  m->histogram("bulwark_request_duration_seconds", {{"method", method}}).observe(seconds);
+  if (env->latency)
+    env->latency->observe(seconds);
+}
+
 void session_state::reply(const inbound_ptr& in, json::value result, bool stateless) {
   if (stateless && !result.find("resultType"))
     result.set("resultType", "complete");
   outbound out;
   out.body = mcp::result_body(in->message["id"], result);
   in->sink->deliver(std::move(out));
+  record(in->message["method"].as_string(), {}, "ok", 0, in->received);
 }
 
 void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message,
                                 json::value data, int http_status) {
+  record(in->message["method"].as_string(), {}, "error", static_cast<int>(code), in->received);
   outbound out;
   out.body = mcp::error_body(in->message["id"], code, message, data);
   if (http_status != 0)
@@ -876,6 +966,22 @@ void session_state::stream_closed(uint64_t serial) {
 void session_state::broadcast(const std::string& method, const json::value& params) {
   bool resource_update = method == "notifications/resources/updated";
   const auto& uri = params["uri"].as_string();
+  if (method == "notifications/message") {
+    // Server-wide log messages (degraded mode, alerts): 2025-era sessions
+    // at or below their log level; alerts only to admin keys' sessions.
+    if (rec->stateless)
+      return;
+    auto lvl = parse_log_level(params["level"].as_string());
+    if (lvl && *lvl < rec->min_level)
+      return;
+    if (params["_meta"]["io.bulwark/audience"].as_string() == "admin") {
+      const auto& admins = env->opts.ops.admin_identities;
+      if (std::find(admins.begin(), admins.end(), rec->identity) == admins.end())
+        return;
+    }
+    send_standalone(mcp::notification_body(method, params));
+    return;
+  }
   if (!rec->stateless) {
     if (resource_update && rec->subscriptions.count(uri) == 0)
       return;
@@ -906,6 +1012,7 @@ client_view session_state::stateful_client() const {
   v.stateless = false;
   v.capabilities = rec->client_capabilities;
   v.info = rec->client_info;
+  v.identity = rec->identity;
   return v;
 }
 

@@ -35,6 +35,7 @@ struct session_state : call_owner {
     json::value gathered;  ///< 2025 era: input responses collected so far.
     std::size_t awaiting = 0;
     std::string state;     ///< 2025 era: state to hand back with the input.
+    std::chrono::steady_clock::time_point received; ///< When the request arrived.
   };
 
   /// A 2026-07-28 `subscriptions/listen` stream.
@@ -105,6 +106,12 @@ private:
   void reply_error(const inbound_ptr& in, error_code code, std::string message,
                    json::value data = {}, int http_status = 0);
   void run(running& r);
+  /// Asks the rate limiter (when a limit applies) and then runs the call.
+  void admit(running& r, const std::string& service);
+  /// Counts one answered request in the metrics: `outcome` is ok,
+  /// tool_error or error (then `code` says which).
+  void record(const std::string& method, std::string_view name, const char* outcome, int code,
+              std::chrono::steady_clock::time_point received);
   void send_on(running& r, std::string body, outbound::kind what);
   void end_call(uint64_t serial, outbound out);
   void send_standalone(std::string body);

@@ -179,6 +179,14 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     cs.millis("ttlMs", st.cache_ttl, 0, 86400000LL * 7);
     cs.millis("maxStaleMs", st.max_stale, 0, 86400000LL * 7);
     cs.strings("tools", st.cacheable_tools);
+    std::string scope;
+    cs.str("scope", scope);
+    if (scope == "public")
+      st.cache_public = true;
+    else if (scope == "private")
+      st.cache_public = false;
+    else if (!scope.empty())
+      bad(path + ".cache.scope", "must be \"private\" or \"public\"");
   }
   sec.strings("idempotentTools", st.idempotent_tools);
   sec.integer("ratePerMinute", st.rate_per_minute, 0, 100000000);
@@ -297,6 +305,146 @@ void parse_gateway(section& top, gateway_config& gw) {
   }
 }
 
+/// `{"perSecond": n, "perMinute": n, "perHour": n, "perDay": n}` -> windows.
+std::vector<rate_limit> parse_windows(const value& v, const std::string& path) {
+  section sec(v, path);
+  std::vector<rate_limit> out;
+  const std::pair<const char*, std::chrono::milliseconds> spans[] = {
+    {"perSecond", std::chrono::seconds(1)}, {"perMinute", std::chrono::minutes(1)},
+    {"perHour", std::chrono::hours(1)}, {"perDay", std::chrono::hours(24)}};
+  for (auto& [key, per] : spans) {
+    long long n = -1;
+    sec.integer(key, n, 1, 1000000000);
+    if (n > 0)
+      out.push_back(rate_limit{static_cast<uint64_t>(n), per});
+  }
+  for (auto& [key, item] : v.as_object())
+    if (std::none_of(std::begin(spans), std::end(spans), [&](auto& s) { return key == s.first; }))
+      bad(path + "." + key, "unknown key (expected perSecond, perMinute, perHour or perDay)");
+  if (out.empty())
+    bad(path, "needs at least one of perSecond, perMinute, perHour, perDay");
+  return out;
+}
+
+priority priority_of(const std::string& path, const std::string& s) {
+  auto p = parse_priority(s);
+  if (!p)
+    bad(path, "must be one of critical, high, normal, low");
+  return *p;
+}
+
+void parse_operations(section& top, config& cfg) {
+  auto& ops = cfg.runtime.ops;
+  if (auto* r = top.get("rateLimits")) {
+    section sec(*r, "$.rateLimits");
+    if (auto* t = sec.get("tiers")) {
+      if (!t->is_object())
+        bad("$.rateLimits.tiers", "must be an object keyed by tier name");
+      for (auto& [name, windows] : t->as_object())
+        ops.limits.tiers[name] = parse_windows(windows, "$.rateLimits.tiers." + name);
+    }
+    if (auto* g = sec.get("global"))
+      ops.limits.global = parse_windows(*g, "$.rateLimits.global");
+    if (auto* k = sec.get("keys")) {
+      if (!k->is_object())
+        bad("$.rateLimits.keys", "must be an object keyed by the SHA-256 (hex) of each API key");
+      for (auto& [hash, entry] : k->as_object()) {
+        auto path = "$.rateLimits.keys." + hash;
+        if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos)
+          bad(path, "a key is named by the lower-case hex SHA-256 of the key (64 characters), never the key itself");
+        section ks(entry, path);
+        key_settings settings;
+        ks.str("tier", settings.tier);
+        std::string prio;
+        ks.str("priority", prio);
+        if (!prio.empty())
+          settings.prio = priority_of(path + ".priority", prio);
+        ops.keys[hash] = settings;
+      }
+    }
+    sec.str("defaultTier", ops.default_tier);
+    sec.str("anonymousTier", ops.anonymous_tier);
+    std::string mode;
+    sec.str("onLimit", mode);
+    if (mode == "queue")
+      ops.queue_on_limit = true;
+    else if (mode == "refuse")
+      ops.queue_on_limit = false;
+    else if (!mode.empty())
+      bad("$.rateLimits.onLimit", "must be \"refuse\" or \"queue\"");
+    sec.millis("maxQueueWaitMs", ops.max_limit_wait, 1, 3600000);
+  }
+  auto check_tier = [&](const std::string& path, const std::string& tier) {
+    if (!tier.empty() && !ops.limits.tiers.count(tier))
+      bad(path, "no tier named '" + tier + "' in rateLimits.tiers");
+  };
+  check_tier("$.rateLimits.defaultTier", ops.default_tier);
+  check_tier("$.rateLimits.anonymousTier", ops.anonymous_tier);
+  for (auto& [hash, k] : ops.keys)
+    check_tier("$.rateLimits.keys." + hash + ".tier", k.tier);
+  if (auto* q = top.get("queue")) {
+    section sec(*q, "$.queue");
+    sec.integer("capacity", ops.queue.capacity, 1, 10000000);
+    sec.millis("agingMs", ops.queue.aging, 0, 3600000);
+    sec.integer("maxConcurrentPerService", ops.max_concurrent_per_service, 1, 100000);
+    std::vector<std::pair<std::string, std::string>> prios;
+    sec.string_pairs("toolPriorities", prios);
+    for (auto& [tool, p] : prios)
+      ops.tool_priorities[tool] = priority_of("$.queue.toolPriorities." + tool, p);
+  }
+  if (auto* c = top.get("cache")) {
+    section sec(*c, "$.cache");
+    sec.integer("maxEntries", ops.cache_entries, 1, 100000000);
+    sec.integer("maxBytes", ops.cache_bytes, 1024, 1LL << 40);
+  }
+  if (auto* h = top.get("health")) {
+    section sec(*h, "$.health");
+    sec.millis("intervalMs", ops.health.interval, 50, 600000);
+    sec.integer("enterChecks", ops.health.enter_checks, 1, 1000);
+    sec.millis("exitAfterMs", ops.health.exit_after, 0, 86400000);
+    sec.seconds("stormWindowSeconds", ops.health.storm_window, 1, 86400);
+    sec.integer("restartStorm", ops.health.thresholds.restart_storm, 0, 1000000);
+    sec.number("queueFill", ops.health.thresholds.queue_fill, 0, 1);
+    sec.number("degradedBudgetScale", ops.health.degraded_budget_scale, 0.01, 1);
+  }
+  if (auto* a = top.get("alerts")) {
+    section sec(*a, "$.alerts");
+    if (auto* rules = sec.get("rules")) {
+      if (!rules->is_object())
+        bad("$.alerts.rules", "must be an object keyed by rule name");
+      for (auto& [rule, settings] : rules->as_object()) {
+        auto path = "$.alerts.rules." + rule;
+        if (!settings.is_object())
+          bad(path, "must be an object");
+        for (auto& [key, v] : settings.as_object()) {
+          double n = v.is_bool() ? (v.as_bool() ? 1 : 0) : v.as_double();
+          if (!v.is_bool() && !v.is_number())
+            bad(path + "." + key, "must be a number (enabled: true or false)");
+          auto err = apply_alert_setting(ops.alerts, rule, key, n);
+          if (!err.empty())
+            bad(path + "." + key, err);
+        }
+      }
+    }
+    if (auto* w = sec.get("webhook")) {
+      section ws(*w, "$.alerts.webhook");
+      ws.str("url", ops.webhook.url);
+      if (ops.webhook.url.rfind("http://", 0) != 0)
+        bad("$.alerts.webhook.url", "must be an http:// URL");
+      ws.string_pairs("headers", ops.webhook.headers);
+      ws.millis("timeoutMs", ops.webhook.timeout, 1, 600000);
+      ws.integer("attempts", ops.webhook.attempts, 1, 20);
+      ws.millis("baseDelayMs", ops.webhook.base_delay, 0, 600000);
+    }
+    sec.strings("adminKeys", ops.admin_identities);
+    for (auto& k : ops.admin_identities) {
+      if (k.size() != 64 || k.find_first_not_of("0123456789abcdef") != std::string::npos)
+        bad("$.alerts.adminKeys", "each entry is the lower-case hex SHA-256 of an API key");
+      k = "key:" + k;
+    }
+  }
+}
+
 log_level level_of(const std::string& path, const std::string& s) {
   auto lvl = parse_log_level(s);
   if (!lvl)
@@ -363,6 +511,11 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.integer("moderatePollAttempts", cfg.moderate_poll_attempts, 0, 100000);
   }
   parse_gateway(top, cfg.gateway);
+  parse_operations(top, cfg);
+  // A service budget is the gateway's `ratePerMinute`.
+  for (auto& s : cfg.gateway.services)
+    if (s.settings.rate_per_minute > 0)
+      cfg.runtime.ops.limits.services[s.name] = {rate_limit{s.settings.rate_per_minute, std::chrono::minutes(1)}};
   if (auto* s = top.get("tools")) {
     section sec(*s, "$.tools");
     sec.boolean("builtin", cfg.builtin_tools);

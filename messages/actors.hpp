@@ -25,6 +25,7 @@
 #include "messages/catalog.hpp"
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
+#include "messages/operations.hpp"
 #include "messages/sink.hpp"
 
 namespace bulwark {
@@ -41,6 +42,8 @@ struct inbound {
   /// The 2025-era session the message belongs to (empty for `initialize`
   /// and stateless traffic).
   std::string session_id;
+  /// Who sent it: "key:<SHA-256 of the bearer key>", "anonymous" or "stdio".
+  std::string identity = "anonymous";
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
 };
 using inbound_ptr = std::shared_ptr<inbound>;
@@ -57,6 +60,7 @@ struct session_record {
   bool stateless = false;
   bool initialized = false;
   std::string protocol_version;
+  std::string identity; ///< Of the client that initialized the session.
   json::value client_capabilities;
   json::value client_info;
   log_level min_level = log_level::info;
@@ -135,6 +139,45 @@ struct cache_hit {
 };
 using cache_reply = std::function<void(std::optional<cache_hit>)>;
 
+// -- admission ---------------------------------------------------------------------------
+
+/// A call asking the rate limiter to be let in; the verdict goes to `reply`
+/// (on the limiter's thread: hop back with `call_context::resume`).
+struct admission_ticket {
+  admission_request request;
+  std::function<void(const admission&)> reply;
+};
+using admission_ticket_ptr = std::shared_ptr<admission_ticket>;
+
+/// Downstream work waiting for its turn in the priority queue.
+struct queued_work {
+  queued_work() : id(next_id().fetch_add(1, std::memory_order_relaxed)) {}
+  const uint64_t id;
+  priority prio = priority::normal;
+  std::string lane;  ///< The service: at most so many of a lane run at once.
+  std::string owner; ///< The caller's identity (for queue_status).
+  json::value request_id;
+  std::string label; ///< What runs, e.g. the tool name.
+  std::chrono::steady_clock::time_point not_before{}, deadline{};
+  /// Runs the work; it calls `finished` once when it is over (whatever the
+  /// outcome), which frees its lane's slot.
+  std::function<void(std::function<void()> finished)> start;
+  /// The queue will not run it (full, shed, expired, restarted): answer the
+  /// call with this error. Called at most once, instead of `start`.
+  std::function<void(error_code code, std::string message, json::value data)> reject;
+
+private:
+  static std::atomic<uint64_t>& next_id() {
+    static std::atomic<uint64_t> n{1};
+    return n;
+  }
+};
+using queued_work_ptr = std::shared_ptr<queued_work>;
+
+/// An answer that comes back as JSON through a callback (on the answering
+/// actor's thread).
+using json_reply = std::function<void(json::value)>;
+
 /// The end of one HTTP exchange with a downstream (its messages arrive as lines).
 struct http_exchange_end {
   int status = 0;
@@ -157,6 +200,11 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_call_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::http_exchange_end)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::cache_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_ticket_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::queued_work_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::json_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -181,6 +229,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, answer, "answer")
   CAF_ADD_ATOM(bulwark, bulwark::atom, put, "put")
   CAF_ADD_ATOM(bulwark, bulwark::atom, drop, "drop")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, degrade, "degrade")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, sample, "sample")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, admit, "admit")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, refund, "refund")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, enqueue, "enqueue")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, position, "position")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -262,6 +316,49 @@ using breaker_actor = caf::typed_actor<
   // The client cancelled this call.
   caf::reacts_to<atom::cancel, downstream_call_ptr>,
   // Status: state, counts, transitions.
+  caf::replies_to<atom::get>::with<json::value>>;
+
+/// Token buckets per key (by tier), per service and global. Its buckets
+/// live outside the actor, so a restart hands nobody a fresh quota.
+using limiter_actor = caf::typed_actor<
+  // Admit a call or refuse it; the verdict goes to the ticket's reply.
+  caf::reacts_to<atom::admit, admission_ticket_ptr>,
+  // An admitted call never ran (shed, cancelled in the queue): give its tokens back.
+  caf::reacts_to<atom::refund, admission_request>,
+  // Degraded mode tightens the budgets.
+  caf::reacts_to<atom::degrade, bool>,
+  // Internal: forget keys whose buckets are full again.
+  caf::reacts_to<atom::sweep>,
+  // Status: limits, tokens, refusals, per-service usage.
+  caf::replies_to<atom::get>::with<json::value>>;
+
+/// The priority queue in front of the downstream services: four priorities,
+/// bounded, aging, at most so many calls running per service.
+using queue_actor = caf::typed_actor<
+  caf::reacts_to<atom::enqueue, queued_work_ptr>,
+  // Work with this id finished after running this many microseconds.
+  caf::reacts_to<atom::done, uint64_t, int64_t>,
+  // The caller gave up: leave the queue (refunding its rate-limit tokens).
+  caf::reacts_to<atom::cancel, uint64_t>,
+  // Internal: a delayed entry became ready or a deadline passed.
+  caf::reacts_to<atom::timer>,
+  // Degraded mode sheds LOW work.
+  caf::reacts_to<atom::degrade, bool>,
+  // Status: depth per priority, fill, counters, queued entries.
+  caf::replies_to<atom::get>::with<json::value>,
+  // Position and estimated wait of an owner's queued calls (request id, or
+  // null for all of them), to the callback.
+  caf::reacts_to<atom::position, std::string, json::value, json_reply>>;
+
+/// Alert rules with cooldowns, fed by the health supervisor; delivers to the
+/// log, a webhook and admin sessions.
+using alert_actor = caf::typed_actor<
+  caf::reacts_to<atom::sample, health_sample>,
+  // Internal: try a webhook delivery again.
+  caf::reacts_to<atom::retry, uint64_t>,
+  // Internal: a webhook delivery ended (id, HTTP status, error).
+  caf::reacts_to<atom::done, uint64_t, int32_t, std::string>,
+  // Status: rules, counts, history, webhook.
   caf::replies_to<atom::get>::with<json::value>>;
 
 } // namespace bulwark

@@ -33,6 +33,9 @@ struct client_view {
   bool stateless = false;       ///< True for the 2026-07-28 era.
   json::value capabilities;     ///< The client's declared capabilities.
   json::value info;             ///< clientInfo, when given.
+  /// Who is calling: "key:<SHA-256 of its bearer key>", "anonymous" or
+  /// "stdio". Private cached results and rate limits are kept per identity.
+  std::string identity;
 
   bool has_capability(std::string_view name) const noexcept {
     return capabilities.find(name) != nullptr;
@@ -141,6 +144,17 @@ public:
   /// Owner-specific bookkeeping (the request's key in the owner's tables).
   uint64_t tag = 0;
 
+  // -- admission (set by the session before the handler runs) ------------------------
+
+  /// The rate limiter let the call in on condition that it does not run
+  /// before this (queue mode); the epoch when there is no such condition.
+  std::chrono::steady_clock::time_point not_before{};
+  /// Gives the call's rate-limit tokens back (it was shed or cancelled
+  /// before it ran). Empty when no limit applied.
+  std::function<void()> refund;
+  /// The JSON-RPC id of the request (for queue_status).
+  json::value request_id;
+
 private:
   bool begin_answer() noexcept;
 
@@ -175,6 +189,8 @@ struct tool_spec {
   call_handler handler;
   /// Definitions of a group are replaced together (`runtime::set_group`).
   std::string group;
+  /// The downstream service behind it (its rate budget applies), if any.
+  std::string service;
   /// Whether a client sees this tool in tools/list (null: every client).
   std::function<bool(const client_view&)> visible;
 };

@@ -13,6 +13,9 @@ std::string random_hex(std::size_t n);
 /// HMAC-SHA256 of `data` under `key`, raw 32 bytes.
 std::string hmac_sha256(std::string_view key, std::string_view data);
 
+/// SHA-256 of `data`, lower-case hex (64 chars).
+std::string sha256_hex(std::string_view data);
+
 /// Compares in time independent of where the inputs differ.
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 

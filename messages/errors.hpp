@@ -33,6 +33,7 @@ enum class error_code : int32_t {
   shutting_down = -32007,     ///< The server is stopping and takes no new work.
   session_limit = -32008,     ///< Too many sessions or concurrent requests.
   denied_by_policy = -32009,  ///< A gateway policy rule denies this call (named in the error).
+  rate_limited = -32010,      ///< A rate limit refused the call; data names it and retry_after_seconds.
 };
 
 /// Describes one entry of the error table.

@@ -48,6 +48,7 @@ constexpr error_info errors[] = {
   {error_code::shutting_down, "shutting_down", 503, "The server is stopping and takes no new work."},
   {error_code::session_limit, "session_limit", 429, "Too many sessions or concurrent requests."},
   {error_code::denied_by_policy, "DENIED_BY_POLICY", 403, "A gateway policy rule denies this call; the rule is named."},
+  {error_code::rate_limited, "RATE_LIMITED", 429, "A rate limit refused the call; data.limit names it (user_quota, service, global) and data.retry_after_seconds says when to retry."},
 };
 
 } // namespace

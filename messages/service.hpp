@@ -49,6 +49,9 @@ struct service_settings {
   std::chrono::milliseconds cache_ttl{0}; ///< 0: results are not cached.
   std::chrono::milliseconds max_stale{300000};
   std::vector<std::string> cacheable_tools; ///< Besides tools with `readOnlyHint`.
+  /// Cached results may be shared between callers ("public"); by default
+  /// they are kept per caller ("private").
+  bool cache_public = false;
   std::vector<std::string> idempotent_tools; ///< Besides tools with `idempotentHint`.
   uint32_t rate_per_minute = 0; ///< Upstream budget; 0: unlimited.
   std::string priority = "normal";

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "actors/gateway.hpp"
+#include "actors/health.hpp"
 #include "actors/runtime.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<http_server> http;
     if (cfg.http_enabled) {
       http = std::make_unique<http_server>(&rt, cfg.http);
+      add_operator_routes(*http, rt);
       try {
         auto port = http->start();
         log::info("listening", json::value::make_object({{"address", cfg.http.address},

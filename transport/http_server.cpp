@@ -16,6 +16,7 @@
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
 #include "messages/actors.hpp"
+#include "messages/crypto.hpp"
 #include "messages/mcp.hpp"
 #include "messages/text.hpp"
 #include "transport/io_scheduler.hpp"
@@ -756,6 +757,11 @@ void connection::handle_post(request& req) {
 
   auto in = std::make_shared<inbound>();
   in->kind = cls.kind;
+  if (auto auth = req.find(http::field::authorization); auth != req.end()) {
+    auto v = trim(sv(auth->value()));
+    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer "))
+      in->identity = "key:" + crypto::sha256_hex(trim(v.substr(7)));
+  }
   // Era: a live 2025-era session; else a 2026-07-28 version header or _meta
   // version; else a new session (initialize) or a refusal.
   bool modern_header = version_header && !mcp::is_stateful_version(trim(*version_header));

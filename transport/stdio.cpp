@@ -97,6 +97,7 @@ void serve_stdio(runtime& rt, stdio_options opts, std::FILE* in, std::FILE* out)
     }
     auto item = std::make_shared<inbound>();
     item->kind = cls.kind;
+    item->identity = "stdio";
     if (msg["params"]["_meta"][mcp::meta_protocol_version].is_string()) {
       item->stateless = true;
     } else {

@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { assert, harness } from './harness.mjs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -26,67 +26,9 @@ import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@m
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
-const pids = [];
-const logs = [];
-let passed = 0;
-let failed = 0;
-
-const watchdog = setTimeout(() => {
-  console.log('FAIL watchdog: the run took longer than 90 s');
-  finish(1);
-}, 90_000);
-
-function finish(code) {
-  clearTimeout(watchdog);
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  process.exit(code);
-}
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
-
-function assert(cond, why) {
-  if (!cond) throw new Error(why);
-}
-
-/// Starts bulwark with `argv`; resolves with the HTTP port it logs.
-const started = {}; // label -> pid
-function startBulwark(argv, label) {
-  const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  pids.push(child.pid);
-  started[label] = child.pid;
-  return new Promise((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label}: no "listening" line in 20 s`)), 20_000);
-    child.once('exit', (code) => reject(new Error(`${label} exited early with ${code}:\n${logs.slice(-20).join('\n')}`)));
-    createInterface({ input: child.stderr }).on('line', (line) => {
-      logs.push(`[${label}] ${line}`);
-      if (logs.length > 400) logs.shift();
-      try {
-        const rec = JSON.parse(line);
-        if (rec.msg === 'listening') {
-          clearTimeout(timer);
-          resolvePort(rec.port);
-        }
-      } catch {
-        // not JSON
-      }
-    });
-  });
-}
+const run = harness({ bulwark });
+const { check, startBulwark, logs, pids } = run;
+const started = new Proxy({}, { get: (_, label) => run.started[label]?.pid });
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-'));
 const modules = resolve(dirname(fileURLToPath(import.meta.url)), '../node_modules/@modelcontextprotocol');
@@ -358,11 +300,11 @@ try {
     assert(/gateway refused to start.*name clash: tool '\w+' is offered by both one and two/.test(stderr), stderr.slice(-400));
   });
 } catch (e) {
-  failed++;
+  run.failed++;
   console.log(`FAIL setup: ${e?.stack ?? e}\n${logs.slice(-30).join('\n')}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-if (failed) console.log(logs.slice(-40).join('\n'));
-console.log(`${passed} passed, ${failed} failed`);
-finish(failed ? 1 : 0);
+if (run.failed) console.log(logs.slice(-40).join('\n'));
+console.log(`${run.passed} passed, ${run.failed} failed`);
+run.finish(run.failed ? 1 : 0);

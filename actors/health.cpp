@@ -1,0 +1,442 @@
+#include "actors/health.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <set>
+
+#include <caf/all.hpp>
+
+#include "actors/breaker.hpp"
+#include "actors/cache.hpp"
+#include "actors/metrics.hpp"
+#include "actors/runtime.hpp"
+#include "config/log.hpp"
+#include "transport/http_server.hpp"
+
+namespace bulwark {
+
+using json::value;
+using namespace std::chrono;
+
+const char* to_string(health_level l) noexcept {
+  switch (l) {
+    case health_level::healthy: return "healthy";
+    case health_level::degraded: return "degraded";
+    case health_level::unhealthy: return "unhealthy";
+  }
+  return "unhealthy";
+}
+
+health_verdict assess(const health_inputs& in, const health_thresholds& t) {
+  health_verdict v;
+  auto at_least = [&](health_level l) { v.level = std::max(v.level, l); };
+  if (!in.core_up) {
+    at_least(health_level::unhealthy);
+    v.reasons.push_back("the session actors are not running");
+  }
+  for (auto& [svc, state] : in.breakers)
+    if (state != "closed") {
+      at_least(health_level::degraded);
+      v.reasons.push_back("breaker of " + svc + " is " + state);
+    }
+  for (auto& [svc, phase] : in.connectors)
+    if (phase != "ready") {
+      at_least(health_level::degraded);
+      v.reasons.push_back("service " + svc + " is " + phase);
+    }
+  for (auto& name : in.unresponsive) {
+    at_least(health_level::degraded);
+    v.reasons.push_back(name + " did not answer the health check");
+  }
+  if (in.queue_fill > t.queue_fill) {
+    at_least(health_level::degraded);
+    v.reasons.push_back("queue is " + std::to_string(static_cast<int>(in.queue_fill * 100)) + "% full");
+  }
+  if (in.recent_escalations > 0) {
+    at_least(health_level::degraded);
+    v.reasons.push_back("an actor exceeded its restart intensity");
+  } else if (t.restart_storm > 0 && in.recent_restarts >= t.restart_storm) {
+    at_least(health_level::degraded);
+    v.reasons.push_back("restart storm: " + std::to_string(in.recent_restarts) + " actor restarts");
+  }
+  return v;
+}
+
+bool degraded_switch::update(clock::time_point now, bool trouble) {
+  bool before = on();
+  if (trouble) {
+    clean_since_.reset();
+    if (++troubled_ >= enter_checks_)
+      on_ = true;
+  } else {
+    troubled_ = 0;
+    if (!clean_since_)
+      clean_since_ = now;
+    if (on_ && now - *clean_since_ >= exit_after_)
+      on_ = false;
+  }
+  bool changed = before != on();
+  switches_ += changed ? 1 : 0;
+  return changed;
+}
+
+bool degraded_switch::force(std::optional<bool> on, clock::time_point) {
+  bool before = this->on();
+  forced_ = on;
+  bool changed = before != this->on();
+  switches_ += changed ? 1 : 0;
+  return changed;
+}
+
+namespace {
+
+struct health_state {
+  static inline const char* name = "health";
+
+  env_ptr env;
+  health_settings settings;
+  std::vector<std::string> services;
+  degraded_switch sw{1, milliseconds(10000)};
+
+  uint64_t round = 0;
+  std::set<std::string> asked;                ///< Components asked in this round.
+  std::map<std::string, value> answers;       ///< Their answers in this round.
+  std::set<std::string> known;                ///< Components seen running at some point.
+  std::set<std::string> reached;              ///< Services that were ready at some check.
+  std::deque<std::tuple<caf::actor_clock::time_point, uint64_t, uint64_t>> supervision; ///< (when, restarts, escalations)
+  health_level level = health_level::healthy;
+  uint64_t checks = 0;
+  caf::actor_clock::time_point started;
+
+  // Metric deltas: monotonic totals from actors that may restart.
+  uint64_t restarts_seen = 0;
+  std::map<std::string, uint64_t> cache_seen;
+
+  // What the alert rules see.
+  sliding_window window;
+  uint64_t requests_seen = 0, errors_seen = 0, lookups_seen = 0, hits_seen = 0;
+  std::deque<std::pair<caf::actor_clock::time_point, metrics::histogram_snapshot>> latency; ///< Over the window.
+};
+
+using health_pointer = caf::stateful_actor<health_state>*;
+
+std::vector<std::string> component_names(const health_state& st) {
+  std::vector<std::string> out;
+  for (auto& s : st.services) {
+    out.push_back(breaker_name(s));
+    out.push_back(connector_name(s));
+  }
+  for (auto* n : {"queue", "limiter"})
+    out.emplace_back(n);
+  out.push_back(cache_actor_name);
+  return out;
+}
+
+/// Moves a monotonic total of an actor that may restart into a counter.
+void add_delta(metrics::counter& c, uint64_t now_total, uint64_t& seen) {
+  c.inc(now_total >= seen ? now_total - seen : now_total);
+  seen = now_total;
+}
+
+void apply_mode(health_pointer self, bool on, const std::vector<std::string>& reasons) {
+  auto& st = self->state;
+  st.env->degraded = on;
+  value why(json::array{});
+  for (auto& r : reasons)
+    why.push_back(r);
+  if (on)
+    log::warn("degraded mode on", value::make_object({{"reasons", why}, {"forced", st.sw.forced().has_value()}}));
+  else
+    log::info("degraded mode off", value::make_object({{"forced", st.sw.forced().has_value()}}));
+  if (auto& m = st.env->metrics)
+    m->counter("bulwark_degraded_switches_total", {{"to", on ? "on" : "off"}}).inc();
+  for (auto* name : {"limiter", "queue"})
+    if (auto h = st.env->names.get(name))
+      self->send(h, atom::degrade_v, on);
+  if (auto s = st.env->names.get(names::session_supervisor)) {
+    auto params = value::make_object(
+      {{"level", on ? "warning" : "info"},
+       {"logger", "bulwark"},
+       {"data", value::make_object({{"degraded", on},
+                                    {"reasons", why},
+                                    {"message", on ? "Bulwark switched to degraded mode" : "Bulwark left degraded mode"}})}});
+    self->send(caf::actor_cast<session_supervisor_actor>(s), atom::notify_v, std::string("notifications/message"),
+               std::move(params));
+  }
+}
+
+/// Judges the answers of the round that just ended and publishes the result.
+void evaluate(health_pointer self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  ++st.checks;
+  health_inputs in;
+  in.core_up = st.env->names.contains(names::session_supervisor) && st.env->names.contains(names::stateless_session);
+  for (auto& name : st.asked)
+    if (!st.answers.count(name))
+      in.unresponsive.push_back(name);
+  // Components that ran once and are not registered now (restarting, or
+  // given up after too many restarts).
+  for (auto& name : st.known)
+    if (!st.asked.count(name))
+      in.unresponsive.push_back(name);
+  value breakers(json::object{}), connectors(json::object{});
+  for (auto& s : st.services) {
+    if (auto a = st.answers.find(breaker_name(s)); a != st.answers.end()) {
+      in.breakers[s] = a->second["state"].as_string();
+      breakers.set(s, a->second);
+    }
+    if (auto a = st.answers.find(connector_name(s)); a != st.answers.end()) {
+      const auto& phase = a->second["phase"].as_string();
+      if (phase == "ready")
+        st.reached.insert(s);
+      // A service still starting for the first time keeps /ready at 503
+      // but does not make the server degraded.
+      if (phase == "ready" || st.reached.count(s))
+        in.connectors[s] = phase;
+      connectors.set(s, a->second);
+    }
+  }
+  auto answer = [&](const std::string& name) {
+    auto a = st.answers.find(name);
+    return a == st.answers.end() ? value() : a->second;
+  };
+  auto queue = answer("queue");
+  in.queue_fill = queue["fill"].as_double();
+  uint64_t restarts = st.env->restarts.load(), escalations = st.env->escalations.load();
+  st.supervision.emplace_back(now, restarts, escalations);
+  while (st.supervision.size() > 1 && now - std::get<0>(st.supervision.front()) > st.settings.storm_window)
+    st.supervision.pop_front();
+  in.recent_restarts = restarts - std::get<1>(st.supervision.front());
+  in.recent_escalations = escalations - std::get<2>(st.supervision.front());
+
+  auto verdict = assess(in, st.settings.thresholds);
+  if (verdict.level != st.level)
+    log::info("health changed", value::make_object({{"from", to_string(st.level)}, {"to", to_string(verdict.level)}}));
+  st.level = verdict.level;
+  if (st.sw.update(now, verdict.level != health_level::healthy))
+    apply_mode(self, st.sw.on(), verdict.reasons);
+
+  bool ready = in.core_up && verdict.level != health_level::unhealthy;
+  std::vector<std::string> unreached;
+  for (auto& s : st.services)
+    if (!st.reached.count(s))
+      unreached.push_back(s);
+  ready = ready && unreached.empty();
+
+  value reasons(json::array{}), waiting(json::array{});
+  for (auto& r : verdict.reasons)
+    reasons.push_back(r);
+  for (auto& s : unreached)
+    waiting.push_back(s);
+  auto report = value::make_object({
+    {"status", to_string(verdict.level)},
+    {"degraded", st.sw.on()},
+    {"degradedForced", st.sw.forced() ? value(*st.sw.forced()) : value()},
+    {"degradedSwitches", static_cast<unsigned long long>(st.sw.switches())},
+    {"reasons", std::move(reasons)},
+    {"ready", ready},
+    {"unreachedServices", std::move(waiting)},
+    {"version", st.env->opts.server_version},
+    {"uptimeSeconds", duration_cast<duration<double>>(now - st.started).count()},
+    {"checks", static_cast<unsigned long long>(st.checks)},
+    {"components", value::make_object({
+       {"core", value::make_object({{"up", in.core_up}})},
+       {"breakers", std::move(breakers)},
+       {"connectors", std::move(connectors)},
+       {"queue", queue},
+       {"cache", answer(cache_actor_name)},
+       {"limiter", answer("limiter")},
+       {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
+                                           {"escalations", static_cast<unsigned long long>(escalations)},
+                                           {"recentRestarts", static_cast<unsigned long long>(in.recent_restarts)}})},
+     })},
+  });
+  st.env->publish_health(static_cast<uint8_t>(verdict.level), ready, report);
+
+  if (auto& m = st.env->metrics) {
+    for (auto& [svc, state] : in.breakers)
+      m->gauge("bulwark_breaker_state", {{"service", svc}})
+        .set(state == "open" ? 1 : state == "half_open" ? 2 : 0);
+    m->gauge("bulwark_degraded_mode", {}).set(st.sw.on() ? 1 : 0);
+    m->gauge("bulwark_health_status", {}).set(static_cast<double>(verdict.level));
+    add_delta(m->counter("bulwark_actor_restarts_total", {}), restarts, st.restarts_seen);
+    if (queue.is_object()) {
+      static const char* prios[] = {"critical", "high", "normal", "low"};
+      for (int i = 0; i < 4; ++i)
+        m->gauge("bulwark_queue_depth", {{"priority", prios[i]}}).set(queue["depth"].as_array().size() > static_cast<std::size_t>(i)
+                                                                        ? queue["depth"].as_array()[i].as_double() : 0);
+    }
+    if (auto cache = answer(cache_actor_name); cache.is_object()) {
+      for (auto* k : {"hits", "misses", "staleHits", "evictions"})
+        add_delta(m->counter("bulwark_cache_events_total", {{"event", k}}),
+                  static_cast<uint64_t>(cache[k].as_int()), st.cache_seen[k]);
+      m->gauge("bulwark_cache_entries", {}).set(cache["entries"].as_double());
+      m->gauge("bulwark_cache_bytes", {}).set(cache["bytes"].as_double());
+    }
+  }
+  // The alert manager's view: windowed counts, budgets, latency, breakers, queue.
+  health_sample sample;
+  sample.now = now;
+  sample.wall = system_clock::now();
+  auto requests = st.env->requests_total.load(), errors = st.env->errors_total.load();
+  st.window.add_requests(now, requests - st.requests_seen, errors - st.errors_seen);
+  st.requests_seen = requests;
+  st.errors_seen = errors;
+  auto cache = answer(cache_actor_name);
+  if (cache.is_object()) {
+    auto hits = static_cast<uint64_t>(cache["hits"].as_int() + cache["staleHits"].as_int());
+    auto lookups = hits + static_cast<uint64_t>(cache["misses"].as_int());
+    // A restarted cache counts from zero again.
+    if (lookups < st.lookups_seen || hits < st.hits_seen)
+      st.lookups_seen = st.hits_seen = 0;
+    st.window.add_lookups(now, lookups - st.lookups_seen, hits - st.hits_seen);
+    st.lookups_seen = lookups;
+    st.hits_seen = hits;
+  }
+  sample.window = st.window.sum(now);
+  sample.window_span = duration_cast<milliseconds>(st.window.span());
+  auto limiter = answer("limiter");
+  for (auto& [svc, usage] : limiter["usage"].as_object())
+    sample.upstream_usage[svc] = usage.as_double();
+  if (st.env->latency) {
+    st.latency.emplace_back(now, st.env->latency->snapshot());
+    while (st.latency.size() > 2 && now - st.latency.front().first > st.window.span())
+      st.latency.pop_front();
+    // Latency over the window: the difference of the cumulative buckets.
+    auto delta = st.latency.back().second;
+    const auto& old = st.latency.front().second;
+    if (st.latency.size() > 1) {
+      for (std::size_t i = 0; i < delta.cumulative.size() && i < old.cumulative.size(); ++i)
+        delta.cumulative[i] -= old.cumulative[i];
+      delta.count -= old.count;
+      delta.sum -= old.sum;
+    }
+    sample.p95_latency_seconds = delta.count > 0 ? delta.quantile(0.95) : 0;
+  }
+  for (auto& [svc, state] : in.breakers)
+    if (state == "open")
+      sample.open_breakers.push_back(svc);
+  sample.queue_fill = in.queue_fill;
+  if (auto alerts = st.env->names.get("alerts"))
+    self->send(caf::actor_cast<alert_actor>(alerts), atom::sample_v, std::move(sample));
+}
+
+/// Asks every running component for its status.
+void ask(health_pointer self) {
+  auto& st = self->state;
+  st.asked.clear();
+  st.answers.clear();
+  auto this_round = ++st.round;
+  auto timeout = std::max(milliseconds(10), st.settings.interval * 9 / 10);
+  for (auto& name : component_names(st)) {
+    auto h = st.env->names.get(name);
+    if (!h)
+      continue;
+    st.known.insert(name);
+    st.asked.insert(name);
+    self->request(h, timeout, atom::get_v)
+      .then(
+        [self, name, this_round](value& v) {
+          if (self->state.round == this_round)
+            self->state.answers[name] = std::move(v);
+        },
+        [](caf::error&) { /* counted as unresponsive at the next check */ });
+  }
+}
+
+} // namespace
+
+caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
+                        std::vector<std::string> services) {
+  return sys.spawn([env, settings, services](caf::stateful_actor<health_state>* self) -> caf::behavior {
+    auto& st = self->state;
+    st.env = env;
+    st.settings = settings;
+    st.services = services;
+    st.sw = degraded_switch(settings.enter_checks, settings.exit_after);
+    st.started = self->clock().now();
+    // A restarted health supervisor keeps the mode the server is in.
+    if (env->degraded.load()) {
+      st.sw.update(st.started, true);
+      for (uint32_t i = 1; i < settings.enter_checks; ++i)
+        st.sw.update(st.started, true);
+    }
+    ask(self);
+    self->delayed_send(self, settings.interval, atom::timer_v);
+    return {
+      [self](atom::timer) {
+        evaluate(self);
+        ask(self);
+        self->delayed_send(self, self->state.settings.interval, atom::timer_v);
+      },
+      // Operators: 1 forces degraded mode on, 0 off, -1 returns to automatic.
+      [self](atom::degrade, int32_t mode) {
+        auto& st = self->state;
+        std::optional<bool> force;
+        if (mode >= 0)
+          force = mode > 0;
+        if (st.sw.force(force, self->clock().now()))
+          apply_mode(self, st.sw.on(), {mode > 0 ? "forced by an operator" : "automatic"});
+        log::info("degraded mode override", value::make_object({{"mode", mode < 0 ? "automatic" : mode > 0 ? "on" : "off"}}));
+      },
+      [self](atom::get) { return self->state.env->health_report(); },
+    };
+  });
+}
+
+void add_operator_routes(http_server& server, runtime& rt) {
+  auto env = rt.environment();
+  auto health = [env](bool liveness) {
+    auto [level, ready, report] = env->health();
+    (void) ready;
+    http_reply r;
+    if (liveness) {
+      // Alive while the process serves HTTP and the core actors run.
+      bool up = env->names.contains(names::session_supervisor);
+      r.status = up ? 200 : 503;
+      r.body = json::dump(value::make_object({{"status", up ? "alive" : "down"}}));
+      return r;
+    }
+    r.status = level == static_cast<uint8_t>(health_level::unhealthy) ? 503 : 200;
+    r.body = report.is_null() ? json::dump(value::make_object({{"status", "starting"}})) : json::dump(report);
+    return r;
+  };
+  auto readiness = [env] {
+    auto [level, ready, report] = env->health();
+    (void) level;
+    http_reply r;
+    r.status = ready ? 200 : 503;
+    r.body = json::dump(value::make_object(
+      {{"ready", ready},
+       {"status", report.is_null() ? value("starting") : report["status"]},
+       {"unreachedServices", report["unreachedServices"]},
+       {"reasons", report["reasons"]}}));
+    return r;
+  };
+  server.add_route("/health", [health] { return health(false); });
+  server.add_route("/health/live", [health] { return health(true); });
+  server.add_route("/health/ready", readiness);
+  server.add_route("/ready", readiness);
+  auto refresh = [env] {
+    auto& m = *env->metrics;
+    m.gauge("bulwark_sessions", {}).set(static_cast<double>(env->sessions.load()));
+    m.gauge("bulwark_uptime_seconds", {})
+      .set(duration_cast<duration<double>>(steady_clock::now() - env->started).count());
+  };
+  server.add_route("/metrics", [env, refresh] {
+    refresh();
+    http_reply r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = env->metrics->prometheus();
+    return r;
+  });
+  server.add_route("/metrics.json", [env, refresh] {
+    refresh();
+    http_reply r;
+    r.body = json::dump(env->metrics->to_json());
+    return r;
+  });
+}
+
+} // namespace bulwark

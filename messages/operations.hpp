@@ -1,0 +1,85 @@
+// Settings of the operational actors: the rate limiter, the priority queue,
+// the cache's bounds, the health supervisor and the alert manager. Plain
+// data, filled by the config layer (or a host program) and handed to the
+// runtime in `runtime_options::ops`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actors/alerts.hpp"
+#include "actors/limiter.hpp"
+#include "actors/queue.hpp"
+
+namespace bulwark {
+
+/// A configured API key (by the SHA-256 of the key, never the key itself).
+struct key_settings {
+  std::string tier;                ///< Empty: the default tier for keys.
+  std::optional<priority> prio;    ///< Default priority of its calls.
+};
+
+struct health_thresholds {
+  double queue_fill = 0.8;     ///< Fuller than this is degraded.
+  uint64_t restart_storm = 10; ///< This many actor restarts within the storm window is degraded.
+};
+
+struct health_settings {
+  std::chrono::milliseconds interval{1000};    ///< Between checks.
+  uint32_t enter_checks = 1;                   ///< Troubled checks in a row that switch degraded mode on.
+  std::chrono::milliseconds exit_after{10000}; ///< Clean for this long switches it off.
+  std::chrono::seconds storm_window{60};
+  health_thresholds thresholds;
+  /// Degraded mode multiplies rate budgets by this (tightens them).
+  double degraded_budget_scale = 0.5;
+};
+
+/// Where alerts go besides the log.
+struct webhook_settings {
+  std::string url; ///< Empty: no webhook.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::chrono::milliseconds timeout{5000};
+  uint32_t attempts = 3;
+  std::chrono::milliseconds base_delay{500};
+};
+
+struct operations_options {
+  // -- rate limits --
+  limiter_config limits = default_limiter_config();
+  /// Known keys by the SHA-256 (hex) of the key.
+  std::map<std::string, key_settings> keys;
+  /// Tier of a bearer key not listed in `keys`.
+  std::string default_tier = "free";
+  /// Tier of callers without a key (empty: no per-caller limit). Binding a
+  /// server without authentication to loopback is what makes this safe.
+  std::string anonymous_tier;
+  /// Park limited calls (up to `max_limit_wait`) instead of refusing them.
+  bool queue_on_limit = false;
+  std::chrono::milliseconds max_limit_wait{30000};
+
+  // -- priority queue (downstream calls) --
+  queue_config queue;
+  /// Calls running at once per downstream service; more wait in the queue.
+  uint32_t max_concurrent_per_service = 64;
+  /// Priority per exposed tool name (beats the key's and the service's).
+  std::map<std::string, priority> tool_priorities;
+
+  // -- cache --
+  std::size_t cache_entries = 10000;
+  std::size_t cache_bytes = 64 << 20;
+
+  // -- health and alerts --
+  health_settings health;
+  alert_config alerts = default_alert_config();
+  webhook_settings webhook;
+  /// Identities ("key:<sha256>") whose 2025-era sessions get alerts as log
+  /// notifications.
+  std::vector<std::string> admin_identities;
+};
+
+} // namespace bulwark

@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+// End-to-end test of admission control and degraded mode: a front `bulwark`
+// whose only service ("web") is a `bulwark --fixtures --fault-tools` over
+// Streamable HTTP, a webhook receiver run by this test, and plain 2026-07-28
+// requests.
+//
+//   node tests/e2e/degraded.mjs --bulwark build/bulwark
+//
+// Steps: a per-key rate limit refuses with RATE_LIMITED and names the limit;
+// a cacheable call is cached; the downstream is killed; the breaker opens;
+// degraded mode switches on; the cached call is answered stale and marked;
+// an alert reaches the webhook; the downstream comes back on its port; the
+// breaker closes; degraded mode switches off. `/health`, `/ready` and
+// `/metrics` are read at each step, and `/metrics` is parsed line by line as
+// Prometheus text. Every process is killed by pid.
+
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { assert, harness, sleep } from './harness.mjs';
+
+const args = process.argv.slice(2);
+const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
+let webhook;
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-degraded-'));
+const run = harness({
+  bulwark,
+  onFinish: () => {
+    webhook?.close();
+    rmSync(dir, { recursive: true, force: true });
+  },
+});
+const { check, startBulwark, stop, logs } = run;
+
+/// Polls `fn` until it returns a truthy value or `ms` pass.
+async function until(what, fn, ms = 10_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let nextId = 1;
+/// A 2026-07-28 tools/call; resolves with the JSON-RPC response.
+async function call(port, name, args = {}, headers = {}) {
+  const body = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params: {
+      name,
+      arguments: args,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  };
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+      ...headers,
+    },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  // An SSE answer carries the response as its last data line.
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
+    return JSON.parse(data[data.length - 1]);
+  }
+  return JSON.parse(text);
+}
+
+async function get(port, path) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+  return { status: res.status, text: await res.text() };
+}
+
+async function health(port) {
+  const r = await get(port, '/health');
+  return { status: r.status, body: JSON.parse(r.text) };
+}
+
+/// Parses Prometheus text format 0.0.4 strictly; returns name{labels} -> value.
+function parsePrometheus(text) {
+  const samples = new Map();
+  const typed = new Map();
+  const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# HELP ')) continue;
+    const t = line.match(/^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/);
+    if (t) {
+      assert(!typed.has(t[1]), `TYPE of ${t[1]} given twice`);
+      typed.set(t[1], t[2]);
+      continue;
+    }
+    assert(!line.startsWith('#'), `unexpected comment: ${line}`);
+    const m = line.match(sample);
+    assert(m, `not a Prometheus sample line: ${JSON.stringify(line)}`);
+    const family = m[1].replace(/_(bucket|sum|count)$/, '');
+    assert(typed.has(m[1]) || typed.get(family) === 'histogram', `sample before its TYPE: ${line}`);
+    samples.set(m[1] + (m[2] ?? ''), Number(m[3].replace('+Inf', 'Infinity')));
+  }
+  return samples;
+}
+
+function metric(samples, name, labels = {}) {
+  for (const [key, v] of samples) {
+    if (!key.startsWith(name + '{') && key !== name) continue;
+    if (Object.entries(labels).every(([k, val]) => key.includes(`${k}="${val}"`))) return v;
+  }
+  return undefined;
+}
+
+try {
+  // The webhook receiver.
+  const alerts = [];
+  webhook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      try {
+        alerts.push(JSON.parse(body));
+      } catch {
+        alerts.push({ unparsable: body });
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise((r) => webhook.listen(0, '127.0.0.1', r));
+  const hookPort = webhook.address().port;
+
+  const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
+  const secret = 'test-key-that-is-limited';
+  const hash = createHash('sha256').update(secret).digest('hex');
+  const cfgPath = join(dir, 'front.json');
+  writeFileSync(cfgPath, JSON.stringify({
+    http: { port: 0 },
+    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+    services: {
+      web: {
+        timeoutMs: 1000,
+        retry: { attempts: 1 },
+        breaker: { consecutiveFailures: 2, openMs: 800 },
+        cache: { ttlMs: 300, maxStaleMs: 60000, tools: ['fault_count'], scope: 'public' },
+        fallback: 'stale',
+      },
+    },
+    gateway: { prefix: 'never' },
+    rateLimits: { tiers: { tiny: { perMinute: 3 } }, keys: { [hash]: { tier: 'tiny' } } },
+    health: { intervalMs: 100, exitAfterMs: 800 },
+    alerts: { webhook: { url: `http://127.0.0.1:${hookPort}/alerts`, attempts: 2, baseDelayMs: 100 } },
+  }));
+  const port = await startBulwark(['--config', cfgPath], 'front');
+
+  await check('/ready turns 200 once the service was reached; /health is healthy', async () => {
+    await until('ready', async () => (await get(port, '/ready')).status === 200);
+    const h = await until('a healthy report', async () => {
+      const h = await health(port);
+      return h.body.status === 'healthy' ? h : null;
+    });
+    assert(h.status === 200, `health status ${h.status}`);
+    assert(h.body.components.breakers.web.state === 'closed', 'the breaker is closed');
+    assert(typeof h.body.uptimeSeconds === 'number' && h.body.version, 'version and uptime are reported');
+    assert((await get(port, '/health/live')).status === 200, 'live');
+  });
+
+  await check('a per-key limit refuses the fourth call with RATE_LIMITED naming user_quota', async () => {
+    const auth = { authorization: `Bearer ${secret}` };
+    for (let i = 0; i < 3; i++) {
+      const r = await call(port, 'test_simple_text', {}, auth);
+      assert(r.result, `call ${i + 1} was admitted: ${JSON.stringify(r)}`);
+    }
+    const refused = await call(port, 'test_simple_text', {}, auth);
+    assert(refused.error?.code === -32010, `refused with -32010: ${JSON.stringify(refused)}`);
+    assert(refused.error.data.limit === 'user_quota', 'names the level');
+    assert(refused.error.data.retry_after_seconds > 0 && refused.error.data.retry_after_seconds <= 60, 'carries retry_after_seconds');
+    // Anonymous callers have no per-key tier by default.
+    const anon = await call(port, 'test_simple_text');
+    assert(anon.result, 'an anonymous call is admitted');
+  });
+
+  await check('a cacheable result is cached and carries ttlMs/cacheScope', async () => {
+    const first = await call(port, 'fault_count', { key: 'cached' });
+    assert(first.result?.content?.[0]?.text?.includes('1'), `first count: ${JSON.stringify(first)}`);
+    assert(first.result.cacheScope === 'public' && first.result.ttlMs === 300, `hints: ${JSON.stringify(first.result)}`);
+    const second = await call(port, 'fault_count', { key: 'cached' });
+    assert(second.result._meta?.['io.bulwark/cache']?.stale === false, `served from the cache: ${JSON.stringify(second.result)}`);
+  });
+
+  await check('the downstream fails: the breaker opens and degraded mode switches on', async () => {
+    await stop('down');
+    await sleep(350); // the cached copy is stale now
+    for (let i = 0; i < 2; i++) await call(port, 'fault_count', { key: `miss-${i}` });
+    const h = await until('degraded mode', async () => {
+      const h = await health(port);
+      return h.body.degraded ? h : null;
+    });
+    assert(h.status === 200 && h.body.status === 'degraded', `degraded answers 200: ${JSON.stringify(h.body)}`);
+    assert(h.body.components.breakers.web.state !== 'closed', 'the breaker is not closed');
+    assert(h.body.reasons.some((r) => r.includes('web')), `reasons name the service: ${h.body.reasons}`);
+    const m = parsePrometheus((await get(port, '/metrics')).text);
+    assert(metric(m, 'bulwark_degraded_mode') === 1, 'bulwark_degraded_mode 1');
+    assert(metric(m, 'bulwark_breaker_state', { service: 'web' }) >= 1, 'breaker state gauge is open or half-open');
+  });
+
+  await check('the cached call is answered stale and marked', async () => {
+    const r = await call(port, 'fault_count', { key: 'cached' });
+    const mark = r.result?._meta?.['io.bulwark/cache'];
+    assert(mark?.stale === true && mark.ageMs >= 300, `stale answer: ${JSON.stringify(r)}`);
+    assert(r.result.content[0].text.includes('1'), 'the stale copy is the cached result');
+  });
+
+  await check('an alert about the open breaker reaches the webhook', async () => {
+    const a = await until('a webhook alert', async () => alerts.find((x) => x.alert?.rule === 'breaker_open'));
+    assert(a.alert.subject === 'web' && a.alert.severity === 'critical', `alert: ${JSON.stringify(a)}`);
+  });
+
+  await check('the downstream recovers: the breaker closes and degraded mode switches off', async () => {
+    await startBulwark(['--port', String(downPort), '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
+    await until('a successful call', async () => (await call(port, 'fault_count', { key: 'after' })).result?.isError !== true
+      && (await health(port)).body.components.breakers.web?.state === 'closed', 15_000);
+    const h = await until('degraded mode off', async () => {
+      const h = await health(port);
+      return !h.body.degraded && h.body.status === 'healthy' ? h : null;
+    }, 15_000);
+    assert(h.status === 200, 'healthy');
+    const m = parsePrometheus((await get(port, '/metrics')).text);
+    assert(metric(m, 'bulwark_degraded_mode') === 0, 'bulwark_degraded_mode 0');
+    assert(metric(m, 'bulwark_degraded_switches_total', { to: 'on' }) >= 1, 'switch on counted');
+    assert(metric(m, 'bulwark_degraded_switches_total', { to: 'off' }) >= 1, 'switch off counted');
+    assert(metric(m, 'bulwark_rate_limit_refusals_total', { limit: 'user_quota' }) === 1, 'one refusal counted');
+    assert(metric(m, 'bulwark_requests_total', { method: 'tools/call', tool: 'fault_count', outcome: 'ok' }) >= 3, 'requests counted');
+    assert(metric(m, 'bulwark_errors_total', { code: '-32010' }) === 1, 'errors counted by code');
+    assert(metric(m, 'bulwark_request_duration_seconds_count', { method: 'tools/call' }) >= 8, 'latency histogram');
+    assert(metric(m, 'bulwark_cache_events_total', { event: 'staleHits' }) >= 1, 'stale hit counted');
+    const j = JSON.parse((await get(port, '/metrics.json')).text);
+    const hist = j.bulwark_request_duration_seconds.series.find((s) => s.labels.method === 'tools/call');
+    assert(hist.p50 > 0 && hist.p95 >= hist.p50 && hist.p99 >= hist.p95, 'percentiles in /metrics.json');
+  });
+} catch (e) {
+  run.failed++;
+  console.log(`FAIL setup: ${e?.stack ?? e}`);
+}
+if (run.failed) console.log(logs.slice(-40).join('\n'));
+console.log(`${run.passed} passed, ${run.failed} failed`);
+run.finish(run.failed === 0 ? 0 : 1);

@@ -1,0 +1,362 @@
+// The operational actors on CAF's deterministic test coordinator: the rate
+// limiter (buckets survive its restart, refill with simulated time), the
+// priority queue worker (order, lanes, answers on restart), the cache actor
+// (TTL and stale copies on the actor clock) and the health supervisor
+// (breaker-driven degraded mode and its hysteresis).
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "actors/breaker.hpp"
+#include "actors/cache.hpp"
+#include "actors/env.hpp"
+#include "actors/health.hpp"
+#include "actors/operations.hpp"
+#include "actors/supervisor.hpp"
+#include "config/config.hpp"
+#include "messages/actors.hpp"
+
+using namespace bulwark;
+using json::value;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// An actor system whose actors run only when the test runs the scheduler.
+struct simulated {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  env_ptr env = std::make_shared<runtime_env>();
+  std::vector<caf::actor> spawned;
+
+  simulated() {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sys->await_actors_before_shutdown(false);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+  }
+
+  ~simulated() {
+    for (auto& h : spawned)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    for (auto& [name, handle] : env->names.snapshot()) {
+      (void) name;
+      if (handle)
+        caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+    }
+    sched->run();
+  }
+
+  /// Runs the named actors under a root supervisor.
+  void supervise(std::vector<child_spec> children) {
+    spawned.push_back(caf::actor_cast<caf::actor>(spawn_root_supervisor(*sys, env, std::move(children))));
+    sched->run();
+  }
+
+  void kill(const std::string& name) {
+    auto h = env->names.get(name);
+    REQUIRE(h);
+    caf::anon_send_exit(h, caf::exit_reason::kill);
+    sched->run();
+    auto again = env->names.get(name);
+    REQUIRE(again);
+    CHECK(again != h);
+  }
+
+  /// Advances the actor clock in steps of `step` (firing what falls due).
+  void advance(std::chrono::milliseconds total, std::chrono::milliseconds step = 100ms) {
+    for (auto t = 0ms; t < total; t += step) {
+      sched->advance_time(step);
+      sched->run();
+    }
+  }
+};
+
+/// Asks the limiter; returns its verdict.
+admission ask(simulated& s, const std::string& key, const std::string& tier) {
+  std::optional<admission> got;
+  auto t = std::make_shared<admission_ticket>();
+  t->request.key = key;
+  t->request.tier = tier;
+  t->reply = [&got](const admission& a) { got = a; };
+  caf::anon_send(caf::actor_cast<limiter_actor>(s.env->names.get(limiter_actor_name)), atom::admit_v, t);
+  s.sched->run();
+  REQUIRE(got);
+  return *got;
+}
+
+} // namespace
+
+TEST_CASE("limiter actor: buckets survive its restart and refill on the actor clock", "[operations]") {
+  simulated s;
+  limiter_config limits;
+  limits.tiers["tiny"] = {rate_limit{3, std::chrono::minutes(1)}};
+  s.env->opts.ops.limits = limits;
+  s.env->buckets = std::make_shared<rate_buckets>(limits);
+  s.supervise({child_spec{limiter_actor_name, [env = s.env](caf::actor_system& sys) {
+                            return caf::actor_cast<caf::actor>(spawn_limiter(sys, env));
+                          }}});
+  for (int i = 0; i < 2; ++i)
+    CHECK(ask(s, "key:a", "tiny").admitted);
+
+  // A crash of the limiter must not hand out a fresh quota.
+  s.kill(limiter_actor_name);
+  CHECK(ask(s, "key:a", "tiny").admitted); // the third of three
+  auto refused = ask(s, "key:a", "tiny");
+  CHECK_FALSE(refused.admitted);
+  CHECK(refused.refused_by == "user_quota");
+  CHECK(refused.retry_after == 20000ms); // one token per 20 s
+  CHECK(ask(s, "key:b", "tiny").admitted); // another key has its own buckets
+
+  // 19.9 s later still nothing; at 20 s one token is back.
+  s.sched->advance_time(19900ms);
+  CHECK_FALSE(ask(s, "key:a", "tiny").admitted);
+  s.sched->advance_time(100ms);
+  CHECK(ask(s, "key:a", "tiny").admitted);
+  CHECK_FALSE(ask(s, "key:a", "tiny").admitted);
+}
+
+TEST_CASE("queue actor: runs by priority, one call per lane at a time, and answers queued work when killed",
+          "[operations]") {
+  simulated s;
+  s.env->opts.ops.max_concurrent_per_service = 1;
+  s.supervise({child_spec{queue_actor_name, [env = s.env](caf::actor_system& sys) {
+                            return caf::actor_cast<caf::actor>(spawn_queue(sys, env));
+                          }}});
+  std::vector<std::string> started;
+  std::map<std::string, std::function<void()>> finish;
+  std::map<std::string, int> rejected; // label -> error code
+  auto enqueue = [&](const std::string& label, priority p, const std::string& lane) {
+    auto w = std::make_shared<queued_work>();
+    w->label = label;
+    w->prio = p;
+    w->lane = lane;
+    w->deadline = std::chrono::steady_clock::time_point::max();
+    w->start = [&, label](std::function<void()> done) {
+      started.push_back(label);
+      finish[label] = std::move(done);
+    };
+    w->reject = [&, label](error_code code, std::string, value) { rejected[label] = static_cast<int>(code); };
+    caf::anon_send(caf::actor_cast<queue_actor>(s.env->names.get(queue_actor_name)), atom::enqueue_v, w);
+    s.sched->run();
+  };
+  enqueue("a", priority::normal, "svc");
+  enqueue("b", priority::low, "svc");
+  enqueue("c", priority::high, "svc");
+  enqueue("d", priority::critical, "svc");
+  enqueue("x", priority::low, "other"); // another lane runs at once
+  CHECK(started == std::vector<std::string>{"a", "x"});
+  finish["a"]();
+  s.sched->run();
+  CHECK(started.back() == "d");
+  finish["d"]();
+  s.sched->run();
+  CHECK(started.back() == "c");
+  CHECK(started.size() == 4);
+
+  // "b" still waits: killing the queue answers it instead of dropping it.
+  s.kill(queue_actor_name);
+  CHECK(rejected.size() == 1);
+  CHECK(rejected["b"] == static_cast<int>(error_code::actor_restarted));
+}
+
+TEST_CASE("cache actor: fresh for the TTL, then stale until max stale, on the actor clock", "[operations]") {
+  simulated s;
+  auto cache = spawn_cache(*s.sys, 100, 1 << 20);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(cache));
+  std::optional<cache_hit> got;
+  bool answered = false;
+  auto lookup = [&](bool stale) {
+    answered = false;
+    cache_reply reply = [&](std::optional<cache_hit> h) {
+      got = std::move(h);
+      answered = true;
+    };
+    caf::anon_send(cache, atom::get_v, std::string("svc\ntools/call\n*\n{}"), stale, reply);
+    s.sched->run();
+    REQUIRE(answered);
+  };
+  caf::anon_send(cache, atom::put_v, std::string("svc\ntools/call\n*\n{}"), value::make_object({{"n", 1}}),
+                 int64_t{1000}, int64_t{5000});
+  s.sched->run();
+  lookup(false);
+  REQUIRE(got);
+  CHECK_FALSE(got->stale);
+  s.sched->advance_time(1001ms);
+  lookup(false);
+  CHECK_FALSE(got); // expired for fresh answers
+  lookup(true);
+  REQUIRE(got);
+  CHECK(got->stale);
+  CHECK(got->age == 1001ms);
+  s.sched->advance_time(5000ms);
+  lookup(true);
+  CHECK_FALSE(got); // past max stale too
+  // Invalidation by prefix drops what a service's list_changed touches.
+  caf::anon_send(cache, atom::put_v, std::string("svc\ntools/call\n*\n{}"), value::make_object({{"n", 2}}),
+                 int64_t{1000}, int64_t{5000});
+  caf::anon_send(cache, atom::drop_v, std::string("svc\ntools/call\n"));
+  s.sched->run();
+  lookup(true);
+  CHECK_FALSE(got);
+}
+
+TEST_CASE("health supervisor: an open breaker switches degraded mode on; it goes off after the clean period",
+          "[operations]") {
+  simulated s;
+  // A stand-in breaker and connector whose state the test sets.
+  auto state = std::make_shared<std::string>("closed");
+  auto breaker = s.sys->spawn([state]() -> caf::behavior {
+    return {[state](atom::get) { return value::make_object({{"state", *state}}); }};
+  });
+  auto connector = s.sys->spawn([]() -> caf::behavior {
+    return {[](atom::get) { return value::make_object({{"phase", "ready"}}); }};
+  });
+  // A stand-in limiter that records the degrade switches it is told.
+  auto told = std::make_shared<std::vector<bool>>();
+  auto limiter = s.sys->spawn([told]() -> caf::behavior {
+    return {[told](atom::degrade, bool on) { told->push_back(on); },
+            [](atom::get) { return value::make_object({{"usage", json::object{}}}); }};
+  });
+  // A stand-in session supervisor that takes the mode's log notifications.
+  auto notified = std::make_shared<int>(0);
+  auto core = s.sys->spawn([notified]() -> caf::behavior {
+    return {[notified](atom::notify, const std::string&, const value&) { ++*notified; }};
+  });
+  s.spawned = {breaker, connector, limiter, core};
+  s.env->names.put(breaker_name("svc"), breaker);
+  s.env->names.put(connector_name("svc"), connector);
+  s.env->names.put(limiter_actor_name, limiter);
+  s.env->names.put(names::session_supervisor, core);
+  s.env->names.put(names::stateless_session, core);
+  health_settings hs;
+  hs.interval = 1000ms;
+  hs.enter_checks = 2;
+  hs.exit_after = 3000ms;
+  auto health = spawn_health(*s.sys, s.env, hs, {"svc"});
+  s.spawned.push_back(health);
+  s.sched->run();
+
+  auto level = [&] { return std::get<0>(s.env->health()); };
+  s.advance(2000ms);
+  CHECK(level() == static_cast<uint8_t>(health_level::healthy));
+  CHECK(std::get<1>(s.env->health())); // ready: the service was reached
+
+  // The breaker opens. Checks see it from the next round on; two troubled
+  // checks in a row switch degraded mode on.
+  *state = "open";
+  s.advance(2000ms);
+  CHECK(level() == static_cast<uint8_t>(health_level::degraded));
+  CHECK_FALSE(s.env->degraded.load());
+  s.advance(1000ms);
+  CHECK(s.env->degraded.load());
+  REQUIRE(told->size() == 1);
+  CHECK(told->back());
+  CHECK(*notified == 1); // clients were told
+  auto report = std::get<2>(s.env->health());
+  CHECK(report["components"]["breakers"]["svc"]["state"].as_string() == "open");
+  CHECK(report["reasons"].as_array().size() == 1);
+
+  // It closes: the report is healthy at once, but degraded mode stays on
+  // until checks were clean for 3 s (hysteresis).
+  *state = "closed";
+  s.advance(2000ms);
+  CHECK(level() == static_cast<uint8_t>(health_level::healthy));
+  CHECK(s.env->degraded.load());
+  s.advance(2000ms);
+  CHECK(s.env->degraded.load());
+  s.advance(1000ms);
+  CHECK_FALSE(s.env->degraded.load());
+  REQUIRE(told->size() == 2);
+  CHECK_FALSE(told->back());
+
+  // An operator may force it; the force wins over the checks.
+  caf::anon_send(caf::actor_cast<caf::actor>(health), atom::degrade_v, int32_t{1});
+  s.advance(3000ms);
+  CHECK(s.env->degraded.load());
+  caf::anon_send(caf::actor_cast<caf::actor>(health), atom::degrade_v, int32_t{-1});
+  s.sched->run();
+  CHECK_FALSE(s.env->degraded.load());
+}
+
+TEST_CASE("degraded switch: enter after N troubled checks, leave after a clean period", "[operations]") {
+  using clock = std::chrono::steady_clock;
+  degraded_switch sw(2, 3000ms);
+  auto t0 = clock::time_point{};
+  CHECK_FALSE(sw.update(t0, true));
+  CHECK(sw.update(t0 + 1s, true));
+  CHECK(sw.on());
+  CHECK_FALSE(sw.update(t0 + 2s, false));
+  CHECK_FALSE(sw.update(t0 + 3s, true)); // trouble again restarts the clean period
+  CHECK_FALSE(sw.update(t0 + 4s, false));
+  CHECK_FALSE(sw.update(t0 + 6999ms, false));
+  CHECK(sw.update(t0 + 7s, false));
+  CHECK_FALSE(sw.on());
+  CHECK(sw.switches() == 2);
+}
+
+TEST_CASE("health assessment: downstream trouble is degraded, a missing core is unhealthy", "[operations]") {
+  health_thresholds t;
+  health_inputs in;
+  CHECK(assess(in, t).level == health_level::healthy);
+  in.breakers["a"] = "half_open";
+  CHECK(assess(in, t).level == health_level::degraded);
+  in.breakers["a"] = "closed";
+  in.queue_fill = 0.81;
+  auto v = assess(in, t);
+  CHECK(v.level == health_level::degraded);
+  CHECK(v.reasons.front().find("queue") != std::string::npos);
+  in.queue_fill = 0.8;
+  in.recent_restarts = t.restart_storm;
+  CHECK(assess(in, t).level == health_level::degraded);
+  in.recent_restarts = 0;
+  in.core_up = false;
+  CHECK(assess(in, t).level == health_level::unhealthy);
+}
+
+TEST_CASE("config: admission sections are read strictly, with the key's path in errors", "[operations]") {
+  config cfg;
+  apply_json(cfg, R"({
+    "mcpServers": {"web": {"url": "http://127.0.0.1:9/mcp"}},
+    "services": {"web": {"ratePerMinute": 120, "cache": {"scope": "public"}}},
+    "rateLimits": {"tiers": {"gold": {"perSecond": 5, "perDay": 1000}}, "defaultTier": "gold",
+                   "onLimit": "queue", "maxQueueWaitMs": 2000},
+    "queue": {"capacity": 10, "maxConcurrentPerService": 2, "toolPriorities": {"slow": "low"}},
+    "health": {"intervalMs": 250, "exitAfterMs": 500},
+    "alerts": {"rules": {"breaker_open": {"cooldownSeconds": 60}}}
+  })", "test");
+  auto& ops = cfg.runtime.ops;
+  REQUIRE(ops.limits.tiers["gold"].size() == 2);
+  CHECK(ops.limits.tiers["gold"][0].count == 5);
+  CHECK(ops.limits.tiers["gold"][1].per == std::chrono::hours(24));
+  CHECK(ops.limits.tiers.count("free") == 1); // the defaults stay
+  REQUIRE(ops.limits.services["web"].size() == 1);
+  CHECK(ops.limits.services["web"][0].count == 120);
+  CHECK(ops.queue_on_limit);
+  CHECK(ops.max_limit_wait == 2000ms);
+  CHECK(ops.queue.capacity == 10);
+  CHECK(ops.tool_priorities["slow"] == priority::low);
+  CHECK(ops.health.interval == 250ms);
+  CHECK(cfg.gateway.services[0].settings.cache_public);
+  auto rule = std::find_if(ops.alerts.rules.begin(), ops.alerts.rules.end(), [](auto& r) { return r.name == "breaker_open"; });
+  REQUIRE(rule != ops.alerts.rules.end());
+  CHECK(rule->cooldown == 60000ms);
+
+  auto refused = [](const char* text) {
+    config c;
+    try {
+      apply_json(c, text, "test");
+    } catch (const config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(refused(R"({"queue": {"capacty": 3}})").find("$.queue.capacty: unknown key") != std::string::npos);
+  CHECK(refused(R"({"rateLimits": {"keys": {"abc": {"tier": "free"}}}})").find("$.rateLimits.keys.abc") != std::string::npos);
+  CHECK(refused(R"({"rateLimits": {"onLimit": "wait"}})").find("$.rateLimits.onLimit") != std::string::npos);
+  CHECK(refused(R"({"queue": {"toolPriorities": {"x": "urgent"}}})").find("$.queue.toolPriorities.x") != std::string::npos);
+  CHECK(refused(R"({"health": {"queueFill": 2}})").find("$.health.queueFill") != std::string::npos);
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x"}}})").find("$.alerts.webhook.url") != std::string::npos);
+}
