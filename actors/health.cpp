@@ -126,7 +126,7 @@ std::vector<std::string> component_names(const health_state& st) {
     out.push_back(breaker_name(s));
     out.push_back(connector_name(s));
   }
-  for (auto* n : {"queue", "limiter"})
+  for (auto* n : {"queue", "limiter", "alerts"})
     out.emplace_back(n);
   out.push_back(cache_actor_name);
   return out;
@@ -247,6 +247,7 @@ void evaluate(health_pointer self) {
        {"queue", queue},
        {"cache", answer(cache_actor_name)},
        {"limiter", answer("limiter")},
+       {"alerts", answer("alerts")},
        {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
                                            {"escalations", static_cast<unsigned long long>(escalations)},
                                            {"recentRestarts", static_cast<unsigned long long>(in.recent_restarts)}})},
@@ -261,12 +262,9 @@ void evaluate(health_pointer self) {
     m->gauge("bulwark_degraded_mode", {}).set(st.sw.on() ? 1 : 0);
     m->gauge("bulwark_health_status", {}).set(static_cast<double>(verdict.level));
     add_delta(m->counter("bulwark_actor_restarts_total", {}), restarts, st.restarts_seen);
-    if (queue.is_object()) {
-      static const char* prios[] = {"critical", "high", "normal", "low"};
-      for (int i = 0; i < 4; ++i)
-        m->gauge("bulwark_queue_depth", {{"priority", prios[i]}}).set(queue["depth"].as_array().size() > static_cast<std::size_t>(i)
-                                                                        ? queue["depth"].as_array()[i].as_double() : 0);
-    }
+    if (queue.is_object())
+      for (auto* p : {"critical", "high", "normal", "low"})
+        m->gauge("bulwark_queue_depth", {{"priority", p}}).set(queue["depth"][p].as_double());
     if (auto cache = answer(cache_actor_name); cache.is_object()) {
       for (auto* k : {"hits", "misses", "staleHits", "evictions"})
         add_delta(m->counter("bulwark_cache_events_total", {{"event", k}}),
@@ -424,6 +422,23 @@ void add_operator_routes(http_server& server, runtime& rt) {
     m.gauge("bulwark_uptime_seconds", {})
       .set(duration_cast<duration<double>>(steady_clock::now() - env->started).count());
   };
+  // The queue as the last check saw it: depth, counters and where the
+  // first waiting calls stand.
+  server.add_route("/admin/api/queue", [env] {
+    http_reply r;
+    auto report = env->health_report();
+    r.body = json::dump(report["components"]["queue"].is_object() ? report["components"]["queue"]
+                                                                   : value::make_object({{"status", "starting"}}));
+    return r;
+  });
+  // Alert rules, counts and history as the last check saw them.
+  server.add_route("/admin/api/alerts", [env] {
+    http_reply r;
+    auto report = env->health_report();
+    r.body = json::dump(report["components"]["alerts"].is_object() ? report["components"]["alerts"]
+                                                                    : value::make_object({{"status", "starting"}}));
+    return r;
+  });
   server.add_route("/metrics", [env, refresh] {
     refresh();
     http_reply r;

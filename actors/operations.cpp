@@ -1,6 +1,7 @@
 #include "actors/operations.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
 
@@ -100,13 +101,19 @@ struct queue_state {
                   value::make_object({{"retry_after_seconds", 1}}));
   }
 
+  std::array<metrics::gauge*, 4> depth_gauges{};
+
   void publish_depth() {
     if (!env->metrics)
       return;
-    static const char* prios[] = {"critical", "high", "normal", "low"};
+    if (!depth_gauges[0]) {
+      static const char* prios[] = {"critical", "high", "normal", "low"};
+      for (int i = 0; i < 4; ++i)
+        depth_gauges[i] = &env->metrics->gauge("bulwark_queue_depth", {{"priority", prios[i]}});
+    }
     auto d = core.depth();
     for (int i = 0; i < 4; ++i)
-      env->metrics->gauge("bulwark_queue_depth", {{"priority", prios[i]}}).set(static_cast<double>(d[i]));
+      depth_gauges[i]->set(static_cast<double>(d[i]));
   }
 };
 
@@ -217,10 +224,24 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         auto& st = self->state;
         auto now = self->clock().now();
         auto status = st.core.status(now);
-        auto d = st.core.depth();
-        status.set("depth", value::make_array({static_cast<unsigned long long>(d[0]), static_cast<unsigned long long>(d[1]),
-                                               static_cast<unsigned long long>(d[2]), static_cast<unsigned long long>(d[3])}));
-        status.set("fill", st.core.fill());
+        // The first waiting calls, with where they stand (for operators).
+        value entries(json::array{});
+        for (auto& [id, w] : st.waiting) {
+          if (entries.size() >= 100)
+            break;
+          auto p = st.core.position(id, now, st.env->opts.ops.max_concurrent_per_service);
+          if (!p)
+            continue;
+          entries.push_back(value::make_object({{"id", static_cast<unsigned long long>(id)},
+                                                {"requestId", w->request_id},
+                                                {"owner", w->owner.substr(0, 16)},
+                                                {"tool", w->label},
+                                                {"service", w->lane},
+                                                {"priority", to_string(p->prio)},
+                                                {"position", static_cast<unsigned long long>(p->position)},
+                                                {"estimatedWaitMs", static_cast<long long>(p->estimated_wait.count())}}));
+        }
+        status.set("entries", std::move(entries));
         value busy(json::object{});
         for (auto& [lane, n] : st.busy)
           busy.set(lane, static_cast<unsigned long long>(n));
@@ -377,6 +398,14 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
       [self](atom::get) {
         auto& st = self->state;
         auto status = st.rules->status();
+        // The latest alerts, newest last (the whole history is bounded too).
+        value recent(json::array{});
+        const auto& history = st.rules->history();
+        auto from = history.size() > 100 ? history.size() - 100 : 0;
+        for (auto i = from; i < history.size(); ++i)
+          recent.push_back(history[i].to_json());
+        status.set("historySize", static_cast<unsigned long long>(history.size()));
+        status.set("history", std::move(recent));
         status.set("webhook", value::make_object({{"configured", static_cast<bool>(st.webhook)},
                                                   {"breaker", std::string(to_string(st.webhook_breaker->state()))},
                                                   {"delivered", static_cast<unsigned long long>(st.delivered)},

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the gateway adds: `tools/call echo` made directly to a downstream
 # `bulwark`, and the same call made through a front `bulwark` whose only
-# service is that downstream over HTTP (2026-07-28 on both legs).
+# service is that downstream over HTTP (2026-07-28 on both legs), whose path
+# holds the priority queue and the breaker; and through a second front with
+# the rate limiter on the path too (every level configured, none refusing).
 #
 #   bash tools/bench-gateway.sh [BUILD_DIR] [ROUNDS] [SECONDS] [SPIN_MICROS]
 #
@@ -48,6 +50,18 @@ cat >"$tmp/front.json" <<JSON
 JSON
 launch "$tmp/front.log" --config "$tmp/front.json" --no-builtin-tools --port 0
 front_port=$(port_of "$tmp/front.log")
+# The same gateway with the rate limiter on the path at every level (the
+# caller's tier, the service's budget, the global budget), none refusing.
+cat >"$tmp/admitted.json" <<JSON
+{ "actors": { "spinMicros": $spin },
+  "mcpServers": { "down": { "url": "http://127.0.0.1:$down_port/mcp" } },
+  "services": { "down": { "ratePerMinute": 100000000 } },
+  "gateway": { "prefix": "never" },
+  "rateLimits": { "tiers": { "bench": { "perSecond": 1000000000 } }, "anonymousTier": "bench",
+                  "global": { "perSecond": 1000000000 } } }
+JSON
+launch "$tmp/admitted.log" --config "$tmp/admitted.json" --no-builtin-tools --port 0
+admitted_port=$(port_of "$tmp/admitted.log")
 
 run() { # PORT [extra]
   local port=$1
@@ -64,16 +78,20 @@ echo "both paths at $half req/s, $rounds rounds x ${seconds}s, spinMicros $spin:
 for i in $(seq 1 "$rounds"); do
   d=$(run "$down_port" --rate "$half")
   g=$(run "$front_port" --rate "$half")
+  a=$(run "$admitted_port" --rate "$half")
   for k in p50_us p99_us; do
     echo "$(echo "$d" | field "$k")" >>"$tmp/direct.$k"
     echo "$(echo "$g" | field "$k")" >>"$tmp/gateway.$k"
+    echo "$(echo "$a" | field "$k")" >>"$tmp/admitted.$k"
   done
-  printf 'round %d  direct p50 %4s p99 %5s | gateway p50 %4s p99 %5s\n' "$i" \
+  printf 'round %d  direct p50 %4s p99 %5s | gateway p50 %4s p99 %5s | + limiter p50 %4s p99 %5s\n' "$i" \
     "$(echo "$d" | field p50_us)" "$(echo "$d" | field p99_us)" \
-    "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)"
+    "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)" \
+    "$(echo "$a" | field p50_us)" "$(echo "$a" | field p99_us)"
 done
 for k in p50_us p99_us; do
   dm=$(median <"$tmp/direct.$k")
   gm=$(median <"$tmp/gateway.$k")
-  echo "median $k: direct $dm, gateway $gm, added $((gm - dm))"
+  am=$(median <"$tmp/admitted.$k")
+  echo "median $k: direct $dm, gateway $gm (added $((gm - dm))), gateway + limiter $am (limiter adds $((am - gm)))"
 done

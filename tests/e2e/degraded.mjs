@@ -178,6 +178,15 @@ try {
     assert(h.body.components.breakers.web.state === 'closed', 'the breaker is closed');
     assert(typeof h.body.uptimeSeconds === 'number' && h.body.version, 'version and uptime are reported');
     assert((await get(port, '/health/live')).status === 200, 'live');
+    const q = JSON.parse((await get(port, '/admin/api/queue')).text);
+    assert(q.capacity === 1000 && Array.isArray(q.entries), `queue status: ${JSON.stringify(q)}`);
+  });
+
+  await check('queue_status shows the caller\'s queued calls and the depth per priority', async () => {
+    const r = await call(port, 'queue_status');
+    const s = r.result?.structuredContent;
+    assert(s && Array.isArray(s.queued) && s.queued.length === 0, `nothing of ours waits: ${JSON.stringify(r)}`);
+    assert(['critical', 'high', 'normal', 'low'].every((p) => typeof s.depth[p] === 'number'), 'depth per priority');
   });
 
   await check('a per-key limit refuses the fourth call with RATE_LIMITED naming user_quota', async () => {
@@ -229,6 +238,11 @@ try {
   await check('an alert about the open breaker reaches the webhook', async () => {
     const a = await until('a webhook alert', async () => alerts.find((x) => x.alert?.rule === 'breaker_open'));
     assert(a.alert.subject === 'web' && a.alert.severity === 'critical', `alert: ${JSON.stringify(a)}`);
+    const kept = await until('the alert in the history', async () => {
+      const h = JSON.parse((await get(port, '/admin/api/alerts')).text);
+      return h.history?.find((x) => x.rule === 'breaker_open') && h.webhook?.delivered >= 1 ? h : null;
+    });
+    assert(kept.webhook.delivered >= 1, `webhook delivery counted: ${JSON.stringify(kept.webhook)}`);
   });
 
   await check('the downstream recovers: the breaker closes and degraded mode switches off', async () => {
@@ -252,6 +266,35 @@ try {
     const j = JSON.parse((await get(port, '/metrics.json')).text);
     const hist = j.bulwark_request_duration_seconds.series.find((s) => s.labels.method === 'tools/call');
     assert(hist.p50 > 0 && hist.p95 >= hist.p50 && hist.p99 >= hist.p95, 'percentiles in /metrics.json');
+  });
+
+  await check('onLimit "queue" parks limited calls until their tokens are due instead of refusing', async () => {
+    const parkPath = join(dir, 'park.json');
+    writeFileSync(parkPath, JSON.stringify({
+      http: { port: 0 },
+      mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+      gateway: { prefix: 'never' },
+      rateLimits: { tiers: { slow: { perSecond: 2 } }, anonymousTier: 'slow', onLimit: 'queue', maxQueueWaitMs: 3000 },
+    }));
+    const parkPort = await startBulwark(['--config', parkPath], 'park');
+    await until('ready', async () => (await get(parkPort, '/ready')).status === 200);
+    // Two tokens, then one every 500 ms: four calls at once end after ~1 s,
+    // none refused; a built-in tool waits in its session, a service call in
+    // the priority queue.
+    const t0 = Date.now();
+    const answers = await Promise.all([
+      call(parkPort, 'fault_count', { key: 'p1' }), call(parkPort, 'fault_count', { key: 'p2' }),
+      call(parkPort, 'echo', { text: 'p3' }), call(parkPort, 'fault_count', { key: 'p4' }),
+    ]);
+    const took = Date.now() - t0;
+    assert(answers.every((a) => a.result && !a.error), `all admitted: ${JSON.stringify(answers)}`);
+    assert(took >= 900 && took < 3000, `parked for about a second, took ${took} ms`);
+    // Beyond maxQueueWaitMs the call is refused after all.
+    const many = await Promise.all(Array.from({ length: 8 }, (_, i) => call(parkPort, 'echo', { text: `m${i}` })));
+    const refused = many.filter((a) => a.error?.code === -32010);
+    assert(refused.length >= 1 && refused.every((a) => a.error.data.limit === 'user_quota'),
+      `the ones past the wait bound are refused: ${JSON.stringify(many.map((a) => a.error?.code ?? 'ok'))}`);
+    await stop('park');
   });
 } catch (e) {
   run.failed++;
