@@ -21,25 +21,6 @@ seconds=${3:-3}
 spin=${4:-0}
 . "$(dirname "$0")/bench-common.sh"
 
-# launch LOG ARGS...: starts bulwark in this shell (so that its pid is kept).
-launch() {
-  local log=$1
-  shift
-  "$build/bulwark" "$@" >/dev/null 2>"$log" &
-  pids+=("$!")
-}
-# port_of LOG: waits for the listening line and prints the port.
-port_of() {
-  for _ in $(seq 1 300); do
-    local p
-    p=$(grep -o '"msg":"listening".*"port":[0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$' || true)
-    if [ -n "$p" ]; then echo "$p"; return 0; fi
-    sleep 0.05
-  done
-  echo "bulwark did not start: $(cat "$1")" >&2
-  return 1
-}
-
 echo "{ \"actors\": { \"spinMicros\": $spin } }" >"$tmp/down.json"
 launch "$tmp/down.log" --config "$tmp/down.json" --port 0
 down_port=$(port_of "$tmp/down.log")

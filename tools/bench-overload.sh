@@ -18,22 +18,6 @@ service_ms=${3:-10}
 concurrency=${4:-4}
 . "$(dirname "$0")/bench-common.sh"
 
-launch() { # LOG ARGS...
-  local log=$1
-  shift
-  "$build/bulwark" "$@" >/dev/null 2>"$log" &
-  pids+=("$!")
-}
-port_of() { # LOG
-  for _ in $(seq 1 300); do
-    local p
-    p=$(grep -o '"msg":"listening".*"port":[0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$' || true)
-    if [ -n "$p" ]; then echo "$p"; return 0; fi
-    sleep 0.05
-  done
-  echo "bulwark did not start: $(cat "$1")" >&2
-  return 1
-}
 rss_kib() { grep VmRSS "/proc/$1/status" | awk '{print $2}'; }
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 

@@ -49,7 +49,7 @@ async function until(what, fn, ms = 10_000) {
 
 let nextId = 1;
 /// A 2026-07-28 tools/call; resolves with the JSON-RPC response.
-async function call(port, name, args = {}, headers = {}) {
+async function call(port, name, args = {}, headers = {}, meta = {}) {
   const body = {
     jsonrpc: '2.0',
     id: nextId++,
@@ -60,6 +60,7 @@ async function call(port, name, args = {}, headers = {}) {
       _meta: {
         'io.modelcontextprotocol/protocolVersion': '2026-07-28',
         'io.modelcontextprotocol/clientCapabilities': {},
+        ...meta,
       },
     },
   };
@@ -295,6 +296,34 @@ try {
     assert(refused.length >= 1 && refused.every((a) => a.error.data.limit === 'user_quota'),
       `the ones past the wait bound are refused: ${JSON.stringify(many.map((a) => a.error?.code ?? 'ok'))}`);
     await stop('park');
+  });
+
+  await check('a client may lower its priority but not raise it; queue_status shows where its calls wait', async () => {
+    const prioPath = join(dir, 'prio.json');
+    writeFileSync(prioPath, JSON.stringify({
+      http: { port: 0 },
+      mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+      services: { web: { priority: 'normal' } },
+      gateway: { prefix: 'never' },
+      queue: { maxConcurrentPerService: 1 },
+    }));
+    const prioPort = await startBulwark(['--config', prioPath], 'prio');
+    await until('ready', async () => (await get(prioPort, '/ready')).status === 200);
+    const busy = call(prioPort, 'fault_count', { key: 'busy', hangMs: 1500 });
+    await sleep(100);
+    const lowered = call(prioPort, 'fault_count', { key: 'lowered' }, {}, { 'io.bulwark/priority': 'low' });
+    const raised = call(prioPort, 'fault_count', { key: 'raised' }, {}, { 'io.bulwark/priority': 'critical' });
+    const status = await until('both calls queued', async () => {
+      const s = (await call(prioPort, 'queue_status')).result?.structuredContent;
+      return s?.queued?.length === 2 ? s : null;
+    });
+    const byTool = Object.fromEntries(status.queued.map((q) => [q.position, q.priority]));
+    assert(byTool[0] === 'normal' && byTool[1] === 'low',
+      `the raised call stays normal and runs first, the lowered one waits: ${JSON.stringify(status.queued)}`);
+    assert(status.queued.every((q) => q.estimatedWaitMs >= 0 && q.service === 'web'), 'estimated wait and service');
+    const done = await Promise.all([busy, lowered, raised]);
+    assert(done.every((d) => d.result && !d.result.isError), `all three ran: ${JSON.stringify(done)}`);
+    await stop('prio');
   });
 } catch (e) {
   run.failed++;
