@@ -325,6 +325,28 @@ try {
     assert(done.every((d) => d.result && !d.result.isError), `all three ran: ${JSON.stringify(done)}`);
     await stop('prio');
   });
+
+  await check("a service's tools/list_changed drops its cached results", async () => {
+    const invPath = join(dir, 'inv.json');
+    writeFileSync(invPath, JSON.stringify({
+      http: { port: 0 },
+      mcpServers: { kid: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--log-level', 'warning'] } },
+      services: { kid: { cache: { ttlMs: 60000, tools: ['test_simple_text'] } } },
+      gateway: { prefix: 'never' },
+    }));
+    const invPort = await startBulwark(['--config', invPath, '--no-builtin-tools'], 'inv');
+    await until('ready', async () => (await get(invPort, '/ready')).status === 200);
+    await call(invPort, 'test_simple_text');
+    const cached = await call(invPort, 'test_simple_text');
+    assert(cached.result?._meta?.['io.bulwark/cache']?.stale === false, `cached: ${JSON.stringify(cached)}`);
+    await call(invPort, 'test_trigger_tool_change');
+    const fresh = await until('an answer from the service again', async () => {
+      const r = await call(invPort, 'test_simple_text');
+      return r.result && !r.result._meta?.['io.bulwark/cache'] ? r : null;
+    }, 5000);
+    assert(fresh.result.content[0].text.includes('simple text'), 'the service answered');
+    await stop('inv');
+  });
 } catch (e) {
   run.failed++;
   console.log(`FAIL setup: ${e?.stack ?? e}`);
