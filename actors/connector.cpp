@@ -31,6 +31,8 @@ struct connector_state {
   enum class phase { down, starting, ready };
   phase ph = phase::down;
   uint64_t generation = 0;
+  /// The HTTP exchange that carries the service's change notifications.
+  std::optional<uint64_t> change_stream;
 
   // stdio
   std::unique_ptr<child_process> child;
@@ -302,6 +304,50 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   arm_sweep(self);
 }
 
+/// An HTTP service tells of changes (list_changed, resources/updated) on a
+/// long-lived stream: the 2025 era's GET stream of our session, or a
+/// 2026-07-28 `subscriptions/listen`. Its messages arrive as lines; when a
+/// working stream ends, another is opened a second later.
+void open_change_stream(connector_pointer self) {
+  auto& st = self->state;
+  if (!st.http || st.child)
+    return;
+  if (st.change_stream)
+    st.http->cancel(*st.change_stream);
+  st.change_stream.reset();
+  std::string method = "GET", body;
+  http_header_list headers{{"Accept", "text/event-stream"}};
+  if (st.stateless) {
+    method = "POST";
+    headers = {{"Accept", "application/json, text/event-stream"},
+               {"MCP-Protocol-Version", std::string(mcp::stateless_version)},
+               {"Mcp-Method", "subscriptions/listen"}};
+    auto params = value::make_object(
+      {{"notifications", value::make_object({{"toolsListChanged", true},
+                                             {"promptsListChanged", true},
+                                             {"resourcesListChanged", true}})},
+       {"_meta", value::make_object({{std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version)},
+                                     {std::string(mcp::meta_client_capabilities), json::object{}}})}});
+    body = mcp::request_body(value("bulwark-listen"), "subscriptions/listen", params);
+  } else {
+    if (st.session_id.empty())
+      return;
+    headers.emplace_back("Mcp-Session-Id", st.session_id);
+    headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
+  }
+  auto handle = caf::actor_cast<connector_actor>(self);
+  auto gen = st.generation;
+  st.change_stream = st.http->send(
+    method, std::move(body), std::move(headers),
+    [handle, gen](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), int64_t{-1}); },
+    [handle, gen](http_response r) {
+      // A service without such a stream (405, a JSON answer) is not asked again.
+      if (r.content_type == "text/event-stream")
+        caf::delayed_anon_send(handle, seconds(1), atom::listen_v, gen);
+    },
+    milliseconds(0));
+}
+
 void became_ready(connector_pointer self) {
   auto& st = self->state;
   st.ph = connector_state::phase::ready;
@@ -312,6 +358,7 @@ void became_ready(connector_pointer self) {
   if (st.server_capabilities.find("logging"))
     request(self, connector_state::req_kind::list, "logging/setLevel", value::make_object({{"level", "debug"}}));
   fetch_all(self);
+  open_change_stream(self);
   auto waiting = std::move(st.waiting);
   st.waiting.clear();
   for (auto& q : waiting)
@@ -536,6 +583,9 @@ void start(connector_pointer self) {
   if (st.ph != connector_state::phase::down)
     return;
   ++st.generation;
+  if (st.change_stream && st.http)
+    st.http->cancel(*st.change_stream);
+  st.change_stream.reset();
   st.ph = connector_state::phase::starting;
   st.session_id.clear();
   st.protocol_version.clear();
@@ -592,6 +642,11 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
   st.intensity = restart_intensity(st.hooks->child_max_restarts, st.hooks->child_restart_window);
   self->send(self, atom::start_v);
   return {
+    [self](atom::listen, uint64_t gen) {
+      auto& st = self->state;
+      if (gen == st.generation && st.ph == connector_state::phase::ready)
+        open_change_stream(self);
+    },
     [self](atom::call, uint64_t attempt, downstream_call_ptr& call, caf::actor& reply_to) {
       auto& st = self->state;
       if (st.ph == connector_state::phase::ready)

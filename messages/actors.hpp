@@ -291,6 +291,8 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::http_end, uint64_t, http_exchange_end>,
   // Internal: check the deadlines of open calls.
   caf::reacts_to<atom::expire>,
+  // Internal: reopen the change stream of an HTTP service (generation).
+  caf::reacts_to<atom::listen, uint64_t>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 

@@ -116,6 +116,26 @@ try {
     assert(again.structuredContent.executions === counted.structuredContent.executions + 1, 'a non-cacheable tool was cached');
   });
 
+  for (const svc of ['web', 'web25']) {
+    await check(`list_changed of the HTTP service ${svc} refreshes our list (and drops its cached results)`, async () => {
+      const until = async (what, pred) => {
+        for (let i = 0; i < 60; i++) {
+          if (await pred()) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`timed out waiting for ${what}`);
+      };
+      if (svc === 'web')
+        assert((await call('web__test_simple_text'))._meta?.['io.bulwark/cache'], 'cached before the change');
+      await call(`${svc}__test_trigger_tool_change`);
+      await until('the dynamic tool', async () => (await allTools(client)).includes(`${svc}__test_dynamic_tool`));
+      if (svc === 'web')
+        await until('an uncached answer', async () => !(await call('web__test_simple_text'))._meta?.['io.bulwark/cache']);
+      await call(`${svc}__test_trigger_tool_change`);
+      await until('the dynamic tool gone', async () => !(await allTools(client)).includes(`${svc}__test_dynamic_tool`));
+    });
+  }
+
   for (const svc of ['fx', 'web', 'web25']) {
     await check(`progress notifications of ${svc} reach the client`, async () => {
       const seen = [];
