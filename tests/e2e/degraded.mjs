@@ -326,7 +326,7 @@ try {
     await stop('prio');
   });
 
-  await check("a service's tools/list_changed drops its cached results", async () => {
+  await check("cached results are kept per caller; a service's tools/list_changed drops them", async () => {
     const invPath = join(dir, 'inv.json');
     writeFileSync(invPath, JSON.stringify({
       http: { port: 0 },
@@ -336,6 +336,15 @@ try {
     }));
     const invPort = await startBulwark(['--config', invPath, '--no-builtin-tools'], 'inv');
     await until('ready', async () => (await get(invPort, '/ready')).status === 200);
+    // Private results (the default scope) are kept per caller.
+    const alice = { authorization: 'Bearer alice-key' };
+    const bob = { authorization: 'Bearer bob-key' };
+    await call(invPort, 'test_simple_text', {}, alice);
+    const mine = await call(invPort, 'test_simple_text', {}, alice);
+    assert(mine.result?._meta?.['io.bulwark/cache']?.stale === false, `alice's second call is cached: ${JSON.stringify(mine)}`);
+    assert(mine.result.cacheScope === 'private', `cacheScope private: ${JSON.stringify(mine.result)}`);
+    const theirs = await call(invPort, 'test_simple_text', {}, bob);
+    assert(theirs.result && !theirs.result._meta?.['io.bulwark/cache'], `bob never sees alice's copy: ${JSON.stringify(theirs)}`);
     await call(invPort, 'test_simple_text');
     const cached = await call(invPort, 'test_simple_text');
     assert(cached.result?._meta?.['io.bulwark/cache']?.stale === false, `cached: ${JSON.stringify(cached)}`);
