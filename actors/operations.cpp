@@ -145,11 +145,11 @@ void pump(queue_pointer self) {
     st.waiting.erase(i);
     st.busy[w->lane]++;
     st.running.emplace(*id, std::make_pair(w->lane, now));
-    auto env = st.env;
-    auto finished = [env, id = *id, start = steady_clock::now()] {
+    // Reports to this queue: a restarted queue does not know the call (its
+    // slots start free), so nothing is lost when this one is gone.
+    auto finished = [q = caf::actor_cast<queue_actor>(self), id = *id, start = steady_clock::now()] {
       auto took = duration_cast<microseconds>(steady_clock::now() - start).count();
-      if (auto q = env->names.get(queue_actor_name))
-        caf::anon_send(caf::actor_cast<queue_actor>(q), atom::done_v, id, static_cast<int64_t>(took));
+      caf::anon_send(q, atom::done_v, id, static_cast<int64_t>(took));
     };
     w->start(std::move(finished));
   }
