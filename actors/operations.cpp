@@ -35,7 +35,11 @@ namespace {
 struct limiter_state {
   static inline const char* name = "limiter";
   env_ptr env;
+  caf::actor_clock::time_point last_sweep{};
 };
+
+/// Keys with buckets at most; see the admit handler.
+constexpr std::size_t max_tracked_keys = 100000;
 
 } // namespace
 
@@ -49,7 +53,25 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
     return {
       [self](atom::admit, const admission_ticket_ptr& t) {
         auto& env = *self->state.env;
-        auto verdict = env.buckets->check(t->request, self->clock().now());
+        auto now = self->clock().now();
+        // Many distinct keys (a flood of made-up bearer tokens) must not grow
+        // the buckets without bound: forget full ones, then refuse newcomers.
+        if (!t->request.tier.empty() && env.buckets->keys() >= max_tracked_keys) {
+          if (now - self->state.last_sweep >= seconds(1)) {
+            env.buckets->sweep(now);
+            self->state.last_sweep = now;
+          }
+          if (env.buckets->keys() >= max_tracked_keys && env.buckets->key_tokens(t->request.key, now).empty()) {
+            admission busy;
+            busy.refused_by = "global";
+            busy.limit = "too many distinct callers at once (" + std::to_string(max_tracked_keys) + ")";
+            busy.retry_after = seconds(1);
+            if (env.metrics)
+              env.metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", "global"}}).inc();
+            return t->reply(busy);
+          }
+        }
+        auto verdict = env.buckets->check(t->request, now);
         if (!verdict.admitted && env.metrics)
           env.metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", verdict.refused_by}}).inc();
         t->reply(verdict);

@@ -12,6 +12,7 @@
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
+#include "actors/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
@@ -359,4 +360,42 @@ TEST_CASE("config: admission sections are read strictly, with the key's path in 
   CHECK(refused(R"({"queue": {"toolPriorities": {"x": "urgent"}}})").find("$.queue.toolPriorities.x") != std::string::npos);
   CHECK(refused(R"({"health": {"queueFill": 2}})").find("$.health.queueFill") != std::string::npos);
   CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x"}}})").find("$.alerts.webhook.url") != std::string::npos);
+}
+
+TEST_CASE("alert manager: a rule fires, stays quiet for its cooldown, then fires again", "[operations]") {
+  simulated s;
+  s.env->metrics = std::make_shared<metrics::registry>();
+  auto notified = std::make_shared<std::vector<value>>();
+  auto core = s.sys->spawn([notified]() -> caf::behavior {
+    return {[notified](atom::notify, const std::string&, const value& params) { notified->push_back(params); }};
+  });
+  s.spawned.push_back(core);
+  s.env->names.put(names::session_supervisor, core);
+  auto alerts = spawn_alert_manager(*s.sys, s.env);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(alerts));
+  s.sched->run();
+
+  auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  auto sample = [&](std::chrono::steady_clock::time_point at) {
+    health_sample h;
+    h.now = at;
+    h.wall = std::chrono::system_clock::now();
+    h.open_breakers = {"svc"};
+    caf::anon_send(alerts, atom::sample_v, h);
+    s.sched->run();
+  };
+  auto fired = [&] {
+    return s.env->metrics->counter("bulwark_alerts_total", {{"rule", "breaker_open"}}).value();
+  };
+  sample(t0);
+  CHECK(fired() == 1);
+  REQUIRE(notified->size() == 1);
+  CHECK(notified->back()["data"]["rule"].as_string() == "breaker_open");
+  CHECK(notified->back()["_meta"]["io.bulwark/audience"].as_string() == "admin");
+  sample(t0 + std::chrono::minutes(1));
+  sample(t0 + std::chrono::minutes(15) - 1ms);
+  CHECK(fired() == 1); // in its 15-minute cooldown
+  sample(t0 + std::chrono::minutes(15));
+  CHECK(fired() == 2);
+  CHECK(notified->size() == 2);
 }
