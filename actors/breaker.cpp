@@ -292,6 +292,13 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       if (st.cb->transitions() != before)
         log_transition(st);
     },
+    // Operators: open, close or half-open the breaker by hand.
+    [self](atom::force, const std::string& to) {
+      auto& st = self->state;
+      auto state = to == "open" ? breaker_state::open : to == "half_open" ? breaker_state::half_open : breaker_state::closed;
+      st.cb->force(steady_clock::now(), state);
+      log_transition(st);
+    },
     [self](atom::cancel, downstream_call_ptr& call) {
       auto& st = self->state;
       call->cancelled = true;

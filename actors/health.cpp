@@ -422,16 +422,6 @@ void add_operator_routes(http_server& server, runtime& rt) {
     m.gauge("bulwark_uptime_seconds", {})
       .set(duration_cast<duration<double>>(steady_clock::now() - env->started).count());
   };
-  // A component as the last check saw it: the queue (depth, counters, where
-  // the first waiting calls stand), the alerts (rules, counts, history).
-  for (auto* name : {"queue", "alerts"})
-    server.add_route(std::string("/admin/api/") + name, [env, name] {
-      http_reply r;
-      const auto report = env->health_report();
-      const auto& part = report["components"][name];
-      r.body = json::dump(part.is_object() ? part : value::make_object({{"status", "starting"}}));
-      return r;
-    });
   server.add_route("/metrics", [env, refresh] {
     refresh();
     http_reply r;

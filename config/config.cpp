@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "messages/crypto.hpp"
 #include "messages/json.hpp"
 
 namespace bulwark {
@@ -407,6 +408,13 @@ void parse_operations(section& top, config& cfg) {
     sec.number("queueFill", ops.health.thresholds.queue_fill, 0, 1);
     sec.number("degradedBudgetScale", ops.health.degraded_budget_scale, 0.01, 1);
   }
+  if (auto* a = top.get("admin")) {
+    section sec(*a, "$.admin");
+    sec.str("tokenSha256", ops.admin_token_sha256);
+    auto& t = ops.admin_token_sha256;
+    if (!t.empty() && (t.size() != 64 || t.find_first_not_of("0123456789abcdef") != std::string::npos))
+      bad("$.admin.tokenSha256", "must be the lower-case hex SHA-256 of the admin token (64 characters)");
+  }
   if (auto* a = top.get("alerts")) {
     section sec(*a, "$.alerts");
     if (auto* rules = sec.get("rules")) {
@@ -550,6 +558,8 @@ void apply_env(config& cfg) {
     cfg.http.address = a;
   if (const char* l = std::getenv("BULWARK_LOG_LEVEL"); l && *l)
     cfg.log = level_of("environment BULWARK_LOG_LEVEL", l);
+  if (const char* t = std::getenv("BULWARK_ADMIN_TOKEN"); t && *t)
+    cfg.runtime.ops.admin_token_sha256 = crypto::sha256_hex(t);
   if (auto w = num("BULWARK_WORKERS", 1, 64))
     cfg.workers = static_cast<int>(*w);
 }
@@ -572,7 +582,8 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --print-config       print the effective configuration and exit
   --help               this text
 
-Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS.
+Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS,
+BULWARK_ADMIN_TOKEN (the admin API's token; config holds only its SHA-256).
 )";
 }
 

@@ -235,6 +235,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, refund, "refund")
   CAF_ADD_ATOM(bulwark, bulwark::atom, enqueue, "enqueue")
   CAF_ADD_ATOM(bulwark, bulwark::atom, position, "position")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, force, "force")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -317,6 +318,8 @@ using breaker_actor = caf::typed_actor<
   caf::reacts_to<atom::retry, uint64_t>,
   // The client cancelled this call.
   caf::reacts_to<atom::cancel, downstream_call_ptr>,
+  // Operators: force the state ("open", "closed", "half_open").
+  caf::reacts_to<atom::force, std::string>,
   // Status: state, counts, transitions.
   caf::replies_to<atom::get>::with<json::value>>;
 

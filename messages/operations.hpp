@@ -80,6 +80,10 @@ struct operations_options {
   /// Identities ("key:<sha256>") whose 2025-era sessions get alerts as log
   /// notifications.
   std::vector<std::string> admin_identities;
+
+  // -- admin API --
+  /// SHA-256 (hex) of the admin token; empty: views only, no actions.
+  std::string admin_token_sha256;
 };
 
 } // namespace bulwark

@@ -8,6 +8,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/admin.hpp"
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     if (cfg.http_enabled) {
       http = std::make_unique<http_server>(&rt, cfg.http);
       add_operator_routes(*http, rt);
+      add_admin_routes(*http, rt);
       try {
         auto port = http->start();
         log::info("listening", json::value::make_object({{"address", cfg.http.address},

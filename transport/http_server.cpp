@@ -172,6 +172,7 @@ struct http_server::impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::map<std::string, http_route> routes;
+  std::vector<std::pair<std::string, http_handler>> handlers; ///< (prefix, handler)
   std::atomic<bool> stopping{false};
   uint16_t bound_port = 0;
   /// Live connections (also their count), so that `stop` can close them on
@@ -683,6 +684,18 @@ void connection::handle(request req) {
         return respond(reply.status, std::move(reply.body), {}, reply.content_type);
       }
     }
+    for (auto& [prefix, handler] : server_.handlers) {
+      if (path.substr(0, prefix.size()) != prefix)
+        continue;
+      http_request_view view;
+      view.method = std::string(sv(req.method_string()));
+      view.path = std::string(path);
+      if (auto auth = req.find(http::field::authorization); auth != req.end())
+        view.authorization = std::string(sv(auth->value()));
+      view.body = std::move(req.body());
+      auto reply = handler(view);
+      return respond(reply.status, std::move(reply.body), {}, reply.content_type);
+    }
     return respond(404, http_error_body(error_code::invalid_request,
                                         "no MCP endpoint here; use " + server_.opts.path),
                    {});
@@ -903,6 +916,10 @@ http_server::http_server(runtime* rt, http_options opts)
 
 http_server::~http_server() {
   stop();
+}
+
+void http_server::add_handler(std::string prefix, http_handler handler) {
+  impl_->handlers.emplace_back(std::move(prefix), std::move(handler));
 }
 
 void http_server::add_route(std::string path, http_route route) {

@@ -50,6 +50,17 @@ struct http_reply {
 /// Handles GET requests to an extra path.
 using http_route = std::function<http_reply()>;
 
+/// A request to a path served by an `http_handler`.
+struct http_request_view {
+  std::string method;        ///< "GET", "POST", ...
+  std::string path;          ///< Without the query.
+  std::string authorization; ///< The Authorization header (empty if none).
+  std::string body;
+};
+
+/// Handles every method on the paths under a prefix.
+using http_handler = std::function<http_reply(const http_request_view&)>;
+
 class http_server {
 public:
   /// `rt` may be null in echo mode.
@@ -61,6 +72,9 @@ public:
 
   /// Adds a GET route (before `start`).
   void add_route(std::string path, http_route route);
+  /// Serves every request whose path starts with `prefix` and has no exact
+  /// GET route (before `start`).
+  void add_handler(std::string prefix, http_handler handler);
 
   /// Binds and starts the I/O threads; returns the bound port. Throws on a
   /// bind failure.

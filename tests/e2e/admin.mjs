@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// End-to-end test of the admin API: a front `bulwark` with an admin token
+// whose service ("web") is a `bulwark --fixtures --fault-tools` over HTTP.
+//
+//   node tests/e2e/admin.mjs --bulwark build/bulwark
+//
+// Checks: the token is required (and a wrong one refused); the actor list;
+// killing an actor brings it back restarted; forcing degraded mode on and
+// back to automatic; opening a breaker makes calls fail fast and closing it
+// lets them through; invalidating a service's cached results; bad requests
+// get clear 4xx answers; every action is in the audit log. Every process is
+// killed by pid.
+
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { assert, harness, sleep } from './harness.mjs';
+
+const args = process.argv.slice(2);
+const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-admin-'));
+const run = harness({ bulwark, onFinish: () => rmSync(dir, { recursive: true, force: true }) });
+const { check, startBulwark, logs } = run;
+
+async function until(what, fn, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v) return v;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let port;
+const token = 'admin-token-for-the-test';
+const auth = { authorization: `Bearer ${token}` };
+
+async function admin(method, path, body, headers = auth) {
+  const res = await fetch(`http://127.0.0.1:${port}/admin/api/${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+let nextId = 1;
+async function call(name, args = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: args,
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return JSON.parse(await res.text());
+}
+
+try {
+  const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
+  const cfgPath = join(dir, 'front.json');
+  writeFileSync(cfgPath, JSON.stringify({
+    http: { port: 0 },
+    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+    services: { web: { cache: { ttlMs: 60000, tools: ['fault_count'], scope: 'public' }, fallback: 'none' } },
+    gateway: { prefix: 'never' },
+    admin: { tokenSha256: createHash('sha256').update(token).digest('hex') },
+    health: { intervalMs: 100, exitAfterMs: 300 },
+  }));
+  port = await startBulwark(['--config', cfgPath], 'front');
+  await until('ready', async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200);
+
+  await check('the admin API needs the admin token', async () => {
+    assert((await admin('GET', 'actors', undefined, {})).status === 401, 'no token: 401');
+    assert((await admin('GET', 'actors', undefined, { authorization: 'Bearer wrong' })).status === 401, 'wrong token: 401');
+    assert((await admin('POST', 'degraded', { mode: 'on' }, {})).status === 401, 'an action without the token: 401');
+    const r = await admin('GET', 'actors');
+    assert(r.status === 200, `with the token: ${r.status}`);
+    const names = r.body.actors.map((a) => a.name);
+    for (const n of ['limiter', 'queue', 'cache', 'health', 'alerts', 'breaker/web', 'connector/web', 'session-supervisor'])
+      assert(names.includes(n), `${n} listed: ${names}`);
+    assert(r.body.actors.find((a) => a.name === 'breaker/web').kind === 'breaker', 'kind from the name');
+  });
+
+  await check('killing an actor brings it back restarted', async () => {
+    const before = (await admin('GET', 'actors')).body.restarts;
+    const r = await admin('POST', 'actors/kill', { name: 'limiter' });
+    assert(r.status === 200 && r.body.killed === 'limiter', JSON.stringify(r));
+    const after = await until('the limiter back', async () => {
+      const a = (await admin('GET', 'actors')).body;
+      return a.actors.some((x) => x.name === 'limiter') && a.restarts > before ? a : null;
+    });
+    assert(after.restarts === before + 1, `one restart: ${before} -> ${after.restarts}`);
+    assert((await call('test_simple_text')).result, 'calls still work');
+  });
+
+  await check('degraded mode can be forced on and returned to automatic', async () => {
+    assert((await admin('POST', 'degraded', { mode: 'on' })).status === 200, 'forced on');
+    const h = await until('degraded', async () => {
+      const b = (await admin('GET', 'health')).body;
+      return b.degraded && b.degradedForced === true ? b : null;
+    });
+    assert(h.status === 'healthy', 'forcing the mode does not make the components unhealthy');
+    assert((await admin('POST', 'degraded', { mode: 'auto' })).status === 200, 'automatic');
+    await until('degraded mode off', async () => !(await admin('GET', 'health')).body.degraded);
+  });
+
+  await check('an opened breaker fails calls fast; closing it lets them through', async () => {
+    assert((await admin('POST', 'breakers', { service: 'web', state: 'open' })).status === 200, 'opened');
+    const err = await until('a fast failure', async () => {
+      const r = await call('fault_count', { key: 'breaker' });
+      return r.error ? r : null;
+    });
+    assert(err.error.code === -32005 && err.error.data.breaker === 'open', `fails fast: ${JSON.stringify(err)}`);
+    assert((await admin('POST', 'breakers', { service: 'web', state: 'closed' })).status === 200, 'closed');
+    const ok = await until('a call through', async () => {
+      const r = await call('fault_count', { key: 'breaker' });
+      return r.result ? r : null;
+    });
+    assert(ok.result.structuredContent.executions === 1, 'the open breaker kept the call from the service');
+  });
+
+  await check("invalidating a service's cache makes the next call reach the service", async () => {
+    await call('fault_count', { key: 'inv' });
+    const cached = await call('fault_count', { key: 'inv' });
+    assert(cached.result._meta?.['io.bulwark/cache'], 'cached');
+    const r = await admin('POST', 'cache/invalidate', { service: 'web' });
+    assert(r.status === 200 && r.body.invalidated === 'web\n', JSON.stringify(r));
+    const fresh = await until('an uncached answer', async () => {
+      const x = await call('fault_count', { key: 'inv' });
+      return x.result && !x.result._meta?.['io.bulwark/cache'] ? x : null;
+    });
+    assert(fresh.result.structuredContent.executions === 2, 'executed again by the service');
+  });
+
+  await check('bad admin requests get clear 4xx answers', async () => {
+    const cases = [
+      ['POST', 'degraded', { mode: 'maybe' }, 400],
+      ['POST', 'actors/kill', { name: 'no-such-actor' }, 404],
+      ['POST', 'actors/kill', {}, 400],
+      ['POST', 'breakers', { service: 'nope', state: 'open' }, 404],
+      ['POST', 'breakers', { service: 'web', state: 'ajar' }, 400],
+      ['POST', 'cache/invalidate', {}, 400],
+      ['POST', 'degraded', 'not json', 400],
+      ['POST', 'reboot', {}, 404],
+      ['GET', 'nothing-here', undefined, 404],
+      ['DELETE', 'actors', undefined, 405],
+    ];
+    for (const [method, path, body, want] of cases) {
+      const r = await admin(method, path, body);
+      assert(r.status === want, `${method} ${path} ${JSON.stringify(body)}: ${r.status}, wanted ${want}`);
+      assert(typeof r.body?.error === 'string' && r.body.error.length > 0, `an error text for ${method} ${path}`);
+    }
+  });
+
+  await check('every action is in the audit log', async () => {
+    const audit = logs.filter((l) => l.includes('"msg":"admin action"'));
+    for (const a of ['actors/kill', 'degraded', 'breakers', 'cache/invalidate'])
+      assert(audit.some((l) => l.includes(`"action":"${a}"`)), `${a} audited`);
+    assert(logs.some((l) => l.includes('"msg":"admin action refused"')), 'refused actions are logged too');
+    assert(!logs.some((l) => l.includes(token)), 'the token never appears in the log');
+  });
+} catch (e) {
+  run.failed++;
+  console.log(`FAIL setup: ${e?.stack ?? e}`);
+}
+if (run.failed) console.log(logs.slice(-40).join('\n'));
+console.log(`${run.passed} passed, ${run.failed} failed`);
+run.finish(run.failed === 0 ? 0 : 1);
