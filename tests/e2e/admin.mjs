@@ -16,23 +16,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { assert, harness, sleep } from './harness.mjs';
+import { assert, callTool, harness, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-admin-'));
 const run = harness({ bulwark, onFinish: () => rmSync(dir, { recursive: true, force: true }) });
 const { check, startBulwark, logs } = run;
-
-async function until(what, fn, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 let port;
 const token = 'admin-token-for-the-test';
@@ -49,31 +39,7 @@ async function admin(method, path, body, headers = auth) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-let nextId = 1;
-async function call(name, args = {}) {
-  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: nextId++,
-      method: 'tools/call',
-      params: {
-        name,
-        arguments: args,
-        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} },
-      },
-    }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  return JSON.parse(await res.text());
-}
+const call = (name, args = {}) => callTool(port, name, args);
 
 try {
   const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');

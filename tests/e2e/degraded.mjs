@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { assert, harness, sleep } from './harness.mjs';
+import { assert, callTool as call, harness, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
@@ -34,57 +34,6 @@ const run = harness({
   },
 });
 const { check, startBulwark, stop, logs } = run;
-
-/// Polls `fn` until it returns a truthy value or `ms` pass.
-async function until(what, fn, ms = 10_000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-let nextId = 1;
-/// A 2026-07-28 tools/call; resolves with the JSON-RPC response.
-async function call(port, name, args = {}, headers = {}, meta = {}) {
-  const body = {
-    jsonrpc: '2.0',
-    id: nextId++,
-    method: 'tools/call',
-    params: {
-      name,
-      arguments: args,
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-        'io.modelcontextprotocol/clientCapabilities': {},
-        ...meta,
-      },
-    },
-  };
-  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-      ...headers,
-    },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  // An SSE answer carries the response as its last data line.
-  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-    const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
-    return JSON.parse(data[data.length - 1]);
-  }
-  return JSON.parse(text);
-}
 
 async function get(port, path) {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });

@@ -10,6 +10,57 @@ export function assert(cond, why) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/// Polls `fn` until it returns a truthy value or `ms` pass.
+export async function until(what, fn, ms = 10_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let nextId = 1;
+/// A 2026-07-28 tools/call to `port`; resolves with the JSON-RPC response.
+export async function callTool(port, name, args = {}, headers = {}, meta = {}) {
+  const body = {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params: {
+      name,
+      arguments: args,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+        'io.modelcontextprotocol/clientCapabilities': {},
+        ...meta,
+      },
+    },
+  };
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+      ...headers,
+    },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  // An SSE answer carries the response as its last data line.
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
+    return JSON.parse(data[data.length - 1]);
+  }
+  return JSON.parse(text);
+}
+
 /// A test run: `check` counts results, `finish` kills every process started
 /// through it and exits; the watchdog ends a run that takes too long.
 export function harness({ bulwark, watchdogMs = 90_000, onFinish = () => {} }) {
