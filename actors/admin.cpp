@@ -36,12 +36,6 @@ bool authorized(const std::string& expected_sha256, const std::string& authoriza
   return crypto::constant_time_equal(crypto::sha256_hex(authorization.substr(7)), expected_sha256);
 }
 
-/// `session/abc` -> session, `breaker/web` -> breaker, `queue` -> queue.
-std::string kind_of(const std::string& name) {
-  auto slash = name.find('/');
-  return slash == std::string::npos ? name : name.substr(0, slash);
-}
-
 http_reply action(runtime& rt, const env_ptr& env, const std::string& what, const value& body) {
   if (what == "actors/kill") {
     const auto& name = body["name"].as_string();
@@ -97,8 +91,16 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
     return json_reply(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
   if (what == "actors") {
     value actors(json::array{});
-    for (auto& name : rt.actor_names())
-      actors.push_back(value::make_object({{"name", name}, {"kind", kind_of(name)}}));
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [name, a] : env->actor_tree())
+      actors.push_back(value::make_object(
+        {{"name", name},
+         {"kind", a.kind},
+         {"parent", a.parent},
+         {"state", a.running ? "running" : "restarting"},
+         {"restarts", static_cast<unsigned long long>(a.restarts)},
+         {"lastExit", a.last_exit.empty() ? value() : value(a.last_exit)},
+         {"uptimeSeconds", a.running ? std::chrono::duration<double>(now - a.started).count() : 0.0}}));
     auto s = rt.status();
     return json_reply(200, value::make_object({{"actors", std::move(actors)},
                                                {"restarts", static_cast<unsigned long long>(s.restarts)},

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <map>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -27,6 +28,16 @@ namespace metrics {
 class registry;
 class histogram;
 } // namespace metrics
+
+/// What operators see of one supervised actor (the admin API's actor tree).
+struct actor_info {
+  std::string kind;   ///< session, breaker, connector, queue, ...
+  std::string parent; ///< Its supervisor.
+  uint32_t restarts = 0;
+  std::string last_exit; ///< Why its previous incarnation stopped.
+  std::chrono::steady_clock::time_point started;
+  bool running = false;
+};
 
 struct runtime_env {
   runtime_options opts;
@@ -84,6 +95,37 @@ struct runtime_env {
     catalog_ = std::move(c);
   }
 
+  // -- the actor tree, as the supervisors last saw it ---------------------------
+
+  void actor_started(const std::string& name, const std::string& kind, const std::string& parent) {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    auto& a = actors_[name];
+    if (a.started != std::chrono::steady_clock::time_point{})
+      ++a.restarts;
+    a.kind = kind;
+    a.parent = parent;
+    a.started = std::chrono::steady_clock::now();
+    a.running = true;
+  }
+
+  /// `gone`: it will not come back (a session that ended).
+  void actor_stopped(const std::string& name, std::string reason, bool gone) {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    if (gone) {
+      actors_.erase(name);
+      return;
+    }
+    if (auto i = actors_.find(name); i != actors_.end()) {
+      i->second.last_exit = std::move(reason);
+      i->second.running = false;
+    }
+  }
+
+  std::map<std::string, actor_info> actor_tree() const {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    return actors_;
+  }
+
   // -- session records (outlive session actors and their supervisor) ---------
 
   void put_session(session_record_ptr rec) {
@@ -106,6 +148,8 @@ struct runtime_env {
   }
 
 private:
+  mutable std::mutex actors_mtx_;
+  std::map<std::string, actor_info> actors_;
   mutable std::mutex health_mtx_;
   uint8_t health_level_ = 0;
   bool ready_ = false;

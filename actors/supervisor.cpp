@@ -39,10 +39,16 @@ struct root_state {
 
 using root_pointer = supervisor_actor::stateful_pointer<root_state>;
 
+/// `breaker/web` -> breaker, `queue` -> queue.
+std::string kind_of(const std::string& name) {
+  return name.substr(0, name.find('/'));
+}
+
 void start_child(root_pointer self, root_state::child& c) {
   c.handle = c.spec.spawn(self->system());
   self->monitor(c.handle);
   self->state.env->names.put(c.spec.name, c.handle);
+  self->state.env->actor_started(c.spec.name, kind_of(c.spec.name), root_state::name);
 }
 
 supervisor_actor::behavior_type root_supervisor(root_pointer self, env_ptr env,
@@ -63,6 +69,7 @@ supervisor_actor::behavior_type root_supervisor(root_pointer self, env_ptr env,
       if (c.handle.address() != dm.source)
         continue;
       st.env->names.erase(c.spec.name, dm.source);
+      st.env->actor_stopped(c.spec.name, caf::to_string(dm.reason), false);
       st.env->restarts++;
       if (c.intensity.allow(self->clock().now())) {
         log::warn("actor restarted", value::make_object({{"actor", c.spec.name},
@@ -127,6 +134,7 @@ session_actor start_session(sessions_pointer self, session_record_ptr rec,
   auto handle = self->system().spawn(session, st.env, rec);
   self->monitor(handle);
   st.env->names.put(registry_name, caf::actor_cast<caf::actor>(handle));
+  st.env->actor_started(registry_name, "session", names::session_supervisor);
   st.children.emplace(handle.address(),
                       sessions_state::child{rec, registry_name,
                                             restart_intensity(st.env->opts.max_restarts,
@@ -195,6 +203,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
     st.children.erase(i);
     st.env->names.erase(child.registry_name, dm.source);
     bool ended = dm.reason == caf::exit_reason::normal || st.stopping;
+    st.env->actor_stopped(child.registry_name, caf::to_string(dm.reason), ended && !child.rec->stateless);
     if (ended) {
       if (!child.rec->stateless) {
         st.env->erase_session(child.rec->id);
@@ -206,6 +215,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
     st.env->restarts++;
     child.rec->restarts++;
     if (!child.intensity.allow(self->clock().now()) && !child.rec->stateless) {
+      st.env->actor_stopped(child.registry_name, "restarted too often", true);
       st.env->escalations++;
       st.env->erase_session(child.rec->id);
       st.env->sessions--;

@@ -64,7 +64,11 @@ try {
     const names = r.body.actors.map((a) => a.name);
     for (const n of ['limiter', 'queue', 'cache', 'health', 'alerts', 'breaker/web', 'connector/web', 'session-supervisor'])
       assert(names.includes(n), `${n} listed: ${names}`);
-    assert(r.body.actors.find((a) => a.name === 'breaker/web').kind === 'breaker', 'kind from the name');
+    const breaker = r.body.actors.find((a) => a.name === 'breaker/web');
+    assert(breaker.kind === 'breaker' && breaker.parent === 'root-supervisor' && breaker.restarts === 0
+      && breaker.state === 'running' && breaker.uptimeSeconds > 0, `tree entry: ${JSON.stringify(breaker)}`);
+    const stateless = r.body.actors.find((a) => a.name === 'stateless-session');
+    assert(stateless?.parent === 'session-supervisor' && stateless.kind === 'session', `a session under its supervisor: ${JSON.stringify(stateless)}`);
   });
 
   await check('killing an actor brings it back restarted', async () => {
@@ -76,6 +80,9 @@ try {
       return a.actors.some((x) => x.name === 'limiter') && a.restarts > before ? a : null;
     });
     assert(after.restarts === before + 1, `one restart: ${before} -> ${after.restarts}`);
+    const limiter = after.actors.find((x) => x.name === 'limiter');
+    assert(limiter.restarts === 1 && /kill/.test(limiter.lastExit) && limiter.state === 'running'
+      && limiter.parent === 'root-supervisor' && limiter.uptimeSeconds < 5, `the limiter's entry: ${JSON.stringify(limiter)}`);
     assert((await call('test_simple_text')).result, 'calls still work');
   });
 
