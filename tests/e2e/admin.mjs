@@ -14,7 +14,8 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
 
 import { assert, callTool, harness, until } from './harness.mjs';
 
@@ -123,6 +124,32 @@ try {
       return x.result && !x.result._meta?.['io.bulwark/cache'] ? x : null;
     });
     assert(fresh.result.structuredContent.executions === 2, 'executed again by the service');
+  });
+
+  await check('bulwark-chaos kills the chosen actors at its rate, for its time, and says what it did', async () => {
+    const before = (await admin('GET', 'actors')).body.restarts;
+    const chaos = join(dirname(bulwark), 'bulwark-chaos');
+    const out = await new Promise((resolveRun, reject) => {
+      const child = spawn(chaos, ['--url', `http://127.0.0.1:${port}`, '--rate', '4', '--duration', '1',
+        '--kind', 'queue', '--name', 'limiter', '--seed', '7'], { env: { ...process.env, BULWARK_ADMIN_TOKEN: token } });
+      run.pids.push(child.pid);
+      let text = '';
+      child.stdout.on('data', (d) => (text += d));
+      child.on('error', reject);
+      child.on('exit', (code) => resolveRun({ code, text }));
+    });
+    assert(out.code === 0, `exit status ${out.code}:\n${out.text}`);
+    const kills = out.text.split('\n').filter((l) => / kill (queue|limiter) -> HTTP 200$/.test(l));
+    const summary = out.text.match(/summary: kills=(\d+) refused=0/);
+    assert(summary && Number(summary[1]) === kills.length, `summary agrees with the lines:\n${out.text}`);
+    assert(kills.length >= 3 && kills.length <= 5, `about 4 per second for 1 s (within the restart intensity of 5): ${kills.length}`);
+    const after = await until('both back', async () => {
+      const a = (await admin('GET', 'actors')).body;
+      const up = (n) => a.actors.find((x) => x.name === n)?.state === 'running';
+      return up('queue') && up('limiter') && a.restarts >= before + kills.length ? a : null;
+    });
+    assert(after.restarts === before + kills.length, `one restart per kill: ${before} + ${kills.length} vs ${after.restarts}`);
+    assert((await call('fault_count', { key: 'after-chaos' })).result, 'calls work after the chaos');
   });
 
   await check('bad admin requests get clear 4xx answers', async () => {
