@@ -50,6 +50,11 @@ struct runtime_env {
   std::atomic<uint64_t> sessions{0};
   /// Degraded mode, as the health supervisor last switched it.
   std::atomic<bool> degraded{false};
+  /// Graceful shutdown has begun: no new work; what is left is answered
+  /// with shutting_down.
+  std::atomic<bool> draining{false};
+  /// Tool calls, prompt gets and resource reads being worked on.
+  std::atomic<int64_t> inflight{0};
   /// Answered requests and error answers since start (for alert windows).
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> errors_total{0};

@@ -403,6 +403,7 @@ void add_operator_routes(http_server& server, runtime& rt) {
   auto readiness = [env] {
     auto [level, ready, report] = env->health();
     (void) level;
+    ready = ready && !env->draining.load();
     http_reply r;
     r.status = ready ? 200 : 503;
     r.body = json::dump(value::make_object(

@@ -322,6 +322,11 @@ bool runtime::end_session(const std::string& id) {
   return true;
 }
 
+int64_t runtime::drain() {
+  impl_->env->draining = true;
+  return impl_->env->inflight.load();
+}
+
 runtime_status runtime::status() const {
   runtime_status s;
   s.sessions = impl_->env->sessions.load();

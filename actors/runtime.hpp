@@ -112,6 +112,10 @@ public:
   // -- introspection -------------------------------------------------------------------------
 
   runtime_status status() const;
+  /// Graceful shutdown: marks the runtime as draining (readiness fails, calls
+  /// cut off later are answered with shutting_down) and returns how many
+  /// calls are still in flight; call again to poll.
+  int64_t drain();
   /// Registry names of the live supervised actors (sessions included).
   std::vector<std::string> actor_names() const;
   /// Kills the named actor (`exit_reason::kill`, as a crash would); its

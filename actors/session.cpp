@@ -79,9 +79,22 @@ bool decode_cursor(const value& cursor, std::size_t& offset) {
 
 session_state::~session_state() {
   // Handlers may still hold their contexts; cut them off from this state.
-  // Dropping the sinks answers every unanswered request (see reply_sink).
-  for (auto& [serial, r] : calls)
+  // Dropping the sinks answers every unanswered request (see reply_sink);
+  // while the server shuts down, they are told so.
+  bool stopping = env && env->draining.load();
+  for (auto& [serial, r] : calls) {
     r.call->detach();
+    if (stopping && !r.call->done()) {
+      outbound out;
+      out.what = outbound::kind::response;
+      out.body = mcp::error_body(r.id, error_code::shutting_down,
+                                 "the server shut down before the call finished; retry later");
+      out.http_status = 503;
+      r.sink->deliver(std::move(out));
+    }
+  }
+  if (env)
+    env->inflight -= static_cast<int64_t>(calls.size());
   for (auto& [id, t] : timers)
     t.first->detach();
 }
@@ -586,6 +599,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   r.context = std::move(context);
   r.received = in->received;
   auto& slot = calls.emplace(serial, std::move(r)).first->second;
+  env->inflight++;
   if (!stateless)
     by_request_id[mcp::id_key(slot.id)] = serial;
   // Learn when the client goes away: for 2026-07-28 that cancels the call.
@@ -898,6 +912,7 @@ void session_state::end_call(uint64_t serial, outbound out) {
       ++o;
   }
   calls.erase(i);
+  env->inflight--;
 }
 
 // -- streams -----------------------------------------------------------------------------------------

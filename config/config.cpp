@@ -502,6 +502,10 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.integer("pageSize", cfg.runtime.page_size, 1, 10000);
     sec.integer("listTtlMs", cfg.runtime.list_ttl_ms, 0, 86400000LL);
   }
+  if (auto* s = top.get("shutdown")) {
+    section sec(*s, "$.shutdown");
+    sec.seconds("drainSeconds", cfg.drain, 0, 3600);
+  }
   if (auto* s = top.get("supervision")) {
     section sec(*s, "$.supervision");
     sec.integer("maxRestarts", cfg.runtime.max_restarts, 0, 1000);

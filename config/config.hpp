@@ -3,6 +3,7 @@
 // and bad values are refused with the key's path.
 #pragma once
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -40,6 +41,8 @@ struct config {
   int workers = 1;
   int aggressive_poll_attempts = 100;
   int moderate_poll_attempts = 0;
+  /// How long a graceful shutdown lets calls in flight finish.
+  std::chrono::seconds drain{10};
   std::string source = "embedded defaults"; ///< Where the settings came from.
 };
 

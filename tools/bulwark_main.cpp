@@ -114,10 +114,16 @@ int main(int argc, char** argv) {
                                         {"fixtures", cfg.fixtures},
                                         {"stdio", cfg.stdio}}));
 
+    // The first SIGINT/SIGTERM drains and stops; a second one exits at once.
     std::thread signal_thread([signals] {
       int sig = 0;
       sigwait(&signals, &sig);
+      log::info("signal received; shutting down", json::value::make_object({{"signal", sig}}));
       request_stop();
+      sigwait(&signals, &sig);
+      log::warn("second signal; exiting at once", json::value::make_object({{"signal", sig}}));
+      std::fflush(stderr);
+      std::_Exit(1);
     });
     signal_thread.detach();
     if (cfg.stdio) {
@@ -130,10 +136,21 @@ int main(int argc, char** argv) {
       std::unique_lock<std::mutex> guard(stop_mtx);
       stop_cv.wait(guard, [] { return stop_requested; });
     }
-    log::info("stopping");
+    // Graceful: stop accepting, let calls in flight finish until the drain
+    // deadline, then answer the rest with shutting_down and stop.
+    log::info("draining", json::value::make_object({{"deadline_s", static_cast<long long>(cfg.drain.count())}}));
+    if (http)
+      http->drain();
+    auto drain_until = std::chrono::steady_clock::now() + cfg.drain;
+    int64_t left = rt.drain();
+    while (left > 0 && std::chrono::steady_clock::now() < drain_until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      left = rt.drain();
+    }
+    log::info("stopping", json::value::make_object({{"unfinished_calls", static_cast<long long>(left)}}));
+    rt.stop();
     if (http)
       http->stop();
-    rt.stop();
     gw.reset();
     http.reset();
   }

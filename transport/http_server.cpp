@@ -170,6 +170,7 @@ struct http_server::impl {
   std::vector<net::io_context*> iocs;
   std::size_t next_ioc = 0;
   std::optional<tcp::acceptor> acceptor;
+  std::atomic<bool> draining{false};
   std::vector<std::thread> threads;
   std::map<std::string, http_route> routes;
   std::vector<std::pair<std::string, http_handler>> handlers; ///< (prefix, handler)
@@ -700,6 +701,10 @@ void connection::handle(request req) {
                                         "no MCP endpoint here; use " + server_.opts.path),
                    {});
   }
+  if (server_.draining.load()) {
+    keep_alive_ = false;
+    return respond(503, http_error_body(error_code::shutting_down, "the server is shutting down; retry later"), {});
+  }
   switch (req.method()) {
     case http::verb::post:
       return handle_post(req);
@@ -941,6 +946,19 @@ uint16_t http_server::start() {
     for (int i = 0; i < std::max(1, d.opts.threads); ++i)
       d.threads.emplace_back([&d] { d.own_ioc->run(); });
   return d.bound_port;
+}
+
+void http_server::drain() {
+  if (!impl_)
+    return;
+  auto& d = *impl_;
+  if (d.draining.exchange(true))
+    return;
+  net::post(*d.iocs.front(), [&d] {
+    beast::error_code ec;
+    if (d.acceptor)
+      d.acceptor->close(ec);
+  });
 }
 
 void http_server::stop() {

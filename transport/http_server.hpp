@@ -79,6 +79,10 @@ public:
   /// Binds and starts the I/O threads; returns the bound port. Throws on a
   /// bind failure.
   uint16_t start();
+  /// Graceful shutdown, first step: stops accepting; requests on open
+  /// connections get 503 with -32007 (shutting_down) and the connection
+  /// closes; answers already under way still go out.
+  void drain();
   /// Stops accepting, closes connections and joins the I/O threads.
   void stop();
 

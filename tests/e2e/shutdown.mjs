@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// End-to-end test of graceful shutdown.
+//
+//   node tests/e2e/shutdown.mjs --bulwark build/bulwark
+//
+// SIGTERM: new connections are refused, a request on an open connection gets
+// 503 with -32007, a call in flight finishes with its result, and the
+// process exits 0. A call that outlasts the drain deadline is answered with
+// -32007 and the process still exits 0. A second signal exits at once.
+// Every process is killed by pid.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { assert, callTool, harness, sleep } from './harness.mjs';
+
+const args = process.argv.slice(2);
+const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-shutdown-'));
+const run = harness({ bulwark, onFinish: () => rmSync(dir, { recursive: true, force: true }) });
+const { check, startBulwark, logs } = run;
+
+const cfgPath = join(dir, 'server.json');
+writeFileSync(cfgPath, JSON.stringify({ http: { port: 0 }, shutdown: { drainSeconds: 2 } }));
+
+async function server(label) {
+  const port = await startBulwark(['--config', cfgPath, '--fault-tools'], label);
+  const child = run.started[label];
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal, at: Date.now() })));
+  return { port, child, exited };
+}
+
+/// Opens a keep-alive connection now; `send` later writes one request on it
+/// and resolves with the status line's code and the body.
+function openConnection(port) {
+  return new Promise((resolveOpen, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      resolveOpen({
+        send(body) {
+          return new Promise((resolveSend) => {
+            let buf = '';
+            sock.on('data', (d) => {
+              buf += d.toString();
+              const end = buf.indexOf('\r\n\r\n');
+              if (end < 0) return;
+              const len = Number((buf.slice(0, end).match(/content-length:\s*(\d+)/i) || [])[1] || 0);
+              if (buf.length - end - 4 >= len) resolveSend({ status: Number(buf.split(' ')[1]), body: buf.slice(end + 4, end + 4 + len) });
+            });
+            sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n`
+              + `Accept: application/json, text/event-stream\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+          });
+        },
+        close: () => sock.destroy(),
+      });
+    });
+    sock.on('error', reject);
+  });
+}
+
+function connects(port) {
+  return new Promise((r) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.destroy();
+      r(true);
+    });
+    sock.on('error', () => r(false));
+  });
+}
+
+try {
+  await check('SIGTERM lets a call in flight finish, refuses new work, and exits 0', async () => {
+    const s = await server('a');
+    const open = await openConnection(s.port);
+    const inflight = callTool(s.port, 'fault_count', { key: 'drain', hangMs: 800 });
+    await sleep(150);
+    const t0 = Date.now();
+    process.kill(s.child.pid, 'SIGTERM');
+    await sleep(150);
+    assert(!(await connects(s.port)), 'a new connection is refused while draining');
+    const late = await open.send(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }));
+    assert(late.status === 503 && JSON.parse(late.body).error.code === -32007, `a late request: ${JSON.stringify(late)}`);
+    open.close();
+    const r = await inflight;
+    assert(r.result?.structuredContent?.executions === 1, `the call in flight finished: ${JSON.stringify(r)}`);
+    const e = await s.exited;
+    assert(e.code === 0, `exit code ${e.code} (signal ${e.signal})`);
+    assert(e.at - t0 < 1500, `it exits once the call is done, not at the deadline: ${e.at - t0} ms`);
+  });
+
+  await check('a call past the drain deadline is answered with -32007 and the process exits 0', async () => {
+    const s = await server('b');
+    const hung = callTool(s.port, 'fault_hang');
+    await sleep(150);
+    const t0 = Date.now();
+    process.kill(s.child.pid, 'SIGTERM');
+    const r = await hung;
+    assert(r.error?.code === -32007, `answered with shutting_down: ${JSON.stringify(r)}`);
+    const e = await s.exited;
+    assert(e.code === 0, `exit code ${e.code}`);
+    assert(e.at - t0 >= 1800 && e.at - t0 < 5000, `it waited for the 2 s deadline: ${e.at - t0} ms`);
+    assert(logs.some((l) => l.startsWith('[b]') && l.includes('"msg":"draining"')), 'draining is logged');
+    assert(logs.some((l) => l.startsWith('[b]') && l.includes('"unfinished_calls":1')), 'the unfinished call is logged');
+  });
+
+  await check('a second signal exits at once', async () => {
+    const s = await server('c');
+    callTool(s.port, 'fault_hang').catch(() => {});
+    await sleep(150);
+    process.kill(s.child.pid, 'SIGTERM');
+    await sleep(100);
+    const t0 = Date.now();
+    process.kill(s.child.pid, 'SIGTERM');
+    const e = await s.exited;
+    assert(e.code === 1, `exit code ${e.code}`);
+    assert(e.at - t0 < 500, `at once: ${e.at - t0} ms`);
+  });
+} catch (e) {
+  run.failed++;
+  console.log(`FAIL setup: ${e?.stack ?? e}`);
+}
+if (run.failed) console.log(logs.slice(-40).join('\n'));
+console.log(`${run.passed} passed, ${run.failed} failed`);
+run.finish(run.failed === 0 ? 0 : 1);
