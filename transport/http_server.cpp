@@ -948,17 +948,19 @@ uint16_t http_server::start() {
   return d.bound_port;
 }
 
-void http_server::drain() {
-  if (!impl_)
-    return;
-  auto& d = *impl_;
-  if (d.draining.exchange(true))
-    return;
+/// Closes the listening socket (on its I/O context).
+void close_acceptor(http_server::impl& d) {
   net::post(*d.iocs.front(), [&d] {
     beast::error_code ec;
     if (d.acceptor)
       d.acceptor->close(ec);
   });
+}
+
+void http_server::drain() {
+  if (!impl_ || impl_->draining.exchange(true))
+    return;
+  close_acceptor(*impl_);
 }
 
 void http_server::stop() {
@@ -967,11 +969,7 @@ void http_server::stop() {
   auto& d = *impl_;
   if (d.stopping.exchange(true))
     return;
-  net::post(*d.iocs.front(), [&d] {
-    beast::error_code ec;
-    if (d.acceptor)
-      d.acceptor->close(ec);
-  });
+  close_acceptor(d);
   // Take the connections out under the lock, close them outside it: the last
   // reference may go here, and a connection's destructor takes the lock.
   std::vector<std::shared_ptr<connection>> open;

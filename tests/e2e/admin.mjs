@@ -12,17 +12,14 @@
 // killed by pid.
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { assert, callTool, harness, until } from './harness.mjs';
 
-const args = process.argv.slice(2);
-const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
-const dir = mkdtempSync(join(tmpdir(), 'bulwark-admin-'));
-const run = harness({ bulwark, onFinish: () => rmSync(dir, { recursive: true, force: true }) });
+const run = harness({ scratch: 'bulwark-admin-' });
+const { bulwark, dir } = run;
 const { check, startBulwark, logs } = run;
 
 let port;
@@ -42,7 +39,7 @@ async function admin(method, path, body, headers = auth) {
 
 const call = (name, args = {}) => callTool(port, name, args);
 
-try {
+await run.main(async () => {
   const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
   const cfgPath = join(dir, 'front.json');
   writeFileSync(cfgPath, JSON.stringify({
@@ -179,10 +176,4 @@ try {
     assert(logs.some((l) => l.includes('"msg":"admin action refused"')), 'refused actions are logged too');
     assert(!logs.some((l) => l.includes(token)), 'the token never appears in the log');
   });
-} catch (e) {
-  run.failed++;
-  console.log(`FAIL setup: ${e?.stack ?? e}`);
-}
-if (run.failed) console.log(logs.slice(-40).join('\n'));
-console.log(`${run.passed} passed, ${run.failed} failed`);
-run.finish(run.failed === 0 ? 0 : 1);
+});

@@ -2,6 +2,9 @@
 // watchdog, `bulwark` processes started on free ports and killed by pid.
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export function assert(cond, why) {
@@ -63,8 +66,14 @@ export async function callTool(port, name, args = {}, headers = {}, meta = {}) {
 
 /// A test run: `check` counts results, `finish` kills every process started
 /// through it and exits; the watchdog ends a run that takes too long.
-export function harness({ bulwark, watchdogMs = 90_000, onFinish = () => {} }) {
+/// `bulwark` defaults to the `--bulwark PATH` argument; `run.dir` is a
+/// scratch directory (named after `scratch`) removed at the end.
+export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000, onFinish = () => {} } = {}) {
+  const argv = process.argv.slice(2);
   const run = { passed: 0, failed: 0, logs: [], pids: [], started: {} };
+  run.bulwark = bulwark ?? resolve(argv[argv.indexOf('--bulwark') + 1] ?? '');
+  bulwark = run.bulwark;
+  run.dir = mkdtempSync(join(tmpdir(), scratch));
   const watchdog = setTimeout(() => {
     console.log(`FAIL watchdog: the run took longer than ${watchdogMs / 1000} s`);
     run.finish(1);
@@ -80,7 +89,22 @@ export function harness({ bulwark, watchdogMs = 90_000, onFinish = () => {} }) {
       }
     }
     onFinish();
+    rmSync(run.dir, { recursive: true, force: true });
     process.exit(code);
+  };
+
+  /// Runs the checks in `body`, reports and exits (a throw outside a check
+  /// fails the run).
+  run.main = async (body) => {
+    try {
+      await body();
+    } catch (e) {
+      run.failed++;
+      console.log(`FAIL setup: ${e?.stack ?? e}`);
+    }
+    if (run.failed) console.log(run.logs.slice(-40).join('\n'));
+    console.log(`${run.passed} passed, ${run.failed} failed`);
+    run.finish(run.failed === 0 ? 0 : 1);
   };
 
   run.check = async (name, fn) => {

@@ -9,17 +9,14 @@
 // -32007 and the process still exits 0. A second signal exits at once.
 // Every process is killed by pid.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
 import { assert, callTool, harness, sleep } from './harness.mjs';
 
-const args = process.argv.slice(2);
-const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
-const dir = mkdtempSync(join(tmpdir(), 'bulwark-shutdown-'));
-const run = harness({ bulwark, onFinish: () => rmSync(dir, { recursive: true, force: true }) });
+const run = harness({ scratch: 'bulwark-shutdown-' });
+const { bulwark, dir } = run;
 const { check, startBulwark, logs } = run;
 
 const cfgPath = join(dir, 'server.json');
@@ -69,7 +66,7 @@ function connects(port) {
   });
 }
 
-try {
+await run.main(async () => {
   await check('SIGTERM lets a call in flight finish, refuses new work, and exits 0', async () => {
     const s = await server('a');
     const open = await openConnection(s.port);
@@ -116,10 +113,4 @@ try {
     assert(e.code === 1, `exit code ${e.code}`);
     assert(e.at - t0 < 500, `at once: ${e.at - t0} ms`);
   });
-} catch (e) {
-  run.failed++;
-  console.log(`FAIL setup: ${e?.stack ?? e}`);
-}
-if (run.failed) console.log(logs.slice(-40).join('\n'));
-console.log(`${run.passed} passed, ${run.failed} failed`);
-run.finish(run.failed === 0 ? 0 : 1);
+});
