@@ -849,6 +849,7 @@ gateway::~gateway() {
   auto& d = *impl_;
   d.hooks->publish = nullptr;
   d.hooks->resource_updated = nullptr;
+  d.hooks->changed = nullptr;
   if (d.own_io) {
     d.io_guard.reset();
     d.own_io->stop();

@@ -81,9 +81,9 @@ int main(int argc, char** argv) {
           log::warn("service not ready at start-up; its tools appear once it is",
                     json::value::make_object({{"service", name}}));
       } catch (const gateway_error& e) {
+        // Nothing serves yet: exit at once. The stdio services see their
+        // input close and end themselves.
         log::error("gateway refused to start", json::value::make_object({{"error", e.what()}}));
-        gw.reset();
-        rt.stop();
         std::_Exit(1);
       }
     }

@@ -316,7 +316,7 @@ try {
         r(c);
       });
     });
-    assert(code === 1, `exit code ${code}`);
+    assert(code === 1, `exit code ${code}; its log:\n${stderr.slice(-2000)}`);
     assert(/gateway refused to start.*name clash: tool '\w+' is offered by both one and two/.test(stderr), stderr.slice(-400));
   });
 } catch (e) {
