@@ -80,7 +80,7 @@ bool degraded_switch::update(clock::time_point now, bool trouble) {
   return changed;
 }
 
-bool degraded_switch::force(std::optional<bool> on, clock::time_point) {
+bool degraded_switch::force(std::optional<bool> on) {
   bool before = this->on();
   forced_ = on;
   bool changed = before != this->on();
@@ -202,6 +202,8 @@ void evaluate(health_pointer self) {
     return a == st.answers.end() ? value() : a->second;
   };
   auto queue = answer("queue");
+  auto cache = answer(cache_actor_name);
+  auto limiter = answer("limiter");
   in.queue_fill = queue["fill"].as_double();
   uint64_t restarts = st.env->restarts.load(), escalations = st.env->escalations.load();
   st.supervision.emplace_back(now, restarts, escalations);
@@ -245,8 +247,8 @@ void evaluate(health_pointer self) {
        {"breakers", std::move(breakers)},
        {"connectors", std::move(connectors)},
        {"queue", queue},
-       {"cache", answer(cache_actor_name)},
-       {"limiter", answer("limiter")},
+       {"cache", cache},
+       {"limiter", limiter},
        {"alerts", answer("alerts")},
        {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
                                            {"escalations", static_cast<unsigned long long>(escalations)},
@@ -262,10 +264,7 @@ void evaluate(health_pointer self) {
     m->gauge("bulwark_degraded_mode", {}).set(st.sw.on() ? 1 : 0);
     m->gauge("bulwark_health_status", {}).set(static_cast<double>(verdict.level));
     add_delta(m->counter("bulwark_actor_restarts_total", {}), restarts, st.restarts_seen);
-    if (queue.is_object())
-      for (auto* p : {"critical", "high", "normal", "low"})
-        m->gauge("bulwark_queue_depth", {{"priority", p}}).set(queue["depth"][p].as_double());
-    if (auto cache = answer(cache_actor_name); cache.is_object()) {
+    if (cache.is_object()) {
       for (auto* k : {"hits", "misses", "staleHits", "evictions"})
         add_delta(m->counter("bulwark_cache_events_total", {{"event", k}}),
                   static_cast<uint64_t>(cache[k].as_int()), st.cache_seen[k]);
@@ -281,7 +280,6 @@ void evaluate(health_pointer self) {
   st.window.add_requests(now, requests - st.requests_seen, errors - st.errors_seen);
   st.requests_seen = requests;
   st.errors_seen = errors;
-  auto cache = answer(cache_actor_name);
   if (cache.is_object()) {
     auto hits = static_cast<uint64_t>(cache["hits"].as_int() + cache["staleHits"].as_int());
     auto lookups = hits + static_cast<uint64_t>(cache["misses"].as_int());
@@ -294,7 +292,6 @@ void evaluate(health_pointer self) {
   }
   sample.window = st.window.sum(now);
   sample.window_span = duration_cast<milliseconds>(st.window.span());
-  auto limiter = answer("limiter");
   for (auto& [svc, usage] : limiter["usage"].as_object())
     sample.upstream_usage[svc] = usage.as_double();
   if (st.env->latency) {
@@ -355,11 +352,9 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
     st.sw = degraded_switch(settings.enter_checks, settings.exit_after);
     st.started = self->clock().now();
     // A restarted health supervisor keeps the mode the server is in.
-    if (env->degraded.load()) {
-      st.sw.update(st.started, true);
-      for (uint32_t i = 1; i < settings.enter_checks; ++i)
+    if (env->degraded.load())
+      for (uint32_t i = 0; i < std::max<uint32_t>(1, settings.enter_checks); ++i)
         st.sw.update(st.started, true);
-    }
     ask(self);
     self->delayed_send(self, settings.interval, atom::timer_v);
     return {
@@ -374,7 +369,7 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
         std::optional<bool> force;
         if (mode >= 0)
           force = mode > 0;
-        if (st.sw.force(force, self->clock().now()))
+        if (st.sw.force(force))
           apply_mode(self, st.sw.on(), {mode > 0 ? "forced by an operator" : "automatic"});
         log::info("degraded mode override", value::make_object({{"mode", mode < 0 ? "automatic" : mode > 0 ? "on" : "off"}}));
       },

@@ -62,7 +62,7 @@ public:
   /// Records one check; true when the mode changed.
   bool update(clock::time_point now, bool trouble);
   /// Forces the mode (nullopt: automatic again); true when the mode changed.
-  bool force(std::optional<bool> on, clock::time_point now);
+  bool force(std::optional<bool> on);
 
   bool on() const noexcept { return forced_ ? *forced_ : on_; }
   std::optional<bool> forced() const noexcept { return forced_; }
