@@ -115,6 +115,24 @@ downstream_outcome failure(std::string message, bool reached, error_code code = 
   return downstream_outcome::without_answer(downstream_outcome::kind::failure, code, std::move(message), reached);
 }
 
+/// The headers of an HTTP exchange with the service: the era's version,
+/// and the mirrored method and name (2026-07-28) or our session (2025 era).
+http_header_list mcp_headers(const connector_state& st, std::string accept, const std::string& method,
+                             const std::string& name) {
+  http_header_list headers{{"Accept", std::move(accept)}};
+  if (st.stateless) {
+    headers.emplace_back("MCP-Protocol-Version", std::string(mcp::stateless_version));
+    headers.emplace_back("Mcp-Method", method);
+    if (!name.empty())
+      headers.emplace_back("Mcp-Name", name);
+  } else if (!st.protocol_version.empty()) {
+    headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
+  }
+  if (!st.session_id.empty())
+    headers.emplace_back("Mcp-Session-Id", st.session_id);
+  return headers;
+}
+
 /// Sends one JSON-RPC message to the downstream; `id` >= 0 for requests we
 /// track (HTTP ties the exchange's end to it).
 void transmit(connector_pointer self, const std::string& method, std::string body, int64_t id,
@@ -133,19 +151,9 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
   }
   if (!st.http)
     return;
-  http_header_list headers{{"Accept", "application/json, text/event-stream"}};
-  if (st.stateless) {
-    headers.emplace_back("MCP-Protocol-Version", std::string(mcp::stateless_version));
-    headers.emplace_back("Mcp-Method", method);
-    if (!name.empty())
-      headers.emplace_back("Mcp-Name", name);
-    for (auto& h : extra)
-      headers.push_back(std::move(h));
-  } else if (!st.protocol_version.empty()) {
-    headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
-  }
-  if (!st.session_id.empty())
-    headers.emplace_back("Mcp-Session-Id", st.session_id);
+  auto headers = mcp_headers(st, "application/json, text/event-stream", method, name);
+  for (auto& h : extra)
+    headers.push_back(std::move(h));
   auto handle = caf::actor_cast<connector_actor>(self);
   auto gen = st.generation;
   milliseconds timeout = st.svc.settings.timeout + milliseconds(1000);
@@ -315,13 +323,12 @@ void open_change_stream(connector_pointer self) {
   if (st.change_stream)
     st.http->cancel(*st.change_stream);
   st.change_stream.reset();
-  std::string method = "GET", body;
-  http_header_list headers{{"Accept", "text/event-stream"}};
+  if (!st.stateless && st.session_id.empty())
+    return;
+  std::string method = st.stateless ? "POST" : "GET", body;
+  auto headers = st.stateless ? mcp_headers(st, "application/json, text/event-stream", "subscriptions/listen", {})
+                              : mcp_headers(st, "text/event-stream", {}, {});
   if (st.stateless) {
-    method = "POST";
-    headers = {{"Accept", "application/json, text/event-stream"},
-               {"MCP-Protocol-Version", std::string(mcp::stateless_version)},
-               {"Mcp-Method", "subscriptions/listen"}};
     auto params = value::make_object(
       {{"notifications", value::make_object({{"toolsListChanged", true},
                                              {"promptsListChanged", true},
@@ -329,11 +336,6 @@ void open_change_stream(connector_pointer self) {
        {"_meta", value::make_object({{std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version)},
                                      {std::string(mcp::meta_client_capabilities), json::object{}}})}});
     body = mcp::request_body(value("bulwark-listen"), "subscriptions/listen", params);
-  } else {
-    if (st.session_id.empty())
-      return;
-    headers.emplace_back("Mcp-Session-Id", st.session_id);
-    headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
   }
   auto handle = caf::actor_cast<connector_actor>(self);
   auto gen = st.generation;
