@@ -16,6 +16,7 @@
 #include "actors/operations.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
+#include "tests/unit/simulated.hpp"
 #include "messages/actors.hpp"
 
 using namespace bulwark;
@@ -24,32 +25,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// An actor system whose actors run only when the test runs the scheduler.
-struct simulated {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  env_ptr env = std::make_shared<runtime_env>();
-  std::vector<caf::actor> spawned;
-
-  simulated() {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sys->await_actors_before_shutdown(false);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-  }
-
-  ~simulated() {
-    for (auto& h : spawned)
-      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-    for (auto& [name, handle] : env->names.snapshot()) {
-      (void) name;
-      if (handle)
-        caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
-    }
-    sched->run();
-  }
-
+/// The shared simulated system, with helpers for supervised operational actors.
+struct simulated : test::simulated_system {
   /// Runs the named actors under a root supervisor.
   void supervise(std::vector<child_spec> children) {
     spawned.push_back(caf::actor_cast<caf::actor>(spawn_root_supervisor(*sys, env, std::move(children))));

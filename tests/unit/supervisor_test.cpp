@@ -11,6 +11,7 @@
 #include "actors/supervisor.hpp"
 #include "messages/actors.hpp"
 #include "messages/mcp.hpp"
+#include "tests/unit/simulated.hpp"
 #include "tests/unit/support.hpp"
 
 using namespace bulwark;
@@ -20,17 +21,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct deterministic {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  env_ptr env = std::make_shared<runtime_env>();
-
+struct deterministic : simulated_system {
   deterministic(uint32_t max_restarts, std::chrono::seconds window) {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sys->await_actors_before_shutdown(false);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     env->opts.max_restarts = max_restarts;
     env->opts.restart_window = window;
     env->state_key = "test-key";
@@ -46,15 +38,6 @@ struct deterministic {
     };
     cat->tools.push_back(echo);
     env->replace(std::move(cat));
-  }
-
-  ~deterministic() {
-    for (auto& [name, handle] : env->names.snapshot()) {
-      (void) name;
-      if (handle)
-        caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
-    }
-    sched->run();
   }
 
   caf::actor get(const std::string& name) {
