@@ -1,5 +1,7 @@
 #include "actors/admin.hpp"
 
+#include <map>
+
 #include <caf/all.hpp>
 
 #include "actors/breaker.hpp"
@@ -38,12 +40,24 @@ bool authorized(const std::string& expected_sha256, const std::string& authoriza
 
 http_reply action(runtime& rt, const env_ptr& env, const std::string& what, const value& body) {
   if (what == "actors/kill") {
+    // By name, or every actor of a kind (as the tree names kinds).
     const auto& name = body["name"].as_string();
-    if (name.empty())
-      return refuse(400, "body.name must name an actor (see GET /admin/api/actors)");
-    if (!rt.kill_actor(name))
-      return refuse(404, "no actor named '" + name + "'");
-    return json_reply(200, value::make_object({{"killed", name}}));
+    const auto& kind = body["kind"].as_string();
+    if (name.empty() == kind.empty())
+      return refuse(400, "body must name an actor (\"name\") or a kind (\"kind\"); see GET /admin/api/actors");
+    value killed(json::array{});
+    if (!name.empty()) {
+      if (!rt.kill_actor(name))
+        return refuse(404, "no running actor named '" + name + "'");
+      killed.push_back(name);
+    } else {
+      for (auto& [n, a] : env->actor_tree())
+        if (a.kind == kind && a.running && rt.kill_actor(n))
+          killed.push_back(n);
+      if (killed.as_array().empty())
+        return refuse(404, "no running actor of kind '" + kind + "'");
+    }
+    return json_reply(200, value::make_object({{"killed", std::move(killed)}}));
   }
   if (what == "degraded") {
     const auto& mode = body["mode"].as_string();
@@ -81,40 +95,124 @@ http_reply action(runtime& rt, const env_ptr& env, const std::string& what, cons
   return refuse(404, "no admin action " + what);
 }
 
-http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
-  auto report = env->health_report();
-  if (what == "queue" || what == "alerts") {
-    const auto& part = report["components"][what];
-    return json_reply(200, part.is_object() ? part : value::make_object({{"status", "starting"}}));
+value actors_view(runtime& rt, const env_ptr& env) {
+  auto now = std::chrono::steady_clock::now();
+  auto seconds = [&](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(now - t).count();
+  };
+  auto supervisors = env->supervisors();
+  value actors(json::array{});
+  // The root is nobody's child: it is listed first, as the tree's top.
+  if (rt.running())
+    actors.push_back(value::make_object({{"name", names::root_supervisor},
+                                         {"kind", "supervisor"},
+                                         {"parent", value()},
+                                         {"state", "running"},
+                                         {"restarts", 0ULL},
+                                         {"lastExit", value()},
+                                         {"uptimeSeconds", seconds(env->started)},
+                                         {"mailbox", value()}}));
+  for (auto& [name, a] : env->actor_tree()) {
+    std::string state = a.running ? "running" : "restarting";
+    if (auto s = supervisors.find(name); s != supervisors.end() && s->second.escalated)
+      state = "escalated";
+    actors.push_back(value::make_object(
+      {{"name", name},
+       {"kind", a.kind},
+       {"parent", a.parent},
+       {"state", state},
+       {"restarts", static_cast<unsigned long long>(a.restarts)},
+       {"lastExit", a.last_exit.empty() ? value() : value(a.last_exit)},
+       {"uptimeSeconds", a.running ? seconds(a.started) : 0.0},
+       {"mailbox", a.running && a.mailbox >= 0 ? value(static_cast<long long>(a.mailbox)) : value()}}));
   }
+  value sups(json::array{});
+  for (auto& [name, s] : supervisors) {
+    value children(json::array{});
+    for (auto& c : s.children)
+      children.push_back(c);
+    sups.push_back(value::make_object({{"name", name},
+                                       {"parent", s.parent.empty() ? value() : value(s.parent)},
+                                       {"strategy", to_string(s.strategy)},
+                                       {"maxRestarts", static_cast<unsigned long long>(s.max_restarts)},
+                                       {"windowSeconds", static_cast<long long>(s.window.count())},
+                                       {"backoffInitialMs", static_cast<long long>(s.backoff_initial.count())},
+                                       {"backoffMaxMs", static_cast<long long>(s.backoff_max.count())},
+                                       {"children", std::move(children)},
+                                       {"escalated", s.escalated}}));
+  }
+  value escalations(json::array{});
+  for (auto& e : env->escalations_since(std::chrono::steady_clock::time_point{}))
+    escalations.push_back(value::make_object({{"supervisor", e.supervisor},
+                                              {"child", e.child},
+                                              {"reason", e.reason},
+                                              {"secondsAgo", seconds(e.at)}}));
+  auto st = rt.status();
+  return value::make_object({{"actors", std::move(actors)},
+                             {"supervisors", std::move(sups)},
+                             {"recentEscalations", std::move(escalations)},
+                             {"restarts", static_cast<unsigned long long>(st.restarts)},
+                             {"escalations", static_cast<unsigned long long>(st.escalations)},
+                             {"degraded", env->degraded.load()}});
+}
+
+value sessions_view(const env_ptr& env) {
+  auto now = std::chrono::steady_clock::now();
+  value sessions(json::array{});
+  for (auto& rec : env->session_records()) {
+    if (rec->stateless)
+      continue;
+    sessions.push_back(value::make_object(
+      {{"id", rec->id},
+       {"identity", rec->identity},
+       {"protocolVersion", rec->protocol_version},
+       {"client", rec->client_info["name"].is_string() ? rec->client_info["name"] : value()},
+       {"initialized", rec->initialized},
+       {"restarts", static_cast<unsigned long long>(rec->restarts)},
+       {"idleSeconds", std::chrono::duration<double>(now - rec->last_used).count()}}));
+  }
+  auto count = static_cast<unsigned long long>(sessions.as_array().size());
+  return value::make_object({{"count", count}, {"sessions", std::move(sessions)}});
+}
+
+http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
+  if (what == "actors")
+    return json_reply(200, actors_view(rt, env));
+  if (what == "sessions")
+    return json_reply(200, sessions_view(env));
+  auto report = env->health_report();
   if (what == "health")
     return json_reply(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
-  if (what == "actors") {
-    value actors(json::array{});
-    auto now = std::chrono::steady_clock::now();
-    for (auto& [name, a] : env->actor_tree())
-      actors.push_back(value::make_object(
-        {{"name", name},
-         {"kind", a.kind},
-         {"parent", a.parent},
-         {"state", a.running ? "running" : "restarting"},
-         {"restarts", static_cast<unsigned long long>(a.restarts)},
-         {"lastExit", a.last_exit.empty() ? value() : value(a.last_exit)},
-         {"uptimeSeconds", a.running ? std::chrono::duration<double>(now - a.started).count() : 0.0}}));
-    auto s = rt.status();
-    return json_reply(200, value::make_object({{"actors", std::move(actors)},
-                                               {"restarts", static_cast<unsigned long long>(s.restarts)},
-                                               {"escalations", static_cast<unsigned long long>(s.escalations)},
-                                               {"degraded", env->degraded.load()}}));
-  }
-  return refuse(404, "no admin view " + what);
+  // Views of one component, as the health supervisor last saw it.
+  static const std::map<std::string, std::string> parts = {
+    {"queue", "queue"}, {"alerts", "alerts"}, {"breakers", "breakers"},
+    {"connectors", "connectors"}, {"cache", "cache"}, {"limits", "limiter"}};
+  auto p = parts.find(what);
+  if (p == parts.end())
+    return refuse(404, "no admin view " + what
+                         + " (views: actors, health, queue, alerts, breakers, connectors, cache, limits, sessions)");
+  const auto& part = report["components"][p->second];
+  if (part.is_object())
+    return json_reply(200, part);
+  return json_reply(200, value::make_object({{"status", report.is_null() ? "starting" : "not running"}}));
 }
 
 } // namespace
 
 void add_admin_routes(http_server& server, runtime& rt) {
   auto env = rt.environment();
-  server.add_handler("/admin/api/", [env, &rt](const http_request_view& req) {
+  server.add_route("/admin", [] {
+    http_reply r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = admin_page_html();
+    // The page's buttons act at once: no other site may frame it, and it
+    // talks to nothing but this server.
+    r.headers = "\r\nContent-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; frame-ancestors 'none'"
+                "\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store";
+    return r;
+  });
+  auto api = [env, &rt](const http_request_view& req) -> http_reply {
     const auto& token = env->opts.ops.admin_token_sha256;
     auto what = req.path.substr(std::string("/admin/api/").size());
     bool is_action = req.method == "POST";
@@ -140,6 +238,11 @@ void add_admin_routes(http_server& server, runtime& rt) {
     // The audit trail: every action with its target and outcome.
     log::info("admin action", value::make_object({{"action", what}, {"request", body}, {"status", reply.status},
                                                   {"result", reply.body}}));
+    return reply;
+  };
+  server.add_handler("/admin/api/", [api](const http_request_view& req) {
+    auto reply = api(req);
+    reply.headers += "\r\nCache-Control: no-store";
     return reply;
   });
 }

@@ -11,6 +11,10 @@ namespace bulwark {
 class http_server;
 class runtime;
 
+/// Mounts the admin API under `/admin/api/` and the console page at `/admin`.
 void add_admin_routes(http_server& server, runtime& rt);
+
+/// The admin console's web page (self-contained HTML, CSS and script).
+const char* admin_page_html();
 
 } // namespace bulwark

@@ -7,6 +7,8 @@
 #include <limits>
 #include <set>
 
+#include "messages/text.hpp"
+
 namespace bulwark {
 
 using json::value;
@@ -111,18 +113,8 @@ alert_rule make_rule(std::string name, double threshold, uint64_t min_count, std
   return r;
 }
 
-/// `x` with at most `decimals` decimals and no trailing zeros: "7.5", "5".
 std::string trimmed(double x, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
-  std::string s = buf;
-  if (s.find('.') != std::string::npos) {
-    while (s.back() == '0')
-      s.pop_back();
-    if (s.back() == '.')
-      s.pop_back();
-  }
-  return s;
+  return text::trimmed_number(x, decimals);
 }
 
 std::string percent(double fraction) {

@@ -26,15 +26,35 @@ std::string breaker_name(const std::string& service) {
   return "breaker/" + service;
 }
 
+std::string service_supervisor_name(const std::string& service) {
+  return "service/" + service;
+}
+
 std::string connector_name(const std::string& service) {
   return "connector/" + service;
 }
 
 // -- state machine ------------------------------------------------------------------
 
+int64_t circuit_breaker::slice_of(clock::time_point now) const {
+  auto width = std::max<clock::duration::rep>(1, std::chrono::duration_cast<clock::duration>(s_.window).count()
+                                                   / static_cast<clock::duration::rep>(window_buckets));
+  return static_cast<int64_t>(now.time_since_epoch().count() / width);
+}
+
 void circuit_breaker::prune(clock::time_point now) {
-  while (!window_.empty() && now - window_.front().first > s_.window)
-    window_.pop_front();
+  auto current = slice_of(now);
+  for (auto& b : buckets_)
+    if (b.slice >= 0 && current - b.slice >= static_cast<int64_t>(window_buckets)) {
+      window_calls_ -= b.calls;
+      window_failures_ -= b.failures;
+      b = bucket{};
+    }
+}
+
+void circuit_breaker::clear_window() {
+  buckets_.fill(bucket{});
+  window_calls_ = window_failures_ = 0;
 }
 
 void circuit_breaker::move_to(clock::time_point now, breaker_state to, std::string why) {
@@ -47,7 +67,7 @@ void circuit_breaker::move_to(clock::time_point now, breaker_state to, std::stri
     opened_at_ = now;
   if (to == breaker_state::closed) {
     consecutive_ = 0;
-    window_.clear();
+    clear_window();
   }
 }
 
@@ -92,7 +112,16 @@ void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
   if (state_ == breaker_state::open)
     return; // a straggler from before it opened
   prune(now);
-  window_.emplace_back(now, !success);
+  auto slice = slice_of(now);
+  auto& b = buckets_[static_cast<std::size_t>(slice) % window_buckets];
+  if (b.slice != slice)
+    b = bucket{slice, 0, 0}; // pruned already, or never used
+  ++b.calls;
+  ++window_calls_;
+  if (!success) {
+    ++b.failures;
+    ++window_failures_;
+  }
   if (success) {
     consecutive_ = 0;
     return;
@@ -102,12 +131,11 @@ void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
     move_to(now, breaker_state::open, std::to_string(consecutive_) + " consecutive failures");
     return;
   }
-  if (window_.size() >= s_.minimum_calls) {
-    auto failed = std::count_if(window_.begin(), window_.end(), [](auto& e) { return e.second; });
-    double rate = static_cast<double>(failed) / static_cast<double>(window_.size());
+  if (window_calls_ >= s_.minimum_calls) {
+    double rate = static_cast<double>(window_failures_) / static_cast<double>(window_calls_);
     if (rate >= s_.failure_rate)
       move_to(now, breaker_state::open,
-              std::to_string(failed) + " of " + std::to_string(window_.size()) + " calls failed within "
+              std::to_string(window_failures_) + " of " + std::to_string(window_calls_) + " calls failed within "
                 + std::to_string(s_.window.count()) + " s");
   }
 }
@@ -318,6 +346,7 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
     [self](atom::get) -> value {
       auto& st = self->state;
       return value::make_object({{"service", st.svc.name},
+                                 {"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
                                  {"state", std::string(to_string(st.cb->state()))},
                                  {"transitions", static_cast<unsigned long long>(st.cb->transitions())},
                                  {"calls", static_cast<unsigned long long>(st.calls)},

@@ -4,6 +4,7 @@
 // cannot answer.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -52,7 +53,7 @@ public:
   breaker_state state() const noexcept { return state_; }
   uint64_t transitions() const noexcept { return transitions_; }
   uint32_t consecutive_failures() const noexcept { return consecutive_; }
-  std::size_t window_calls() const noexcept { return window_.size(); }
+  std::size_t window_calls() const noexcept { return window_calls_; }
   /// Set after each transition: from, to, why (for the log).
   struct transition {
     breaker_state from, to;
@@ -70,7 +71,18 @@ private:
   uint32_t consecutive_ = 0;
   uint32_t probes_in_flight_ = 0;
   uint32_t probe_successes_ = 0;
-  std::deque<std::pair<clock::time_point, bool>> window_; ///< (when, failed)
+  /// The sliding window in `window_buckets` slices: memory and time per
+  /// call stay constant whatever the call rate (the window slides by one
+  /// slice, 1/64 of it, at a time).
+  static constexpr std::size_t window_buckets = 64;
+  struct bucket {
+    int64_t slice = -1; ///< Which slice of time it counts (-1: unused).
+    uint64_t calls = 0, failures = 0;
+  };
+  std::array<bucket, window_buckets> buckets_{};
+  uint64_t window_calls_ = 0, window_failures_ = 0;
+  int64_t slice_of(clock::time_point now) const;
+  void clear_window();
   uint64_t transitions_ = 0;
   transition last_{breaker_state::closed, breaker_state::closed, {}};
 };
@@ -78,6 +90,8 @@ private:
 /// Registry names of a service's actors.
 std::string breaker_name(const std::string& service);
 std::string connector_name(const std::string& service);
+/// The rest-for-one supervisor over a service's connector and breaker.
+std::string service_supervisor_name(const std::string& service);
 
 /// Spawns the breaker actor of `svc`; it finds the connector by name. A
 /// `restarted` breaker starts half-open.

@@ -132,7 +132,8 @@ cache_actor::behavior_type cache_behavior(cache_actor::stateful_pointer<cache_st
     [self](atom::get) -> value {
       auto& c = *self->state.cache;
       auto lookups = c.hits + c.stale_hits + c.misses;
-      return value::make_object({{"entries", static_cast<unsigned long long>(c.size())},
+      return value::make_object({{"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
+                                 {"entries", static_cast<unsigned long long>(c.size())},
                                  {"bytes", static_cast<unsigned long long>(c.bytes())},
                                  {"hits", static_cast<unsigned long long>(c.hits)},
                                  {"staleHits", static_cast<unsigned long long>(c.stale_hits)},

@@ -798,6 +798,7 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       const char* ph = st.ph == connector_state::phase::ready ? "ready"
                        : st.ph == connector_state::phase::starting ? "starting" : "down";
       return value::make_object({{"service", st.svc.name},
+                                 {"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
                                  {"phase", ph},
                                  {"transport", st.svc.is_stdio() ? "stdio" : "http"},
                                  {"protocolVersion", st.protocol_version},

@@ -37,6 +37,28 @@ struct actor_info {
   std::string last_exit; ///< Why its previous incarnation stopped.
   std::chrono::steady_clock::time_point started;
   bool running = false;
+  /// Messages waiting in its mailbox when it last looked (-1: not reported).
+  int64_t mailbox = -1;
+};
+
+/// What operators see of one supervisor (the admin API's tree).
+struct supervisor_info {
+  std::string parent; ///< Empty for the root.
+  restart_strategy strategy = restart_strategy::one_for_one;
+  uint32_t max_restarts = 0;
+  std::chrono::seconds window{0};
+  std::chrono::milliseconds backoff_initial{0}, backoff_max{0};
+  std::vector<std::string> children;
+  /// Over its intensity: backing off (the root) or stopped and reported up.
+  bool escalated = false;
+};
+
+/// A supervisor that exceeded its restart intensity.
+struct escalation_record {
+  std::string supervisor;
+  std::string child;  ///< The child whose restart broke the intensity.
+  std::string reason; ///< For operators: what happened and what follows.
+  std::chrono::steady_clock::time_point at;
 };
 
 struct runtime_env {
@@ -111,6 +133,7 @@ struct runtime_env {
     a.parent = parent;
     a.started = std::chrono::steady_clock::now();
     a.running = true;
+    a.mailbox = -1;
   }
 
   /// `gone`: it will not come back (a session that ended).
@@ -129,6 +152,48 @@ struct runtime_env {
   std::map<std::string, actor_info> actor_tree() const {
     std::lock_guard<std::mutex> guard(actors_mtx_);
     return actors_;
+  }
+
+  /// An actor's own view of its mailbox (only an actor may look at it).
+  void note_mailbox(const std::string& name, std::size_t waiting) {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    if (auto i = actors_.find(name); i != actors_.end())
+      i->second.mailbox = static_cast<int64_t>(waiting);
+  }
+
+  void supervisor_update(const std::string& name, supervisor_info info) {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    supervisors_[name] = std::move(info);
+  }
+
+  void supervisor_escalated(const std::string& name, bool escalated) {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    if (auto i = supervisors_.find(name); i != supervisors_.end())
+      i->second.escalated = escalated;
+  }
+
+  std::map<std::string, supervisor_info> supervisors() const {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    return supervisors_;
+  }
+
+  /// Records an escalation (the latest few are kept for health reasons).
+  void escalate(escalation_record e) {
+    escalations++;
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    escalation_log_.push_back(std::move(e));
+    if (escalation_log_.size() > 32)
+      escalation_log_.erase(escalation_log_.begin());
+  }
+
+  /// Escalations since `since`, oldest first.
+  std::vector<escalation_record> escalations_since(std::chrono::steady_clock::time_point since) const {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    std::vector<escalation_record> out;
+    for (auto& e : escalation_log_)
+      if (e.at >= since)
+        out.push_back(e);
+    return out;
   }
 
   // -- session records (outlive session actors and their supervisor) ---------
@@ -155,6 +220,8 @@ struct runtime_env {
 private:
   mutable std::mutex actors_mtx_;
   std::map<std::string, actor_info> actors_;
+  std::map<std::string, supervisor_info> supervisors_;
+  std::vector<escalation_record> escalation_log_;
   mutable std::mutex health_mtx_;
   uint8_t health_level_ = 0;
   bool ready_ = false;
@@ -169,6 +236,8 @@ using env_ptr = std::shared_ptr<runtime_env>;
 
 /// Registry names of the long-lived actors.
 namespace names {
+inline const std::string root_supervisor = "root-supervisor";
+inline const std::string operations_supervisor = "operations-supervisor";
 inline const std::string session_supervisor = "session-supervisor";
 inline const std::string stateless_session = "stateless-session";
 inline const std::string session_prefix = "session/";

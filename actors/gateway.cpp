@@ -255,7 +255,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         for (auto i = self->parked.begin(); i != self->parked.end();)
           i = i->second.target == target ? self->parked.erase(i) : std::next(i);
       }
+      // The downstream call is over: let go of the client's call (the call's
+      // cancel hook holds this downstream call, so keeping it would be a cycle).
       auto call = target->get();
+      target->set(nullptr);
       if (!call)
         return;
       call->resume([weak, o = std::move(o), service, cache_key](const call_ptr& c) mutable {
@@ -831,17 +834,22 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     rt.environment()->services.push_back(s.name);
   rt.add_supervised(cache_actor_name, [ops](caf::actor_system& sys) {
     return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes));
-  });
+  }, names::operations_supervisor);
+  // Per service, rest-for-one: the breaker's calls in flight went to the
+  // connector, so a connector that dies takes its breaker along (which
+  // answers those calls at once and comes back half-open).
   for (auto& s : d.cfg.services) {
     auto env_hooks = d.hooks;
     auto svc = s;
+    auto group = service_supervisor_name(s.name);
+    rt.add_supervisor(group, restart_strategy::rest_for_one);
     rt.add_supervised(connector_name(s.name), [svc, env_hooks, &rt](caf::actor_system& sys) {
       return caf::actor_cast<caf::actor>(spawn_connector(sys, rt.environment(), svc, env_hooks));
-    });
+    }, group);
     auto spawned = std::make_shared<int>(0);
     rt.add_supervised(breaker_name(s.name), [svc, spawned, &rt](caf::actor_system& sys) {
       return caf::actor_cast<caf::actor>(spawn_breaker(sys, rt.environment(), svc, (*spawned)++ > 0));
-    });
+    }, group);
   }
 }
 

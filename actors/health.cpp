@@ -54,7 +54,10 @@ health_verdict assess(const health_inputs& in, const health_thresholds& t) {
   }
   if (in.recent_escalations > 0) {
     at_least(health_level::degraded);
-    v.reasons.push_back("an actor exceeded its restart intensity");
+    if (in.escalations.empty())
+      v.reasons.push_back("an actor exceeded its restart intensity");
+    for (auto& e : in.escalations)
+      v.reasons.push_back(e);
   } else if (t.restart_storm > 0 && in.recent_restarts >= t.restart_storm) {
     at_least(health_level::degraded);
     v.reasons.push_back("restart storm: " + std::to_string(in.recent_restarts) + " actor restarts");
@@ -211,6 +214,12 @@ void evaluate(health_pointer self) {
     st.supervision.pop_front();
   in.recent_restarts = restarts - std::get<1>(st.supervision.front());
   in.recent_escalations = escalations - std::get<2>(st.supervision.front());
+  if (in.recent_escalations > 0) {
+    // The latest few, with the supervisor's own words.
+    auto recent = st.env->escalations_since(std::chrono::steady_clock::now() - st.settings.storm_window);
+    for (auto i = recent.size() > 3 ? recent.size() - 3 : 0; i < recent.size(); ++i)
+      in.escalations.push_back(recent[i].reason);
+  }
 
   auto verdict = assess(in, st.settings.thresholds);
   if (verdict.level != st.level)
@@ -322,6 +331,7 @@ void ask(health_pointer self) {
   auto& st = self->state;
   st.asked.clear();
   st.answers.clear();
+  st.env->note_mailbox(health_actor_name, self->mailbox().size());
   auto this_round = ++st.round;
   auto timeout = std::max(milliseconds(10), st.settings.interval * 9 / 10);
   for (auto& name : component_names(st)) {
@@ -333,6 +343,8 @@ void ask(health_pointer self) {
     self->request(h, timeout, atom::get_v)
       .then(
         [self, name, this_round](value& v) {
+          if (v["mailbox"].is_number())
+            self->state.env->note_mailbox(name, static_cast<std::size_t>(v["mailbox"].as_int()));
           if (self->state.round == this_round)
             self->state.answers[name] = std::move(v);
         },

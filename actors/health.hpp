@@ -37,6 +37,7 @@ struct health_inputs {
   double queue_fill = 0;                          ///< 0..1
   uint64_t recent_restarts = 0;                   ///< actor restarts within the storm window
   uint64_t recent_escalations = 0;                ///< restart-intensity breaches within that window
+  std::vector<std::string> escalations;           ///< what the latest of them said
 };
 
 struct health_verdict {

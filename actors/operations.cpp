@@ -95,6 +95,7 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
         for (auto& [svc, limits] : env.buckets->config().services)
           usage.set(svc, env.buckets->usage(svc, now));
         status.set("usage", std::move(usage));
+        status.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
         return status;
       },
     };
@@ -269,6 +270,7 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
           busy.set(lane, static_cast<unsigned long long>(n));
         status.set("running", std::move(busy));
         status.set("maxConcurrentPerService", static_cast<unsigned long long>(st.env->opts.ops.max_concurrent_per_service));
+        status.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
         return status;
       },
       [self](atom::position, const std::string& owner, const value& request_id, const json_reply& reply) {
@@ -435,6 +437,7 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
                                                   {"dropped", static_cast<unsigned long long>(st.dropped)},
                                                   {"pending", static_cast<unsigned long long>(st.deliveries.size())},
                                                   {"lastError", st.last_error}}));
+        status.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
         return status;
       },
     };

@@ -25,7 +25,12 @@ struct runtime::impl {
   caf::actor_system& sys;
   env_ptr env;
   supervisor_actor root;
-  std::vector<child_spec> extra_children;
+  struct extra {
+    child_spec child;
+    std::string supervisor;
+  };
+  std::vector<extra> extra_children;
+  std::vector<std::pair<std::string, restart_strategy>> extra_supervisors;
   mutable std::mutex mtx; ///< Guards catalog edits and start/stop.
   // Operational actors' HTTP when the actor system does not run the fused scheduler.
   std::unique_ptr<boost::asio::io_context> own_io;
@@ -170,11 +175,19 @@ void runtime::set_group(const std::string& group, std::vector<tool_spec> tools,
   announce(prompts_changed, "notifications/prompts/list_changed");
 }
 
-void runtime::add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn) {
+void runtime::add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn,
+                             std::string supervisor) {
   std::lock_guard<std::mutex> guard(impl_->mtx);
   if (impl_->root)
     throw std::logic_error("add_supervised after start");
-  impl_->extra_children.push_back(child_spec{std::move(name), std::move(spawn)});
+  impl_->extra_children.push_back({child_spec{std::move(name), std::move(spawn)}, std::move(supervisor)});
+}
+
+void runtime::add_supervisor(std::string name, restart_strategy strategy) {
+  std::lock_guard<std::mutex> guard(impl_->mtx);
+  if (impl_->root)
+    throw std::logic_error("add_supervisor after start");
+  impl_->extra_supervisors.emplace_back(std::move(name), strategy);
 }
 
 std::shared_ptr<runtime_env> runtime::environment() const {
@@ -200,11 +213,16 @@ void runtime::start() {
   if (impl_->root)
     throw std::logic_error("bulwark runtime already started");
   auto env = impl_->env;
-  std::vector<child_spec> children;
-  children.push_back(child_spec{names::session_supervisor, [env](caf::actor_system& sys) {
-                                  return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
-                                }});
-  // Operational actors: they need nothing but the environment.
+  auto policy = [&](restart_strategy strategy) {
+    supervision_policy p;
+    p.strategy = strategy;
+    p.max_restarts = env->opts.max_restarts;
+    p.window = env->opts.restart_window;
+    p.backoff_initial = env->opts.restart_backoff_initial;
+    p.backoff_max = env->opts.restart_backoff_max;
+    return p;
+  };
+  // Operational actors' HTTP (alert webhooks).
   if (!env->io) {
     auto ios = fused_io_contexts(impl_->sys);
     if (!ios.empty()) {
@@ -216,21 +234,51 @@ void runtime::start() {
       env->io = impl_->own_io.get();
     }
   }
-  children.push_back(child_spec{limiter_actor_name, [env](caf::actor_system& sys) {
-                                  return caf::actor_cast<caf::actor>(spawn_limiter(sys, env));
-                                }});
-  children.push_back(child_spec{queue_actor_name, [env](caf::actor_system& sys) {
-                                  return caf::actor_cast<caf::actor>(spawn_queue(sys, env));
-                                }});
-  children.push_back(child_spec{alert_actor_name, [env](caf::actor_system& sys) {
-                                  return caf::actor_cast<caf::actor>(spawn_alert_manager(sys, env));
-                                }});
-  for (auto& c : impl_->extra_children)
-    children.push_back(c);
-  children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
-                                  return spawn_health(sys, env, env->opts.ops.health, env->services);
-                                }});
-  impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(children));
+  // The tree: root (one-for-one) over the session supervisor, the
+  // operations supervisor (limiter, queue, alerts and what joins them), the
+  // supervisors added by the host or the gateway, actors added to the root,
+  // and last the health supervisor, which watches all of them.
+  supervisor_spec root{names::root_supervisor, policy(restart_strategy::one_for_one), {}};
+  root.children.push_back(child_spec{names::session_supervisor,
+                                     [env](caf::actor_system& sys) {
+                                       return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
+                                     },
+                                     "session-supervisor"});
+  supervisor_spec ops{names::operations_supervisor, policy(restart_strategy::one_for_one), {}};
+  ops.children.push_back(child_spec{limiter_actor_name, [env](caf::actor_system& sys) {
+                                      return caf::actor_cast<caf::actor>(spawn_limiter(sys, env));
+                                    }});
+  ops.children.push_back(child_spec{queue_actor_name, [env](caf::actor_system& sys) {
+                                      return caf::actor_cast<caf::actor>(spawn_queue(sys, env));
+                                    }});
+  ops.children.push_back(child_spec{alert_actor_name, [env](caf::actor_system& sys) {
+                                      return caf::actor_cast<caf::actor>(spawn_alert_manager(sys, env));
+                                    }});
+  std::vector<supervisor_spec> groups;
+  for (auto& [name, strategy] : impl_->extra_supervisors)
+    groups.push_back(supervisor_spec{name, policy(strategy), {}});
+  std::vector<child_spec> direct;
+  for (auto& e : impl_->extra_children) {
+    if (e.supervisor.empty()) {
+      direct.push_back(e.child);
+    } else if (e.supervisor == names::operations_supervisor) {
+      ops.children.push_back(e.child);
+    } else {
+      auto g = std::find_if(groups.begin(), groups.end(), [&](auto& s) { return s.name == e.supervisor; });
+      if (g == groups.end())
+        throw std::invalid_argument("no supervisor named '" + e.supervisor + "' for " + e.child.name);
+      g->children.push_back(e.child);
+    }
+  }
+  root.children.push_back(nested_supervisor(env, std::move(ops), names::root_supervisor));
+  for (auto& g : groups)
+    root.children.push_back(nested_supervisor(env, std::move(g), names::root_supervisor));
+  for (auto& c : direct)
+    root.children.push_back(std::move(c));
+  root.children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
+                                       return spawn_health(sys, env, env->opts.ops.health, env->services);
+                                     }});
+  impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(root));
   // Actors initialize on the scheduler; return once the tree can take
   // requests, so that the first client message finds its actor.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

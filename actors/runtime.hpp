@@ -27,6 +27,16 @@ namespace bulwark {
 struct inbound;
 using inbound_ptr = std::shared_ptr<inbound>;
 
+/// How a supervisor restarts its children.
+enum class restart_strategy : uint8_t {
+  one_for_one, ///< Only the child that stopped.
+  rest_for_one ///< That child and every child started after it (they depend on it).
+};
+
+inline const char* to_string(restart_strategy s) noexcept {
+  return s == restart_strategy::rest_for_one ? "rest-for-one" : "one-for-one";
+}
+
 /// Settings of the protocol core; the config layer fills them.
 struct runtime_options {
   std::string server_name = "bulwark";
@@ -40,10 +50,15 @@ struct runtime_options {
   std::size_t replay_events = 256;
   /// 2025-era sessions idle for longer than this are ended.
   std::chrono::seconds session_idle_timeout{3600};
-  /// Restart intensity of each supervised actor: at most `max_restarts`
-  /// within `restart_window`, then escalate.
+  /// Restart intensity of each supervisor: at most `max_restarts` restarts
+  /// of its children within `restart_window`, then escalate. (A session
+  /// actor has its own: a crash-looping session ends alone.)
   uint32_t max_restarts = 5;
   std::chrono::seconds restart_window{10};
+  /// Back-off between restarts in one window: the first is immediate, then
+  /// `restart_backoff_initial`, doubling up to `restart_backoff_max`.
+  std::chrono::milliseconds restart_backoff_initial{50};
+  std::chrono::milliseconds restart_backoff_max{2000};
   /// Key for signing `requestState` (random per process when empty).
   std::string state_secret;
   /// Rate limits, queue, cache bounds, health checks and alerts.
@@ -89,9 +104,15 @@ public:
 
   // -- lifecycle ----------------------------------------------------------------------
 
-  /// Adds a long-lived actor to the root supervisor (before `start`); it is
-  /// registered under `child.name` and restarted when it dies.
-  void add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn);
+  /// Adds a long-lived actor (before `start`), registered under `name` and
+  /// restarted when it dies, by the root supervisor or by `supervisor`: one
+  /// added with `add_supervisor`, or "operations-supervisor".
+  void add_supervised(std::string name, std::function<caf::actor(caf::actor_system&)> spawn,
+                      std::string supervisor = {});
+  /// Adds a supervisor under the root (before `start`) for children that
+  /// belong together; with rest-for-one, a child's restart also restarts the
+  /// children added after it.
+  void add_supervisor(std::string name, restart_strategy strategy);
   /// Spawns the supervision tree. Throws when already running.
   void start();
   /// Stops Bulwark's actors; in-flight requests get an error answer.

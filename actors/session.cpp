@@ -1045,7 +1045,18 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
                        atom::sweep_v);
   }
   return {
-    [self](const inbound_ptr& in) { self->state.handle(in); },
+    [self](const inbound_ptr& in) {
+      auto& st = self->state;
+      st.handle(in);
+      // The actor tree shows mailbox sizes; only the actor may look, and a
+      // look every 100 ms is enough.
+      auto now = std::chrono::steady_clock::now();
+      if (now - st.mailbox_noted >= std::chrono::milliseconds(100)) {
+        st.mailbox_noted = now;
+        st.env->note_mailbox(st.rec->stateless ? names::stateless_session : names::session_prefix + st.rec->id,
+                             self->mailbox().size());
+      }
+    },
     [self](atom::listen, sink_ptr& sink, const std::string& last_event_id) {
       self->state.open_stream(std::move(sink), last_event_id);
     },

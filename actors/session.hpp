@@ -49,6 +49,8 @@ struct session_state : call_owner {
   };
 
   session_actor::stateful_pointer<session_state> self = nullptr;
+  /// When the mailbox size was last reported to the actor tree.
+  std::chrono::steady_clock::time_point mailbox_noted;
   env_ptr env;
   session_record_ptr rec;
 

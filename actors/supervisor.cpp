@@ -19,93 +19,198 @@ bool restart_intensity::allow(std::chrono::steady_clock::time_point now) {
   return stamps_.size() <= max_;
 }
 
-// -- root supervisor ------------------------------------------------------------------
+std::chrono::milliseconds supervision_policy::backoff(std::size_t recent) const {
+  if (recent == 0 || backoff_initial.count() <= 0)
+    return std::chrono::milliseconds(0);
+  auto shift = std::min<std::size_t>(recent - 1, 20);
+  return std::min(backoff_max, std::chrono::milliseconds(backoff_initial.count() << shift));
+}
+
+// -- supervisors over a fixed set of children ---------------------------------------
 
 namespace {
 
-struct root_state {
-  static inline const char* name = "root-supervisor";
+struct supervisor_state {
+  static inline const char* name = "supervisor";
 
   struct child {
     child_spec spec;
     caf::actor handle;
-    restart_intensity intensity;
   };
 
   env_ptr env;
+  std::string name_in_tree;
+  std::string parent; ///< Empty for the root.
+  supervision_policy policy;
+  restart_intensity intensity{0, std::chrono::seconds(0)};
   std::vector<child> children;
   bool stopping = false;
+  bool restart_pending = false;
 };
 
-using root_pointer = supervisor_actor::stateful_pointer<root_state>;
+using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
 
 /// `breaker/web` -> breaker, `queue` -> queue.
-std::string kind_of(const std::string& name) {
-  return name.substr(0, name.find('/'));
+std::string kind_of(const child_spec& spec) {
+  return spec.kind.empty() ? spec.name.substr(0, spec.name.find('/')) : spec.kind;
 }
 
-void start_child(root_pointer self, root_state::child& c) {
+void publish(supervisor_pointer self) {
+  auto& st = self->state;
+  supervisor_info info;
+  info.parent = st.parent;
+  info.strategy = st.policy.strategy;
+  info.max_restarts = st.policy.max_restarts;
+  info.window = st.policy.window;
+  info.backoff_initial = st.policy.backoff_initial;
+  info.backoff_max = st.policy.backoff_max;
+  for (auto& c : st.children)
+    info.children.push_back(c.spec.name);
+  st.env->supervisor_update(st.name_in_tree, std::move(info));
+}
+
+void start_child(supervisor_pointer self, supervisor_state::child& c) {
+  auto& st = self->state;
   c.handle = c.spec.spawn(self->system());
   self->monitor(c.handle);
-  self->state.env->names.put(c.spec.name, c.handle);
-  self->state.env->actor_started(c.spec.name, kind_of(c.spec.name), root_state::name);
+  st.env->names.put(c.spec.name, c.handle);
+  st.env->actor_started(c.spec.name, kind_of(c.spec), st.name_in_tree);
 }
 
-supervisor_actor::behavior_type root_supervisor(root_pointer self, env_ptr env,
-                                                std::vector<child_spec> specs) {
+/// Starts every child that is down, in order.
+void start_missing(supervisor_pointer self) {
   auto& st = self->state;
-  st.env = env;
-  for (auto& spec : specs)
-    st.children.push_back(root_state::child{std::move(spec), caf::actor{},
-                                            restart_intensity(env->opts.max_restarts,
-                                                              env->opts.restart_window)});
+  st.restart_pending = false;
   for (auto& c : st.children)
-    start_child(self, c);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (st.stopping)
-      return;
-    for (auto& c : st.children) {
-      if (c.handle.address() != dm.source)
-        continue;
-      st.env->names.erase(c.spec.name, dm.source);
-      st.env->actor_stopped(c.spec.name, caf::to_string(dm.reason), false);
-      st.env->restarts++;
-      if (c.intensity.allow(self->clock().now())) {
-        log::warn("actor restarted", value::make_object({{"actor", c.spec.name},
-                                                         {"reason", caf::to_string(dm.reason)}}));
-        start_child(self, c);
-      } else {
-        // Over its restart intensity: back off for one window before trying
-        // again, and count the escalation for the health view.
-        st.env->escalations++;
-        log::error("restart intensity exceeded; backing off",
-                   value::make_object({{"actor", c.spec.name},
-                                       {"max_restarts", static_cast<long long>(st.env->opts.max_restarts)},
-                                       {"window_s", static_cast<long long>(st.env->opts.restart_window.count())}}));
-        c.handle = caf::actor{};
-        self->delayed_send(caf::actor_cast<supervisor_actor>(self), st.env->opts.restart_window,
-                           atom::open_v, c.spec.name);
-      }
+    if (!c.handle)
+      start_child(self, c);
+  st.env->note_mailbox(st.name_in_tree, self->mailbox().size());
+}
+
+/// Stops a child on purpose (rest-for-one, escalation, shutdown): its down
+/// message no longer matches a child and is ignored.
+void stop_child(supervisor_pointer self, supervisor_state::child& c, const std::string& why,
+                const caf::error& reason) {
+  if (!c.handle)
+    return;
+  auto& st = self->state;
+  st.env->names.erase(c.spec.name, c.handle.address());
+  st.env->actor_stopped(c.spec.name, why, false);
+  self->send_exit(c.handle, reason);
+  c.handle = caf::actor{};
+}
+
+void stop_all(supervisor_pointer self, const std::string& why, const caf::error& reason) {
+  auto& st = self->state;
+  st.stopping = true;
+  for (auto& c : st.children)
+    stop_child(self, c, why, reason);
+}
+
+void on_child_down(supervisor_pointer self, caf::down_msg& dm) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  std::size_t i = 0;
+  while (i < st.children.size() && st.children[i].handle.address() != dm.source)
+    ++i;
+  if (i == st.children.size())
+    return; // A child stopped on purpose, or a predecessor's.
+  auto& failed = st.children[i];
+  auto reason = caf::to_string(dm.reason);
+  st.env->names.erase(failed.spec.name, dm.source);
+  st.env->actor_stopped(failed.spec.name, reason, false);
+  failed.handle = caf::actor{};
+  st.env->restarts++;
+  // rest-for-one: the children started after it depend on it.
+  if (st.policy.strategy == restart_strategy::rest_for_one)
+    for (auto j = i + 1; j < st.children.size(); ++j)
+      stop_child(self, st.children[j], "restarted with " + failed.spec.name + " (rest-for-one)",
+                 caf::exit_reason::user_shutdown);
+  if (!st.intensity.allow(self->clock().now())) {
+    auto what = failed.spec.name + " stopped (" + reason + ") after "
+                + std::to_string(st.policy.max_restarts) + " restarts within "
+                + std::to_string(st.policy.window.count()) + " s";
+    st.env->supervisor_escalated(st.name_in_tree, true);
+    if (!st.parent.empty()) {
+      // Report up: stop every child and exit; the parent decides.
+      st.env->escalate({st.name_in_tree, failed.spec.name,
+                        st.name_in_tree + " exceeded its restart intensity: " + what, std::chrono::steady_clock::now()});
+      log::error("restart intensity exceeded; escalating",
+                 value::make_object({{"supervisor", st.name_in_tree}, {"actor", failed.spec.name},
+                                     {"parent", st.parent}, {"reason", reason}}));
+      stop_all(self, "stopped: " + st.name_in_tree + " escalated", caf::exit_reason::user_shutdown);
+      self->quit(caf::make_error(caf::sec::runtime_error, "restart intensity exceeded: " + what));
       return;
     }
+    // The top of the tree has no one to report to: it backs off one window.
+    st.env->escalate({st.name_in_tree, failed.spec.name,
+                      st.name_in_tree + " exceeded its restart intensity: " + what + "; retrying in "
+                        + std::to_string(st.policy.window.count()) + " s",
+                      std::chrono::steady_clock::now()});
+    log::error("restart intensity exceeded; backing off",
+               value::make_object({{"supervisor", st.name_in_tree}, {"actor", failed.spec.name},
+                                   {"max_restarts", static_cast<long long>(st.policy.max_restarts)},
+                                   {"window_s", static_cast<long long>(st.policy.window.count())}}));
+    st.restart_pending = true;
+    self->delayed_send(caf::actor_cast<supervisor_actor>(self), st.policy.window, atom::open_v,
+                       std::string("escalation back-off"));
+    return;
+  }
+  log::warn("actor restarted", value::make_object({{"actor", failed.spec.name}, {"supervisor", st.name_in_tree},
+                                                   {"reason", reason}}));
+  if (st.restart_pending)
+    return; // A restart is already scheduled; it starts this child too.
+  auto delay = st.policy.backoff(st.intensity.recent() - 1);
+  if (delay.count() == 0) {
+    start_missing(self);
+    return;
+  }
+  st.restart_pending = true;
+  self->delayed_send(caf::actor_cast<supervisor_actor>(self), delay, atom::open_v, std::string("back-off"));
+}
+
+supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, env_ptr env, supervisor_spec spec,
+                                                    std::string parent) {
+  auto& st = self->state;
+  st.env = std::move(env);
+  st.name_in_tree = spec.name;
+  st.parent = std::move(parent);
+  st.policy = spec.policy;
+  st.intensity = restart_intensity(spec.policy.max_restarts, spec.policy.window);
+  for (auto& c : spec.children) {
+    // Take over a child that a killed predecessor left running.
+    auto existing = st.env->names.get(c.name);
+    if (existing && !existing->getf(caf::abstract_actor::is_terminated_flag)) {
+      self->monitor(existing);
+      st.children.push_back(supervisor_state::child{std::move(c), existing});
+    } else {
+      st.children.push_back(supervisor_state::child{std::move(c), caf::actor{}});
+    }
+  }
+  publish(self);
+  start_missing(self);
+  st.env->supervisor_escalated(st.name_in_tree, false);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    on_child_down(self, dm);
+    self->state.env->note_mailbox(self->state.name_in_tree, self->mailbox().size());
+  });
+  // A nested supervisor stopped by its parent stops its children first.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    stop_all(self, "stopped with " + self->state.name_in_tree, em.reason);
+    self->quit(em.reason);
   });
   return {
     [self](atom::end) {
-      auto& st = self->state;
-      st.stopping = true;
-      for (auto& c : st.children)
-        if (c.handle)
-          self->send_exit(c.handle, caf::exit_reason::user_shutdown);
+      stop_all(self, "shutdown", caf::exit_reason::user_shutdown);
       self->quit();
     },
-    [self](atom::open, const std::string& name) {
+    [self](atom::open, const std::string&) {
       auto& st = self->state;
       if (st.stopping)
         return;
-      for (auto& c : st.children)
-        if (c.spec.name == name && !c.handle)
-          start_child(self, c);
+      st.env->supervisor_escalated(st.name_in_tree, false);
+      start_missing(self);
     },
   };
 }
@@ -189,6 +294,16 @@ void stop_sessions(sessions_pointer self, const caf::error& reason) {
 
 session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self, env_ptr env) {
   self->state.env = std::move(env);
+  {
+    // Sessions are many and independent: each has its own intensity, and a
+    // session over it ends alone; session actors restart at once, since a
+    // client is waiting.
+    supervisor_info info;
+    info.parent = names::root_supervisor;
+    info.max_restarts = self->state.env->opts.max_restarts;
+    info.window = self->state.env->opts.restart_window;
+    self->state.env->supervisor_update(names::session_supervisor, std::move(info));
+  }
   adopt_sessions(self);
   self->set_exit_handler([self](caf::exit_msg& em) {
     stop_sessions(self, em.reason);
@@ -196,6 +311,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
   });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
+    st.env->note_mailbox(names::session_supervisor, self->mailbox().size());
     auto i = st.children.find(dm.source);
     if (i == st.children.end())
       return;
@@ -216,7 +332,11 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
     child.rec->restarts++;
     if (!child.intensity.allow(self->clock().now()) && !child.rec->stateless) {
       st.env->actor_stopped(child.registry_name, "restarted too often", true);
-      st.env->escalations++;
+      st.env->escalate({names::session_supervisor, child.registry_name,
+                        "session " + child.rec->id + " crashed more than "
+                          + std::to_string(st.env->opts.max_restarts) + " times within "
+                          + std::to_string(st.env->opts.restart_window.count()) + " s and was ended",
+                        std::chrono::steady_clock::now()});
       st.env->erase_session(child.rec->id);
       st.env->sessions--;
       log::error("session restarted too often; ended",
@@ -233,6 +353,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
   return {
     [self](atom::open, inbound_ptr& in) {
       auto& st = self->state;
+      st.env->note_mailbox(names::session_supervisor, self->mailbox().size());
       if (st.stopping)
         return; // Dropping `in` answers it with an error.
       auto rec = std::make_shared<session_record>();
@@ -257,9 +378,17 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
 
 } // namespace
 
-supervisor_actor spawn_root_supervisor(caf::actor_system& sys, env_ptr env,
-                                       std::vector<child_spec> children) {
-  return sys.spawn(root_supervisor, std::move(env), std::move(children));
+supervisor_actor spawn_root_supervisor(caf::actor_system& sys, env_ptr env, supervisor_spec spec) {
+  return sys.spawn(supervisor_behavior, std::move(env), std::move(spec), std::string());
+}
+
+child_spec nested_supervisor(env_ptr env, supervisor_spec spec, std::string parent) {
+  auto name = spec.name;
+  return child_spec{std::move(name),
+                    [env, spec, parent](caf::actor_system& sys) {
+                      return caf::actor_cast<caf::actor>(sys.spawn(supervisor_behavior, env, spec, parent));
+                    },
+                    "supervisor"};
 }
 
 session_supervisor_actor spawn_session_supervisor(caf::actor_system& sys, env_ptr env) {

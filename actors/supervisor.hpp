@@ -1,6 +1,6 @@
-// Supervision: restart intensity (OTP-style "at most N restarts in T"), the
-// root supervisor that restarts Bulwark's long-lived actors, and the session
-// supervisor that owns the session actors.
+// Supervision: restart intensity (OTP-style "at most N restarts in T"),
+// supervisors with a strategy (one-for-one, rest-for-one), back-off and
+// escalation, and the session supervisor that owns the session actors.
 //
 // Supervisors monitor their children (never link: a kill travels through
 // links in CAF 0.17 and bypasses exit handlers) and publish the current
@@ -37,22 +37,55 @@ private:
   std::deque<std::chrono::steady_clock::time_point> stamps_;
 };
 
-/// A child of the root supervisor.
+/// How a supervisor restarts: its strategy, its intensity (at most
+/// `max_restarts` restarts of its children within `window`, counted together
+/// as OTP does) and the back-off between restarts that follow each other.
+struct supervision_policy {
+  restart_strategy strategy = restart_strategy::one_for_one;
+  uint32_t max_restarts = 5;
+  std::chrono::seconds window{10};
+  /// The first restart in a window happens at once; the n-th waits
+  /// `backoff_initial * 2^(n-2)`, at most `backoff_max`.
+  std::chrono::milliseconds backoff_initial{50};
+  std::chrono::milliseconds backoff_max{2000};
+
+  /// Back-off before a restart that follows `recent` restarts in the window.
+  std::chrono::milliseconds backoff(std::size_t recent) const;
+};
+
+/// A child of a supervisor.
 struct child_spec {
   std::string name;
   /// Spawns the child and returns its handle (untyped).
   std::function<caf::actor(caf::actor_system&)> spawn;
+  /// What the admin tree shows as its kind (default: its name up to '/').
+  std::string kind = {};
+};
+
+/// A supervisor and its children, in start order (rest-for-one restarts a
+/// child and the ones after it).
+struct supervisor_spec {
+  std::string name;
+  supervision_policy policy;
+  std::vector<child_spec> children;
 };
 
 using supervisor_actor = caf::typed_actor<
   // Stop all children and then the supervisor.
   caf::reacts_to<atom::end>,
-  // Internal: restart the named child after a back-off.
+  // Internal: start the children that are down, after a back-off.
   caf::reacts_to<atom::open, std::string>>;
 
-/// Spawns the root supervisor over `children`.
-supervisor_actor spawn_root_supervisor(caf::actor_system& sys, env_ptr env,
-                                       std::vector<child_spec> children);
+/// Spawns the top of a supervision tree. Over its intensity it cannot report
+/// further up: it records the escalation and waits one window before it
+/// restarts the child.
+supervisor_actor spawn_root_supervisor(caf::actor_system& sys, env_ptr env, supervisor_spec spec);
+
+/// A nested supervisor as a child of another one. Over its intensity it
+/// stops its children and exits, reporting up; its parent restarts it (and
+/// with it, a fresh set of children) within its own intensity. A supervisor
+/// that was killed takes over the children its predecessor left running.
+child_spec nested_supervisor(env_ptr env, supervisor_spec spec, std::string parent);
 
 /// Spawns the session supervisor (and the stateless session actor under it).
 session_supervisor_actor spawn_session_supervisor(caf::actor_system& sys, env_ptr env);

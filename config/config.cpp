@@ -411,6 +411,8 @@ void parse_operations(section& top, config& cfg) {
   if (auto* a = top.get("admin")) {
     section sec(*a, "$.admin");
     sec.str("tokenSha256", ops.admin_token_sha256);
+    sec.integer("port", cfg.admin_port, -1, 65535);
+    sec.str("address", cfg.admin_address);
     auto& t = ops.admin_token_sha256;
     if (!t.empty() && (t.size() != 64 || t.find_first_not_of("0123456789abcdef") != std::string::npos))
       bad("$.admin.tokenSha256", "must be the lower-case hex SHA-256 of the admin token (64 characters)");
@@ -510,6 +512,8 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     section sec(*s, "$.supervision");
     sec.integer("maxRestarts", cfg.runtime.max_restarts, 0, 1000);
     sec.seconds("windowSeconds", cfg.runtime.restart_window, 1, 3600);
+    sec.millis("backoffInitialMs", cfg.runtime.restart_backoff_initial, 0, 60000);
+    sec.millis("backoffMaxMs", cfg.runtime.restart_backoff_max, 0, 600000);
   }
   if (auto* s = top.get("actors")) {
     section sec(*s, "$.actors");

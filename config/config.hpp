@@ -25,6 +25,10 @@ struct config {
   runtime_options runtime;
   http_options http;
   bool http_enabled = true;
+  /// The admin API and console page on their own listener: -1 serves them
+  /// on the MCP server, 0 picks a free port (logged).
+  int admin_port = -1;
+  std::string admin_address = "127.0.0.1";
   bool stdio = false;       ///< Serve one client on stdin/stdout.
   bool fixtures = false;    ///< Register the conformance fixtures.
   bool fault_tools = false; ///< Register tools that fail on purpose.

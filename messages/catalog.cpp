@@ -40,13 +40,19 @@ void call_context::after(std::chrono::milliseconds delay, call_handler next) {
 }
 
 void call_context::finish(json::value result) {
-  if (begin_answer())
-    owner_->on_finish(*this, std::move(result));
+  if (!begin_answer())
+    return;
+  // An answered call cannot be cancelled any more; dropping the hook also
+  // frees what it holds (which may point back at this call).
+  cancel_hook_ = nullptr;
+  owner_->on_finish(*this, std::move(result));
 }
 
 void call_context::fail(error_code code, std::string message, json::value data) {
-  if (begin_answer())
-    owner_->on_fail(*this, code, std::move(message), std::move(data));
+  if (!begin_answer())
+    return;
+  cancel_hook_ = nullptr;
+  owner_->on_fail(*this, code, std::move(message), std::move(data));
 }
 
 void call_context::require_input(json::value requests, std::string state) {

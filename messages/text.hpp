@@ -3,6 +3,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <string_view>
 
 namespace bulwark::text {
@@ -22,6 +24,20 @@ inline std::string_view trim(std::string_view s) {
     s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
     s.remove_suffix(1);
+  return s;
+}
+
+/// `x` with at most `decimals` decimals and no trailing zeros: "7.5", "5".
+inline std::string trimmed_number(double x, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
+  std::string s = buf;
+  if (s.find('.') != std::string::npos) {
+    while (s.back() == '0')
+      s.pop_back();
+    if (s.back() == '.')
+      s.pop_back();
+  }
   return s;
 }
 

@@ -7,6 +7,9 @@
 #include <map>
 #include <memory>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "actors/runtime.hpp"
 #include "messages/mcp.hpp"
 
@@ -145,14 +148,25 @@ void register_fault_tools(runtime& rt) {
   rt.add_tool(std::move(garbage));
 
   // Counts executions per key, so tests can prove a call ran exactly once.
+  // With BULWARK_EXECUTION_LOG set, each execution is also appended to that
+  // file (one JSON line, written before the answer), which outlives this
+  // process when a test kills it.
   auto counts = std::make_shared<std::map<std::string, int64_t>>();
+  int log_fd = -1;
+  if (const char* path = std::getenv("BULWARK_EXECUTION_LOG"); path && *path)
+    log_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   tool_spec count;
   count.name = "fault_count";
   count.description = "Counts its executions per key and answers the count; with hangMs it answers late.";
   count.input_schema = object({{"key", str}, {"hangMs", value::make_object({{"type", "integer"}})}});
-  count.handler = [counts](const call_ptr& c) {
+  count.handler = [counts, log_fd](const call_ptr& c) {
     auto key = c->arguments()["key"].is_string() ? c->arguments()["key"].as_string() : std::string();
     auto n = ++(*counts)[key];
+    if (log_fd >= 0) {
+      // One write(2) with O_APPEND: whole lines, even with several writers.
+      auto line = json::dump(value::make_object({{"key", key}, {"pid", static_cast<long long>(::getpid())}})) + "\n";
+      [[maybe_unused]] auto written = ::write(log_fd, line.data(), line.size());
+    }
     auto answer = mcp::text_result(std::to_string(n));
     answer.set("structuredContent", value::make_object({{"key", key}, {"executions", static_cast<long long>(n)}}));
     const auto& hang_ms = c->arguments()["hangMs"];

@@ -88,11 +88,33 @@ int main(int argc, char** argv) {
       }
     }
 
-    std::unique_ptr<http_server> http;
+    std::unique_ptr<http_server> http, admin;
+    if (cfg.admin_port >= 0) {
+      // The admin API on its own listener, with health and metrics beside it.
+      auto opts = cfg.http;
+      opts.address = cfg.admin_address;
+      opts.port = static_cast<uint16_t>(cfg.admin_port);
+      opts.path.clear();
+      admin = std::make_unique<http_server>(&rt, opts);
+      add_operator_routes(*admin, rt);
+      add_admin_routes(*admin, rt);
+      try {
+        auto port = admin->start();
+        log::info("admin listening", json::value::make_object({{"address", opts.address},
+                                                               {"port", static_cast<int>(port)}}));
+      } catch (const std::exception& e) {
+        log::error("cannot serve the admin API", json::value::make_object({{"address", opts.address},
+                                                                           {"port", cfg.admin_port},
+                                                                           {"error", e.what()}}));
+        rt.stop();
+        return 1;
+      }
+    }
     if (cfg.http_enabled) {
       http = std::make_unique<http_server>(&rt, cfg.http);
       add_operator_routes(*http, rt);
-      add_admin_routes(*http, rt);
+      if (!admin)
+        add_admin_routes(*http, rt);
       try {
         auto port = http->start();
         log::info("listening", json::value::make_object({{"address", cfg.http.address},
@@ -151,8 +173,11 @@ int main(int argc, char** argv) {
     rt.stop();
     if (http)
       http->stop();
+    if (admin)
+      admin->stop();
     gw.reset();
     http.reset();
+    admin.reset();
   }
   log::info("stopped");
   std::fflush(stdout);

@@ -2,10 +2,16 @@
 // rate, by name or kind, for a bounded time, and prints what it did.
 //
 //   bulwark-chaos --url http://127.0.0.1:8080 --rate 2 --duration 30 --kind breaker --kind queue
+//   bulwark-chaos --url http://127.0.0.1:8080 --rate 8 --duration 10 --cycle
+//
+// Victims are picked at random among the running actors that match, or with
+// --cycle kind by kind in turn (every kind in the tree, or the --kind ones in
+// the order given), so that each kind is hit as often as the others.
 //
 // The admin token comes from --token or BULWARK_ADMIN_TOKEN. Each kill is one
 // line (time, actor, HTTP status); a summary follows. Exit status 0 when
 // every kill was accepted, 1 when some were refused, 2 on bad usage.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -38,13 +44,15 @@ struct options {
   double rate = 1;
   double duration = 10;
   std::set<std::string> names, kinds;
+  std::vector<std::string> kind_order; ///< --kind values in the order given.
+  bool cycle = false;
   unsigned seed = std::random_device{}();
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bulwark-chaos: " << why << "\n"
             << "usage: bulwark-chaos [--url http://HOST:PORT] [--token T] [--rate KILLS_PER_S] [--duration S]\n"
-            << "                     [--name ACTOR]... [--kind KIND]... [--seed N]\n"
+            << "                     [--name ACTOR]... [--kind KIND]... [--cycle] [--seed N]\n"
             << "Without --name or --kind, any actor in the admin API's tree may be killed.\n";
   std::exit(2);
 }
@@ -87,7 +95,11 @@ options parse(int argc, char** argv) {
     } else if (a == "--name") {
       o.names.insert(next());
     } else if (a == "--kind") {
-      o.kinds.insert(next());
+      auto kind = next();
+      if (o.kinds.insert(kind).second)
+        o.kind_order.push_back(kind);
+    } else if (a == "--cycle") {
+      o.cycle = true;
     } else if (a == "--seed") {
       o.seed = static_cast<unsigned>(number(0, 4294967295.0));
     } else if (a == "--help" || a == "-h") {
@@ -134,8 +146,9 @@ int main(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   auto end = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration));
   auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(1.0 / o.rate));
-  std::map<std::string, int> killed;
+  std::map<std::string, int> killed, killed_kinds;
   int accepted = 0, refused = 0, skipped = 0;
+  std::size_t cursor = 0; // --cycle: the next kind's index
   auto next = start;
   while (next < end) {
     std::this_thread::sleep_until(next);
@@ -149,13 +162,32 @@ int main(int argc, char** argv) {
       ++refused;
       continue;
     }
-    std::vector<std::string> candidates;
+    // Running actors that match, by kind.
+    std::map<std::string, std::vector<std::string>> by_kind;
     for (auto& a : tree["actors"].as_array()) {
       const auto& name = a["name"].as_string();
       const auto& kind = a["kind"].as_string();
+      if (a["parent"].is_null())
+        continue; // the root: nobody would restart it
       bool wanted = o.names.empty() && o.kinds.empty() ? true : o.names.count(name) || o.kinds.count(kind);
       if (wanted && a["state"].as_string() == "running")
-        candidates.push_back(name);
+        by_kind[kind].push_back(name);
+    }
+    std::vector<std::string> candidates;
+    if (o.cycle) {
+      // The next kind in turn that has a running actor.
+      std::vector<std::string> order = o.kind_order;
+      if (order.empty())
+        for (auto& [kind, names] : by_kind)
+          order.push_back(kind);
+      for (std::size_t tried = 0; tried < order.size() && candidates.empty(); ++tried) {
+        auto& kind = order[cursor++ % order.size()];
+        if (auto i = by_kind.find(kind); i != by_kind.end())
+          candidates = i->second;
+      }
+    } else {
+      for (auto& [kind, names] : by_kind)
+        candidates.insert(candidates.end(), names.begin(), names.end());
     }
     if (candidates.empty()) {
       std::cout << "t=" << t << "s nothing to kill (none running that matches)\n";
@@ -169,6 +201,9 @@ int main(int argc, char** argv) {
     if (kill.first == 200) {
       ++accepted;
       ++killed[victim];
+      for (auto& [kind, names] : by_kind)
+        if (std::find(names.begin(), names.end(), victim) != names.end())
+          ++killed_kinds[kind];
     } else {
       ++refused;
     }
@@ -176,6 +211,9 @@ int main(int argc, char** argv) {
   std::cout << "summary: kills=" << accepted << " refused=" << refused << " skipped=" << skipped;
   for (auto& [name, n] : killed)
     std::cout << " " << name << "=" << n;
+  std::cout << "\nby kind:";
+  for (auto& [kind, n] : killed_kinds)
+    std::cout << " " << kind << "=" << n;
   std::cout << "\n";
   return refused == 0 ? 0 : 1;
 }

@@ -2,7 +2,9 @@
 # Installs what Bulwark needs on a Debian machine: the toolchain and
 # libraries from Debian, and the test dependencies from tests/package-lock.json.
 #   tools/install-deps.sh          build and run dependencies
-#   tools/install-deps.sh --tests  also the npm packages the tests use
+#   tools/install-deps.sh --tests  also the npm packages the tests use, and
+#                                  the browser (Debian's chromium) that the
+#                                  admin page's test drives
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(g++ cmake ninja-build pkg-config libcaf-dev libboost-dev libsimdjson-dev libspdlog-dev
@@ -15,6 +17,14 @@ done
 # Node that is already installed, whatever its origin.
 if [ "${1:-}" = "--tests" ] && ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
+fi
+# The admin page's test runs it in a headless chromium (through playwright-core,
+# which uses this browser rather than downloading one); the fonts keep its
+# screenshots legible.
+if [ "${1:-}" = "--tests" ]; then
+  for p in chromium fonts-liberation bsdutils; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

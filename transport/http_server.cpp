@@ -682,7 +682,7 @@ void connection::handle(request req) {
     if (req.method() == http::verb::get) {
       if (auto r = server_.routes.find(std::string(path)); r != server_.routes.end()) {
         auto reply = r->second();
-        return respond(reply.status, std::move(reply.body), {}, reply.content_type);
+        return respond(reply.status, std::move(reply.body), reply.headers, reply.content_type);
       }
     }
     for (auto& [prefix, handler] : server_.handlers) {
@@ -695,10 +695,11 @@ void connection::handle(request req) {
         view.authorization = std::string(sv(auth->value()));
       view.body = std::move(req.body());
       auto reply = handler(view);
-      return respond(reply.status, std::move(reply.body), {}, reply.content_type);
+      return respond(reply.status, std::move(reply.body), reply.headers, reply.content_type);
     }
     return respond(404, http_error_body(error_code::invalid_request,
-                                        "no MCP endpoint here; use " + server_.opts.path),
+                                        server_.opts.path.empty() ? std::string("not found")
+                                                                  : "no MCP endpoint here; use " + server_.opts.path),
                    {});
   }
   if (server_.draining.load()) {

@@ -21,7 +21,7 @@ class runtime;
 struct http_options {
   std::string address = "127.0.0.1";
   uint16_t port = 8080; ///< 0 picks a free port.
-  std::string path = "/mcp";
+  std::string path = "/mcp"; ///< Empty: no MCP endpoint (an admin-only listener).
   std::size_t body_limit = 1 << 20;   ///< Larger bodies get 413.
   std::size_t header_limit = 16 << 10; ///< Larger header blocks get 431.
   std::size_t max_connections = 1024;
@@ -45,6 +45,8 @@ struct http_reply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  /// Extra header lines, each as "\r\nName: value".
+  std::string headers;
 };
 
 /// Handles GET requests to an extra path.

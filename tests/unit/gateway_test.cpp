@@ -85,6 +85,29 @@ TEST_CASE("breaker: the failure rate over the window opens it once enough calls 
   CHECK(c.state() == breaker_state::closed);
 }
 
+TEST_CASE("breaker: the window counts in slices, whatever the call rate") {
+  circuit_breaker b(small()); // a 10 s window: slices of 156.25 ms
+  auto t = clock_type::time_point{} + 1h;
+  for (int i = 0; i < 100000; ++i) {
+    b.admit(t);
+    b.record(t, true, false);
+  }
+  CHECK(b.window_calls() == 100000);
+  // Half a window later both batches count.
+  b.admit(t + 5s);
+  b.record(t + 5s, true, false);
+  CHECK(b.window_calls() == 100001);
+  // Once the first batch is a full window old it leaves, within one slice.
+  b.admit(t + 10s + 200ms);
+  b.record(t + 10s + 200ms, true, false);
+  CHECK(b.window_calls() == 2);
+  // A quiet spell longer than the window leaves nothing behind.
+  b.admit(t + 1h);
+  b.record(t + 1h, false, false);
+  CHECK(b.window_calls() == 1);
+  CHECK(b.state() == breaker_state::closed);
+}
+
 TEST_CASE("breaker: half-open admits exactly the probe count and closes after enough successes") {
   circuit_breaker b(small());
   auto t = clock_type::time_point{} + 1h;

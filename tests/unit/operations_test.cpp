@@ -29,7 +29,9 @@ namespace {
 struct simulated : test::simulated_system {
   /// Runs the named actors under a root supervisor.
   void supervise(std::vector<child_spec> children) {
-    spawned.push_back(caf::actor_cast<caf::actor>(spawn_root_supervisor(*sys, env, std::move(children))));
+    supervisor_spec spec{"root-supervisor", {}, std::move(children)};
+    spec.policy.backoff_initial = 0ms; // restarts at once: the tests kill in quick succession
+    spawned.push_back(caf::actor_cast<caf::actor>(spawn_root_supervisor(*sys, env, std::move(spec))));
     sched->run();
   }
 

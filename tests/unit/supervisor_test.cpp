@@ -40,6 +40,17 @@ struct deterministic : simulated_system {
     env->replace(std::move(cat));
   }
 
+  /// A supervisor with this fixture's intensity and no back-off.
+  supervisor_spec spec(std::string name, std::vector<child_spec> children,
+                       restart_strategy strategy = restart_strategy::one_for_one) {
+    supervisor_spec s{std::move(name), {}, std::move(children)};
+    s.policy.strategy = strategy;
+    s.policy.max_restarts = env->opts.max_restarts;
+    s.policy.window = env->opts.restart_window;
+    s.policy.backoff_initial = 0ms;
+    return s;
+  }
+
   caf::actor get(const std::string& name) {
     return caf::actor_cast<caf::actor>(env->names.get(name));
   }
@@ -97,7 +108,7 @@ caf::actor spawn_plain_child(caf::actor_system& sys) {
 
 TEST_CASE("root supervisor: restarts within its intensity, then backs off one window") {
   deterministic f(2, 10s);
-  auto root = spawn_root_supervisor(*f.sys, f.env, {child_spec{"worker", spawn_plain_child}});
+  auto root = spawn_root_supervisor(*f.sys, f.env, f.spec("root", {child_spec{"worker", spawn_plain_child}}));
   f.sched->run();
   REQUIRE(f.get("worker"));
 
@@ -123,6 +134,123 @@ TEST_CASE("root supervisor: restarts within its intensity, then backs off one wi
   // one restarts at once again.
   CHECK(f.kill_registered("worker"));
   CHECK(f.env->escalations == 1);
+}
+
+TEST_CASE("supervisor: back-off grows between restarts within a window") {
+  deterministic f(5, 10s);
+  auto s = f.spec("root", {child_spec{"worker", spawn_plain_child}});
+  s.policy.backoff_initial = 100ms;
+  s.policy.backoff_max = 300ms;
+  CHECK(s.policy.backoff(0) == 0ms);
+  CHECK(s.policy.backoff(1) == 100ms);
+  CHECK(s.policy.backoff(2) == 200ms);
+  CHECK(s.policy.backoff(3) == 300ms); // capped
+  auto root = spawn_root_supervisor(*f.sys, f.env, std::move(s));
+  f.sched->run();
+
+  // The first restart in the window is immediate.
+  CHECK(f.kill_registered("worker"));
+  // The second waits 100 ms: nothing is registered until the clock moves.
+  CHECK_FALSE(f.kill_registered("worker"));
+  f.sched->advance_time(99ms);
+  f.sched->run();
+  CHECK_FALSE(f.get("worker"));
+  f.sched->advance_time(1ms);
+  f.sched->run();
+  REQUIRE(f.get("worker"));
+  // The third waits 200 ms.
+  CHECK_FALSE(f.kill_registered("worker"));
+  f.sched->advance_time(199ms);
+  f.sched->run();
+  CHECK_FALSE(f.get("worker"));
+  f.sched->advance_time(1ms);
+  f.sched->run();
+  CHECK(f.get("worker"));
+  CHECK(f.env->escalations == 0);
+}
+
+TEST_CASE("supervisor: rest-for-one restarts the stopped child and the ones after it") {
+  deterministic f(5, 10s);
+  auto root = spawn_root_supervisor(
+    *f.sys, f.env,
+    f.spec("root", {child_spec{"a", spawn_plain_child}, child_spec{"b", spawn_plain_child},
+                    child_spec{"c", spawn_plain_child}},
+           restart_strategy::rest_for_one));
+  f.sched->run();
+  auto a0 = f.get("a"), b0 = f.get("b"), c0 = f.get("c");
+  REQUIRE((a0 && b0 && c0));
+
+  CHECK(f.kill_registered("b"));
+  CHECK(f.get("a") == a0);   // before it: untouched
+  CHECK(f.get("c") != c0);   // after it: restarted too
+  CHECK(f.get("c"));
+  CHECK(c0->getf(caf::abstract_actor::is_terminated_flag));
+  auto tree = f.env->actor_tree();
+  CHECK(tree["b"].restarts == 1);
+  CHECK(tree["c"].restarts == 1);
+  CHECK(tree["a"].restarts == 0);
+  CHECK(tree["c"].last_exit.find("rest-for-one") != std::string::npos);
+  // Only the failure counts toward the intensity.
+  CHECK(f.env->restarts == 1);
+
+  // The last child takes nobody along.
+  auto a1 = f.get("a"), b1 = f.get("b");
+  CHECK(f.kill_registered("c"));
+  CHECK(f.get("a") == a1);
+  CHECK(f.get("b") == b1);
+}
+
+TEST_CASE("supervisor: a nested supervisor over its intensity stops its children and reports up") {
+  deterministic f(1, 10s);
+  supervisor_spec root_spec = f.spec("root", {});
+  root_spec.policy.max_restarts = 5;
+  root_spec.children.push_back(
+    nested_supervisor(f.env, f.spec("group", {child_spec{"w", spawn_plain_child}, child_spec{"v", spawn_plain_child}}),
+                      "root"));
+  auto root = spawn_root_supervisor(*f.sys, f.env, std::move(root_spec));
+  f.sched->run();
+  auto group0 = f.get("group");
+  auto v0 = f.get("v");
+  REQUIRE((group0 && f.get("w") && v0));
+  CHECK(f.env->supervisors().at("group").parent == "root");
+
+  // One restart is within "1 in 10 s".
+  CHECK(f.kill_registered("w"));
+  CHECK(f.get("group") == group0);
+  CHECK(f.env->escalations == 0);
+
+  // The second escalates: the group stops all its children and exits; the
+  // root restarts it, and it starts fresh children.
+  f.sched->advance_time(1s);
+  f.kill(f.get("w"));
+  CHECK(f.env->escalations == 1);
+  CHECK(v0->getf(caf::abstract_actor::is_terminated_flag)); // the sibling went down with it
+  auto group1 = f.get("group");
+  REQUIRE(group1);
+  CHECK(group1 != group0);
+  CHECK(f.get("w"));
+  CHECK(f.get("v"));
+  CHECK(f.get("v") != v0);
+  auto recent = f.env->escalations_since(std::chrono::steady_clock::time_point{});
+  REQUIRE(recent.size() == 1);
+  CHECK(recent[0].supervisor == "group");
+  CHECK(recent[0].reason.find("group exceeded its restart intensity") != std::string::npos);
+  CHECK(f.env->actor_tree()["group"].restarts == 1);
+}
+
+TEST_CASE("supervisor: a killed nested supervisor takes over the children it left running") {
+  deterministic f(5, 10s);
+  supervisor_spec root_spec = f.spec("root", {});
+  root_spec.children.push_back(nested_supervisor(f.env, f.spec("group", {child_spec{"w", spawn_plain_child}}), "root"));
+  auto root = spawn_root_supervisor(*f.sys, f.env, std::move(root_spec));
+  f.sched->run();
+  auto w0 = f.get("w");
+  REQUIRE(w0);
+  CHECK(f.kill_registered("group"));
+  // Same worker, no duplicate, and the new group still supervises it.
+  CHECK(f.get("w") == w0);
+  CHECK(f.kill_registered("w"));
+  CHECK(f.get("w") != w0);
 }
 
 TEST_CASE("session supervisor: a killed session's in-flight call is answered at once") {

@@ -1,0 +1,291 @@
+#!/usr/bin/env node
+// End-to-end test of the admin console's web page (GET /admin) in a real
+// browser: a front `bulwark` with an admin token (BULWARK_ADMIN_TOKEN) whose
+// one service ("fx") is a `bulwark --stdio --fixtures` child, and Debian's
+// chromium driven by playwright-core.
+//
+//   node tests/e2e/admin_page.mjs --bulwark build/bulwark
+//
+// Checks: the page is served as written and is self-contained; without the
+// token it shows an authorization error; a token in the address fragment is
+// used and removed from the address bar; the live actor tree; killing an
+// actor from the page brings it back with one more restart; degraded mode
+// forced on and back to automatic; a breaker opened and closed; every
+// section renders (a view this Bulwark lacks shows "not available"); a
+// screenshot. The browser is closed on every path and every process (bulwark
+// and chromium) is killed by pid.
+
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+import { assert, harness, until } from './harness.mjs';
+
+const CHROMIUM = process.env.BULWARK_CHROMIUM ?? '/usr/bin/chromium';
+const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../actors/admin_page.html');
+
+const run = harness({ scratch: 'bulwark-admin-page-', watchdogMs: 160_000 });
+const { bulwark, dir, check, startBulwark } = run;
+const screenshot = join(dirname(bulwark), 'admin-page.png');
+
+const token = 'admin-page-token-for-the-test';
+const auth = { authorization: `Bearer ${token}` };
+let port;
+let base;
+
+async function admin(method, path, body) {
+  const res = await fetch(`${base}/admin/api/${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...auth },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+let server; // the browser process, started by playwright-core
+let browser;
+const pageErrors = [];
+
+/// A page in a fresh context (its own sessionStorage), reporting script errors.
+async function openPage(url) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.on('pageerror', (e) => pageErrors.push(String(e?.stack ?? e)));
+  await page.goto(url, { timeout: 15_000 });
+  return page;
+}
+
+const textOf = (page, sel) => page.evaluate((s) => document.querySelector(s)?.textContent.trim() ?? null, sel);
+const row = (name) => `tr[data-actor="${name}"]`;
+
+/// The actor rows as the page shows them, in document order.
+const actorRows = (page) =>
+  page.$$eval('tr[data-actor]', (rows) => rows.map((r, index) => ({
+    index,
+    name: r.dataset.actor,
+    parent: r.dataset.parent ?? null,
+    depth: Number(r.dataset.depth),
+    state: r.querySelector('[data-field="state"]')?.textContent.trim(),
+    restarts: r.querySelector('[data-field="restarts"]')?.textContent.trim(),
+    kill: !!r.querySelector(`button[data-kill="${CSS.escape(r.dataset.actor)}"]`),
+  })));
+
+async function closeBrowser() {
+  const bounded = (p) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
+  if (browser) await bounded(browser.close());
+  if (server) await bounded(server.close());
+  browser = server = undefined;
+}
+
+await run.main(async () => {
+  process.env.BULWARK_ADMIN_TOKEN = token;
+  const cfgPath = join(dir, 'front.json');
+  writeFileSync(cfgPath, JSON.stringify({
+    http: { port: 0 },
+    mcpServers: {
+      fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--log-level', 'warning'] },
+    },
+    gateway: { prefix: 'never' },
+    health: { intervalMs: 100, exitAfterMs: 300 },
+  }));
+  port = await startBulwark(['--config', cfgPath], 'front');
+  base = `http://127.0.0.1:${port}`;
+  await until('ready', async () => {
+    const res = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
+    return res?.status === 200;
+  }, 20_000);
+
+  assert(existsSync(CHROMIUM), `no browser at ${CHROMIUM}: tools/install-deps.sh --tests installs Debian's chromium`);
+  // Started as a server so that its pid is known and killed with the rest.
+  server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: 30_000 });
+  run.pids.push(server.process().pid);
+  browser = await chromium.connect(server.wsEndpoint(), { timeout: 20_000 });
+  console.log(`chromium ${browser.version()}`);
+
+  try {
+    await check('GET /admin serves the page as written, self-contained', async () => {
+      const res = await fetch(`${base}/admin`, { signal: AbortSignal.timeout(5000) });
+      assert(res.status === 200, `status ${res.status}`);
+      assert(/^text\/html/.test(res.headers.get('content-type') ?? ''), `content-type ${res.headers.get('content-type')}`);
+      const html = await res.text();
+      const file = readFileSync(source, 'utf8');
+      assert(html === file, `the served page differs from actors/admin_page.html (${html.length} vs ${file.length} bytes)`);
+      assert(!/https?:\/\//i.test(file.replace(/<!doctype[^>]*>/i, '')), 'no external URL');
+      assert(!/\b(src|href)\s*=\s*["']?(?!data:|#)[^"'\s>]/i.test(file), 'no external resource');
+      assert(!/innerHTML|outerHTML|insertAdjacentHTML|document\.write/.test(file), 'no HTML built from strings');
+      assert(!/@[A-Za-z0-9_.+-]+@/.test(file), 'nothing CMake would substitute');
+    });
+
+    await check('without the token the page shows an authorization error; typing it in shows the console', async () => {
+      const page = await openPage(`${base}/admin`);
+      try {
+        const status = await until('an authorization error', async () => {
+          const t = await textOf(page, '#status');
+          return /401/.test(t ?? '') && /token/i.test(t) ? t : null;
+        });
+        assert(/not authorized/i.test(status), `status line: ${status}`);
+        assert(await page.getAttribute('#status', 'data-kind') === 'error', 'the status line is marked as an error');
+        assert((await page.$$('tr[data-actor]')).length === 0, 'no actor shown without the token');
+        await page.fill('#token', 'not-the-token');
+        await until('the wrong token refused', async () => /token was refused/.test((await textOf(page, '#status')) ?? ''));
+        assert((await page.$$('tr[data-actor]')).length === 0, 'no actor shown with a wrong token');
+        await page.fill('#token', token);
+        await until('actors shown once the token is typed', async () => (await page.$$('tr[data-actor]')).length > 0);
+        assert(!/401/.test(await textOf(page, '#status')), 'the error is gone');
+      } finally {
+        await page.context().close();
+      }
+    });
+
+    const page = await openPage(`${base}/admin#token=${encodeURIComponent(token)}`);
+
+    await check('the token in the address fragment is used, kept and removed from the address bar', async () => {
+      await until('actor rows', async () => (await page.$$('tr[data-actor]')).length > 0);
+      assert(!page.url().includes('token'), `address: ${page.url()}`);
+      assert(await page.evaluate(() => sessionStorage.getItem('bulwark.adminToken')) === token, 'kept in sessionStorage');
+      assert(await page.inputValue('#token') === token, 'shown in the token field');
+      const status = await until('a refresh time', async () => {
+        const t = await textOf(page, '#status');
+        return /refreshed \d\d:\d\d:\d\d/.test(t ?? '') ? t : null;
+      });
+      assert(!/401/.test(status), `status line: ${status}`);
+    });
+
+    await check('the page shows the live actor tree', async () => {
+      const api = (await admin('GET', 'actors')).body.actors;
+      const rows = await until('every actor', async () => {
+        const r = await actorRows(page);
+        return api.every((a) => r.some((x) => x.name === a.name)) ? r : null;
+      });
+      const by = Object.fromEntries(rows.map((r) => [r.name, r]));
+      for (const n of ['session-supervisor', 'stateless-session', 'queue', 'breaker/fx', 'connector/fx', 'limiter', 'cache', 'health'])
+        assert(by[n], `a row for ${n}: ${rows.map((r) => r.name)}`);
+      for (const a of api) {
+        const r = by[a.name];
+        assert((r.parent ?? null) === (a.parent ?? null), `${a.name}'s parent ${r.parent}, the API says ${a.parent}`);
+        assert(r.state === a.state, `${a.name}: ${r.state}`);
+        assert(r.restarts === String(a.restarts), `${a.name}'s restarts ${r.restarts}`);
+        assert(r.kill === !!a.parent, `a kill button for ${a.name} unless it is the root`);
+      }
+      // Nesting: each row directly inside its parent's subtree, one level in.
+      for (const r of rows) {
+        if (!r.parent) {
+          assert(r.depth === 0, `a root at depth 0: ${JSON.stringify(r)}`);
+          continue;
+        }
+        const p = by[r.parent];
+        assert(p, `${r.parent} (the parent of ${r.name}) has a row`);
+        assert(r.depth === p.depth + 1 && r.index > p.index, `${r.name} one level under ${p.name}: ${JSON.stringify({ p, r })}`);
+        assert(rows.slice(p.index + 1, r.index).every((x) => x.depth > p.depth), `${r.name} inside ${p.name}'s subtree`);
+      }
+      const root = by['root-supervisor'];
+      assert(root && root.depth === 0 && rows[0].name === 'root-supervisor', `the root supervisor heads the tree: ${JSON.stringify(rows[0])}`);
+      assert(by['stateless-session'].parent === 'session-supervisor', 'the stateless session under the session supervisor');
+      assert(by['breaker/fx'].depth >= 1 && by.queue.depth >= 1, 'the breaker and the queue are supervised');
+      const kinds = await page.$$eval('#kill-kind option', (o) => o.map((x) => x.value));
+      assert(kinds.includes('queue') && kinds.includes('session'), `kill by kind offers the kinds: ${kinds}`);
+    });
+
+    await check('killing an actor from the page brings it back with one more restart', async () => {
+      const before = Number(await textOf(page, `${row('queue')} [data-field="restarts"]`));
+      const apiBefore = (await admin('GET', 'actors')).body.actors.find((a) => a.name === 'queue');
+      assert(before === apiBefore.restarts, `the page shows the API's count: ${before} vs ${apiBefore.restarts}`);
+      await page.click(`button[data-kill="queue"]`);
+      await until('the kill reported', async () => /killed queue/i.test((await textOf(page, '#status')) ?? ''));
+      const after = await until('the queue back on the page', async () => {
+        const r = (await actorRows(page)).find((x) => x.name === 'queue');
+        return r && r.state === 'running' && Number(r.restarts) === before + 1 ? r : null;
+      }, 15_000);
+      assert(after.parent === apiBefore.parent, `still under ${apiBefore.parent}: ${JSON.stringify(after)}`);
+      const exit = await textOf(page, `${row('queue')} [data-field="lastExit"]`);
+      assert(exit && exit !== '—', `the last exit is shown: ${exit}`);
+      const api = (await admin('GET', 'actors')).body.actors.find((a) => a.name === 'queue');
+      assert(api.restarts === before + 1 && api.state === 'running', `the API agrees: ${JSON.stringify(api)}`);
+    });
+
+    await check('forcing degraded mode from the page shows in the health section and the API', async () => {
+      const degraded = `#health [data-field="degraded"]`;
+      await page.click('button[data-degraded="on"]');
+      const shown = await until('degraded on shown', async () => {
+        const t = await textOf(page, degraded);
+        return /^on \(forced\)/.test(t ?? '') ? t : null;
+      });
+      const h = (await admin('GET', 'health')).body;
+      assert(h.degraded === true && h.degradedForced === true, `the API: degraded ${h.degraded}, forced ${h.degradedForced}`);
+      assert(await page.getAttribute('button[data-degraded="on"]', 'aria-pressed') === 'true', 'the "on" button is pressed');
+      assert(/degraded mode forced on/i.test(await textOf(page, '#status')), `status: ${await textOf(page, '#status')}`);
+      await page.click('button[data-degraded="auto"]');
+      await until('back to automatic on the page', async () => /^off \(automatic\)/.test((await textOf(page, degraded)) ?? ''));
+      const back = (await admin('GET', 'health')).body;
+      assert(!back.degraded && back.degradedForced === null, `the API: ${JSON.stringify({ d: back.degraded, f: back.degradedForced })}`);
+      assert(shown, 'shown');
+    });
+
+    await check('opening a breaker from the page shows it open; closing it shows it closed', async () => {
+      const state = `#breakers tr[data-service="fx"] [data-field="state"]`;
+      assert(await textOf(page, state) === 'closed', `closed at first: ${await textOf(page, state)}`);
+      await page.click('#breakers button[data-breaker="fx"][data-state="open"]');
+      await until('the breaker shown open', async () => (await textOf(page, state)) === 'open');
+      const b = (await admin('GET', 'health')).body.components.breakers.fx;
+      assert(b.state === 'open', `the API: ${JSON.stringify(b)}`);
+      assert(/breaker fx forced open/i.test(await textOf(page, '#status')), `status: ${await textOf(page, '#status')}`);
+      await page.click('#breakers button[data-breaker="fx"][data-state="closed"]');
+      await until('the breaker shown closed', async () => (await textOf(page, state)) === 'closed');
+    });
+
+    await check('every section renders; a view this Bulwark lacks shows as not available', async () => {
+      for (const id of ['health', 'actors', 'breakers', 'queue', 'cache', 'limits', 'sessions', 'alerts']) {
+        const body = await until(`#${id} filled`, async () => {
+          const t = await textOf(page, `#${id} [data-body]`);
+          return t && !/Loading…/.test(t) ? t : null;
+        });
+        assert(body.length > 10, `#${id}: ${body}`);
+      }
+      assert(/critical/.test(await textOf(page, '#queue')), 'queue depth by priority');
+      assert(await page.$('#cache button[data-invalidate="fx"]'), 'an Invalidate button for the service');
+      assert(await page.$('#alerts tr[data-rule="breaker_open"]'), 'the alert rules');
+      assert(/free/.test(await textOf(page, '#limits')), 'the limiter tiers');
+      const sessions = await admin('GET', 'sessions');
+      const text = await textOf(page, '#sessions');
+      if (sessions.status === 404) assert(/not available/i.test(text), `sessions: ${text}`);
+      else assert(text.includes(`${sessions.body.count} sessions`), `sessions: ${text}`);
+      const status = await textOf(page, '#status');
+      assert(/^Live · refreshed/.test(status), `a missing view is not an error: ${status}`);
+    });
+
+    await check('pause stops the refreshes and resume restarts them', async () => {
+      await page.click('#pause');
+      const paused = await until('paused', async () => {
+        const t = await textOf(page, '#status');
+        return /^Paused/.test(t ?? '') ? t : null;
+      });
+      const uptime = () => textOf(page, `${row('health')} [data-field="uptime"]`);
+      await new Promise((r) => setTimeout(r, 500)); // a refresh under way when paused lands first
+      const frozen = await uptime();
+      await new Promise((r) => setTimeout(r, 1500));
+      assert(await uptime() === frozen, 'no refresh while paused');
+      await page.click('#pause');
+      await until('refreshing again', async () => (await uptime()) !== frozen);
+      assert(paused, 'paused');
+    });
+
+    await check('a screenshot of the page is written', async () => {
+      await page.screenshot({ path: screenshot, fullPage: true, timeout: 20_000 });
+      const png = readFileSync(screenshot);
+      assert(png.subarray(1, 4).toString() === 'PNG', 'a PNG file');
+      assert(statSync(screenshot).size > 30_000, `a real picture: ${statSync(screenshot).size} bytes`);
+      console.log(`screenshot: ${screenshot}`);
+    });
+
+    await check('no script error in the page', async () => {
+      assert(pageErrors.length === 0, pageErrors.join('\n'));
+    });
+  } finally {
+    await closeBrowser();
+  }
+});
