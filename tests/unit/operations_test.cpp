@@ -296,6 +296,54 @@ TEST_CASE("health assessment: downstream trouble is degraded, a missing core is 
   CHECK(assess(in, t).level == health_level::unhealthy);
 }
 
+TEST_CASE("health assessment: an escalation is degraded with the supervisor's reason", "[operations]") {
+  health_thresholds t;
+  health_inputs in;
+  in.recent_escalations = 1;
+  in.escalations = {"service/web exceeded its restart intensity: connector/web stopped (kill) after 5 restarts within 10 s"};
+  auto v = assess(in, t);
+  CHECK(v.level == health_level::degraded);
+  REQUIRE(v.reasons.size() == 1);
+  CHECK(v.reasons[0] == in.escalations[0]);
+  // The root giving up on the session supervisor leaves no core: unhealthy.
+  in.core_up = false;
+  in.escalations.push_back("root-supervisor exceeded its restart intensity: session-supervisor stopped");
+  v = assess(in, t);
+  CHECK(v.level == health_level::unhealthy);
+  CHECK(v.reasons.size() == 3);
+  CHECK(v.reasons[2].find("session-supervisor") != std::string::npos);
+}
+
+TEST_CASE("health supervisor: reports a recent escalation with its reason, and forgets it after the storm window",
+          "[operations]") {
+  simulated s;
+  auto core = s.sys->spawn([]() -> caf::behavior {
+    return {[](atom::notify, const std::string&, const value&) {}};
+  });
+  s.spawned = {core};
+  s.env->names.put(names::session_supervisor, core);
+  s.env->names.put(names::stateless_session, core);
+  health_settings hs;
+  hs.interval = 1000ms;
+  hs.storm_window = 5s;
+  auto health = spawn_health(*s.sys, s.env, hs, {});
+  s.spawned.push_back(health);
+  s.sched->run();
+  s.advance(2000ms);
+  CHECK(std::get<0>(s.env->health()) == static_cast<uint8_t>(health_level::healthy));
+
+  s.env->escalate({"operations-supervisor", "queue", "operations-supervisor exceeded its restart intensity: queue",
+                   std::chrono::steady_clock::now()});
+  s.advance(1000ms);
+  auto report = std::get<2>(s.env->health());
+  CHECK(report["status"].as_string() == "degraded");
+  REQUIRE(report["reasons"].as_array().size() == 1);
+  CHECK(report["reasons"].as_array()[0].as_string() == "operations-supervisor exceeded its restart intensity: queue");
+  // Past the storm window the escalation no longer counts.
+  s.advance(6000ms);
+  CHECK(std::get<2>(s.env->health())["status"].as_string() == "healthy");
+}
+
 TEST_CASE("config: admission sections are read strictly, with the key's path in errors", "[operations]") {
   config cfg;
   apply_json(cfg, R"({
