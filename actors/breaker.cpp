@@ -161,6 +161,7 @@ struct breaker_actor_state {
     uint32_t number = 0; ///< 1 for the first try.
     bool probe = false;
     bool in_flight = false;
+    bool reached = false; ///< Some attempt reached the service.
   };
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, attempt> attempts;
@@ -169,10 +170,15 @@ struct breaker_actor_state {
   ~breaker_actor_state() {
     // Whatever ended this actor, every call it held gets an answer.
     for (auto& [id, a] : attempts)
-      if (a.call && a.call->on_done)
+      if (a.call && a.call->on_done) {
+        bool reached = a.in_flight || a.reached;
         a.call->on_done(downstream_outcome::without_answer(
           downstream_outcome::kind::failure, error_code::actor_restarted,
-          "the breaker of service " + svc.name + " stopped while the call was in flight; retry", a.in_flight));
+          "the breaker of service " + svc.name
+            + (reached ? " stopped while the call was at the service: it may have run"
+                       : " stopped before the call reached the service; retry"),
+          reached));
+      }
   }
 };
 
@@ -198,6 +204,7 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
   if (i == st.attempts.end())
     return;
   auto call = std::move(i->second.call);
+  o.reached = o.reached || i->second.reached;
   st.attempts.erase(i);
   if (o.unanswered())
     ++st.failures; // the caller falls back (stale copy, static message, error)
@@ -215,6 +222,7 @@ void after_failure(breaker_pointer self, uint64_t id, downstream_outcome o) {
     return;
   auto& a = i->second;
   auto& r = st.svc.settings.retry;
+  a.reached = a.reached || o.reached;
   bool may_repeat = !o.reached || a.call->idempotent;
   auto now = steady_clock::now();
   if (a.number >= r.attempts || !may_repeat || a.call->cancelled || now >= a.call->deadline

@@ -191,7 +191,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto breaker = rt.find(breaker_name(service));
     if (!breaker)
       return c->fail(error_code::service_unavailable, "service " + service + " is restarting",
-                     value::make_object({{"service", service}, {"retry_after", 1}}));
+                     value::make_object({{"service", service}, {"retry_after", 1}, {"reachedService", false}}));
     auto dc = std::make_shared<downstream_call>();
     dc->service = service;
     dc->method = method;
@@ -307,6 +307,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     work->reject = [c, refund = c->refund](error_code code, std::string message, value data) {
       if (refund)
         refund();
+      if (!data.is_object())
+        data = value(json::object{});
+      data.set("reachedService", false); // refused while it waited for its turn
       c->resume([code, message, data](const call_ptr& c) { c->fail(code, message, data); });
     };
     auto qh = caf::actor_cast<queue_actor>(queue);
@@ -439,6 +442,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         return c->fail(static_cast<error_code>(o.code), o.message, o.data);
       default: {
         auto data = o.data.is_object() ? o.data : value(json::object{});
+        // Whether the call may have run: a client must not blindly retry a
+        // call that reached the service.
+        data.set("reachedService", o.reached);
         if (o.retry_after.count() > 0)
           data.set("retry_after", static_cast<double>(o.retry_after.count()) / 1000.0);
         return c->fail(static_cast<error_code>(o.code ? o.code : static_cast<int>(error_code::service_unavailable)),

@@ -15,7 +15,8 @@
 //
 // Checks: every request got a result or a typed JSON-RPC error before its
 // deadline (no client-side timeout, no transport failure); every successful
-// `fault_count` ran exactly once downstream and none ran twice; every kind
+// `fault_count` ran exactly once downstream and none ran twice, and a failed
+// one whose error says it never reached the service did not run; every kind
 // was killed at least twice and restarts stayed within the intensity (no
 // escalation); after the kills stop, every actor is back and calls succeed
 // within one second; the front's RSS stays within a margin. The figures are
@@ -265,6 +266,10 @@ await run.main(async () => {
   const counted = records.filter((r) => r.tool === 'fault_count');
   const okCalls = counted.filter((r) => r.outcome === 'ok');
   const maybe = counted.filter((r) => r.outcome !== 'ok' && executions.get(r.key) === 1);
+  // What failed gateway calls said about having reached the service.
+  const reached = (r) => r.msg?.error?.data?.reachedService;
+  const saidNotReached = counted.filter((r) => r.outcome === 'error' && reached(r) === false);
+  const saidReached = counted.filter((r) => r.outcome === 'error' && reached(r) === true);
 
   console.log('--- chaos figures ---');
   console.log(`clients=${CLIENTS} seconds=${SECONDS} requests=${during.length} (${(during.length / SECONDS).toFixed(0)}/s)`);
@@ -275,6 +280,9 @@ await run.main(async () => {
   console.log(`restarts=${lastTree.restarts} escalations=${lastTree.escalations}`);
   console.log(`fault_count: ${okCalls.length} succeeded, ${counted.length - okCalls.length} failed `
     + `(${maybe.length} of those ran downstream before the failure); executions logged=${[...executions.values()].reduce((a, b) => a + b, 0)}`);
+  console.log(`failed gateway calls: ${saidNotReached.length} said "not reached", ${saidReached.length} said "reached" `
+    + `(${saidReached.filter((r) => executions.get(r.key) === 1).length} of those ran), `
+    + `${counted.length - okCalls.length - saidNotReached.length - saidReached.length} said neither (cut off in the session)`);
   console.log(`recovery: ${recoveredMs === null ? 'not within 10 s' : `${recoveredMs} ms`}`);
   console.log(`RSS: ${rssBefore.toFixed(1)} MB before, ${rssAfter.toFixed(1)} MB after (margin ${RSS_MARGIN_MB} MB)`);
   console.log('---------------------');
@@ -304,6 +312,9 @@ await run.main(async () => {
     const twice = [...executions].filter(([, n]) => n > 1);
     assert(twice.length === 0, `executed more than once: ${JSON.stringify(twice.slice(0, 5))}`);
     assert(okCalls.length > 0, 'some gateway calls succeeded during the chaos');
+    // A failure that says the call never reached the service is true.
+    const ran = saidNotReached.filter((r) => executions.has(r.key));
+    assert(ran.length === 0, `${ran.length} calls said "not reached" but ran: ${JSON.stringify(ran.slice(0, 3).map((r) => r.msg.error))}`);
   });
 
   await check('bounded restarts and recovery: every actor back and calls working within one second', async () => {
