@@ -76,6 +76,14 @@ struct runtime::impl {
     m.describe("bulwark_uptime_seconds", "Seconds since the runtime was created.", kind::gauge);
   }
 
+  /// Gauges that are read rather than kept up to date.
+  void refresh_gauges() const {
+    auto& m = *env->metrics;
+    m.gauge("bulwark_sessions", {}).set(static_cast<double>(env->sessions.load()));
+    m.gauge("bulwark_uptime_seconds", {})
+      .set(std::chrono::duration<double>(std::chrono::steady_clock::now() - env->started).count());
+  }
+
   session_supervisor_actor sessions() const {
     return caf::actor_cast<session_supervisor_actor>(env->names.get(names::session_supervisor));
   }
@@ -382,6 +390,20 @@ runtime_status runtime::status() const {
   s.escalations = impl_->env->escalations.load();
   s.running = running();
   return s;
+}
+
+json::value runtime::health() const {
+  return impl_->env->health_report();
+}
+
+std::string runtime::metrics_text() const {
+  impl_->refresh_gauges();
+  return impl_->env->metrics->prometheus();
+}
+
+json::value runtime::metrics_json() const {
+  impl_->refresh_gauges();
+  return impl_->env->metrics->to_json();
 }
 
 std::vector<std::string> runtime::actor_names() const {

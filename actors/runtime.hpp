@@ -133,6 +133,15 @@ public:
   // -- introspection -------------------------------------------------------------------------
 
   runtime_status status() const;
+  /// The health supervisor's latest report, as `/health` serves it:
+  /// `status` (healthy, degraded or unhealthy), `ready`, `reasons`,
+  /// `degraded` and `components`. Null until the first check, one
+  /// `ops.health.interval` after `start`; after `stop`, the last report.
+  json::value health() const;
+  /// Every metric in the Prometheus text format, as `/metrics` serves it.
+  std::string metrics_text() const;
+  /// The same metrics as JSON, as `/metrics.json` serves them.
+  json::value metrics_json() const;
   /// Graceful shutdown: marks the runtime as draining (readiness fails, calls
   /// cut off later are answered with shutting_down) and returns how many
   /// calls are still in flight; call again to poll.
