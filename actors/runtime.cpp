@@ -17,6 +17,7 @@
 #include "actors/supervisor.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
+#include "messages/schema.hpp"
 #include "transport/io_scheduler.hpp"
 
 namespace bulwark {
@@ -108,7 +109,22 @@ runtime::~runtime() {
   stop();
 }
 
+namespace {
+
+/// Compiles a tool's input schema; a schema that cannot be read leaves the
+/// tool's arguments unchecked (and says so once, here).
+void compile_schema(tool_spec& t) {
+  static const json::value any_object = json::value::make_object({{"type", "object"}});
+  t.validator = std::make_shared<const schema::validator>(t.input_schema.is_null() ? any_object : t.input_schema);
+  if (!t.validator->usable())
+    log::warn("tool input schema not usable; arguments are not checked",
+              json::value::make_object({{"tool", t.name}, {"problem", t.validator->problem()}}));
+}
+
+} // namespace
+
 void runtime::add_tool(tool_spec t) {
+  compile_schema(t);
   impl_->edit([&](catalog& c) {
     for (auto& existing : c.tools)
       if (existing.name == t.name)
@@ -164,6 +180,8 @@ void runtime::set_group(const std::string& group, std::vector<tool_spec> tools,
     }
     return before != after;
   };
+  for (auto& t : tools)
+    compile_schema(t);
   bool tools_changed = false, resources_changed = false, prompts_changed = false;
   impl_->edit([&](catalog& c) {
     tools_changed = replace(c.tools, tools);

@@ -59,6 +59,9 @@ struct runtime_options {
   /// `restart_backoff_initial`, doubling up to `restart_backoff_max`.
   std::chrono::milliseconds restart_backoff_initial{50};
   std::chrono::milliseconds restart_backoff_max{2000};
+  /// Check tools/call arguments against the tool's input schema (-32602
+  /// listing every failing field).
+  bool validate_arguments = true;
   /// Key for signing `requestState` (random per process when empty).
   std::string state_secret;
   /// Rate limits, queue, cache bounds, health checks and alerts.

@@ -9,6 +9,7 @@
 #include "actors/operations.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
+#include "messages/schema.hpp"
 
 namespace bulwark {
 
@@ -23,6 +24,26 @@ std::string_view call_name(const session_state::running& r) {
     return {};
   auto nl = r.context.find('\n');
   return nl == std::string::npos ? std::string_view() : std::string_view(r.context).substr(nl + 1);
+}
+
+/// True when some string in `v` (keys included) has a control character
+/// other than tab and line breaks: only then are arguments copied to clean.
+bool has_control_characters(const value& v) {
+  auto dirty = [](const std::string& s) {
+    return std::any_of(s.begin(), s.end(), [](char ch) {
+      auto c = static_cast<unsigned char>(ch);
+      return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f;
+    });
+  };
+  if (v.is_string())
+    return dirty(v.as_string());
+  if (v.is_array())
+    return std::any_of(v.as_array().begin(), v.as_array().end(), has_control_characters);
+  if (v.is_object())
+    for (auto& [k, x] : v.as_object())
+      if (dirty(k) || has_control_characters(x))
+        return true;
+  return false;
 }
 
 const value& empty_object() {
@@ -504,6 +525,23 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
                            value::make_object({{"name", name->as_string()}}), bad);
       handler = tool->handler;
       service = tool->service;
+      // Arguments are checked against the tool's input schema before
+      // anything runs or is forwarded; every failing field is listed.
+      const value& given = args && args->is_object() ? *args : empty_object();
+      if (tool->validator && env->opts.validate_arguments) {
+        auto errors = tool->validator->validate(given);
+        if (!errors.empty())
+          return reply_error(in, error_code::invalid_params,
+                             "invalid arguments for tool " + tool->name + ": " + schema::summary(errors),
+                             value::make_object({{"tool", tool->name}, {"errors", schema::errors_to_json(errors)}}),
+                             bad);
+      }
+      // Strings lose their control characters (all but tab and line breaks).
+      if (has_control_characters(given)) {
+        arguments = given;
+        schema::strip_control_characters(arguments);
+        has_arguments = true;
+      }
     } else {
       auto* prompt = cat->find_prompt(name->as_string());
       if (!prompt)

@@ -537,6 +537,7 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.boolean("builtin", cfg.builtin_tools);
     sec.boolean("conformanceFixtures", cfg.fixtures);
     sec.boolean("faultTools", cfg.fault_tools);
+    sec.boolean("validateArguments", cfg.runtime.validate_arguments);
   }
   if (auto* s = top.get("log")) {
     section sec(*s, "$.log");

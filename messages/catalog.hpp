@@ -43,6 +43,10 @@ struct client_view {
 };
 
 class call_context;
+
+namespace schema {
+class validator;
+} // namespace schema
 using call_ptr = std::shared_ptr<call_context>;
 using call_handler = std::function<void(const call_ptr&)>;
 
@@ -193,6 +197,9 @@ struct tool_spec {
   std::string service;
   /// Whether a client sees this tool in tools/list (null: every client).
   std::function<bool(const client_view&)> visible;
+  /// `input_schema`, compiled when the tool is registered; tools/call
+  /// arguments are checked against it before the handler runs.
+  std::shared_ptr<const schema::validator> validator;
 };
 
 struct resource_spec {

@@ -5,20 +5,11 @@
 #include "messages/catalog.hpp"
 #include "messages/crypto.hpp"
 #include "messages/mcp.hpp"
+#include "tests/unit/support.hpp"
 
 using namespace bulwark;
 using json::value;
-
-namespace {
-
-value parse(std::string_view text) {
-  value v;
-  json::parse_error err;
-  REQUIRE(json::parse(text, v, err));
-  return v;
-}
-
-} // namespace
+using test::parse;
 
 TEST_CASE("classify tells requests, notifications and responses apart") {
   using mcp::message_kind;

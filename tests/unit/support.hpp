@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "messages/json.hpp"
@@ -85,9 +86,10 @@ private:
   std::shared_ptr<capture_sink> out_;
 };
 
-inline json::value parse(const std::string& text) {
+inline json::value parse(std::string_view text) {
   json::value v;
   json::parse_error err;
+  INFO(text);
   REQUIRE(json::parse(text, v, err));
   return v;
 }
