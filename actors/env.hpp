@@ -203,6 +203,13 @@ struct runtime_env {
     sessions_[rec->id] = std::move(rec);
   }
 
+  /// The record of session `id`, or null.
+  session_record_ptr find_session(const std::string& id) const {
+    std::lock_guard<std::mutex> guard(sessions_mtx_);
+    auto i = sessions_.find(id);
+    return i == sessions_.end() ? nullptr : i->second;
+  }
+
   void erase_session(const std::string& id) {
     std::lock_guard<std::mutex> guard(sessions_mtx_);
     sessions_.erase(id);

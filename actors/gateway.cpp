@@ -537,7 +537,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   }
 
   bool has_policy() const {
-    return !cfg.policy.allow.empty() || !cfg.policy.deny.empty() || !cfg.agents.empty();
+    // With a key file, any reload may bring a key with its own policy.
+    return !cfg.policy.allow.empty() || !cfg.policy.deny.empty() || !cfg.agents.empty()
+           || rt.options().ops.api_keys;
   }
 
   /// The policy of the agent behind a call: its own, else the default.
@@ -548,9 +550,18 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     return cfg.policy;
   }
 
+  /// Whether the caller may use `service:tool`. The policy of the caller's
+  /// API key comes first: it is bound to who holds the key, while
+  /// `clientInfo.name` is whatever the client says it is.
+  policy_decision decide(const client_view& client, const std::string& service, const std::string& tool) const {
+    if (auto own = resolve_key(rt.options().ops, client.identity).policy)
+      return check_policy(*own, service, tool);
+    return check_policy(policy_for(client), service, tool);
+  }
+
   /// Answers a denied call and returns true; false when the policy allows it.
   bool denied(const call_ptr& c, const std::string& service, const std::string& tool) const {
-    auto d = check_policy(policy_for(c->client()), service, tool);
+    auto d = decide(c->client(), service, tool);
     if (d.allowed)
       return false;
     c->fail(error_code::denied_by_policy,
@@ -602,7 +613,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       auto service = s.name;
       spec.visible = [weak, service, name](const client_view& client) {
         auto self = weak.lock();
-        return self && check_policy(self->policy_for(client), service, name).allowed;
+        return self && self->decide(client, service, name).allowed;
       };
       spec.handler = [weak, service, name, forward](const call_ptr& c) {
         auto self = weak.lock();
@@ -687,7 +698,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       for (auto& s : self.cfg.services) {
         long long visible = 0;
         for (auto& t : self.list_of(s.name, "tools/list").as_array())
-          if (check_policy(self.policy_for(c->client()), s.name, t["name"].as_string()).allowed)
+          if (self.decide(c->client(), s.name, t["name"].as_string()).allowed)
             ++visible;
         servers.push_back(value::make_object({{"name", s.name},
                                               {"transport", s.is_stdio() ? "stdio" : "http"},
@@ -715,7 +726,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       value tools(json::array{});
       std::lock_guard<std::mutex> guard(self.mtx);
       for (auto& t : self.list_of(server, "tools/list").as_array())
-        if (check_policy(self.policy_for(c->client()), server, t["name"].as_string()).allowed)
+        if (self.decide(c->client(), server, t["name"].as_string()).allowed)
           tools.push_back(t);
       auto r = mcp::text_result(json::dump(tools));
       r.set("structuredContent", value::make_object({{"server", server}, {"tools", std::move(tools)}}));

@@ -9,6 +9,7 @@
 
 #include "actors/breaker.hpp"
 #include "actors/metrics.hpp"
+#include "config/api_keys.hpp"
 #include "config/log.hpp"
 #include "transport/http_client.hpp"
 
@@ -19,13 +20,20 @@ using namespace std::chrono;
 
 key_settings resolve_key(const operations_options& ops, const std::string& identity) {
   if (identity.rfind("key:", 0) == 0) {
-    auto i = ops.keys.find(identity.substr(4));
-    key_settings k = i == ops.keys.end() ? key_settings{} : i->second;
+    auto hash = identity.substr(4);
+    key_settings k;
+    if (auto entry = ops.api_keys ? ops.api_keys->find(hash) : nullptr) {
+      k.tier = entry->tier;
+      k.prio = entry->prio;
+      k.policy = entry->policy;
+    } else if (auto i = ops.keys.find(hash); i != ops.keys.end()) {
+      k = i->second;
+    }
     if (k.tier.empty())
       k.tier = ops.default_tier;
     return k;
   }
-  return key_settings{ops.anonymous_tier, std::nullopt};
+  return key_settings{ops.anonymous_tier, std::nullopt, nullptr};
 }
 
 // -- rate limiter -----------------------------------------------------------------------

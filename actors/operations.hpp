@@ -27,8 +27,8 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env);
 
 alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env);
 
-/// The identity's tier and default priority under `ops` (see
-/// operations_options::keys).
+/// The identity's tier, default priority and key policy under `ops`: its
+/// key-file entry, else `ops.keys`, else the defaults.
 key_settings resolve_key(const operations_options& ops, const std::string& identity);
 
 } // namespace bulwark

@@ -396,6 +396,30 @@ bool runtime::end_session(const std::string& id) {
   return true;
 }
 
+namespace {
+
+bool owned_by(const runtime_env& env, const std::string& id, const std::string& identity) {
+  auto rec = env.find_session(id);
+  return rec && !rec->stateless && crypto::constant_time_equal(rec->identity, identity);
+}
+
+} // namespace
+
+bool runtime::has_session(const std::string& id, const std::string& identity) const {
+  return has_session(id) && owned_by(*impl_->env, id, identity);
+}
+
+bool runtime::open_stream(const std::string& session_id, const std::string& identity, sink_ptr sink,
+                          std::string last_event_id) {
+  if (!owned_by(*impl_->env, session_id, identity))
+    return false;
+  return open_stream(session_id, std::move(sink), std::move(last_event_id));
+}
+
+bool runtime::end_session(const std::string& id, const std::string& identity) {
+  return owned_by(*impl_->env, id, identity) && end_session(id);
+}
+
 int64_t runtime::drain() {
   impl_->env->draining = true;
   return impl_->env->inflight.load();

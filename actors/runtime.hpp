@@ -132,6 +132,12 @@ public:
   bool open_stream(const std::string& session_id, sink_ptr sink, std::string last_event_id);
   /// Ends a 2025-era session; false for an unknown one.
   bool end_session(const std::string& id);
+  /// The same, for a caller: a session is bound to the identity that
+  /// initialized it, and to anyone else it is as unknown as an ended one.
+  bool has_session(const std::string& id, const std::string& identity) const;
+  bool open_stream(const std::string& session_id, const std::string& identity, sink_ptr sink,
+                   std::string last_event_id);
+  bool end_session(const std::string& id, const std::string& identity);
 
   // -- introspection -------------------------------------------------------------------------
 

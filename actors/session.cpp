@@ -331,7 +331,8 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
                             ? version->as_string()
                             : std::string(mcp::latest_stateful_version);
   rec->client_capabilities = caps ? *caps : value(json::object{});
-  rec->identity = in->identity;
+  if (rec->identity.empty()) // the session supervisor set it when it made the record
+    rec->identity = in->identity;
   if (auto* info = params.find("clientInfo"))
     rec->client_info = *info;
   // Requests may follow the initialize response before the initialized

@@ -358,6 +358,9 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
         return; // Dropping `in` answers it with an error.
       auto rec = std::make_shared<session_record>();
       rec->id = crypto::random_hex(16);
+      // Set before the record is shared: transports read it to bind the
+      // session to its caller.
+      rec->identity = in->identity;
       st.env->put_session(rec);
       st.env->sessions++;
       auto handle = start_session(self, rec, names::session_prefix + rec->id);

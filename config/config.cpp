@@ -6,8 +6,11 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
+
+#include <arpa/inet.h>
 
 #include "messages/crypto.hpp"
 #include "messages/json.hpp"
@@ -493,6 +496,19 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.strings("allowedHosts", cfg.http.allowed_hosts);
     sec.integer("threads", cfg.http.threads, 1, 64);
   }
+  if (auto* a = top.get("auth")) {
+    section sec(*a, "$.auth");
+    std::string mode;
+    sec.str("mode", mode);
+    if (mode == "none")
+      cfg.auth.mode = auth_mode::none;
+    else if (mode == "keys")
+      cfg.auth.mode = auth_mode::keys;
+    else if (!mode.empty())
+      bad("$.auth.mode", "must be \"none\" or \"keys\"");
+    sec.str("keyFile", cfg.auth.key_file);
+    sec.boolean("allowUnauthenticated", cfg.auth.allow_unauthenticated);
+  }
   if (auto* s = top.get("stdio")) {
     section sec(*s, "$.stdio");
     sec.boolean("enabled", cfg.stdio);
@@ -545,6 +561,15 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.str("level", lvl);
     if (!lvl.empty())
       cfg.log = level_of("$.log.level", lvl);
+    sec.strings("redactKeys", cfg.redact_keys);
+    sec.strings("redactPatterns", cfg.redact_patterns);
+    for (std::size_t i = 0; i < cfg.redact_patterns.size(); ++i) {
+      try {
+        std::regex check(cfg.redact_patterns[i], std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        bad("$.log.redactPatterns[" + std::to_string(i) + "]", std::string("does not compile: ") + e.what());
+      }
+    }
   }
   cfg.source = origin;
 }
@@ -573,6 +598,25 @@ void apply_env(config& cfg) {
     cfg.workers = static_cast<int>(*w);
 }
 
+bool loopback_address(const std::string& address) {
+  std::string lowered(address);
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lowered == "localhost")
+    return true;
+  unsigned char raw[16];
+  if (inet_pton(AF_INET, address.c_str(), raw) == 1)
+    return raw[0] == 127;
+  auto bare = address.size() > 2 && address.front() == '[' && address.back() == ']'
+                ? address.substr(1, address.size() - 2)
+                : address;
+  if (inet_pton(AF_INET6, bare.c_str(), raw) != 1)
+    return false;
+  static const unsigned char v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::equal(raw, raw + 16, v6_loopback) || (std::equal(raw, raw + 12, v4_mapped) && raw[12] == 127);
+}
+
 std::string usage() {
   return R"(usage: bulwark [options]
 
@@ -586,6 +630,9 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --fixtures           register the MCP conformance-suite fixtures
   --fault-tools        register tools that fail on purpose (gateway tests)
   --no-builtin-tools   do not register the built-in tools
+  --key-file FILE      the API key file (auth.keyFile)
+  --allow-unauthenticated
+                       serve a non-loopback address with auth.mode "none"
   --workers N          CAF scheduler threads (default 1)
   --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
   --print-config       print the effective configuration and exit
@@ -593,6 +640,8 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
 
 Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS,
 BULWARK_ADMIN_TOKEN (the admin API's token; config holds only its SHA-256).
+
+API keys: bulwark keys create|list|revoke ... (see bulwark keys --help).
 )";
 }
 
@@ -650,6 +699,10 @@ bool apply_args(config& cfg, int argc, char** argv) {
       cfg.fault_tools = true;
     else if (a == "--no-builtin-tools")
       cfg.builtin_tools = false;
+    else if (a == "--key-file")
+      cfg.auth.key_file = next();
+    else if (a == "--allow-unauthenticated")
+      cfg.auth.allow_unauthenticated = true;
     else if (a == "--workers")
       cfg.workers = static_cast<int>(number(1, 64));
     else if (a == "--log-level")
@@ -664,6 +717,14 @@ bool apply_args(config& cfg, int argc, char** argv) {
   }
   if (!cfg.http_enabled && !cfg.stdio)
     throw config_error("config: nothing to serve: enable HTTP or --stdio");
+  if (cfg.auth.mode == auth_mode::keys && cfg.auth.key_file.empty())
+    throw config_error("config: $.auth.keyFile: is required when auth.mode is \"keys\" (or pass --key-file)");
+  if (cfg.http_enabled && cfg.auth.mode == auth_mode::none && !cfg.auth.allow_unauthenticated
+      && !loopback_address(cfg.http.address))
+    throw config_error("config: $.auth.mode: \"none\" serves anyone who can reach " + cfg.http.address
+                       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile), "
+                       "or auth.allowUnauthenticated to true (--allow-unauthenticated) to serve it without "
+                       "authentication");
   if (print) {
     std::cout << describe(cfg) << "\n";
     return false;
@@ -686,6 +747,9 @@ std::string describe(const config& cfg) {
                                  {"bodyLimitBytes", static_cast<unsigned long long>(cfg.http.body_limit)},
                                  {"allowedOrigins", std::move(origins)},
                                  {"threads", cfg.http.threads}})},
+    {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys ? "keys" : "none"},
+                                 {"keyFile", cfg.auth.key_file},
+                                 {"allowUnauthenticated", cfg.auth.allow_unauthenticated}})},
     {"stdio", value::make_object({{"enabled", cfg.stdio}})},
     {"tools", value::make_object({{"builtin", cfg.builtin_tools},
                                   {"conformanceFixtures", cfg.fixtures},

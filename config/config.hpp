@@ -21,10 +21,24 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// `auth.mode`: how requests to the MCP endpoint are authenticated.
+enum class auth_mode : uint8_t {
+  none, ///< Everyone is admitted (loopback addresses only, unless overridden).
+  keys, ///< A live API key of the key file (`Authorization: Bearer <key>`).
+};
+
+struct auth_config {
+  auth_mode mode = auth_mode::none;
+  std::string key_file; ///< `auth.keyFile` or `--key-file`.
+  /// Serve a non-loopback address with mode "none" (`--allow-unauthenticated`).
+  bool allow_unauthenticated = false;
+};
+
 struct config {
   runtime_options runtime;
   http_options http;
   bool http_enabled = true;
+  auth_config auth;
   /// The admin API and console page on their own listener: -1 serves them
   /// on the MCP server, 0 picks a free port (logged).
   int admin_port = -1;
@@ -34,6 +48,8 @@ struct config {
   bool fault_tools = false; ///< Register tools that fail on purpose.
   bool builtin_tools = true;
   log_level log = log_level::info;
+  /// Extra secret field names and patterns for the log's redaction.
+  std::vector<std::string> redact_keys, redact_patterns;
   /// Downstream MCP servers (`mcpServers`) and their settings (`services`).
   gateway_config gateway;
   /// CAF scheduler: kind, worker threads and polling (see README, "Tuning").
@@ -59,6 +75,10 @@ void apply_env(config& cfg);
 /// Parses the command line (`--config FILE` is read first, wherever it
 /// stands). Returns false when the program should exit (after --help).
 bool apply_args(config& cfg, int argc, char** argv);
+
+/// True for addresses only this host can reach: 127.0.0.0/8, ::1 (also as
+/// ::ffff:127.x.y.z) and "localhost".
+bool loopback_address(const std::string& address);
 
 /// The usage text for --help.
 std::string usage();

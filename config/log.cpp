@@ -1,8 +1,14 @@
 #include "config/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <ctime>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <stdexcept>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -42,7 +48,245 @@ void timestamp(std::string& out) {
   out.append(buf);
 }
 
+// -- redaction -------------------------------------------------------------------
+
+struct redaction_rules {
+  std::vector<std::string> keys; ///< Lower-case substrings of secret field names.
+  std::vector<std::regex> patterns;
+};
+
+const std::vector<std::string>& default_secret_keys() {
+  static const std::vector<std::string> keys = {
+    "password", "passwd", "secret", "token", "apikey", "api_key", "api-key", "access_key", "accesskey",
+    "private_key", "privatekey", "authorization", "cookie", "credential", "signature"};
+  return keys;
+}
+
+std::mutex rules_mtx;
+std::shared_ptr<const redaction_rules> rules = std::make_shared<const redaction_rules>(
+  redaction_rules{default_secret_keys(), {}});
+
+std::shared_ptr<const redaction_rules> current_rules() {
+  std::lock_guard<std::mutex> guard(rules_mtx);
+  return rules;
+}
+
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
+bool names_secret(std::string_view name, const redaction_rules& r) {
+  std::string low(name);
+  std::transform(low.begin(), low.end(), low.begin(), lower);
+  return std::any_of(r.keys.begin(), r.keys.end(),
+                     [&](const std::string& k) { return low.find(k) != std::string::npos; });
+}
+
+bool word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+bool token_char(char c) {
+  return word_char(c) || c == '.' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
+bool email_local_char(char c) {
+  return word_char(c) || c == '.' || c == '%' || c == '+';
+}
+
+bool starts_with_ci(std::string_view text, std::size_t at, std::string_view prefix) {
+  if (text.size() - at < prefix.size())
+    return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(text[at + i]) != prefix[i])
+      return false;
+  return true;
+}
+
+/// Length of an e-mail address whose '@' is at `at`, as [begin, end), or
+/// false when it is not one.
+bool email_at(std::string_view t, std::size_t at, std::size_t& begin, std::size_t& end) {
+  begin = at;
+  while (begin > 0 && email_local_char(t[begin - 1]))
+    --begin;
+  end = at + 1;
+  std::size_t last_dot = 0;
+  while (end < t.size() && (word_char(t[end]) || t[end] == '.')) {
+    if (t[end] == '.')
+      last_dot = end;
+    ++end;
+  }
+  while (end > at + 1 && t[end - 1] == '.')
+    --end; // a sentence's full stop
+  if (begin == at || last_dot <= at + 1 || last_dot >= end)
+    return false;
+  std::size_t tld = 0;
+  for (auto i = last_dot + 1; i < end; ++i, ++tld)
+    if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z')))
+      return false;
+  return tld >= 2;
+}
+
+/// The built-in rules over free text, in one pass.
+std::string scrub(std::string_view t, const redaction_rules& r) {
+  static const std::string_view key_prefixes[] = {"bwk_", "sk-", "ghp_", "gho_", "github_pat_",
+                                                  "xoxb-", "xoxp-", "akia", "glpat-"};
+  std::string out;
+  out.reserve(t.size());
+  std::size_t i = 0;
+  while (i < t.size()) {
+    bool boundary = i == 0 || !word_char(t[i - 1]);
+    // Authorization schemes: "Bearer <token>", "Basic <credentials>".
+    if (boundary && (starts_with_ci(t, i, "bearer ") || starts_with_ci(t, i, "basic "))) {
+      auto space = t.find(' ', i);
+      auto j = space + 1;
+      while (j < t.size() && t[j] == ' ')
+        ++j;
+      auto k = j;
+      while (k < t.size() && token_char(t[k]))
+        ++k;
+      if (k > j) {
+        out.append(t.substr(i, j - i)).append("[REDACTED]");
+        i = k;
+        continue;
+      }
+    }
+    // JWTs: header.payload.signature, the header starting "eyJ".
+    if (boundary && t.compare(i, 3, "eyJ") == 0) {
+      auto j = i;
+      int dots = 0;
+      while (j < t.size() && (word_char(t[j]) || t[j] == '.')) {
+        dots += t[j] == '.';
+        ++j;
+      }
+      if (dots >= 2) {
+        out.append("[REDACTED:jwt]");
+        i = j;
+        continue;
+      }
+    }
+    // API keys of well-known shapes.
+    if (boundary) {
+      bool key = false;
+      for (auto prefix : key_prefixes)
+        if (starts_with_ci(t, i, prefix)) {
+          auto j = i + prefix.size();
+          while (j < t.size() && word_char(t[j]))
+            ++j;
+          if (j - i - prefix.size() >= 16) {
+            out.append("[REDACTED:key]");
+            i = j;
+            key = true;
+          }
+          break;
+        }
+      if (key)
+        continue;
+    }
+    // name=value, name: value, "name":"value" where the name names a secret.
+    if (boundary && word_char(t[i])) {
+      auto j = i;
+      while (j < t.size() && word_char(t[j]))
+        ++j;
+      auto name = t.substr(i, j - i);
+      auto k = j;
+      if (k < t.size() && (t[k] == '"' || t[k] == '\\'))
+        while (k < t.size() && (t[k] == '"' || t[k] == '\\'))
+          ++k;
+      while (k < t.size() && t[k] == ' ')
+        ++k;
+      if (k < t.size() && (t[k] == '=' || t[k] == ':') && names_secret(name, r)) {
+        ++k;
+        while (k < t.size() && (t[k] == ' ' || t[k] == '"' || t[k] == '\\'))
+          ++k;
+        auto v = k;
+        // "Authorization: Bearer <token>": the scheme and its token together.
+        if (starts_with_ci(t, v, "bearer ") || starts_with_ci(t, v, "basic ")) {
+          v = t.find(' ', v);
+          while (v < t.size() && t[v] == ' ')
+            ++v;
+        }
+        while (v < t.size() && t[v] != '"' && t[v] != '\\' && t[v] != ',' && t[v] != '&' && t[v] != ';'
+               && t[v] != '}' && t[v] != ' ' && t[v] != '\n')
+          ++v;
+        if (v > k) {
+          out.append(t.substr(i, k - i)).append("[REDACTED]");
+          i = v;
+          continue;
+        }
+      }
+      out.append(name);
+      i = j;
+      continue;
+    }
+    if (t[i] == '@') {
+      std::size_t b = 0, e = 0;
+      if (email_at(t, i, b, e)) {
+        // The local part was already copied: take it back.
+        out.resize(out.size() - (i - b));
+        out.append("[REDACTED:email]");
+        i = e;
+        continue;
+      }
+    }
+    out.push_back(t[i]);
+    ++i;
+  }
+  return out;
+}
+
+std::string redact_text_with(std::string_view text, const redaction_rules& r) {
+  auto out = scrub(text, r);
+  for (auto& re : r.patterns)
+    out = std::regex_replace(out, re, "[REDACTED]");
+  return out;
+}
+
+json::value redact_with(const json::value& v, const redaction_rules& r) {
+  if (v.is_string())
+    return json::value(redact_text_with(v.as_string(), r));
+  if (v.is_array()) {
+    json::value out(json::array{});
+    for (auto& x : v.as_array())
+      out.push_back(redact_with(x, r));
+    return out;
+  }
+  if (v.is_object()) {
+    json::value out(json::object{});
+    for (auto& [k, x] : v.as_object())
+      out.set(k, names_secret(k, r) && !x.is_null() ? json::value("[REDACTED]") : redact_with(x, r));
+    return out;
+  }
+  return v;
+}
+
 } // namespace
+
+void set_redaction(std::vector<std::string> extra_keys, std::vector<std::string> patterns) {
+  redaction_rules next{default_secret_keys(), {}};
+  for (auto& k : extra_keys) {
+    std::transform(k.begin(), k.end(), k.begin(), lower);
+    if (!k.empty())
+      next.keys.push_back(std::move(k));
+  }
+  for (auto& p : patterns) {
+    try {
+      next.patterns.emplace_back(p, std::regex::ECMAScript | std::regex::optimize);
+    } catch (const std::regex_error& e) {
+      throw std::invalid_argument("redaction pattern \"" + p + "\" does not compile: " + e.what());
+    }
+  }
+  std::lock_guard<std::mutex> guard(rules_mtx);
+  rules = std::make_shared<const redaction_rules>(std::move(next));
+}
+
+std::string redact_text(std::string_view text) {
+  return redact_text_with(text, *current_rules());
+}
+
+json::value redact(const json::value& v) {
+  return redact_with(v, *current_rules());
+}
 
 void init(log_level min) {
   set_level(min);
@@ -62,13 +306,17 @@ void write(log_level lvl, std::string_view msg, const json::value& fields) {
   timestamp(line);
   line.append(R"(","level":)");
   json::write_string(line, to_string(lvl));
+  auto r = current_rules();
   line.append(R"(,"msg":)");
-  json::write_string(line, msg);
+  json::write_string(line, redact_text_with(msg, *r));
   for (auto& [k, v] : fields.as_object()) {
     line.push_back(',');
     json::write_string(line, k);
     line.push_back(':');
-    json::write(line, v);
+    if (names_secret(k, *r) && !v.is_null())
+      json::write_string(line, "[REDACTED]");
+    else
+      json::write(line, redact_with(v, *r));
   }
   line.push_back('}');
   logger().info(line);

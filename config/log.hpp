@@ -3,7 +3,9 @@
 // the caller.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "messages/catalog.hpp"
 #include "messages/json.hpp"
@@ -14,7 +16,22 @@ namespace bulwark::log {
 void init(log_level min = log_level::info);
 void set_level(log_level min);
 
-/// Writes `{"ts":...,"level":...,"msg":...,<fields>}`.
+/// Redaction, applied to every line before it is written: bearer tokens,
+/// JWTs, API keys of well-known shapes, e-mail addresses and the values of
+/// fields whose names name a secret (password, token, secret, apiKey,
+/// authorization, cookie, credential, ...) become "[REDACTED…]", in field
+/// values and inside free text alike. `extra_keys` adds names (matched
+/// case-insensitively as substrings); `patterns` adds ECMAScript regular
+/// expressions whose matches are replaced. Throws std::invalid_argument for
+/// a pattern that does not compile.
+void set_redaction(std::vector<std::string> extra_keys, std::vector<std::string> patterns);
+
+/// `text` with secrets replaced (what `write` does to every string).
+std::string redact_text(std::string_view text);
+/// `v` with secret-named fields and secrets inside strings replaced.
+json::value redact(const json::value& v);
+
+/// Writes `{"ts":...,"level":...,"msg":...,<fields>}`, redacted.
 void write(log_level lvl, std::string_view msg, const json::value& fields = {});
 
 inline void debug(std::string_view msg, const json::value& fields = {}) {

@@ -49,6 +49,9 @@ constexpr error_info errors[] = {
   {error_code::session_limit, "session_limit", 429, "Too many sessions or concurrent requests."},
   {error_code::denied_by_policy, "DENIED_BY_POLICY", 403, "A gateway policy rule denies this call; the rule is named."},
   {error_code::rate_limited, "RATE_LIMITED", 429, "A rate limit refused the call; data.limit names it (user_quota, service, global) and data.retry_after_seconds says when to retry."},
+  {error_code::unauthorized, "unauthorized", 401,
+   "The request needs `Authorization: Bearer <key>` with a live API key; the WWW-Authenticate "
+   "header says whether the key given was not valid (`error=\"invalid_token\"`)."},
 };
 
 } // namespace

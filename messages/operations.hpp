@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,13 +16,18 @@
 #include "actors/alerts.hpp"
 #include "actors/limiter.hpp"
 #include "actors/queue.hpp"
+#include "messages/service.hpp"
 
 namespace bulwark {
+
+class key_store;
 
 /// A configured API key (by the SHA-256 of the key, never the key itself).
 struct key_settings {
   std::string tier;                ///< Empty: the default tier for keys.
   std::optional<priority> prio;    ///< Default priority of its calls.
+  /// The key's own gateway policy (key file); null: the gateway's.
+  std::shared_ptr<const access_policy> policy;
 };
 
 struct health_thresholds {
@@ -53,6 +59,9 @@ struct operations_options {
   limiter_config limits = default_limiter_config();
   /// Known keys by the SHA-256 (hex) of the key.
   std::map<std::string, key_settings> keys;
+  /// The key file's live keys (`auth.mode` "keys"); an entry there wins over
+  /// `keys`. Null without a key file.
+  std::shared_ptr<key_store> api_keys;
   /// Tier of a bearer key not listed in `keys`.
   std::string default_tier = "free";
   /// Tier of callers without a key (empty: no per-caller limit). Binding a

@@ -4,6 +4,8 @@
 #include <csignal>
 #include <iostream>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -12,9 +14,12 @@
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
+#include "config/api_keys.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
 #include "tools/builtin_tools.hpp"
+#include "tools/keys_command.hpp"
+#include "transport/auth.hpp"
 #include "transport/http_server.hpp"
 #include "transport/io_scheduler.hpp"
 #include "transport/stdio.hpp"
@@ -35,15 +40,33 @@ void request_stop() {
 
 int main(int argc, char** argv) {
   using namespace bulwark;
+  if (argc > 1 && std::string(argv[1]) == "keys")
+    return run_keys_command(argc - 1, argv + 1);
   config cfg;
   try {
     if (!apply_args(cfg, argc, argv))
       return 0;
+    if (cfg.auth.mode == auth_mode::keys) {
+      std::set<std::string> tiers;
+      for (auto& [name, windows] : cfg.runtime.ops.limits.tiers)
+        tiers.insert(name);
+      auto keys = std::make_shared<key_store>(cfg.auth.key_file, std::move(tiers));
+      cfg.runtime.ops.api_keys = keys;
+      cfg.http.auth = key_authenticator(keys);
+    }
   } catch (const config_error& e) {
     std::cerr << e.what() << "\n";
     return 2;
   }
   log::init(cfg.log);
+  log::set_redaction(cfg.redact_keys, cfg.redact_patterns);
+  if (cfg.auth.mode == auth_mode::keys)
+    log::info("authentication: API keys", json::value::make_object({
+      {"keyFile", cfg.auth.key_file},
+      {"liveKeys", static_cast<unsigned long long>(cfg.runtime.ops.api_keys->size())}}));
+  else if (cfg.http_enabled && !loopback_address(cfg.http.address))
+    log::warn("serving a non-loopback address without authentication (auth.allowUnauthenticated)",
+              json::value::make_object({{"address", cfg.http.address}}));
 
   // Signals are taken by one thread; every other thread blocks them.
   sigset_t signals;

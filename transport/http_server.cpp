@@ -19,6 +19,7 @@
 #include "messages/crypto.hpp"
 #include "messages/mcp.hpp"
 #include "messages/text.hpp"
+#include "transport/auth.hpp"
 #include "transport/io_scheduler.hpp"
 
 namespace bulwark {
@@ -42,6 +43,7 @@ const char* reason(int status) {
     case 202: return "Accepted";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -561,6 +563,8 @@ private:
   std::weak_ptr<http_sink> active_sink_;
   std::string pending_headers_; ///< Extra headers for the eventual response.
   std::deque<std::string> writes_;
+  /// Who sent the current MCP request: "key:<sha256>" or "anonymous".
+  std::string identity_;
 };
 
 // -- sink ----------------------------------------------------------------------------------------
@@ -706,6 +710,20 @@ void connection::handle(request req) {
     keep_alive_ = false;
     return respond(503, http_error_body(error_code::shutting_down, "the server is shutting down; retry later"), {});
   }
+  std::string_view authorization;
+  if (auto auth = req.find(http::field::authorization); auth != req.end())
+    authorization = sv(auth->value());
+  if (server_.opts.auth) {
+    auto verdict = server_.opts.auth->check(authorization);
+    if (!verdict.ok)
+      return respond(401, http_error_body(error_code::unauthorized, verdict.message),
+                     "\r\nWWW-Authenticate: " + verdict.challenge);
+    identity_ = std::move(verdict.identity);
+  } else if (auto token = bearer_token(authorization); !token.empty()) {
+    identity_ = "key:" + crypto::sha256_hex(token);
+  } else {
+    identity_ = "anonymous";
+  }
   switch (req.method()) {
     case http::verb::post:
       return handle_post(req);
@@ -776,16 +794,12 @@ void connection::handle_post(request& req) {
 
   auto in = std::make_shared<inbound>();
   in->kind = cls.kind;
-  if (auto auth = req.find(http::field::authorization); auth != req.end()) {
-    auto v = trim(sv(auth->value()));
-    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer "))
-      in->identity = "key:" + crypto::sha256_hex(trim(v.substr(7)));
-  }
+  in->identity = identity_;
   // Era: a live 2025-era session; else a 2026-07-28 version header or _meta
   // version; else a new session (initialize) or a refusal.
   bool modern_header = version_header && !mcp::is_stateful_version(trim(*version_header));
   std::string sid = session_id ? std::string(trim(*session_id)) : std::string();
-  if (!sid.empty() && !modern_header && rt.has_session(sid)) {
+  if (!sid.empty() && !modern_header && rt.has_session(sid, identity_)) {
     in->session_id = sid;
   } else if (modern_header || meta_version.is_string()) {
     in->stateless = true;
@@ -868,7 +882,7 @@ void connection::handle_get(request& req) {
   active_serial_ = sink->serial();
   active_sink_ = sink;
   long_lived_ = true;
-  if (!server_.rt->open_stream(id, sink, std::move(last_event))) {
+  if (!server_.rt->open_stream(id, identity_, sink, std::move(last_event))) {
     active_serial_ = 0;
     active_sink_.reset();
     long_lived_ = false;
@@ -885,7 +899,7 @@ void connection::handle_delete(request& req) {
     return respond(405, http_error_body(error_code::invalid_request,
                                         "DELETE needs a 2025-era session (Mcp-Session-Id)"),
                    "\r\nAllow: POST, GET, DELETE");
-  if (!server_.rt->end_session(std::string(trim(sv(sid->value())))))
+  if (!server_.rt->end_session(std::string(trim(sv(sid->value()))), identity_))
     return respond(404, http_error_body(error_code::invalid_request, "session not found"), {});
   respond(200, {}, {});
 }

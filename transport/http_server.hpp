@@ -17,6 +17,7 @@
 namespace bulwark {
 
 class runtime;
+class authenticator;
 
 struct http_options {
   std::string address = "127.0.0.1";
@@ -35,6 +36,9 @@ struct http_options {
   /// Check Host and Origin against loopback names (DNS-rebinding defence).
   bool check_origin = true;
   int threads = 1;
+  /// Who may use the MCP path (`auth.mode`); null admits everyone, named
+  /// by their bearer key or as `anonymous`. Other paths are not asked.
+  std::shared_ptr<const authenticator> auth;
   /// Answer every POST with an empty result on the I/O thread, bypassing the
   /// actors: the ceiling the benchmark compares the real path against.
   bool echo_mode = false;
