@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -127,10 +128,23 @@ bool email_at(std::string_view t, std::size_t at, std::size_t& begin, std::size_
   return tld >= 2;
 }
 
-/// The built-in rules over free text, in one pass.
-std::string scrub(std::string_view t, const redaction_rules& r) {
+/// The end of an API key of a well-known shape that starts at `i` (a
+/// prefix and at least 16 more word characters), else 0.
+std::size_t key_at(std::string_view t, std::size_t i) {
   static const std::string_view key_prefixes[] = {"bwk_", "sk-", "ghp_", "gho_", "github_pat_",
                                                   "xoxb-", "xoxp-", "akia", "glpat-"};
+  for (auto prefix : key_prefixes)
+    if (starts_with_ci(t, i, prefix)) {
+      auto j = i + prefix.size();
+      while (j < t.size() && word_char(t[j]))
+        ++j;
+      return j - i - prefix.size() >= 16 ? j : 0;
+    }
+  return 0;
+}
+
+/// The built-in rules over free text, in one pass.
+std::string scrub(std::string_view t, const redaction_rules& r) {
   std::string out;
   out.reserve(t.size());
   std::size_t i = 0;
@@ -165,24 +179,13 @@ std::string scrub(std::string_view t, const redaction_rules& r) {
         continue;
       }
     }
-    // API keys of well-known shapes.
-    if (boundary) {
-      bool key = false;
-      for (auto prefix : key_prefixes)
-        if (starts_with_ci(t, i, prefix)) {
-          auto j = i + prefix.size();
-          while (j < t.size() && word_char(t[j]))
-            ++j;
-          if (j - i - prefix.size() >= 16) {
-            out.append("[REDACTED:key]");
-            i = j;
-            key = true;
-          }
-          break;
-        }
-      if (key)
+    // API keys of well-known shapes (also inside a name: "tool-sk-…").
+    if (i == 0 || !std::isalnum(static_cast<unsigned char>(t[i - 1])))
+      if (auto end = key_at(t, i)) {
+        out.append("[REDACTED:key]");
+        i = end;
         continue;
-    }
+      }
     // name=value, name: value, "name":"value" where the name names a secret.
     if (boundary && word_char(t[i])) {
       auto j = i;
@@ -215,7 +218,16 @@ std::string scrub(std::string_view t, const redaction_rules& r) {
           continue;
         }
       }
-      out.append(name);
+      // Not a secret's name: copy the word, keys inside it redacted.
+      for (auto p = i; p < j;) {
+        auto end = p > i && !std::isalnum(static_cast<unsigned char>(t[p - 1])) ? key_at(t, p) : 0;
+        if (end) {
+          out.append("[REDACTED:key]");
+          p = end;
+        } else {
+          out.push_back(t[p++]);
+        }
+      }
       i = j;
       continue;
     }

@@ -1,9 +1,11 @@
 #include "messages/mcp.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <random>
 
 #include "messages/catalog.hpp"
 #include "messages/sink.hpp"
@@ -193,8 +195,43 @@ std::string result_body(const json::value& id, const json::value& result) {
   return out;
 }
 
+namespace {
+
+std::atomic<error_observer> observer{nullptr};
+
+/// 16 hex digits from a per-thread generator (trace ids need to be unique,
+/// not secret).
+std::string new_trace_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char hex[] = "0123456789abcdef";
+  auto n = rng();
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, n >>= 4)
+    out[static_cast<std::size_t>(i)] = hex[n & 0xf];
+  return out;
+}
+
+} // namespace
+
+void set_error_observer(error_observer o) {
+  observer.store(o);
+}
+
 std::string error_body(const json::value& id, error_code code, std::string_view message,
-                       const json::value& data) {
+                       const json::value& given) {
+  auto trace = new_trace_id();
+  json::value data = given;
+  if (data.is_null())
+    data = json::value(json::object{});
+  if (data.is_object()) {
+    // An error passed on from a service keeps its trace id.
+    if (auto* t = data.find("traceId"); t && t->is_string())
+      trace = t->as_string();
+    else
+      data.set("traceId", trace);
+  }
+  if (auto o = observer.load())
+    o(trace, code, message);
   std::string out;
   out.reserve(96 + message.size());
   out.append(R"({"jsonrpc":"2.0","id":)");

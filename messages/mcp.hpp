@@ -52,10 +52,17 @@ classified classify(const json::value& msg);
 
 /// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`.
 std::string result_body(const json::value& id, const json::value& result);
-/// `{"jsonrpc":"2.0","id":ID,"error":{code,message[,data]}}`; a null id is
-/// written as `null`.
+/// `{"jsonrpc":"2.0","id":ID,"error":{code,message,data}}`; a null id is
+/// written as `null`. Every error gets a fresh trace id in `data.traceId`
+/// (when `data` is an object or null), which the error observer receives
+/// too, so that the log line of the error carries it.
 std::string error_body(const json::value& id, error_code code, std::string_view message,
                        const json::value& data = {});
+
+/// Called for every error body written (with its trace id); set once at
+/// start-up (the server logs them).
+using error_observer = void (*)(std::string_view trace_id, error_code code, std::string_view message);
+void set_error_observer(error_observer observer);
 /// `{"jsonrpc":"2.0","method":M,"params":P}`.
 std::string notification_body(std::string_view method, const json::value& params);
 /// `{"jsonrpc":"2.0","id":ID,"method":M,"params":P}`.

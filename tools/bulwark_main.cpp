@@ -17,6 +17,7 @@
 #include "config/api_keys.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
+#include "messages/mcp.hpp"
 #include "tools/builtin_tools.hpp"
 #include "tools/keys_command.hpp"
 #include "transport/auth.hpp"
@@ -60,6 +61,15 @@ int main(int argc, char** argv) {
   }
   log::init(cfg.log);
   log::set_redaction(cfg.redact_keys, cfg.redact_patterns);
+  // Every error answered carries a trace id; its log line carries the same.
+  // Admission refusals come in floods under overload: they log at debug.
+  mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message) {
+    auto level = code == error_code::overloaded || code == error_code::rate_limited ? log_level::debug : log_level::info;
+    log::write(level, "error answered",
+               json::value::make_object({{"traceId", std::string(trace)},
+                                         {"code", static_cast<long long>(code)},
+                                         {"message", std::string(message)}}));
+  });
   if (cfg.auth.mode == auth_mode::keys)
     log::info("authentication: API keys", json::value::make_object({
       {"keyFile", cfg.auth.key_file},

@@ -9,7 +9,8 @@
 // -32602 listing every failing field, in both eras, before the tool runs
 // and before a gateway call is forwarded (the downstream never executes
 // it); valid arguments pass; strings lose control characters; a server with
-// `tools.validateArguments: false` lets the handler judge. Every process is
+// `tools.validateArguments: false` lets the handler judge; every error
+// carries a trace id that its log line carries too. Every process is
 // killed by pid.
 
 import { writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { assert, callTool, harness, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-validation-' });
-const { bulwark, dir, check, startBulwark } = run;
+const { bulwark, dir, check, startBulwark, logs } = run;
 let port;
 
 /// A 2025-era session: initialize, then calls with its session id.
@@ -97,6 +98,28 @@ await run.main(async () => {
   await check('strings lose control characters', async () => {
     const r = await callTool(port, 'echo', { text: 'a\u0001b\u001bc\u007fd\te\nf' });
     assert(r.result?.content?.[0]?.text === 'abcd\te\nf', JSON.stringify(r));
+  });
+
+  await check('every error carries a trace id, and the log line of that error the same one', async () => {
+    const traced = async (r) => {
+      const trace = r.error?.data?.traceId;
+      assert(typeof trace === 'string' && /^[0-9a-f]{16}$/.test(trace), `a trace id: ${JSON.stringify(r)}`);
+      await until(`the log line of ${trace}`, async () =>
+        logs.some((l) => l.includes('"msg":"error answered"') && l.includes(`"traceId":"${trace}"`)
+          && l.includes(`"code":${r.error.code}`)));
+      return trace;
+    };
+    const a = await traced(await callTool(port, 'add', { a: 'x', b: 1 }));
+    const b = await traced(await callTool(port, 'no_such_tool', {}));
+    // Errors the HTTP layer answers (an unknown session) are traced as well.
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+                 'mcp-session-id': 'f'.repeat(32), 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
+    });
+    const c = await traced(await res.json());
+    assert(new Set([a, b, c]).size === 3, 'a fresh id per error');
   });
 
   await check('validation can be switched off: then the handler judges', async () => {

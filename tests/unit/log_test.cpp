@@ -20,6 +20,8 @@ TEST_CASE("redaction: tokens, JWTs, keys, e-mail addresses and secret-named valu
   CHECK(redact_text("key bwk_0123456789abcdef0123456789abcdef and sk-proj0123456789abcdefXYZ")
         == "key [REDACTED:key] and [REDACTED:key]");
   CHECK(redact_text("mail bob.smith+x@example.co.uk now.") == "mail [REDACTED:email] now.");
+  CHECK(redact_text("unknown tool: tool-sk-live0123456789abcdefXYZ") == "unknown tool: tool-[REDACTED:key]");
+  CHECK(redact_text("task-manager-0123456789abcdef") == "task-manager-0123456789abcdef");
   CHECK(redact_text("password=hunter2&user=bob") == "password=[REDACTED]&user=bob");
   CHECK(redact_text(R"({"client_secret":"s3cr3t","name":"x"})") == R"({"client_secret":"[REDACTED]","name":"x"})");
   CHECK(redact_text(R"(line {\"apiKey\":\"abc123\"})") == R"(line {\"apiKey\":\"[REDACTED]\"})");
