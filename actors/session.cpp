@@ -26,26 +26,6 @@ std::string_view call_name(const session_state::running& r) {
   return nl == std::string::npos ? std::string_view() : std::string_view(r.context).substr(nl + 1);
 }
 
-/// True when some string in `v` (keys included) has a control character
-/// other than tab and line breaks: only then are arguments copied to clean.
-bool has_control_characters(const value& v) {
-  auto dirty = [](const std::string& s) {
-    return std::any_of(s.begin(), s.end(), [](char ch) {
-      auto c = static_cast<unsigned char>(ch);
-      return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f;
-    });
-  };
-  if (v.is_string())
-    return dirty(v.as_string());
-  if (v.is_array())
-    return std::any_of(v.as_array().begin(), v.as_array().end(), has_control_characters);
-  if (v.is_object())
-    for (auto& [k, x] : v.as_object())
-      if (dirty(k) || has_control_characters(x))
-        return true;
-  return false;
-}
-
 const value& empty_object() {
   static const value v(json::object{});
   return v;
@@ -538,7 +518,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
                              bad);
       }
       // Strings lose their control characters (all but tab and line breaks).
-      if (has_control_characters(given)) {
+      if (schema::has_control_characters(given)) {
         arguments = given;
         schema::strip_control_characters(arguments);
         has_arguments = true;

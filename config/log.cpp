@@ -14,6 +14,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "messages/text.hpp"
+
 namespace bulwark::log {
 
 namespace {
@@ -72,13 +74,9 @@ std::shared_ptr<const redaction_rules> current_rules() {
   return rules;
 }
 
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
-}
-
 bool names_secret(std::string_view name, const redaction_rules& r) {
   std::string low(name);
-  std::transform(low.begin(), low.end(), low.begin(), lower);
+  std::transform(low.begin(), low.end(), low.begin(), text::lower);
   return std::any_of(r.keys.begin(), r.keys.end(),
                      [&](const std::string& k) { return low.find(k) != std::string::npos; });
 }
@@ -95,11 +93,11 @@ bool email_local_char(char c) {
   return word_char(c) || c == '.' || c == '%' || c == '+';
 }
 
-bool starts_with_ci(std::string_view text, std::size_t at, std::string_view prefix) {
-  if (text.size() - at < prefix.size())
+bool starts_with_ci(std::string_view t, std::size_t at, std::string_view prefix) {
+  if (t.size() - at < prefix.size())
     return false;
   for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(text[at + i]) != prefix[i])
+    if (text::lower(t[at + i]) != prefix[i])
       return false;
   return true;
 }
@@ -277,7 +275,7 @@ json::value redact_with(const json::value& v, const redaction_rules& r) {
 void set_redaction(std::vector<std::string> extra_keys, std::vector<std::string> patterns) {
   redaction_rules next{default_secret_keys(), {}};
   for (auto& k : extra_keys) {
-    std::transform(k.begin(), k.end(), k.begin(), lower);
+    std::transform(k.begin(), k.end(), k.begin(), text::lower);
     if (!k.empty())
       next.keys.push_back(std::move(k));
   }

@@ -1554,6 +1554,22 @@ bool strip(std::string& s) {
 
 } // namespace
 
+bool has_control_characters(const json::value& v) {
+  auto dirty = [](const std::string& s) {
+    return std::any_of(s.begin(), s.end(), [](char c) { return stripped(static_cast<unsigned char>(c)); });
+  };
+  if (v.is_string())
+    return dirty(v.as_string());
+  if (v.is_array())
+    return std::any_of(v.as_array().begin(), v.as_array().end(),
+                       [](const json::value& x) { return has_control_characters(x); });
+  if (v.is_object())
+    for (auto& [k, x] : v.as_object())
+      if (dirty(k) || has_control_characters(x))
+        return true;
+  return false;
+}
+
 bool strip_control_characters(json::value& v) {
   switch (v.type()) {
     case kind::string: {

@@ -112,4 +112,7 @@ private:
 /// anything changed.
 bool strip_control_characters(json::value& v);
 
+/// Whether `strip_control_characters` would change `v` (without copying it).
+bool has_control_characters(const json::value& v);
+
 } // namespace bulwark::schema

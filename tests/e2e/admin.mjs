@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 
-import { assert, callTool, harness, until } from './harness.mjs';
+import { adminRequest, assert, callTool, harness, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-admin-' });
 const { bulwark, dir } = run;
@@ -26,16 +26,7 @@ let port;
 const token = 'admin-token-for-the-test';
 const auth = { authorization: `Bearer ${token}` };
 
-async function admin(method, path, body, headers = auth) {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/api/${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const admin = (method, path, body, headers = auth) => adminRequest(port, token, method, path, body, headers);
 
 const call = (name, args = {}) => callTool(port, name, args);
 

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { assert, harness, until } from './harness.mjs';
+import { adminRequest, assert, harness, until } from './harness.mjs';
 
 const CHROMIUM = process.env.BULWARK_CHROMIUM ?? '/usr/bin/chromium';
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../actors/admin_page.html');
@@ -31,20 +31,10 @@ const { bulwark, dir, check, startBulwark } = run;
 const screenshot = join(dirname(bulwark), 'admin-page.png');
 
 const token = 'admin-page-token-for-the-test';
-const auth = { authorization: `Bearer ${token}` };
 let port;
 let base;
 
-async function admin(method, path, body) {
-  const res = await fetch(`${base}/admin/api/${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...auth },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const admin = (method, path, body) => adminRequest(port, token, method, path, body);
 
 let server; // the browser process, started by playwright-core
 let browser;

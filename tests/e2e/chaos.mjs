@@ -27,7 +27,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 
-import { assert, harness, sleep, until } from './harness.mjs';
+import { adminRequest, assert, harness, sleep, until } from './harness.mjs';
 
 const argv = process.argv.slice(2);
 const option = (name, fallback) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
@@ -44,15 +44,7 @@ const token = 'chaos-admin-token';
 const execLog = join(dir, 'executions.jsonl');
 let port;
 
-async function admin(method, path, body) {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/api/${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: res.status, body: await res.json() };
-}
+const admin = (method, path, body) => adminRequest(port, token, method, path, body);
 
 function rssMb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { assert, harness, until } from './harness.mjs';
+import { adminRequest, assert, harness, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-console-' });
 const { bulwark, dir, check, startBulwark } = run;
@@ -30,16 +30,7 @@ const consoleBin = argv.includes('--console') ? resolve(argv[argv.indexOf('--con
 const token = 'console-test-admin-token';
 let port;
 
-async function admin(method, path, body) {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/api/${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const admin = (method, path, body) => adminRequest(port, token, method, path, body);
 
 /// Every process below `pid`, found through /proc (script's shell, the console).
 function descendants(pid) {

@@ -64,6 +64,21 @@ export async function callTool(port, name, args = {}, headers = {}, meta = {}) {
   return JSON.parse(text);
 }
 
+/// One request to the admin API of the server on `port`, with the admin
+/// `token` (or, when given, exactly these `headers` instead of its
+/// Authorization); `body` is sent as JSON unless it is a string. Resolves
+/// with the status and the parsed body (null when empty).
+export async function adminRequest(port, token, method, path, body, headers) {
+  const res = await fetch(`http://127.0.0.1:${port}/admin/api/${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(headers ?? { authorization: `Bearer ${token}` }) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
 /// A test run: `check` counts results, `finish` kills every process started
 /// through it and exits; the watchdog ends a run that takes too long.
 /// `bulwark` defaults to the `--bulwark PATH` argument; `run.dir` is a

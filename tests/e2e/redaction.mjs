@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, callTool, harness, until } from './harness.mjs';
+import { adminRequest, assert, callTool, harness, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-redaction-' });
 const { bulwark, dir, check, startBulwark, logs } = run;
@@ -43,15 +43,7 @@ const post = async (body, headers = {}) => {
   });
   return { status: res.status, text: await res.text() };
 };
-const admin = async (path, body, token = secrets.admin) => {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/api/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: res.status, text: await res.text() };
-};
+const admin = (path, body, token = secrets.admin) => adminRequest(port, token, 'POST', path, body);
 
 await run.main(async () => {
   // The service's process tells its stderr every kind of secret first.
@@ -103,7 +95,7 @@ exec "${bulwark}" --stdio --no-http --fixtures --no-builtin-tools --log-level de
     assert((await admin('degraded', { mode: 'on' }, secrets.bearer)).status === 401, 'wrong admin token');
     const audited = await admin('cache/invalidate', { service: 'fx', apiKey: secrets.apiKey, note: `for ${secrets.email}`,
       account_number: '12345', password: secrets.password });
-    assert(audited.status === 200 || audited.status === 503, `admin action: ${audited.status} ${audited.text}`);
+    assert(audited.status === 200 || audited.status === 503, `admin action: ${audited.status} ${JSON.stringify(audited.body)}`);
   });
 
   await check('no secret appears in any log line', async () => {
