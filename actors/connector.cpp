@@ -188,16 +188,17 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
   std::string name; // Mcp-Name
   http_header_list extra; // Mcp-Param-*
   if (st.stateless) {
-    auto caps = p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities
-                                                                   : value(json::object{});
     if (!params.is_object())
       params = value(json::object{});
-    auto meta = params["_meta"].is_object() ? params["_meta"] : value(json::object{});
-    meta.set(std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version));
-    meta.set(std::string(mcp::meta_client_capabilities), std::move(caps));
+    auto* meta = params.find("_meta");
+    if (!meta || !meta->is_object())
+      meta = &params.set("_meta", value(json::object{}));
+    meta->set(std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version));
+    meta->set(std::string(mcp::meta_client_capabilities),
+              p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities
+                                                                : value(json::object{}));
     if (kind == connector_state::req_kind::call)
-      meta.set(std::string(mcp::meta_log_level), "debug"); // we filter per client
-    params.set("_meta", std::move(meta));
+      meta->set(std::string(mcp::meta_log_level), "debug"); // we filter per client
     if (method == "tools/call" || method == "prompts/get")
       name = params["name"].as_string();
     else if (method == "resources/read")
@@ -299,13 +300,15 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   p.attempt = attempt;
   p.call = call;
   p.reply_to = reply_to;
-  auto params = call->params;
+  auto params = call->params; // the call keeps its own for a retry
+  if (!params.is_object())
+    params = value(json::object{});
   // Our own progress token, so the service's progress finds this call.
   auto id = st.next_id; // the id `request` will use
-  auto meta = params.find("_meta");
-  value m = meta && meta->is_object() ? *meta : value(json::object{});
-  m.set("progressToken", "bw-" + std::to_string(id));
-  params.set("_meta", std::move(m));
+  auto* meta = params.find("_meta");
+  if (!meta || !meta->is_object())
+    meta = &params.set("_meta", value(json::object{}));
+  meta->set("progressToken", "bw-" + std::to_string(id));
   p.deadline = std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout);
   id = request(self, connector_state::req_kind::call, call->method, std::move(params), std::move(p));
   st.by_attempt[attempt] = id;

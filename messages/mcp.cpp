@@ -268,7 +268,10 @@ std::string request_body(const json::value& id, std::string_view method,
   out.append(R"(,"method":)");
   json::write_string(out, method);
   out.append(R"(,"params":)");
-  json::write(out, params.is_null() ? json::value(json::object{}) : params);
+  if (params.is_null())
+    out.append("{}");
+  else
+    json::write(out, params);
   out.push_back('}');
   return out;
 }

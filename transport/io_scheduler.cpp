@@ -90,6 +90,41 @@ public:
   }
 };
 
+} // namespace
+} // namespace bulwark
+
+// The worker loop. CAF's own tags every job with its actor id for CAF's
+// logger, at the price of a dynamic_cast per resume; Bulwark logs through its
+// own logger, so its workers run the same loop without the tagging.
+template <>
+void caf::scheduler::worker<bulwark::fused_policy>::run() {
+  for (;;) {
+    auto job = policy_.dequeue(this);
+    policy_.before_resume(this, job);
+    auto res = job->resume(this, max_throughput_);
+    policy_.after_resume(this, job);
+    switch (res) {
+      case resumable::resume_later:
+        policy_.resume_job_later(this, job); // still referenced by the queue
+        break;
+      case resumable::done:
+        policy_.after_completion(this, job);
+        intrusive_ptr_release(job);
+        break;
+      case resumable::awaiting_message:
+        intrusive_ptr_release(job); // enqueued again by its next message
+        break;
+      case resumable::shutdown_execution_unit:
+        policy_.after_completion(this, job);
+        policy_.before_shutdown(this);
+        return;
+    }
+  }
+}
+
+namespace bulwark {
+namespace {
+
 class fused_coordinator final : public caf::scheduler::coordinator<fused_policy> {
 public:
   using super = caf::scheduler::coordinator<fused_policy>;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Instructions the front `bulwark` runs per gateway `tools/call`, counted by
+# callgrind: unlike a timing, the count is the same whatever else the machine
+# is doing, so it compares two builds on a busy host.
+#
+#   bash tools/bench-instructions.sh [BUILD_DIR] [BASELINE_BUILD_DIR]
+#
+# Starts a downstream `bulwark` and a front whose only service is that
+# downstream over HTTP (2026-07-28 on both legs), runs the front under
+# `valgrind --tool=callgrind`, warms it up, then counts the instructions of
+# 400 calls at 50/s and subtracts an equally long idle stretch (timers and
+# health checks). With a baseline build dir it measures both and prints the
+# ratio. Every process it starts is stopped by pid on exit.
+set -euo pipefail
+
+build=${1:-build}
+baseline=${2:-}
+. "$(dirname "$0")/bench-common.sh"
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+
+# measure BUILD: prints the instructions per call.
+measure() {
+  local b=$1 log=$tmp/m.$RANDOM
+  "$b/bulwark" --port 0 >/dev/null 2>"$log.down" &
+  local down=$!
+  pids+=("$down")
+  local down_port
+  down_port=$(port_of "$log.down")
+  echo "{ \"mcpServers\": { \"down\": { \"url\": \"http://127.0.0.1:$down_port/mcp\" } }, \"gateway\": { \"prefix\": \"never\" } }" \
+    >"$log.json"
+  valgrind --tool=callgrind --callgrind-out-file="$log.out" \
+    "$b/bulwark" --config "$log.json" --no-builtin-tools --port 0 >/dev/null 2>"$log.front" &
+  local front=$!
+  pids+=("$front")
+  local front_port
+  front_port=$(port_of "$log.front")
+  local url="http://127.0.0.1:$front_port/mcp"
+  "$b/bulwark-loadgen" --url "$url" --connections 1 --duration 3 --warmup 1 --era 2026 --op call >/dev/null
+  sleep 0.5
+  callgrind_control -z "$front" >/dev/null
+  local line
+  line=$("$b/bulwark-loadgen" --url "$url" --connections 1 --duration 8 --warmup 0 --rate 50 --era 2026 --op call | tail -1)
+  callgrind_control -d "$front" >/dev/null
+  sleep 0.5
+  callgrind_control -z "$front" >/dev/null
+  sleep 8
+  callgrind_control -d "$front" >/dev/null
+  sleep 0.5
+  kill "$front" "$down"
+  wait "$front" "$down" 2>/dev/null || true
+  local calls busy idle
+  calls=$(echo "$line" | field requests)
+  busy=$(grep -h '^summary' "$log.out.1" | awk '{print $2}')
+  idle=$(grep -h '^summary' "$log.out.2" | awk '{print $2}')
+  echo $(((busy - idle) / calls))
+}
+
+n=$(measure "$build")
+echo "front instructions per gateway call: $n ($build)"
+if [ -n "$baseline" ]; then
+  b=$(measure "$baseline")
+  echo "front instructions per gateway call: $b ($baseline, baseline)"
+  awk -v n="$n" -v b="$b" 'BEGIN { printf "ratio: %.3f\n", n / b }'
+fi
