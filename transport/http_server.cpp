@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -556,6 +556,7 @@ private:
   void finish_exchange() {
     busy_ = false;
     long_lived_ = false;
+    cors_headers_.clear();
     active_serial_ = 0;
     active_sink_.reset();
     pending_headers_.clear();
