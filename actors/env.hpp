@@ -215,6 +215,33 @@ struct runtime_env {
     sessions_.erase(id);
   }
 
+  // -- sessions per identity -------------------------------------------------
+
+  /// Takes one of `identity`'s session slots for session `id`; false when
+  /// it holds `max` already.
+  bool claim_session_slot(const std::string& id, const std::string& identity, std::size_t max) {
+    std::lock_guard<std::mutex> guard(sessions_mtx_);
+    auto& held = slots_[identity];
+    if (held >= max)
+      return false;
+    ++held;
+    slot_owner_[id] = identity;
+    return true;
+  }
+
+  /// Gives session `id`'s slot back; a DELETE and the actor's end both
+  /// call it, the first one counts.
+  void release_session_slot(const std::string& id) {
+    std::lock_guard<std::mutex> guard(sessions_mtx_);
+    auto i = slot_owner_.find(id);
+    if (i == slot_owner_.end())
+      return;
+    auto held = slots_.find(i->second);
+    if (held != slots_.end() && --held->second == 0)
+      slots_.erase(held);
+    slot_owner_.erase(i);
+  }
+
   std::vector<session_record_ptr> session_records() const {
     std::lock_guard<std::mutex> guard(sessions_mtx_);
     std::vector<session_record_ptr> out;
@@ -235,6 +262,8 @@ private:
   json::value health_report_;
   mutable std::mutex sessions_mtx_;
   std::unordered_map<std::string, session_record_ptr> sessions_;
+  std::unordered_map<std::string, std::size_t> slots_;            ///< identity -> sessions held
+  std::unordered_map<std::string, std::string> slot_owner_;       ///< session id -> identity
   mutable std::mutex catalog_mtx_;
   catalog_ptr catalog_ = std::make_shared<const catalog>();
 };

@@ -392,6 +392,8 @@ bool runtime::end_session(const std::string& id) {
     return false;
   // Forget the name at once so that requests after the DELETE get 404.
   impl_->env->names.erase(names::session_prefix + id, h.address());
+  // The caller's slot is free for its next initialize at once.
+  impl_->env->release_session_slot(id);
   caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
   return true;
 }
@@ -418,6 +420,11 @@ bool runtime::open_stream(const std::string& session_id, const std::string& iden
 
 bool runtime::end_session(const std::string& id, const std::string& identity) {
   return owned_by(*impl_->env, id, identity) && end_session(id);
+}
+
+bool runtime::stream_allowed(const std::string& id) const {
+  auto rec = impl_->env->find_session(id);
+  return !rec || rec->response_streams.load() + 1 <= impl_->env->opts.max_streams;
 }
 
 int64_t runtime::drain() {

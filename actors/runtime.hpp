@@ -50,6 +50,15 @@ struct runtime_options {
   std::size_t replay_events = 256;
   /// 2025-era sessions idle for longer than this are ended.
   std::chrono::seconds session_idle_timeout{3600};
+  /// 2025-era sessions one identity (an API key, or `anonymous`) may hold
+  /// at once; `initialize` beyond it is refused with session_limit.
+  std::size_t max_sessions_per_identity = 256;
+  /// Requests of one 2025-era session in flight at once; more are refused
+  /// with session_limit (HTTP 429).
+  std::size_t max_concurrent_requests = 32;
+  /// SSE streams of one 2025-era session: its GET stream and the POST
+  /// answers that became streams.
+  std::size_t max_streams = 8;
   /// Restart intensity of each supervisor: at most `max_restarts` restarts
   /// of its children within `restart_window`, then escalate. (A session
   /// actor has its own: a crash-looping session ends alone.)
@@ -138,6 +147,10 @@ public:
   bool open_stream(const std::string& session_id, const std::string& identity, sink_ptr sink,
                    std::string last_event_id);
   bool end_session(const std::string& id, const std::string& identity);
+  /// False when session `id`'s POST answers that are streams leave no room
+  /// for a GET stream under `max_streams` (a new GET stream replaces the
+  /// session's previous one, so that one does not count).
+  bool stream_allowed(const std::string& id) const;
 
   // -- introspection -------------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ session_state::~session_state() {
   }
   if (env)
     env->inflight -= static_cast<int64_t>(calls.size());
+  // The calls' streams end with this actor; a restarted one starts afresh.
+  if (rec)
+    rec->response_streams = 0;
   for (auto& [id, t] : timers)
     t.first->detach();
 }
@@ -486,6 +489,16 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
                             std::optional<log_level> level) {
   bool stateless = client.stateless;
   int bad = stateless ? 400 : 0;
+  if (!stateless && calls.size() >= env->opts.max_concurrent_requests) {
+    auto max = env->opts.max_concurrent_requests;
+    return reply_error(in, error_code::session_limit,
+                       "too many concurrent requests in this session (at most " + std::to_string(max)
+                         + "); retry when one has been answered",
+                       value::make_object({{"limit", "concurrentRequests"},
+                                           {"max", static_cast<unsigned long long>(max)},
+                                           {"retry_after_seconds", 1}}),
+                       describe(error_code::session_limit).http_status);
+  }
   auto cat = env->current();
   call_handler handler;
   json::value arguments;
@@ -837,6 +850,17 @@ void session_state::on_input_required(call_context& c, json::value requests, std
       return end_call(c.tag, std::move(out));
     }
   }
+  // The questions travel on the request's stream: without room for one,
+  // the call cannot go on.
+  if (!may_stream(r)) {
+    outbound out;
+    out.body = mcp::error_body(r.id, error_code::session_limit, too_many_streams(),
+                               value::make_object({{"limit", "streams"},
+                                                   {"max", static_cast<unsigned long long>(env->opts.max_streams)},
+                                                   {"retry_after_seconds", 1}}));
+    out.http_status = describe(error_code::session_limit).http_status;
+    return end_call(c.tag, std::move(out));
+  }
   r.gathered = value(json::object{});
   r.awaiting = requests.size();
   r.state = std::move(state);
@@ -899,13 +923,30 @@ std::string session_state::next_event_id(uint64_t stream, const std::string& bod
   return std::to_string(stream) + "-" + std::to_string(seq);
 }
 
+bool session_state::may_stream(const running& r) const {
+  if (r.streamed || r.call->client().stateless)
+    return true;
+  return rec->response_streams.load() + (get_stream ? 1 : 0) < env->opts.max_streams;
+}
+
+std::string session_state::too_many_streams() const {
+  return "too many SSE streams open in this session (at most "
+         + std::to_string(env->opts.max_streams) + "); retry when one has ended";
+}
+
 void session_state::send_on(running& r, std::string body, outbound::kind what) {
+  // Over the session's stream limit, a call's notifications are left out
+  // and its answer comes as plain JSON.
+  if (!may_stream(r))
+    return;
   outbound out;
   out.what = what;
   if (!r.call->client().stateless) {
     if (r.stream == 0)
       r.stream = rec->next_stream++;
     out.event_id = next_event_id(r.stream, body);
+    if (!r.streamed)
+      rec->response_streams++;
   }
   r.streamed = true;
   out.body = std::move(body);
@@ -922,6 +963,8 @@ void session_state::end_call(uint64_t serial, outbound out) {
     out.event_id = next_event_id(r.stream, out.body);
   r.sink->deliver(std::move(out));
   r.call->detach();
+  if (r.streamed && !r.call->client().stateless && rec->response_streams > 0)
+    rec->response_streams--;
   if (!r.call->client().stateless)
     by_request_id.erase(mcp::id_key(r.id));
   for (auto o = outgoing.begin(); o != outgoing.end();) {

@@ -115,6 +115,10 @@ private:
   void record(const std::string& method, std::string_view name, const char* outcome, int code,
               std::chrono::steady_clock::time_point received);
   void send_on(running& r, std::string body, outbound::kind what);
+  /// True when `r`'s answer is a stream already, or the session's stream
+  /// limit leaves room for it to become one.
+  bool may_stream(const running& r) const;
+  std::string too_many_streams() const;
   void end_call(uint64_t serial, outbound out);
   void send_standalone(std::string body);
   std::string next_event_id(uint64_t stream, const std::string& body);

@@ -7,6 +7,7 @@
 #include "actors/session.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
+#include "messages/mcp.hpp"
 
 namespace bulwark {
 
@@ -282,6 +283,21 @@ void adopt_sessions(sessions_pointer self) {
   }
 }
 
+/// Answers an `initialize` over the identity's session limit.
+void refuse_session(const inbound& in, std::size_t max) {
+  if (!in.sink)
+    return;
+  outbound out;
+  out.body = mcp::error_body(
+    in.message["id"], error_code::session_limit,
+    "too many sessions for this caller (at most " + std::to_string(max)
+      + "); end one with DELETE, or wait until an idle one expires",
+    value::make_object({{"limit", "sessionsPerIdentity"},
+                        {"max", static_cast<unsigned long long>(max)}}));
+  out.http_status = describe(error_code::session_limit).http_status;
+  in.sink->deliver(std::move(out));
+}
+
 void stop_sessions(sessions_pointer self, const caf::error& reason) {
   auto& st = self->state;
   st.stopping = true;
@@ -323,6 +339,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
     if (ended) {
       if (!child.rec->stateless) {
         st.env->erase_session(child.rec->id);
+        st.env->release_session_slot(child.rec->id);
         st.env->sessions--;
         log::info("session ended", value::make_object({{"session", child.rec->id}}));
       }
@@ -338,6 +355,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
                           + std::to_string(st.env->opts.restart_window.count()) + " s and was ended",
                         std::chrono::steady_clock::now()});
       st.env->erase_session(child.rec->id);
+      st.env->release_session_slot(child.rec->id);
       st.env->sessions--;
       log::error("session restarted too often; ended",
                  value::make_object({{"session", child.rec->id}}));
@@ -358,6 +376,11 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
         return; // Dropping `in` answers it with an error.
       auto rec = std::make_shared<session_record>();
       rec->id = crypto::random_hex(16);
+      auto max = st.env->opts.max_sessions_per_identity;
+      if (!st.env->claim_session_slot(rec->id, in->identity, max)) {
+        refuse_session(*in, max);
+        return;
+      }
       // Set before the record is shared: transports read it to bind the
       // session to its caller.
       rec->identity = in->identity;

@@ -495,6 +495,8 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.strings("allowedOrigins", cfg.http.allowed_origins);
     sec.strings("allowedHosts", cfg.http.allowed_hosts);
     sec.integer("threads", cfg.http.threads, 1, 64);
+    sec.integer("maxConnectionsPerAddress", cfg.http.max_connections_per_address, 1, 1000000);
+    sec.integer("corsMaxAgeSeconds", cfg.http.cors_max_age, 0, 86400);
   }
   if (auto* a = top.get("auth")) {
     section sec(*a, "$.auth");
@@ -519,6 +521,9 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.integer("replayEvents", cfg.runtime.replay_events, 0, 100000);
     sec.integer("pageSize", cfg.runtime.page_size, 1, 10000);
     sec.integer("listTtlMs", cfg.runtime.list_ttl_ms, 0, 86400000LL);
+    sec.integer("maxPerIdentity", cfg.runtime.max_sessions_per_identity, 1, 1000000);
+    sec.integer("maxConcurrentRequests", cfg.runtime.max_concurrent_requests, 1, 100000);
+    sec.integer("maxStreams", cfg.runtime.max_streams, 1, 1000);
   }
   if (auto* s = top.get("shutdown")) {
     section sec(*s, "$.shutdown");
@@ -746,6 +751,8 @@ std::string describe(const config& cfg) {
                                  {"path", cfg.http.path},
                                  {"bodyLimitBytes", static_cast<unsigned long long>(cfg.http.body_limit)},
                                  {"allowedOrigins", std::move(origins)},
+                                 {"maxConnections", static_cast<unsigned long long>(cfg.http.max_connections)},
+                                 {"maxConnectionsPerAddress", static_cast<unsigned long long>(cfg.http.max_connections_per_address)},
                                  {"threads", cfg.http.threads}})},
     {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys ? "keys" : "none"},
                                  {"keyFile", cfg.auth.key_file},

@@ -69,6 +69,9 @@ struct session_record {
   std::map<uint64_t, event_stream> streams; ///< stream id -> replay buffer
   std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();
   uint32_t restarts = 0;
+  /// POST answers of this session that are SSE streams now (its actor
+  /// counts; the transport reads it to refuse a GET stream over the limit).
+  std::atomic<uint32_t> response_streams{0};
 };
 using session_record_ptr = std::shared_ptr<session_record>;
 

@@ -26,6 +26,10 @@ if [ "${1:-}" = "--tests" ]; then
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 fi
+# Debian's slowhttptest drives the slowloris test.
+if [ "${1:-}" = "--tests" ]; then
+  dpkg -s slowhttptest >/dev/null 2>&1 || missing+=(slowhttptest)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

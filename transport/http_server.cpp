@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -151,8 +152,8 @@ bool loopback_name(std::string_view host) {
   return iequals(host, "localhost") || host == "127.0.0.1" || host == "[::1]";
 }
 
-std::string http_error_body(error_code code, std::string_view message) {
-  return mcp::error_body(json::value(), code, message);
+std::string http_error_body(error_code code, std::string_view message, const json::value& data = {}) {
+  return mcp::error_body(json::value(), code, message, data);
 }
 
 } // namespace
@@ -182,6 +183,10 @@ struct http_server::impl {
   /// their strands.
   std::mutex live_mtx;
   std::map<const connection*, std::weak_ptr<connection>> live;
+  /// Admitted connections per client address (refusals are not counted).
+  std::map<std::string, std::size_t> per_address;
+  /// Connections being refused right now: answered, then closed soon.
+  std::size_t refusing = 0;
 
   impl(runtime* r, http_options o) : rt(r), opts(std::move(o)) {
     if (rt)
@@ -192,10 +197,20 @@ struct http_server::impl {
     }
   }
 
+  /// Refusals answered at once (each lives at most 2 s); more are closed.
+  static constexpr std::size_t max_refusing = 64;
   void do_accept();
-  void forget(const connection* c) {
+  /// Admits a new connection from `address`, or says why not.
+  enum class admission { admitted, over_total, over_address, dropped };
+  admission admit(const std::string& address);
+  void forget(const connection* c, const std::string& address, bool counted, bool refused) {
     std::lock_guard<std::mutex> guard(live_mtx);
     live.erase(c);
+    if (counted)
+      if (auto i = per_address.find(address); i != per_address.end() && --i->second == 0)
+        per_address.erase(i);
+    if (refused && refusing > 0)
+      --refusing;
   }
   std::size_t live_count() {
     std::lock_guard<std::mutex> guard(live_mtx);
@@ -240,16 +255,31 @@ private:
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
-  connection(tcp::socket sock, http_server::impl& server)
-    : sock_(std::move(sock)), timer_(sock_.get_executor()), server_(server) {}
+  connection(tcp::socket sock, http_server::impl& server, std::string address, bool counted)
+    : sock_(std::move(sock)), timer_(sock_.get_executor()), server_(server),
+      address_(std::move(address)), counted_(counted) {}
 
   ~connection() {
-    server_.forget(this);
+    server_.forget(this, address_, counted_, refused_);
   }
 
   void start() {
     arm_timer(server_.opts.idle_timeout);
     do_read();
+  }
+
+  /// Answers a connection over a limit with 503 before it sends anything,
+  /// then reads and drops what it sends until it closes (or 2 s pass).
+  void start_refused(std::string message, std::size_t max, const char* limit) {
+    refused_ = true;
+    keep_alive_ = false;
+    busy_ = true;
+    respond(503,
+            mcp::error_body(json::value(), error_code::overloaded, message,
+                            json::value::make_object({{"limit", limit},
+                                                      {"max", static_cast<unsigned long long>(max)},
+                                                      {"retry_after_seconds", 1}})),
+            "\r\nRetry-After: 1");
   }
 
   /// Runs on the strand: one message for the exchange `serial`.
@@ -306,10 +336,23 @@ private:
       return;
     }
     buffer_.commit(n);
-    if (!busy_ && !parser_)
-      arm_timer(server_.opts.read_timeout);
+    if (close_after_write_) {
+      // A refusal is on its way out: nothing more is parsed.
+      buffer_.consume(buffer_.size());
+      do_read();
+      return;
+    }
+    // The read timeout runs from a request's first byte to its last: a
+    // client that sends its header a byte at a time gets no more time.
+    if (!busy_ && !in_request_)
+      begin_request();
     process();
     do_read();
+  }
+
+  void begin_request() {
+    in_request_ = true;
+    arm_timer(server_.opts.read_timeout);
   }
 
   void do_read_drain() {
@@ -326,23 +369,38 @@ private:
       if (ec)
         return;
       if (auto self = weak.lock())
-        if (!self->busy_)
-          self->close();
+        self->on_timer();
     });
+  }
+
+  void on_timer() {
+    if (busy_ || closed_)
+      return;
+    if (in_request_ && !draining_ && !close_after_write_) {
+      // Part of a request came, not all of it in time: say so, then close.
+      in_request_ = false;
+      return fail(408, "the request did not arrive within "
+                         + std::to_string(server_.opts.read_timeout.count()) + " s");
+    }
+    close();
   }
 
   /// Parses complete requests out of the buffer while idle.
   void process() {
-    while (!busy_ && !closed_ && buffer_.size() > 0) {
+    while (!busy_ && !closed_ && !close_after_write_ && buffer_.size() > 0) {
       if (!parser_) {
         auto data = buffer_.data();
         std::string_view bytes(static_cast<const char*>(data.data()), data.size());
-        auto end = bytes.find("\r\n\r\n");
+        // Resume the search where the last one stopped: a header that
+        // arrives a byte at a time is scanned once, not once per byte.
+        auto end = bytes.find("\r\n\r\n", scanned_ > 3 ? scanned_ - 3 : 0);
         if (end == std::string_view::npos) {
+          scanned_ = bytes.size();
           if (bytes.size() > server_.opts.header_limit)
             fail(431, "the request header block exceeds its limit");
           return;
         }
+        scanned_ = 0;
         if (end + 4 > server_.opts.header_limit)
           return fail(431, "the request header block exceeds its limit");
         // Obsolete line folding: a header line that starts with white space.
@@ -392,6 +450,10 @@ private:
       fail(400, "more than one Content-Length header");
       return false;
     }
+    if (req.count(http::field::transfer_encoding) > 1) {
+      fail(400, "more than one Transfer-Encoding header");
+      return false;
+    }
     if (te != req.end()) {
       if (cl > 0) {
         fail(400, "Transfer-Encoding together with Content-Length is not accepted");
@@ -415,12 +477,18 @@ private:
   void handle_post(request& req);
   void handle_get(request& req);
   void handle_delete(request& req);
+  void handle_preflight(const request& req);
   bool check_origin(const request& req);
+  /// The request's Origin when it is one of `http.allowedOrigins`.
+  std::optional<std::string_view> cors_origin(const request& req) const;
 
   // -- writing ------------------------------------------------------------------------
 
   void fail(int status, std::string message) {
     keep_alive_ = false;
+    // Nothing after a refused request is parsed: the connection closes.
+    parser_.reset();
+    buffer_.consume(buffer_.size());
     respond(status, http_error_body(error_code::invalid_request, message), {});
   }
 
@@ -438,6 +506,7 @@ private:
     }
     if (!keep_alive_)
       out.append("\r\nConnection: close");
+    out.append(cors_headers_);
     out.append(extra_headers);
     out.append("\r\n\r\n");
     out.append(body);
@@ -451,6 +520,7 @@ private:
                "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked");
     if (!keep_alive_)
       out.append("\r\nConnection: close");
+    out.append(cors_headers_);
     out.append(extra_headers);
     out.append("\r\n\r\n");
     write_raw(std::move(out));
@@ -486,6 +556,7 @@ private:
   void finish_exchange() {
     busy_ = false;
     long_lived_ = false;
+    cors_headers_.clear();
     active_serial_ = 0;
     active_sink_.reset();
     pending_headers_.clear();
@@ -495,9 +566,10 @@ private:
         close();
       return;
     }
-    arm_timer(server_.opts.idle_timeout);
+    in_request_ = false;
     if (buffer_.size() == 0)
-      return;
+      return arm_timer(server_.opts.idle_timeout);
+    begin_request();
     // Pipelined requests waiting in the buffer run now.
     net::post(sock_.get_executor(), [self = shared_from_this()] {
       self->process();
@@ -558,6 +630,13 @@ private:
   bool close_after_write_ = false;
   bool writing_ = false;
   bool draining_ = false;
+  bool in_request_ = false; ///< Part of a request has come; the read timeout runs.
+  bool refused_ = false;    ///< Answered over a connection limit.
+  std::size_t scanned_ = 0; ///< Bytes searched for the header's end so far.
+  std::string address_;     ///< The client's address.
+  bool counted_ = false;    ///< Counted in the server's per-address table.
+  /// CORS headers for the current request's allowed origin (else empty).
+  std::string cors_headers_;
   std::array<char, 4096> drain_buf_;
   uint64_t active_serial_ = 0;
   std::weak_ptr<http_sink> active_sink_;
@@ -675,7 +754,9 @@ bool connection::check_origin(const request& req) {
 void connection::handle(request req) {
   keep_alive_ = req.keep_alive();
   busy_ = true;
+  in_request_ = false;
   timer_.cancel();
+  cors_headers_.clear();
   auto target = std::string_view(req.target().data(), req.target().size());
   auto path = target.substr(0, target.find('?'));
   if (!check_origin(req))
@@ -706,6 +787,13 @@ void connection::handle(request req) {
                                                                   : "no MCP endpoint here; use " + server_.opts.path),
                    {});
   }
+  if (req.method() == http::verb::options)
+    return handle_preflight(req);
+  if (auto origin = cors_origin(req)) {
+    cors_headers_.append("\r\nAccess-Control-Allow-Origin: ").append(*origin);
+    cors_headers_.append("\r\nVary: Origin\r\nAccess-Control-Expose-Headers: Mcp-Session-Id, "
+                         "WWW-Authenticate, Retry-After");
+  }
   if (server_.draining.load()) {
     keep_alive_ = false;
     return respond(503, http_error_body(error_code::shutting_down, "the server is shutting down; retry later"), {});
@@ -735,8 +823,54 @@ void connection::handle(request req) {
       return respond(405, http_error_body(error_code::invalid_request,
                                           "method not allowed: use POST (or GET/DELETE with a "
                                           "2025-era session)"),
-                     "\r\nAllow: POST, GET, DELETE");
+                     "\r\nAllow: POST, GET, DELETE, OPTIONS");
   }
+}
+
+std::optional<std::string_view> connection::cors_origin(const request& req) const {
+  auto origin = req.find(http::field::origin);
+  if (origin == req.end())
+    return std::nullopt;
+  auto o = trim(sv(origin->value()));
+  for (auto& allowed : server_.opts.allowed_origins)
+    if (o == allowed)
+      return o;
+  return std::nullopt;
+}
+
+void connection::handle_preflight(const request& req) {
+  if (req.find(http::field::origin) == req.end())
+    return respond(204, {}, "\r\nAllow: POST, GET, DELETE, OPTIONS");
+  auto origin = cors_origin(req);
+  if (!origin)
+    return respond(403, http_error_body(error_code::invalid_request,
+                                        "cross-origin requests from this Origin are not allowed "
+                                        "(http.allowedOrigins)"),
+                   {});
+  // The 2026-07-28 mirrored headers include Mcp-Param-{Name}, one per
+  // argument: echo those the browser asks for (CORS has no prefix wildcard).
+  std::string allow_headers = "Content-Type, Authorization, Accept, Mcp-Session-Id, "
+                              "MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+  if (auto asked = req.find(http::field::access_control_request_headers); asked != req.end()) {
+    auto list = sv(asked->value());
+    while (!list.empty()) {
+      auto comma = list.find(',');
+      auto name = trim(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+      if (token && name.size() > 10 && iequals(name.substr(0, 10), "mcp-param-"))
+        allow_headers.append(", ").append(name);
+    }
+  }
+  std::string headers;
+  headers.append("\r\nAccess-Control-Allow-Origin: ").append(*origin);
+  headers.append("\r\nVary: Origin");
+  headers.append("\r\nAccess-Control-Allow-Methods: POST, GET, DELETE, OPTIONS");
+  headers.append("\r\nAccess-Control-Allow-Headers: ").append(allow_headers);
+  headers.append("\r\nAccess-Control-Max-Age: ").append(std::to_string(server_.opts.cors_max_age));
+  respond(204, {}, headers);
 }
 
 void connection::handle_post(request& req) {
@@ -878,6 +1012,17 @@ void connection::handle_get(request& req) {
   std::string last_event;
   if (auto le = req.find("last-event-id"); le != req.end())
     last_event = std::string(trim(sv(le->value())));
+  if (server_.rt->has_session(id, identity_) && !server_.rt->stream_allowed(id)) {
+    auto max = server_.rt->options().max_streams;
+    return respond(describe(error_code::session_limit).http_status,
+                   http_error_body(error_code::session_limit,
+                                   "too many SSE streams open in this session (at most "
+                                     + std::to_string(max) + "); retry when one has ended",
+                                   json::value::make_object({{"limit", "streams"},
+                                                             {"max", static_cast<unsigned long long>(max)},
+                                                             {"retry_after_seconds", 1}})),
+                   "\r\nRetry-After: 1");
+  }
   auto sink = std::make_shared<http_sink>(weak_from_this(), strand(), true);
   active_serial_ = sink->serial();
   active_sink_ = sink;
@@ -914,21 +1059,49 @@ void http_server::impl::do_accept() {
     if (stopping)
       return;
     if (!ec) {
-      if (live_count() >= opts.max_connections) {
+      beast::error_code pec;
+      auto peer = sock.remote_endpoint(pec);
+      std::string address = pec ? std::string() : peer.address().to_string();
+      auto verdict = admit(address);
+      if (verdict == admission::dropped) {
         beast::error_code ignored;
         sock.close(ignored);
       } else {
         sock.set_option(tcp::no_delay(true), ec);
-        auto conn = std::make_shared<connection>(std::move(sock), *this);
+        bool admitted = verdict == admission::admitted;
+        auto conn = std::make_shared<connection>(std::move(sock), *this, address, admitted);
         {
           std::lock_guard<std::mutex> guard(live_mtx);
           live.emplace(conn.get(), conn);
         }
-        conn->start();
+        if (admitted)
+          conn->start();
+        else if (verdict == admission::over_total)
+          conn->start_refused("the server has too many connections; retry later",
+                              opts.max_connections, "connections");
+        else
+          conn->start_refused("too many connections from this address; close one or retry later",
+                              opts.max_connections_per_address, "connectionsPerAddress");
       }
     }
     do_accept();
   });
+}
+
+http_server::impl::admission http_server::impl::admit(const std::string& address) {
+  std::lock_guard<std::mutex> guard(live_mtx);
+  auto held = per_address.find(address);
+  bool over_total = live.size() - refusing >= opts.max_connections;
+  bool over_address = held != per_address.end() && held->second >= opts.max_connections_per_address;
+  if (!over_total && !over_address) {
+    ++per_address[address];
+    return admission::admitted;
+  }
+  // A refusal is answered, but only so many at once: beyond that, closed.
+  if (refusing >= max_refusing)
+    return admission::dropped;
+  ++refusing;
+  return over_total ? admission::over_total : admission::over_address;
 }
 
 http_server::http_server(runtime* rt, http_options opts)

@@ -26,11 +26,17 @@ struct http_options {
   std::size_t body_limit = 1 << 20;   ///< Larger bodies get 413.
   std::size_t header_limit = 16 << 10; ///< Larger header blocks get 431.
   std::size_t max_connections = 1024;
+  /// Connections from one client address; more are answered with 503 and
+  /// closed. (HTTP/1.1 runs one request per connection at a time, so this
+  /// also bounds one address's stateless requests in flight.)
+  std::size_t max_connections_per_address = 512;
   std::chrono::seconds read_timeout{30};  ///< To receive one whole request.
   std::chrono::seconds idle_timeout{120}; ///< Keep-alive between requests.
   std::chrono::seconds sse_keepalive{15}; ///< Comment lines on quiet streams.
   /// Origins allowed besides loopback ones (exact `scheme://host[:port]`).
   std::vector<std::string> allowed_origins;
+  /// `Access-Control-Max-Age` of preflight answers to allowed origins.
+  int cors_max_age = 600;
   /// Host names allowed besides loopback ones (without port).
   std::vector<std::string> allowed_hosts;
   /// Check Host and Origin against loopback names (DNS-rebinding defence).
