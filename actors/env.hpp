@@ -24,6 +24,8 @@ class io_context;
 
 namespace bulwark {
 
+class redis_client;
+
 namespace metrics {
 class registry;
 class histogram;
@@ -91,6 +93,9 @@ struct runtime_env {
   std::vector<std::string> services;
   /// Where operational actors do HTTP (alert webhooks).
   boost::asio::io_context* io = nullptr;
+  /// State shared with other instances (`redis.url`); null: this instance
+  /// keeps everything in memory alone.
+  std::shared_ptr<redis_client> redis;
 
   // -- health, as the health supervisor last published it -------------------
 

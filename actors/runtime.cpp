@@ -14,11 +14,13 @@
 #include "actors/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/session.hpp"
+#include "actors/shared_state.hpp"
 #include "actors/supervisor.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
 #include "transport/io_scheduler.hpp"
+#include "transport/redis_client.hpp"
 
 namespace bulwark {
 
@@ -45,9 +47,13 @@ struct runtime::impl {
     env->latency = std::make_shared<metrics::histogram>();
     env->buckets = std::make_shared<rate_buckets>(env->opts.ops.limits);
     describe_metrics(*env->metrics);
+    if (!env->opts.ops.redis.url.empty())
+      env->redis = make_shared_state(env);
   }
 
   ~impl() {
+    if (env->redis)
+      env->redis->stop();
     if (own_io) {
       io_guard.reset();
       own_io->stop();
@@ -260,6 +266,10 @@ void runtime::start() {
       env->io = impl_->own_io.get();
     }
   }
+  // Shared state: the first connection is made on the client's own thread;
+  // until it succeeds, every instance decides with its local state.
+  if (env->redis)
+    env->redis->start();
   // The tree: root (one-for-one) over the session supervisor, the
   // operations supervisor (limiter, queue, alerts and what joins them), the
   // supervisors added by the host or the gateway, actors added to the root,

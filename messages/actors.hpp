@@ -146,6 +146,8 @@ using cache_reply = std::function<void(std::optional<cache_hit>)>;
 struct admission_ticket {
   admission_request request;
   std::function<void(const admission&)> reply;
+  /// Decide with this instance's buckets only (Redis failed for this call).
+  bool local = false;
 };
 using admission_ticket_ptr = std::shared_ptr<admission_ticket>;
 
@@ -303,8 +305,15 @@ using cache_actor = caf::typed_actor<
   caf::reacts_to<atom::get, std::string, bool, cache_reply>,
   // Store a result: key, result, ttl ms, max stale ms.
   caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t>,
+  // Internal: a copy found in the shared cache, kept in memory here only
+  // (key, result, ttl ms, max stale ms, age ms).
+  caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t, int64_t>,
   // Drop every entry under a key prefix (a service, a tool).
   caf::reacts_to<atom::drop, std::string>,
+  // Drop them here only (true: another instance dropped them everywhere else).
+  caf::reacts_to<atom::drop, std::string, bool>,
+  // Internal: a lookup in the shared cache found a usable copy (or not).
+  caf::reacts_to<atom::done, bool>,
   // Status: entries, bytes, hits, misses, stale hits, evictions, hit rate.
   caf::replies_to<atom::get>::with<json::value>>;
 

@@ -1,0 +1,217 @@
+#!/usr/bin/env node
+// End-to-end test of several instances sharing state through Redis: a
+// `redis-server` on a free loopback port, a downstream `bulwark --fixtures
+// --fault-tools` ("web"), and three front instances with the same config
+// and `redis.url`.
+//
+//   node tests/e2e/redis.mjs --bulwark build/bulwark [--redis-server PATH]
+//
+// Checks: a per-key limit of L per minute admits at most L calls across all
+// instances together; a result cached through one instance is a hit on the
+// others, and an invalidation through one reaches all; a 2025-era session
+// created on one instance is served by another (and its owner is enforced
+// there); killing Redis keeps every instance answering (degraded, with the
+// reason), and after Redis is started again they share state again without
+// a restart. Every process is killed by pid.
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { adminRequest, assert, callTool as call, harness, sleep, until } from './harness.mjs';
+
+const args = process.argv.slice(2);
+const redisServer = args.includes('--redis-server') ? args[args.indexOf('--redis-server') + 1] : 'redis-server';
+const run = harness({ scratch: 'bulwark-redis-', watchdogMs: 150_000 });
+const { check, startBulwark, stop, logs } = run;
+
+/// A free loopback port (closed again before use).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/// Starts redis-server on `port` (no persistence); resolves when it accepts
+/// connections. Registered with the harness, which kills it by pid.
+function startRedis(port) {
+  const child = spawn(redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+                      { stdio: ['ignore', 'pipe', 'pipe'] });
+  run.pids.push(child.pid);
+  run.started.redis = child;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('redis-server: not ready in 10 s')), 10_000);
+    child.once('error', (e) => reject(new Error(`cannot start ${redisServer}: ${e.message}`)));
+    child.once('exit', (code) => reject(new Error(`redis-server exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      logs.push(`[redis] ${line}`);
+      if (line.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+async function health(port) {
+  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
+  return res.json();
+}
+
+const text = (r) => r.result?.content?.[0]?.text ?? '';
+const cacheMark = (r) => r.result?._meta?.['io.bulwark/cache'];
+
+/// A 2025-era JSON-RPC request to `port`; resolves with status, session id
+/// and the parsed response (or null without a body).
+async function post2025(port, body, sessionId, headers = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
+      ...headers,
+    },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const raw = await res.text();
+  let json = null;
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    const data = raw.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
+    json = data.length ? JSON.parse(data[data.length - 1]) : null;
+  } else if (raw) {
+    json = JSON.parse(raw);
+  }
+  return { status: res.status, session: res.headers.get('mcp-session-id'), json };
+}
+
+run.main(async () => {
+  const redisPort = await freePort();
+  await startRedis(redisPort);
+  const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
+  const adminToken = 'admin-token-for-the-redis-test';
+  const keyBefore = 'key-limited-before-the-outage';
+  const keyAfter = 'key-limited-after-the-outage';
+  const sha = (s) => createHash('sha256').update(s).digest('hex');
+  const limit = 6;
+  const cfgPath = join(run.dir, 'front.json');
+  writeFileSync(cfgPath, JSON.stringify({
+    http: { port: 0 },
+    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+    services: {
+      web: {
+        timeoutMs: 2000,
+        retry: { attempts: 1 },
+        cache: { ttlMs: 60000, maxStaleMs: 60000, tools: ['fault_count'], scope: 'public' },
+      },
+    },
+    gateway: { prefix: 'never' },
+    rateLimits: {
+      tiers: { tiny: { perMinute: limit } },
+      keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' } },
+    },
+    health: { intervalMs: 100, exitAfterMs: 300 },
+    admin: { tokenSha256: sha(adminToken) },
+    redis: { url: `redis://127.0.0.1:${redisPort}/0`, keyPrefix: `e2e-${process.pid}:`, retryMs: 200,
+             commandTimeoutMs: 1000 },
+  }));
+  const ports = [];
+  for (const name of ['a', 'b', 'c']) ports.push(await startBulwark(['--config', cfgPath], name));
+
+  const shared = async () => {
+    for (const p of ports) {
+      const h = await health(p);
+      if (!h.components?.redis?.available || !h.components.redis.subscribed || h.degraded) return false;
+    }
+    return true;
+  };
+
+  await check('every instance reaches Redis and reports it in /health', async () => {
+    await until('shared state on every instance', shared, 10_000);
+    const h = await health(ports[0]);
+    assert(h.components.redis.breaker === 'closed', `redis component: ${JSON.stringify(h.components.redis)}`);
+    assert(h.components.redis.endpoint === `127.0.0.1:${redisPort}/0`, 'names the endpoint');
+  });
+
+  /// Calls round-robin over the instances with `key`; returns admitted and
+  /// refused counts (anything else fails).
+  const spread = async (key, calls) => {
+    let admitted = 0, refused = 0;
+    for (let i = 0; i < calls; i++) {
+      const r = await call(ports[i % ports.length], 'test_simple_text', {}, { authorization: `Bearer ${key}` });
+      if (r.result) admitted++;
+      else if (r.error?.code === -32010 && r.error.data.limit === 'user_quota') refused++;
+      else throw new Error(`unexpected answer: ${JSON.stringify(r)}`);
+    }
+    return { admitted, refused };
+  };
+
+  await check(`a per-key limit of ${limit} per minute admits ${limit} calls across three instances`, async () => {
+    const { admitted, refused } = await spread(keyBefore, 3 * limit);
+    assert(admitted === limit, `admitted ${admitted} of ${3 * limit} (limit ${limit} in total)`);
+    assert(refused === 2 * limit, `refused ${refused}`);
+  });
+
+  await check('a result cached through one instance is a hit on the others', async () => {
+    const first = await call(ports[0], 'fault_count', { key: 'shared-1' });
+    assert(text(first).includes('1') && cacheMark(first) === undefined, `first call ran: ${JSON.stringify(first)}`);
+    await sleep(100); // the copy is written to Redis after the answer
+    for (const p of ports.slice(1)) {
+      const r = await call(p, 'fault_count', { key: 'shared-1' });
+      assert(cacheMark(r)?.stale === false, `a cache hit on :${p}: ${JSON.stringify(r)}`);
+      assert(text(r) === text(first), `the same result: ${text(r)} vs ${text(first)}`);
+    }
+  });
+
+  await check('an invalidation through one instance reaches every instance', async () => {
+    const r = await adminRequest(ports[0], adminToken, 'POST', 'cache/invalidate', { service: 'web' });
+    assert(r.status === 200, `invalidate: ${JSON.stringify(r)}`);
+    // Instance b kept the copy in memory; the published invalidation drops it.
+    const after = await until('a fresh answer on b', async () => {
+      const x = await call(ports[1], 'fault_count', { key: 'shared-1' });
+      return cacheMark(x) === undefined ? x : null;
+    }, 5000);
+    assert(text(after).includes('2'), `the service ran again: ${text(after)}`);
+  });
+
+  await check('with Redis killed every instance keeps answering, degraded, with the reason', async () => {
+    await stop('redis');
+    for (const p of ports) {
+      const r = await call(p, 'fault_count', { key: 'during-outage' });
+      assert(r.result && !r.result.isError, `:${p} answers during the outage: ${JSON.stringify(r)}`);
+    }
+    for (const p of ports) {
+      const h = await until(`degraded on :${p}`, async () => {
+        const h = await health(p);
+        return h.degraded ? h : null;
+      }, 5000);
+      assert(h.status === 'degraded' && h.reasons.some((x) => x.includes('redis unreachable')),
+             `reasons: ${JSON.stringify(h.reasons)}`);
+      assert(h.components.redis.breaker === 'open', 'the Redis breaker is open');
+    }
+    const r = await call(ports[1], 'test_simple_text', {}, { authorization: `Bearer ${keyAfter}` });
+    assert(r.result, `a limited key is decided locally: ${JSON.stringify(r)}`);
+  });
+
+  await check('after Redis is started again the instances share state again', async () => {
+    await startRedis(redisPort);
+    await until('shared state on every instance', shared, 15_000);
+    // Redis came back empty: keyAfter's single local call is not counted there.
+    const { admitted } = await spread(keyAfter, 3 * limit);
+    assert(admitted === limit, `admitted ${admitted} of ${3 * limit} after the restart (limit ${limit} in total)`);
+    const first = await call(ports[2], 'fault_count', { key: 'after-restart' });
+    assert(cacheMark(first) === undefined, 'first call ran');
+    await sleep(100);
+    const second = await call(ports[0], 'fault_count', { key: 'after-restart' });
+    assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on a: ${JSON.stringify(second)}`);
+  });
+});
