@@ -10,6 +10,7 @@
 #include "actors/cache.hpp"
 #include "actors/metrics.hpp"
 #include "actors/runtime.hpp"
+#include "actors/shared_state.hpp"
 #include "config/log.hpp"
 #include "transport/http_server.hpp"
 #include "transport/redis_client.hpp"
@@ -159,6 +160,7 @@ void apply_mode(health_pointer self, bool on, const std::vector<std::string>& re
     log::info("degraded mode off", value::make_object({{"forced", st.sw.forced().has_value()}}));
   if (auto& m = st.env->metrics)
     m->counter("bulwark_degraded_switches_total", {{"to", on ? "on" : "off"}}).inc();
+  publish_degraded(st.env, on, reasons);
   for (auto* name : {"limiter", "queue"})
     if (auto h = st.env->names.get(name))
       self->send(h, atom::degrade_v, on);
@@ -230,6 +232,10 @@ void evaluate(health_pointer self) {
   value shared_state;
   if (auto& redis = st.env->redis) {
     shared_state = redis->status();
+    value peers(json::object{});
+    for (auto& [instance, state] : st.env->peers_degraded())
+      peers.set(instance, state["reasons"]);
+    shared_state.set("degradedPeers", std::move(peers));
     if (!redis->available())
       in.shared_state_problem = redis->problem().empty() ? "not connected" : redis->problem();
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include <caf/all.hpp>
 
@@ -396,12 +397,42 @@ bool runtime::open_stream(const std::string& session_id, sink_ptr sink, std::str
   return true;
 }
 
+bool runtime::session_elsewhere(const std::string& id) const {
+  const auto& env = *impl_->env;
+  return env.redis && env.redis->available() && !id.empty() && !has_session(id);
+}
+
+void runtime::take_over_session(const std::string& id, std::function<void()> done) {
+  // `done` runs exactly once, also when a message on the way is dropped (a
+  // supervisor that stopped): the request then finds no session.
+  struct once {
+    std::function<void()> f;
+    void operator()() {
+      if (auto g = std::exchange(f, nullptr))
+        g();
+    }
+    ~once() { (*this)(); }
+  };
+  auto finish = std::make_shared<once>();
+  finish->f = std::move(done);
+  auto env = impl_->env;
+  lookup_session(env, id, [env, finish](session_record_ptr rec) {
+    auto sessions = env->names.get(names::session_supervisor);
+    if (!rec || !sessions)
+      return (*finish)();
+    caf::anon_send(caf::actor_cast<session_supervisor_actor>(sessions), atom::open_v, std::move(rec),
+                   json_reply([finish](json::value) { (*finish)(); }));
+  });
+}
+
 bool runtime::end_session(const std::string& id) {
   auto h = impl_->env->names.get(names::session_prefix + id);
   if (!h)
     return false;
-  // Forget the name at once so that requests after the DELETE get 404.
+  // Forget the name at once so that requests after the DELETE get 404, here
+  // and on every other instance.
   impl_->env->names.erase(names::session_prefix + id, h.address());
+  retract_session(impl_->env, id);
   caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
   return true;
 }

@@ -138,6 +138,12 @@ public:
   bool open_stream(const std::string& session_id, const std::string& identity, sink_ptr sink,
                    std::string last_event_id);
   bool end_session(const std::string& id, const std::string& identity);
+  /// Several instances (`redis.url`): true when session `id` is not live
+  /// here but may be in the shared directory; `take_over_session` then
+  /// starts its actor here (when it exists) and calls `done` on some thread.
+  /// Whose it is is checked afterwards, as for any session.
+  bool session_elsewhere(const std::string& id) const;
+  void take_over_session(const std::string& id, std::function<void()> done);
 
   // -- introspection -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 
 #include "actors/metrics.hpp"
 #include "actors/operations.hpp"
+#include "actors/shared_state.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
@@ -104,6 +105,14 @@ session_state::~session_state() {
 
 void session_state::handle(const inbound_ptr& in) {
   rec->last_used = std::chrono::steady_clock::now();
+  // Several instances: keep the directory entry alive while the session is
+  // used here (a few writes per TTL, not one per request).
+  const auto& shared_ttl = env->opts.ops.redis.session_ttl;
+  if (env->redis && !rec->stateless && rec->initialized
+      && rec->last_used - shared_at > (shared_ttl.count() > 0 ? shared_ttl : env->opts.session_idle_timeout) / 8) {
+    shared_at = rec->last_used;
+    publish_session(env, *rec);
+  }
   switch (in->kind) {
     case mcp::message_kind::request:
       handle_request(in);
@@ -318,6 +327,9 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
   // Requests may follow the initialize response before the initialized
   // notification arrives (it is a separate POST); accept them.
   rec->initialized = true;
+  // Every instance can now tell that the session exists and whose it is.
+  shared_at = std::chrono::steady_clock::now();
+  publish_session(env, *rec);
   auto result = value::make_object({
     {"protocolVersion", rec->protocol_version},
     {"capabilities", server_capabilities()},

@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/metrics.hpp"
 #include "actors/operations.hpp"
@@ -32,6 +33,43 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     if (auto env = weak.lock())
       if (auto cache = env->names.get(cache_actor_name))
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, message.substr(nl + 1), true);
+  });
+  // A session ended (DELETE) through another instance ends here too.
+  client->subscribe("sessions", [weak, me](const std::string& message) {
+    auto nl = message.find('\n');
+    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+      return;
+    auto env = weak.lock();
+    if (!env)
+      return;
+    auto name = names::session_prefix + message.substr(nl + 1);
+    if (auto h = env->names.get(name)) {
+      env->names.erase(name, h.address());
+      caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
+    }
+  });
+  // Another instance's breaker opened or closed: this one's follows.
+  client->subscribe("breakers", [weak, me](const std::string& message) {
+    auto first = message.find('\n');
+    auto second = first == std::string::npos ? first : message.find('\n', first + 1);
+    if (second == std::string::npos || message.compare(0, first, me) == 0)
+      return;
+    auto env = weak.lock();
+    if (!env)
+      return;
+    auto service = message.substr(first + 1, second - first - 1);
+    if (auto b = env->names.get(breaker_name(service)))
+      caf::anon_send(caf::actor_cast<breaker_actor>(b), atom::force_v, message.substr(second + 1), true);
+  });
+  // Other instances' degraded mode, for this one's health report.
+  client->subscribe("degraded", [weak, me](const std::string& message) {
+    auto nl = message.find('\n');
+    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+      return;
+    value v;
+    json::parse_error err;
+    if (auto env = weak.lock(); env && json::parse(std::string_view(message).substr(nl + 1), v, err))
+      env->peer_degraded(message.substr(0, nl), std::move(v));
   });
   // Invalidations sent while the subscription was down were missed: what
   // this instance holds in memory may be outdated.
@@ -203,6 +241,95 @@ void shared_refund(const env_ptr& env, const admission_request& request, double 
   if (!plan || plan->keys.empty())
     return;
   env->redis->eval(bucket_script(), plan->keys, script_args(*plan, "give", milliseconds(0), scale), [](redis_reply) {});
+}
+
+// -- the session directory -------------------------------------------------------------------
+
+namespace {
+
+std::string session_key(const redis_client& r, const std::string& id) {
+  return r.key("session:" + id);
+}
+
+milliseconds session_ttl(const runtime_env& env) {
+  auto ttl = env.opts.ops.redis.session_ttl.count() > 0 ? env.opts.ops.redis.session_ttl : env.opts.session_idle_timeout;
+  return duration_cast<milliseconds>(ttl);
+}
+
+bool shared(const env_ptr& env) {
+  return env && env->redis && env->redis->available();
+}
+
+} // namespace
+
+void publish_session(const env_ptr& env, const session_record& rec) {
+  if (!shared(env) || rec.stateless || !rec.initialized)
+    return;
+  auto& r = *env->redis;
+  auto key = session_key(r, rec.id);
+  r.command({"HSET", key, "identity", rec.identity, "version", rec.protocol_version, "capabilities",
+             json::dump(rec.client_capabilities), "clientInfo", json::dump(rec.client_info)},
+            [](redis_reply) {});
+  r.command({"PEXPIRE", key, std::to_string(session_ttl(*env).count())}, [](redis_reply) {});
+}
+
+void retract_session(const env_ptr& env, const std::string& id) {
+  if (!shared(env))
+    return;
+  env->redis->command({"DEL", session_key(*env->redis, id)}, [](redis_reply) {});
+  env->redis->publish("sessions", env->redis->instance() + "\n" + id);
+}
+
+void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done) {
+  if (!shared(env) || id.empty() || id.size() > 128)
+    return done(nullptr);
+  env->redis->command({"HMGET", session_key(*env->redis, id), "identity", "version", "capabilities", "clientInfo"},
+                      [id, done = std::move(done)](redis_reply r) {
+                        if (r.type != redis_reply::kind::array || r.elements.size() != 4
+                            || r.elements[0].type != redis_reply::kind::string)
+                          return done(nullptr);
+                        auto rec = std::make_shared<session_record>();
+                        rec->id = id;
+                        rec->identity = r.elements[0].str;
+                        rec->protocol_version = r.elements[1].str;
+                        json::parse_error err;
+                        if (!json::parse(r.elements[2].str, rec->client_capabilities, err))
+                          rec->client_capabilities = value(json::object{});
+                        if (!json::parse(r.elements[3].str, rec->client_info, err))
+                          rec->client_info = value();
+                        rec->initialized = true;
+                        done(std::move(rec));
+                      });
+}
+
+// -- breakers and degraded mode ----------------------------------------------------------------
+
+void publish_breaker(const env_ptr& env, const std::string& service, const std::string& state) {
+  if (!shared(env))
+    return;
+  auto& r = *env->redis;
+  r.command({"SET", r.key("breaker:" + service), state, "PX", std::to_string(r.settings().breaker_ttl.count())},
+            [](redis_reply) {});
+  r.publish("breakers", r.instance() + "\n" + service + "\n" + state);
+}
+
+void adopt_breaker(const env_ptr& env, const std::string& service, const caf::actor& breaker) {
+  if (!shared(env))
+    return;
+  env->redis->command({"GET", env->redis->key("breaker:" + service)}, [breaker](redis_reply r) {
+    if (r.type == redis_reply::kind::string && (r.str == "open" || r.str == "closed"))
+      caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::force_v, r.str, true);
+  });
+}
+
+void publish_degraded(const env_ptr& env, bool on, const std::vector<std::string>& reasons) {
+  if (!shared(env))
+    return;
+  value why(json::array{});
+  for (auto& r : reasons)
+    why.push_back(r);
+  env->redis->publish("degraded", env->redis->instance() + "\n"
+                                    + json::dump(value::make_object({{"degraded", on}, {"reasons", std::move(why)}})));
 }
 
 } // namespace bulwark

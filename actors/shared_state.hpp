@@ -36,4 +36,32 @@ bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double
 /// Gives an admitted call's tokens back to the shared buckets.
 void shared_refund(const env_ptr& env, const admission_request& request, double scale);
 
+// -- the session directory ---------------------------------------------------------------
+
+/// Records (or refreshes) 2025-era session `rec` in the directory for the
+/// session TTL, so that every instance knows it and its owner.
+void publish_session(const env_ptr& env, const session_record& rec);
+
+/// Removes session `id` from the directory and ends its actors on the other
+/// instances (DELETE).
+void retract_session(const env_ptr& env, const std::string& id);
+
+/// Looks session `id` up in the directory; `done` gets a record to start
+/// its actor from (null: unknown there, or Redis unavailable), on the Redis
+/// thread or at once.
+void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done);
+
+// -- breakers and degraded mode --------------------------------------------------------------
+
+/// Tells the other instances (and instances started later, for the breaker
+/// TTL) that `service`'s breaker switched to `state`.
+void publish_breaker(const env_ptr& env, const std::string& service, const std::string& state);
+
+/// The state last published for `service`'s breaker, to `breaker` as a
+/// shared force (nothing when there is none).
+void adopt_breaker(const env_ptr& env, const std::string& service, const caf::actor& breaker);
+
+/// Tells the other instances that this one switched degraded mode, and why.
+void publish_degraded(const env_ptr& env, bool on, const std::vector<std::string>& reasons);
+
 } // namespace bulwark

@@ -267,6 +267,9 @@ using session_actor = caf::typed_actor<
 using session_supervisor_actor = caf::typed_actor<
   // An `initialize` request: create a 2025-era session and hand it over.
   caf::reacts_to<atom::open, inbound_ptr>,
+  // A session from the shared directory (created on another instance):
+  // start its actor here, then call back.
+  caf::reacts_to<atom::open, session_record_ptr, json_reply>,
   // End the session with this id (DELETE or idle expiry).
   caf::reacts_to<atom::end, std::string>,
   // Pass a notification to every live session.
@@ -329,6 +332,9 @@ using breaker_actor = caf::typed_actor<
   caf::reacts_to<atom::cancel, downstream_call_ptr>,
   // Operators: force the state ("open", "closed", "half_open").
   caf::reacts_to<atom::force, std::string>,
+  // Another instance's breaker of this service switched to this state
+  // (true: follow it without publishing it again).
+  caf::reacts_to<atom::force, std::string, bool>,
   // Status: state, counts, transitions.
   caf::replies_to<atom::get>::with<json::value>>;
 

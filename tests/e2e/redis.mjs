@@ -10,7 +10,9 @@
 // instances together; a result cached through one instance is a hit on the
 // others, and an invalidation through one reaches all; a 2025-era session
 // created on one instance is served by another (and its owner is enforced
-// there); killing Redis keeps every instance answering (degraded, with the
+// there), also after the instance that created it is gone; a breaker
+// opened or closed through one instance is opened or closed on all, and the
+// others list the degraded peer; killing Redis keeps every instance answering (degraded, with the
 // reason), and after Redis is started again they share state again without
 // a restart. Every process is killed by pid.
 
@@ -181,6 +183,63 @@ run.main(async () => {
       return cacheMark(x) === undefined ? x : null;
     }, 5000);
     assert(text(after).includes('2'), `the service ran again: ${text(after)}`);
+  });
+
+  await check('a 2025-era session created on one instance is served by another', async () => {
+    const init = await post2025(ports[0], {
+      jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e', version: '1' } },
+    });
+    assert(init.status === 200 && init.session, `initialize: ${init.status} ${JSON.stringify(init.json)}`);
+    const sid = init.session;
+    const inited = await post2025(ports[0], { jsonrpc: '2.0', method: 'notifications/initialized' }, sid);
+    assert(inited.status === 202, `initialized: ${inited.status}`);
+    const listed = await post2025(ports[1], { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sid);
+    assert(listed.status === 200 && Array.isArray(listed.json?.result?.tools), `tools/list on b: ${listed.status} ${JSON.stringify(listed.json)}`);
+    const called = await post2025(ports[2], { jsonrpc: '2.0', id: 3, method: 'tools/call',
+                                              params: { name: 'test_simple_text', arguments: {} } }, sid);
+    assert(called.json?.result, `tools/call on c: ${JSON.stringify(called.json)}`);
+    // The session belongs to whoever created it: another identity gets 404.
+    const other = await post2025(ports[1], { jsonrpc: '2.0', id: 4, method: 'tools/list' }, sid,
+                                 { authorization: 'Bearer someone-else' });
+    assert(other.status === 404, `another identity on b: ${other.status}`);
+    const unknown = await post2025(ports[2], { jsonrpc: '2.0', id: 5, method: 'tools/list' }, 'no-such-session');
+    assert(unknown.status === 404, `an unknown session on c: ${unknown.status}`);
+    // It outlives the instance that created it.
+    const dPort = await startBulwark(['--config', cfgPath], 'd');
+    const made = await post2025(dPort, {
+      jsonrpc: '2.0', id: 7, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-d', version: '1' } },
+    });
+    assert(made.status === 200 && made.session, `initialize on d: ${made.status}`);
+    await stop('d');
+    const orphan = await post2025(ports[0], { jsonrpc: '2.0', id: 8, method: 'tools/list' }, made.session);
+    assert(orphan.status === 200 && orphan.json?.result?.tools, `d's session on a after d died: ${orphan.status}`);
+    // Ended through one instance, it is gone on all.
+    const del = await fetch(`http://127.0.0.1:${ports[1]}/mcp`, {
+      method: 'DELETE', headers: { 'mcp-session-id': sid }, signal: AbortSignal.timeout(5000),
+    });
+    assert(del.status === 200 || del.status === 204, `DELETE on b: ${del.status}`);
+    await until('the session gone on a', async () =>
+      (await post2025(ports[0], { jsonrpc: '2.0', id: 6, method: 'tools/list' }, sid)).status === 404, 5000);
+  });
+
+  await check('a breaker opened on one instance opens on all, and closes on all', async () => {
+    const state = async (p) => (await health(p)).components?.breakers?.web?.state;
+    let r = await adminRequest(ports[0], adminToken, 'POST', 'breakers', { service: 'web', state: 'open' });
+    assert(r.status === 200, `force open on a: ${JSON.stringify(r)}`);
+    for (const p of ports.slice(1)) await until(`breaker open on :${p}`, async () => (await state(p)) === 'open', 5000);
+    // The others learn that a is degraded, and why.
+    const h = await until('a degraded peer on b', async () => {
+      const h = await health(ports[1]);
+      return Object.keys(h.components.redis.degradedPeers ?? {}).length ? h : null;
+    }, 5000);
+    assert(Object.values(h.components.redis.degradedPeers).some((why) => why.some((x) => x.includes('breaker of web'))),
+           `peer reasons: ${JSON.stringify(h.components.redis.degradedPeers)}`);
+    r = await adminRequest(ports[0], adminToken, 'POST', 'breakers', { service: 'web', state: 'closed' });
+    assert(r.status === 200, `force closed on a: ${JSON.stringify(r)}`);
+    for (const p of ports.slice(1)) await until(`breaker closed on :${p}`, async () => (await state(p)) === 'closed', 5000);
+    await until('no longer degraded', shared, 5000);
   });
 
   await check('with Redis killed every instance keeps answering, degraded, with the reason', async () => {
