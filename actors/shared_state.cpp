@@ -71,6 +71,13 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     if (auto env = weak.lock(); env && json::parse(std::string_view(message).substr(nl + 1), v, err))
       env->peer_degraded(message.substr(0, nl), std::move(v));
   });
+  // Breaker states published while this instance was starting or away.
+  client->on_connected([weak] {
+    if (auto env = weak.lock())
+      for (auto& service : env->services)
+        if (auto b = env->names.get(breaker_name(service)))
+          adopt_breaker(env, service, b);
+  });
   // Invalidations sent while the subscription was down were missed: what
   // this instance holds in memory may be outdated.
   client->on_resubscribed([weak] {

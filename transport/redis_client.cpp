@@ -136,6 +136,9 @@ struct reply_deleter {
 };
 using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
 
+/// Commands waiting for the I/O thread at most.
+constexpr std::size_t max_queued = 10000;
+
 timeval to_timeval(milliseconds d) {
   timeval tv;
   tv.tv_sec = static_cast<time_t>(d.count() / 1000);
@@ -169,7 +172,7 @@ struct redis_client::impl {
   system_clock::time_point down_since = system_clock::now();
 
   std::map<std::string, std::function<void(const std::string&)>> channels;
-  std::vector<std::function<void()>> resubscribed;
+  std::vector<std::function<void()>> resubscribed, connected;
   std::atomic<bool> subscribed{false};
 
   std::thread io, sub;
@@ -258,6 +261,8 @@ struct redis_client::impl {
           continue;
         }
         came_up();
+        for (auto& f : connected)
+          f();
       }
       {
         std::unique_lock<std::mutex> lock(mtx);
@@ -447,14 +452,17 @@ void redis_client::command(std::vector<std::string> args, redis_callback done) {
 void redis_client::enqueue(std::vector<std::string> args, redis_callback done, std::vector<std::string> fallback) {
   {
     std::unique_lock<std::mutex> lock(impl_->mtx);
-    if (impl_->up && !impl_->stopping) {
+    // A Redis that falls behind must not collect work without bound: what
+    // does not fit is decided locally.
+    if (impl_->up && !impl_->stopping && impl_->queue.size() < max_queued) {
       impl_->queue.push_back(impl::pending{std::move(args), std::move(done), std::move(fallback)});
       lock.unlock();
       impl_->cv.notify_one();
       return;
     }
   }
-  done(redis_reply::error("redis unavailable: " + problem()));
+  auto why = problem();
+  done(redis_reply::error(why.empty() ? "redis client queue full" : "redis unavailable: " + why));
 }
 
 void redis_client::eval(const redis_script& script, const std::vector<std::string>& keys,
@@ -482,6 +490,10 @@ void redis_client::subscribe(const std::string& channel, std::function<void(cons
 
 void redis_client::on_resubscribed(std::function<void()> f) {
   impl_->resubscribed.push_back(std::move(f));
+}
+
+void redis_client::on_connected(std::function<void()> f) {
+  impl_->connected.push_back(std::move(f));
 }
 
 const std::string& redis_client::instance() const noexcept {

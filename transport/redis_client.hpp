@@ -97,6 +97,9 @@ public:
   /// Called (on the subscriber thread) each time the subscription is made
   /// again after a loss: messages sent meanwhile were missed.
   void on_resubscribed(std::function<void()> f);
+  /// Called (on the I/O thread) after each successful connection, the first
+  /// included: commands may be sent from it. Register before `start`.
+  void on_connected(std::function<void()> f);
 
   // -- inspection -------------------------------------------------------------------
 

@@ -12,7 +12,8 @@
 // created on one instance is served by another (and its owner is enforced
 // there), also after the instance that created it is gone; a breaker
 // opened or closed through one instance is opened or closed on all, and the
-// others list the degraded peer; killing Redis keeps every instance answering (degraded, with the
+// others list the degraded peer, and an instance started later takes it;
+// killing Redis amid calls keeps every instance answering (degraded, with the
 // reason), and after Redis is started again they share state again without
 // a restart. Every process is killed by pid.
 
@@ -236,14 +237,27 @@ run.main(async () => {
     }, 5000);
     assert(Object.values(h.components.redis.degradedPeers).some((why) => why.some((x) => x.includes('breaker of web'))),
            `peer reasons: ${JSON.stringify(h.components.redis.degradedPeers)}`);
+    // An instance started now takes the published state.
+    const ePort = await startBulwark(['--config', cfgPath], 'e');
+    await until('breaker open on e', async () => (await state(ePort)) === 'open', 5000);
     r = await adminRequest(ports[0], adminToken, 'POST', 'breakers', { service: 'web', state: 'closed' });
     assert(r.status === 200, `force closed on a: ${JSON.stringify(r)}`);
-    for (const p of ports.slice(1)) await until(`breaker closed on :${p}`, async () => (await state(p)) === 'closed', 5000);
+    for (const p of [...ports.slice(1), ePort])
+      await until(`breaker closed on :${p}`, async () => (await state(p)) === 'closed', 5000);
+    await stop('e');
     await until('no longer degraded', shared, 5000);
   });
 
   await check('with Redis killed every instance keeps answering, degraded, with the reason', async () => {
-    await stop('redis');
+    // Calls in flight on every instance while Redis dies.
+    const during = [];
+    for (let i = 0; i < 30; i++) {
+      during.push(sleep(i * 10).then(() => call(ports[i % ports.length], 'fault_count', { key: `outage-${i % 4}` },
+                                                  { authorization: `Bearer ${keyAfter}-${i}` })));
+      if (i === 10) await stop('redis');
+    }
+    for (const r of await Promise.all(during))
+      assert(r.result && !r.result.isError, `a call during the outage: ${JSON.stringify(r)}`);
     for (const p of ports) {
       const r = await call(p, 'fault_count', { key: 'during-outage' });
       assert(r.result && !r.result.isError, `:${p} answers during the outage: ${JSON.stringify(r)}`);
