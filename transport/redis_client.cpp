@@ -312,6 +312,11 @@ struct redis_client::impl {
           p.done(redis_reply::error("redis unavailable: " + why));
         batch.clear();
         went_down(why);
+        // Open: stay away for a while, then probe with a new connection (a
+        // Redis that accepts connections but answers too slowly must not
+        // cost every call the command timeout).
+        if (!pause(settings.retry_interval))
+          break;
       }
     }
     std::deque<pending> left;
