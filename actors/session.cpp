@@ -327,9 +327,6 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
   // Requests may follow the initialize response before the initialized
   // notification arrives (it is a separate POST); accept them.
   rec->initialized = true;
-  // Every instance can now tell that the session exists and whose it is.
-  shared_at = std::chrono::steady_clock::now();
-  publish_session(env, *rec);
   auto result = value::make_object({
     {"protocolVersion", rec->protocol_version},
     {"capabilities", server_capabilities()},
@@ -341,7 +338,11 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
   outbound out;
   out.body = mcp::result_body(in->message["id"], result);
   out.session_id = rec->id;
-  in->sink->deliver(std::move(out));
+  // Every instance can tell that the session exists and whose it is once the
+  // client holds its id: the answer waits for the directory entry (so the
+  // session outlives this instance even if it dies right after answering).
+  shared_at = std::chrono::steady_clock::now();
+  publish_session(env, *rec, [sink = in->sink, out = std::move(out)]() mutable { sink->deliver(std::move(out)); });
   log::info("session initialized", value::make_object({{"session", rec->id},
                                                        {"protocolVersion", rec->protocol_version},
                                                        {"client", rec->client_info["name"]}}));

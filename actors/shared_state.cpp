@@ -269,15 +269,22 @@ bool shared(const env_ptr& env) {
 
 } // namespace
 
-void publish_session(const env_ptr& env, const session_record& rec) {
-  if (!shared(env) || rec.stateless || !rec.initialized)
+void publish_session(const env_ptr& env, const session_record& rec, std::function<void()> then) {
+  if (!shared(env) || rec.stateless || !rec.initialized) {
+    if (then)
+      then();
     return;
+  }
   auto& r = *env->redis;
   auto key = session_key(r, rec.id);
   r.command({"HSET", key, "identity", rec.identity, "version", rec.protocol_version, "capabilities",
              json::dump(rec.client_capabilities), "clientInfo", json::dump(rec.client_info)},
             [](redis_reply) {});
-  r.command({"PEXPIRE", key, std::to_string(session_ttl(*env).count())}, [](redis_reply) {});
+  // Commands are answered in order: the second answer means both are done.
+  r.command({"PEXPIRE", key, std::to_string(session_ttl(*env).count())}, [then = std::move(then)](redis_reply) {
+    if (then)
+      then();
+  });
 }
 
 void retract_session(const env_ptr& env, const std::string& id) {

@@ -39,8 +39,10 @@ void shared_refund(const env_ptr& env, const admission_request& request, double 
 // -- the session directory ---------------------------------------------------------------
 
 /// Records (or refreshes) 2025-era session `rec` in the directory for the
-/// session TTL, so that every instance knows it and its owner.
-void publish_session(const env_ptr& env, const session_record& rec);
+/// session TTL, so that every instance knows it and its owner. `then` runs
+/// once Redis has it (or has failed, or at once without Redis), on the Redis
+/// thread or the caller's.
+void publish_session(const env_ptr& env, const session_record& rec, std::function<void()> then = {});
 
 /// Removes session `id` from the directory and ends its actors on the other
 /// instances (DELETE).

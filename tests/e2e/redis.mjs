@@ -20,7 +20,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -61,6 +61,20 @@ function startRedis(port) {
         resolve();
       }
     });
+  });
+}
+
+/// Sends one command to the Redis on `port` (then QUIT); resolves with the
+/// raw RESP answer text.
+function redisCommand(port, ...words) {
+  const encode = (ws) => `*${ws.length}\r\n` + ws.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('');
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const s = connect(port, '127.0.0.1', () => s.write(encode(words) + encode(['QUIT'])));
+    s.setTimeout(5000, () => s.destroy(new Error('redis: no answer in 5 s')));
+    s.on('data', (d) => (out += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
   });
 }
 
@@ -106,6 +120,7 @@ run.main(async () => {
   const keyAfter = 'key-limited-after-the-outage';
   const sha = (s) => createHash('sha256').update(s).digest('hex');
   const limit = 6;
+  const prefix = `e2e-${process.pid}:`;
   const cfgPath = join(run.dir, 'front.json');
   writeFileSync(cfgPath, JSON.stringify({
     http: { port: 0 },
@@ -124,7 +139,7 @@ run.main(async () => {
     },
     health: { intervalMs: 100, exitAfterMs: 300 },
     admin: { tokenSha256: sha(adminToken) },
-    redis: { url: `redis://127.0.0.1:${redisPort}/0`, keyPrefix: `e2e-${process.pid}:`, retryMs: 200,
+    redis: { url: `redis://127.0.0.1:${redisPort}/0`, keyPrefix: prefix, retryMs: 200,
              commandTimeoutMs: 1000 },
   }));
   const ports = [];
@@ -167,7 +182,8 @@ run.main(async () => {
   await check('a result cached through one instance is a hit on the others', async () => {
     const first = await call(ports[0], 'fault_count', { key: 'shared-1' });
     assert(text(first).includes('1') && cacheMark(first) === undefined, `first call ran: ${JSON.stringify(first)}`);
-    await sleep(100); // the copy is written to Redis after the answer
+    // The copy is written to Redis beside the answer.
+    await until('the copy in Redis', async () => (await redisCommand(redisPort, 'KEYS', `${prefix}cache:*`)).includes('shared-1'));
     for (const p of ports.slice(1)) {
       const r = await call(p, 'fault_count', { key: 'shared-1' });
       assert(cacheMark(r)?.stale === false, `a cache hit on :${p}: ${JSON.stringify(r)}`);
@@ -248,6 +264,20 @@ run.main(async () => {
     await until('no longer degraded', shared, 5000);
   });
 
+  await check('every key in Redis carries the prefix and a TTL', async () => {
+    // Bulk strings of a RESP array answer (keys hold no CR LF of their own
+    // here: the cache keys' newlines are bare LF).
+    const lines = (await redisCommand(redisPort, 'KEYS', '*')).split('\r\n');
+    const keys = lines.filter((_, i) => i > 0 && lines[i - 1].startsWith('$'));
+    for (const kind of ['rl:', 'cache:', 'session:', 'breaker:'])
+      assert(keys.some((k) => k.startsWith(prefix + kind)), `a ${kind} key among ${JSON.stringify(keys)}`);
+    for (const k of keys) {
+      assert(k.startsWith(prefix), `unprefixed key ${JSON.stringify(k)}`);
+      const ttl = Number((await redisCommand(redisPort, 'PTTL', k)).split('\r\n')[0].slice(1));
+      assert(ttl > 0, `${JSON.stringify(k)} has a TTL (PTTL ${ttl})`);
+    }
+  });
+
   await check('with Redis killed every instance keeps answering, degraded, with the reason', async () => {
     // Calls in flight on every instance while Redis dies.
     const during = [];
@@ -283,7 +313,7 @@ run.main(async () => {
     assert(admitted === limit, `admitted ${admitted} of ${3 * limit} after the restart (limit ${limit} in total)`);
     const first = await call(ports[2], 'fault_count', { key: 'after-restart' });
     assert(cacheMark(first) === undefined, 'first call ran');
-    await sleep(100);
+    await until('the copy in Redis', async () => (await redisCommand(redisPort, 'KEYS', `${prefix}cache:*`)).includes('after-restart'));
     const second = await call(ports[0], 'fault_count', { key: 'after-restart' });
     assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on a: ${JSON.stringify(second)}`);
   });
