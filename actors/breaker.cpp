@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/shared_state.hpp"
 #include "config/log.hpp"
 
 namespace bulwark {
@@ -140,8 +141,8 @@ void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
   }
 }
 
-void circuit_breaker::force(clock::time_point now, breaker_state to) {
-  move_to(now, to, "forced");
+void circuit_breaker::force(clock::time_point now, breaker_state to, std::string why) {
+  move_to(now, to, std::move(why));
 }
 
 // -- the actor ------------------------------------------------------------------------------
@@ -184,8 +185,12 @@ struct breaker_actor_state {
 
 using breaker_pointer = breaker_actor::stateful_pointer<breaker_actor_state>;
 
-void log_transition(breaker_actor_state& st) {
+void log_transition(breaker_actor_state& st, bool shared = false) {
   auto& t = st.cb->last_transition();
+  // Several instances open and close a service's breaker together (half-open
+  // probing stays each instance's own).
+  if (!shared && t.to != breaker_state::half_open)
+    publish_breaker(st.env, st.svc.name, std::string(to_string(t.to)));
   auto level = t.to == breaker_state::open ? log_level::warning : log_level::info;
   log::write(level, "breaker transition",
              value::make_object({{"service", st.svc.name},
@@ -292,6 +297,9 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
   if (restarted) {
     st.cb->force(steady_clock::now(), breaker_state::half_open);
     log_transition(st);
+  } else {
+    // A new instance joins its peers' view of the service.
+    adopt_breaker(st.env, st.svc.name, caf::actor_cast<caf::actor>(self));
   }
   return {
     [self](atom::call, downstream_call_ptr& call) {
@@ -334,6 +342,14 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       auto state = to == "open" ? breaker_state::open : to == "half_open" ? breaker_state::half_open : breaker_state::closed;
       st.cb->force(steady_clock::now(), state);
       log_transition(st);
+    },
+    [self](atom::force, const std::string& to, bool) {
+      auto& st = self->state;
+      auto state = to == "open" ? breaker_state::open : breaker_state::closed;
+      if (st.cb->state() == state)
+        return;
+      st.cb->force(steady_clock::now(), state, "another instance's breaker is " + to);
+      log_transition(st, true);
     },
     [self](atom::cancel, downstream_call_ptr& call) {
       auto& st = self->state;

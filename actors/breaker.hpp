@@ -48,7 +48,7 @@ public:
   void release(bool probe);
 
   /// Forces a state (operators); counts as a transition.
-  void force(clock::time_point now, breaker_state to);
+  void force(clock::time_point now, breaker_state to, std::string why = "forced");
 
   breaker_state state() const noexcept { return state_; }
   uint64_t transitions() const noexcept { return transitions_; }

@@ -25,9 +25,11 @@ public:
 
   /// A fresh copy, or (with `allow_stale`) a stale one, of `key`.
   std::optional<cache_hit> get(const std::string& key, clock::time_point now, bool allow_stale);
-  /// Stores `result`: fresh for `ttl`, then stale for `max_stale`.
+  /// Stores `result`, already `age` old: fresh for `ttl`, then stale for
+  /// `max_stale` (both counted from when it was first stored).
   void put(const std::string& key, json::value result, std::chrono::milliseconds ttl,
-           std::chrono::milliseconds max_stale, clock::time_point now);
+           std::chrono::milliseconds max_stale, clock::time_point now,
+           std::chrono::milliseconds age = std::chrono::milliseconds(0));
   /// Drops every entry whose key starts with `prefix`; returns how many.
   std::size_t invalidate(const std::string& prefix);
 
@@ -56,6 +58,12 @@ std::string canonical_json(const json::value& v);
 /// Registry name of the cache actor.
 inline const std::string cache_actor_name = "cache";
 
-cache_actor spawn_cache(caf::actor_system& sys, std::size_t max_entries, std::size_t max_bytes);
+class redis_client;
+
+/// With `shared` (several instances), the in-memory cache is the first level
+/// and Redis the second: a copy stored through one instance answers on all,
+/// and dropping entries drops them everywhere.
+cache_actor spawn_cache(caf::actor_system& sys, std::size_t max_entries, std::size_t max_bytes,
+                        std::shared_ptr<redis_client> shared = nullptr);
 
 } // namespace bulwark

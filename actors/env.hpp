@@ -24,6 +24,8 @@ class io_context;
 
 namespace bulwark {
 
+class redis_client;
+
 namespace metrics {
 class registry;
 class histogram;
@@ -91,6 +93,9 @@ struct runtime_env {
   std::vector<std::string> services;
   /// Where operational actors do HTTP (alert webhooks).
   boost::asio::io_context* io = nullptr;
+  /// State shared with other instances (`redis.url`); null: this instance
+  /// keeps everything in memory alone.
+  std::shared_ptr<redis_client> redis;
 
   // -- health, as the health supervisor last published it -------------------
 
@@ -196,6 +201,23 @@ struct runtime_env {
     return out;
   }
 
+  // -- other instances (shared state) ------------------------------------------
+
+  /// Another instance published its degraded mode (`{degraded, reasons}`).
+  void peer_degraded(const std::string& instance, json::value state) {
+    std::lock_guard<std::mutex> guard(health_mtx_);
+    if (state["degraded"].is_bool() && state["degraded"].as_bool())
+      peers_degraded_[instance] = std::move(state);
+    else
+      peers_degraded_.erase(instance);
+  }
+
+  /// The instances in degraded mode, as they last said, by instance id.
+  std::map<std::string, json::value> peers_degraded() const {
+    std::lock_guard<std::mutex> guard(health_mtx_);
+    return peers_degraded_;
+  }
+
   // -- session records (outlive session actors and their supervisor) ---------
 
   void put_session(session_record_ptr rec) {
@@ -260,6 +282,7 @@ private:
   uint8_t health_level_ = 0;
   bool ready_ = false;
   json::value health_report_;
+  std::map<std::string, json::value> peers_degraded_;
   mutable std::mutex sessions_mtx_;
   std::unordered_map<std::string, session_record_ptr> sessions_;
   std::unordered_map<std::string, std::size_t> slots_;            ///< identity -> sessions held

@@ -849,8 +849,8 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
   auto ops = rt.options().ops;
   for (auto& s : d.cfg.services)
     rt.environment()->services.push_back(s.name);
-  rt.add_supervised(cache_actor_name, [ops](caf::actor_system& sys) {
-    return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes));
+  rt.add_supervised(cache_actor_name, [ops, &rt](caf::actor_system& sys) {
+    return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes, rt.environment()->redis));
   }, names::operations_supervisor);
   // Per service, rest-for-one: the breaker's calls in flight went to the
   // connector, so a connector that dies takes its breaker along (which

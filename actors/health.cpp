@@ -10,8 +10,10 @@
 #include "actors/cache.hpp"
 #include "actors/metrics.hpp"
 #include "actors/runtime.hpp"
+#include "actors/shared_state.hpp"
 #include "config/log.hpp"
 #include "transport/http_server.hpp"
+#include "transport/redis_client.hpp"
 
 namespace bulwark {
 
@@ -47,6 +49,11 @@ health_verdict assess(const health_inputs& in, const health_thresholds& t) {
   for (auto& name : in.unresponsive) {
     at_least(health_level::degraded);
     v.reasons.push_back(name + " did not answer the health check");
+  }
+  if (!in.shared_state_problem.empty()) {
+    at_least(health_level::degraded);
+    v.reasons.push_back("redis unreachable (" + in.shared_state_problem
+                        + "): rate limits, cache, sessions and breakers are this instance's alone");
   }
   if (in.queue_fill > t.queue_fill) {
     at_least(health_level::degraded);
@@ -153,6 +160,7 @@ void apply_mode(health_pointer self, bool on, const std::vector<std::string>& re
     log::info("degraded mode off", value::make_object({{"forced", st.sw.forced().has_value()}}));
   if (auto& m = st.env->metrics)
     m->counter("bulwark_degraded_switches_total", {{"to", on ? "on" : "off"}}).inc();
+  publish_degraded(st.env, on, reasons);
   for (auto* name : {"limiter", "queue"})
     if (auto h = st.env->names.get(name))
       self->send(h, atom::degrade_v, on);
@@ -221,6 +229,17 @@ void evaluate(health_pointer self) {
       in.escalations.push_back(recent[i].reason);
   }
 
+  value shared_state;
+  if (auto& redis = st.env->redis) {
+    shared_state = redis->status();
+    value peers(json::object{});
+    for (auto& [instance, state] : st.env->peers_degraded())
+      peers.set(instance, state["reasons"]);
+    shared_state.set("degradedPeers", std::move(peers));
+    if (!redis->available())
+      in.shared_state_problem = redis->problem().empty() ? "not connected" : redis->problem();
+  }
+
   auto verdict = assess(in, st.settings.thresholds);
   if (verdict.level != st.level)
     log::info("health changed", value::make_object({{"from", to_string(st.level)}, {"to", to_string(verdict.level)}}));
@@ -259,6 +278,7 @@ void evaluate(health_pointer self) {
        {"cache", cache},
        {"limiter", limiter},
        {"alerts", answer("alerts")},
+       {"redis", shared_state},
        {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
                                            {"escalations", static_cast<unsigned long long>(escalations)},
                                            {"recentRestarts", static_cast<unsigned long long>(in.recent_restarts)}})},

@@ -38,6 +38,9 @@ struct health_inputs {
   uint64_t recent_restarts = 0;                   ///< actor restarts within the storm window
   uint64_t recent_escalations = 0;                ///< restart-intensity breaches within that window
   std::vector<std::string> escalations;           ///< what the latest of them said
+  /// Why the Redis that instances share state through is unavailable (empty:
+  /// it is available, or none is configured).
+  std::string shared_state_problem;
 };
 
 struct health_verdict {

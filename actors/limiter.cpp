@@ -121,11 +121,15 @@ rate_buckets::windows rate_buckets::fresh(const std::vector<rate_limit>& limits,
   return ws;
 }
 
-std::string rate_buckets::scaled_text(const rate_limit& limit) const {
+std::string describe(const rate_limit& limit, double scale) {
   auto text = describe(limit);
-  if (scale_ < 1.0)
-    text += " (at " + std::to_string(static_cast<int>(std::lround(scale_ * 100))) + "% while degraded)";
+  if (scale < 1.0)
+    text += " (at " + std::to_string(static_cast<int>(std::lround(scale * 100))) + "% while degraded)";
   return text;
+}
+
+std::string rate_buckets::scaled_text(const rate_limit& limit) const {
+  return describe(limit, scale_);
 }
 
 void rate_buckets::give_back(windows& ws, clock::time_point now) const {

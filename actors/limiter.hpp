@@ -26,6 +26,10 @@ struct rate_limit {
 /// Human text of a limit, e.g. "10 per minute" or "5 per 30 s".
 std::string describe(const rate_limit& limit);
 
+/// The same at a degraded-mode `scale` below 1, e.g. "10 per minute (at 50%
+/// while degraded)".
+std::string describe(const rate_limit& limit, double scale);
+
 /// Every budget the limiter enforces. A call must fit all windows of its
 /// key's tier, of its service (if configured) and the global ones.
 struct limiter_config {

@@ -9,9 +9,11 @@
 
 #include "actors/breaker.hpp"
 #include "actors/metrics.hpp"
+#include "actors/shared_state.hpp"
 #include "config/api_keys.hpp"
 #include "config/log.hpp"
 #include "transport/http_client.hpp"
+#include "transport/redis_client.hpp"
 
 namespace bulwark {
 
@@ -61,6 +63,10 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
     return {
       [self](atom::admit, const admission_ticket_ptr& t) {
         auto& env = *self->state.env;
+        // Several instances: the buckets in Redis decide, unless it is away.
+        if (!t->local && env.redis && env.redis->available()
+            && shared_admit(self->state.env, t, env.buckets->scale(), caf::actor_cast<caf::actor>(self)))
+          return;
         auto now = self->clock().now();
         // Many distinct keys (a flood of made-up bearer tokens) must not grow
         // the buckets without bound: forget full ones, then refuse newcomers.
@@ -85,7 +91,10 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
         t->reply(verdict);
       },
       [self](atom::refund, const admission_request& r) {
-        self->state.env->buckets->refund(r, self->clock().now());
+        auto& env = self->state.env;
+        if (env->redis && env->redis->available())
+          return shared_refund(env, r, env->buckets->scale());
+        env->buckets->refund(r, self->clock().now());
       },
       [self](atom::degrade, bool on) {
         auto& env = *self->state.env;
@@ -103,6 +112,8 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
         for (auto& [svc, limits] : env.buckets->config().services)
           usage.set(svc, env.buckets->usage(svc, now));
         status.set("usage", std::move(usage));
+        // With Redis, these local buckets decide only while it is away.
+        status.set("shared", env.redis && env.redis->available());
         status.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
         return status;
       },

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include <caf/all.hpp>
 
@@ -14,11 +15,13 @@
 #include "actors/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/session.hpp"
+#include "actors/shared_state.hpp"
 #include "actors/supervisor.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
 #include "transport/io_scheduler.hpp"
+#include "transport/redis_client.hpp"
 
 namespace bulwark {
 
@@ -45,9 +48,13 @@ struct runtime::impl {
     env->latency = std::make_shared<metrics::histogram>();
     env->buckets = std::make_shared<rate_buckets>(env->opts.ops.limits);
     describe_metrics(*env->metrics);
+    if (!env->opts.ops.redis.url.empty())
+      env->redis = make_shared_state(env);
   }
 
   ~impl() {
+    if (env->redis)
+      env->redis->stop();
     if (own_io) {
       io_guard.reset();
       own_io->stop();
@@ -260,6 +267,10 @@ void runtime::start() {
       env->io = impl_->own_io.get();
     }
   }
+  // Shared state: the first connection is made on the client's own thread;
+  // until it succeeds, every instance decides with its local state.
+  if (env->redis)
+    env->redis->start();
   // The tree: root (one-for-one) over the session supervisor, the
   // operations supervisor (limiter, queue, alerts and what joins them), the
   // supervisors added by the host or the gateway, actors added to the root,
@@ -386,14 +397,44 @@ bool runtime::open_stream(const std::string& session_id, sink_ptr sink, std::str
   return true;
 }
 
+bool runtime::session_elsewhere(const std::string& id) const {
+  const auto& env = *impl_->env;
+  return env.redis && env.redis->available() && !id.empty() && !has_session(id);
+}
+
+void runtime::take_over_session(const std::string& id, std::function<void()> done) {
+  // `done` runs exactly once, also when a message on the way is dropped (a
+  // supervisor that stopped): the request then finds no session.
+  struct once {
+    std::function<void()> f;
+    void operator()() {
+      if (auto g = std::exchange(f, nullptr))
+        g();
+    }
+    ~once() { (*this)(); }
+  };
+  auto finish = std::make_shared<once>();
+  finish->f = std::move(done);
+  auto env = impl_->env;
+  lookup_session(env, id, [env, finish](session_record_ptr rec) {
+    auto sessions = env->names.get(names::session_supervisor);
+    if (!rec || !sessions)
+      return (*finish)();
+    caf::anon_send(caf::actor_cast<session_supervisor_actor>(sessions), atom::open_v, std::move(rec),
+                   json_reply([finish](json::value) { (*finish)(); }));
+  });
+}
+
 bool runtime::end_session(const std::string& id) {
   auto h = impl_->env->names.get(names::session_prefix + id);
   if (!h)
     return false;
-  // Forget the name at once so that requests after the DELETE get 404.
+  // Forget the name at once so that requests after the DELETE get 404, here
+  // and on every other instance.
   impl_->env->names.erase(names::session_prefix + id, h.address());
   // The caller's slot is free for its next initialize at once.
   impl_->env->release_session_slot(id);
+  retract_session(impl_->env, id);
   caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
   return true;
 }

@@ -151,6 +151,12 @@ public:
   /// for a GET stream under `max_streams` (a new GET stream replaces the
   /// session's previous one, so that one does not count).
   bool stream_allowed(const std::string& id) const;
+  /// Several instances (`redis.url`): true when session `id` is not live
+  /// here but may be in the shared directory; `take_over_session` then
+  /// starts its actor here (when it exists) and calls `done` on some thread.
+  /// Whose it is is checked afterwards, as for any session.
+  bool session_elsewhere(const std::string& id) const;
+  void take_over_session(const std::string& id, std::function<void()> done);
 
   // -- introspection -------------------------------------------------------------------------
 

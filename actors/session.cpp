@@ -7,6 +7,7 @@
 
 #include "actors/metrics.hpp"
 #include "actors/operations.hpp"
+#include "actors/shared_state.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
@@ -107,6 +108,14 @@ session_state::~session_state() {
 
 void session_state::handle(const inbound_ptr& in) {
   rec->last_used = std::chrono::steady_clock::now();
+  // Several instances: keep the directory entry alive while the session is
+  // used here (a few writes per TTL, not one per request).
+  const auto& shared_ttl = env->opts.ops.redis.session_ttl;
+  if (env->redis && !rec->stateless && rec->initialized
+      && rec->last_used - shared_at > (shared_ttl.count() > 0 ? shared_ttl : env->opts.session_idle_timeout) / 8) {
+    shared_at = rec->last_used;
+    publish_session(env, *rec);
+  }
   switch (in->kind) {
     case mcp::message_kind::request:
       handle_request(in);
@@ -332,7 +341,11 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
   outbound out;
   out.body = mcp::result_body(in->message["id"], result);
   out.session_id = rec->id;
-  in->sink->deliver(std::move(out));
+  // Every instance can tell that the session exists and whose it is once the
+  // client holds its id: the answer waits for the directory entry (so the
+  // session outlives this instance even if it dies right after answering).
+  shared_at = std::chrono::steady_clock::now();
+  publish_session(env, *rec, [sink = in->sink, out = std::move(out)]() mutable { sink->deliver(std::move(out)); });
   log::info("session initialized", value::make_object({{"session", rec->id},
                                                        {"protocolVersion", rec->protocol_version},
                                                        {"client", rec->client_info["name"]}}));

@@ -53,6 +53,8 @@ struct session_state : call_owner {
   std::chrono::steady_clock::time_point mailbox_noted;
   env_ptr env;
   session_record_ptr rec;
+  /// When this session's shared directory entry was last refreshed.
+  std::chrono::steady_clock::time_point shared_at;
 
   std::unordered_map<uint64_t, running> calls;             ///< by sink serial
   std::unordered_map<std::string, uint64_t> by_request_id; ///< 2025 era: id -> serial

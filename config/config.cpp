@@ -14,6 +14,7 @@
 
 #include "messages/crypto.hpp"
 #include "messages/json.hpp"
+#include "transport/redis_client.hpp"
 
 namespace bulwark {
 
@@ -458,6 +459,16 @@ void parse_operations(section& top, config& cfg) {
   }
 }
 
+/// An empty URL is "no Redis"; anything else must be a redis:// URL.
+void check_redis_url(const std::string& path, const std::string& url) {
+  if (url.empty())
+    return;
+  std::string error;
+  parse_redis_url(url, error);
+  if (!error.empty())
+    bad(path, "\"" + url + "\": " + error + " (expected redis://HOST:PORT/DB)");
+}
+
 log_level level_of(const std::string& path, const std::string& s) {
   auto lvl = parse_log_level(s);
   if (!lvl)
@@ -549,6 +560,19 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
   }
   parse_gateway(top, cfg.gateway);
   parse_operations(top, cfg);
+  if (auto* r = top.get("redis")) {
+    section sec(*r, "$.redis");
+    auto& rs = cfg.runtime.ops.redis;
+    sec.str("url", rs.url);
+    check_redis_url("$.redis.url", rs.url);
+    sec.str("keyPrefix", rs.key_prefix);
+    sec.millis("connectTimeoutMs", rs.connect_timeout, 1, 60000);
+    sec.millis("commandTimeoutMs", rs.command_timeout, 1, 60000);
+    sec.millis("retryMs", rs.retry_interval, 10, 600000);
+    sec.seconds("sessionTtlSeconds", rs.session_ttl, 0, 30 * 86400);
+    sec.millis("cacheMaxTtlMs", rs.cache_max_ttl, 1000, 30 * 86400000LL);
+    sec.millis("breakerTtlMs", rs.breaker_ttl, 1000, 86400000LL);
+  }
   // A service budget is the gateway's `ratePerMinute`.
   for (auto& s : cfg.gateway.services)
     if (s.settings.rate_per_minute > 0)
@@ -601,6 +625,10 @@ void apply_env(config& cfg) {
     cfg.runtime.ops.admin_token_sha256 = crypto::sha256_hex(t);
   if (auto w = num("BULWARK_WORKERS", 1, 64))
     cfg.workers = static_cast<int>(*w);
+  if (const char* r = std::getenv("BULWARK_REDIS"); r && *r) {
+    cfg.runtime.ops.redis.url = r;
+    check_redis_url("environment BULWARK_REDIS", r);
+  }
 }
 
 bool loopback_address(const std::string& address) {
@@ -639,11 +667,12 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --allow-unauthenticated
                        serve a non-loopback address with auth.mode "none"
   --workers N          CAF scheduler threads (default 1)
+  --redis URL          share state with other instances through Redis (redis://HOST:PORT/DB)
   --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
   --print-config       print the effective configuration and exit
   --help               this text
 
-Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS,
+Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS, BULWARK_REDIS,
 BULWARK_ADMIN_TOKEN (the admin API's token; config holds only its SHA-256).
 
 API keys: bulwark keys create|list|revoke ... (see bulwark keys --help).
@@ -710,7 +739,10 @@ bool apply_args(config& cfg, int argc, char** argv) {
       cfg.auth.allow_unauthenticated = true;
     else if (a == "--workers")
       cfg.workers = static_cast<int>(number(1, 64));
-    else if (a == "--log-level")
+    else if (a == "--redis") {
+      cfg.runtime.ops.redis.url = next();
+      check_redis_url("--redis", cfg.runtime.ops.redis.url);
+    } else if (a == "--log-level")
       cfg.log = level_of("--log-level", next());
     else if (a == "--print-config")
       print = true;
@@ -736,6 +768,18 @@ bool apply_args(config& cfg, int argc, char** argv) {
   }
   return true;
 }
+
+namespace {
+
+/// A Redis URL fit for logs: its password replaced.
+std::string without_password(const std::string& url) {
+  auto at = url.rfind('@');
+  if (at == std::string::npos || url.compare(0, 8, "redis://") != 0)
+    return url;
+  return "redis://***" + url.substr(at);
+}
+
+} // namespace
 
 std::string describe(const config& cfg) {
   value origins(json::array{});
@@ -767,6 +811,8 @@ std::string describe(const config& cfg) {
                                    {"aggressivePollAttempts", cfg.aggressive_poll_attempts},
                                    {"moderatePollAttempts", cfg.moderate_poll_attempts}})},
     {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},
+    {"redis", value::make_object({{"url", without_password(cfg.runtime.ops.redis.url)},
+                                  {"keyPrefix", cfg.runtime.ops.redis.key_prefix}})},
   });
   return json::dump(v);
 }

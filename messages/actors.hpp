@@ -149,6 +149,8 @@ using cache_reply = std::function<void(std::optional<cache_hit>)>;
 struct admission_ticket {
   admission_request request;
   std::function<void(const admission&)> reply;
+  /// Decide with this instance's buckets only (Redis failed for this call).
+  bool local = false;
 };
 using admission_ticket_ptr = std::shared_ptr<admission_ticket>;
 
@@ -268,6 +270,9 @@ using session_actor = caf::typed_actor<
 using session_supervisor_actor = caf::typed_actor<
   // An `initialize` request: create a 2025-era session and hand it over.
   caf::reacts_to<atom::open, inbound_ptr>,
+  // A session from the shared directory (created on another instance):
+  // start its actor here, then call back.
+  caf::reacts_to<atom::open, session_record_ptr, json_reply>,
   // End the session with this id (DELETE or idle expiry).
   caf::reacts_to<atom::end, std::string>,
   // Pass a notification to every live session.
@@ -306,8 +311,15 @@ using cache_actor = caf::typed_actor<
   caf::reacts_to<atom::get, std::string, bool, cache_reply>,
   // Store a result: key, result, ttl ms, max stale ms.
   caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t>,
+  // Internal: a copy found in the shared cache, kept in memory here only
+  // (key, result, ttl ms, max stale ms, age ms).
+  caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t, int64_t>,
   // Drop every entry under a key prefix (a service, a tool).
   caf::reacts_to<atom::drop, std::string>,
+  // Drop them here only (true: another instance dropped them everywhere else).
+  caf::reacts_to<atom::drop, std::string, bool>,
+  // Internal: a lookup in the shared cache found a usable copy (or not).
+  caf::reacts_to<atom::done, bool>,
   // Status: entries, bytes, hits, misses, stale hits, evictions, hit rate.
   caf::replies_to<atom::get>::with<json::value>>;
 
@@ -323,6 +335,9 @@ using breaker_actor = caf::typed_actor<
   caf::reacts_to<atom::cancel, downstream_call_ptr>,
   // Operators: force the state ("open", "closed", "half_open").
   caf::reacts_to<atom::force, std::string>,
+  // Another instance's breaker of this service switched to this state
+  // (true: follow it without publishing it again).
+  caf::reacts_to<atom::force, std::string, bool>,
   // Status: state, counts, transitions.
   caf::replies_to<atom::get>::with<json::value>>;
 

@@ -54,6 +54,27 @@ struct webhook_settings {
   std::chrono::milliseconds base_delay{500};
 };
 
+/// Shared state of several instances through Redis (`redis` config section).
+/// Without a URL every instance keeps its state in memory alone.
+struct redis_settings {
+  /// `redis://HOST:PORT/DB`; empty: no Redis.
+  std::string url;
+  /// Prepended to every key and channel, so that deployments can share a server.
+  std::string key_prefix = "bulwark:";
+  std::chrono::milliseconds connect_timeout{500};
+  /// A command without an answer for this long counts as Redis unreachable.
+  std::chrono::milliseconds command_timeout{500};
+  /// While Redis is unreachable, how often a reconnection is tried.
+  std::chrono::milliseconds retry_interval{1000};
+  /// Session directory entries live this long after their last use (0: the
+  /// sessions' idle timeout).
+  std::chrono::seconds session_ttl{0};
+  /// Upper bound of any cached copy's life in Redis (fresh plus stale).
+  std::chrono::milliseconds cache_max_ttl{86400000};
+  /// Published breaker states expire after this long without a refresh.
+  std::chrono::milliseconds breaker_ttl{60000};
+};
+
 struct operations_options {
   // -- rate limits --
   limiter_config limits = default_limiter_config();
@@ -89,6 +110,9 @@ struct operations_options {
   /// Identities ("key:<sha256>") whose 2025-era sessions get alerts as log
   /// notifications.
   std::vector<std::string> admin_identities;
+
+  // -- shared state (several instances) --
+  redis_settings redis;
 
   // -- admin API --
   /// SHA-256 (hex) of the admin token; empty: views only, no actions.

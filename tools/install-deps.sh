@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(g++ cmake ninja-build pkg-config libcaf-dev libboost-dev libsimdjson-dev libspdlog-dev
-          libssl-dev libmimalloc-dev catch2 ca-certificates)
+          libssl-dev libmimalloc-dev libhiredis-dev catch2 ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,7 +22,8 @@ fi
 # which uses this browser rather than downloading one); the fonts keep its
 # screenshots legible.
 if [ "${1:-}" = "--tests" ]; then
-  for p in chromium fonts-liberation bsdutils; do
+  # redis-server: the scale-out test shares state between instances through it.
+  for p in chromium fonts-liberation bsdutils redis-server; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 fi

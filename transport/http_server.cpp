@@ -474,6 +474,8 @@ private:
   // -- routing ------------------------------------------------------------------------
 
   void handle(request req);
+  /// By HTTP method, once the session (if any) is known here.
+  void route(request& req);
   void handle_post(request& req);
   void handle_get(request& req);
   void handle_delete(request& req);
@@ -812,6 +814,25 @@ void connection::handle(request req) {
   } else {
     identity_ = "anonymous";
   }
+  // Several instances: a session created on another one is taken over
+  // from the shared directory before the request is looked at.
+  if (auto sid = req.find("mcp-session-id"); sid != req.end()) {
+    std::string id(trim(sv(sid->value())));
+    if (server_.rt->session_elsewhere(id)) {
+      auto held = std::make_shared<request>(std::move(req));
+      server_.rt->take_over_session(id, [self = shared_from_this(), held] {
+        net::post(self->sock_.get_executor(), [self, held] {
+          if (!self->closed_)
+            self->route(*held);
+        });
+      });
+      return;
+    }
+  }
+  route(req);
+}
+
+void connection::route(request& req) {
   switch (req.method()) {
     case http::verb::post:
       return handle_post(req);

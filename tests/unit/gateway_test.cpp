@@ -7,9 +7,11 @@
 #include "actors/cache.hpp"
 #include "actors/gateway.hpp"
 #include "config/config.hpp"
+#include "tests/unit/support.hpp"
 
 using namespace bulwark;
 using namespace std::chrono_literals;
+using test::config_error_of;
 using clock_type = circuit_breaker::clock;
 
 namespace {
@@ -24,16 +26,6 @@ breaker_settings small() {
   s.half_open_probes = 2;
   s.successes_to_close = 2;
   return s;
-}
-
-std::string config_error_of(const std::string& text) {
-  config cfg;
-  try {
-    apply_json(cfg, text, "test");
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  return {};
 }
 
 } // namespace

@@ -1,5 +1,5 @@
 // Test support shared by the actor tests: sinks that capture what a session
-// delivers, and a JSON parse helper.
+// delivers, a JSON parse helper, and the error a config text gets.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -12,12 +12,24 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "messages/json.hpp"
 #include "messages/sink.hpp"
 
 namespace bulwark::test {
 
 using namespace std::chrono_literals;
+
+/// The config error `text` gets (empty when it is accepted).
+inline std::string config_error_of(const std::string& text) {
+  config cfg;
+  try {
+    apply_json(cfg, text, "test");
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return {};
+}
 
 /// Records what a session delivers for one request.
 class capture_sink final : public reply_sink {

@@ -1,0 +1,349 @@
+#include "actors/shared_state.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include <caf/all.hpp>
+
+#include "actors/breaker.hpp"
+#include "actors/cache.hpp"
+#include "actors/metrics.hpp"
+#include "actors/operations.hpp"
+#include "config/log.hpp"
+#include "messages/crypto.hpp"
+#include "transport/redis_client.hpp"
+
+namespace bulwark {
+
+using json::value;
+using namespace std::chrono;
+
+// -- the client and its subscriptions -----------------------------------------------------
+
+std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
+  auto client = std::make_shared<redis_client>(env->opts.ops.redis, crypto::random_hex(8));
+  std::weak_ptr<runtime_env> weak = env;
+  auto me = client->instance();
+  // Another instance dropped cached results: drop them here too.
+  client->subscribe("invalidate", [weak, me](const std::string& message) {
+    auto nl = message.find('\n');
+    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+      return;
+    if (auto env = weak.lock())
+      if (auto cache = env->names.get(cache_actor_name))
+        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, message.substr(nl + 1), true);
+  });
+  // A session ended (DELETE) through another instance ends here too.
+  client->subscribe("sessions", [weak, me](const std::string& message) {
+    auto nl = message.find('\n');
+    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+      return;
+    auto env = weak.lock();
+    if (!env)
+      return;
+    auto name = names::session_prefix + message.substr(nl + 1);
+    if (auto h = env->names.get(name)) {
+      env->names.erase(name, h.address());
+      caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
+    }
+  });
+  // Another instance's breaker opened or closed: this one's follows.
+  client->subscribe("breakers", [weak, me](const std::string& message) {
+    auto first = message.find('\n');
+    auto second = first == std::string::npos ? first : message.find('\n', first + 1);
+    if (second == std::string::npos || message.compare(0, first, me) == 0)
+      return;
+    auto env = weak.lock();
+    if (!env)
+      return;
+    auto service = message.substr(first + 1, second - first - 1);
+    if (auto b = env->names.get(breaker_name(service)))
+      caf::anon_send(caf::actor_cast<breaker_actor>(b), atom::force_v, message.substr(second + 1), true);
+  });
+  // Other instances' degraded mode, for this one's health report.
+  client->subscribe("degraded", [weak, me](const std::string& message) {
+    auto nl = message.find('\n');
+    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+      return;
+    value v;
+    json::parse_error err;
+    if (auto env = weak.lock(); env && json::parse(std::string_view(message).substr(nl + 1), v, err))
+      env->peer_degraded(message.substr(0, nl), std::move(v));
+  });
+  // Breaker states published while this instance was starting or away.
+  client->on_connected([weak] {
+    if (auto env = weak.lock())
+      for (auto& service : env->services)
+        if (auto b = env->names.get(breaker_name(service)))
+          adopt_breaker(env, service, b);
+  });
+  // Invalidations sent while the subscription was down were missed: what
+  // this instance holds in memory may be outdated.
+  client->on_resubscribed([weak] {
+    if (auto env = weak.lock())
+      if (auto cache = env->names.get(cache_actor_name))
+        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, std::string(), true);
+  });
+  return client;
+}
+
+// -- rate limits ----------------------------------------------------------------------------
+
+namespace {
+
+/// Token buckets, one hash per window: `t` tokens at `ts` ms (Redis time, so
+/// that all instances share one clock). ARGV: mode ("take" or "give"), the
+/// longest wait allowed in ms (queue mode), the degraded-mode scale, then
+/// (count, period ms) per key. A take that some bucket refuses changes
+/// nothing and answers {0, index of that bucket, wait ms}; an admitted one
+/// answers {1, 0, longest wait ms}. A bucket expires once it would be full
+/// again: a full bucket and a missing one are the same.
+const redis_script& bucket_script() {
+  static const redis_script script(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local mode = ARGV[1]
+local max_wait = tonumber(ARGV[2])
+local scale = tonumber(ARGV[3])
+local tokens, caps, rates = {}, {}, {}
+local longest = 0
+for i = 1, #KEYS do
+  local count = tonumber(ARGV[2 + 2 * i])
+  local per = tonumber(ARGV[3 + 2 * i])
+  local cap = 0
+  if count > 0 then cap = math.max(1, count * scale) end
+  local rate = 0
+  if per > 0 then rate = count * scale / per end
+  local s = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tok = cap
+  if s[1] then
+    tok = tonumber(s[1])
+    local last = tonumber(s[2])
+    if now > last then tok = tok + (now - last) * rate end
+    tok = math.min(cap, tok)
+  end
+  tokens[i], caps[i], rates[i] = tok, cap, rate
+  if mode == 'take' and tok < 1 then
+    local wait = -1
+    if rate > 0 then wait = (1 - tok) / rate end
+    if wait < 0 or wait > max_wait then
+      return {0, i, tostring(wait)}
+    end
+    longest = math.max(longest, wait)
+  end
+end
+for i = 1, #KEYS do
+  local tok = tokens[i] - 1
+  if mode ~= 'take' then tok = math.min(caps[i], tokens[i] + 1) end
+  redis.call('HSET', KEYS[i], 't', tostring(tok), 'ts', tostring(now))
+  if rates[i] > 0 then
+    redis.call('PEXPIRE', KEYS[i], math.ceil((caps[i] - tok) / rates[i]) + 1000)
+  else
+    redis.call('PEXPIRE', KEYS[i], 86400000)
+  end
+end
+return {1, 0, tostring(longest)}
+)lua");
+  return script;
+}
+
+/// The shared buckets one request passes, in the order the local limiter
+/// checks them.
+struct bucket_plan {
+  struct level {
+    std::string name;  ///< user_quota, service, global
+    std::string label; ///< "free tier", "service web", "global"
+    rate_limit limit;
+  };
+  std::vector<std::string> keys;
+  std::vector<level> levels; ///< Parallel to keys.
+};
+
+std::optional<bucket_plan> plan_for(const runtime_env& env, const admission_request& req) {
+  const auto& cfg = env.buckets->config();
+  const auto& r = *env.redis;
+  bucket_plan p;
+  auto add = [&](const std::string& name, const std::string& label, const std::vector<rate_limit>& windows,
+                 const std::string& key) {
+    for (std::size_t i = 0; i < windows.size(); ++i) {
+      p.keys.push_back(r.key("rl:" + key + ":" + std::to_string(i) + ":" + std::to_string(windows[i].count) + "/"
+                             + std::to_string(windows[i].per.count())));
+      p.levels.push_back({name, label, windows[i]});
+    }
+  };
+  if (!req.tier.empty()) {
+    auto tier = cfg.tiers.find(req.tier);
+    if (tier == cfg.tiers.end())
+      return std::nullopt; // refused locally, with its own words
+    add("user_quota", req.tier + " tier", tier->second, "key:" + req.tier + ":" + req.key);
+  }
+  if (!req.service.empty())
+    if (auto s = cfg.services.find(req.service); s != cfg.services.end())
+      add("service", "service " + req.service, s->second, "service:" + req.service);
+  add("global", "global", cfg.global, "global");
+  return p;
+}
+
+std::vector<std::string> script_args(const bucket_plan& p, const char* mode, milliseconds max_wait, double scale) {
+  std::vector<std::string> args{mode, std::to_string(max_wait.count()), std::to_string(scale)};
+  for (auto& l : p.levels) {
+    args.push_back(std::to_string(l.limit.count));
+    args.push_back(std::to_string(l.limit.per.count()));
+  }
+  return args;
+}
+
+milliseconds ceil_ms(double ms) {
+  return milliseconds(ms > 0 ? static_cast<milliseconds::rep>(std::ceil(ms - 1e-6)) : 0);
+}
+
+} // namespace
+
+bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double scale, const caf::actor& limiter) {
+  auto plan = plan_for(*env, ticket->request);
+  if (!plan)
+    return false;
+  if (plan->keys.empty()) {
+    admission ok;
+    ok.admitted = true;
+    ticket->reply(ok);
+    return true;
+  }
+  auto args = script_args(*plan, "take", ticket->request.max_wait, scale);
+  auto levels = plan->levels;
+  std::weak_ptr<runtime_env> weak = env;
+  env->redis->eval(bucket_script(), plan->keys, args,
+                   [weak, ticket, levels = std::move(levels), scale, limiter](redis_reply r) {
+                     auto env = weak.lock();
+                     if (!env)
+                       return;
+                     if (r.failed() || r.type != redis_reply::kind::array || r.elements.size() != 3) {
+                       // Decided here after all, with this instance's buckets.
+                       ticket->local = true;
+                       caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, ticket);
+                       return;
+                     }
+                     admission a;
+                     auto wait = std::strtod(r.elements[2].str.c_str(), nullptr);
+                     if (r.elements[0].integer == 1) {
+                       a.admitted = true;
+                       a.delay = ceil_ms(wait);
+                     } else {
+                       auto index = static_cast<std::size_t>(std::max<long long>(1, r.elements[1].integer)) - 1;
+                       const auto& l = levels.at(std::min(index, levels.size() - 1));
+                       a.refused_by = l.name;
+                       a.limit = l.label + ": " + describe(l.limit, scale);
+                       a.retry_after = std::max(wait >= 0 ? ceil_ms(wait) : l.limit.per, milliseconds(1));
+                       if (env->metrics)
+                         env->metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", a.refused_by}}).inc();
+                     }
+                     ticket->reply(a);
+                   });
+  return true;
+}
+
+void shared_refund(const env_ptr& env, const admission_request& request, double scale) {
+  auto plan = plan_for(*env, request);
+  if (!plan || plan->keys.empty())
+    return;
+  env->redis->eval(bucket_script(), plan->keys, script_args(*plan, "give", milliseconds(0), scale), [](redis_reply) {});
+}
+
+// -- the session directory -------------------------------------------------------------------
+
+namespace {
+
+std::string session_key(const redis_client& r, const std::string& id) {
+  return r.key("session:" + id);
+}
+
+milliseconds session_ttl(const runtime_env& env) {
+  auto ttl = env.opts.ops.redis.session_ttl.count() > 0 ? env.opts.ops.redis.session_ttl : env.opts.session_idle_timeout;
+  return duration_cast<milliseconds>(ttl);
+}
+
+bool shared(const env_ptr& env) {
+  return env && env->redis && env->redis->available();
+}
+
+} // namespace
+
+void publish_session(const env_ptr& env, const session_record& rec, std::function<void()> then) {
+  if (!shared(env) || rec.stateless || !rec.initialized) {
+    if (then)
+      then();
+    return;
+  }
+  auto& r = *env->redis;
+  auto key = session_key(r, rec.id);
+  r.command({"HSET", key, "identity", rec.identity, "version", rec.protocol_version, "capabilities",
+             json::dump(rec.client_capabilities), "clientInfo", json::dump(rec.client_info)},
+            [](redis_reply) {});
+  // Commands are answered in order: the second answer means both are done.
+  r.command({"PEXPIRE", key, std::to_string(session_ttl(*env).count())}, [then = std::move(then)](redis_reply) {
+    if (then)
+      then();
+  });
+}
+
+void retract_session(const env_ptr& env, const std::string& id) {
+  if (!shared(env))
+    return;
+  env->redis->command({"DEL", session_key(*env->redis, id)}, [](redis_reply) {});
+  env->redis->publish("sessions", env->redis->instance() + "\n" + id);
+}
+
+void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done) {
+  if (!shared(env) || id.empty() || id.size() > 128)
+    return done(nullptr);
+  env->redis->command({"HMGET", session_key(*env->redis, id), "identity", "version", "capabilities", "clientInfo"},
+                      [id, done = std::move(done)](redis_reply r) {
+                        if (r.type != redis_reply::kind::array || r.elements.size() != 4
+                            || r.elements[0].type != redis_reply::kind::string)
+                          return done(nullptr);
+                        auto rec = std::make_shared<session_record>();
+                        rec->id = id;
+                        rec->identity = r.elements[0].str;
+                        rec->protocol_version = r.elements[1].str;
+                        json::parse_error err;
+                        if (!json::parse(r.elements[2].str, rec->client_capabilities, err))
+                          rec->client_capabilities = value(json::object{});
+                        if (!json::parse(r.elements[3].str, rec->client_info, err))
+                          rec->client_info = value();
+                        rec->initialized = true;
+                        done(std::move(rec));
+                      });
+}
+
+// -- breakers and degraded mode ----------------------------------------------------------------
+
+void publish_breaker(const env_ptr& env, const std::string& service, const std::string& state) {
+  if (!shared(env))
+    return;
+  auto& r = *env->redis;
+  r.command({"SET", r.key("breaker:" + service), state, "PX", std::to_string(r.settings().breaker_ttl.count())},
+            [](redis_reply) {});
+  r.publish("breakers", r.instance() + "\n" + service + "\n" + state);
+}
+
+void adopt_breaker(const env_ptr& env, const std::string& service, const caf::actor& breaker) {
+  if (!shared(env))
+    return;
+  env->redis->command({"GET", env->redis->key("breaker:" + service)}, [breaker](redis_reply r) {
+    if (r.type == redis_reply::kind::string && (r.str == "open" || r.str == "closed"))
+      caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::force_v, r.str, true);
+  });
+}
+
+void publish_degraded(const env_ptr& env, bool on, const std::vector<std::string>& reasons) {
+  if (!shared(env))
+    return;
+  value why(json::array{});
+  for (auto& r : reasons)
+    why.push_back(r);
+  env->redis->publish("degraded", env->redis->instance() + "\n"
+                                    + json::dump(value::make_object({{"degraded", on}, {"reasons", std::move(why)}})));
+}
+
+} // namespace bulwark

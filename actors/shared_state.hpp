@@ -1,0 +1,69 @@
+// What several Bulwark instances share through Redis (`redis.url`): rate-limit
+// buckets, cache invalidations, the 2025-era session directory, breaker
+// states. Every function here hands its Redis work to the client's I/O
+// thread and reports back through a callback or a message, so no actor waits;
+// when Redis is unavailable the callers use their local state instead.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/env.hpp"
+#include "messages/actors.hpp"
+
+namespace bulwark {
+
+class redis_client;
+
+/// The Redis client of `env`'s runtime, with the subscriptions that carry
+/// other instances' cache invalidations and breaker states to this one's
+/// actors. Not started yet.
+std::shared_ptr<redis_client> make_shared_state(const env_ptr& env);
+
+// -- rate limits ----------------------------------------------------------------------
+
+/// Decides `ticket` with the shared buckets (one Lua script, atomic across
+/// instances) at degraded-mode `scale`; the verdict goes to the ticket's
+/// reply. When Redis fails for this call, the ticket goes back to `limiter`
+/// marked `local`. False (nothing sent) for a request the shared buckets do
+/// not cover (an unknown tier): decide it locally.
+bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double scale, const caf::actor& limiter);
+
+/// Gives an admitted call's tokens back to the shared buckets.
+void shared_refund(const env_ptr& env, const admission_request& request, double scale);
+
+// -- the session directory ---------------------------------------------------------------
+
+/// Records (or refreshes) 2025-era session `rec` in the directory for the
+/// session TTL, so that every instance knows it and its owner. `then` runs
+/// once Redis has it (or has failed, or at once without Redis), on the Redis
+/// thread or the caller's.
+void publish_session(const env_ptr& env, const session_record& rec, std::function<void()> then = {});
+
+/// Removes session `id` from the directory and ends its actors on the other
+/// instances (DELETE).
+void retract_session(const env_ptr& env, const std::string& id);
+
+/// Looks session `id` up in the directory; `done` gets a record to start
+/// its actor from (null: unknown there, or Redis unavailable), on the Redis
+/// thread or at once.
+void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done);
+
+// -- breakers and degraded mode --------------------------------------------------------------
+
+/// Tells the other instances (and instances started later, for the breaker
+/// TTL) that `service`'s breaker switched to `state`.
+void publish_breaker(const env_ptr& env, const std::string& service, const std::string& state);
+
+/// The state last published for `service`'s breaker, to `breaker` as a
+/// shared force (nothing when there is none).
+void adopt_breaker(const env_ptr& env, const std::string& service, const caf::actor& breaker);
+
+/// Tells the other instances that this one switched degraded mode, and why.
+void publish_degraded(const env_ptr& env, bool on, const std::vector<std::string>& reasons);
+
+} // namespace bulwark

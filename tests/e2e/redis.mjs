@@ -1,0 +1,320 @@
+#!/usr/bin/env node
+// End-to-end test of several instances sharing state through Redis: a
+// `redis-server` on a free loopback port, a downstream `bulwark --fixtures
+// --fault-tools` ("web"), and three front instances with the same config
+// and `redis.url`.
+//
+//   node tests/e2e/redis.mjs --bulwark build/bulwark [--redis-server PATH]
+//
+// Checks: a per-key limit of L per minute admits at most L calls across all
+// instances together; a result cached through one instance is a hit on the
+// others, and an invalidation through one reaches all; a 2025-era session
+// created on one instance is served by another (and its owner is enforced
+// there), also after the instance that created it is gone; a breaker
+// opened or closed through one instance is opened or closed on all, and the
+// others list the degraded peer, and an instance started later takes it;
+// killing Redis amid calls keeps every instance answering (degraded, with the
+// reason), and after Redis is started again they share state again without
+// a restart. Every process is killed by pid.
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { adminRequest, assert, callTool as call, harness, sleep, until } from './harness.mjs';
+
+const args = process.argv.slice(2);
+const redisServer = args.includes('--redis-server') ? args[args.indexOf('--redis-server') + 1] : 'redis-server';
+const run = harness({ scratch: 'bulwark-redis-', watchdogMs: 150_000 });
+const { check, startBulwark, stop, logs } = run;
+
+/// A free loopback port (closed again before use).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/// Starts redis-server on `port` (no persistence); resolves when it accepts
+/// connections. Registered with the harness, which kills it by pid.
+function startRedis(port) {
+  const child = spawn(redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+                      { stdio: ['ignore', 'pipe', 'pipe'] });
+  run.pids.push(child.pid);
+  run.started.redis = child;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('redis-server: not ready in 10 s')), 10_000);
+    child.once('error', (e) => reject(new Error(`cannot start ${redisServer}: ${e.message}`)));
+    child.once('exit', (code) => reject(new Error(`redis-server exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      logs.push(`[redis] ${line}`);
+      if (line.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+/// Sends one command to the Redis on `port` (then QUIT); resolves with the
+/// raw RESP answer text.
+function redisCommand(port, ...words) {
+  const encode = (ws) => `*${ws.length}\r\n` + ws.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('');
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const s = connect(port, '127.0.0.1', () => s.write(encode(words) + encode(['QUIT'])));
+    s.setTimeout(5000, () => s.destroy(new Error('redis: no answer in 5 s')));
+    s.on('data', (d) => (out += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+}
+
+async function health(port) {
+  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
+  return res.json();
+}
+
+const text = (r) => r.result?.content?.[0]?.text ?? '';
+const cacheMark = (r) => r.result?._meta?.['io.bulwark/cache'];
+
+/// A 2025-era JSON-RPC request to `port`; resolves with status, session id
+/// and the parsed response (or null without a body).
+async function post2025(port, body, sessionId, headers = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
+      ...headers,
+    },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const raw = await res.text();
+  let json = null;
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    const data = raw.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
+    json = data.length ? JSON.parse(data[data.length - 1]) : null;
+  } else if (raw) {
+    json = JSON.parse(raw);
+  }
+  return { status: res.status, session: res.headers.get('mcp-session-id'), json };
+}
+
+run.main(async () => {
+  const redisPort = await freePort();
+  await startRedis(redisPort);
+  const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
+  const adminToken = 'admin-token-for-the-redis-test';
+  const keyBefore = 'key-limited-before-the-outage';
+  const keyAfter = 'key-limited-after-the-outage';
+  const sha = (s) => createHash('sha256').update(s).digest('hex');
+  const limit = 6;
+  const prefix = `e2e-${process.pid}:`;
+  const cfgPath = join(run.dir, 'front.json');
+  writeFileSync(cfgPath, JSON.stringify({
+    http: { port: 0 },
+    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+    services: {
+      web: {
+        timeoutMs: 2000,
+        retry: { attempts: 1 },
+        cache: { ttlMs: 60000, maxStaleMs: 60000, tools: ['fault_count'], scope: 'public' },
+      },
+    },
+    gateway: { prefix: 'never' },
+    rateLimits: {
+      tiers: { tiny: { perMinute: limit } },
+      keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' } },
+    },
+    health: { intervalMs: 100, exitAfterMs: 300 },
+    admin: { tokenSha256: sha(adminToken) },
+    redis: { url: `redis://127.0.0.1:${redisPort}/0`, keyPrefix: prefix, retryMs: 200,
+             commandTimeoutMs: 1000 },
+  }));
+  const ports = [];
+  for (const name of ['a', 'b', 'c']) ports.push(await startBulwark(['--config', cfgPath], name));
+
+  const shared = async () => {
+    for (const p of ports) {
+      const h = await health(p);
+      if (!h.components?.redis?.available || !h.components.redis.subscribed || h.degraded) return false;
+    }
+    return true;
+  };
+
+  await check('every instance reaches Redis and reports it in /health', async () => {
+    await until('shared state on every instance', shared, 10_000);
+    const h = await health(ports[0]);
+    assert(h.components.redis.breaker === 'closed', `redis component: ${JSON.stringify(h.components.redis)}`);
+    assert(h.components.redis.endpoint === `127.0.0.1:${redisPort}/0`, 'names the endpoint');
+  });
+
+  /// Calls round-robin over the instances with `key`; returns admitted and
+  /// refused counts (anything else fails).
+  const spread = async (key, calls) => {
+    let admitted = 0, refused = 0;
+    for (let i = 0; i < calls; i++) {
+      const r = await call(ports[i % ports.length], 'test_simple_text', {}, { authorization: `Bearer ${key}` });
+      if (r.result) admitted++;
+      else if (r.error?.code === -32010 && r.error.data.limit === 'user_quota') refused++;
+      else throw new Error(`unexpected answer: ${JSON.stringify(r)}`);
+    }
+    return { admitted, refused };
+  };
+
+  await check(`a per-key limit of ${limit} per minute admits ${limit} calls across three instances`, async () => {
+    const { admitted, refused } = await spread(keyBefore, 3 * limit);
+    assert(admitted === limit, `admitted ${admitted} of ${3 * limit} (limit ${limit} in total)`);
+    assert(refused === 2 * limit, `refused ${refused}`);
+  });
+
+  await check('a result cached through one instance is a hit on the others', async () => {
+    const first = await call(ports[0], 'fault_count', { key: 'shared-1' });
+    assert(text(first).includes('1') && cacheMark(first) === undefined, `first call ran: ${JSON.stringify(first)}`);
+    // The copy is written to Redis beside the answer.
+    await until('the copy in Redis', async () => (await redisCommand(redisPort, 'KEYS', `${prefix}cache:*`)).includes('shared-1'));
+    for (const p of ports.slice(1)) {
+      const r = await call(p, 'fault_count', { key: 'shared-1' });
+      assert(cacheMark(r)?.stale === false, `a cache hit on :${p}: ${JSON.stringify(r)}`);
+      assert(text(r) === text(first), `the same result: ${text(r)} vs ${text(first)}`);
+    }
+  });
+
+  await check('an invalidation through one instance reaches every instance', async () => {
+    const r = await adminRequest(ports[0], adminToken, 'POST', 'cache/invalidate', { service: 'web' });
+    assert(r.status === 200, `invalidate: ${JSON.stringify(r)}`);
+    // Instance b kept the copy in memory; the published invalidation drops it.
+    const after = await until('a fresh answer on b', async () => {
+      const x = await call(ports[1], 'fault_count', { key: 'shared-1' });
+      return cacheMark(x) === undefined ? x : null;
+    }, 5000);
+    assert(text(after).includes('2'), `the service ran again: ${text(after)}`);
+  });
+
+  await check('a 2025-era session created on one instance is served by another', async () => {
+    const init = await post2025(ports[0], {
+      jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e', version: '1' } },
+    });
+    assert(init.status === 200 && init.session, `initialize: ${init.status} ${JSON.stringify(init.json)}`);
+    const sid = init.session;
+    const inited = await post2025(ports[0], { jsonrpc: '2.0', method: 'notifications/initialized' }, sid);
+    assert(inited.status === 202, `initialized: ${inited.status}`);
+    const listed = await post2025(ports[1], { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sid);
+    assert(listed.status === 200 && Array.isArray(listed.json?.result?.tools), `tools/list on b: ${listed.status} ${JSON.stringify(listed.json)}`);
+    const called = await post2025(ports[2], { jsonrpc: '2.0', id: 3, method: 'tools/call',
+                                              params: { name: 'test_simple_text', arguments: {} } }, sid);
+    assert(called.json?.result, `tools/call on c: ${JSON.stringify(called.json)}`);
+    // The session belongs to whoever created it: another identity gets 404.
+    const other = await post2025(ports[1], { jsonrpc: '2.0', id: 4, method: 'tools/list' }, sid,
+                                 { authorization: 'Bearer someone-else' });
+    assert(other.status === 404, `another identity on b: ${other.status}`);
+    const unknown = await post2025(ports[2], { jsonrpc: '2.0', id: 5, method: 'tools/list' }, 'no-such-session');
+    assert(unknown.status === 404, `an unknown session on c: ${unknown.status}`);
+    // It outlives the instance that created it.
+    const dPort = await startBulwark(['--config', cfgPath], 'd');
+    const made = await post2025(dPort, {
+      jsonrpc: '2.0', id: 7, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-d', version: '1' } },
+    });
+    assert(made.status === 200 && made.session, `initialize on d: ${made.status}`);
+    await stop('d');
+    const orphan = await post2025(ports[0], { jsonrpc: '2.0', id: 8, method: 'tools/list' }, made.session);
+    assert(orphan.status === 200 && orphan.json?.result?.tools, `d's session on a after d died: ${orphan.status}`);
+    // Ended through one instance, it is gone on all.
+    const del = await fetch(`http://127.0.0.1:${ports[1]}/mcp`, {
+      method: 'DELETE', headers: { 'mcp-session-id': sid }, signal: AbortSignal.timeout(5000),
+    });
+    assert(del.status === 200 || del.status === 204, `DELETE on b: ${del.status}`);
+    await until('the session gone on a', async () =>
+      (await post2025(ports[0], { jsonrpc: '2.0', id: 6, method: 'tools/list' }, sid)).status === 404, 5000);
+  });
+
+  await check('a breaker opened on one instance opens on all, and closes on all', async () => {
+    const state = async (p) => (await health(p)).components?.breakers?.web?.state;
+    let r = await adminRequest(ports[0], adminToken, 'POST', 'breakers', { service: 'web', state: 'open' });
+    assert(r.status === 200, `force open on a: ${JSON.stringify(r)}`);
+    for (const p of ports.slice(1)) await until(`breaker open on :${p}`, async () => (await state(p)) === 'open', 5000);
+    // The others learn that a is degraded, and why.
+    const h = await until('a degraded peer on b', async () => {
+      const h = await health(ports[1]);
+      return Object.keys(h.components.redis.degradedPeers ?? {}).length ? h : null;
+    }, 5000);
+    assert(Object.values(h.components.redis.degradedPeers).some((why) => why.some((x) => x.includes('breaker of web'))),
+           `peer reasons: ${JSON.stringify(h.components.redis.degradedPeers)}`);
+    // An instance started now takes the published state.
+    const ePort = await startBulwark(['--config', cfgPath], 'e');
+    await until('breaker open on e', async () => (await state(ePort)) === 'open', 5000);
+    r = await adminRequest(ports[0], adminToken, 'POST', 'breakers', { service: 'web', state: 'closed' });
+    assert(r.status === 200, `force closed on a: ${JSON.stringify(r)}`);
+    for (const p of [...ports.slice(1), ePort])
+      await until(`breaker closed on :${p}`, async () => (await state(p)) === 'closed', 5000);
+    await stop('e');
+    await until('no longer degraded', shared, 5000);
+  });
+
+  await check('every key in Redis carries the prefix and a TTL', async () => {
+    // Bulk strings of a RESP array answer (keys hold no CR LF of their own
+    // here: the cache keys' newlines are bare LF).
+    const lines = (await redisCommand(redisPort, 'KEYS', '*')).split('\r\n');
+    const keys = lines.filter((_, i) => i > 0 && lines[i - 1].startsWith('$'));
+    for (const kind of ['rl:', 'cache:', 'session:', 'breaker:'])
+      assert(keys.some((k) => k.startsWith(prefix + kind)), `a ${kind} key among ${JSON.stringify(keys)}`);
+    for (const k of keys) {
+      assert(k.startsWith(prefix), `unprefixed key ${JSON.stringify(k)}`);
+      const ttl = Number((await redisCommand(redisPort, 'PTTL', k)).split('\r\n')[0].slice(1));
+      assert(ttl > 0, `${JSON.stringify(k)} has a TTL (PTTL ${ttl})`);
+    }
+  });
+
+  await check('with Redis killed every instance keeps answering, degraded, with the reason', async () => {
+    // Calls in flight on every instance while Redis dies.
+    const during = [];
+    for (let i = 0; i < 30; i++) {
+      during.push(sleep(i * 10).then(() => call(ports[i % ports.length], 'fault_count', { key: `outage-${i % 4}` },
+                                                  { authorization: `Bearer ${keyAfter}-${i}` })));
+      if (i === 10) await stop('redis');
+    }
+    for (const r of await Promise.all(during))
+      assert(r.result && !r.result.isError, `a call during the outage: ${JSON.stringify(r)}`);
+    for (const p of ports) {
+      const r = await call(p, 'fault_count', { key: 'during-outage' });
+      assert(r.result && !r.result.isError, `:${p} answers during the outage: ${JSON.stringify(r)}`);
+    }
+    for (const p of ports) {
+      const h = await until(`degraded on :${p}`, async () => {
+        const h = await health(p);
+        return h.degraded ? h : null;
+      }, 5000);
+      assert(h.status === 'degraded' && h.reasons.some((x) => x.includes('redis unreachable')),
+             `reasons: ${JSON.stringify(h.reasons)}`);
+      assert(h.components.redis.breaker === 'open', 'the Redis breaker is open');
+    }
+    const r = await call(ports[1], 'test_simple_text', {}, { authorization: `Bearer ${keyAfter}` });
+    assert(r.result, `a limited key is decided locally: ${JSON.stringify(r)}`);
+  });
+
+  await check('after Redis is started again the instances share state again', async () => {
+    await startRedis(redisPort);
+    await until('shared state on every instance', shared, 15_000);
+    // Redis came back empty: keyAfter's single local call is not counted there.
+    const { admitted } = await spread(keyAfter, 3 * limit);
+    assert(admitted === limit, `admitted ${admitted} of ${3 * limit} after the restart (limit ${limit} in total)`);
+    const first = await call(ports[2], 'fault_count', { key: 'after-restart' });
+    assert(cacheMark(first) === undefined, 'first call ran');
+    await until('the copy in Redis', async () => (await redisCommand(redisPort, 'KEYS', `${prefix}cache:*`)).includes('after-restart'));
+    const second = await call(ports[0], 'fault_count', { key: 'after-restart' });
+    assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on a: ${JSON.stringify(second)}`);
+  });
+});
