@@ -504,10 +504,22 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
       cfg.auth.mode = auth_mode::none;
     else if (mode == "keys")
       cfg.auth.mode = auth_mode::keys;
+    else if (mode == "oauth")
+      cfg.auth.mode = auth_mode::oauth;
     else if (!mode.empty())
-      bad("$.auth.mode", "must be \"none\" or \"keys\"");
+      bad("$.auth.mode", "must be \"none\", \"keys\" or \"oauth\"");
     sec.str("keyFile", cfg.auth.key_file);
     sec.boolean("allowUnauthenticated", cfg.auth.allow_unauthenticated);
+    if (auto* o = sec.get("oauth")) {
+      section osec(*o, "$.auth.oauth");
+      auto& oauth = cfg.auth.oauth;
+      osec.str("issuer", oauth.issuer);
+      osec.str("resource", oauth.resource);
+      osec.strings("authorizationServers", oauth.authorization_servers);
+      osec.str("jwksFile", oauth.jwks_file);
+      osec.seconds("clockSkewSeconds", oauth.clock_skew, 0, 600);
+      osec.strings("scopesSupported", oauth.scopes_supported);
+    }
   }
   if (auto* s = top.get("stdio")) {
     section sec(*s, "$.stdio");
@@ -719,10 +731,13 @@ bool apply_args(config& cfg, int argc, char** argv) {
     throw config_error("config: nothing to serve: enable HTTP or --stdio");
   if (cfg.auth.mode == auth_mode::keys && cfg.auth.key_file.empty())
     throw config_error("config: $.auth.keyFile: is required when auth.mode is \"keys\" (or pass --key-file)");
+  if (cfg.auth.mode == auth_mode::oauth)
+    if (auto why = check_oauth_settings(cfg.auth.oauth); !why.empty())
+      throw config_error("config: " + why);
   if (cfg.http_enabled && cfg.auth.mode == auth_mode::none && !cfg.auth.allow_unauthenticated
       && !loopback_address(cfg.http.address))
     throw config_error("config: $.auth.mode: \"none\" serves anyone who can reach " + cfg.http.address
-                       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile), "
+                       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile) or \"oauth\", "
                        "or auth.allowUnauthenticated to true (--allow-unauthenticated) to serve it without "
                        "authentication");
   if (print) {
@@ -747,7 +762,9 @@ std::string describe(const config& cfg) {
                                  {"bodyLimitBytes", static_cast<unsigned long long>(cfg.http.body_limit)},
                                  {"allowedOrigins", std::move(origins)},
                                  {"threads", cfg.http.threads}})},
-    {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys ? "keys" : "none"},
+    {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys    ? "keys"
+                                          : cfg.auth.mode == auth_mode::oauth ? "oauth"
+                                                                              : "none"},
                                  {"keyFile", cfg.auth.key_file},
                                  {"allowUnauthenticated", cfg.auth.allow_unauthenticated}})},
     {"stdio", value::make_object({{"enabled", cfg.stdio}})},

@@ -11,6 +11,7 @@
 #include "actors/runtime.hpp"
 #include "messages/catalog.hpp"
 #include "messages/service.hpp"
+#include "transport/auth.hpp"
 #include "transport/http_server.hpp"
 
 namespace bulwark {
@@ -25,6 +26,7 @@ public:
 enum class auth_mode : uint8_t {
   none, ///< Everyone is admitted (loopback addresses only, unless overridden).
   keys, ///< A live API key of the key file (`Authorization: Bearer <key>`).
+  oauth, ///< A JWT access token from an OAuth 2.1 authorization server.
 };
 
 struct auth_config {
@@ -32,6 +34,8 @@ struct auth_config {
   std::string key_file; ///< `auth.keyFile` or `--key-file`.
   /// Serve a non-loopback address with mode "none" (`--allow-unauthenticated`).
   bool allow_unauthenticated = false;
+  /// `auth.oauth`: the resource server's settings for mode "oauth".
+  oauth_settings oauth;
 };
 
 struct config {

@@ -61,6 +61,14 @@ int main(int argc, char** argv) {
   }
   log::init(cfg.log);
   log::set_redaction(cfg.redact_keys, cfg.redact_patterns);
+  if (cfg.auth.mode == auth_mode::oauth) {
+    try {
+      cfg.http.auth = oauth_authenticator(cfg.auth.oauth);
+    } catch (const std::exception& e) {
+      std::cerr << "config: $.auth.oauth.jwksFile: " << e.what() << "\n";
+      return 2;
+    }
+  }
   // Every error answered carries a trace id; its log line carries the same.
   // Admission refusals come in floods under overload: they log at debug.
   mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message) {
@@ -146,6 +154,14 @@ int main(int argc, char** argv) {
     if (cfg.http_enabled) {
       http = std::make_unique<http_server>(&rt, cfg.http);
       add_operator_routes(*http, rt);
+      if (cfg.auth.mode == auth_mode::oauth) {
+        // RFC 9728 protected resource metadata, open to everyone: clients
+        // read it to find the authorization server.
+        auto doc = resource_metadata(cfg.auth.oauth);
+        http->add_route(resource_metadata_path(cfg.auth.oauth), [doc] { return http_reply{200, "application/json", doc, {}}; });
+        if (resource_metadata_path(cfg.auth.oauth) != "/.well-known/oauth-protected-resource")
+          http->add_route("/.well-known/oauth-protected-resource", [doc] { return http_reply{200, "application/json", doc, {}}; });
+      }
       if (!admin)
         add_admin_routes(*http, rt);
       try {
