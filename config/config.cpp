@@ -521,6 +521,12 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
       osec.strings("scopesSupported", oauth.scopes_supported);
     }
   }
+  if (auto* s = top.get("audit")) {
+    section sec(*s, "$.audit");
+    sec.str("file", cfg.audit.file);
+    sec.integer("maxBytes", cfg.audit.max_bytes, 1024, 1LL << 40);
+    sec.integer("maxFiles", cfg.audit.max_files, 1, 1000);
+  }
   if (auto* s = top.get("stdio")) {
     section sec(*s, "$.stdio");
     sec.boolean("enabled", cfg.stdio);

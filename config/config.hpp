@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "messages/catalog.hpp"
 #include "messages/service.hpp"
 #include "transport/auth.hpp"
@@ -52,6 +53,8 @@ struct config {
   bool fault_tools = false; ///< Register tools that fail on purpose.
   bool builtin_tools = true;
   log_level log = log_level::info;
+  /// `audit.*`: the append-only audit log (off without a file).
+  audit::settings audit;
   /// Extra secret field names and patterns for the log's redaction.
   std::vector<std::string> redact_keys, redact_patterns;
   /// Downstream MCP servers (`mcpServers`) and their settings (`services`).

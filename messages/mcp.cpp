@@ -199,8 +199,8 @@ namespace {
 
 std::atomic<error_observer> observer{nullptr};
 
-/// 16 hex digits from a per-thread generator (trace ids need to be unique,
-/// not secret).
+} // namespace
+
 std::string new_trace_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char hex[] = "0123456789abcdef";
@@ -210,8 +210,6 @@ std::string new_trace_id() {
     out[static_cast<std::size_t>(i)] = hex[n & 0xf];
   return out;
 }
-
-} // namespace
 
 void set_error_observer(error_observer o) {
   observer.store(o);

@@ -59,6 +59,12 @@ std::string result_body(const json::value& id, const json::value& result);
 std::string error_body(const json::value& id, error_code code, std::string_view message,
                        const json::value& data = {});
 
+/// A fresh trace id: 16 hex digits from a per-thread generator (trace ids
+/// need to be unique, not secret). An `error_body` whose `data` already has
+/// a `traceId` keeps it, so a caller that records the id elsewhere (the
+/// audit log) makes it first.
+std::string new_trace_id();
+
 /// Called for every error body written (with its trace id); set once at
 /// start-up (the server logs them).
 using error_observer = void (*)(std::string_view trace_id, error_code code, std::string_view message);

@@ -14,6 +14,7 @@
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "config/api_keys.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
@@ -61,6 +62,14 @@ int main(int argc, char** argv) {
   }
   log::init(cfg.log);
   log::set_redaction(cfg.redact_keys, cfg.redact_patterns);
+  if (!cfg.audit.file.empty()) {
+    try {
+      audit::open(cfg.audit);
+    } catch (const std::exception& e) {
+      std::cerr << "config: $.audit.file: " << e.what() << "\n";
+      return 2;
+    }
+  }
   if (cfg.auth.mode == auth_mode::oauth) {
     try {
       cfg.http.auth = oauth_authenticator(cfg.auth.oauth);
