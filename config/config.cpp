@@ -521,6 +521,17 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
       osec.strings("scopesSupported", oauth.scopes_supported);
     }
   }
+  if (auto* s = top.get("errors")) {
+    section sec(*s, "$.errors");
+    std::string mode;
+    sec.str("mode", mode);
+    if (mode == "production")
+      cfg.error_mode = mcp::error_mode::production;
+    else if (mode == "development")
+      cfg.error_mode = mcp::error_mode::development;
+    else if (!mode.empty())
+      bad("$.errors.mode", "must be \"production\" or \"development\"");
+  }
   if (auto* s = top.get("audit")) {
     section sec(*s, "$.audit");
     sec.str("file", cfg.audit.file);
@@ -651,6 +662,7 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --key-file FILE      the API key file (auth.keyFile)
   --allow-unauthenticated
                        serve a non-loopback address with auth.mode "none"
+  --dev                errors.mode "development": internal details in errors
   --workers N          CAF scheduler threads (default 1)
   --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
   --print-config       print the effective configuration and exit
@@ -721,6 +733,8 @@ bool apply_args(config& cfg, int argc, char** argv) {
       cfg.auth.key_file = next();
     else if (a == "--allow-unauthenticated")
       cfg.auth.allow_unauthenticated = true;
+    else if (a == "--dev")
+      cfg.error_mode = mcp::error_mode::development;
     else if (a == "--workers")
       cfg.workers = static_cast<int>(number(1, 64));
     else if (a == "--log-level")
@@ -783,6 +797,7 @@ std::string describe(const config& cfg) {
                                    {"aggressivePollAttempts", cfg.aggressive_poll_attempts},
                                    {"moderatePollAttempts", cfg.moderate_poll_attempts}})},
     {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},
+    {"errors", value::make_object({{"mode", cfg.error_mode == mcp::error_mode::development ? "development" : "production"}})},
   });
   return json::dump(v);
 }

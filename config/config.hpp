@@ -11,6 +11,7 @@
 #include "actors/runtime.hpp"
 #include "config/audit.hpp"
 #include "messages/catalog.hpp"
+#include "messages/mcp.hpp"
 #include "messages/service.hpp"
 #include "transport/auth.hpp"
 #include "transport/http_server.hpp"
@@ -53,6 +54,8 @@ struct config {
   bool fault_tools = false; ///< Register tools that fail on purpose.
   bool builtin_tools = true;
   log_level log = log_level::info;
+  /// `errors.mode` (`--dev`): whether clients see internal error details.
+  mcp::error_mode error_mode = mcp::error_mode::production;
   /// `audit.*`: the append-only audit log (off without a file).
   audit::settings audit;
   /// Extra secret field names and patterns for the log's redaction.

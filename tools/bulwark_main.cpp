@@ -80,12 +80,15 @@ int main(int argc, char** argv) {
   }
   // Every error answered carries a trace id; its log line carries the same.
   // Admission refusals come in floods under overload: they log at debug.
-  mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message) {
+  mcp::set_error_mode(cfg.error_mode);
+  mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message, std::string_view detail) {
     auto level = code == error_code::overloaded || code == error_code::rate_limited ? log_level::debug : log_level::info;
-    log::write(level, "error answered",
-               json::value::make_object({{"traceId", std::string(trace)},
-                                         {"code", static_cast<long long>(code)},
-                                         {"message", std::string(message)}}));
+    auto fields = json::value::make_object({{"traceId", std::string(trace)},
+                                            {"code", static_cast<long long>(code)},
+                                            {"message", std::string(message)}});
+    if (!detail.empty())
+      fields.set("detail", std::string(detail));
+    log::write(level, "error answered", fields);
   });
   if (cfg.auth.mode == auth_mode::keys)
     log::info("authentication: API keys", json::value::make_object({

@@ -2,6 +2,7 @@
 // watchdog, `bulwark` processes started on free ports and killed by pid.
 
 import { spawn } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -124,6 +125,43 @@ export function sessionCall(port, headers, sid, name, args = {}) {
     body: { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args } },
     headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
   });
+}
+
+/// An HTTP proxy on a free loopback port in front of `targetPort`, for
+/// tests of what a gateway sends its services. Each request is recorded in
+/// `proxy.seen` ({method, headers, body}); `intercept(record)` may answer it
+/// instead ({status, body}). Resolves with the server; `proxy.port` is its
+/// port, `proxy.shut()` closes it.
+export async function startProxy(targetPort, intercept = () => null) {
+  const seen = [];
+  const proxy = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const record = { method: req.method, headers: { ...req.headers }, body: body.toString() };
+      seen.push(record);
+      const answer = intercept(record);
+      if (answer) {
+        res.writeHead(answer.status, { 'content-type': 'text/plain' });
+        return res.end(answer.body);
+      }
+      const up = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end(body);
+    });
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  proxy.seen = seen;
+  proxy.port = proxy.address().port;
+  proxy.shut = () => {
+    proxy.closeAllConnections();
+    proxy.close();
+  };
+  return proxy;
 }
 
 /// One request to the admin API of the server on `port`, with the admin

@@ -20,11 +20,10 @@
 // downstream (a recording proxy sits in front of it); no token in the log.
 
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
-import { request as httpRequest, createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, harness, modernRequest, openSession, request, sessionCall, until } from './harness.mjs';
+import { assert, harness, modernRequest, openSession, request, sessionCall, startProxy, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-oauth-', watchdogMs: 110_000 });
 const { dir, check, startBulwark } = run;
@@ -202,23 +201,14 @@ await run.main(async () => {
   await check("a gateway does not pass the client's token on to an HTTP downstream", async () => {
     const downstream = await startBulwark(['--fixtures', '--no-builtin-tools', '--port', '0'], 'downstream');
     // A proxy in front of the downstream records every request's headers.
-    const seen = [];
-    const proxy = createServer((req, res) => {
-      seen.push({ method: req.method, headers: { ...req.headers } });
-      const up = httpRequest({ host: '127.0.0.1', port: downstream, path: req.url, method: req.method, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    });
-    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxy = await startProxy(downstream);
+    const seen = proxy.seen;
     try {
       const gwCfg = join(dir, 'gateway.json');
       writeFileSync(gwCfg, JSON.stringify({
         auth: { mode: 'oauth', oauth: { issuer, resource, jwksFile } },
         http: { port: 0 },
-        mcpServers: { web: { url: `http://127.0.0.1:${proxy.address().port}/mcp` } },
+        mcpServers: { web: { url: `http://127.0.0.1:${proxy.port}/mcp` } },
         gateway: { prefix: 'never' },
       }));
       const gw = await startBulwark(['--config', gwCfg, '--no-builtin-tools'], 'gateway');
@@ -236,8 +226,7 @@ await run.main(async () => {
       console.log(`  ${seen.length} downstream requests, none with the client's token`);
       await run.stop('gateway');
     } finally {
-      proxy.closeAllConnections?.();
-      proxy.close();
+      proxy.shut();
       await run.stop('downstream');
     }
   });
