@@ -786,7 +786,11 @@ std::string describe(const config& cfg) {
                                           : cfg.auth.mode == auth_mode::oauth ? "oauth"
                                                                               : "none"},
                                  {"keyFile", cfg.auth.key_file},
-                                 {"allowUnauthenticated", cfg.auth.allow_unauthenticated}})},
+                                 {"allowUnauthenticated", cfg.auth.allow_unauthenticated},
+                                 {"oauth", value::make_object({{"issuer", cfg.auth.oauth.issuer},
+                                                               {"resource", cfg.auth.oauth.resource},
+                                                               {"jwksFile", cfg.auth.oauth.jwks_file},
+                                                               {"clockSkewSeconds", static_cast<long long>(cfg.auth.oauth.clock_skew.count())}})}})},
     {"stdio", value::make_object({{"enabled", cfg.stdio}})},
     {"tools", value::make_object({{"builtin", cfg.builtin_tools},
                                   {"conformanceFixtures", cfg.fixtures},
@@ -798,6 +802,9 @@ std::string describe(const config& cfg) {
                                    {"moderatePollAttempts", cfg.moderate_poll_attempts}})},
     {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},
     {"errors", value::make_object({{"mode", cfg.error_mode == mcp::error_mode::development ? "development" : "production"}})},
+    {"audit", value::make_object({{"file", cfg.audit.file},
+                                  {"maxBytes", static_cast<unsigned long long>(cfg.audit.max_bytes)},
+                                  {"maxFiles", cfg.audit.max_files}})},
   });
   return json::dump(v);
 }
