@@ -9,6 +9,7 @@
 #include "actors/env.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 #include "transport/http_server.hpp"
@@ -217,8 +218,11 @@ void add_admin_routes(http_server& server, runtime& rt) {
     auto what = req.path.substr(std::string("/admin/api/").size());
     bool is_action = req.method == "POST";
     if (!token.empty() && !authorized(token, req.authorization)) {
-      if (is_action)
+      if (is_action) {
         log::warn("admin action refused", value::make_object({{"action", what}, {"why", "no valid admin token"}}));
+        audit::record({"admin.refused", "denied", "unauthenticated", req.remote, what, {},
+                       value::make_object({{"why", "no valid admin token"}})});
+      }
       auto r = refuse(401, "the admin API needs Authorization: Bearer <admin token>");
       return r;
     }
@@ -228,6 +232,8 @@ void add_admin_routes(http_server& server, runtime& rt) {
       return refuse(405, "use GET for views and POST for actions");
     if (token.empty()) {
       log::warn("admin action refused", value::make_object({{"action", what}, {"why", "no admin token configured"}}));
+      audit::record({"admin.refused", "denied", "unauthenticated", req.remote, what, {},
+                     value::make_object({{"why", "no admin token configured"}})});
       return refuse(403, "admin actions need an admin token: set admin.tokenSha256 or BULWARK_ADMIN_TOKEN");
     }
     value body;
@@ -238,6 +244,13 @@ void add_admin_routes(http_server& server, runtime& rt) {
     // The audit trail: every action with its target and outcome.
     log::info("admin action", value::make_object({{"action", what}, {"request", body}, {"status", reply.status},
                                                   {"result", reply.body}}));
+    // The same in the audit log; a kill is its own event, naming its victims.
+    value result;
+    json::parse_error perr;
+    json::parse(reply.body, result, perr);
+    audit::record({what == "actors/kill" ? "actor.kill" : "admin.action", reply.status < 300 ? "ok" : "failed",
+                   "admin", req.remote, what, {},
+                   value::make_object({{"request", body}, {"status", reply.status}, {"result", std::move(result)}})});
     return reply;
   };
   server.add_handler("/admin/api/", [api](const http_request_view& req) {

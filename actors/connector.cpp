@@ -748,7 +748,15 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         start(self);
         return;
       }
-      auto o = failure("service " + st.svc.name + ": " + why, end.sent || end.status != 0);
+      // The transport's words name addresses and system errors: the log and
+      // development mode get them (data.detail), a client in production a
+      // summary.
+      auto o = failure("service " + st.svc.name
+                         + (end.timed_out    ? " did not answer in time"
+                            : end.error.empty() ? " answered HTTP " + std::to_string(end.status) + " without a result"
+                                                : " could not be reached, or broke off the exchange"),
+                       end.sent || end.status != 0);
+      o.data = value::make_object({{"detail", "service " + st.svc.name + ": " + why}});
       if (end.timed_out)
         o.what = downstream_outcome::kind::timeout;
       if (!end.retry_after.empty())

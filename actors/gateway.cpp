@@ -17,8 +17,10 @@
 #include "actors/connector.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
+#include "messages/mcp.hpp"
 #include "transport/io_scheduler.hpp"
 
 namespace bulwark {
@@ -564,9 +566,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto d = decide(c->client(), service, tool);
     if (d.allowed)
       return false;
+    auto trace = mcp::new_trace_id();
+    audit::record({"policy.denied", "denied", c->client().identity, {}, service + ":" + tool, trace,
+                   value::make_object({{"rule", d.rule}})});
     c->fail(error_code::denied_by_policy,
             "DENIED_BY_POLICY: " + service + ":" + tool + " is denied by the gateway policy (" + d.rule + ")",
-            value::make_object({{"rule", d.rule}, {"server", service}, {"tool", tool}}));
+            value::make_object({{"rule", d.rule}, {"server", service}, {"tool", tool}, {"traceId", trace}}));
     return true;
   }
 

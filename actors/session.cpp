@@ -702,17 +702,37 @@ void session_state::admit(running& r, const std::string& service) {
   caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, std::move(ticket));
 }
 
+namespace {
+
+/// Answers a call whose handler threw (called from a catch block): a
+/// tool_error's message goes to the client; anything else is internal, its
+/// text kept for the log (and the client only in development mode).
+void answer_exception(const call_ptr& call) {
+  std::string detail = "an exception of unknown type";
+  try {
+    throw;
+  } catch (const tool_error& e) {
+    if (call->method() == "tools/call")
+      return call->finish(mcp::text_result(e.what(), true));
+    return call->fail(error_code::internal_error, e.what());
+  } catch (const std::exception& e) {
+    detail = e.what();
+  } catch (...) {
+  }
+  if (call->method() == "tools/call")
+    return call->finish(mcp::internal_tool_failure(call->params()["name"].as_string(), detail));
+  call->fail(error_code::internal_error, "internal error while answering " + call->method(),
+             value::make_object({{"detail", detail}}));
+}
+
+} // namespace
+
 void session_state::run(running& r) {
   auto call = r.call; // keeps the context alive while the handler runs
   try {
     r.handler(call);
-  } catch (const std::exception& e) {
-    if (call->method() == "tools/call")
-      call->finish(mcp::text_result(e.what(), true));
-    else
-      call->fail(error_code::internal_error, e.what());
   } catch (...) {
-    call->fail(error_code::internal_error, "the handler failed");
+    answer_exception(call);
   }
 }
 
@@ -772,11 +792,8 @@ void session_state::continue_call(const call_ptr& call, const call_handler& next
     return;
   try {
     next(call);
-  } catch (const std::exception& e) {
-    if (call->method() == "tools/call")
-      call->finish(mcp::text_result(e.what(), true));
-    else
-      call->fail(error_code::internal_error, e.what());
+  } catch (...) {
+    answer_exception(call);
   }
 }
 

@@ -282,16 +282,32 @@ std::string utc_timestamp() {
   return buf;
 }
 
-// -- key_store -----------------------------------------------------------------------
+// -- file_watch ----------------------------------------------------------------------
 
-key_store::key_store(std::string path, std::set<std::string> tiers, std::chrono::milliseconds recheck)
-  : path_(std::move(path)), tiers_(std::move(tiers)), recheck_(recheck) {
+file_watch::file_watch(std::string path, std::chrono::milliseconds recheck)
+  : path_(std::move(path)), recheck_(recheck) {
   stamp_ = stamp_of(path_);
-  table_ = index(read_key_file(path_, tiers_));
   next_check_ = (std::chrono::steady_clock::now() + recheck_).time_since_epoch().count();
 }
 
-key_store::file_stamp key_store::stamp_of(const std::string& path) {
+bool file_watch::due() noexcept {
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto next = next_check_.load(std::memory_order_relaxed);
+  return now >= next
+         && next_check_.compare_exchange_strong(next, now + std::chrono::nanoseconds(recheck_).count(),
+                                                std::memory_order_relaxed);
+}
+
+bool file_watch::changed() {
+  std::lock_guard<std::mutex> guard(mtx_);
+  auto stamp = stamp_of(path_);
+  if (stamp == stamp_)
+    return false;
+  stamp_ = stamp;
+  return true;
+}
+
+file_watch::file_stamp file_watch::stamp_of(const std::string& path) {
   file_stamp s;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
@@ -302,6 +318,13 @@ key_store::file_stamp key_store::stamp_of(const std::string& path) {
   s.size = static_cast<unsigned long long>(st.st_size);
   s.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
   return s;
+}
+
+// -- key_store -----------------------------------------------------------------------
+
+key_store::key_store(std::string path, std::set<std::string> tiers, std::chrono::milliseconds recheck)
+  : path_(std::move(path)), tiers_(std::move(tiers)), watch_(path_, recheck) {
+  table_ = index(read_key_file(path_, tiers_));
 }
 
 std::shared_ptr<const key_store::table> key_store::index(const key_file& file) {
@@ -318,11 +341,8 @@ std::shared_ptr<const key_store::table> key_store::current() const {
 }
 
 bool key_store::reload() {
-  std::lock_guard<std::mutex> guard(reload_mtx_);
-  auto stamp = stamp_of(path_);
-  if (stamp == stamp_)
+  if (!watch_.changed())
     return false;
-  stamp_ = stamp;
   // Each version of the file is judged once: a bad one is logged once and
   // the keys stay as they were until the file changes again.
   try {
@@ -345,12 +365,7 @@ bool key_store::reload() {
 }
 
 std::shared_ptr<const api_key> key_store::authenticate(std::string_view key) {
-  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-  auto due = next_check_.load(std::memory_order_relaxed);
-  // One request per interval looks at the file; the others go on at once.
-  if (now >= due
-      && next_check_.compare_exchange_strong(due, now + std::chrono::nanoseconds(recheck_).count(),
-                                             std::memory_order_relaxed))
+  if (watch_.due())
     reload();
   return find(crypto::sha256_hex(key));
 }

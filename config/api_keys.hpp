@@ -78,6 +78,45 @@ std::string utc_timestamp();
 /// why it is bad, or an empty string.
 std::string check_key_name(std::string_view name);
 
+/// Tells when a file a server re-reads (the key file, a JWK Set) has
+/// changed: a rename makes a new inode, an editor writing in place changes
+/// size or mtime. Thread-safe.
+class file_watch {
+public:
+  /// Remembers the file's current version; `recheck` bounds how often
+  /// `due` says yes.
+  file_watch(std::string path, std::chrono::milliseconds recheck);
+
+  /// True for one caller once per interval, so that a busy server looks at
+  /// the file at most that often; the others go on at once.
+  bool due() noexcept;
+
+  /// True when the file differs from the version last seen, which it then
+  /// remembers: each version is reported once.
+  bool changed();
+
+  const std::string& path() const noexcept { return path_; }
+
+private:
+  struct file_stamp {
+    unsigned long long device = 0, inode = 0, size = 0;
+    long long mtime_ns = 0;
+    bool exists = false;
+    bool operator==(const file_stamp& o) const noexcept {
+      return device == o.device && inode == o.inode && size == o.size && mtime_ns == o.mtime_ns
+             && exists == o.exists;
+    }
+  };
+  static file_stamp stamp_of(const std::string& path);
+
+  std::string path_;
+  std::chrono::milliseconds recheck_;
+  /// steady_clock nanoseconds of the next look at the file.
+  std::atomic<long long> next_check_{0};
+  std::mutex mtx_;
+  file_stamp stamp_; ///< Of the version last seen (guarded by mtx_).
+};
+
 /// The live keys of a key file, as a server uses them. Re-reads the file
 /// when it changed (looked at no more than once per `recheck`, by the
 /// request that finds the interval over); a file that no longer parses keeps
@@ -108,29 +147,12 @@ public:
 private:
   using table = std::unordered_map<std::string, std::shared_ptr<const api_key>>;
 
-  /// What tells one version of the file from the next (a rename makes a new
-  /// inode; an editor writing in place changes size or mtime).
-  struct file_stamp {
-    unsigned long long device = 0, inode = 0, size = 0;
-    long long mtime_ns = 0;
-    bool exists = false;
-    bool operator==(const file_stamp& o) const noexcept {
-      return device == o.device && inode == o.inode && size == o.size && mtime_ns == o.mtime_ns
-             && exists == o.exists;
-    }
-  };
-
-  static file_stamp stamp_of(const std::string& path);
   static std::shared_ptr<const table> index(const key_file& file);
   std::shared_ptr<const table> current() const;
 
   std::string path_;
   std::set<std::string> tiers_;
-  std::chrono::milliseconds recheck_;
-  /// steady_clock nanoseconds of the next look at the file.
-  std::atomic<long long> next_check_{0};
-  std::mutex reload_mtx_; ///< One reader of the file at a time.
-  file_stamp stamp_;      ///< Of the version last read (guarded by reload_mtx_).
+  file_watch watch_;
   mutable std::mutex table_mtx_;
   std::shared_ptr<const table> table_;
 };

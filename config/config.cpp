@@ -517,10 +517,39 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
       cfg.auth.mode = auth_mode::none;
     else if (mode == "keys")
       cfg.auth.mode = auth_mode::keys;
+    else if (mode == "oauth")
+      cfg.auth.mode = auth_mode::oauth;
     else if (!mode.empty())
-      bad("$.auth.mode", "must be \"none\" or \"keys\"");
+      bad("$.auth.mode", "must be \"none\", \"keys\" or \"oauth\"");
     sec.str("keyFile", cfg.auth.key_file);
     sec.boolean("allowUnauthenticated", cfg.auth.allow_unauthenticated);
+    if (auto* o = sec.get("oauth")) {
+      section osec(*o, "$.auth.oauth");
+      auto& oauth = cfg.auth.oauth;
+      osec.str("issuer", oauth.issuer);
+      osec.str("resource", oauth.resource);
+      osec.strings("authorizationServers", oauth.authorization_servers);
+      osec.str("jwksFile", oauth.jwks_file);
+      osec.seconds("clockSkewSeconds", oauth.clock_skew, 0, 600);
+      osec.strings("scopesSupported", oauth.scopes_supported);
+    }
+  }
+  if (auto* s = top.get("errors")) {
+    section sec(*s, "$.errors");
+    std::string mode;
+    sec.str("mode", mode);
+    if (mode == "production")
+      cfg.error_mode = mcp::error_mode::production;
+    else if (mode == "development")
+      cfg.error_mode = mcp::error_mode::development;
+    else if (!mode.empty())
+      bad("$.errors.mode", "must be \"production\" or \"development\"");
+  }
+  if (auto* s = top.get("audit")) {
+    section sec(*s, "$.audit");
+    sec.str("file", cfg.audit.file);
+    sec.integer("maxBytes", cfg.audit.max_bytes, 1024, 1LL << 40);
+    sec.integer("maxFiles", cfg.audit.max_files, 1, 1000);
   }
   if (auto* s = top.get("stdio")) {
     section sec(*s, "$.stdio");
@@ -666,6 +695,7 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --key-file FILE      the API key file (auth.keyFile)
   --allow-unauthenticated
                        serve a non-loopback address with auth.mode "none"
+  --dev                errors.mode "development": internal details in errors
   --workers N          CAF scheduler threads (default 1)
   --redis URL          share state with other instances through Redis (redis://HOST:PORT/DB)
   --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
@@ -737,6 +767,8 @@ bool apply_args(config& cfg, int argc, char** argv) {
       cfg.auth.key_file = next();
     else if (a == "--allow-unauthenticated")
       cfg.auth.allow_unauthenticated = true;
+    else if (a == "--dev")
+      cfg.error_mode = mcp::error_mode::development;
     else if (a == "--workers")
       cfg.workers = static_cast<int>(number(1, 64));
     else if (a == "--redis") {
@@ -756,10 +788,13 @@ bool apply_args(config& cfg, int argc, char** argv) {
     throw config_error("config: nothing to serve: enable HTTP or --stdio");
   if (cfg.auth.mode == auth_mode::keys && cfg.auth.key_file.empty())
     throw config_error("config: $.auth.keyFile: is required when auth.mode is \"keys\" (or pass --key-file)");
+  if (cfg.auth.mode == auth_mode::oauth)
+    if (auto why = check_oauth_settings(cfg.auth.oauth); !why.empty())
+      throw config_error("config: " + why);
   if (cfg.http_enabled && cfg.auth.mode == auth_mode::none && !cfg.auth.allow_unauthenticated
       && !loopback_address(cfg.http.address))
     throw config_error("config: $.auth.mode: \"none\" serves anyone who can reach " + cfg.http.address
-                       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile), "
+                       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile) or \"oauth\", "
                        "or auth.allowUnauthenticated to true (--allow-unauthenticated) to serve it without "
                        "authentication");
   if (print) {
@@ -798,9 +833,15 @@ std::string describe(const config& cfg) {
                                  {"maxConnections", static_cast<unsigned long long>(cfg.http.max_connections)},
                                  {"maxConnectionsPerAddress", static_cast<unsigned long long>(cfg.http.max_connections_per_address)},
                                  {"threads", cfg.http.threads}})},
-    {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys ? "keys" : "none"},
+    {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys    ? "keys"
+                                          : cfg.auth.mode == auth_mode::oauth ? "oauth"
+                                                                              : "none"},
                                  {"keyFile", cfg.auth.key_file},
-                                 {"allowUnauthenticated", cfg.auth.allow_unauthenticated}})},
+                                 {"allowUnauthenticated", cfg.auth.allow_unauthenticated},
+                                 {"oauth", value::make_object({{"issuer", cfg.auth.oauth.issuer},
+                                                               {"resource", cfg.auth.oauth.resource},
+                                                               {"jwksFile", cfg.auth.oauth.jwks_file},
+                                                               {"clockSkewSeconds", static_cast<long long>(cfg.auth.oauth.clock_skew.count())}})}})},
     {"stdio", value::make_object({{"enabled", cfg.stdio}})},
     {"tools", value::make_object({{"builtin", cfg.builtin_tools},
                                   {"conformanceFixtures", cfg.fixtures},
@@ -813,6 +854,10 @@ std::string describe(const config& cfg) {
     {"log", value::make_object({{"level", std::string(to_string(cfg.log))}})},
     {"redis", value::make_object({{"url", without_password(cfg.runtime.ops.redis.url)},
                                   {"keyPrefix", cfg.runtime.ops.redis.key_prefix}})},
+    {"errors", value::make_object({{"mode", cfg.error_mode == mcp::error_mode::development ? "development" : "production"}})},
+    {"audit", value::make_object({{"file", cfg.audit.file},
+                                  {"maxBytes", static_cast<unsigned long long>(cfg.audit.max_bytes)},
+                                  {"maxFiles", cfg.audit.max_files}})},
   });
   return json::dump(v);
 }

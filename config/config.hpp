@@ -9,8 +9,11 @@
 #include <vector>
 
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "messages/catalog.hpp"
+#include "messages/mcp.hpp"
 #include "messages/service.hpp"
+#include "transport/auth.hpp"
 #include "transport/http_server.hpp"
 
 namespace bulwark {
@@ -25,6 +28,7 @@ public:
 enum class auth_mode : uint8_t {
   none, ///< Everyone is admitted (loopback addresses only, unless overridden).
   keys, ///< A live API key of the key file (`Authorization: Bearer <key>`).
+  oauth, ///< A JWT access token from an OAuth 2.1 authorization server.
 };
 
 struct auth_config {
@@ -32,6 +36,8 @@ struct auth_config {
   std::string key_file; ///< `auth.keyFile` or `--key-file`.
   /// Serve a non-loopback address with mode "none" (`--allow-unauthenticated`).
   bool allow_unauthenticated = false;
+  /// `auth.oauth`: the resource server's settings for mode "oauth".
+  oauth_settings oauth;
 };
 
 struct config {
@@ -48,6 +54,10 @@ struct config {
   bool fault_tools = false; ///< Register tools that fail on purpose.
   bool builtin_tools = true;
   log_level log = log_level::info;
+  /// `errors.mode` (`--dev`): whether clients see internal error details.
+  mcp::error_mode error_mode = mcp::error_mode::production;
+  /// `audit.*`: the append-only audit log (off without a file).
+  audit::settings audit;
   /// Extra secret field names and patterns for the log's redaction.
   std::vector<std::string> redact_keys, redact_patterns;
   /// Downstream MCP servers (`mcpServers`) and their settings (`services`).

@@ -36,7 +36,7 @@ spdlog::logger& logger() {
   return *instance;
 }
 
-void timestamp(std::string& out) {
+void timestamp(std::string& out, bool millis = false) {
   using namespace std::chrono;
   auto now = system_clock::now();
   auto secs = time_point_cast<seconds>(now);
@@ -47,7 +47,10 @@ void timestamp(std::string& out) {
   char buf[40];
   auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   out.append(buf, n);
-  std::snprintf(buf, sizeof buf, ".%06lldZ", static_cast<long long>(micros));
+  if (millis)
+    std::snprintf(buf, sizeof buf, ".%03lldZ", static_cast<long long>(micros / 1000));
+  else
+    std::snprintf(buf, sizeof buf, ".%06lldZ", static_cast<long long>(micros));
   out.append(buf);
 }
 
@@ -296,6 +299,12 @@ std::string redact_text(std::string_view text) {
 
 json::value redact(const json::value& v) {
   return redact_with(v, *current_rules());
+}
+
+std::string utc_now_millis() {
+  std::string out;
+  timestamp(out, true);
+  return out;
 }
 
 void init(log_level min) {

@@ -31,6 +31,10 @@ std::string redact_text(std::string_view text);
 /// `v` with secret-named fields and secrets inside strings replaced.
 json::value redact(const json::value& v);
 
+/// The current time as RFC 3339 UTC with milliseconds
+/// ("2025-01-31T12:00:00.123Z").
+std::string utc_now_millis();
+
 /// Writes `{"ts":...,"level":...,"msg":...,<fields>}`, redacted.
 void write(log_level lvl, std::string_view msg, const json::value& fields = {});
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,16 @@ public:
   virtual void on_finish(call_context& c, json::value result) = 0;
   virtual void on_fail(call_context& c, error_code code, std::string message, json::value data) = 0;
   virtual void on_input_required(call_context& c, json::value requests, std::string state) = 0;
+};
+
+/// An error a handler reports to its caller on purpose: its message is meant
+/// for the client and reaches it in every `errors.mode` (a tools/call gets
+/// it as an `isError` result, other methods as -32603). Anything else a
+/// handler throws is an internal failure: the client gets a trace id, the
+/// log the exception text.
+class tool_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
 };
 
 /// One invocation of a tool, a prompt or a resource read.

@@ -62,7 +62,9 @@ namespace {
 
 constexpr char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-std::string encode(std::string_view bytes) {
+} // namespace
+
+std::string base64url_encode(std::string_view bytes) {
   std::string out;
   uint32_t acc = 0;
   int bits = 0;
@@ -79,8 +81,11 @@ std::string encode(std::string_view bytes) {
   return out;
 }
 
-bool decode(std::string_view text, std::string& out) {
+bool base64url_decode(std::string_view text, std::string& out) {
   out.clear();
+  // A length of 4n+1 cannot come from whole bytes.
+  if (text.size() % 4 == 1)
+    return false;
   uint32_t acc = 0;
   int bits = 0;
   for (char c : text) {
@@ -107,6 +112,8 @@ bool decode(std::string_view text, std::string& out) {
   return true;
 }
 
+namespace {
+
 std::string mac(std::string_view key, std::string_view context, std::string_view state) {
   std::string data;
   data.reserve(context.size() + 1 + state.size());
@@ -119,7 +126,7 @@ std::string mac(std::string_view key, std::string_view context, std::string_view
 } // namespace
 
 std::string seal(std::string_view key, std::string_view context, std::string_view state) {
-  return encode(state) + "." + encode(mac(key, context, state));
+  return base64url_encode(state) + "." + base64url_encode(mac(key, context, state));
 }
 
 bool unseal(std::string_view key, std::string_view context, std::string_view token,
@@ -128,7 +135,7 @@ bool unseal(std::string_view key, std::string_view context, std::string_view tok
   if (dot == std::string_view::npos)
     return false;
   std::string tag;
-  if (!decode(token.substr(0, dot), state) || !decode(token.substr(dot + 1), tag))
+  if (!base64url_decode(token.substr(0, dot), state) || !base64url_decode(token.substr(dot + 1), tag))
     return false;
   return constant_time_equal(tag, mac(key, context, state));
 }

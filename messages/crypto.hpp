@@ -1,5 +1,5 @@
-// Randomness and integrity for values Bulwark hands to clients: session ids
-// and signed `requestState`.
+// Randomness and integrity for values Bulwark hands to clients (session ids
+// and signed `requestState`), and the base64url that JWTs are written in.
 #pragma once
 
 #include <string>
@@ -18,6 +18,12 @@ std::string sha256_hex(std::string_view data);
 
 /// Compares in time independent of where the inputs differ.
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+
+/// Base64url without padding (RFC 4648 §5), as JWTs and sealed values use.
+std::string base64url_encode(std::string_view bytes);
+/// Reverses `base64url_encode`; false on a character outside the alphabet
+/// or a length no whole number of bytes has.
+bool base64url_decode(std::string_view text, std::string& out);
 
 /// Wraps `state` so that the client cannot alter it unnoticed: base64url of
 /// the state, a dot, base64url of an HMAC over `context` and the state.

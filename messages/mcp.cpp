@@ -198,9 +198,10 @@ std::string result_body(const json::value& id, const json::value& result) {
 namespace {
 
 std::atomic<error_observer> observer{nullptr};
+std::atomic<error_mode> mode{error_mode::production};
 
-/// 16 hex digits from a per-thread generator (trace ids need to be unique,
-/// not secret).
+} // namespace
+
 std::string new_trace_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char hex[] = "0123456789abcdef";
@@ -211,10 +212,26 @@ std::string new_trace_id() {
   return out;
 }
 
-} // namespace
-
 void set_error_observer(error_observer o) {
   observer.store(o);
+}
+
+void set_error_mode(error_mode m) noexcept {
+  mode.store(m);
+}
+
+error_mode current_error_mode() noexcept {
+  return mode.load(std::memory_order_relaxed);
+}
+
+json::value internal_tool_failure(std::string_view tool, std::string_view detail) {
+  auto trace = new_trace_id();
+  std::string text = "the tool " + std::string(tool) + " failed with an internal error (trace id " + trace + ")";
+  if (current_error_mode() == error_mode::development)
+    text.append(": ").append(detail);
+  if (auto o = observer.load())
+    o(trace, error_code::internal_error, text, detail);
+  return text_result(std::move(text), true);
 }
 
 std::string error_body(const json::value& id, error_code code, std::string_view message,
@@ -223,15 +240,22 @@ std::string error_body(const json::value& id, error_code code, std::string_view 
   json::value data = given;
   if (data.is_null())
     data = json::value(json::object{});
+  std::string detail;
   if (data.is_object()) {
     // An error passed on from a service keeps its trace id.
     if (auto* t = data.find("traceId"); t && t->is_string())
       trace = t->as_string();
     else
       data.set("traceId", trace);
+    // Internal details go to the log; to the client only in development.
+    if (auto* d = data.find("detail"); d && d->is_string()) {
+      detail = d->as_string();
+      if (current_error_mode() == error_mode::production)
+        data.erase("detail");
+    }
   }
   if (auto o = observer.load())
-    o(trace, code, message);
+    o(trace, code, message, detail);
   std::string out;
   out.reserve(96 + message.size());
   out.append(R"({"jsonrpc":"2.0","id":)");

@@ -55,14 +55,38 @@ std::string result_body(const json::value& id, const json::value& result);
 /// `{"jsonrpc":"2.0","id":ID,"error":{code,message,data}}`; a null id is
 /// written as `null`. Every error gets a fresh trace id in `data.traceId`
 /// (when `data` is an object or null), which the error observer receives
-/// too, so that the log line of the error carries it.
+/// too, so that the log line of the error carries it. `data.detail` holds
+/// internal details (exception text, a service's transport error): the
+/// observer always gets it; the client only in development mode.
 std::string error_body(const json::value& id, error_code code, std::string_view message,
                        const json::value& data = {});
 
-/// Called for every error body written (with its trace id); set once at
-/// start-up (the server logs them).
-using error_observer = void (*)(std::string_view trace_id, error_code code, std::string_view message);
+/// A fresh trace id: 16 hex digits from a per-thread generator (trace ids
+/// need to be unique, not secret). An `error_body` whose `data` already has
+/// a `traceId` keeps it, so a caller that records the id elsewhere (the
+/// audit log) makes it first.
+std::string new_trace_id();
+
+/// Called for every error body written (with its trace id and internal
+/// detail, if any); set once at start-up (the server logs them).
+using error_observer = void (*)(std::string_view trace_id, error_code code, std::string_view message,
+                                std::string_view detail);
 void set_error_observer(error_observer observer);
+
+/// `errors.mode`: whether internal details reach clients. In production
+/// (the default) a client gets the typed error, a message and the trace id;
+/// exception text, file paths, service addresses and transport errors stay
+/// in the log line with the same trace id. Development adds them to the
+/// error as `data.detail`.
+enum class error_mode : uint8_t { production, development };
+void set_error_mode(error_mode mode) noexcept;
+error_mode current_error_mode() noexcept;
+
+/// The error result of a tools/call whose handler failed unexpectedly
+/// (threw something other than a tool_error): `isError` with a message that
+/// names the trace id, plus `detail` in development mode. Reports it to the
+/// error observer like an error body, as internal_error.
+json::value internal_tool_failure(std::string_view tool, std::string_view detail);
 /// `{"jsonrpc":"2.0","method":M,"params":P}`.
 std::string notification_body(std::string_view method, const json::value& params);
 /// `{"jsonrpc":"2.0","id":ID,"method":M,"params":P}`.

@@ -147,6 +147,15 @@ void register_fault_tools(runtime& rt) {
   };
   rt.add_tool(std::move(garbage));
 
+  tool_spec thrower;
+  thrower.name = "fault_throw";
+  thrower.description = "Throws an exception whose text holds internal details: a buggy tool.";
+  thrower.input_schema = object({});
+  thrower.handler = [](const call_ptr&) {
+    throw std::runtime_error("cannot open /var/lib/bulwark/internal/state.db: permission denied");
+  };
+  rt.add_tool(std::move(thrower));
+
   // Counts executions per key, so tests can prove a call ran exactly once.
   // With BULWARK_EXECUTION_LOG set, each execution is also appended to that
   // file (one JSON line, written before the answer), which outlives this

@@ -14,6 +14,7 @@
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "config/api_keys.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
@@ -61,14 +62,33 @@ int main(int argc, char** argv) {
   }
   log::init(cfg.log);
   log::set_redaction(cfg.redact_keys, cfg.redact_patterns);
+  if (!cfg.audit.file.empty()) {
+    try {
+      audit::open(cfg.audit);
+    } catch (const std::exception& e) {
+      std::cerr << "config: $.audit.file: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  if (cfg.auth.mode == auth_mode::oauth) {
+    try {
+      cfg.http.auth = oauth_authenticator(cfg.auth.oauth);
+    } catch (const std::exception& e) {
+      std::cerr << "config: $.auth.oauth.jwksFile: " << e.what() << "\n";
+      return 2;
+    }
+  }
   // Every error answered carries a trace id; its log line carries the same.
   // Admission refusals come in floods under overload: they log at debug.
-  mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message) {
+  mcp::set_error_mode(cfg.error_mode);
+  mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message, std::string_view detail) {
     auto level = code == error_code::overloaded || code == error_code::rate_limited ? log_level::debug : log_level::info;
-    log::write(level, "error answered",
-               json::value::make_object({{"traceId", std::string(trace)},
-                                         {"code", static_cast<long long>(code)},
-                                         {"message", std::string(message)}}));
+    auto fields = json::value::make_object({{"traceId", std::string(trace)},
+                                            {"code", static_cast<long long>(code)},
+                                            {"message", std::string(message)}});
+    if (!detail.empty())
+      fields.set("detail", std::string(detail));
+    log::write(level, "error answered", fields);
   });
   if (cfg.auth.mode == auth_mode::keys)
     log::info("authentication: API keys", json::value::make_object({
@@ -146,6 +166,14 @@ int main(int argc, char** argv) {
     if (cfg.http_enabled) {
       http = std::make_unique<http_server>(&rt, cfg.http);
       add_operator_routes(*http, rt);
+      if (cfg.auth.mode == auth_mode::oauth) {
+        // RFC 9728 protected resource metadata, open to everyone: clients
+        // read it to find the authorization server.
+        auto doc = resource_metadata(cfg.auth.oauth);
+        http->add_route(resource_metadata_path(cfg.auth.oauth), [doc] { return http_reply{200, "application/json", doc, {}}; });
+        if (resource_metadata_path(cfg.auth.oauth) != "/.well-known/oauth-protected-resource")
+          http->add_route("/.well-known/oauth-protected-resource", [doc] { return http_reply{200, "application/json", doc, {}}; });
+      }
       if (!admin)
         add_admin_routes(*http, rt);
       try {

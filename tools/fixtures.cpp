@@ -156,7 +156,7 @@ void register_tools(runtime& rt) {
                                           value::make_object({{"type", "resource"}, {"resource", res}})})}}));
       });
   add(rt, "test_error_handling", "Always fails with a tool error.", {}, [](const call_ptr&) {
-    throw std::runtime_error("This tool intentionally returns an error for testing");
+    throw tool_error("This tool intentionally returns an error for testing");
   });
   add(rt, "test_tool_with_progress", "Reports progress 0, 50 and 100 of 100.", {},
       [](const call_ptr& c) {

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/api_keys.hpp"
+#include "config/audit.hpp"
 #include "config/config.hpp"
 #include "messages/crypto.hpp"
 #include "messages/json.hpp"
@@ -164,6 +166,19 @@ std::string names_of(const config& cfg) {
   return out;
 }
 
+/// Who runs the command, for the audit log: "cli:<user name>" (or uid).
+std::string operator_identity() {
+  auto uid = ::getuid();
+  if (auto* pw = ::getpwuid(uid); pw && pw->pw_name)
+    return std::string("cli:") + pw->pw_name;
+  return "cli:uid " + std::to_string(uid);
+}
+
+void audit_key(const char* event, const api_key& k, const std::string& path) {
+  audit::record({event, "ok", operator_identity(), {}, k.name, {},
+                 json::value::make_object({{"tier", k.tier}, {"sha256Prefix", k.sha256.substr(0, 8)}, {"keyFile", path}})});
+}
+
 int create(const options& o, const config& cfg, const std::string& path) {
   if (o.name.empty())
     throw usage_error{"keys: create needs --name NAME"};
@@ -197,6 +212,7 @@ int create(const options& o, const config& cfg, const std::string& path) {
   entry.created = utc_timestamp();
   file.keys.push_back(std::move(entry));
   write(path, file);
+  audit_key("key.created", file.keys.back(), path);
   std::cout << key << std::endl;
   std::cerr << "keys: created '" << o.name << "' (tier " << o.tier << ") in " << path
             << "; the key is shown only this once and is not stored, keep it now" << std::endl;
@@ -252,6 +268,7 @@ int revoke(const options& o, const std::string& path) {
   }
   k->revoked = utc_timestamp();
   write(path, file);
+  audit_key("key.revoked", *k, path);
   std::cout << "keys: revoked '" << o.name << "'; running servers refuse it from their next look at " << path
             << " (within a second)" << std::endl;
   return 0;
@@ -270,6 +287,8 @@ int run_keys_command(int argc, char** argv) {
     if (o.command != "create" && o.command != "list" && o.command != "revoke")
       throw usage_error{"keys: unknown command " + o.command + ": use create, list or revoke"};
     auto cfg = load_config(o);
+    if (!cfg.audit.file.empty() && o.command != "list")
+      audit::open(cfg.audit);
     auto path = !o.key_file.empty() ? o.key_file : cfg.auth.key_file;
     if (path.empty())
       throw usage_error{"keys: no key file: pass --key-file FILE or set auth.keyFile in the config (--config FILE)"};

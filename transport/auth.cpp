@@ -1,6 +1,14 @@
 #include "transport/auth.hpp"
 
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
 #include "config/api_keys.hpp"
+#include "config/log.hpp"
+#include "messages/crypto.hpp"
+#include "messages/json.hpp"
+#include "messages/jwt.hpp"
 #include "messages/text.hpp"
 
 namespace bulwark {
@@ -32,6 +40,7 @@ public:
     if (!key) {
       v.challenge = "Bearer realm=\"" + realm_ + "\", error=\"invalid_token\"";
       v.message = "Unauthorized: the API key is not valid (unknown or revoked)";
+      v.credential_present = true;
       return v;
     }
     v.ok = true;
@@ -44,7 +53,158 @@ private:
   std::string realm_;
 };
 
+/// The scheme and authority of an absolute URI ("https://host:port").
+std::string_view origin_of(std::string_view uri) {
+  auto scheme = uri.find("://");
+  if (scheme == std::string_view::npos)
+    return {};
+  return uri.substr(0, uri.find_first_of("/?#", scheme + 3));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw jwt::jwks_error("JWK Set " + path + ": cannot be read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class jwt_authenticator final : public authenticator {
+public:
+  explicit jwt_authenticator(oauth_settings s)
+    : settings_(std::move(s)), watch_(settings_.jwks_file, std::chrono::seconds(1)),
+      keys_(std::make_shared<const jwt::key_set>(jwt::parse_jwks(read_text(settings_.jwks_file), settings_.jwks_file))) {
+    expect_.issuer = settings_.issuer;
+    expect_.audience = settings_.resource;
+    expect_.clock_skew = settings_.clock_skew;
+    challenge_ = "Bearer resource_metadata=\"" + resource_metadata_url(settings_) + "\"";
+    if (!settings_.scopes_supported.empty()) {
+      std::string scopes;
+      for (auto& sc : settings_.scopes_supported)
+        scopes.append(scopes.empty() ? "" : " ").append(sc);
+      challenge_.append(", scope=\"").append(scopes).append("\"");
+    }
+    log::info("authentication: OAuth access tokens",
+              json::value::make_object({{"issuer", settings_.issuer},
+                                        {"resource", settings_.resource},
+                                        {"jwksFile", settings_.jwks_file},
+                                        {"keys", static_cast<unsigned long long>(keys_->keys.size())},
+                                        {"keysSkipped", static_cast<unsigned long long>(keys_->skipped)}}));
+  }
+
+  auth_verdict check(std::string_view authorization) const override {
+    auth_verdict v;
+    auto token = bearer_token(authorization);
+    if (token.empty()) {
+      v.challenge = challenge_;
+      v.message = "Unauthorized: this server needs an OAuth access token (Authorization: Bearer <token>); "
+                  "see the resource metadata named in WWW-Authenticate";
+      return v;
+    }
+    if (watch_.due() && watch_.changed())
+      reload();
+    jwt::claims claims;
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch()).count();
+    auto why = jwt::verify(token, *current(), expect_, now, claims);
+    if (!why.empty()) {
+      v.challenge = challenge_ + ", error=\"invalid_token\"";
+      v.message = "Unauthorized: " + why;
+      v.credential_present = true;
+      return v;
+    }
+    v.ok = true;
+    v.identity = "oauth:" + crypto::sha256_hex(claims.issuer + "\n" + claims.subject);
+    return v;
+  }
+
+private:
+  std::shared_ptr<const jwt::key_set> current() const {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return keys_;
+  }
+
+  void reload() const {
+    try {
+      auto set = std::make_shared<const jwt::key_set>(
+        jwt::parse_jwks(read_text(settings_.jwks_file), settings_.jwks_file));
+      auto n = set->keys.size();
+      {
+        std::lock_guard<std::mutex> guard(mtx_);
+        keys_ = std::move(set);
+      }
+      log::info("JWK Set reloaded", json::value::make_object({{"path", settings_.jwks_file},
+                                                              {"keys", static_cast<unsigned long long>(n)}}));
+    } catch (const std::exception& e) {
+      log::error("JWK Set not reloaded; the previous keys stay in force",
+                 json::value::make_object({{"path", settings_.jwks_file}, {"error", e.what()}}));
+    }
+  }
+
+  oauth_settings settings_;
+  jwt::expectations expect_;
+  std::string challenge_;
+  mutable file_watch watch_;
+  mutable std::mutex mtx_;
+  mutable std::shared_ptr<const jwt::key_set> keys_;
+};
+
 } // namespace
+
+std::string resource_metadata_path(const oauth_settings& s) {
+  std::string path = "/.well-known/oauth-protected-resource";
+  auto origin = origin_of(s.resource);
+  auto rest = std::string_view(s.resource).substr(origin.size());
+  rest = rest.substr(0, rest.find_first_of("?#"));
+  if (!rest.empty() && rest != "/")
+    path.append(rest);
+  return path;
+}
+
+std::string resource_metadata_url(const oauth_settings& s) {
+  return std::string(origin_of(s.resource)) + resource_metadata_path(s);
+}
+
+std::string resource_metadata(const oauth_settings& s) {
+  json::value servers(json::array{});
+  for (auto& a : s.authorization_servers.empty() ? std::vector<std::string>{s.issuer} : s.authorization_servers)
+    servers.push_back(a);
+  auto doc = json::value::make_object({{"resource", s.resource},
+                                       {"authorization_servers", std::move(servers)},
+                                       {"bearer_methods_supported", json::value::make_array({"header"})}});
+  if (!s.scopes_supported.empty()) {
+    json::value scopes(json::array{});
+    for (auto& sc : s.scopes_supported)
+      scopes.push_back(sc);
+    doc.set("scopes_supported", std::move(scopes));
+  }
+  return json::dump(doc);
+}
+
+std::string check_oauth_settings(const oauth_settings& s) {
+  if (s.issuer.empty())
+    return "$.auth.oauth.issuer: is required when auth.mode is \"oauth\"";
+  if (s.resource.empty())
+    return "$.auth.oauth.resource: is required when auth.mode is \"oauth\" (this server's canonical URI, "
+           "e.g. \"https://mcp.example.com/mcp\")";
+  auto origin = origin_of(s.resource);
+  if (origin.empty() || origin.size() <= origin.find("://") + 3
+      || (origin.substr(0, 8) != "https://" && origin.substr(0, 7) != "http://"))
+    return "$.auth.oauth.resource: must be an absolute http(s) URI";
+  if (s.resource.find('#') != std::string::npos)
+    return "$.auth.oauth.resource: must not have a fragment";
+  if (s.jwks_file.empty())
+    return "$.auth.oauth.jwksFile: is required when auth.mode is \"oauth\"";
+  for (auto& sc : s.scopes_supported)
+    if (sc.empty() || sc.find_first_of(" \"\\") != std::string::npos)
+      return "$.auth.oauth.scopesSupported: scopes are non-empty and have no spaces or quotes";
+  return {};
+}
+
+std::shared_ptr<const authenticator> oauth_authenticator(oauth_settings s) {
+  return std::make_shared<jwt_authenticator>(std::move(s));
+}
 
 std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys, std::string realm) {
   return std::make_shared<keys_authenticator>(std::move(keys), std::move(realm));

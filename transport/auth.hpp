@@ -4,9 +4,11 @@
 // "none") every caller is admitted, as `anonymous` or by its bearer key.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bulwark {
 
@@ -21,6 +23,9 @@ struct auth_verdict {
   /// When refused: the `WWW-Authenticate` value and the error message.
   std::string challenge;
   std::string message;
+  /// When refused: whether the request carried a credential at all (the
+  /// audit log tells missing credentials from bad ones).
+  bool credential_present = false;
 };
 
 class authenticator {
@@ -40,5 +45,43 @@ std::string_view bearer_token(std::string_view authorization) noexcept;
 /// `auth.mode` "keys": a bearer API key that is live in `keys`.
 std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys,
                                                        std::string realm = "bulwark");
+
+/// `auth.mode` "oauth": Bulwark as an OAuth 2.1 resource server. Access
+/// tokens are JWTs from an authorization server, verified against its
+/// public keys (a JWK Set file) and the claims below.
+struct oauth_settings {
+  /// The authorization server's issuer identifier (`iss`, compared exactly).
+  std::string issuer;
+  /// This server's canonical URI (RFC 8707): tokens must name it in `aud`;
+  /// the protected resource metadata names it as `resource`.
+  std::string resource;
+  /// Listed in the metadata; empty: the issuer.
+  std::vector<std::string> authorization_servers;
+  /// The JWK Set file; re-read when it changes.
+  std::string jwks_file;
+  /// Leeway on `exp` and `nbf` for clocks that disagree.
+  std::chrono::seconds clock_skew{60};
+  /// `scopes_supported` in the metadata and `scope` in challenges (optional).
+  std::vector<std::string> scopes_supported;
+};
+
+/// Where the protected resource metadata is served (RFC 9728 §3): the
+/// well-known prefix followed by the resource's path, if it has one.
+std::string resource_metadata_path(const oauth_settings& s);
+/// The metadata's absolute URL, for `WWW-Authenticate: Bearer
+/// resource_metadata="..."`: the resource's origin and that path.
+std::string resource_metadata_url(const oauth_settings& s);
+/// The RFC 9728 metadata document (JSON).
+std::string resource_metadata(const oauth_settings& s);
+
+/// Checks oauth settings; returns what is wrong (with the config key's
+/// path) or an empty string.
+std::string check_oauth_settings(const oauth_settings& s);
+
+/// An authenticator for `s`: reads the JWK Set now (throws
+/// jwt::jwks_error when it cannot be used) and again whenever the file
+/// changes (a set that no longer parses keeps the previous keys, logged).
+/// Identities are "oauth:<SHA-256 of issuer, newline, subject>".
+std::shared_ptr<const authenticator> oauth_authenticator(oauth_settings s);
 
 } // namespace bulwark

@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 
 #include "actors/runtime.hpp"
+#include "config/audit.hpp"
 #include "config/log.hpp"
 #include "messages/actors.hpp"
 #include "messages/crypto.hpp"
@@ -287,6 +288,16 @@ public:
 
   strand_t strand() {
     return *sock_.get_executor().target<strand_t>();
+  }
+
+  /// The peer as "address:port" (for the audit log), or empty.
+  std::string remote_address() const {
+    beast::error_code ec;
+    auto ep = sock_.remote_endpoint(ec);
+    if (ec)
+      return {};
+    auto a = ep.address();
+    return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
   }
 
   /// From any thread: closes the connection on its strand.
@@ -780,6 +791,7 @@ void connection::handle(request req) {
       view.path = std::string(path);
       if (auto auth = req.find(http::field::authorization); auth != req.end())
         view.authorization = std::string(sv(auth->value()));
+      view.remote = remote_address();
       view.body = std::move(req.body());
       auto reply = handler(view);
       return respond(reply.status, std::move(reply.body), reply.headers, reply.content_type);
@@ -805,9 +817,16 @@ void connection::handle(request req) {
     authorization = sv(auth->value());
   if (server_.opts.auth) {
     auto verdict = server_.opts.auth->check(authorization);
-    if (!verdict.ok)
-      return respond(401, http_error_body(error_code::unauthorized, verdict.message),
+    if (!verdict.ok) {
+      auto trace = mcp::new_trace_id();
+      audit::record({"auth.failure", "denied", "unauthenticated", remote_address(), std::string(path), trace,
+                     json::value::make_object({{"reason", verdict.message},
+                                               {"presented", verdict.credential_present},
+                                               {"method", std::string(sv(req.method_string()))}})});
+      return respond(401, mcp::error_body(json::value(), error_code::unauthorized, verdict.message,
+                                          json::value::make_object({{"traceId", trace}})),
                      "\r\nWWW-Authenticate: " + verdict.challenge);
+    }
     identity_ = std::move(verdict.identity);
   } else if (auto token = bearer_token(authorization); !token.empty()) {
     identity_ = "key:" + crypto::sha256_hex(token);

@@ -67,6 +67,7 @@ struct http_request_view {
   std::string method;        ///< "GET", "POST", ...
   std::string path;          ///< Without the query.
   std::string authorization; ///< The Authorization header (empty if none).
+  std::string remote;        ///< The peer as "address:port" (empty if unknown).
   std::string body;
 };
 

@@ -22,7 +22,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, harness, sleep, until } from './harness.mjs';
+import {
+  assert, harness, modernRequest as modern, openSession as openSessionWith, request, sessionCall as sessionCallWith, sleep, until,
+} from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-auth-', watchdogMs: 110_000 });
 const { bulwark, dir, check, startBulwark } = run;
@@ -47,69 +49,13 @@ function createKey(name, tier, ...extra) {
 
 const bearer = (key) => ({ authorization: `Bearer ${key}` });
 
-/// One HTTP request to the server; the JSON-RPC answer is parsed from a JSON
-/// body or the last event of an SSE one.
-async function request(port, method, { body, headers = {}, path = '/mcp' } = {}) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let json = null;
-  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-    const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
-    if (data.length) json = JSON.parse(data[data.length - 1]);
-  } else if (text) {
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-  }
-  return { status: res.status, headers: res.headers, json, text };
-}
-
-let nextId = 1;
-/// A 2026-07-28 (stateless) request.
-function modern(port, method, params, headers = {}) {
-  return request(port, 'POST', {
-    body: {
-      jsonrpc: '2.0', id: nextId++, method,
-      params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } },
-    },
-    headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, ...(params.name ? { 'mcp-name': params.name } : {}), ...headers },
-  });
-}
-
 const call = (port, key, name, args = {}) => modern(port, 'tools/call', { name, arguments: args }, key ? bearer(key) : {});
 const textOf = (r) => r.json?.result?.content?.[0]?.text;
 
 /// A 2025-era session opened with `key`; returns its id.
-async function openSession(port, key) {
-  const init = await request(port, 'POST', {
-    body: { jsonrpc: '2.0', id: nextId++, method: 'initialize',
-            params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'auth-test', version: '1' } } },
-    headers: bearer(key),
-  });
-  assert(init.status === 200, `initialize: ${init.status} ${init.text}`);
-  const sid = init.headers.get('mcp-session-id');
-  assert(sid, 'initialize answers with Mcp-Session-Id');
-  const note = await request(port, 'POST', {
-    body: { jsonrpc: '2.0', method: 'notifications/initialized' },
-    headers: { ...bearer(key), 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
-  });
-  assert(note.status === 202, `initialized: ${note.status}`);
-  return sid;
-}
+const openSession = (port, key) => openSessionWith(port, bearer(key));
 
-function sessionCall(port, key, sid, name, args = {}) {
-  return request(port, 'POST', {
-    body: { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args } },
-    headers: { ...(key ? bearer(key) : {}), 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
-  });
-}
+const sessionCall = (port, key, sid, name, args = {}) => sessionCallWith(port, key ? bearer(key) : {}, sid, name, args);
 
 /// Opens the session's GET stream; resolves with the status (the stream is
 /// closed again at once).

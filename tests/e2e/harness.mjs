@@ -2,6 +2,7 @@
 // watchdog, `bulwark` processes started on free ports and killed by pid.
 
 import { spawn } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -62,6 +63,105 @@ export async function callTool(port, name, args = {}, headers = {}, meta = {}) {
     return JSON.parse(data[data.length - 1]);
   }
   return JSON.parse(text);
+}
+
+/// One HTTP request to the server on `port`; the JSON-RPC answer is parsed
+/// from a JSON body or the last event of an SSE one.
+export async function request(port, method, { body, headers = {}, path = '/mcp' } = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let json = null;
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
+    if (data.length) json = JSON.parse(data[data.length - 1]);
+  } else if (text) {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/// A 2026-07-28 (stateless) request through `request`, with its mirrored
+/// headers and any extra `headers`.
+export function modernRequest(port, method, params, headers = {}) {
+  return request(port, 'POST', {
+    body: {
+      jsonrpc: '2.0', id: nextId++, method,
+      params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } },
+    },
+    headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, ...(params.name ? { 'mcp-name': params.name } : {}), ...headers },
+  });
+}
+
+/// A 2025-era session opened with `headers` (its credentials); returns its id.
+export async function openSession(port, headers) {
+  const init = await request(port, 'POST', {
+    body: { jsonrpc: '2.0', id: nextId++, method: 'initialize',
+            params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-test', version: '1' } } },
+    headers,
+  });
+  assert(init.status === 200, `initialize: ${init.status} ${init.text}`);
+  const sid = init.headers.get('mcp-session-id');
+  assert(sid, 'initialize answers with Mcp-Session-Id');
+  const note = await request(port, 'POST', {
+    body: { jsonrpc: '2.0', method: 'notifications/initialized' },
+    headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+  });
+  assert(note.status === 202, `initialized: ${note.status}`);
+  return sid;
+}
+
+/// A tools/call in the 2025-era session `sid`, with `headers`.
+export function sessionCall(port, headers, sid, name, args = {}) {
+  return request(port, 'POST', {
+    body: { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args } },
+    headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+  });
+}
+
+/// An HTTP proxy on a free loopback port in front of `targetPort`, for
+/// tests of what a gateway sends its services. Each request is recorded in
+/// `proxy.seen` ({method, headers, body}); `intercept(record)` may answer it
+/// instead ({status, body}). Resolves with the server; `proxy.port` is its
+/// port, `proxy.shut()` closes it.
+export async function startProxy(targetPort, intercept = () => null) {
+  const seen = [];
+  const proxy = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const record = { method: req.method, headers: { ...req.headers }, body: body.toString() };
+      seen.push(record);
+      const answer = intercept(record);
+      if (answer) {
+        res.writeHead(answer.status, { 'content-type': 'text/plain' });
+        return res.end(answer.body);
+      }
+      const up = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end(body);
+    });
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  proxy.seen = seen;
+  proxy.port = proxy.address().port;
+  proxy.shut = () => {
+    proxy.closeAllConnections();
+    proxy.close();
+  };
+  return proxy;
 }
 
 /// One request to the admin API of the server on `port`, with the admin

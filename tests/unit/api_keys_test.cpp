@@ -330,8 +330,17 @@ TEST_CASE("auth settings are strict and a non-loopback bind needs authentication
   CHECK(cfg.auth.mode == auth_mode::keys);
   CHECK(cfg.auth.key_file == "/k.json");
   CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"mode":"oauth2"}})", "t"),
-                    "config: $.auth.mode: must be \"none\" or \"keys\"");
+                    "config: $.auth.mode: must be \"none\", \"keys\" or \"oauth\"");
   CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"keyfile":"x"}})", "t"), "config: $.auth.keyfile: unknown key");
+  apply_json(cfg, R"({"auth":{"mode":"oauth","oauth":{"issuer":"https://as","resource":"https://rs/mcp",
+                      "jwksFile":"/j.json","clockSkewSeconds":5,"scopesSupported":["a"],
+                      "authorizationServers":["https://as2"]}}})", "t");
+  CHECK(cfg.auth.mode == auth_mode::oauth);
+  CHECK(cfg.auth.oauth.clock_skew == std::chrono::seconds(5));
+  CHECK(cfg.auth.oauth.authorization_servers == std::vector<std::string>{"https://as2"});
+  CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"oauth":{"clockSkewSeconds":601}}})", "t"),
+                    Catch::Contains("$.auth.oauth.clockSkewSeconds"));
+  CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"oauth":{"jwks":"x"}}})", "t"), "config: $.auth.oauth.jwks: unknown key");
   CHECK_NOTHROW(args({"--port", "0"}));
   CHECK_THROWS_WITH(args({"--address", "0.0.0.0"}), Catch::Contains("$.auth.mode")
                                                        && Catch::Contains("allowUnauthenticated"));

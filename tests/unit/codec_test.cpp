@@ -142,3 +142,39 @@ TEST_CASE("URI templates match one segment per variable") {
   CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template//data", none));
   CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template/1/datax", none));
 }
+
+namespace {
+
+std::string observed_trace, observed_detail;
+
+void remember(std::string_view trace, error_code, std::string_view, std::string_view detail) {
+  observed_trace = std::string(trace);
+  observed_detail = std::string(detail);
+}
+
+} // namespace
+
+TEST_CASE("data.detail reaches the client only in development mode; the observer always") {
+  mcp::set_error_observer(remember);
+  auto data = value::make_object({{"detail", "connect 10.0.0.7:9000: refused"}, {"service", "web"}});
+  auto prod = parse(mcp::error_body(value(1), error_code::service_unavailable, "service web failed", data));
+  CHECK(prod["error"]["data"].find("detail") == nullptr);
+  CHECK(prod["error"]["data"]["service"].as_string() == "web");
+  CHECK(observed_detail == "connect 10.0.0.7:9000: refused");
+  CHECK(observed_trace == prod["error"]["data"]["traceId"].as_string());
+
+  auto failed = mcp::internal_tool_failure("t", "/etc/secret: EACCES");
+  auto text = failed["content"].as_array()[0]["text"].as_string();
+  CHECK(failed["isError"].as_bool());
+  CHECK(text.find("/etc/secret") == std::string::npos);
+  CHECK(text.find(observed_trace) != std::string::npos);
+  CHECK(observed_detail == "/etc/secret: EACCES");
+
+  mcp::set_error_mode(mcp::error_mode::development);
+  auto dev = parse(mcp::error_body(value(1), error_code::service_unavailable, "service web failed", data));
+  CHECK(dev["error"]["data"]["detail"].as_string() == "connect 10.0.0.7:9000: refused");
+  CHECK(mcp::internal_tool_failure("t", "/etc/secret: EACCES")["content"].as_array()[0]["text"].as_string().find("/etc/secret")
+        != std::string::npos);
+  mcp::set_error_mode(mcp::error_mode::production);
+  mcp::set_error_observer(nullptr);
+}
