@@ -55,6 +55,12 @@ private:
 /// The canonical text of a JSON value (object keys sorted), for cache keys.
 std::string canonical_json(const json::value& v);
 
+/// The invalidation scope a key prefix is in, as the shared cache counts
+/// generations: "m:SERVICE\nMETHOD" for a prefix naming both, "s:SERVICE"
+/// for one naming a service, "all" for anything shorter. A prefix deeper
+/// than a method starts a new generation of its whole method.
+std::string invalidation_scope(const std::string& prefix);
+
 /// Registry name of the cache actor.
 inline const std::string cache_actor_name = "cache";
 

@@ -25,6 +25,7 @@ class io_context;
 namespace bulwark {
 
 class redis_client;
+class recent_misses;
 
 namespace metrics {
 class registry;
@@ -96,6 +97,9 @@ struct runtime_env {
   /// State shared with other instances (`redis.url`); null: this instance
   /// keeps everything in memory alone.
   std::shared_ptr<redis_client> redis;
+  /// Session ids the shared directory did not have a moment ago (with
+  /// `redis`): asked again only after a few seconds.
+  std::shared_ptr<recent_misses> unknown_sessions;
 
   // -- health, as the health supervisor last published it -------------------
 

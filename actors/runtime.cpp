@@ -48,8 +48,10 @@ struct runtime::impl {
     env->latency = std::make_shared<metrics::histogram>();
     env->buckets = std::make_shared<rate_buckets>(env->opts.ops.limits);
     describe_metrics(*env->metrics);
-    if (!env->opts.ops.redis.url.empty())
+    if (!env->opts.ops.redis.url.empty()) {
       env->redis = make_shared_state(env);
+      env->unknown_sessions = std::make_shared<recent_misses>(unknown_session_capacity, unknown_session_memory);
+    }
   }
 
   ~impl() {
@@ -399,7 +401,10 @@ bool runtime::open_stream(const std::string& session_id, sink_ptr sink, std::str
 
 bool runtime::session_elsewhere(const std::string& id) const {
   const auto& env = *impl_->env;
-  return env.redis && env.redis->available() && !id.empty() && !has_session(id);
+  // An id the directory did not have a moment ago is not asked for again
+  // (a flood of made-up ids stays here).
+  return env.redis && env.redis->available() && !id.empty() && !has_session(id)
+         && !(env.unknown_sessions && env.unknown_sessions->contains(id, std::chrono::steady_clock::now()));
 }
 
 void runtime::take_over_session(const std::string& id, std::function<void()> done) {
@@ -434,6 +439,8 @@ bool runtime::end_session(const std::string& id) {
   impl_->env->names.erase(names::session_prefix + id, h.address());
   // The caller's slot is free for its next initialize at once.
   impl_->env->release_session_slot(id);
+  if (impl_->env->unknown_sessions)
+    impl_->env->unknown_sessions->forget(id);
   retract_session(impl_->env, id);
   caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
   return true;

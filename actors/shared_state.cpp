@@ -25,14 +25,17 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
   auto client = std::make_shared<redis_client>(env->opts.ops.redis, crypto::random_hex(8));
   std::weak_ptr<runtime_env> weak = env;
   auto me = client->instance();
-  // Another instance dropped cached results: drop them here too.
+  // Another instance dropped cached results ("instance\ngeneration\nprefix"):
+  // drop them here too, and take the scope's new generation.
   client->subscribe("invalidate", [weak, me](const std::string& message) {
-    auto nl = message.find('\n');
-    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+    auto first = message.find('\n');
+    auto second = first == std::string::npos ? first : message.find('\n', first + 1);
+    if (second == std::string::npos || message.compare(0, first, me) == 0)
       return;
     if (auto env = weak.lock())
       if (auto cache = env->names.get(cache_actor_name))
-        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, message.substr(nl + 1), true);
+        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, message.substr(second + 1),
+                       message.substr(first + 1, second - first - 1));
   });
   // A session ended (DELETE) through another instance ends here too.
   client->subscribe("sessions", [weak, me](const std::string& message) {
@@ -73,17 +76,26 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
   });
   // Breaker states published while this instance was starting or away.
   client->on_connected([weak] {
-    if (auto env = weak.lock())
-      for (auto& service : env->services)
-        if (auto b = env->names.get(breaker_name(service)))
-          adopt_breaker(env, service, b);
+    auto env = weak.lock();
+    if (!env)
+      return;
+    // Invalidations may have happened meanwhile: the cache's generations
+    // are read again.
+    if (auto cache = env->names.get(cache_actor_name))
+      caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::start_v);
+    for (auto& service : env->services)
+      if (auto b = env->names.get(breaker_name(service)))
+        adopt_breaker(env, service, b);
   });
   // Invalidations sent while the subscription was down were missed: what
-  // this instance holds in memory may be outdated.
+  // this instance holds in memory may be outdated, and so may its
+  // generations.
   client->on_resubscribed([weak] {
     if (auto env = weak.lock())
-      if (auto cache = env->names.get(cache_actor_name))
+      if (auto cache = env->names.get(cache_actor_name)) {
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, std::string(), true);
+        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::start_v);
+      }
   });
   return client;
 }
@@ -252,6 +264,43 @@ void shared_refund(const env_ptr& env, const admission_request& request, double 
 
 // -- the session directory -------------------------------------------------------------------
 
+bool recent_misses::contains(const std::string& id, clock::time_point now) {
+  std::lock_guard<std::mutex> guard(mtx_);
+  auto i = map_.find(id);
+  if (i == map_.end())
+    return false;
+  if (now < i->second.until)
+    return true;
+  map_.erase(i);
+  return false;
+}
+
+void recent_misses::add(const std::string& id, clock::time_point now) {
+  if (capacity_ == 0)
+    return;
+  std::lock_guard<std::mutex> guard(mtx_);
+  auto seq = next_++;
+  map_[id] = miss{now + ttl_, seq};
+  order_.emplace_back(id, seq);
+  // The oldest go first; entries forgotten or added again since are skipped.
+  while (map_.size() > capacity_ || order_.size() > 2 * capacity_) {
+    auto& [old, old_seq] = order_.front();
+    if (auto i = map_.find(old); i != map_.end() && i->second.seq == old_seq)
+      map_.erase(i);
+    order_.pop_front();
+  }
+}
+
+void recent_misses::forget(const std::string& id) {
+  std::lock_guard<std::mutex> guard(mtx_);
+  map_.erase(id);
+}
+
+std::size_t recent_misses::size() {
+  std::lock_guard<std::mutex> guard(mtx_);
+  return map_.size();
+}
+
 namespace {
 
 std::string session_key(const redis_client& r, const std::string& id) {
@@ -270,6 +319,9 @@ bool shared(const env_ptr& env) {
 } // namespace
 
 void publish_session(const env_ptr& env, const session_record& rec, std::function<void()> then) {
+  // A session made here is known here, whatever was asked before.
+  if (env && env->unknown_sessions && !rec.stateless)
+    env->unknown_sessions->forget(rec.id);
   if (!shared(env) || rec.stateless || !rec.initialized) {
     if (then)
       then();
@@ -297,11 +349,17 @@ void retract_session(const env_ptr& env, const std::string& id) {
 void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done) {
   if (!shared(env) || id.empty() || id.size() > 128)
     return done(nullptr);
+  std::weak_ptr<recent_misses> misses = env->unknown_sessions;
   env->redis->command({"HMGET", session_key(*env->redis, id), "identity", "version", "capabilities", "clientInfo"},
-                      [id, done = std::move(done)](redis_reply r) {
+                      [id, misses, done = std::move(done)](redis_reply r) {
                         if (r.type != redis_reply::kind::array || r.elements.size() != 4
-                            || r.elements[0].type != redis_reply::kind::string)
+                            || r.elements[0].type != redis_reply::kind::string) {
+                          // Not there (rather than Redis failing): not asked again for a while.
+                          if (r.type == redis_reply::kind::array)
+                            if (auto m = misses.lock())
+                              m->add(id, recent_misses::clock::now());
                           return done(nullptr);
+                        }
                         auto rec = std::make_shared<session_record>();
                         rec->id = id;
                         rec->identity = r.elements[0].str;

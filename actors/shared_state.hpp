@@ -5,10 +5,14 @@
 // when Redis is unavailable the callers use their local state instead.
 #pragma once
 
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include <caf/fwd.hpp>
 
@@ -38,6 +42,37 @@ void shared_refund(const env_ptr& env, const admission_request& request, double 
 
 // -- the session directory ---------------------------------------------------------------
 
+/// Ids looked up a moment ago and not found, for `ttl`, at most `capacity`
+/// of them (the oldest go first). Thread-safe: HTTP threads ask, the Redis
+/// thread adds.
+class recent_misses {
+public:
+  using clock = std::chrono::steady_clock;
+  recent_misses(std::size_t capacity, std::chrono::milliseconds ttl) : capacity_(capacity), ttl_(ttl) {}
+  /// True when `id` was added less than the TTL before `now`.
+  bool contains(const std::string& id, clock::time_point now);
+  void add(const std::string& id, clock::time_point now);
+  /// `id` exists after all (created or ended here): ask again next time.
+  void forget(const std::string& id);
+  std::size_t size();
+
+private:
+  std::mutex mtx_;
+  std::size_t capacity_;
+  std::chrono::milliseconds ttl_;
+  uint64_t next_ = 0;
+  struct miss {
+    clock::time_point until;
+    uint64_t seq;
+  };
+  std::unordered_map<std::string, miss> map_;
+  std::deque<std::pair<std::string, uint64_t>> order_; ///< Oldest first.
+};
+
+/// How long and how many unknown session ids an instance remembers.
+inline constexpr std::size_t unknown_session_capacity = 10000;
+inline constexpr std::chrono::milliseconds unknown_session_memory{5000};
+
 /// Records (or refreshes) 2025-era session `rec` in the directory for the
 /// session TTL, so that every instance knows it and its owner. `then` runs
 /// once Redis has it (or has failed, or at once without Redis), on the Redis
@@ -50,7 +85,8 @@ void retract_session(const env_ptr& env, const std::string& id);
 
 /// Looks session `id` up in the directory; `done` gets a record to start
 /// its actor from (null: unknown there, or Redis unavailable), on the Redis
-/// thread or at once.
+/// thread or at once. An id the directory does not have is remembered in
+/// `env->unknown_sessions`.
 void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done);
 
 // -- breakers and degraded mode --------------------------------------------------------------

@@ -312,12 +312,22 @@ using cache_actor = caf::typed_actor<
   // Store a result: key, result, ttl ms, max stale ms.
   caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t>,
   // Internal: a copy found in the shared cache, kept in memory here only
-  // (key, result, ttl ms, max stale ms, age ms).
-  caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t, int64_t>,
+  // (key, result, ttl ms, max stale ms, age ms, the generations it was
+  // found under).
+  caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t, int64_t, std::string>,
   // Drop every entry under a key prefix (a service, a tool).
   caf::reacts_to<atom::drop, std::string>,
   // Drop them here only (true: another instance dropped them everywhere else).
   caf::reacts_to<atom::drop, std::string, bool>,
+  // Another instance dropped a prefix; its scope's new generation.
+  caf::reacts_to<atom::drop, std::string, std::string>,
+  // Internal: this instance's generation bump was answered (scope,
+  // generation; empty: it failed).
+  caf::reacts_to<atom::done, std::string, std::string>,
+  // Read the shared cache's generations again (after a (re)connection).
+  caf::reacts_to<atom::start>,
+  // Internal: the generations as read (object scope -> generation).
+  caf::reacts_to<atom::start, json::value>,
   // Internal: a lookup in the shared cache found a usable copy (or not).
   caf::reacts_to<atom::done, bool>,
   // Status: entries, bytes, hits, misses, stale hits, evictions, hit rate.

@@ -8,7 +8,9 @@
 //
 // Checks: a per-key limit of L per minute admits at most L calls across all
 // instances together; a result cached through one instance is a hit on the
-// others, and an invalidation through one reaches all; a 2025-era session
+// others, and an invalidation through one reaches all (without touching
+// another service's 2,000 copies in Redis); made-up session ids are
+// answered 404 and, repeated, not looked up in Redis again for a while; a 2025-era session
 // created on one instance is served by another (and its owner is enforced
 // there), also after the instance that created it is gone; a breaker
 // opened or closed through one instance is opened or closed on all, and the
@@ -78,6 +80,19 @@ function redisCommand(port, ...words) {
   });
 }
 
+/// How often Redis ran each command so far (INFO commandstats), by lower-case name.
+async function commandCalls() {
+  const out = {};
+  for (const m of (await redisCommand(run.redisPort, 'INFO', 'commandstats')).matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g))
+    out[m[1]] = Number(m[2]);
+  return out;
+}
+
+/// How many keys match `pattern`.
+async function countKeys(pattern) {
+  return Number((await redisCommand(run.redisPort, 'KEYS', pattern)).split('\r\n')[0].slice(1));
+}
+
 async function health(port) {
   const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
   return res.json();
@@ -113,6 +128,7 @@ async function post2025(port, body, sessionId, headers = {}) {
 
 run.main(async () => {
   const redisPort = await freePort();
+  run.redisPort = redisPort;
   await startRedis(redisPort);
   const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
   const adminToken = 'admin-token-for-the-redis-test';
@@ -124,11 +140,17 @@ run.main(async () => {
   const cfgPath = join(run.dir, 'front.json');
   writeFileSync(cfgPath, JSON.stringify({
     http: { port: 0 },
-    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` }, other: { url: `http://127.0.0.1:${downPort}/mcp` } },
     services: {
       web: {
         timeoutMs: 2000,
         retry: { attempts: 1 },
+        cache: { ttlMs: 60000, maxStaleMs: 60000, tools: ['fault_count'], scope: 'public' },
+      },
+      // The same tools under other names: a second service's cache entries.
+      other: {
+        prefix: 'always',
+        timeoutMs: 2000,
         cache: { ttlMs: 60000, maxStaleMs: 60000, tools: ['fault_count'], scope: 'public' },
       },
     },
@@ -191,7 +213,22 @@ run.main(async () => {
     }
   });
 
+  const others = 2000;
+  await check(`${others} results of another service are cached in Redis`, async () => {
+    let next = 0;
+    const worker = async () => {
+      while (next < others) {
+        const i = next++;
+        const r = await call(ports[0], 'other__fault_count', { key: `o-${i}` });
+        assert(r.result && !r.result.isError, `other__fault_count o-${i}: ${JSON.stringify(r)}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 25 }, worker));
+    await until(`${others} copies in Redis`, async () => (await countKeys(`${prefix}cache:*other\n*`)) === others, 10_000);
+  });
+
   await check('an invalidation through one instance reaches every instance', async () => {
+    const before = await commandCalls();
     const r = await adminRequest(ports[0], adminToken, 'POST', 'cache/invalidate', { service: 'web' });
     assert(r.status === 200, `invalidate: ${JSON.stringify(r)}`);
     // Instance b kept the copy in memory; the published invalidation drops it.
@@ -200,6 +237,24 @@ run.main(async () => {
       return cacheMark(x) === undefined ? x : null;
     }, 5000);
     assert(text(after).includes('2'), `the service ran again: ${text(after)}`);
+    // The other service's copies are untouched, and still hits elsewhere; no
+    // invalidation walks or deletes keys.
+    assert((await countKeys(`${prefix}cache:*other\n*`)) === others, 'the other service keeps its copies in Redis');
+    for (const i of [0, 777, others - 1]) {
+      const x = await call(ports[2], 'other__fault_count', { key: `o-${i}` });
+      assert(cacheMark(x)?.stale === false && text(x) === '1', `o-${i} a hit on c: ${JSON.stringify(x)}`);
+    }
+    const calls = await commandCalls();
+    for (const cmd of ['scan', 'unlink', 'del'])
+      assert((calls[cmd] ?? 0) === (before[cmd] ?? 0), `${cmd}: ${before[cmd] ?? 0} -> ${calls[cmd] ?? 0}`);
+    // A tool's prefix (one method of one service), through another instance.
+    const m = await adminRequest(ports[2], adminToken, 'POST', 'cache/invalidate', { prefix: 'other\ntools/call\n' });
+    assert(m.status === 200, `invalidate a prefix: ${JSON.stringify(m)}`);
+    const again = await until('a fresh answer of o-777 on a', async () => {
+      const x = await call(ports[0], 'other__fault_count', { key: 'o-777' });
+      return cacheMark(x) === undefined ? x : null;
+    }, 5000);
+    assert(text(again) === '2', `the other service ran again: ${text(again)}`);
   });
 
   await check('a 2025-era session created on one instance is served by another', async () => {
@@ -239,6 +294,41 @@ run.main(async () => {
     assert(del.status === 200 || del.status === 204, `DELETE on b: ${del.status}`);
     await until('the session gone on a', async () =>
       (await post2025(ports[0], { jsonrpc: '2.0', id: 6, method: 'tools/list' }, sid)).status === 404, 5000);
+  });
+
+  await check('made-up session ids: each a 404, and repeated ones are not asked of Redis again for a while', async () => {
+    const distinct = 25, requests = 500;
+    const ids = Array.from({ length: distinct }, (_, i) => `made-up-${process.pid}-${i}`);
+    const before = (await commandCalls()).hmget ?? 0;
+    // Rounds of every id at once: the first asks Redis, the others find the
+    // id remembered as unknown.
+    for (let round = 0; round < requests / distinct; round++) {
+      const answers = await Promise.all(ids.map((sid, i) =>
+        post2025(ports[1], { jsonrpc: '2.0', id: round * distinct + i, method: 'tools/list' }, sid)));
+      answers.forEach((a, i) => {
+        assert(a.status === 404 && a.json?.error?.code === -32600 && /session not found/.test(a.json.error.message)
+               && a.json.id === round * distinct + i, `${ids[i]}: ${a.status} ${JSON.stringify(a.json)}`);
+      });
+    }
+    const lookups = ((await commandCalls()).hmget ?? 0) - before;
+    assert(lookups >= distinct && lookups <= 2 * distinct, `${lookups} directory lookups for ${requests} requests`);
+    // A session created meanwhile on another instance is served here at once.
+    const init = await post2025(ports[0], {
+      jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-flood', version: '1' } },
+    });
+    assert(init.status === 200 && init.session, `initialize on a: ${init.status}`);
+    const listed = await post2025(ports[1], { jsonrpc: '2.0', id: 2, method: 'tools/list' }, init.session);
+    assert(listed.status === 200 && listed.json?.result?.tools, `a's new session on b: ${listed.status}`);
+    // After a few seconds an id is asked about again (once).
+    await sleep(5500);
+    const mid = (await commandCalls()).hmget ?? 0;
+    for (let i = 0; i < 3; i++) {
+      const late = await post2025(ports[1], { jsonrpc: '2.0', id: 3, method: 'tools/list' }, ids[0]);
+      assert(late.status === 404, `${ids[0]} later: ${late.status}`);
+    }
+    const again = ((await commandCalls()).hmget ?? 0) - mid;
+    assert(again === 1, `asked again once the memory expired: ${again} lookups`);
   });
 
   await check('a breaker opened on one instance opens on all, and closes on all', async () => {

@@ -12,7 +12,9 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "actors/cache.hpp"
 #include "actors/health.hpp"
+#include "actors/shared_state.hpp"
 #include "config/config.hpp"
 #include "tests/unit/support.hpp"
 #include "transport/redis_client.hpp"
@@ -125,4 +127,49 @@ TEST_CASE("health assessment: Redis away is degraded with the reason", "[shared]
   CHECK(v.level == health_level::degraded);
   REQUIRE(v.reasons.size() == 1);
   CHECK(v.reasons[0].find("redis unreachable (Connection refused)") == 0);
+}
+
+TEST_CASE("shared cache: an invalidation prefix starts a new generation of the scope that covers it", "[shared]") {
+  CHECK(invalidation_scope("web\n") == "s:web");
+  CHECK(invalidation_scope("web\ntools/call\n") == "m:web\ntools/call");
+  // Deeper than a method: the whole method (more than asked, never less).
+  CHECK(invalidation_scope("web\ntools/call\n*\n{\"name\":\"x\"}") == "m:web\ntools/call");
+  // A partial method or service name.
+  CHECK(invalidation_scope("web\ntools/") == "s:web");
+  CHECK(invalidation_scope("we") == "all");
+  CHECK(invalidation_scope("") == "all");
+  // Services whose names share a beginning are separate scopes.
+  CHECK(invalidation_scope("web2\n") != invalidation_scope("web\n"));
+}
+
+TEST_CASE("unknown session ids: remembered for a while, bounded, forgotten on demand", "[shared]") {
+  using clock = recent_misses::clock;
+  recent_misses m(3, 5000ms);
+  auto t = clock::now();
+  CHECK_FALSE(m.contains("a", t));
+  m.add("a", t);
+  CHECK(m.contains("a", t + 4999ms));
+  CHECK_FALSE(m.contains("a", t + 5000ms)); // expired, and dropped
+  CHECK(m.size() == 0);
+  // At most three: the oldest goes first.
+  for (auto id : {"a", "b", "c", "d"})
+    m.add(id, t);
+  CHECK(m.size() == 3);
+  CHECK_FALSE(m.contains("a", t));
+  CHECK(m.contains("d", t));
+  // Added again, an id counts from its latest addition.
+  m.add("b", t + 1000ms);
+  m.add("e", t + 1000ms);
+  CHECK(m.contains("b", t + 5500ms));
+  CHECK_FALSE(m.contains("c", t)); // the oldest of the others went
+  // Created or ended here: asked again at once.
+  m.forget("b");
+  CHECK_FALSE(m.contains("b", t + 1000ms));
+  // Many additions keep it bounded.
+  for (int i = 0; i < 1000; ++i)
+    m.add("x" + std::to_string(i % 7), t);
+  CHECK(m.size() <= 3);
+  recent_misses none(0, 5000ms);
+  none.add("a", t);
+  CHECK_FALSE(none.contains("a", t));
 }
