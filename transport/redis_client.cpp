@@ -157,8 +157,9 @@ struct redis_client::impl {
   struct pending {
     std::vector<std::string> args;
     redis_callback done;
-    /// Sent instead when the answer is NOSCRIPT (EVALSHA -> EVAL).
-    std::vector<std::string> fallback;
+    /// For EVALSHA: the script, sent with EVAL instead when the answer is
+    /// NOSCRIPT (the EVAL arguments are made only then, not per call).
+    const redis_script* script = nullptr;
   };
 
   mutable std::mutex mtx;
@@ -250,6 +251,8 @@ struct redis_client::impl {
   void run_io() {
     context_ptr c;
     std::deque<pending> batch;
+    std::vector<const char*> argv; // reused for every command
+    std::vector<size_t> lens;
     for (;;) {
       if (!c) {
         std::string why;
@@ -277,8 +280,8 @@ struct redis_client::impl {
         sent += batch.size();
       }
       for (auto& p : batch) {
-        std::vector<const char*> argv;
-        std::vector<size_t> lens;
+        argv.clear();
+        lens.clear();
         for (auto& a : p.args) {
           argv.push_back(a.data());
           lens.push_back(a.size());
@@ -299,8 +302,10 @@ struct redis_client::impl {
         }
         reply_ptr r(static_cast<redisReply*>(raw));
         auto answer = convert(r.get());
-        if (answer.failed() && !p.fallback.empty() && answer.str.compare(0, 8, "NOSCRIPT") == 0) {
-          again.push_back(pending{std::move(p.fallback), std::move(p.done), {}});
+        if (answer.failed() && p.script && answer.str.compare(0, 8, "NOSCRIPT") == 0) {
+          p.args[0] = "EVAL";
+          p.args[1] = p.script->source;
+          again.push_back(pending{std::move(p.args), std::move(p.done), nullptr});
           continue;
         }
         p.done(std::move(answer));
@@ -451,18 +456,23 @@ bool redis_client::available() const noexcept {
 }
 
 void redis_client::command(std::vector<std::string> args, redis_callback done) {
-  enqueue(std::move(args), std::move(done), {});
+  enqueue(std::move(args), std::move(done), nullptr);
 }
 
-void redis_client::enqueue(std::vector<std::string> args, redis_callback done, std::vector<std::string> fallback) {
+void redis_client::enqueue(std::vector<std::string> args, redis_callback done, const redis_script* script) {
   {
     std::unique_lock<std::mutex> lock(impl_->mtx);
     // A Redis that falls behind must not collect work without bound: what
     // does not fit is decided locally.
     if (impl_->up && !impl_->stopping && impl_->queue.size() < max_queued) {
-      impl_->queue.push_back(impl::pending{std::move(args), std::move(done), std::move(fallback)});
+      bool was_empty = impl_->queue.empty();
+      impl_->queue.push_back(impl::pending{std::move(args), std::move(done), script});
       lock.unlock();
-      impl_->cv.notify_one();
+      // A queue that was not empty already woke the I/O thread, which takes
+      // everything queued before it sends. (All: the subscriber thread may
+      // wait on the same condition while it reconnects.)
+      if (was_empty)
+        impl_->cv.notify_all();
       return;
     }
   }
@@ -472,13 +482,14 @@ void redis_client::enqueue(std::vector<std::string> args, redis_callback done, s
 
 void redis_client::eval(const redis_script& script, const std::vector<std::string>& keys,
                         const std::vector<std::string>& args, redis_callback done) {
-  std::vector<std::string> fast{"EVALSHA", script.sha1, std::to_string(keys.size())};
+  std::vector<std::string> fast;
+  fast.reserve(3 + keys.size() + args.size());
+  fast.push_back("EVALSHA");
+  fast.push_back(script.sha1);
+  fast.push_back(std::to_string(keys.size()));
   fast.insert(fast.end(), keys.begin(), keys.end());
   fast.insert(fast.end(), args.begin(), args.end());
-  std::vector<std::string> slow{"EVAL", script.source, std::to_string(keys.size())};
-  slow.insert(slow.end(), keys.begin(), keys.end());
-  slow.insert(slow.end(), args.begin(), args.end());
-  enqueue(std::move(fast), std::move(done), std::move(slow));
+  enqueue(std::move(fast), std::move(done), &script);
 }
 
 void redis_client::publish(const std::string& channel, const std::string& message) {

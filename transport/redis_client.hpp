@@ -83,7 +83,8 @@ public:
   /// Queues a command; `done` gets its answer, or an error answer when Redis
   /// is unavailable (then at once, on the calling thread).
   void command(std::vector<std::string> args, redis_callback done);
-  /// Runs a script with these keys and arguments.
+  /// Runs a script with these keys and arguments. `script` must outlive
+  /// the command (scripts are statics).
   void eval(const redis_script& script, const std::vector<std::string>& keys, const std::vector<std::string>& args,
             redis_callback done);
   /// Publishes `message` on `channel` (prefixed); fire and forget.
@@ -115,7 +116,7 @@ public:
   struct impl;
 
 private:
-  void enqueue(std::vector<std::string> args, redis_callback done, std::vector<std::string> fallback);
+  void enqueue(std::vector<std::string> args, redis_callback done, const redis_script* script);
 
   redis_settings settings_;
   std::shared_ptr<impl> impl_;
