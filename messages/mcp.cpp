@@ -137,7 +137,12 @@ classified classify(const json::value& msg) {
     return out;
   }
   auto* id = msg.find("id");
-  if (id && !(id->is_string() || id->is_integer() || (id->is_number() && !id->is_integer()))) {
+  // JSON-RPC 2.0: an error response whose request's id could not be read
+  // (a parse error, an invalid request) has a null id.
+  bool null_id_error = id && id->is_null() && !msg.find("method") && msg.find("error")
+                       && !msg.find("result");
+  if (id && !null_id_error
+      && !(id->is_string() || id->is_integer() || (id->is_number() && !id->is_integer()))) {
     out.reason = "\"id\" must be a string or a number";
     return out;
   }

@@ -19,6 +19,16 @@ TEST_CASE("classify tells requests, notifications and responses apart") {
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":"a","result":{}})")).kind == message_kind::response);
 }
 
+TEST_CASE("an error response with a null id is a response, as our own parse errors are") {
+  using mcp::message_kind;
+  auto ours = parse(mcp::error_body(value(), error_code::parse_error, "Parse error"));
+  CHECK(ours["id"].is_null());
+  CHECK(mcp::classify(ours).kind == message_kind::response);
+  // Only an error may have a null id.
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":null,"result":{}})")).kind == message_kind::invalid);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":null,"method":"ping"})")).kind == message_kind::invalid);
+}
+
 TEST_CASE("classify says why a message is invalid") {
   auto batch = mcp::classify(parse(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])"));
   CHECK(batch.kind == mcp::message_kind::invalid);
