@@ -422,7 +422,9 @@ bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
       for (auto& [k, val] : h.params)
         if (k == wanted)
           raw = &val;
-      bool present_in_body = v && !v->is_null();
+      // Only primitive values are mirrored (clients send no header for an
+      // object or array, which the schema check then refuses with -32602).
+      bool present_in_body = v && (v->is_string() || v->is_bool() || v->is_number());
       if (!present_in_body) {
         continue; // A header without a body value is forwarded and ignored.
       }

@@ -22,7 +22,8 @@ fi
 # which uses this browser rather than downloading one); the fonts keep its
 # screenshots legible.
 if [ "${1:-}" = "--tests" ]; then
-  for p in chromium fonts-liberation bsdutils; do
+  # clang and its runtimes build the libFuzzer targets (tests/run.sh --stage fuzz).
+  for p in chromium fonts-liberation bsdutils clang libclang-rt-14-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 fi

@@ -97,6 +97,9 @@ struct http_server::impl {
   std::map<std::string, http_route> routes;
   std::vector<std::pair<std::string, http_handler>> handlers; ///< (prefix, handler)
   std::atomic<bool> stopping{false};
+  /// An accept handler may still run (and refer to this state): from
+  /// `start` until the handler that sees the listener closed returns.
+  std::atomic<bool> accepting{false};
   uint16_t bound_port = 0;
   /// Live connections (also their count), so that `stop` can close them on
   /// their strands.
@@ -669,8 +672,12 @@ void connection::handle_delete(request& req) {
 void http_server::impl::do_accept() {
   auto& target = *iocs[next_ioc++ % iocs.size()];
   acceptor->async_accept(net::make_strand(target), [this](beast::error_code ec, tcp::socket sock) {
-    if (stopping)
+    // Closed by drain or stop: the loop ends (retrying on a closed listener
+    // would spin), and this is its last look at the server state.
+    if (stopping || ec == net::error::operation_aborted || !acceptor->is_open()) {
+      accepting.store(false);
       return;
+    }
     if (!ec) {
       if (live_count() >= opts.max_connections) {
         beast::error_code ignored;
@@ -714,6 +721,7 @@ uint16_t http_server::start() {
   d.acceptor->bind(ep);
   d.acceptor->listen(net::socket_base::max_listen_connections);
   d.bound_port = d.acceptor->local_endpoint().port();
+  d.accepting.store(true);
   net::post(*d.iocs.front(), [&d] { d.do_accept(); });
   if (d.own_ioc)
     for (int i = 0; i < std::max(1, d.opts.threads); ++i)
@@ -742,7 +750,15 @@ void http_server::stop() {
   auto& d = *impl_;
   if (d.stopping.exchange(true))
     return;
-  close_acceptor(d);
+  // The listener closes on its I/O thread, and its last accept handler runs
+  // there: both refer to this state, so wait (bounded) for them.
+  auto listener_closed = std::make_shared<std::atomic<bool>>(!d.acceptor);
+  if (d.acceptor)
+    net::post(*d.iocs.front(), [&d, listener_closed] {
+      beast::error_code ec;
+      d.acceptor->close(ec);
+      listener_closed->store(true);
+    });
   // Take the connections out under the lock, close them outside it: the last
   // reference may go here, and a connection's destructor takes the lock.
   std::vector<std::shared_ptr<connection>> open;
@@ -758,7 +774,8 @@ void http_server::stop() {
   // Connections end on their own threads; wait (bounded) until all are gone,
   // since they refer to this server.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (d.live_count() > 0 && std::chrono::steady_clock::now() < deadline)
+  while ((d.live_count() > 0 || !listener_closed->load() || d.accepting.load())
+         && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (d.own_ioc) {
     d.own_ioc->stop();
@@ -766,7 +783,7 @@ void http_server::stop() {
       if (t.joinable())
         t.join();
     d.threads.clear();
-  } else if (auto left = d.live_count(); left > 0) {
+  } else if (auto left = d.live_count(); left > 0 || !listener_closed->load() || d.accepting.load()) {
     // Handlers on the workers still refer to the server state: keep it.
     log::warn("connections outlived the HTTP server's stop; keeping its state",
               json::value::make_object({{"connections", static_cast<unsigned long long>(left)}}));

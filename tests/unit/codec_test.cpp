@@ -118,6 +118,18 @@ TEST_CASE("mirrored headers must agree with the body") {
   CHECK(mcp::check_mirrored_headers(encoded, body, schema, why));
   encoded.params = {{"region", "=?base64?dXMtd2VzdDE?="}, {"n", "42"}};
   CHECK_FALSE(mcp::check_mirrored_headers(encoded, body, schema, why));
+
+  // An argument that is not a primitive is not mirrored: the headers a client
+  // derives (param_headers) pass, and the schema check refuses the value.
+  auto object_arg = parse(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+    "name":"get","arguments":{"region":"us-west1","n":{"deep":1}},
+    "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})");
+  auto derived = h;
+  derived.params.clear();
+  for (auto& [header, v] : mcp::param_headers(schema, object_arg["params"]["arguments"]))
+    derived.params.emplace_back(header == "Mcp-Param-Region" ? "region" : "n", v);
+  CHECK(derived.params.size() == 1);
+  CHECK(mcp::check_mirrored_headers(derived, object_arg, schema, why));
 }
 
 TEST_CASE("sealed requestState detects tampering and context changes") {
