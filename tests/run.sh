@@ -29,8 +29,9 @@ run_test() {
 
 run_sanitize() {
   # g++, like Debian's CAF, Boost, simdjson and spdlog: one C++ runtime.
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=ON \
-    -DBULWARK_SANITIZE=ON -DCMAKE_CXX_COMPILER=g++ > /dev/null
+  # (CXX is read when the build directory is first configured.)
+  CXX=g++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=ON \
+    -DBULWARK_SANITIZE=ON > /dev/null
   ninja -C build-asan -j2
   local reports=build-asan/tests/sanitizer-reports
   rm -rf "$reports"
@@ -49,8 +50,8 @@ run_sanitize() {
 }
 
 run_fuzz() {
-  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=OFF \
-    -DBULWARK_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ > /dev/null
+  CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=OFF \
+    -DBULWARK_FUZZ=ON > /dev/null
   ninja -C build-fuzz -j2 fuzz_codec fuzz_http
   tests/fuzz/run.sh build-fuzz "${BULWARK_FUZZ_SECONDS:-60}"
 }
