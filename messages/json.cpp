@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <unordered_map>
 
 #include <simdjson.h>
 
@@ -210,6 +211,9 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
+/// Objects up to this many members look for a repeated name by a linear scan.
+constexpr std::size_t small_object = 16;
+
 struct converter {
   int max_depth;
   parse_error& err;
@@ -245,8 +249,15 @@ struct converter {
       }
       case od::json_type::number: {
         od::number n;
-        if (auto code = in.get_number().get(n))
-          return fail("invalid number", code);
+        if (auto code = in.get_number().get(n)) {
+          // An integer beyond 64 bits is valid JSON (and what our writer
+          // makes of a large integral double): read it as a double.
+          double d;
+          if (in.get_double().get(d))
+            return fail("invalid number", code);
+          out = value(d);
+          return true;
+        }
         switch (n.get_number_type()) {
           case od::number_type::signed_integer:
             out = value(static_cast<long long>(n.get_int64()));
@@ -287,15 +298,34 @@ struct converter {
         if (auto code = in.get_object().get(obj))
           return fail("invalid object", code);
         object members;
+        // A repeated name keeps its first position and takes its last value,
+        // as JavaScript's JSON.parse does: what Bulwark checks (schemas,
+        // policies, mirrored headers) is then what a service behind it reads.
+        // Objects beyond a few members find repeats through an index.
+        std::unordered_map<std::string, std::size_t> index;
         for (auto field : obj) {
           std::string_view key;
           if (auto code = field.unescaped_key().get(key))
             return fail("invalid object key", code);
-          members.emplace_back(std::string(key), value());
+          std::size_t slot = members.size();
+          if (members.size() < small_object) {
+            for (std::size_t i = 0; i < members.size(); ++i)
+              if (members[i].first == key) {
+                slot = i;
+                break;
+              }
+          } else {
+            if (index.empty())
+              for (std::size_t i = 0; i < members.size(); ++i)
+                index.emplace(members[i].first, i);
+            slot = index.emplace(std::string(key), members.size()).first->second;
+          }
+          if (slot == members.size())
+            members.emplace_back(std::string(key), value());
           od::value child;
           if (auto code = field.value().get(child))
             return fail("invalid object member", code);
-          if (!convert(child, members.back().second, depth + 1))
+          if (!convert(child, members[slot].second, depth + 1))
             return false;
         }
         out = value(std::move(members));
@@ -357,6 +387,36 @@ bool parse(std::string_view text, value& out, parse_error& err, int max_depth) {
 
 // -- writing -----------------------------------------------------------------
 
+namespace {
+
+/// Length of the well-formed UTF-8 sequence at `p` (RFC 3629: no overlong
+/// forms, no surrogates, at most U+10FFFF), or 0.
+std::size_t utf8_sequence(const char* p, const char* end) noexcept {
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(p[i]); };
+  auto avail = static_cast<std::size_t>(end - p);
+  auto cont = [&](std::size_t i) { return i < avail && (byte(i) & 0xC0) == 0x80; };
+  unsigned char c = byte(0);
+  if (c >= 0xC2 && c <= 0xDF)
+    return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2))
+      return 0;
+    if ((c == 0xE0 && byte(1) < 0xA0) || (c == 0xED && byte(1) >= 0xA0))
+      return 0; // overlong, or a surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3))
+      return 0;
+    if ((c == 0xF0 && byte(1) < 0x90) || (c == 0xF4 && byte(1) >= 0x90))
+      return 0; // overlong, or beyond U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+} // namespace
+
 void write_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out.push_back('"');
@@ -364,6 +424,19 @@ void write_string(std::string& out, std::string_view s) {
   const char* end = s.data() + s.size();
   for (const char* p = run; p != end; ++p) {
     auto c = static_cast<unsigned char>(*p);
+    if (c >= 0x80) {
+      // Text from outside JSON (headers, a service's stderr) may not be
+      // UTF-8; a byte that does not start a valid sequence becomes U+FFFD,
+      // so that what we write is always JSON.
+      if (auto n = utf8_sequence(p, end)) {
+        p += n - 1;
+        continue;
+      }
+      out.append(run, p);
+      run = p + 1;
+      out.append("\\ufffd");
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\')
       continue;
     out.append(run, p);
@@ -418,6 +491,11 @@ void write(std::string& out, const value& v) {
       double d = v.as_double();
       if (!std::isfinite(d)) {
         out.append("null");
+        return;
+      }
+      if (d == 0 && std::signbit(d)) {
+        // "-0" would read back as the integer 0.
+        out.append("-0.0");
         return;
       }
       char buf[32];

@@ -137,7 +137,12 @@ classified classify(const json::value& msg) {
     return out;
   }
   auto* id = msg.find("id");
-  if (id && !(id->is_string() || id->is_integer() || (id->is_number() && !id->is_integer()))) {
+  // JSON-RPC 2.0: an error response whose request's id could not be read
+  // (a parse error, an invalid request) has a null id.
+  bool null_id_error = id && id->is_null() && !msg.find("method") && msg.find("error")
+                       && !msg.find("result");
+  if (id && !null_id_error
+      && !(id->is_string() || id->is_integer() || (id->is_number() && !id->is_integer()))) {
     out.reason = "\"id\" must be a string or a number";
     return out;
   }
@@ -444,7 +449,9 @@ bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
       for (auto& [k, val] : h.params)
         if (k == wanted)
           raw = &val;
-      bool present_in_body = v && !v->is_null();
+      // Only primitive values are mirrored (clients send no header for an
+      // object or array, which the schema check then refuses with -32602).
+      bool present_in_body = v && (v->is_string() || v->is_bool() || v->is_number());
       if (!present_in_body) {
         continue; // A header without a body value is forwarded and ignored.
       }

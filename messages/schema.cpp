@@ -392,6 +392,25 @@ private:
   }
 };
 
+/// Whether `p` has a repetition count or a back-reference number of more
+/// than nine digits (a run of digits right after `{`, `,` or `\`).
+/// libstdc++'s regex compiler reads those into a `long` without checking for
+/// overflow, which is undefined behaviour; no sensible pattern needs them.
+bool oversized_count(std::string_view p) {
+  for (std::size_t i = 0; i + 1 < p.size(); ++i) {
+    if (p[i] != '{' && p[i] != ',' && p[i] != '\\')
+      continue;
+    std::size_t digits = 0;
+    while (i + 1 + digits < p.size() && p[i + 1 + digits] >= '0' && p[i + 1 + digits] <= '9')
+      ++digits;
+    if (digits > 9)
+      return true;
+    if (p[i] == '\\')
+      ++i; // an escaped '\', '{' or ',' starts nothing
+  }
+  return false;
+}
+
 } // namespace
 
 // -- the compiled form ---------------------------------------------------------
@@ -828,6 +847,8 @@ private:
       return it->second;
     // The regex compiler recurses per group and the matcher walks chains of
     // states recursively: refuse what could exhaust the stack.
+    if (oversized_count(source))
+      return fail("pattern has a repetition count or back-reference of more than nine digits");
     pattern_cost cost(source);
     if (cost.deepest > max_pattern_groups)
       return fail("pattern nests groups more than " + std::to_string(max_pattern_groups) + " deep");

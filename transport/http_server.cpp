@@ -22,6 +22,7 @@
 #include "messages/mcp.hpp"
 #include "messages/text.hpp"
 #include "transport/auth.hpp"
+#include "transport/http_request.hpp"
 #include "transport/io_scheduler.hpp"
 
 namespace bulwark {
@@ -30,7 +31,7 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-using request = http::request<http::string_body>;
+using request = http_request;
 /// Every connection runs on a strand of one io_context.
 using strand_t = net::strand<net::io_context::executor_type>;
 
@@ -72,87 +73,6 @@ using text::lower;
 
 using text::iequals;
 
-/// The MCP headers of a request, gathered in one pass (the first of a
-/// repeated header wins). `params` holds `Mcp-Param-*` with lower-case suffixes.
-struct mcp_header_set {
-  std::optional<std::string> session_id, protocol_version, method, name;
-  std::vector<std::pair<std::string, std::string>> params;
-};
-
-template <class Request>
-mcp_header_set collect_mcp_headers(const Request& req) {
-  mcp_header_set out;
-  auto take = [](std::optional<std::string>& slot, std::string_view value) {
-    if (!slot)
-      slot.emplace(value);
-  };
-  for (auto& f : req) {
-    auto name = sv(f.name_string());
-    if (name.size() < 7 || !iequals(name.substr(0, 4), "mcp-"))
-      continue;
-    auto rest = name.substr(4);
-    auto value = sv(f.value());
-    if (iequals(rest, "session-id"))
-      take(out.session_id, value);
-    else if (iequals(rest, "protocol-version"))
-      take(out.protocol_version, value);
-    else if (iequals(rest, "method"))
-      take(out.method, value);
-    else if (iequals(rest, "name"))
-      take(out.name, value);
-    else if (rest.size() > 6 && iequals(rest.substr(0, 6), "param-")) {
-      std::string suffix(rest.substr(6));
-      for (auto& c : suffix)
-        c = lower(c);
-      out.params.emplace_back(std::move(suffix), std::string(value));
-    }
-  }
-  return out;
-}
-
-/// True when an Accept header value admits `type` ("a/b").
-bool accepts(std::string_view accept, std::string_view type) {
-  auto slash = type.find('/');
-  auto major = type.substr(0, slash);
-  while (!accept.empty()) {
-    auto comma = accept.find(',');
-    auto item = trim(accept.substr(0, comma));
-    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
-    auto semi = item.find(';');
-    auto range = trim(item.substr(0, semi));
-    if (semi != std::string_view::npos) {
-      // "q=0" refuses the type.
-      auto params = item.substr(semi + 1);
-      auto q = params.find("q=");
-      if (q != std::string_view::npos) {
-        auto qv = trim(params.substr(q + 2));
-        if (!qv.empty() && qv.front() == '0' && qv.find_first_not_of("0.") == std::string_view::npos)
-          continue;
-      }
-    }
-    if (range == "*/*" || iequals(range, type))
-      return true;
-    if (range.size() == major.size() + 2 && iequals(range.substr(0, major.size()), major)
-        && range.substr(major.size()) == "/*")
-      return true;
-  }
-  return false;
-}
-
-/// Host part of a Host header or an origin's authority, without the port.
-std::string_view host_only(std::string_view authority) {
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
-  }
-  auto colon = authority.find(':');
-  return authority.substr(0, colon);
-}
-
-bool loopback_name(std::string_view host) {
-  return iequals(host, "localhost") || host == "127.0.0.1" || host == "[::1]";
-}
-
 std::string http_error_body(error_code code, std::string_view message, const json::value& data = {}) {
   return mcp::error_body(json::value(), code, message, data);
 }
@@ -179,6 +99,9 @@ struct http_server::impl {
   std::map<std::string, http_route> routes;
   std::vector<std::pair<std::string, http_handler>> handlers; ///< (prefix, handler)
   std::atomic<bool> stopping{false};
+  /// An accept handler may still run (and refer to this state): from
+  /// `start` until the handler that sees the listener closed returns.
+  std::atomic<bool> accepting{false};
   uint16_t bound_port = 0;
   /// Live connections (also their count), so that `stop` can close them on
   /// their strands.
@@ -399,87 +322,15 @@ private:
   /// Parses complete requests out of the buffer while idle.
   void process() {
     while (!busy_ && !closed_ && !close_after_write_ && buffer_.size() > 0) {
-      if (!parser_) {
-        auto data = buffer_.data();
-        std::string_view bytes(static_cast<const char*>(data.data()), data.size());
-        // Resume the search where the last one stopped: a header that
-        // arrives a byte at a time is scanned once, not once per byte.
-        auto end = bytes.find("\r\n\r\n", scanned_ > 3 ? scanned_ - 3 : 0);
-        if (end == std::string_view::npos) {
-          scanned_ = bytes.size();
-          if (bytes.size() > server_.opts.header_limit)
-            fail(431, "the request header block exceeds its limit");
-          return;
-        }
-        scanned_ = 0;
-        if (end + 4 > server_.opts.header_limit)
-          return fail(431, "the request header block exceeds its limit");
-        // Obsolete line folding: a header line that starts with white space.
-        for (std::size_t i = 0; i + 1 < end; ++i)
-          if (bytes[i] == '\n' && (bytes[i + 1] == ' ' || bytes[i + 1] == '\t'))
-            return fail(400, "obsolete header line folding is not accepted");
-        parser_.emplace();
-        parser_->header_limit(static_cast<std::uint32_t>(server_.opts.header_limit));
-        parser_->body_limit(server_.opts.body_limit);
-        parser_->eager(true);
-        header_checked_ = false;
-      }
-      beast::error_code ec;
-      auto used = parser_->put(buffer_.data(), ec);
-      buffer_.consume(used);
-      if (ec == http::error::need_more)
-        return;
-      if (ec) {
-        if (ec == http::error::body_limit)
-          return fail(413, "the request body exceeds " + std::to_string(server_.opts.body_limit)
-                             + " bytes");
-        if (ec == http::error::header_limit)
-          return fail(431, "the request header block exceeds its limit");
-        return fail(400, "malformed HTTP request: " + ec.message());
-      }
-      if (parser_->is_header_done() && !header_checked_) {
-        header_checked_ = true;
-        if (!check_framing())
-          return;
-      }
-      if (!parser_->is_done()) {
-        if (used == 0)
-          return;
-        continue;
-      }
-      auto req = parser_->release();
-      parser_.reset();
-      handle(std::move(req));
-    }
-  }
-
-  bool check_framing() {
-    auto& req = parser_->get();
-    auto cl = req.count(http::field::content_length);
-    auto te = req.find(http::field::transfer_encoding);
-    if (cl > 1) {
-      fail(400, "more than one Content-Length header");
-      return false;
-    }
-    if (req.count(http::field::transfer_encoding) > 1) {
-      fail(400, "more than one Transfer-Encoding header");
-      return false;
-    }
-    if (te != req.end()) {
-      if (cl > 0) {
-        fail(400, "Transfer-Encoding together with Content-Length is not accepted");
-        return false;
-      }
-      if (!iequals(trim(sv(te->value())), "chunked")) {
-        fail(400, "unsupported transfer coding: only chunked is accepted");
-        return false;
-      }
-    }
-    if (auto expect = req.find(http::field::expect); expect != req.end()) {
-      if (iequals(trim(sv(expect->value())), "100-continue"))
+      auto step = reader_.read(buffer_);
+      if (reader_.take_continue())
         write_raw("HTTP/1.1 100 Continue\r\n\r\n");
+      if (step == http_request_reader::step::need_more)
+        return;
+      if (step == http_request_reader::step::refused)
+        return fail(reader_.refusal().status, reader_.refusal().message);
+      handle(reader_.take());
     }
-    return true;
   }
 
   // -- routing ------------------------------------------------------------------------
@@ -491,7 +342,6 @@ private:
   void handle_get(request& req);
   void handle_delete(request& req);
   void handle_preflight(const request& req);
-  bool check_origin(const request& req);
   /// The request's Origin when it is one of `http.allowedOrigins`.
   std::optional<std::string_view> cors_origin(const request& req) const;
 
@@ -500,7 +350,7 @@ private:
   void fail(int status, std::string message) {
     keep_alive_ = false;
     // Nothing after a refused request is parsed: the connection closes.
-    parser_.reset();
+    reader_.reset();
     buffer_.consume(buffer_.size());
     respond(status, http_error_body(error_code::invalid_request, message), {});
   }
@@ -631,8 +481,7 @@ private:
   net::steady_timer timer_;
   http_server::impl& server_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  bool header_checked_ = false;
+  http_request_reader reader_{server_.opts.header_limit, server_.opts.body_limit};
   bool reading_ = false;
   bool closed_ = false;
   bool busy_ = false;         ///< A request is being answered.
@@ -645,7 +494,6 @@ private:
   bool draining_ = false;
   bool in_request_ = false; ///< Part of a request has come; the read timeout runs.
   bool refused_ = false;    ///< Answered over a connection limit.
-  std::size_t scanned_ = 0; ///< Bytes searched for the header's end so far.
   std::string address_;     ///< The client's address.
   bool counted_ = false;    ///< Counted in the server's per-address table.
   /// CORS headers for the current request's allowed origin (else empty).
@@ -736,34 +584,6 @@ void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
     end_sse();
 }
 
-bool connection::check_origin(const request& req) {
-  if (!server_.opts.check_origin)
-    return true;
-  auto allowed_host = [&](std::string_view host) {
-    if (loopback_name(host))
-      return true;
-    for (auto& h : server_.opts.allowed_hosts)
-      if (iequals(h, host))
-        return true;
-    return false;
-  };
-  if (auto host = req.find(http::field::host); host != req.end()) {
-    if (!allowed_host(host_only(trim(sv(host->value())))))
-      return false;
-  }
-  if (auto origin = req.find(http::field::origin); origin != req.end()) {
-    auto o = trim(sv(origin->value()));
-    for (auto& allowed : server_.opts.allowed_origins)
-      if (o == allowed)
-        return true;
-    auto scheme = o.find("://");
-    if (scheme == std::string_view::npos)
-      return false;
-    return loopback_name(host_only(o.substr(scheme + 3)));
-  }
-  return true;
-}
-
 void connection::handle(request req) {
   keep_alive_ = req.keep_alive();
   busy_ = true;
@@ -772,7 +592,7 @@ void connection::handle(request req) {
   cors_headers_.clear();
   auto target = std::string_view(req.target().data(), req.target().size());
   auto path = target.substr(0, target.find('?'));
-  if (!check_origin(req))
+  if (!http_origin_allowed(server_.opts, req))
     return respond(403, http_error_body(error_code::invalid_request,
                                         "Host or Origin is not allowed for this server"),
                    {});
@@ -914,43 +734,12 @@ void connection::handle_preflight(const request& req) {
 }
 
 void connection::handle_post(request& req) {
-  // Media types.
-  auto ct = req.find(http::field::content_type);
-  if (ct == req.end()
-      || !iequals(trim(sv(ct->value()).substr(0, sv(ct->value()).find(';'))), "application/json"))
-    return respond(415, http_error_body(error_code::invalid_request,
-                                        "Content-Type must be application/json"),
-                   {});
-  auto accept_it = req.find(http::field::accept);
-  std::string_view accept = accept_it == req.end() ? std::string_view("*/*")
-                                                   : std::string_view(sv(accept_it->value()).data(),
-                                                                      sv(accept_it->value()).size());
-  if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream"))
-    return respond(406, http_error_body(error_code::invalid_request,
-                                        "Accept must list application/json and text/event-stream"),
-                   {});
+  http_post_message m;
+  if (auto refused = judge_post_body(req, m))
+    return respond(refused->status, refused->body(), {});
   sse_allowed_ = true;
-
-  // Body: simdjson wants padding after the input.
-  auto& body = req.body();
-  json::value msg;
-  json::parse_error perr;
-  bool parsed;
-  if (body.capacity() >= body.size() + json::padding()) {
-    parsed = json::parse_padded(body, msg, perr);
-  } else {
-    body.reserve(body.size() + json::padding());
-    parsed = json::parse_padded(body, msg, perr);
-  }
-  if (!parsed)
-    return respond(400, mcp::error_body(json::value(), error_code::parse_error,
-                                        "Parse error: " + perr.message),
-                   {});
-  auto cls = mcp::classify(msg);
-  if (cls.kind == mcp::message_kind::invalid)
-    return respond(400, mcp::error_body(msg["id"], error_code::invalid_request,
-                                        "Invalid Request: " + cls.reason),
-                   {});
+  auto& msg = m.msg;
+  auto& cls = m.cls;
 
   if (server_.opts.echo_mode) {
     if (cls.kind != mcp::message_kind::request)
@@ -958,67 +747,30 @@ void connection::handle_post(request& req) {
     return respond(200, mcp::result_body(msg["id"], json::value(json::object{})), {});
   }
 
-  // Which era and which session.
+  // Which era and which session; for 2026-07-28, do the mirrored headers
+  // agree with the body.
   auto mcp_headers = collect_mcp_headers(req);
-  auto& session_id = mcp_headers.session_id;
-  auto& version_header = mcp_headers.protocol_version;
   const auto& method = msg["method"].as_string();
-  const auto& meta_version = msg["params"]["_meta"][mcp::meta_protocol_version];
   auto& rt = *server_.rt;
+  std::shared_ptr<const catalog> cat;
+  http_session_lookup lookup{
+    [&](const std::string& sid) { return rt.has_session(sid, identity_); },
+    [&](const std::string& tool) -> const json::value* {
+      cat = rt.current_catalog();
+      auto* t = cat->find_tool(tool);
+      return t ? &t->input_schema : nullptr;
+    }};
+  http_post_route route;
+  if (auto refused = judge_post_route(mcp_headers, m, lookup, route))
+    return respond(refused->status, refused->body(), {});
+  if (route.acknowledge_only)
+    return respond(202, {}, {});
 
   auto in = std::make_shared<inbound>();
   in->kind = cls.kind;
   in->identity = identity_;
-  // Era: a live 2025-era session; else a 2026-07-28 version header or _meta
-  // version; else a new session (initialize) or a refusal.
-  bool modern_header = version_header && !mcp::is_stateful_version(trim(*version_header));
-  std::string sid = session_id ? std::string(trim(*session_id)) : std::string();
-  if (!sid.empty() && !modern_header && rt.has_session(sid, identity_)) {
-    in->session_id = sid;
-  } else if (modern_header || meta_version.is_string()) {
-    in->stateless = true;
-  } else if (!sid.empty()) {
-    return respond(404, mcp::error_body(msg["id"], error_code::invalid_request,
-                                        "session not found: it ended or never existed; "
-                                        "initialize a new one"),
-                   {});
-  } else if (cls.kind == mcp::message_kind::request && method == "initialize") {
-    // A new 2025-era session.
-  } else {
-    return respond(400, mcp::error_body(msg["id"], error_code::invalid_request,
-                                        "Bad Request: Mcp-Session-Id header is required "
-                                        "(initialize first, or send a 2026-07-28 request with "
-                                        "_meta)"),
-                   {});
-  }
-
-  if (in->stateless) {
-    if (cls.kind == mcp::message_kind::response)
-      return respond(400, mcp::error_body(msg["id"], error_code::invalid_request,
-                                          "clients do not send responses in 2026-07-28"),
-                     {});
-    if (cls.kind == mcp::message_kind::notification)
-      return respond(202, {}, {});
-    // The mirrored headers must agree with the body.
-    mcp::mirrored_headers mh;
-    mh.protocol_version = version_header;
-    mh.method = std::move(mcp_headers.method);
-    mh.name = std::move(mcp_headers.name);
-    mh.params = std::move(mcp_headers.params);
-    static const json::value no_schema;
-    const json::value* schema = &no_schema;
-    std::shared_ptr<const catalog> cat;
-    if (method == "tools/call") {
-      cat = rt.current_catalog();
-      if (auto* tool = cat->find_tool(msg["params"]["name"].as_string()))
-        schema = &tool->input_schema;
-    }
-    std::string why;
-    if (!mcp::check_mirrored_headers(mh, msg, *schema, why))
-      return respond(400, mcp::error_body(msg["id"], error_code::header_mismatch,
-                                          "Header mismatch: " + why),
-                     {});
-  }
+  in->stateless = route.stateless;
+  in->session_id = std::move(route.session_id);
 
   if (cls.kind != mcp::message_kind::request) {
     in->message = std::move(msg);
@@ -1044,7 +796,7 @@ void connection::handle_get(request& req) {
                                         "2026-07-28 clients use POST subscriptions/listen"),
                    "\r\nAllow: POST, GET, DELETE");
   auto accept_it = req.find(http::field::accept);
-  if (accept_it == req.end() || !accepts(sv(accept_it->value()), "text/event-stream"))
+  if (accept_it == req.end() || !http_accepts(sv(accept_it->value()), "text/event-stream"))
     return respond(406, http_error_body(error_code::invalid_request,
                                         "Accept must list text/event-stream"),
                    {});
@@ -1096,8 +848,12 @@ void connection::handle_delete(request& req) {
 void http_server::impl::do_accept() {
   auto& target = *iocs[next_ioc++ % iocs.size()];
   acceptor->async_accept(net::make_strand(target), [this](beast::error_code ec, tcp::socket sock) {
-    if (stopping)
+    // Closed by drain or stop: the loop ends (retrying on a closed listener
+    // would spin), and this is its last look at the server state.
+    if (stopping || ec == net::error::operation_aborted || !acceptor->is_open()) {
+      accepting.store(false);
       return;
+    }
     if (!ec) {
       beast::error_code pec;
       auto peer = sock.remote_endpoint(pec);
@@ -1169,6 +925,7 @@ uint16_t http_server::start() {
   d.acceptor->bind(ep);
   d.acceptor->listen(net::socket_base::max_listen_connections);
   d.bound_port = d.acceptor->local_endpoint().port();
+  d.accepting.store(true);
   net::post(*d.iocs.front(), [&d] { d.do_accept(); });
   if (d.own_ioc)
     for (int i = 0; i < std::max(1, d.opts.threads); ++i)
@@ -1197,7 +954,15 @@ void http_server::stop() {
   auto& d = *impl_;
   if (d.stopping.exchange(true))
     return;
-  close_acceptor(d);
+  // The listener closes on its I/O thread, and its last accept handler runs
+  // there: both refer to this state, so wait (bounded) for them.
+  auto listener_closed = std::make_shared<std::atomic<bool>>(!d.acceptor);
+  if (d.acceptor)
+    net::post(*d.iocs.front(), [&d, listener_closed] {
+      beast::error_code ec;
+      d.acceptor->close(ec);
+      listener_closed->store(true);
+    });
   // Take the connections out under the lock, close them outside it: the last
   // reference may go here, and a connection's destructor takes the lock.
   std::vector<std::shared_ptr<connection>> open;
@@ -1213,7 +978,8 @@ void http_server::stop() {
   // Connections end on their own threads; wait (bounded) until all are gone,
   // since they refer to this server.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (d.live_count() > 0 && std::chrono::steady_clock::now() < deadline)
+  while ((d.live_count() > 0 || !listener_closed->load() || d.accepting.load())
+         && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (d.own_ioc) {
     d.own_ioc->stop();
@@ -1221,7 +987,7 @@ void http_server::stop() {
       if (t.joinable())
         t.join();
     d.threads.clear();
-  } else if (auto left = d.live_count(); left > 0) {
+  } else if (auto left = d.live_count(); left > 0 || !listener_closed->load() || d.accepting.load()) {
     // Handlers on the workers still refer to the server state: keep it.
     log::warn("connections outlived the HTTP server's stop; keeping its state",
               json::value::make_object({{"connections", static_cast<unsigned long long>(left)}}));

@@ -14,9 +14,15 @@ export function assert(cond, why) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/// How much slower than usual the server under test may be: the sanitizer
+/// build sets BULWARK_TEST_TIME_SCALE (ctest's environment), and time bounds
+/// (never counts or expected results) are multiplied by it.
+export const timeScale = Math.max(1, Number(process.env.BULWARK_TEST_TIME_SCALE) || 1);
+export const scaled = (ms) => ms * timeScale;
+
 /// Polls `fn` until it returns a truthy value or `ms` pass.
 export async function until(what, fn, ms = 10_000) {
-  const end = Date.now() + ms;
+  const end = Date.now() + scaled(ms);
   let last;
   while (Date.now() < end) {
     last = await fn();
@@ -54,7 +60,7 @@ export async function callTool(port, name, args = {}, headers = {}, meta = {}) {
       ...headers,
     },
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(scaled(10_000)),
   });
   const text = await res.text();
   // An SSE answer carries the response as its last data line.
@@ -173,7 +179,7 @@ export async function adminRequest(port, token, method, path, body, headers) {
     method,
     headers: { 'content-type': 'application/json', ...(headers ?? { authorization: `Bearer ${token}` }) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
+    signal: AbortSignal.timeout(scaled(5000)),
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
@@ -190,9 +196,9 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
   bulwark = run.bulwark;
   run.dir = mkdtempSync(join(tmpdir(), scratch));
   const watchdog = setTimeout(() => {
-    console.log(`FAIL watchdog: the run took longer than ${watchdogMs / 1000} s`);
+    console.log(`FAIL watchdog: the run took longer than ${scaled(watchdogMs) / 1000} s`);
     run.finish(1);
-  }, watchdogMs);
+  }, scaled(watchdogMs));
 
   run.finish = (code) => {
     clearTimeout(watchdog);
@@ -239,7 +245,7 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
     run.pids.push(child.pid);
     run.started[label] = child;
     return new Promise((resolvePort, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${label}: no "listening" line in 20 s`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`${label}: no "listening" line in ${scaled(20)} s`)), scaled(20_000));
       child.once('exit', (code) => reject(new Error(`${label} exited early with ${code}:\n${run.logs.slice(-20).join('\n')}`)));
       createInterface({ input: child.stderr }).on('line', (line) => {
         run.logs.push(`[${label}] ${line}`);

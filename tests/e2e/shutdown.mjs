@@ -13,14 +13,14 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { assert, callTool, harness, sleep } from './harness.mjs';
+import { assert, callTool, harness, scaled, sleep, timeScale } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-shutdown-' });
 const { bulwark, dir } = run;
 const { check, startBulwark, logs } = run;
 
 const cfgPath = join(dir, 'server.json');
-writeFileSync(cfgPath, JSON.stringify({ http: { port: 0 }, shutdown: { drainSeconds: 2 } }));
+writeFileSync(cfgPath, JSON.stringify({ http: { port: 0 }, shutdown: { drainSeconds: 2 * timeScale } }));
 
 async function server(label) {
   const port = await startBulwark(['--config', cfgPath, '--fault-tools'], label);
@@ -70,11 +70,11 @@ await run.main(async () => {
   await check('SIGTERM lets a call in flight finish, refuses new work, and exits 0', async () => {
     const s = await server('a');
     const open = await openConnection(s.port);
-    const inflight = callTool(s.port, 'fault_count', { key: 'drain', hangMs: 800 });
-    await sleep(150);
+    const inflight = callTool(s.port, 'fault_count', { key: 'drain', hangMs: scaled(800) });
+    await sleep(scaled(150));
     const t0 = Date.now();
     process.kill(s.child.pid, 'SIGTERM');
-    await sleep(150);
+    await sleep(scaled(150));
     assert(!(await connects(s.port)), 'a new connection is refused while draining');
     const late = await open.send(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }));
     assert(late.status === 503 && JSON.parse(late.body).error.code === -32007, `a late request: ${JSON.stringify(late)}`);
@@ -83,20 +83,20 @@ await run.main(async () => {
     assert(r.result?.structuredContent?.executions === 1, `the call in flight finished: ${JSON.stringify(r)}`);
     const e = await s.exited;
     assert(e.code === 0, `exit code ${e.code} (signal ${e.signal})`);
-    assert(e.at - t0 < 1500, `it exits once the call is done, not at the deadline: ${e.at - t0} ms`);
+    assert(e.at - t0 < scaled(1500), `it exits once the call is done, not at the deadline: ${e.at - t0} ms`);
   });
 
   await check('a call past the drain deadline is answered with -32007 and the process exits 0', async () => {
     const s = await server('b');
     const hung = callTool(s.port, 'fault_hang');
-    await sleep(150);
+    await sleep(scaled(150));
     const t0 = Date.now();
     process.kill(s.child.pid, 'SIGTERM');
     const r = await hung;
     assert(r.error?.code === -32007, `answered with shutting_down: ${JSON.stringify(r)}`);
     const e = await s.exited;
     assert(e.code === 0, `exit code ${e.code}`);
-    assert(e.at - t0 >= 1800 && e.at - t0 < 5000, `it waited for the 2 s deadline: ${e.at - t0} ms`);
+    assert(e.at - t0 >= scaled(1800) && e.at - t0 < scaled(5000), `it waited for the ${2 * timeScale} s deadline: ${e.at - t0} ms`);
     assert(logs.some((l) => l.startsWith('[b]') && l.includes('"msg":"draining"')), 'draining is logged');
     assert(logs.some((l) => l.startsWith('[b]') && l.includes('"unfinished_calls":1')), 'the unfinished call is logged');
   });
@@ -104,13 +104,13 @@ await run.main(async () => {
   await check('a second signal exits at once', async () => {
     const s = await server('c');
     callTool(s.port, 'fault_hang').catch(() => {});
-    await sleep(150);
+    await sleep(scaled(150));
     process.kill(s.child.pid, 'SIGTERM');
-    await sleep(100);
+    await sleep(scaled(100));
     const t0 = Date.now();
     process.kill(s.child.pid, 'SIGTERM');
     const e = await s.exited;
     assert(e.code === 1, `exit code ${e.code}`);
-    assert(e.at - t0 < 500, `at once: ${e.at - t0} ms`);
+    assert(e.at - t0 < scaled(500), `at once: ${e.at - t0} ms`);
   });
 });

@@ -19,6 +19,16 @@ TEST_CASE("classify tells requests, notifications and responses apart") {
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":"a","result":{}})")).kind == message_kind::response);
 }
 
+TEST_CASE("an error response with a null id is a response, as our own parse errors are") {
+  using mcp::message_kind;
+  auto ours = parse(mcp::error_body(value(), error_code::parse_error, "Parse error"));
+  CHECK(ours["id"].is_null());
+  CHECK(mcp::classify(ours).kind == message_kind::response);
+  // Only an error may have a null id.
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":null,"result":{}})")).kind == message_kind::invalid);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":null,"method":"ping"})")).kind == message_kind::invalid);
+}
+
 TEST_CASE("classify says why a message is invalid") {
   auto batch = mcp::classify(parse(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])"));
   CHECK(batch.kind == mcp::message_kind::invalid);
@@ -108,6 +118,18 @@ TEST_CASE("mirrored headers must agree with the body") {
   CHECK(mcp::check_mirrored_headers(encoded, body, schema, why));
   encoded.params = {{"region", "=?base64?dXMtd2VzdDE?="}, {"n", "42"}};
   CHECK_FALSE(mcp::check_mirrored_headers(encoded, body, schema, why));
+
+  // An argument that is not a primitive is not mirrored: the headers a client
+  // derives (param_headers) pass, and the schema check refuses the value.
+  auto object_arg = parse(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+    "name":"get","arguments":{"region":"us-west1","n":{"deep":1}},
+    "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})");
+  auto derived = h;
+  derived.params.clear();
+  for (auto& [header, v] : mcp::param_headers(schema, object_arg["params"]["arguments"]))
+    derived.params.emplace_back(header == "Mcp-Param-Region" ? "region" : "n", v);
+  CHECK(derived.params.size() == 1);
+  CHECK(mcp::check_mirrored_headers(derived, object_arg, schema, why));
 }
 
 TEST_CASE("sealed requestState detects tampering and context changes") {

@@ -48,12 +48,60 @@ TEST_CASE("JSON writer escapes what it must and keeps UTF-8") {
   CHECK(json::dump(v) == "\"tab\\there \xE2\x82\xAC back\\\\slash\"");
 }
 
+TEST_CASE("JSON writer turns bytes that are not UTF-8 into U+FFFD, so its output parses") {
+  // A lone continuation byte, a truncated sequence, an overlong '/', a
+  // surrogate, beyond U+10FFFF; then valid 2-, 3- and 4-byte sequences.
+  std::string bad = "a\x80b\xE2\x82c\xC0\xAF\xED\xA0\x80\xF4\x90\x80\x80";
+  std::string good = "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
+  auto text = json::dump(value(bad + good));
+  CHECK(text.find("\\ufffd") != std::string::npos);
+  auto back = parse_ok(text);
+  CHECK(back.as_string().substr(0, 1) == "a");
+  CHECK(back.as_string().size() >= good.size());
+  CHECK(back.as_string().substr(back.as_string().size() - good.size()) == good);
+  CHECK(json::dump(value(good)) == "\"" + good + "\"");
+}
+
 TEST_CASE("JSON large integers and doubles") {
   auto v = parse_ok(R"([9223372036854775807,18446744073709551615,1e300,0.1])");
   CHECK(v.as_array()[0].is_integer());
   CHECK(v.as_array()[1].is_number());
   CHECK_FALSE(v.as_array()[1].is_integer());
   CHECK(v.as_array()[3].as_double() == 0.1);
+}
+
+TEST_CASE("JSON integers beyond 64 bits are read as doubles, and what we write reads back") {
+  auto v = parse_ok(R"([18446744073709551616,-9223372036854775809,123456789012345678901234567890])");
+  CHECK(v.as_array()[0].as_double() == 18446744073709551616.0);
+  CHECK(v.as_array()[1].as_double() == -9223372036854775809.0);
+  CHECK(v.as_array()[2].as_double() == 123456789012345678901234567890.0);
+  // 2^64 - 1 becomes the double 2^64, written as its 20 digits.
+  auto big = parse_ok("18446744073709551615");
+  auto again = parse_ok(json::dump(big));
+  CHECK(again == big);
+  CHECK_FALSE(parse_fail("1.2.3").empty());
+  // Negative zero (also what -1e-400 becomes) stays a double zero.
+  auto zero = parse_ok("-1e-400");
+  CHECK(json::dump(zero) == "-0.0");
+  CHECK(json::dump(parse_ok(json::dump(zero))) == "-0.0");
+}
+
+TEST_CASE("JSON repeated member names keep the first position and the last value") {
+  auto v = parse_ok(R"({"name":"allowed","x":1,"name":"other"})");
+  CHECK(v.size() == 2);
+  CHECK(v["name"].as_string() == "other");
+  CHECK(json::dump(v) == R"({"name":"other","x":1})");
+  CHECK(v == parse_ok(json::dump(v)));
+  // Large objects too (they look repeats up in an index).
+  std::string big = "{";
+  for (int i = 0; i < 100; ++i)
+    big += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  big += R"("k3":"last","k99":null})";
+  auto b = parse_ok(big);
+  CHECK(b.size() == 100);
+  CHECK(b["k3"].as_string() == "last");
+  CHECK(b["k99"].is_null());
+  CHECK(b.as_object()[3].first == "k3");
 }
 
 TEST_CASE("JSON parse errors are reported, never thrown") {

@@ -640,6 +640,10 @@ TEST_CASE("schema that is malformed accepts everything and says why") {
          bad{R"({"pattern":"(?<=a)b"})", "#/pattern:"},
          bad{R"({"pattern":"(ab)\\1"})", "#/pattern:"}, // back-references can take exponential time
          bad{R"({"pattern":"a{0,30000}"})", "#/pattern:"},
+         // counts libstdc++ would overflow a long on, well-formed or not
+         bad{R"({"pattern":"a{1,93290753385477518443}"})", "#/pattern:"},
+         bad{R"({"pattern":"x{294775808,93290753385477518443138175217808,9"})", "#/pattern:"},
+         bad{R"({"pattern":"(a)\\12345678901234567890"})", "#/pattern:"},
          bad{R"({"pattern":"(?:(a|b){0,200}c){0,200}"})", "#/pattern:"},
          bad{"7", "#:"},
        }) {
