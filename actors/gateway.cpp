@@ -88,6 +88,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// service -> list method (tools/list, ...) -> its items
   std::map<std::string, std::map<std::string, value>> lists;
   std::vector<std::string> clash_errors;
+  /// Counts list updates, and the update the names (and `clash_errors`) were
+  /// last worked out from: start-up judges clashes only once they agree.
+  uint64_t lists_version = 0;
+  uint64_t named_version = 0;
 
   impl(runtime& r, gateway_config c) : rt(r), cfg(std::move(c)) {}
 
@@ -526,6 +530,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
             templates.push_back(make_template(s, t));
       }
       clash_errors = errors;
+      named_version = lists_version;
     }
     for (auto& e : errors)
       log::error("name clash", value::make_object({{"error", e}}));
@@ -837,6 +842,7 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     {
       std::lock_guard<std::mutex> guard(self->mtx);
       self->lists[service][method] = std::move(items);
+      ++self->lists_version;
     }
     log::info("service listed", value::make_object({{"service", service}, {"method", method}, {"items", count}}));
     self->republish();
@@ -896,7 +902,8 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
     return s != d.lists.end() && s->second.count("tools/list");
   };
   d.cv.wait_for(guard, limit, [&] {
-    return std::all_of(d.cfg.services.begin(), d.cfg.services.end(), [&](auto& s) { return listed(s.name); });
+    return d.named_version == d.lists_version
+           && std::all_of(d.cfg.services.begin(), d.cfg.services.end(), [&](auto& s) { return listed(s.name); });
   });
   bool never = d.cfg.prefix == prefix_mode::never;
   for (auto& s : d.cfg.services)
