@@ -200,6 +200,18 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
     run.finish(1);
   }, scaled(watchdogMs));
 
+  // However the run ends (an unhandled rejection included), nothing it
+  // started outlives it.
+  process.on('exit', () => {
+    for (const pid of run.pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+
   run.finish = (code) => {
     clearTimeout(watchdog);
     for (const pid of run.pids) {
