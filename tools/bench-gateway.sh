@@ -10,9 +10,12 @@
 # SPIN_MICROS sets `actors.spinMicros` on both servers (default 0).
 #
 # Finds the gateway path's saturating rate (closed loop, 8 connections), then
-# runs both paths at half of it, alternating ROUNDS times, and prints p50 and
-# p99 of each and their differences (medians over the rounds). Every process
-# it starts is stopped by pid on exit.
+# runs the paths at half of it, alternating ROUNDS times, and prints p50 and
+# p99 of each and their differences (medians over the rounds). A fourth path
+# goes through `bulwark-tcp-relay`, a bare byte relay in front of the same
+# downstream: what it adds is the floor for any gateway on this machine (one
+# more loopback hop), and the gateway's figure beyond it is Bulwark's own
+# work. Every process it starts is stopped by pid on exit.
 set -euo pipefail
 
 build=${1:-build}
@@ -43,6 +46,15 @@ cat >"$tmp/admitted.json" <<JSON
 JSON
 launch "$tmp/admitted.log" --config "$tmp/admitted.json" --no-builtin-tools --port 0
 admitted_port=$(port_of "$tmp/admitted.log")
+"$build/bulwark-tcp-relay" --to "127.0.0.1:$down_port" >"$tmp/relay.out" 2>&1 &
+pids+=("$!")
+relay_port=
+for _ in $(seq 1 100); do
+  relay_port=$(grep -o '"listening":[0-9]*' "$tmp/relay.out" 2>/dev/null | cut -d: -f2 || true)
+  [ -n "$relay_port" ] && break
+  sleep 0.05
+done
+[ -n "$relay_port" ] || { echo "bulwark-tcp-relay did not start: $(cat "$tmp/relay.out")" >&2; exit 1; }
 
 run() { # PORT [extra]
   local port=$1
@@ -58,21 +70,25 @@ echo "saturation (closed loop, 8 connections): through the gateway $sat req/s, d
 echo "both paths at $half req/s, $rounds rounds x ${seconds}s, spinMicros $spin:"
 for i in $(seq 1 "$rounds"); do
   d=$(run "$down_port" --rate "$half")
+  r=$(run "$relay_port" --rate "$half")
   g=$(run "$front_port" --rate "$half")
   a=$(run "$admitted_port" --rate "$half")
   for k in p50_us p99_us; do
     echo "$(echo "$d" | field "$k")" >>"$tmp/direct.$k"
+    echo "$(echo "$r" | field "$k")" >>"$tmp/relay.$k"
     echo "$(echo "$g" | field "$k")" >>"$tmp/gateway.$k"
     echo "$(echo "$a" | field "$k")" >>"$tmp/admitted.$k"
   done
-  printf 'round %d  direct p50 %4s p99 %5s | gateway p50 %4s p99 %5s | + limiter p50 %4s p99 %5s\n' "$i" \
+  printf 'round %d  direct p50 %4s p99 %5s | relay p50 %4s p99 %5s | gateway p50 %4s p99 %5s | + limiter p50 %4s p99 %5s\n' "$i" \
     "$(echo "$d" | field p50_us)" "$(echo "$d" | field p99_us)" \
+    "$(echo "$r" | field p50_us)" "$(echo "$r" | field p99_us)" \
     "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)" \
     "$(echo "$a" | field p50_us)" "$(echo "$a" | field p99_us)"
 done
 for k in p50_us p99_us; do
   dm=$(median <"$tmp/direct.$k")
+  rm_=$(median <"$tmp/relay.$k")
   gm=$(median <"$tmp/gateway.$k")
   am=$(median <"$tmp/admitted.$k")
-  echo "median $k: direct $dm, gateway $gm (added $((gm - dm))), gateway + limiter $am (limiter adds $((am - gm)))"
+  echo "median $k: direct $dm, bare relay $rm_ (a hop adds $((rm_ - dm))), gateway $gm (added $((gm - dm)), $((gm - rm_)) beyond the hop), gateway + limiter $am (limiter adds $((am - gm)))"
 done

@@ -1,4 +1,5 @@
 #include "transport/http_client.hpp"
+#include "transport/io_scheduler.hpp"
 
 #include <algorithm>
 #include <array>
@@ -246,7 +247,8 @@ struct exchange {
   http_client::event_fn on_event;
   http_client::done_fn done;
   std::chrono::milliseconds timeout{0};
-  std::optional<net::steady_timer> deadline;
+  /// When it times out (max: never).
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   http_response resp;
   /// Set while the exchange holds a pool slot (connecting or on the wire).
   connection_ptr conn;
@@ -290,6 +292,10 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   std::vector<connection_ptr> idle;
   std::deque<exchange_ptr> waiting;
   std::map<uint64_t, exchange_ptr> live;
+  /// One timer for all exchanges' deadlines, set for the earliest of them
+  /// (or earlier): an exchange that ends in time costs no timer operation.
+  net::steady_timer sweeper{io};
+  std::chrono::steady_clock::time_point sweep_at = std::chrono::steady_clock::time_point::max();
 
   // -- admission ---------------------------------------------------------------
 
@@ -304,16 +310,47 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
           return finish(ex, "invalid request header '" + name + "'");
     live.emplace(ex->id, ex);
     if (ex->timeout.count() > 0) {
-      ex->deadline.emplace(io);
-      ex->deadline->expires_after(ex->timeout);
-      ex->deadline->async_wait([self = shared_from_this(), ex](beast::error_code ec) {
-        if (ec || ex->finished)
-          return;
-        ex->resp.timed_out = true;
-        self->finish(ex, "timed out after " + std::to_string(ex->timeout.count()) + " ms");
-      });
+      ex->deadline = std::chrono::steady_clock::now() + ex->timeout;
+      if (ex->deadline < sweep_at)
+        arm_sweeper(ex->deadline);
     }
     assign(ex);
+  }
+
+  void arm_sweeper(std::chrono::steady_clock::time_point at) {
+    sweep_at = at;
+    sweeper.expires_at(at);
+    sweeper.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec)
+        return;
+      if (auto self = weak.lock())
+        self->sweep();
+    });
+  }
+
+  /// Times out the exchanges whose deadline passed; waits for the next one.
+  void sweep() {
+    sweep_at = std::chrono::steady_clock::time_point::max();
+    if (stopped)
+      return;
+    auto now = std::chrono::steady_clock::now();
+    std::vector<exchange_ptr> due;
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (auto& [id, ex] : live) {
+      if (ex->deadline <= now)
+        due.push_back(ex);
+      else
+        next = std::min(next, ex->deadline);
+    }
+    for (auto& ex : due) {
+      if (ex->finished)
+        continue;
+      ex->resp.timed_out = true;
+      finish(ex, "timed out after " + std::to_string(ex->timeout.count()) + " ms");
+    }
+    // Exchanges started by the callbacks above armed the sweeper themselves.
+    if (next < sweep_at)
+      arm_sweeper(next);
   }
 
   /// Puts the exchange on an idle connection, a new one, or in the queue.
@@ -394,6 +431,7 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     if (ec)
       return finish(ex, "cannot connect to " + opts.url + ": " + ec.message());
     conn->sock.set_option(tcp::no_delay(true), ec);
+    conn->sock.non_blocking(true, ec);
     write_request(conn, ex);
   }
 
@@ -422,7 +460,22 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
 
     conn->buf.consume(conn->buf.size());
     fresh_parser(*conn);
-    net::async_write(conn->sock, net::buffer(out),
+    // The socket is non-blocking: send what it takes now, and wait for a
+    // handler only for the rest.
+    beast::error_code ec;
+    auto now = conn->sock.write_some(net::buffer(out), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again)
+      ec = {};
+    if (now > 0)
+      ex->resp.sent = true;
+    if (ec) {
+      if (can_retry(conn, ex))
+        return retry(conn, ex);
+      return finish(ex, "cannot send the request: " + ec.message());
+    }
+    if (now == out.size())
+      return read(conn, ex);
+    net::async_write(conn->sock, net::buffer(out.data() + now, out.size() - now),
                      [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
                        if (!current(conn, ex))
                          return;
@@ -602,8 +655,6 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
       return;
     ex->finished = true;
     live.erase(ex->id);
-    if (ex->deadline)
-      ex->deadline->cancel();
     if (!error.empty()) {
       ex->resp.error = std::move(error);
       ex->resp.body.clear(); // never a partial body
@@ -644,6 +695,7 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     if (stopped)
       return;
     stopped = true;
+    sweeper.cancel();
     // Queued ones first, so that freed slots do not start them.
     auto queued = std::vector<exchange_ptr>(waiting.begin(), waiting.end());
     for (auto& ex : queued)
@@ -677,7 +729,12 @@ uint64_t http_client::send(std::string method, std::string body, http_header_lis
   ex->done = std::move(done);
   ex->timeout = timeout;
   auto id = ex->id;
-  net::post(impl_->io, [self = impl_, ex = std::move(ex)] { self->start(ex); });
+  // From an actor's turn on the thread that runs the client's io_context (the
+  // connector's usual case), none of its handlers is running: start now.
+  if (actor_turn_io() == &impl_->io)
+    impl_->start(ex);
+  else
+    net::post(impl_->io, [self = impl_, ex = std::move(ex)] { self->start(ex); });
   return id;
 }
 

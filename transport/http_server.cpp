@@ -178,6 +178,8 @@ private:
 };
 
 class connection : public std::enable_shared_from_this<connection> {
+  using clock = std::chrono::steady_clock;
+
 public:
   connection(tcp::socket sock, http_server::impl& server, std::string address, bool counted)
     : sock_(std::move(sock)), timer_(sock_.get_executor()), server_(server),
@@ -188,6 +190,8 @@ public:
   }
 
   void start() {
+    beast::error_code ec;
+    sock_.non_blocking(true, ec); // `do_write` sends without blocking
     arm_timer(server_.opts.idle_timeout);
     do_read();
   }
@@ -297,14 +301,47 @@ private:
     });
   }
 
+  // The connection's one deadline (idle, read or linger) is a time point;
+  // the timer is only a wake-up that looks at it. Moving the deadline later,
+  // which every request does twice, costs nothing: a wait that fires early
+  // waits again for what is left. A wait is never set further out than the
+  // shortest timeout, so a new deadline is never earlier than the pending
+  // wait, except for the short linger after a refusal.
   void arm_timer(std::chrono::seconds d) {
-    timer_.expires_after(d);
+    deadline_ = clock::now() + d;
+    if (wait_until_ <= deadline_)
+      return;
+    wait(std::min(deadline_, clock::now() + shortest_timeout()));
+  }
+
+  void disarm_timer() {
+    deadline_ = clock::time_point::max(); // a pending wait finds nothing due
+  }
+
+  std::chrono::seconds shortest_timeout() const {
+    return std::min(server_.opts.read_timeout, server_.opts.idle_timeout);
+  }
+
+  void wait(clock::time_point until) {
+    wait_until_ = until;
+    timer_.expires_at(until);
     timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
       if (ec)
         return;
       if (auto self = weak.lock())
-        self->on_timer();
+        self->on_wake();
     });
+  }
+
+  void on_wake() {
+    wait_until_ = clock::time_point::max();
+    if (closed_ || deadline_ == clock::time_point::max())
+      return;
+    auto now = clock::now();
+    if (now < deadline_)
+      return wait(std::min(deadline_, now + shortest_timeout()));
+    deadline_ = clock::time_point::max();
+    on_timer();
   }
 
   void on_timer() {
@@ -449,9 +486,32 @@ private:
   }
 
   void do_write() {
+    // On a connection that stays open, send what the socket takes now; only
+    // the rest waits for a handler. (A closing connection always goes through
+    // `on_write`, which half-closes it after the last byte.)
+    if (keep_alive_ && !close_after_write_) {
+      while (!writes_.empty()) {
+        auto& front = writes_.front();
+        beast::error_code ec;
+        auto n = sock_.write_some(net::buffer(front.data() + write_offset_, front.size() - write_offset_), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again)
+          break;
+        if (ec)
+          return close();
+        write_offset_ += n;
+        if (write_offset_ < front.size())
+          break;
+        write_offset_ = 0;
+        writes_.pop_front();
+      }
+      if (writes_.empty())
+        return;
+    }
     writing_ = true;
-    net::async_write(sock_, net::buffer(writes_.front()),
+    auto& front = writes_.front();
+    net::async_write(sock_, net::buffer(front.data() + write_offset_, front.size() - write_offset_),
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->write_offset_ = 0;
                        self->on_write(ec);
                      });
   }
@@ -479,6 +539,8 @@ private:
 
   tcp::socket sock_;
   net::steady_timer timer_;
+  clock::time_point deadline_ = clock::time_point::max();   ///< When `on_timer` acts.
+  clock::time_point wait_until_ = clock::time_point::max(); ///< The pending wait's end.
   http_server::impl& server_;
   beast::flat_buffer buffer_;
   http_request_reader reader_{server_.opts.header_limit, server_.opts.body_limit};
@@ -503,6 +565,7 @@ private:
   std::weak_ptr<http_sink> active_sink_;
   std::string pending_headers_; ///< Extra headers for the eventual response.
   std::deque<std::string> writes_;
+  std::size_t write_offset_ = 0; ///< Bytes of `writes_.front()` already sent.
   /// Who sent the current MCP request: "key:<sha256>" or "anonymous".
   std::string identity_;
 };
@@ -538,6 +601,10 @@ void http_sink::post(outbound msg, bool end_stream) {
   auto conn = conn_.lock();
   if (!conn)
     return;
+  // From an actor's turn on the thread that runs this connection's I/O, no
+  // handler of the connection can be running: hand the message over now.
+  if (&ex_.get_inner_executor().context() == actor_turn_io())
+    return conn->on_outbound(serial(), std::move(msg), end_stream);
   net::post(ex_, [conn, serial = serial(), m = std::move(msg), end_stream]() mutable {
     conn->on_outbound(serial, std::move(m), end_stream);
   });
@@ -588,7 +655,7 @@ void connection::handle(request req) {
   keep_alive_ = req.keep_alive();
   busy_ = true;
   in_request_ = false;
-  timer_.cancel();
+  disarm_timer();
   cors_headers_.clear();
   auto target = std::string_view(req.target().data(), req.target().size());
   auto path = target.substr(0, target.find('?'));

@@ -29,6 +29,9 @@ class fused_coordinator;
 /// The worker this thread runs, if it is a fused worker.
 thread_local const void* current_worker = nullptr;
 
+/// The worker's io_context while an actor's turn runs on this thread.
+thread_local net::io_context* turn_io = nullptr;
+
 /// Scheduling policy: one job queue per worker; an idle worker runs its
 /// `io_context` until a handler ran, then looks at its queue again.
 class fused_policy : public caf::policy::unprofiled {
@@ -101,7 +104,9 @@ void caf::scheduler::worker<bulwark::fused_policy>::run() {
   for (;;) {
     auto job = policy_.dequeue(this);
     policy_.before_resume(this, job);
+    bulwark::turn_io = &policy_.io_of(this);
     auto res = job->resume(this, max_throughput_);
+    bulwark::turn_io = nullptr;
     policy_.after_resume(this, job);
     switch (res) {
       case resumable::resume_later:
@@ -238,6 +243,10 @@ caf::resumable* fused_policy::dequeue(Worker* self) {
 void use_fused_scheduler(caf::actor_system_config& cfg, std::chrono::microseconds spin) {
   cfg.module_factories.push_back(
     [spin](caf::actor_system& sys) -> caf::actor_system::module* { return fused_coordinator::make(sys, spin); });
+}
+
+boost::asio::io_context* actor_turn_io() noexcept {
+  return turn_io;
 }
 
 std::vector<boost::asio::io_context*> fused_io_contexts(caf::actor_system& sys) {

@@ -41,4 +41,11 @@ void use_fused_scheduler(caf::actor_system_config& cfg, std::chrono::microsecond
 /// worker, in worker order); empty for any other scheduler.
 std::vector<boost::asio::io_context*> fused_io_contexts(caf::actor_system& sys);
 
+/// The `io_context` of the fused worker that is running an actor's turn on
+/// this thread right now; null outside an actor's turn or off the fused
+/// workers. That context's handlers run on this thread only, so none of them
+/// is running: code in the actor may start operations on its I/O objects
+/// directly instead of posting (which costs a handler and a reactor poll).
+boost::asio::io_context* actor_turn_io() noexcept;
+
 } // namespace bulwark
