@@ -164,9 +164,14 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
     "POST", std::move(body), std::move(headers),
     [handle, gen, id](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), id); },
     [handle, gen, id, in_session](http_response r) {
-      if (!r.body.empty() && r.content_type == "application/json" && !(in_session && r.status == 404))
+      bool has_line = !r.body.empty() && r.content_type == "application/json" && !(in_session && r.status == 404);
+      if (has_line && id < 0) // nothing waits for its end
         caf::anon_send(handle, atom::line_v, gen, std::move(r.body), id);
       http_exchange_end end;
+      if (has_line && id >= 0) {
+        end.body = std::move(r.body);
+        end.generation = gen;
+      }
       end.status = r.status;
       end.error = r.error;
       end.sent = r.sent;
@@ -702,6 +707,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
     [self](atom::http_end, uint64_t id64, http_exchange_end& end) {
       auto& st = self->state;
       auto id = static_cast<int64_t>(id64);
+      if (!end.body.empty())
+        on_line(self, end.generation, end.body, id);
       auto i = st.pending.find(id);
       if (i == st.pending.end())
         return;

@@ -191,6 +191,10 @@ struct http_exchange_end {
   bool timed_out = false;
   std::string session_id;  ///< Mcp-Session-Id of the response, if any.
   std::string retry_after; ///< Retry-After of the response, if any.
+  /// A JSON response body, handled as the exchange's last line (one message
+  /// instead of two), with the connector generation that sent the request.
+  std::string body;
+  uint64_t generation = 0;
 };
 
 } // namespace bulwark
