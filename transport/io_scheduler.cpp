@@ -49,6 +49,8 @@ public:
     /// Set while the worker may block in its io_context (see `dequeue`).
     std::atomic<bool> idle{false};
     bool named = false;
+    /// The last wait was shorter than the spin: spin before the next one.
+    bool spin_next = true;
   };
 
   template <class Coordinator>
@@ -210,7 +212,10 @@ caf::resumable* fused_policy::dequeue(Worker* self) {
       return job;
     // Busy for a moment before sleeping: an answer that arrives meanwhile
     // (a downstream's response, the client's next request) costs no wake-up.
-    if (spin.count() > 0) {
+    // Only while events come closer together than the spin: under light
+    // load the spin would find nothing and only keep the core from the
+    // processes this worker waits for.
+    if (spin.count() > 0 && data.spin_next) {
       auto until = std::chrono::steady_clock::now() + spin;
       bool ran = false;
       do {
@@ -222,6 +227,7 @@ caf::resumable* fused_policy::dequeue(Worker* self) {
       } while (!ran && std::chrono::steady_clock::now() < until);
       if (ran)
         continue;
+      data.spin_next = false;
     }
     // Announce the possible block before the last look at the queue, so an
     // enqueuer on another thread either sees `idle` and posts a wake-up, or
@@ -233,7 +239,13 @@ caf::resumable* fused_policy::dequeue(Worker* self) {
     }
     if (io.stopped())
       io.restart();
-    io.run_one();
+    if (spin.count() > 0) {
+      auto slept_from = std::chrono::steady_clock::now();
+      io.run_one();
+      data.spin_next = std::chrono::steady_clock::now() - slept_from < spin;
+    } else {
+      io.run_one();
+    }
     data.idle.store(false);
   }
 }
