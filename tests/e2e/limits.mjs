@@ -13,7 +13,9 @@
 // answered as plain JSON); CORS preflight and response headers for allowed
 // origins only; framing cases (conflicting Content-Lengths, stacked or
 // unknown transfer codings, folded headers, an oversized header block) get
-// 400/431 and the connection closes. Every process is killed by pid.
+// 400/431 and the connection closes; an idle keep-alive connection closes
+// when the idle timeout ends, one that keeps asking stays open. Every
+// process is killed by pid.
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -33,6 +35,7 @@ const settings = {
     maxConnections: 64,
     maxConnectionsPerAddress: 4,
     readTimeoutSeconds: 2,
+    idleTimeoutSeconds: 3,
     allowedOrigins: [allowed],
     corsMaxAgeSeconds: 300,
   },
@@ -237,6 +240,40 @@ run.main(async () => {
     const r = await raw(port, `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`, { timeoutMs: 6000, waitClose: true });
     assert(r.status === 408 && r.closed, `status ${r.status}, closed ${r.closed}`);
     assert(Date.now() - t0 < 4500, `took ${Date.now() - t0} ms`);
+  });
+
+  await check('a keep-alive connection that keeps asking stays open; idle, it closes when the idle timeout ends', async () => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    let closedAt = 0;
+    sock.on('data', (d) => { buf += d; });
+    sock.on('close', () => { closedAt = Date.now(); });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    const ask = () => sock.write('GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const answers = () => (buf.match(/HTTP\/1\.1 404/g) ?? []).length;
+    let serverClosed = false;
+    let idle = 0;
+    let lastAsk = 0;
+    try {
+      // A request every 800 ms for 4.8 s: longer than the idle timeout (3 s)
+      // and the read timeout (2 s) together, so a deadline that is not moved
+      // later would close the connection on the way.
+      for (let i = 1; i <= 6; i++) {
+        ask();
+        lastAsk = Date.now();
+        await sleep(800);
+        assert(!closedAt, `closed after ${i} requests`);
+        assert(answers() === i, `${answers()} answers to ${i} requests`);
+      }
+      while (!closedAt && Date.now() - lastAsk < 7000) await sleep(50);
+      serverClosed = closedAt !== 0;
+      idle = (closedAt || Date.now()) - lastAsk;
+    } finally {
+      sock.destroy();
+    }
+    assert(serverClosed, 'still open 7 s after the last request');
+    assert(idle >= 2800 && idle < 4500, `closed ${idle} ms after the last request (idle timeout 3 s)`);
   });
 
   await check('sessions per identity: the third gets -32008, a DELETE frees a slot at once, another key has its own', async () => {
