@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <ctime>
 #include <limits>
 #include <set>
 
+#include "config/log.hpp"
 #include "messages/text.hpp"
 
 namespace bulwark {
@@ -211,23 +210,6 @@ std::string apply_alert_setting(alert_config& cfg, const std::string& rule, cons
 
 // -- alerts -----------------------------------------------------------------------------
 
-std::string iso8601_utc(system_clock::time_point t) {
-  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
-  auto secs = ms / 1000;
-  auto rem = ms % 1000;
-  if (rem < 0) {
-    rem += 1000;
-    --secs;
-  }
-  std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(rem));
-  return buf;
-}
-
 value alert::to_json() const {
   // `value` here is the member; the JSON type needs its full name.
   return json::value::make_object({{"rule", rule},
@@ -236,7 +218,7 @@ value alert::to_json() const {
                              {"message", message},
                              {"value", value},
                              {"threshold", threshold},
-                             {"at", iso8601_utc(at)}});
+                             {"at", log::utc(at, log::time_digits::millis)}});
 }
 
 // -- evaluation -------------------------------------------------------------------------
@@ -337,7 +319,7 @@ value alert_rules::status() const {
        {"cooldownSeconds", static_cast<double>(rule.cooldown.count()) / 1000.0},
        {"fired", static_cast<unsigned long long>(st.fired)},
        {"suppressed", static_cast<unsigned long long>(st.suppressed)},
-       {"lastFiredAt", st.ever_fired ? value(iso8601_utc(st.last_fired)) : value()}}));
+       {"lastFiredAt", st.ever_fired ? value(log::utc(st.last_fired, log::time_digits::millis)) : value()}}));
   }
   return value::make_object({{"rules", std::move(rules)},
                              {"fired", static_cast<unsigned long long>(fired)},

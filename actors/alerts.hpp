@@ -143,9 +143,6 @@ struct alert {
   json::value to_json() const;
 };
 
-/// Formats `t` as ISO-8601 UTC, e.g. "2026-07-28T09:30:00.250Z".
-std::string iso8601_utc(std::chrono::system_clock::time_point t);
-
 /// Evaluates the rules on health samples and remembers what fired.
 class alert_rules {
 public:

@@ -3,7 +3,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <system_error>
@@ -271,15 +270,6 @@ void write_key_file(const std::string& path, const key_file& file) {
 
 std::string generate_api_key() {
   return std::string(api_key_prefix) + crypto::random_hex(32);
-}
-
-std::string utc_timestamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 // -- file_watch ----------------------------------------------------------------------

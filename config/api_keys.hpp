@@ -71,9 +71,6 @@ void write_key_file(const std::string& path, const key_file& file);
 /// A new key: the prefix and 32 bytes from the kernel's CSPRNG, in hex.
 std::string generate_api_key();
 
-/// The current time as RFC 3339 UTC ("2025-01-31T12:00:00Z").
-std::string utc_timestamp();
-
 /// Checks a key name: 1 to 64 letters, digits, '_', '-' or '.'. Returns
 /// why it is bad, or an empty string.
 std::string check_key_name(std::string_view name);

@@ -116,7 +116,7 @@ void record(const entry& e) {
   value who = value::make_object({{"identity", short_identity(e.identity.empty() ? "unknown" : e.identity)}});
   if (!e.remote.empty())
     who.set("remote", e.remote);
-  auto rec = value::make_object({{"ts", log::utc_now_millis()},
+  auto rec = value::make_object({{"ts", log::utc(std::chrono::system_clock::now(), log::time_digits::millis)},
                                  {"event", e.event},
                                  {"outcome", e.outcome},
                                  {"who", std::move(who)}});

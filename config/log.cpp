@@ -36,23 +36,37 @@ spdlog::logger& logger() {
   return *instance;
 }
 
-void timestamp(std::string& out, bool millis = false) {
+} // namespace
+
+void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_digits digits) {
   using namespace std::chrono;
-  auto now = system_clock::now();
-  auto secs = time_point_cast<seconds>(now);
-  auto micros = duration_cast<microseconds>(now - secs).count();
-  std::time_t t = system_clock::to_time_t(secs);
+  auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
+  auto secs = us / 1'000'000;
+  auto rem = us % 1'000'000;
+  if (rem < 0) { // before 1970: the second below, and the fraction above it
+    rem += 1'000'000;
+    --secs;
+  }
+  std::time_t tt = static_cast<std::time_t>(secs);
   std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
+  gmtime_r(&tt, &tm);
+  char buf[48];
   auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   out.append(buf, n);
-  if (millis)
-    std::snprintf(buf, sizeof buf, ".%03lldZ", static_cast<long long>(micros / 1000));
-  else
-    std::snprintf(buf, sizeof buf, ".%06lldZ", static_cast<long long>(micros));
-  out.append(buf);
+  if (digits == time_digits::millis)
+    out.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, ".%03d", static_cast<int>(rem / 1000))));
+  else if (digits == time_digits::micros)
+    out.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, ".%06d", static_cast<int>(rem))));
+  out.push_back('Z');
 }
+
+std::string utc(std::chrono::system_clock::time_point t, time_digits digits) {
+  std::string out;
+  append_utc(out, t, digits);
+  return out;
+}
+
+namespace {
 
 // -- redaction -------------------------------------------------------------------
 
@@ -301,12 +315,6 @@ json::value redact(const json::value& v) {
   return redact_with(v, *current_rules());
 }
 
-std::string utc_now_millis() {
-  std::string out;
-  timestamp(out, true);
-  return out;
-}
-
 void init(log_level min) {
   set_level(min);
   logger();
@@ -322,7 +330,7 @@ void write(log_level lvl, std::string_view msg, const json::value& fields) {
   std::string line;
   line.reserve(128);
   line.append(R"({"ts":")");
-  timestamp(line);
+  append_utc(line, std::chrono::system_clock::now(), time_digits::micros);
   line.append(R"(","level":)");
   json::write_string(line, to_string(lvl));
   auto r = current_rules();

@@ -3,6 +3,7 @@
 // the caller.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,9 +32,15 @@ std::string redact_text(std::string_view text);
 /// `v` with secret-named fields and secrets inside strings replaced.
 json::value redact(const json::value& v);
 
-/// The current time as RFC 3339 UTC with milliseconds
-/// ("2025-01-31T12:00:00.123Z").
-std::string utc_now_millis();
+/// Fractional digits of a UTC timestamp.
+enum class time_digits { seconds, millis, micros };
+
+/// Appends `t` as RFC 3339 UTC: "2025-01-31T12:00:00Z", "...:00.123Z" or
+/// "...:00.123456Z" (times before 1970 included).
+void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_digits digits);
+
+/// `t` as RFC 3339 UTC (see `append_utc`).
+std::string utc(std::chrono::system_clock::time_point t, time_digits digits);
 
 /// Writes `{"ts":...,"level":...,"msg":...,<fields>}`, redacted.
 void write(log_level lvl, std::string_view msg, const json::value& fields = {});

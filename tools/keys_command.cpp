@@ -1,5 +1,6 @@
 #include "tools/keys_command.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "config/api_keys.hpp"
 #include "config/audit.hpp"
 #include "config/config.hpp"
+#include "config/log.hpp"
 #include "messages/crypto.hpp"
 #include "messages/json.hpp"
 
@@ -209,7 +211,7 @@ int create(const options& o, const config& cfg, const std::string& path) {
     throw failure{"keys: a key named '" + o.name + "' already exists in " + path + "; revoke it or pick another name"};
   auto key = generate_api_key();
   entry.sha256 = crypto::sha256_hex(key);
-  entry.created = utc_timestamp();
+  entry.created = log::utc(std::chrono::system_clock::now(), log::time_digits::seconds);
   file.keys.push_back(std::move(entry));
   write(path, file);
   audit_key("key.created", file.keys.back(), path);
@@ -266,7 +268,7 @@ int revoke(const options& o, const std::string& path) {
     std::cout << "keys: '" << o.name << "' was already revoked (" << k->revoked << ")" << std::endl;
     return 0;
   }
-  k->revoked = utc_timestamp();
+  k->revoked = log::utc(std::chrono::system_clock::now(), log::time_digits::seconds);
   write(path, file);
   audit_key("key.revoked", *k, path);
   std::cout << "keys: revoked '" << o.name << "'; running servers refuse it from their next look at " << path

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "actors/alerts.hpp"
+#include "config/log.hpp"
 
 using namespace bulwark;
 using json::value;
@@ -443,9 +444,13 @@ TEST_CASE("apply_alert_setting sets known keys and rejects unknown names and bad
 }
 
 TEST_CASE("alerts and status render as JSON with UTC ISO-8601 times", "[alerts]") {
-  CHECK(iso8601_utc(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
-  CHECK(iso8601_utc(wall0) == "2026-07-28T09:30:00.250Z");
-  CHECK(iso8601_utc(system_clock::time_point{} - 1ms) == "1969-12-31T23:59:59.999Z");
+  using log::time_digits;
+  CHECK(log::utc(system_clock::time_point{}, time_digits::millis) == "1970-01-01T00:00:00.000Z");
+  CHECK(log::utc(wall0, time_digits::millis) == "2026-07-28T09:30:00.250Z");
+  CHECK(log::utc(system_clock::time_point{} - 1ms, time_digits::millis) == "1969-12-31T23:59:59.999Z");
+  CHECK(log::utc(wall0, time_digits::seconds) == "2026-07-28T09:30:00Z");
+  CHECK(log::utc(wall0 + 7us, time_digits::micros) == "2026-07-28T09:30:00.250007Z");
+  CHECK(log::utc(system_clock::time_point{} - 1us, time_digits::micros) == "1969-12-31T23:59:59.999999Z");
 
   auto a = fresh(requests(2000, 150));
   REQUIRE(a.size() == 1);
