@@ -1192,24 +1192,26 @@ private:
     return msg;
   }
 
+  /// A keyword failed: clears `ok`, records why, and says whether to stop.
+  bool fails(bool& ok, const char* keyword, std::string msg) {
+    ok = note(keyword, std::move(msg));
+    return done();
+  }
+
   bool check_number(const node& n, const json::value& v) {
     bool ok = true;
-    auto fails = [&](const char* keyword, std::string msg) {
-      ok = note(keyword, std::move(msg));
-      return done();
-    };
-    if (n.minimum && compare(v, *n.minimum) < 0 && fails("minimum", "must be at least " + shown(*n.minimum)))
+    if (n.minimum && compare(v, *n.minimum) < 0 && fails(ok, "minimum", "must be at least " + shown(*n.minimum)))
       return false;
-    if (n.maximum && compare(v, *n.maximum) > 0 && fails("maximum", "must be at most " + shown(*n.maximum)))
+    if (n.maximum && compare(v, *n.maximum) > 0 && fails(ok, "maximum", "must be at most " + shown(*n.maximum)))
       return false;
     if (n.exclusive_minimum && compare(v, *n.exclusive_minimum) <= 0
-        && fails("exclusiveMinimum", "must be greater than " + shown(*n.exclusive_minimum)))
+        && fails(ok, "exclusiveMinimum", "must be greater than " + shown(*n.exclusive_minimum)))
       return false;
     if (n.exclusive_maximum && compare(v, *n.exclusive_maximum) >= 0
-        && fails("exclusiveMaximum", "must be less than " + shown(*n.exclusive_maximum)))
+        && fails(ok, "exclusiveMaximum", "must be less than " + shown(*n.exclusive_maximum)))
       return false;
     if (n.multiple_of && !multiple_of(v, *n.multiple_of)
-        && fails("multipleOf", "must be a multiple of " + shown(*n.multiple_of)))
+        && fails(ok, "multipleOf", "must be a multiple of " + shown(*n.multiple_of)))
       return false;
     return ok;
   }
@@ -1226,28 +1228,24 @@ private:
     if (!n.min_length && !n.max_length && n.pattern < 0)
       return true;
     bool ok = true;
-    auto fails = [&](const char* keyword, std::string msg) {
-      ok = note(keyword, std::move(msg));
-      return done();
-    };
     std::size_t length = code_points(s);
     if (n.min_length && length < *n.min_length
-        && fails("minLength",
+        && fails(ok, "minLength",
                  "must be at least " + counted(*n.min_length, "character", "characters") + " long"))
       return false;
     if (n.max_length && length > *n.max_length
-        && fails("maxLength",
+        && fails(ok, "maxLength",
                  "must be at most " + counted(*n.max_length, "character", "characters") + " long"))
       return false;
     if (n.pattern >= 0) {
       int found = search(n.pattern, s, length);
       if (found < 0
-          && fails("pattern", "is too long to check against the pattern (" + std::to_string(length)
+          && fails(ok, "pattern", "is too long to check against the pattern (" + std::to_string(length)
                                 + " characters; at most " + std::to_string(max_pattern_input)
                                 + " are checked)"))
         return false;
       if (found == 0
-          && fails("pattern",
+          && fails(ok, "pattern",
                    "must match the pattern " + shown(json::value(prog_.patterns[n.pattern].source))))
         return false;
     }
@@ -1256,15 +1254,11 @@ private:
 
   bool check_array(const node& n, const json::array& a) {
     bool ok = true;
-    auto fails = [&](const char* keyword, std::string msg) {
-      ok = note(keyword, std::move(msg));
-      return done();
-    };
     if (n.min_items && a.size() < *n.min_items
-        && fails("minItems", "must have at least " + counted(*n.min_items, "item", "items")))
+        && fails(ok, "minItems", "must have at least " + counted(*n.min_items, "item", "items")))
       return false;
     if (n.max_items && a.size() > *n.max_items
-        && fails("maxItems", "must have at most " + counted(*n.max_items, "item", "items")))
+        && fails(ok, "maxItems", "must have at most " + counted(*n.max_items, "item", "items")))
       return false;
     std::size_t i = 0;
     for (; i < a.size() && i < n.prefix_items.size(); ++i) {
@@ -1294,18 +1288,18 @@ private:
         matching += probe(n.contains, item);
       std::size_t least = n.min_contains.value_or(1);
       if (matching < least
-          && fails(n.min_contains ? "minContains" : "contains", "must contain at least "
+          && fails(ok, n.min_contains ? "minContains" : "contains", "must contain at least "
                                                                   + counted(least, "item", "items")
                                                                   + " matching the contains schema"))
         return false;
       if (n.max_contains && matching > *n.max_contains
-          && fails("maxContains", "must contain at most " + counted(*n.max_contains, "item", "items")
+          && fails(ok, "maxContains", "must contain at most " + counted(*n.max_contains, "item", "items")
                                     + " matching the contains schema"))
         return false;
     }
     if (n.unique_items) {
       if (auto dup = find_duplicate(a)) {
-        if (fails("uniqueItems", "must not contain duplicates (items " + std::to_string(dup->first) + " and "
+        if (fails(ok, "uniqueItems", "must not contain duplicates (items " + std::to_string(dup->first) + " and "
                                    + std::to_string(dup->second) + " are equal)"))
           return false;
       }
@@ -1315,20 +1309,16 @@ private:
 
   bool check_object(const node& n, const json::object& o) {
     bool ok = true;
-    auto fails = [&](const char* keyword, std::string msg) {
-      ok = note(keyword, std::move(msg));
-      return done();
-    };
     auto failed = [&]() {
       ok = false;
       return done();
     };
     if (n.min_properties && o.size() < *n.min_properties
-        && fails("minProperties",
+        && fails(ok, "minProperties",
                  "must have at least " + counted(*n.min_properties, "property", "properties")))
       return false;
     if (n.max_properties && o.size() > *n.max_properties
-        && fails("maxProperties",
+        && fails(ok, "maxProperties",
                  "must have at most " + counted(*n.max_properties, "property", "properties")))
       return false;
     auto has = [&](const std::string& name) {
@@ -1338,7 +1328,7 @@ private:
       if (has(name))
         continue;
       step s(path_, name);
-      if (fails("required", "is required"))
+      if (fails(ok, "required", "is required"))
         return false;
     }
     for (auto& [name, needed] : n.dependent_required) {
@@ -1348,7 +1338,7 @@ private:
         if (has(other))
           continue;
         step s(path_, other);
-        if (fails("dependentRequired", "is required when " + shown(json::value(name)) + " is present"))
+        if (fails(ok, "dependentRequired", "is required when " + shown(json::value(name)) + " is present"))
           return false;
       }
     }
@@ -1369,7 +1359,7 @@ private:
         int found = search(p, name, code_points(name));
         if (found != 0)
           known = true; // a name too long to try is reported once, here
-        if (found < 0 && fails("patternProperties", "has a name too long to check against the pattern"))
+        if (found < 0 && fails(ok, "patternProperties", "has a name too long to check against the pattern"))
           return false;
         if (found > 0 && !apply(schema, value, "patternProperties") && failed())
           return false;
@@ -1378,7 +1368,7 @@ private:
           && !apply(n.additional_properties, value, "additionalProperties") && failed())
         return false;
       if (n.property_names >= 0 && !probe(n.property_names, json::value(name))
-          && fails("propertyNames", "is not an allowed property name"))
+          && fails(ok, "propertyNames", "is not an allowed property name"))
         return false;
     }
     return ok;
