@@ -316,14 +316,8 @@ namespace {
 constexpr std::string_view b64_prefix = "=?base64?";
 constexpr std::string_view b64_suffix = "?=";
 
+using text::header_safe;
 using text::trim;
-
-bool header_safe(std::string_view s) {
-  for (unsigned char c : s)
-    if (!(c == '\t' || (c >= 0x20 && c <= 0x7E)))
-      return false;
-  return true;
-}
 
 /// Compares a decoded header value with a primitive body value.
 bool matches_body(std::string_view header, const json::value& body) {
@@ -387,6 +381,14 @@ bool decode_header_value(std::string_view raw, std::string& out) {
   return true;
 }
 
+const json::value* mirrored_name(std::string_view method, const json::value& params) {
+  if (method == "tools/call" || method == "prompts/get")
+    return params.find("name");
+  if (method == "resources/read")
+    return params.find("uri");
+  return nullptr;
+}
+
 bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
                             const json::value& tool_schema, std::string& why) {
   const auto& method = body["method"].as_string();
@@ -411,12 +413,7 @@ bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
           + method + "'";
     return false;
   }
-  const json::value* name_source = nullptr;
-  if (method == "tools/call" || method == "prompts/get")
-    name_source = params.find("name");
-  else if (method == "resources/read")
-    name_source = params.find("uri");
-  if (name_source) {
+  if (auto* name_source = mirrored_name(method, params)) {
     if (!h.name) {
       why = "the Mcp-Name header is missing";
       return false;

@@ -110,6 +110,11 @@ struct mirrored_headers {
 /// Returns false for a malformed encoding.
 bool decode_header_value(std::string_view raw, std::string& out);
 
+/// The body member the Mcp-Name header mirrors: `params.name` of tools/call
+/// and prompts/get, `params.uri` of resources/read; null for other methods
+/// or when the member is absent.
+const json::value* mirrored_name(std::string_view method, const json::value& params);
+
 /// Checks the mirrored headers of a stateless request against its body;
 /// fills `why` and returns false on a mismatch (answered with -32020).
 /// `tool_schema` is the called tool's input schema for `x-mcp-header` checks

@@ -27,6 +27,14 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
+/// Only visible ASCII and tabs: what an HTTP header value carries as it is.
+inline bool header_safe(std::string_view s) {
+  for (unsigned char c : s)
+    if (!(c == '\t' || (c >= 0x20 && c <= 0x7E)))
+      return false;
+  return true;
+}
+
 /// `x` with at most `decimals` decimals and no trailing zeros: "7.5", "5".
 inline std::string trimmed_number(double x, int decimals) {
   char buf[64];

@@ -31,6 +31,7 @@
 
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
+#include "messages/text.hpp"
 
 namespace {
 
@@ -38,6 +39,7 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = bulwark::json;
+namespace text = bulwark::text;
 using tcp = net::ip::tcp;
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -103,13 +105,6 @@ long parse_int(const std::string& name, const std::string& s) {
   if (s.empty() || errno != 0 || *end != '\0')
     throw usage_error{name + ": not an integer: '" + s + "'"};
   return v;
-}
-
-bool header_safe(std::string_view s) {
-  for (unsigned char c : s)
-    if (!(c == '\t' || (c >= 0x20 && c <= 0x7E)))
-      return false;
-  return true;
 }
 
 /// Returns false for --help.
@@ -183,7 +178,7 @@ bool parse_args(int argc, char** argv, options& o) {
     } else if (a == "--header") {
       auto h = next();
       auto colon = h.find(':');
-      if (colon == std::string::npos || colon == 0 || !header_safe(h))
+      if (colon == std::string::npos || colon == 0 || !text::header_safe(h))
         throw usage_error{"--header wants 'Name: value' in printable ASCII"};
       o.extra_headers.push_back(std::move(h));
     } else
@@ -265,7 +260,7 @@ target parse_url(const std::string& url) {
 std::string header_value(std::string_view v) {
   bool edge_space = !v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' '
                                    || v.back() == '\t');
-  if (header_safe(v) && !edge_space)
+  if (text::header_safe(v) && !edge_space)
     return std::string(v);
   return "=?base64?" + bulwark::mcp::base64_encode(v) + "?=";
 }
@@ -697,7 +692,7 @@ private:
           sid.pop_back();
         while (!sid.empty() && (sid.front() == ' ' || sid.front() == '\t'))
           sid.erase(0, 1);
-        if (!header_safe(sid)) {
+        if (!text::header_safe(sid)) {
           setup_error("initialize: unusable Mcp-Session-Id");
           return retry_later();
         }

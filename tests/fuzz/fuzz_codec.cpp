@@ -23,6 +23,7 @@
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
 #include "messages/schema.hpp"
+#include "messages/text.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace bulwark;
@@ -53,15 +54,9 @@ const json::value& mirrored_schema() {
   return schema;
 }
 
-bool header_safe(std::string_view s) {
-  for (unsigned char c : s)
-    if (!(c == '\t' || (c >= 0x20 && c <= 0x7E)))
-      return false;
-  return true;
-}
-
-bool trimmed(std::string_view s) {
-  return s.empty() || (s.front() != ' ' && s.front() != '\t' && s.back() != ' ' && s.back() != '\t');
+/// Visible ASCII without edge white space (which HTTP trims).
+bool sendable_as_header(std::string_view s) {
+  return text::header_safe(s) && text::trim(s).size() == s.size();
 }
 
 void check_mirroring(const json::value& msg) {
@@ -70,19 +65,14 @@ void check_mirroring(const json::value& msg) {
   const auto& declared = params["_meta"][mcp::meta_protocol_version];
   // Only what a client can send as header values: visible ASCII, no edge
   // white space (HTTP trims it).
-  if (!header_safe(method) || !trimmed(method))
+  if (!sendable_as_header(method))
     return;
-  if (declared.is_string() && (!header_safe(declared.as_string()) || !trimmed(declared.as_string())))
+  if (declared.is_string() && !sendable_as_header(declared.as_string()))
     return;
   mcp::mirrored_headers h;
   h.protocol_version = declared.is_string() ? declared.as_string() : std::string(mcp::stateless_version);
   h.method = method;
-  const json::value* name = nullptr;
-  if (method == "tools/call" || method == "prompts/get")
-    name = params.find("name");
-  else if (method == "resources/read")
-    name = params.find("uri");
-  if (name) {
+  if (auto* name = mcp::mirrored_name(method, params)) {
     if (!name->is_string())
       return;
     h.name = "=?base64?" + mcp::base64_encode(name->as_string()) + "?=";
@@ -90,7 +80,7 @@ void check_mirroring(const json::value& msg) {
   const auto& schema = mirrored_schema();
   for (auto& [header, value] : mcp::param_headers(schema, params["arguments"])) {
     FUZZ_REQUIRE(header.rfind("Mcp-Param-", 0) == 0);
-    FUZZ_REQUIRE(header_safe(value));
+    FUZZ_REQUIRE(text::header_safe(value));
     std::string suffix = header.substr(10);
     for (auto& c : suffix)
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
