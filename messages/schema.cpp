@@ -1241,8 +1241,8 @@ private:
       int found = search(n.pattern, s, length);
       if (found < 0
           && fails(ok, "pattern", "is too long to check against the pattern (" + std::to_string(length)
-                                + " characters; at most " + std::to_string(max_pattern_input)
-                                + " are checked)"))
+                                    + " characters; at most " + std::to_string(max_pattern_input)
+                                    + " are checked)"))
         return false;
       if (found == 0
           && fails(ok, "pattern",
@@ -1289,18 +1289,18 @@ private:
       std::size_t least = n.min_contains.value_or(1);
       if (matching < least
           && fails(ok, n.min_contains ? "minContains" : "contains", "must contain at least "
-                                                                  + counted(least, "item", "items")
-                                                                  + " matching the contains schema"))
+                                                                      + counted(least, "item", "items")
+                                                                      + " matching the contains schema"))
         return false;
       if (n.max_contains && matching > *n.max_contains
           && fails(ok, "maxContains", "must contain at most " + counted(*n.max_contains, "item", "items")
-                                    + " matching the contains schema"))
+                                        + " matching the contains schema"))
         return false;
     }
     if (n.unique_items) {
       if (auto dup = find_duplicate(a)) {
         if (fails(ok, "uniqueItems", "must not contain duplicates (items " + std::to_string(dup->first) + " and "
-                                   + std::to_string(dup->second) + " are equal)"))
+                                       + std::to_string(dup->second) + " are equal)"))
           return false;
       }
     }
