@@ -169,10 +169,11 @@ int main(int argc, char** argv) {
       if (cfg.auth.mode == auth_mode::oauth) {
         // RFC 9728 protected resource metadata, open to everyone: clients
         // read it to find the authorization server.
-        auto doc = resource_metadata(cfg.auth.oauth);
-        http->add_route(resource_metadata_path(cfg.auth.oauth), [doc] { return http_reply{200, "application/json", doc, {}}; });
-        if (resource_metadata_path(cfg.auth.oauth) != "/.well-known/oauth-protected-resource")
-          http->add_route("/.well-known/oauth-protected-resource", [doc] { return http_reply{200, "application/json", doc, {}}; });
+        auto metadata = [doc = resource_metadata(cfg.auth.oauth)] { return http_reply{200, "application/json", doc, {}}; };
+        auto path = resource_metadata_path(cfg.auth.oauth);
+        http->add_route(path, metadata);
+        if (path != "/.well-known/oauth-protected-resource")
+          http->add_route("/.well-known/oauth-protected-resource", metadata);
       }
       if (!admin)
         add_admin_routes(*http, rt);
