@@ -200,9 +200,7 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
     run.finish(1);
   }, scaled(watchdogMs));
 
-  // However the run ends (an unhandled rejection included), nothing it
-  // started outlives it.
-  process.on('exit', () => {
+  const killAll = () => {
     for (const pid of run.pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -210,17 +208,14 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
         // gone
       }
     }
-  });
+  };
+  // However the run ends (an unhandled rejection included), nothing it
+  // started outlives it.
+  process.on('exit', killAll);
 
   run.finish = (code) => {
     clearTimeout(watchdog);
-    for (const pid of run.pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    killAll();
     onFinish();
     rmSync(run.dir, { recursive: true, force: true });
     process.exit(code);
