@@ -128,11 +128,10 @@ std::size_t result_cache::invalidate(const std::string& prefix) {
 namespace {
 
 /// The three scopes a key is in: every key, its service, its service and
-/// method (keys are "service\nmethod\n...").
+/// method (keys are "service\nmethod\n..."), each as an invalidation of
+/// that prefix names it.
 std::array<std::string, 3> scopes_of(const std::string& key) {
-  auto first = key.find('\n');
-  auto second = first == std::string::npos ? first : key.find('\n', first + 1);
-  return {"all", "s:" + key.substr(0, first), "m:" + key.substr(0, second)};
+  return {"all", invalidation_scope(key.substr(0, key.find('\n') + 1)), invalidation_scope(key)};
 }
 
 struct cache_state {
