@@ -7,6 +7,12 @@
 // mirrored headers and the _meta protocol version. Latency is measured from
 // the start of the write to the end of the response read, for requests that
 // start after the warmup and before the end of the run.
+//
+// Paced connections also report how well the schedule held: the share of
+// measured requests sent at least `behind_threshold` after their scheduled
+// time, and the largest such lag. A connection that falls behind (the server
+// or the machine stalled) sends its next requests at once until it is back
+// on schedule, so these show how much of the run was spent catching up.
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -49,6 +55,8 @@ constexpr std::string_view version_2026 = "2026-07-28";
 constexpr auto request_timeout = 5s;
 constexpr auto hard_stop_grace = 5s;
 constexpr auto retry_backoff = 100ms;
+/// A paced request sent this much after its scheduled time counts as behind.
+constexpr auto behind_threshold = 100us;
 
 // -- options -----------------------------------------------------------------------------------
 
@@ -74,7 +82,8 @@ const char* usage_text =
   "  --connections N    keep-alive connections (default 8)\n"
   "  --duration S       measured seconds (default 5, max 600)\n"
   "  --warmup S         seconds before measuring (default 1)\n"
-  "  --rate R           total requests/s, paced per connection (default: closed loop)\n"
+  "  --rate R           total requests/s, paced per connection (default: closed loop);\n"
+  "                     adds behind_pct (share sent >= 100 us late) and max_behind_us\n"
   "  --op ping|call     ping (2025) / server/discover (2026), or tools/call\n"
   "  --tool NAME        tool for --op call (default echo)\n"
   "  --args JSON        tool arguments object (default {\"text\":\"hello\"})\n"
@@ -395,6 +404,8 @@ struct stats {
   uint64_t setup_errors = 0;
   uint64_t connects = 0;
   uint64_t sessions = 0;
+  uint64_t behind = 0;     ///< Measured requests sent behind schedule (see behind_threshold).
+  uint64_t max_behind_ns = 0;
   std::map<std::string, uint64_t> errors_by;
   std::map<std::string, uint64_t> setup_errors_by;
 };
@@ -530,7 +541,9 @@ private:
     auto now = clk::now();
     if (now >= p_.stop_at)
       return finish();
+    sched_ = clk::time_point{};
     if (p_.interval.count() > 0) {
+      sched_ = next_send_;
       if (next_send_ + 1s < now)
         next_send_ = now; // Far behind (a stall): do not burst to catch up.
       if (next_send_ > now) {
@@ -661,6 +674,13 @@ private:
         auto why = classify(res, cur_id_);
         if (in_window(req_start_)) {
           st.requests++;
+          if (sched_ != clk::time_point{} && req_start_ - sched_ >= behind_threshold) {
+            st.behind++;
+            st.max_behind_ns = std::max(
+              st.max_behind_ns, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                        req_start_ - sched_)
+                                                        .count()));
+          }
           if (why.empty()) {
             st.ok++;
             st.lat_ns.push_back(static_cast<uint64_t>(
@@ -771,6 +791,7 @@ private:
   uint64_t next_id_ = 1;
   uint64_t cur_id_ = 0;
   clk::time_point req_start_{};
+  clk::time_point sched_{}; ///< When the running request was due (paced only).
   clk::time_point deadline_ = clk::time_point::max();
   clk::time_point next_send_{};
 };
@@ -1002,6 +1023,8 @@ int main(int argc, char** argv) {
     total.setup_errors += s.setup_errors;
     total.connects += s.connects;
     total.sessions += s.sessions;
+    total.behind += s.behind;
+    total.max_behind_ns = std::max(total.max_behind_ns, s.max_behind_ns);
     for (auto& [k, v] : s.errors_by)
       total.errors_by[k] += v;
     for (auto& [k, v] : s.setup_errors_by)
@@ -1020,6 +1043,11 @@ int main(int argc, char** argv) {
   uint64_t p50 = pct_us(0.50), p90 = pct_us(0.90), p99 = pct_us(0.99), p999 = pct_us(0.999);
   uint64_t max_us = total.lat_ns.empty() ? 0 : (total.lat_ns.back() + 500) / 1000;
   std::string era = o.era == 2026 ? "2026" : "2025";
+  double behind_pct = total.requests == 0 ? 0.0
+                                          : 100.0 * static_cast<double>(total.behind)
+                                              / static_cast<double>(total.requests);
+  behind_pct = std::round(behind_pct * 10) / 10;
+  uint64_t max_behind_us = (total.max_behind_ns + 500) / 1000;
 
   if (o.json_output) {
     json::value out = json::value::make_object();
@@ -1044,6 +1072,10 @@ int main(int argc, char** argv) {
     out.set("p99_us", p99);
     out.set("p999_us", p999);
     out.set("max_us", max_us);
+    if (o.rate > 0) {
+      out.set("behind_pct", behind_pct);
+      out.set("max_behind_us", max_behind_us);
+    }
     json::value eb = json::value::make_object();
     for (auto& [k, v] : total.errors_by)
       eb.set(k, v);
@@ -1082,6 +1114,12 @@ int main(int argc, char** argv) {
     line += " p99_us=" + std::to_string(p99);
     line += " p999_us=" + std::to_string(p999);
     line += " max_us=" + std::to_string(max_us);
+    if (o.rate > 0) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f", behind_pct);
+      line += std::string(" behind_pct=") + buf;
+      line += " max_behind_us=" + std::to_string(max_behind_us);
+    }
     if (!total.errors_by.empty()) {
       std::string s;
       for (auto& [k, v] : total.errors_by)
