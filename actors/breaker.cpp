@@ -163,6 +163,7 @@ struct breaker_actor_state {
     bool probe = false;
     bool in_flight = false;
     bool reached = false; ///< Some attempt reached the service.
+    std::chrono::nanoseconds waited{0}; ///< On the service, over the attempts so far.
   };
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, attempt> attempts;
@@ -210,6 +211,7 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
     return;
   auto call = std::move(i->second.call);
   o.reached = o.reached || i->second.reached;
+  o.waited = i->second.waited;
   st.attempts.erase(i);
   if (o.unanswered())
     ++st.failures; // the caller falls back (stale copy, static message, error)
@@ -318,6 +320,7 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       if (i == st.attempts.end() || !i->second.in_flight)
         return;
       i->second.in_flight = false;
+      i->second.waited += o.waited;
       auto before = st.cb->transitions();
       if (o.what != downstream_outcome::kind::cancelled)
         st.cb->record(steady_clock::now(), !o.unanswered(), i->second.probe);

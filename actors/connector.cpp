@@ -60,6 +60,10 @@ struct connector_state {
     caf::actor reply_to;
     std::string list_method; ///< For req_kind::list.
     steady_clock::time_point deadline = steady_clock::time_point::max(); ///< Calls only.
+    /// When the request was handed to the transport (calls only): the
+    /// service's share of the call's time runs from here to its answer
+    /// (before that answer is parsed).
+    steady_clock::time_point sent{};
     bool answered = false;
   };
   int64_t next_id = 1;
@@ -107,6 +111,8 @@ json::value log_fields(const connector_state& st, std::initializer_list<std::pai
 }
 
 void reply(connector_pointer self, connector_state::outstanding& p, downstream_outcome o) {
+  if (p.sent != steady_clock::time_point{} && o.waited.count() == 0)
+    o.waited = steady_clock::now() - p.sent;
   if (p.reply_to)
     self->send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt, std::move(o));
 }
@@ -217,6 +223,10 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
   }
   auto body = mcp::request_body(value(id), method, params);
   p.kind = kind;
+  // Before the write: a loopback send may run the service at once, ahead of
+  // this thread, and that time is the service's.
+  if (kind == connector_state::req_kind::call)
+    p.sent = steady_clock::now();
   st.pending[id] = std::move(p);
   transmit(self, method, std::move(body), id, name, std::move(extra));
   return id;
@@ -377,7 +387,8 @@ void became_ready(connector_pointer self) {
 
 void fall_back_to_initialize(connector_pointer self, const std::string& why);
 
-void on_response(connector_pointer self, int64_t id, const value& msg) {
+/// `arrived`: when the line holding `msg` came in, before it was parsed.
+void on_response(connector_pointer self, int64_t id, const value& msg, steady_clock::time_point arrived) {
   auto& st = self->state;
   auto i = st.pending.find(id);
   if (i == st.pending.end())
@@ -446,6 +457,9 @@ void on_response(connector_pointer self, int64_t id, const value& msg) {
         o.result = msg["result"];
         st.reinitialized = false; // the session works: a later 404 may re-initialize again
       }
+      // The answer's parsing is Bulwark's work, not the service's.
+      if (p.sent != steady_clock::time_point{})
+        o.waited = std::max(arrived - p.sent, steady_clock::duration(1));
       reply(self, p, std::move(o));
       st.by_attempt.erase(p.attempt);
       break;
@@ -537,6 +551,7 @@ void on_line(connector_pointer self, uint64_t gen, const std::string& text, int6
   auto& st = self->state;
   if (gen != st.generation)
     return;
+  auto arrived = steady_clock::now();
   value msg;
   json::parse_error err;
   if (!json::parse(text, msg, err) || !msg.is_object()) {
@@ -550,7 +565,7 @@ void on_line(connector_pointer self, uint64_t gen, const std::string& text, int6
   switch (cls.kind) {
     case mcp::message_kind::response:
       if (msg["id"].is_integer())
-        on_response(self, msg["id"].as_int(), msg);
+        on_response(self, msg["id"].as_int(), msg, arrived);
       break;
     case mcp::message_kind::notification:
       on_notification(self, msg, via);

@@ -268,6 +268,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       if (!call)
         return;
       call->resume([weak, o = std::move(o), service, cache_key](const call_ptr& c) mutable {
+        if (o.waited.count() > 0) {
+          c->upstream = service;
+          c->upstream_wait += o.waited;
+        }
         if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
           // A stateless service needs client input: ask our client, keeping
           // the service's state inside ours.

@@ -70,6 +70,17 @@ struct runtime::impl {
     m.describe("bulwark_requests_total", "Answered requests by method, tool and outcome (ok, tool_error, error).", kind::counter);
     m.describe("bulwark_errors_total", "Error answers by JSON-RPC error code.", kind::counter);
     m.describe("bulwark_request_duration_seconds", "Time from a request's arrival to its answer, by method.", kind::histogram);
+    // Proxied calls: the downstream's share and Bulwark's own, in finer
+    // buckets (Bulwark's own share is tens of microseconds).
+    std::vector<double> fine{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                             0.001,    0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,
+                             0.25,     0.5,     1,        2.5,     5,      10};
+    m.describe("bulwark_upstream_duration_seconds",
+               "Time a proxied call waited on its downstream service (each attempt from sending to its outcome), by service.",
+               kind::histogram, fine);
+    m.describe("bulwark_gateway_overhead_seconds",
+               "Time a proxied call spent in Bulwark itself: its request duration minus its upstream duration, by service.",
+               kind::histogram, fine);
     m.describe("bulwark_rate_limit_refusals_total", "Calls refused by a rate limit, by level (user_quota, service, global).", kind::counter);
     m.describe("bulwark_queue_depth", "Calls waiting in the priority queue, by priority.", kind::gauge);
     m.describe("bulwark_queue_refusals_total", "Calls the full (or shedding) queue refused, by priority.", kind::counter);

@@ -813,7 +813,7 @@ void session_state::on_finish(call_context& c, json::value result) {
     }
   }
   bool tool_error = result["isError"].is_bool() && result["isError"].as_bool();
-  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok", 0, r.received);
+  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok", 0, r.received, &c);
   outbound out;
   out.body = mcp::result_body(r.id, result);
   end_call(c.tag, std::move(out));
@@ -823,7 +823,7 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
   auto i = calls.find(c.tag);
   if (i == calls.end())
     return;
-  record(c.method(), call_name(i->second), "error", static_cast<int>(code), i->second.received);
+  record(c.method(), call_name(i->second), "error", static_cast<int>(code), i->second.received, &c);
   outbound out;
   out.body = mcp::error_body(i->second.id, code, message, data);
   // 2026-07-28 answers protocol-level refusals with an HTTP status too.
@@ -905,7 +905,7 @@ void session_state::on_input_required(call_context& c, json::value requests, std
 // -- answering ------------------------------------------------------------------------------------
 
 void session_state::record(const std::string& method, std::string_view name, const char* outcome, int code,
-                           std::chrono::steady_clock::time_point received) {
+                           std::chrono::steady_clock::time_point received, const call_context* call) {
   auto& m = env->metrics;
   if (!m)
     return;
@@ -916,10 +916,20 @@ void session_state::record(const std::string& method, std::string_view name, con
     env->errors_total.fetch_add(1, std::memory_order_relaxed);
   }
   env->requests_total.fetch_add(1, std::memory_order_relaxed);
-  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count();
+  auto took = std::chrono::steady_clock::now() - received;
+  auto seconds = std::chrono::duration<double>(took).count();
   m->histogram("bulwark_request_duration_seconds", {{"method", method}}).observe(seconds);
   if (env->latency)
     env->latency->observe(seconds);
+  if (call && !call->upstream.empty()) {
+    using dseconds = std::chrono::duration<double>;
+    m->histogram("bulwark_upstream_duration_seconds", {{"service", call->upstream}})
+      .observe(dseconds(call->upstream_wait).count());
+    // The wait lies within the call's duration; the clamp only guards the
+    // histogram.
+    auto own = std::max(took - call->upstream_wait, decltype(took)::zero());
+    m->histogram("bulwark_gateway_overhead_seconds", {{"service", call->upstream}}).observe(dseconds(own).count());
+  }
 }
 
 void session_state::reply(const inbound_ptr& in, json::value result, bool stateless) {

@@ -113,9 +113,10 @@ private:
   /// Asks the rate limiter (when a limit applies) and then runs the call.
   void admit(running& r, const std::string& service);
   /// Counts one answered request in the metrics: `outcome` is ok,
-  /// tool_error or error (then `code` says which).
+  /// tool_error or error (then `code` says which). For a call that waited on
+  /// a downstream service (`call`), also that wait and Bulwark's own share.
   void record(const std::string& method, std::string_view name, const char* outcome, int code,
-              std::chrono::steady_clock::time_point received);
+              std::chrono::steady_clock::time_point received, const call_context* call = nullptr);
   void send_on(running& r, std::string body, outbound::kind what);
   /// True when `r`'s answer is a stream already, or the session's stream
   /// limit leaves room for it to become one.

@@ -95,6 +95,9 @@ struct downstream_outcome {
   /// idempotent call may be sent again.
   bool reached = false;
   std::chrono::milliseconds retry_after{0};
+  /// How long the call waited on the service: each attempt from sending it
+  /// to its outcome, summed over the attempts (zero when none was sent).
+  std::chrono::nanoseconds waited{0};
 
   /// An outcome without an answer from the service.
   static downstream_outcome without_answer(kind what, error_code code, std::string message, bool reached) {

@@ -170,6 +170,13 @@ public:
   /// The JSON-RPC id of the request (for queue_status).
   json::value request_id;
 
+  // -- set by the gateway when a downstream service answers (or fails) ---------------
+
+  /// The service the call went to; empty for a call Bulwark answered itself.
+  std::string upstream;
+  /// How long the call waited on that service (see downstream_outcome::waited).
+  std::chrono::nanoseconds upstream_wait{0};
+
 private:
   bool begin_answer() noexcept;
 

@@ -10,7 +10,7 @@ cleanup() {
 trap cleanup EXIT
 
 # field NAME: the value of NAME=... in a load generator line on stdin.
-field() { grep -o "$1=[0-9]*" | head -1 | cut -d= -f2; }
+field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
 
 # median: of the integers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -33,4 +33,39 @@ port_of() {
   done
   echo "bulwark did not start: $(cat "$1")" >&2
   return 1
+}
+
+# buckets PORT FAMILY: the cumulative bucket counts of a histogram family on
+# a server's /metrics (summed over its series), one "le count" line each.
+buckets() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v fam="$2_bucket" '
+    index($0, fam "{") == 1 {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      if (!(le in n)) order[++k] = le
+      n[le] += $NF
+    }
+    END { for (i = 1; i <= k; i++) print order[i], n[order[i]] }'
+}
+
+# quantile_us BEFORE AFTER Q: quantile Q (0..1) in microseconds of what a
+# histogram gained between two `buckets` snapshots (BEFORE may be empty: the
+# family had no series yet), interpolated within its bucket as Prometheus
+# does; "-" when nothing was observed.
+quantile_us() {
+  awk -v q="$3" '
+    FILENAME == ARGV[1] { before[$1] = $2; next }
+    { le[++n] = $1; c[n] = $2 - before[$1] }
+    END {
+      total = c[n]
+      if (n == 0 || total <= 0) { print "-"; exit }
+      rank = q * total; lower = 0; below = 0
+      for (i = 1; i <= n; i++) {
+        if (c[i] >= rank && c[i] > below) {
+          if (le[i] == "+Inf") { printf "%d\n", lower * 1e6 + 0.5; exit }
+          printf "%d\n", (lower + (le[i] - lower) * (rank - below) / (c[i] - below)) * 1e6 + 0.5
+          exit
+        }
+        lower = le[i]; below = c[i]
+      }
+    }' "$1" "$2"
 }

@@ -17,6 +17,14 @@
 # downstream: what it adds is the floor for any gateway on this machine (one
 # more loopback hop), and the gateway's figure beyond it is Bulwark's own
 # work. Every process it starts is stopped by pid on exit.
+#
+# Two more lines help read the tail. How much of each path's run the load
+# generator spent behind its schedule (a stall anywhere on the machine makes
+# it catch up, and calls sent back to back queue). And the gateways' own
+# histograms over the rounds: a call's time inside Bulwark
+# (bulwark_gateway_overhead_seconds) and its wait on the downstream
+# (bulwark_upstream_duration_seconds, which includes the loopback hops and
+# the wait for the gateway's thread to pick the answer up).
 set -euo pipefail
 
 build=${1:-build}
@@ -69,12 +77,18 @@ direct_sat=$(run "$down_port" | field rps)
 half=$((sat / 2))
 echo "saturation (closed loop, 8 connections): through the gateway $sat req/s, direct $direct_sat req/s"
 echo "all paths at $half req/s, $rounds rounds x ${seconds}s, gateway spinMicros $spin:"
+# Bulwark's own view of the measured calls: its histograms before and after.
+for f in front admitted; do
+  port_var=${f}_port
+  buckets "${!port_var}" bulwark_gateway_overhead_seconds >"$tmp/$f.own.0"
+  buckets "${!port_var}" bulwark_upstream_duration_seconds >"$tmp/$f.up.0"
+done
 for i in $(seq 1 "$rounds"); do
   d=$(run "$down_port" --rate "$half")
   r=$(run "$relay_port" --rate "$half")
   g=$(run "$front_port" --rate "$half")
   a=$(run "$admitted_port" --rate "$half")
-  for k in p50_us p99_us; do
+  for k in p50_us p99_us behind_pct; do
     echo "$(echo "$d" | field "$k")" >>"$tmp/direct.$k"
     echo "$(echo "$r" | field "$k")" >>"$tmp/relay.$k"
     echo "$(echo "$g" | field "$k")" >>"$tmp/gateway.$k"
@@ -86,10 +100,26 @@ for i in $(seq 1 "$rounds"); do
     "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)" \
     "$(echo "$a" | field p50_us)" "$(echo "$a" | field p99_us)"
 done
+for f in front admitted; do
+  port_var=${f}_port
+  buckets "${!port_var}" bulwark_gateway_overhead_seconds >"$tmp/$f.own.1"
+  buckets "${!port_var}" bulwark_upstream_duration_seconds >"$tmp/$f.up.1"
+done
 for k in p50_us p99_us; do
   dm=$(median <"$tmp/direct.$k")
   rm_=$(median <"$tmp/relay.$k")
   gm=$(median <"$tmp/gateway.$k")
   am=$(median <"$tmp/admitted.$k")
   echo "median $k: direct $dm, bare relay $rm_ (a hop adds $((rm_ - dm))), gateway $gm (added $((gm - dm)), $((gm - rm_)) beyond the hop), gateway + limiter $am (limiter adds $((am - gm)))"
+done
+echo "behind schedule (median share of requests sent >= 100 us late, i.e. catching up after a stall):" \
+  "direct $(median <"$tmp/direct.behind_pct")%, bare relay $(median <"$tmp/relay.behind_pct")%," \
+  "gateway $(median <"$tmp/gateway.behind_pct")%, gateway + limiter $(median <"$tmp/admitted.behind_pct")%"
+echo "inside the gateway, over all rounds (its /metrics; bucket-interpolated):"
+for f in front admitted; do
+  name=gateway
+  [ "$f" = admitted ] && name="gateway + limiter"
+  echo "  $name: own time p50 $(quantile_us "$tmp/$f.own.0" "$tmp/$f.own.1" 0.5) us," \
+    "p99 $(quantile_us "$tmp/$f.own.0" "$tmp/$f.own.1" 0.99) us; waiting on the downstream" \
+    "p50 $(quantile_us "$tmp/$f.up.0" "$tmp/$f.up.1" 0.5) us, p99 $(quantile_us "$tmp/$f.up.0" "$tmp/$f.up.1" 0.99) us"
 done

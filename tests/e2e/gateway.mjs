@@ -185,6 +185,20 @@ try {
     assert(JSON.stringify(s2.content).includes('gateway sampled 2718'), `result: ${JSON.stringify(s2)}`);
   });
 
+  await check("a proxied call's time is split into the service's share and Bulwark's own", async () => {
+    const res = await fetch(`http://127.0.0.1:${frontPort}/metrics.json`, { signal: AbortSignal.timeout(5000) });
+    const m = await res.json();
+    const series = (family) => m[family]?.series.find((s) => s.labels.service === 'everything');
+    const up = series('bulwark_upstream_duration_seconds');
+    const own = series('bulwark_gateway_overhead_seconds');
+    assert(up && own, `no series for the service: ${JSON.stringify(Object.keys(m))}`);
+    // echo, get-sum, the long operation and the sampling request so far.
+    assert(up.count === own.count && up.count >= 4, `counts: upstream ${up.count}, own ${own.count}`);
+    assert(up.sum >= 1, `the 1 s operation is the service's time: ${up.sum} s`);
+    assert(own.sum < 0.25 * up.sum, `Bulwark's own share is small beside it: ${own.sum} s of ${up.sum} s`);
+    assert(up.p99 >= up.p50 && own.p99 >= own.p50, 'percentiles');
+  });
+
   await check('server-memory: an entity created through the gateway is read back', async () => {
     const made = await call('memory__create_entities', {
       entities: [{ name: 'Bulwark', entityType: 'gateway', observations: ['keeps answering'] }],
