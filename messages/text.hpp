@@ -18,6 +18,13 @@ inline bool iequals(std::string_view a, std::string_view b) {
          && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
+/// A std::string_view of another library's string view (anything with
+/// data() and size(), such as Beast's header names and values).
+template <class Chars>
+std::string_view view(const Chars& s) {
+  return {s.data(), s.size()};
+}
+
 /// Without leading and trailing spaces and tabs (HTTP's optional white space).
 inline std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))

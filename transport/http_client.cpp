@@ -37,10 +37,6 @@ constexpr std::size_t read_size = 16 << 10;
 
 // -- text helpers ------------------------------------------------------------
 
-std::string_view sv(beast::string_view s) {
-  return {s.data(), s.size()};
-}
-
 using text::lower;
 
 std::string lowered(std::string_view s) {
@@ -609,9 +605,9 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     auto& resp = ex->resp;
     resp.status = msg.result_int();
     for (auto& f : msg)
-      resp.headers.emplace_back(lowered(sv(f.name_string())), std::string(sv(f.value())));
+      resp.headers.emplace_back(lowered(text::view(f.name_string())), std::string(text::view(f.value())));
     if (auto ct = msg.find(http::field::content_type); ct != msg.end()) {
-      auto value = sv(ct->value());
+      auto value = text::view(ct->value());
       resp.content_type = lowered(trim(value.substr(0, value.find(';'))));
     }
     ex->sse = resp.content_type == "text/event-stream";

@@ -9,10 +9,6 @@ namespace http = beast::http;
 
 namespace {
 
-std::string_view sv(beast::string_view s) {
-  return {s.data(), s.size()};
-}
-
 using text::iequals;
 using text::lower;
 using text::trim;
@@ -127,13 +123,13 @@ bool http_request_reader::check_framing() {
       refuse(400, "Transfer-Encoding together with Content-Length is not accepted");
       return false;
     }
-    if (!iequals(trim(sv(te->value())), "chunked")) {
+    if (!iequals(trim(text::view(te->value())), "chunked")) {
       refuse(400, "unsupported transfer coding: only chunked is accepted");
       return false;
     }
   }
   if (auto expect = req.find(http::field::expect); expect != req.end())
-    continue_ = iequals(trim(sv(expect->value())), "100-continue");
+    continue_ = iequals(trim(text::view(expect->value())), "100-continue");
   return true;
 }
 
@@ -151,11 +147,11 @@ bool http_origin_allowed(const http_options& opts, const http_request& req) {
     return false;
   };
   if (auto host = req.find(http::field::host); host != req.end()) {
-    if (!allowed_host(host_only(trim(sv(host->value())))))
+    if (!allowed_host(host_only(trim(text::view(host->value())))))
       return false;
   }
   if (auto origin = req.find(http::field::origin); origin != req.end()) {
-    auto o = trim(sv(origin->value()));
+    auto o = trim(text::view(origin->value()));
     for (auto& allowed : opts.allowed_origins)
       if (o == allowed)
         return true;
@@ -202,11 +198,11 @@ mcp_header_set collect_mcp_headers(const http_request& req) {
       slot.emplace(value);
   };
   for (auto& f : req) {
-    auto name = sv(f.name_string());
+    auto name = text::view(f.name_string());
     if (name.size() < 7 || !iequals(name.substr(0, 4), "mcp-"))
       continue;
     auto rest = name.substr(4);
-    auto value = sv(f.value());
+    auto value = text::view(f.value());
     if (iequals(rest, "session-id"))
       take(out.session_id, value);
     else if (iequals(rest, "protocol-version"))
@@ -229,10 +225,10 @@ std::optional<http_refusal> judge_post_body(http_request& req, http_post_message
   // Media types.
   auto ct = req.find(http::field::content_type);
   if (ct == req.end()
-      || !iequals(trim(sv(ct->value()).substr(0, sv(ct->value()).find(';'))), "application/json"))
+      || !iequals(trim(text::view(ct->value()).substr(0, text::view(ct->value()).find(';'))), "application/json"))
     return http_refusal{415, error_code::invalid_request, "Content-Type must be application/json", {}};
   auto accept_it = req.find(http::field::accept);
-  std::string_view accept = accept_it == req.end() ? std::string_view("*/*") : sv(accept_it->value());
+  std::string_view accept = accept_it == req.end() ? std::string_view("*/*") : text::view(accept_it->value());
   if (!http_accepts(accept, "application/json") || !http_accepts(accept, "text/event-stream"))
     return http_refusal{406, error_code::invalid_request,
                         "Accept must list application/json and text/event-stream", {}};

@@ -63,10 +63,6 @@ const char* reason(int status) {
   }
 }
 
-std::string_view sv(beast::string_view s) {
-  return {s.data(), s.size()};
-}
-
 using text::trim;
 
 using text::lower;
@@ -674,10 +670,10 @@ void connection::handle(request req) {
       if (path.substr(0, prefix.size()) != prefix)
         continue;
       http_request_view view;
-      view.method = std::string(sv(req.method_string()));
+      view.method = std::string(text::view(req.method_string()));
       view.path = std::string(path);
       if (auto auth = req.find(http::field::authorization); auth != req.end())
-        view.authorization = std::string(sv(auth->value()));
+        view.authorization = std::string(text::view(auth->value()));
       view.remote = remote_address();
       view.body = std::move(req.body());
       auto reply = handler(view);
@@ -701,7 +697,7 @@ void connection::handle(request req) {
   }
   std::string_view authorization;
   if (auto auth = req.find(http::field::authorization); auth != req.end())
-    authorization = sv(auth->value());
+    authorization = text::view(auth->value());
   if (server_.opts.auth) {
     auto verdict = server_.opts.auth->check(authorization);
     if (!verdict.ok) {
@@ -709,7 +705,7 @@ void connection::handle(request req) {
       audit::record({"auth.failure", "denied", "unauthenticated", remote_address(), std::string(path), trace,
                      json::value::make_object({{"reason", verdict.message},
                                                {"presented", verdict.credential_present},
-                                               {"method", std::string(sv(req.method_string()))}})});
+                                               {"method", std::string(text::view(req.method_string()))}})});
       return respond(401, mcp::error_body(json::value(), error_code::unauthorized, verdict.message,
                                           json::value::make_object({{"traceId", trace}})),
                      "\r\nWWW-Authenticate: " + verdict.challenge);
@@ -723,7 +719,7 @@ void connection::handle(request req) {
   // Several instances: a session created on another one is taken over
   // from the shared directory before the request is looked at.
   if (auto sid = req.find("mcp-session-id"); sid != req.end()) {
-    std::string id(trim(sv(sid->value())));
+    std::string id(trim(text::view(sid->value())));
     if (server_.rt->session_elsewhere(id)) {
       auto held = std::make_shared<request>(std::move(req));
       server_.rt->take_over_session(id, [self = shared_from_this(), held] {
@@ -758,7 +754,7 @@ std::optional<std::string_view> connection::cors_origin(const request& req) cons
   auto origin = req.find(http::field::origin);
   if (origin == req.end())
     return std::nullopt;
-  auto o = trim(sv(origin->value()));
+  auto o = trim(text::view(origin->value()));
   for (auto& allowed : server_.opts.allowed_origins)
     if (o == allowed)
       return o;
@@ -779,7 +775,7 @@ void connection::handle_preflight(const request& req) {
   std::string allow_headers = "Content-Type, Authorization, Accept, Mcp-Session-Id, "
                               "MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
   if (auto asked = req.find(http::field::access_control_request_headers); asked != req.end()) {
-    auto list = sv(asked->value());
+    auto list = text::view(asked->value());
     while (!list.empty()) {
       auto comma = list.find(',');
       auto name = trim(list.substr(0, comma));
@@ -863,14 +859,14 @@ void connection::handle_get(request& req) {
                                         "2026-07-28 clients use POST subscriptions/listen"),
                    "\r\nAllow: POST, GET, DELETE");
   auto accept_it = req.find(http::field::accept);
-  if (accept_it == req.end() || !http_accepts(sv(accept_it->value()), "text/event-stream"))
+  if (accept_it == req.end() || !http_accepts(text::view(accept_it->value()), "text/event-stream"))
     return respond(406, http_error_body(error_code::invalid_request,
                                         "Accept must list text/event-stream"),
                    {});
-  std::string id(trim(sv(sid->value())));
+  std::string id(trim(text::view(sid->value())));
   std::string last_event;
   if (auto le = req.find("last-event-id"); le != req.end())
-    last_event = std::string(trim(sv(le->value())));
+    last_event = std::string(trim(text::view(le->value())));
   if (server_.rt->has_session(id, identity_) && !server_.rt->stream_allowed(id)) {
     auto max = server_.rt->options().max_streams;
     return respond(describe(error_code::session_limit).http_status,
@@ -903,7 +899,7 @@ void connection::handle_delete(request& req) {
     return respond(405, http_error_body(error_code::invalid_request,
                                         "DELETE needs a 2025-era session (Mcp-Session-Id)"),
                    "\r\nAllow: POST, GET, DELETE");
-  if (!server_.rt->end_session(std::string(trim(sv(sid->value()))), identity_))
+  if (!server_.rt->end_session(std::string(trim(text::view(sid->value()))), identity_))
     return respond(404, http_error_body(error_code::invalid_request, "session not found"), {});
   respond(200, {}, {});
 }
