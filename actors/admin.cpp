@@ -20,15 +20,29 @@ using json::value;
 
 namespace {
 
-http_reply json_reply(int status, const value& body) {
+http_reply json_answer(int status, const value& body) {
   http_reply r;
   r.status = status;
   r.body = json::dump(body);
   return r;
 }
 
+value error_body(const std::string& why) {
+  return value::make_object({{"error", why}});
+}
+
 http_reply refuse(int status, const std::string& why) {
-  return json_reply(status, value::make_object({{"error", why}}));
+  return json_answer(status, error_body(why));
+}
+
+/// What an action answers, kept as JSON for the audit entry.
+struct action_result {
+  int status = 200;
+  value body;
+};
+
+action_result refused(int status, const std::string& why) {
+  return {status, error_body(why)};
 }
 
 /// True when `authorization` carries the admin token (compared by hash, in
@@ -39,61 +53,61 @@ bool authorized(const std::string& expected_sha256, const std::string& authoriza
   return crypto::constant_time_equal(crypto::sha256_hex(authorization.substr(7)), expected_sha256);
 }
 
-http_reply action(runtime& rt, const env_ptr& env, const std::string& what, const value& body) {
+action_result action(runtime& rt, const env_ptr& env, const std::string& what, const value& body) {
   if (what == "actors/kill") {
     // By name, or every actor of a kind (as the tree names kinds).
     const auto& name = body["name"].as_string();
     const auto& kind = body["kind"].as_string();
     if (name.empty() == kind.empty())
-      return refuse(400, "body must name an actor (\"name\") or a kind (\"kind\"); see GET /admin/api/actors");
+      return refused(400, "body must name an actor (\"name\") or a kind (\"kind\"); see GET /admin/api/actors");
     value killed(json::array{});
     if (!name.empty()) {
       if (!rt.kill_actor(name))
-        return refuse(404, "no running actor named '" + name + "'");
+        return refused(404, "no running actor named '" + name + "'");
       killed.push_back(name);
     } else {
       for (auto& [n, a] : env->actor_tree())
         if (a.kind == kind && a.running && rt.kill_actor(n))
           killed.push_back(n);
       if (killed.as_array().empty())
-        return refuse(404, "no running actor of kind '" + kind + "'");
+        return refused(404, "no running actor of kind '" + kind + "'");
     }
-    return json_reply(200, value::make_object({{"killed", std::move(killed)}}));
+    return action_result{200, value::make_object({{"killed", std::move(killed)}})};
   }
   if (what == "degraded") {
     const auto& mode = body["mode"].as_string();
     int32_t m = mode == "on" ? 1 : mode == "off" ? 0 : mode == "auto" ? -1 : -2;
     if (m == -2)
-      return refuse(400, "body.mode must be \"on\", \"off\" or \"auto\"");
+      return refused(400, "body.mode must be \"on\", \"off\" or \"auto\"");
     auto health = env->names.get(health_actor_name);
     if (!health)
-      return refuse(503, "the health supervisor is restarting; retry");
+      return refused(503, "the health supervisor is restarting; retry");
     caf::anon_send(health, atom::degrade_v, m);
-    return json_reply(200, value::make_object({{"degraded", mode}}));
+    return action_result{200, value::make_object({{"degraded", mode}})};
   }
   if (what == "breakers") {
     const auto& service = body["service"].as_string();
     const auto& state = body["state"].as_string();
     if (state != "open" && state != "closed" && state != "half_open")
-      return refuse(400, "body.state must be \"open\", \"closed\" or \"half_open\"");
+      return refused(400, "body.state must be \"open\", \"closed\" or \"half_open\"");
     auto breaker = env->names.get(breaker_name(service));
     if (!breaker)
-      return refuse(404, "no breaker for a service named '" + service + "'");
+      return refused(404, "no breaker for a service named '" + service + "'");
     caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::force_v, state);
-    return json_reply(200, value::make_object({{"service", service}, {"state", state}}));
+    return action_result{200, value::make_object({{"service", service}, {"state", state}})};
   }
   if (what == "cache/invalidate") {
     // A service's entries, or any key prefix (service\nmethod\n...).
     std::string prefix = body["service"].is_string() ? body["service"].as_string() + "\n" : body["prefix"].as_string();
     if (prefix.empty() || prefix == "\n")
-      return refuse(400, "body.service or body.prefix must be a non-empty string");
+      return refused(400, "body.service or body.prefix must be a non-empty string");
     auto cache = env->names.get(cache_actor_name);
     if (!cache)
-      return refuse(503, "the cache is restarting (and empty); nothing to invalidate");
+      return refused(503, "the cache is restarting (and empty); nothing to invalidate");
     caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, prefix);
-    return json_reply(200, value::make_object({{"invalidated", prefix}}));
+    return action_result{200, value::make_object({{"invalidated", prefix}})};
   }
-  return refuse(404, "no admin action " + what);
+  return refused(404, "no admin action " + what);
 }
 
 value actors_view(runtime& rt, const env_ptr& env) {
@@ -178,12 +192,12 @@ value sessions_view(const env_ptr& env) {
 
 http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
   if (what == "actors")
-    return json_reply(200, actors_view(rt, env));
+    return json_answer(200, actors_view(rt, env));
   if (what == "sessions")
-    return json_reply(200, sessions_view(env));
+    return json_answer(200, sessions_view(env));
   auto report = env->health_report();
   if (what == "health")
-    return json_reply(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
+    return json_answer(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
   // Views of one component, as the health supervisor last saw it.
   static const std::map<std::string, std::string> parts = {
     {"queue", "queue"}, {"alerts", "alerts"}, {"breakers", "breakers"},
@@ -194,8 +208,8 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
                          + " (views: actors, health, queue, alerts, breakers, connectors, cache, limits, sessions)");
   const auto& part = report["components"][p->second];
   if (part.is_object())
-    return json_reply(200, part);
-  return json_reply(200, value::make_object({{"status", report.is_null() ? "starting" : "not running"}}));
+    return json_answer(200, part);
+  return json_answer(200, value::make_object({{"status", report.is_null() ? "starting" : "not running"}}));
 }
 
 } // namespace
@@ -240,17 +254,15 @@ void add_admin_routes(http_server& server, runtime& rt) {
     json::parse_error err;
     if (!json::parse(req.body.empty() ? std::string("{}") : req.body, body, err) || !body.is_object())
       return refuse(400, "the body must be a JSON object");
-    auto reply = action(rt, env, what, body);
+    auto done = action(rt, env, what, body);
+    auto reply = json_answer(done.status, done.body);
     // The audit trail: every action with its target and outcome.
-    log::info("admin action", value::make_object({{"action", what}, {"request", body}, {"status", reply.status},
+    log::info("admin action", value::make_object({{"action", what}, {"request", body}, {"status", done.status},
                                                   {"result", reply.body}}));
     // The same in the audit log; a kill is its own event, naming its victims.
-    value result;
-    json::parse_error perr;
-    json::parse(reply.body, result, perr);
-    audit::record({what == "actors/kill" ? "actor.kill" : "admin.action", reply.status < 300 ? "ok" : "failed",
+    audit::record({what == "actors/kill" ? "actor.kill" : "admin.action", done.status < 300 ? "ok" : "failed",
                    "admin", req.remote, what, {},
-                   value::make_object({{"request", body}, {"status", reply.status}, {"result", std::move(result)}})});
+                   value::make_object({{"request", body}, {"status", done.status}, {"result", std::move(done.body)}})});
     return reply;
   };
   server.add_handler("/admin/api/", [api](const http_request_view& req) {
