@@ -1,8 +1,11 @@
 // The operational actors on CAF's deterministic test coordinator: the rate
 // limiter (buckets survive its restart, refill with simulated time), the
 // priority queue worker (order, lanes, answers on restart), the cache actor
-// (TTL and stale copies on the actor clock) and the health supervisor
-// (breaker-driven degraded mode and its hysteresis).
+// (TTL and stale copies on the actor clock), the health supervisor
+// (breaker-driven degraded mode and its hysteresis) and the breaker's count
+// of a call's wait on its service.
+#include <optional>
+
 #include <catch2/catch.hpp>
 
 #include <caf/all.hpp>
@@ -425,4 +428,79 @@ TEST_CASE("alert manager: a rule fires, stays quiet for its cooldown, then fires
   sample(t0 + std::chrono::minutes(15));
   CHECK(fired() == 2);
   CHECK(notified->size() == 2);
+}
+
+namespace {
+
+/// A tools/call to `service` whose final outcome lands in `outcome`.
+downstream_call_ptr call_to(const std::string& service, std::optional<downstream_outcome>& outcome) {
+  auto call = std::make_shared<downstream_call>();
+  call->service = service;
+  call->method = "tools/call";
+  call->deadline = std::chrono::steady_clock::now() + 60s;
+  call->on_done = [&outcome](downstream_outcome o) { outcome = std::move(o); };
+  return call;
+}
+
+} // namespace
+
+TEST_CASE("breaker: a call's wait on its service is summed over its attempts", "[breaker]") {
+  simulated s;
+  // A stand-in connector: the first attempt fails before reaching the
+  // service after 3 ms, the second answers after 5 ms.
+  auto attempts = std::make_shared<int>(0);
+  auto connector = s.sys->spawn([attempts]() -> caf::behavior {
+    return {[attempts](atom::call, uint64_t id, const downstream_call_ptr&, const caf::actor& reply_to) {
+      downstream_outcome o;
+      if (++*attempts == 1) {
+        o = downstream_outcome::without_answer(downstream_outcome::kind::failure, error_code::service_unavailable,
+                                               "connection refused", false);
+        o.waited = 3ms;
+      } else {
+        o.what = downstream_outcome::kind::result;
+        o.result = value::make_object({{"content", json::array{}}});
+        o.reached = true;
+        o.waited = 5ms;
+      }
+      caf::anon_send(caf::actor_cast<breaker_actor>(reply_to), atom::done_v, id, std::move(o));
+    }};
+  });
+  s.spawned.push_back(connector);
+  s.env->names.put(connector_name("svc"), connector);
+  service_config svc;
+  svc.name = "svc";
+  svc.settings.retry.attempts = 3;
+  svc.settings.retry.base_delay = 10ms;
+  svc.settings.retry.jitter = 0;
+  auto breaker = spawn_breaker(*s.sys, s.env, svc, false);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(breaker));
+
+  std::optional<downstream_outcome> outcome;
+  auto call = call_to("svc", outcome);
+  caf::anon_send(breaker, atom::call_v, call);
+  s.sched->run();
+  CHECK_FALSE(outcome); // the first attempt failed: a retry is due in 10 ms
+  s.advance(100ms, 10ms);
+  REQUIRE(outcome);
+  CHECK(*attempts == 2);
+  CHECK(outcome->what == downstream_outcome::kind::result);
+  CHECK(outcome->waited == 8ms);
+}
+
+TEST_CASE("breaker: an open breaker fails fast with no wait on the service", "[breaker]") {
+  simulated s;
+  service_config svc;
+  svc.name = "svc";
+  auto breaker = spawn_breaker(*s.sys, s.env, svc, false);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(breaker));
+  caf::anon_send(breaker, atom::force_v, std::string("open"));
+  s.sched->run();
+  std::optional<downstream_outcome> outcome;
+  auto call = call_to("svc", outcome);
+  caf::anon_send(breaker, atom::call_v, call);
+  s.sched->run();
+  REQUIRE(outcome);
+  CHECK(outcome->unanswered());
+  CHECK_FALSE(outcome->reached);
+  CHECK(outcome->waited.count() == 0);
 }
