@@ -110,9 +110,12 @@ json::value log_fields(const connector_state& st, std::initializer_list<std::pai
   return v;
 }
 
-void reply(connector_pointer self, connector_state::outstanding& p, downstream_outcome o) {
-  if (p.sent != steady_clock::time_point{} && o.waited.count() == 0)
-    o.waited = steady_clock::now() - p.sent;
+/// `arrived`: when the outcome came in, if not now (an answer is stamped
+/// before it is parsed: parsing is Bulwark's work, not the service's).
+void reply(connector_pointer self, connector_state::outstanding& p, downstream_outcome o,
+           steady_clock::time_point arrived = {}) {
+  if (p.sent != steady_clock::time_point{})
+    o.waited = (arrived == steady_clock::time_point{} ? steady_clock::now() : arrived) - p.sent;
   if (p.reply_to)
     self->send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt, std::move(o));
 }
@@ -210,10 +213,8 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
                                                                 : value(json::object{}));
     if (kind == connector_state::req_kind::call)
       meta->set(std::string(mcp::meta_log_level), "debug"); // we filter per client
-    if (method == "tools/call" || method == "prompts/get")
-      name = params["name"].as_string();
-    else if (method == "resources/read")
-      name = params["uri"].as_string();
+    if (const auto* mirrored = mcp::mirrored_name(method, params))
+      name = mirrored->as_string();
     if (method == "tools/call") {
       if (auto l = st.lists.find("tools/list"); l != st.lists.end())
         for (auto& tool : l->second.as_array())
@@ -457,10 +458,7 @@ void on_response(connector_pointer self, int64_t id, const value& msg, steady_cl
         o.result = msg["result"];
         st.reinitialized = false; // the session works: a later 404 may re-initialize again
       }
-      // The answer's parsing is Bulwark's work, not the service's.
-      if (p.sent != steady_clock::time_point{})
-        o.waited = std::max(arrived - p.sent, steady_clock::duration(1));
-      reply(self, p, std::move(o));
+      reply(self, p, std::move(o), arrived);
       st.by_attempt.erase(p.attempt);
       break;
     }
