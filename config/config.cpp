@@ -14,6 +14,7 @@
 
 #include "messages/crypto.hpp"
 #include "messages/json.hpp"
+#include "messages/text.hpp"
 #include "transport/redis_client.hpp"
 
 namespace bulwark {
@@ -661,10 +662,7 @@ void apply_env(config& cfg) {
 }
 
 bool loopback_address(const std::string& address) {
-  std::string lowered(address);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (lowered == "localhost")
+  if (text::lowered(address) == "localhost")
     return true;
   unsigned char raw[16];
   if (inet_pton(AF_INET, address.c_str(), raw) == 1)

@@ -359,12 +359,6 @@ void collect_param_headers(const json::value& schema, std::vector<std::string>& 
   }
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 } // namespace
 
@@ -441,7 +435,7 @@ bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
         if (!v)
           break;
       }
-      auto wanted = lower(header_name);
+      auto wanted = text::lowered(header_name);
       const std::string* raw = nullptr;
       for (auto& [k, val] : h.params)
         if (k == wanted)

@@ -13,6 +13,14 @@ inline char lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
 }
 
+/// `s` in ASCII lower case.
+inline std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = lower(c);
+  return out;
+}
+
 inline bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size()
          && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });

@@ -206,16 +206,10 @@ struct target {
   std::string path;
 };
 
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 target parse_url(const std::string& url) {
   target t;
   const std::string scheme = "http://";
-  if (lower(url.substr(0, scheme.size())) != scheme)
+  if (text::lowered(url.substr(0, scheme.size())) != scheme)
     throw usage_error{"--url must start with http:// (no TLS): " + url};
   auto rest = url.substr(scheme.size());
   auto slash = rest.find_first_of("/?#");
@@ -235,7 +229,7 @@ target parse_url(const std::string& url) {
     auto close = authority.find(']');
     if (close == std::string::npos)
       throw usage_error{"--url has an unterminated IPv6 literal"};
-    t.host = lower(authority.substr(0, close + 1));
+    t.host = text::lowered(authority.substr(0, close + 1));
     auto after = authority.substr(close + 1);
     if (!after.empty()) {
       if (after.front() != ':')
@@ -245,7 +239,7 @@ target parse_url(const std::string& url) {
     t.connect_host = t.host.substr(1, t.host.size() - 2);
   } else {
     auto colon = authority.find(':');
-    t.host = lower(authority.substr(0, colon));
+    t.host = text::lowered(authority.substr(0, colon));
     if (colon != std::string::npos)
       port_str = authority.substr(colon + 1);
     t.connect_host = t.host;
@@ -275,13 +269,7 @@ std::string header_value(std::string_view v) {
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size())
-    return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i]))
-        != std::tolower(static_cast<unsigned char>(prefix[i])))
-      return false;
-  return true;
+  return s.size() >= prefix.size() && text::iequals(s.substr(0, prefix.size()), prefix);
 }
 
 /// The data of the last event with data lines in an SSE body.

@@ -37,14 +37,7 @@ constexpr std::size_t read_size = 16 << 10;
 
 // -- text helpers ------------------------------------------------------------
 
-using text::lower;
-
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = lower(c);
-  return out;
-}
+using text::lowered;
 
 using text::iequals;
 

@@ -81,10 +81,7 @@ void check_mirroring(const json::value& msg) {
   for (auto& [header, value] : mcp::param_headers(schema, params["arguments"])) {
     FUZZ_REQUIRE(header.rfind("Mcp-Param-", 0) == 0);
     FUZZ_REQUIRE(text::header_safe(value));
-    std::string suffix = header.substr(10);
-    for (auto& c : suffix)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    h.params.emplace_back(std::move(suffix), value);
+    h.params.emplace_back(text::lowered(header.substr(10)), value);
   }
   std::string why;
   bool ok = mcp::check_mirrored_headers(h, msg, method == "tools/call" ? schema : json::value(), why);

@@ -20,6 +20,7 @@
 #include <boost/asio/write.hpp>
 
 #include "messages/json.hpp"
+#include "messages/text.hpp"
 #include "transport/http_client.hpp"
 #include "transport/http_server.hpp"
 
@@ -128,9 +129,7 @@ public:
         auto end = pending_.find("\r\n\r\n");
         if (end != std::string::npos) {
           std::size_t length = 0;
-          auto head = pending_.substr(0, end);
-          for (auto& c : head)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          auto head = text::lowered(pending_.substr(0, end));
           if (auto cl = head.find("content-length:"); cl != std::string::npos)
             length = std::stoul(head.substr(cl + 15));
           if (pending_.size() >= end + 4 + length) {
