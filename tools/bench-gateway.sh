@@ -77,12 +77,18 @@ direct_sat=$(run "$down_port" | field rps)
 half=$((sat / 2))
 echo "saturation (closed loop, 8 connections): through the gateway $sat req/s, direct $direct_sat req/s"
 echo "all paths at $half req/s, $rounds rounds x ${seconds}s, gateway spinMicros $spin:"
-# Bulwark's own view of the measured calls: its histograms before and after.
-for f in front admitted; do
-  port_var=${f}_port
-  buckets "${!port_var}" bulwark_gateway_overhead_seconds >"$tmp/$f.own.0"
-  buckets "${!port_var}" bulwark_upstream_duration_seconds >"$tmp/$f.up.0"
-done
+# Bulwark's own view of the measured calls: both gateways' histograms
+# before (snapshot 0) and after (snapshot 1) the rounds.
+snapshot() {
+  local f port
+  for f in front admitted; do
+    port=$front_port
+    [ "$f" = admitted ] && port=$admitted_port
+    buckets "$port" bulwark_gateway_overhead_seconds >"$tmp/$f.own.$1"
+    buckets "$port" bulwark_upstream_duration_seconds >"$tmp/$f.up.$1"
+  done
+}
+snapshot 0
 for i in $(seq 1 "$rounds"); do
   d=$(run "$down_port" --rate "$half")
   r=$(run "$relay_port" --rate "$half")
@@ -100,11 +106,7 @@ for i in $(seq 1 "$rounds"); do
     "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)" \
     "$(echo "$a" | field p50_us)" "$(echo "$a" | field p99_us)"
 done
-for f in front admitted; do
-  port_var=${f}_port
-  buckets "${!port_var}" bulwark_gateway_overhead_seconds >"$tmp/$f.own.1"
-  buckets "${!port_var}" bulwark_upstream_duration_seconds >"$tmp/$f.up.1"
-done
+snapshot 1
 for k in p50_us p99_us; do
   dm=$(median <"$tmp/direct.$k")
   rm_=$(median <"$tmp/relay.$k")
