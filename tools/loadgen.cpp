@@ -393,7 +393,7 @@ struct stats {
   uint64_t connects = 0;
   uint64_t sessions = 0;
   uint64_t behind = 0;     ///< Measured requests sent behind schedule (see behind_threshold).
-  uint64_t max_behind_ns = 0;
+  clk::duration max_behind{0};
   std::map<std::string, uint64_t> errors_by;
   std::map<std::string, uint64_t> setup_errors_by;
 };
@@ -664,10 +664,7 @@ private:
           st.requests++;
           if (sched_ != clk::time_point{} && req_start_ - sched_ >= behind_threshold) {
             st.behind++;
-            st.max_behind_ns = std::max(
-              st.max_behind_ns, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                        req_start_ - sched_)
-                                                        .count()));
+            st.max_behind = std::max(st.max_behind, req_start_ - sched_);
           }
           if (why.empty()) {
             st.ok++;
@@ -696,10 +693,7 @@ private:
         std::string sid;
         if (auto it = res.find("Mcp-Session-Id"); it != res.end())
           sid = std::string(it->value().data(), it->value().size());
-        while (!sid.empty() && (sid.back() == ' ' || sid.back() == '\t'))
-          sid.pop_back();
-        while (!sid.empty() && (sid.front() == ' ' || sid.front() == '\t'))
-          sid.erase(0, 1);
+        sid = std::string(text::trim(sid));
         if (!text::header_safe(sid)) {
           setup_error("initialize: unusable Mcp-Session-Id");
           return retry_later();
@@ -1012,7 +1006,7 @@ int main(int argc, char** argv) {
     total.connects += s.connects;
     total.sessions += s.sessions;
     total.behind += s.behind;
-    total.max_behind_ns = std::max(total.max_behind_ns, s.max_behind_ns);
+    total.max_behind = std::max(total.max_behind, s.max_behind);
     for (auto& [k, v] : s.errors_by)
       total.errors_by[k] += v;
     for (auto& [k, v] : s.setup_errors_by)
@@ -1035,7 +1029,7 @@ int main(int argc, char** argv) {
                                           : 100.0 * static_cast<double>(total.behind)
                                               / static_cast<double>(total.requests);
   behind_pct = std::round(behind_pct * 10) / 10;
-  uint64_t max_behind_us = (total.max_behind_ns + 500) / 1000;
+  auto max_behind_us = static_cast<uint64_t>(std::chrono::round<std::chrono::microseconds>(total.max_behind).count());
 
   if (o.json_output) {
     json::value out = json::value::make_object();
