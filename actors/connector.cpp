@@ -645,7 +645,15 @@ void start(connector_pointer self) {
     http_client_options o;
     o.url = st.svc.url;
     o.headers = st.svc.headers;
-    st.http = std::make_unique<http_client>(*st.hooks->io, o);
+    o.tls = {st.svc.settings.tls.ca_file, st.svc.settings.tls.cert_file, st.svc.settings.tls.key_file};
+    try {
+      st.http = std::make_unique<http_client>(*st.hooks->io, o);
+    } catch (const std::exception& e) {
+      // A CA file or key that is no PEM: checked again at each restart.
+      log::error("cannot start service", log_fields(st, {{"error", e.what()}}));
+      schedule_restart(self);
+      return;
+    }
   }
   // HTTP: the stateless era when the service speaks it (unless configured
   // otherwise), else our own 2025-era session.

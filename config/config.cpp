@@ -225,6 +225,19 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     check_separator(path + ".separator", sp->as_string());
     st.separator = sp->as_string();
   }
+  if (auto* t = sec.get("tls")) {
+    section ts(*t, path + ".tls");
+    ts.str("caFile", st.tls.ca_file);
+    ts.str("certFile", st.tls.cert_file);
+    ts.str("keyFile", st.tls.key_file);
+    if (st.tls.cert_file.empty() != st.tls.key_file.empty())
+      bad(path + ".tls", "certFile and keyFile go together");
+    // Readable now, so that a typo fails start-up rather than every call.
+    for (auto [key, file] : {std::pair{"caFile", &st.tls.ca_file}, std::pair{"certFile", &st.tls.cert_file},
+                             std::pair{"keyFile", &st.tls.key_file}})
+      if (!file->empty() && !std::ifstream(*file))
+        bad(path + ".tls." + key, "cannot read '" + *file + "'");
+  }
 }
 
 /// `mcpServers` (how to reach each service) and `services` (how to treat it).
@@ -287,10 +300,8 @@ void parse_gateway(section& top, gateway_config& gw) {
         bad(path + ".type", "must be stdio, http or streamable-http (sse is not supported)");
       if (svc.command.empty() == svc.url.empty())
         bad(path, "needs exactly one of \"command\" (stdio) or \"url\" (Streamable HTTP)");
-      if (!svc.url.empty() && svc.url.rfind("https://", 0) == 0)
-        bad(path + ".url", "https is not supported yet: reach the server through a local TLS proxy");
-      if (!svc.url.empty() && svc.url.rfind("http://", 0) != 0)
-        bad(path + ".url", "must be an http:// URL");
+      if (!svc.url.empty() && svc.url.rfind("http://", 0) != 0 && svc.url.rfind("https://", 0) != 0)
+        bad(path + ".url", "must be an http:// or https:// URL");
       if (!svc.url.empty() && (!svc.args.empty() || !svc.env.empty() || !svc.cwd.empty()))
         bad(path, "args, env and cwd apply to stdio servers (\"command\") only");
       if (!svc.command.empty() && !svc.headers.empty())
@@ -307,6 +318,8 @@ void parse_gateway(section& top, gateway_config& gw) {
       if (it == gw.services.end())
         bad("$.services." + name, "no server of that name in mcpServers");
       parse_settings(settings, "$.services." + name, it->settings);
+      if (!it->settings.tls.empty() && it->url.rfind("https://", 0) != 0)
+        bad("$.services." + name + ".tls", "applies to https:// servers only");
     }
   }
 }

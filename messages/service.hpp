@@ -42,6 +42,16 @@ enum class fallback_mode : uint8_t {
   none,   ///< A typed error with `retry_after`.
 };
 
+/// TLS for an https:// service. The service's certificate is always
+/// verified and must name the URL's host.
+struct service_tls {
+  std::string ca_file;   ///< PEM certificates to trust; empty: the system's store.
+  std::string cert_file; ///< A client certificate (PEM chain), with
+  std::string key_file;  ///< its key: both or neither.
+
+  bool empty() const noexcept { return ca_file.empty() && cert_file.empty() && key_file.empty(); }
+};
+
 struct service_settings {
   std::chrono::milliseconds timeout{30000};
   retry_settings retry;
@@ -62,6 +72,7 @@ struct service_settings {
   std::string protocol = "auto";
   std::optional<prefix_mode> prefix; ///< Unset: the gateway's default.
   std::optional<std::string> separator;
+  service_tls tls;
 };
 
 struct service_config {

@@ -14,10 +14,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "messages/text.hpp"
 
@@ -26,6 +32,7 @@ namespace bulwark {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -64,6 +71,7 @@ bool is_field_value(std::string_view s) {
 // -- URL ---------------------------------------------------------------------
 
 struct endpoint_url {
+  bool tls = false;      ///< https.
   std::string host;      ///< Without brackets for IPv6 literals.
   std::string port;      ///< Decimal.
   std::string authority; ///< As written: the Host header.
@@ -75,15 +83,22 @@ struct endpoint_url {
 }
 
 endpoint_url parse_url(const std::string& url) {
-  constexpr std::string_view scheme = "http://";
+  endpoint_url out;
   std::string_view rest(url);
-  if (rest.size() < scheme.size() || !iequals(rest.substr(0, scheme.size()), scheme))
-    bad_url(url, "only plain http://host[:port]/path URLs are supported");
-  rest.remove_prefix(scheme.size());
+  auto has_scheme = [&](std::string_view scheme) {
+    return rest.size() >= scheme.size() && iequals(rest.substr(0, scheme.size()), scheme);
+  };
+  if (has_scheme("https://")) {
+    out.tls = true;
+    rest.remove_prefix(8);
+  } else if (has_scheme("http://")) {
+    rest.remove_prefix(7);
+  } else {
+    bad_url(url, "only http:// and https://host[:port]/path URLs are supported");
+  }
   if (auto hash = rest.find('#'); hash != std::string_view::npos)
     rest = rest.substr(0, hash);
   auto end = rest.find_first_of("/?");
-  endpoint_url out;
   auto authority = rest.substr(0, end);
   out.authority = std::string(authority);
   if (authority.empty())
@@ -111,7 +126,7 @@ endpoint_url parse_url(const std::string& url) {
   if (host.empty())
     bad_url(url, "no host");
   if (port.empty()) {
-    port = "80";
+    port = out.tls ? "443" : "80";
   } else {
     if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos
         || std::stoul(std::string(port)) == 0 || std::stoul(std::string(port)) > 65535)
@@ -126,6 +141,61 @@ endpoint_url parse_url(const std::string& url) {
   else
     out.target = std::string(rest.substr(end));
   return out;
+}
+
+// -- TLS ---------------------------------------------------------------------
+
+/// The reason of OpenSSL's latest error, or `fallback`.
+std::string openssl_reason(std::string fallback) {
+  unsigned long code = 0;
+  unsigned long last;
+  while ((last = ERR_get_error()) != 0)
+    code = last;
+  if (code == 0)
+    return fallback;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+/// A client context for https URLs: TLS 1.2 or newer, the peer verified
+/// against `o.ca_file` (else the system's trust store, which honours
+/// SSL_CERT_FILE and SSL_CERT_DIR), and a client certificate when both of its
+/// files are given. Throws std::invalid_argument naming a file it cannot use.
+std::unique_ptr<ssl::context> tls_context(const http_tls_options& o) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_verify_mode(ssl::verify_peer);
+  auto load = [](const std::string& what, const std::string& file, auto&& fn) {
+    beast::error_code ec;
+    fn(ec);
+    if (ec)
+      throw std::invalid_argument("http_client: cannot use " + what + " '" + file + "': "
+                                  + openssl_reason(ec.message()));
+  };
+  if (!o.ca_file.empty())
+    load("the CA file", o.ca_file, [&](beast::error_code& ec) { ctx->load_verify_file(o.ca_file, ec); });
+  else
+    ctx->set_default_verify_paths();
+  if (o.cert_file.empty() != o.key_file.empty())
+    throw std::invalid_argument("http_client: a client certificate needs both its certificate and key files");
+  if (!o.cert_file.empty()) {
+    load("the client certificate", o.cert_file,
+         [&](beast::error_code& ec) { ctx->use_certificate_chain_file(o.cert_file, ec); });
+    // Refused too when it is not the certificate's key.
+    load("the client key", o.key_file,
+         [&](beast::error_code& ec) { ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); });
+  }
+  return ctx;
+}
+
+/// Why a TLS handshake failed, in words an operator can act on.
+std::string handshake_error(const ssl::stream<tcp::socket&>& tls, beast::error_code ec) {
+  auto verify = SSL_get_verify_result(const_cast<ssl::stream<tcp::socket&>&>(tls).native_handle());
+  if (verify != X509_V_OK)
+    return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+  return ec.message();
 }
 
 // -- SSE ---------------------------------------------------------------------
@@ -216,8 +286,10 @@ struct connection {
   }
 
   tcp::socket sock;
+  /// Over `sock`, for https; declared after it, so it goes first.
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls;
   tcp::resolver resolver;
-  net::steady_timer timer; ///< Bounds resolving and connecting.
+  net::steady_timer timer; ///< Bounds resolving, connecting and the TLS handshake.
   beast::flat_buffer buf;
   std::optional<http::response_parser<http::buffer_body>> parser;
   std::string out;                 ///< The request bytes being written.
@@ -266,11 +338,14 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   impl(net::io_context& ctx, http_client_options o)
     : io(ctx), opts(std::move(o)), url(parse_url(opts.url)) {
     opts.max_connections = std::max<std::size_t>(1, opts.max_connections);
+    if (url.tls)
+      tls_ctx = tls_context(opts.tls);
   }
 
   net::io_context& io;
   http_client_options opts;
   endpoint_url url;
+  std::unique_ptr<ssl::context> tls_ctx; ///< For https URLs.
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> stop_requested{false};
 
@@ -416,15 +491,56 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   void on_connect(const connection_ptr& conn, const exchange_ptr& ex, beast::error_code ec) {
     if (!current(conn, ex))
       return;
-    conn->timer.cancel();
-    if (ec)
+    if (ec) {
+      conn->timer.cancel();
       return finish(ex, "cannot connect to " + opts.url + ": " + ec.message());
+    }
     conn->sock.set_option(tcp::no_delay(true), ec);
     conn->sock.non_blocking(true, ec);
-    write_request(conn, ex);
+    if (!tls_ctx) {
+      conn->timer.cancel();
+      return write_request(conn, ex);
+    }
+    // The connect timer goes on bounding the handshake.
+    conn->tls = std::make_unique<ssl::stream<tcp::socket&>>(conn->sock, *tls_ctx);
+    // The certificate must name the URL's host; Server Name Indication is
+    // for host names only (RFC 6066).
+    auto* native = conn->tls->native_handle();
+    auto* param = SSL_get0_param(native);
+    beast::error_code addr_ec;
+    net::ip::make_address(url.host, addr_ec);
+    bool named = addr_ec ? X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0) == 1
+                             && SSL_set_tlsext_host_name(native, url.host.c_str()) == 1
+                         : X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str()) == 1;
+    if (!named)
+      return finish(ex, "cannot check TLS certificates for the host '" + url.host + "'");
+    conn->tls->async_handshake(ssl::stream_base::client, [self = shared_from_this(), conn, ex](beast::error_code ec) {
+      if (!current(conn, ex))
+        return;
+      conn->timer.cancel();
+      if (ec)
+        return self->finish(ex, "TLS handshake with " + self->opts.url + " failed: " + handshake_error(*conn->tls, ec));
+      self->write_request(conn, ex);
+    });
   }
 
   // -- one exchange on the wire ----------------------------------------------------
+
+  /// The handler for the (rest of the) request written.
+  auto written(const connection_ptr& conn, const exchange_ptr& ex) {
+    return [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
+      if (!current(conn, ex))
+        return;
+      if (n > 0)
+        ex->resp.sent = true;
+      if (ec) {
+        if (can_retry(conn, ex))
+          return self->retry(conn, ex);
+        return self->finish(ex, "cannot send the request: " + ec.message());
+      }
+      self->read(conn, ex);
+    };
+  }
 
   void write_request(const connection_ptr& conn, const exchange_ptr& ex) {
     auto& out = conn->out;
@@ -449,6 +565,8 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
 
     conn->buf.consume(conn->buf.size());
     fresh_parser(*conn);
+    if (conn->tls)
+      return net::async_write(*conn->tls, net::buffer(out), written(conn, ex));
     // The socket is non-blocking: send what it takes now, and wait for a
     // handler only for the rest.
     beast::error_code ec;
@@ -464,19 +582,7 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     }
     if (now == out.size())
       return read(conn, ex);
-    net::async_write(conn->sock, net::buffer(out.data() + now, out.size() - now),
-                     [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
-                       if (!current(conn, ex))
-                         return;
-                       if (n > 0)
-                         ex->resp.sent = true;
-                       if (ec) {
-                         if (can_retry(conn, ex))
-                           return self->retry(conn, ex);
-                         return self->finish(ex, "cannot send the request: " + ec.message());
-                       }
-                       self->read(conn, ex);
-                     });
+    net::async_write(conn->sock, net::buffer(out.data() + now, out.size() - now), written(conn, ex));
   }
 
   static void fresh_parser(connection& conn) {
@@ -503,22 +609,29 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   }
 
   void read(const connection_ptr& conn, const exchange_ptr& ex) {
-    conn->sock.async_read_some(conn->buf.prepare(read_size),
-                               [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
-                                 if (!current(conn, ex))
-                                   return;
-                                 if (ec)
-                                   return self->on_read_error(conn, ex, ec);
-                                 conn->buf.commit(n);
-                                 ex->got_bytes = true;
-                                 self->parse(conn, ex);
-                               });
+    auto on_read = [self = shared_from_this(), conn, ex](beast::error_code ec, std::size_t n) {
+      if (!current(conn, ex))
+        return;
+      if (ec)
+        return self->on_read_error(conn, ex, ec);
+      conn->buf.commit(n);
+      ex->got_bytes = true;
+      self->parse(conn, ex);
+    };
+    if (conn->tls)
+      conn->tls->async_read_some(conn->buf.prepare(read_size), std::move(on_read));
+    else
+      conn->sock.async_read_some(conn->buf.prepare(read_size), std::move(on_read));
   }
 
   void on_read_error(const connection_ptr& conn, const exchange_ptr& ex, beast::error_code ec) {
     if (!ex->got_bytes && can_retry(conn, ex))
       return retry(conn, ex);
     auto& parser = *conn->parser;
+    // A TLS server that closes without close_notify ends the stream as a
+    // plain one would; a body it truncates that way still fails below.
+    if (ec == ssl::error::stream_truncated)
+      ec = net::error::eof;
     if (ec != net::error::eof)
       return finish(ex, "connection error: " + ec.message());
     if (!ex->got_bytes)

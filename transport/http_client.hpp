@@ -29,10 +29,22 @@ namespace bulwark {
 
 using http_header_list = std::vector<std::pair<std::string, std::string>>;
 
+/// For https URLs. The peer's certificate is always verified, and must name
+/// the URL's host.
+struct http_tls_options {
+  /// PEM certificates to trust; empty: the system's trust store.
+  std::string ca_file;
+  /// A client certificate (PEM chain) and its key, both or neither.
+  std::string cert_file;
+  std::string key_file;
+};
+
 struct http_client_options {
-  /// `http://host[:port][/path]`; anything else (https included) makes the
-  /// constructor throw std::invalid_argument naming the URL.
+  /// `http://` or `https://host[:port][/path]`; anything else makes the
+  /// constructor throw std::invalid_argument naming the URL. So does a TLS
+  /// file it cannot use.
   std::string url;
+  http_tls_options tls;
   /// Sent with every request (e.g. Authorization).
   http_header_list headers;
   /// Keep-alive pool size; further requests wait in a FIFO queue.

@@ -2,21 +2,25 @@
 // End-to-end test of Bulwark as a gateway: a front `bulwark` whose
 // downstreams are a `bulwark --fixtures --fault-tools` child over stdio
 // ("fx") and another one over Streamable HTTP, spoken to statelessly ("web",
-// 2026-07-28) and through our own session ("web25", 2025-11-25), driven by
-// the official TypeScript SDK client.
+// 2026-07-28) and through our own session ("web25", 2025-11-25), and over
+// TLS ("webtls", https through a TLS terminator whose certificate is made
+// here with the openssl command), driven by the official TypeScript SDK
+// client.
 //
 //   node tests/e2e/gateway.mjs --bulwark build/bulwark
 //
-// Checks: aggregated, prefixed tool lists; calls routed to both services;
+// Checks: aggregated, prefixed tool lists; calls routed to every service;
 // progress and log notifications passed through; the breaker opening on
 // timeouts, failing fast while open and closing after a half-open probe; a
 // downstream writing garbage; a killed child restarted; a non-idempotent call
 // that timed out executed exactly once. Every process is killed by pid.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { assert, harness } from './harness.mjs';
 
@@ -32,16 +36,43 @@ const started = new Proxy({}, { get: (_, label) => run.started[label]?.pid });
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-'));
 const modules = resolve(dirname(fileURLToPath(import.meta.url)), '../node_modules/@modelcontextprotocol');
+
+/// A self-signed certificate for localhost and 127.0.0.1 (its own CA).
+function makeCertificate(stem) {
+  const key = join(dir, `${stem}.key`);
+  const cert = join(dir, `${stem}.crt`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { key, cert };
+}
+
+/// Terminates TLS on a loopback port and relays the bytes to `targetPort`.
+async function startTlsTerminator(targetPort, { key, cert }) {
+  const server = createTlsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (tls) => {
+    const plain = netConnect(targetPort, '127.0.0.1');
+    tls.pipe(plain).pipe(tls);
+    tls.on('error', () => plain.destroy());
+    plain.on('error', () => tls.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.unref();
+  return server.address().port;
+}
+
 try {
   const webPort = await startBulwark(
     ['--fixtures', '--fault-tools', '--no-builtin-tools', '--port', '0', '--address', '127.0.0.1'],
     'web',
   );
+  const tlsCert = makeCertificate('webtls');
+  const tlsPort = await startTlsTerminator(webPort, tlsCert);
   const config = {
     mcpServers: {
       fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--fault-tools', '--no-builtin-tools', '--log-level', 'warning'] },
       web: { url: `http://127.0.0.1:${webPort}/mcp` },
       web25: { url: `http://127.0.0.1:${webPort}/mcp` },
+      webtls: { url: `https://localhost:${tlsPort}/mcp` },
       // Real servers from npm, over stdio.
       everything: { command: process.execPath, args: [join(modules, 'server-everything/dist/index.js'), 'stdio'] },
       memory: {
@@ -66,6 +97,7 @@ try {
       },
       web: { timeoutMs: 400, retry: { attempts: 3, baseDelayMs: 10 }, cache: { ttlMs: 5000, tools: ['test_simple_text'] } },
       web25: { protocol: '2025-11-25' },
+      webtls: { protocol: '2025-11-25', tls: { caFile: tlsCert.cert } },
     },
   };
   const configPath = join(dir, 'gateway.json');
@@ -102,8 +134,8 @@ try {
     assert(!names.includes('test_simple_text'), 'an unprefixed name leaked in prefix mode "always"');
   });
 
-  await check('calls are routed to the stdio service and to HTTP services of both eras', async () => {
-    for (const svc of ['fx', 'web', 'web25'])
+  await check('calls are routed to the stdio service and to HTTP services of both eras, https included', async () => {
+    for (const svc of ['fx', 'web', 'web25', 'webtls'])
       assert(text(await call(`${svc}__test_simple_text`)) === 'This is a simple text response for testing.', svc);
   });
 
@@ -136,7 +168,7 @@ try {
     });
   }
 
-  for (const svc of ['fx', 'web', 'web25']) {
+  for (const svc of ['fx', 'web', 'web25', 'webtls']) {
     await check(`progress notifications of ${svc} reach the client`, async () => {
       const seen = [];
       const r = await call(`${svc}__test_tool_with_progress`, {}, { onprogress: (p) => seen.push(p) });
@@ -157,7 +189,7 @@ try {
     });
   }
 
-  for (const svc of ['fx', 'web', 'web25']) {
+  for (const svc of ['fx', 'web', 'web25', 'webtls']) {
     await check(`a sampling request of ${svc} is relayed to the client and its answer back`, async () => {
       sampleRequests.length = 0;
       const r = await call(`${svc}__test_sampling`, { prompt: 'relay me' });
@@ -219,7 +251,7 @@ try {
 
   await check('gateway tools: list_servers, get_server_tools, execute_tool (under the same policy)', async () => {
     const servers = (await call('list_servers')).structuredContent.servers;
-    assert(servers.map((s) => s.name).join() === 'fx,web,web25,everything,memory', JSON.stringify(servers));
+    assert(servers.map((s) => s.name).join() === 'fx,web,web25,webtls,everything,memory', JSON.stringify(servers));
     const mem = (await call('get_server_tools', { server: 'memory' })).structuredContent.tools.map((t) => t.name);
     assert(mem.includes('read_graph') && !mem.includes('delete_entities'), mem.join());
     const echoed = await call('execute_tool', { server: 'everything', tool: 'echo', arguments: { message: 'lazy' } });
@@ -311,6 +343,25 @@ try {
   });
 
   await client.close();
+
+  await check('an https service whose certificate is not trusted is refused, and the log says why', async () => {
+    const untrusted = join(dir, 'untrusted.json');
+    const other = makeCertificate('other');
+    writeFileSync(untrusted, JSON.stringify({
+      mcpServers: { webtls: { url: `https://127.0.0.1:${tlsPort}/mcp` } },
+      services: { webtls: { tls: { caFile: other.cert } } },
+      gateway: { prefix: 'never' },
+    }));
+    // It waits for its services before it listens: read its log instead.
+    const proc = spawn(bulwark, ['--config', untrusted, '--no-builtin-tools', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    pids.push(proc.pid);
+    let stderr = '';
+    proc.stderr.on('data', (d) => (stderr += d));
+    const line = /"service unreachable","service":"webtls","error":"TLS handshake with https:\/\/127\.0\.0\.1:\d+\/mcp failed: certificate verification failed: self-signed certificate"/;
+    for (let i = 0; i < 200 && !line.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+    proc.kill('SIGKILL');
+    assert(line.test(stderr), `no verification failure logged:\n${stderr.slice(-1500)}`);
+  });
 
   await check('a name clash in prefix mode never stops start-up, naming both services', async () => {
     const clash = join(dir, 'clash.json');

@@ -3,6 +3,11 @@
 // `mcpServers` / `services` configuration.
 #include <catch2/catch.hpp>
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/gateway.hpp"
@@ -173,10 +178,41 @@ TEST_CASE("mcpServers and services are read in the shape other clients use, stri
   CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
                                  "services": {"a": {"fallback": "static"}}})"),
              Catch::Contains("$.services.a.fallbackMessage"));
-  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "https://h/mcp"}}})"),
-             Catch::Contains("https"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "ftp://h/mcp"}}})"),
+             Catch::Contains("$.mcpServers.a.url: must be an http:// or https:// URL"));
   CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"),
              Catch::Contains("$.gateway.prefix"));
+}
+
+TEST_CASE("config: TLS files of an https service") {
+  char tmpl[] = "/tmp/bulwark-tlscfg-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl;
+  std::ofstream(dir + "/ca.pem") << "x";
+  std::ofstream(dir + "/c.pem") << "x";
+  std::ofstream(dir + "/k.pem") << "x";
+  auto with = [&](const std::string& url, const std::string& tls) {
+    return R"({"mcpServers": {"a": {"url": ")" + url + R"("}}, "services": {"a": {"tls": )" + tls + "}}}";
+  };
+  config cfg;
+  apply_json(cfg, with("https://h/mcp", R"({"caFile": ")" + dir + R"(/ca.pem", "certFile": ")" + dir
+                                            + R"(/c.pem", "keyFile": ")" + dir + R"(/k.pem"})"),
+             "test");
+  auto& tls = cfg.gateway.services.at(0).settings.tls;
+  CHECK(tls.ca_file == dir + "/ca.pem");
+  CHECK(tls.cert_file == dir + "/c.pem");
+  CHECK(tls.key_file == dir + "/k.pem");
+
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"url": "https://h/mcp"}}})").empty());
+  CHECK_THAT(config_error_of(with("https://h/mcp", R"({"caFile": ")" + dir + R"(/missing.pem"})")),
+             Catch::Contains("$.services.a.tls.caFile: cannot read '" + dir + "/missing.pem'"));
+  CHECK_THAT(config_error_of(with("https://h/mcp", R"({"certFile": ")" + dir + R"(/c.pem"})")),
+             Catch::Contains("$.services.a.tls: certFile and keyFile go together"));
+  CHECK_THAT(config_error_of(with("https://h/mcp", R"({"ca": "x"})")),
+             Catch::Contains("$.services.a.tls.ca: unknown key"));
+  CHECK_THAT(config_error_of(with("http://h/mcp", R"({"caFile": ")" + dir + R"(/ca.pem"})")),
+             Catch::Contains("$.services.a.tls: applies to https:// servers only"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("policy patterns: deny wins, a non-empty allow list admits only matches") {
