@@ -748,13 +748,13 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       }
       // The exchange ended without an answer.
       auto why = end.error.empty() ? "HTTP status " + std::to_string(end.status) : end.error;
-      if (p.kind != connector_state::req_kind::call) {
-        st.pending.erase(i);
-        if (p.kind == connector_state::req_kind::discover && end.status >= 400 && end.status < 500) {
+      if (auto kind = p.kind; kind != connector_state::req_kind::call) {
+        st.pending.erase(i); // `p` goes with it
+        if (kind == connector_state::req_kind::discover && end.status >= 400 && end.status < 500) {
           fall_back_to_initialize(self, "server/discover answered HTTP " + std::to_string(end.status));
           return;
         }
-        if (p.kind == connector_state::req_kind::initialize || p.kind == connector_state::req_kind::discover) {
+        if (kind == connector_state::req_kind::initialize || kind == connector_state::req_kind::discover) {
           log::warn("service unreachable", log_fields(st, {{"error", why}}));
           st.ph = connector_state::phase::down;
           schedule_restart(self);
