@@ -5,8 +5,10 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
@@ -182,6 +184,26 @@ TEST_CASE("mcpServers and services are read in the shape other clients use, stri
              Catch::Contains("$.mcpServers.a.url: must be an http:// or https:// URL"));
   CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"),
              Catch::Contains("$.gateway.prefix"));
+}
+
+TEST_CASE("config: every sample config in config/examples is accepted") {
+  int seen = 0;
+  for (auto& entry : std::filesystem::directory_iterator(BULWARK_EXAMPLES_DIR)) {
+    if (entry.path().extension() != ".json")
+      continue;
+    INFO(entry.path());
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    config cfg;
+    CHECK_NOTHROW(apply_json(cfg, text, entry.path().string()));
+    ++seen;
+    if (entry.path().filename() == "gateway.json") {
+      auto https = std::count_if(cfg.gateway.services.begin(), cfg.gateway.services.end(),
+                                 [](const service_config& s) { return s.url.rfind("https://", 0) == 0; });
+      CHECK(https == 1);
+    }
+  }
+  CHECK(seen >= 5);
 }
 
 TEST_CASE("config: TLS files of an https service") {
