@@ -2,6 +2,7 @@
 // loopback whose certificates are issued here, by a test CA, per test.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -345,10 +346,19 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
       net::write(s, net::buffer(std::string("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")), ec);
       s.close(ec);
     });
+    // However the call ends, the thread ends too: shutting the listening
+    // socket down wakes an accept that is still waiting.
+    struct joiner {
+      tcp::acceptor& listener;
+      std::thread& thread;
+      ~joiner() {
+        ::shutdown(listener.native_handle(), SHUT_RDWR);
+        thread.join();
+      }
+    } join{plain, t};
     http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(plain.local_endpoint().port()) + "/mcp",
                                         pki.ca_file));
     auto r = call(client);
-    t.join();
     CHECK(r.status == 0);
     CHECK(contains(r.error, "TLS handshake with"));
   }
