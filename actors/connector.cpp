@@ -645,7 +645,7 @@ void start(connector_pointer self) {
     http_client_options o;
     o.url = st.svc.url;
     o.headers = st.svc.headers;
-    o.tls = {st.svc.settings.tls.ca_file, st.svc.settings.tls.cert_file, st.svc.settings.tls.key_file};
+    o.tls = st.svc.settings.tls;
     try {
       st.http = std::make_unique<http_client>(*st.hooks->io, o);
     } catch (const std::exception& e) {

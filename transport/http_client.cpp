@@ -162,7 +162,7 @@ std::string openssl_reason(std::string fallback) {
 /// against `o.ca_file` (else the system's trust store, which honours
 /// SSL_CERT_FILE and SSL_CERT_DIR), and a client certificate when both of its
 /// files are given. Throws std::invalid_argument naming a file it cannot use.
-std::unique_ptr<ssl::context> tls_context(const http_tls_options& o) {
+std::unique_ptr<ssl::context> tls_context(const service_tls& o) {
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   ERR_clear_error();
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
@@ -191,8 +191,8 @@ std::unique_ptr<ssl::context> tls_context(const http_tls_options& o) {
 }
 
 /// Why a TLS handshake failed, in words an operator can act on.
-std::string handshake_error(const ssl::stream<tcp::socket&>& tls, beast::error_code ec) {
-  auto verify = SSL_get_verify_result(const_cast<ssl::stream<tcp::socket&>&>(tls).native_handle());
+std::string handshake_error(ssl::stream<tcp::socket&>& tls, beast::error_code ec) {
+  auto verify = SSL_get_verify_result(tls.native_handle());
   if (verify != X509_V_OK)
     return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
   return ec.message();

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "messages/service.hpp"
+
 namespace boost::asio {
 class io_context;
 } // namespace boost::asio
@@ -29,22 +31,13 @@ namespace bulwark {
 
 using http_header_list = std::vector<std::pair<std::string, std::string>>;
 
-/// For https URLs. The peer's certificate is always verified, and must name
-/// the URL's host.
-struct http_tls_options {
-  /// PEM certificates to trust; empty: the system's trust store.
-  std::string ca_file;
-  /// A client certificate (PEM chain) and its key, both or neither.
-  std::string cert_file;
-  std::string key_file;
-};
-
 struct http_client_options {
   /// `http://` or `https://host[:port][/path]`; anything else makes the
   /// constructor throw std::invalid_argument naming the URL. So does a TLS
   /// file it cannot use.
   std::string url;
-  http_tls_options tls;
+  /// For https URLs: what to trust, and a client certificate.
+  service_tls tls;
   /// Sent with every request (e.g. Authorization).
   http_header_list headers;
   /// Keep-alive pool size; further requests wait in a FIFO queue.
