@@ -359,7 +359,6 @@ void collect_param_headers(const json::value& schema, std::vector<std::string>& 
   }
 }
 
-
 } // namespace
 
 bool decode_header_value(std::string_view raw, std::string& out) {
