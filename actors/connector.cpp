@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <set>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -51,14 +52,20 @@ struct connector_state {
   /// pages of a listing in progress.
   std::map<std::string, json::value> lists;
   std::map<std::string, json::value> building;
+  /// The watched resources this service was asked to report updates of: by
+  /// `resources/subscribe` in our 2025-era session, or in the listen
+  /// stream's `resourceSubscriptions` (2026-07-28).
+  std::set<std::string> subscribed;
 
-  enum class req_kind { initialize, discover, list, call };
+  /// `control`: a request whose answer only matters when it is an error
+  /// (logging/setLevel, resources/subscribe, ...).
+  enum class req_kind { initialize, discover, list, call, control };
   struct outstanding {
     req_kind kind = req_kind::call;
     uint64_t attempt = 0;
     downstream_call_ptr call;
     caf::actor reply_to;
-    std::string list_method; ///< For req_kind::list.
+    std::string list_method; ///< For req_kind::list and req_kind::control.
     steady_clock::time_point deadline = steady_clock::time_point::max(); ///< Calls only.
     /// When the request was handed to the transport (calls only): the
     /// service's share of the call's time runs from here to its answer
@@ -348,10 +355,16 @@ void open_change_stream(connector_pointer self) {
   auto headers = st.stateless ? mcp_headers(st, "application/json, text/event-stream", "subscriptions/listen", {})
                               : mcp_headers(st, "text/event-stream", {}, {});
   if (st.stateless) {
+    auto wanted = value::make_object(
+      {{"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}});
+    if (!st.subscribed.empty()) {
+      value uris(json::array{});
+      for (auto& uri : st.subscribed)
+        uris.push_back(uri);
+      wanted.set("resourceSubscriptions", std::move(uris));
+    }
     auto params = value::make_object(
-      {{"notifications", value::make_object({{"toolsListChanged", true},
-                                             {"promptsListChanged", true},
-                                             {"resourcesListChanged", true}})},
+      {{"notifications", std::move(wanted)},
        {"_meta", value::make_object({{std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version)},
                                      {std::string(mcp::meta_client_capabilities), json::object{}}})}});
     body = mcp::request_body(value("bulwark-listen"), "subscriptions/listen", params);
@@ -362,11 +375,48 @@ void open_change_stream(connector_pointer self) {
     method, std::move(body), std::move(headers),
     [handle, gen](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), int64_t{-1}); },
     [handle, gen](http_response r) {
-      // A service without such a stream (405, a JSON answer) is not asked again.
-      if (r.content_type == "text/event-stream")
+      // A service without such a stream (405, a JSON answer) is not asked
+      // again; one we cancelled was replaced already.
+      if (r.content_type == "text/event-stream" && r.error != "cancelled")
         caf::delayed_anon_send(handle, seconds(1), atom::listen_v, gen);
     },
     milliseconds(0));
+}
+
+/// Asks the service for updates of the watched resources it owns, and no
+/// longer for the others: 2025 era by `resources/subscribe` and
+/// `resources/unsubscribe` in our session, 2026-07-28 by opening the listen
+/// stream again with the new `resourceSubscriptions`. Only for a service
+/// that declares `resources.subscribe`.
+void reconcile_watches(connector_pointer self) {
+  auto& st = self->state;
+  if (st.ph != connector_state::phase::ready || !st.hooks->watched)
+    return;
+  const auto& subscribe = st.server_capabilities["resources"]["subscribe"];
+  if (!subscribe.is_bool() || !subscribe.as_bool())
+    return;
+  auto owned = st.hooks->watched(st.svc.name);
+  std::set<std::string> want(owned.begin(), owned.end());
+  if (want == st.subscribed)
+    return;
+  log::debug("resource subscriptions", log_fields(st, {{"count", static_cast<unsigned long long>(want.size())}}));
+  if (st.stateless) {
+    st.subscribed = std::move(want);
+    open_change_stream(self);
+    return;
+  }
+  auto ask = [&](const char* method, const std::string& uri) {
+    connector_state::outstanding p;
+    p.list_method = method;
+    request(self, connector_state::req_kind::control, method, value::make_object({{"uri", uri}}), std::move(p));
+  };
+  for (auto& uri : want)
+    if (st.subscribed.count(uri) == 0)
+      ask("resources/subscribe", uri);
+  for (auto& uri : st.subscribed)
+    if (want.count(uri) == 0)
+      ask("resources/unsubscribe", uri);
+  st.subscribed = std::move(want);
 }
 
 void became_ready(connector_pointer self) {
@@ -375,11 +425,19 @@ void became_ready(connector_pointer self) {
   st.backoff_step = 0;
   log::info("service ready", log_fields(st, {{"protocolVersion", st.protocol_version},
                                              {"transport", st.child ? "stdio" : "http"}}));
-  // Everything the service logs reaches Bulwark, which filters per client.
-  if (st.server_capabilities.find("logging"))
-    request(self, connector_state::req_kind::list, "logging/setLevel", value::make_object({{"level", "debug"}}));
+  // Everything the service logs reaches Bulwark, which filters per client
+  // (a 2026-07-28 call carries its level itself).
+  if (!st.stateless && st.server_capabilities.find("logging")) {
+    connector_state::outstanding p;
+    p.list_method = "logging/setLevel";
+    request(self, connector_state::req_kind::control, "logging/setLevel", value::make_object({{"level", "debug"}}),
+            std::move(p));
+  }
   fetch_all(self);
-  open_change_stream(self);
+  // A 2026-07-28 service's listen stream opens with the watched resources.
+  reconcile_watches(self);
+  if (!st.change_stream)
+    open_change_stream(self);
   auto waiting = std::move(st.waiting);
   st.waiting.clear();
   for (auto& q : waiting)
@@ -422,10 +480,12 @@ void on_response(connector_pointer self, int64_t id, const value& msg, steady_cl
       st.protocol_version = std::string(mcp::stateless_version);
       became_ready(self);
       break;
+    case connector_state::req_kind::control:
+      if (err)
+        log::warn("service refused a request", log_fields(st, {{"method", p.list_method}, {"error", *err}}));
+      break;
     case connector_state::req_kind::list: {
       const auto& method = p.list_method;
-      if (method.empty())
-        break; // logging/setLevel
       if (err) {
         log::warn("listing failed", log_fields(st, {{"method", method}, {"error", *err}}));
         break;
@@ -612,6 +672,7 @@ void start(connector_pointer self) {
   st.ph = connector_state::phase::starting;
   st.session_id.clear();
   st.protocol_version.clear();
+  st.subscribed.clear(); // a new child or session knows of none
   if (st.svc.is_stdio()) {
     st.child.reset();
     auto handle = caf::actor_cast<connector_actor>(self);
@@ -712,6 +773,7 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       st.pending.erase(i);
     },
     [self](atom::start) { start(self); },
+    [self](atom::watch) { reconcile_watches(self); },
     [self](atom::line, uint64_t gen, std::string& text, int64_t via) { on_line(self, gen, text, via); },
     [self](atom::answer, std::string& body) { transmit(self, "", std::move(body), -1); },
     [self](atom::exited, uint64_t gen, int status) {
@@ -843,6 +905,7 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
                                  {"protocolVersion", st.protocol_version},
                                  {"pending", static_cast<unsigned long long>(st.pending.size())},
                                  {"waiting", static_cast<unsigned long long>(st.waiting.size())},
+                                 {"subscriptions", static_cast<unsigned long long>(st.subscribed.size())},
                                  {"tools", static_cast<unsigned long long>(
                                              st.lists.count("tools/list") ? st.lists.at("tools/list").as_array().size() : 0)},
                                  {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)}});

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -28,6 +29,10 @@ struct gateway_hooks {
   std::function<void(const std::string& service, const std::string& method, json::value items)> publish;
   /// The service reported a resource as updated.
   std::function<void(const std::string& uri)> resource_updated;
+  /// The resource URIs clients watch that the service owns (it is the one
+  /// their reads go to). Called on the connector's thread after
+  /// `atom::watch`.
+  std::function<std::vector<std::string>(const std::string& service)> watched;
   /// The service said something changed (a list_changed or resource-updated
   /// notification's method): cached results of it are dropped.
   std::function<void(const std::string& service, const std::string& method)> changed;

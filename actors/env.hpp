@@ -90,6 +90,8 @@ struct runtime_env {
   std::shared_ptr<metrics::histogram> latency;
   /// Rate-limit buckets: owned here so that they survive the limiter.
   std::shared_ptr<rate_buckets> buckets;
+  /// Resource URIs clients watch (the gateway subscribes services to them).
+  std::shared_ptr<resource_watches> watches = std::make_shared<resource_watches>();
   /// Downstream services (the health supervisor watches them).
   std::vector<std::string> services;
   /// Where operational actors do HTTP (alert webhooks).

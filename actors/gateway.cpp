@@ -83,6 +83,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> io_guard;
   std::thread io_thread;
 
+  /// Asks every connector to check which watched URIs its service owns.
+  std::function<void()> poke_connectors;
+
   std::mutex mtx;
   std::condition_variable cv;
   /// service -> list method (tools/list, ...) -> its items
@@ -508,6 +511,33 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     }
   }
 
+  /// The service a resource URI's reads go to (the catalog's order): the
+  /// first that lists it, else the first with a template matching it.
+  /// Empty when none offers it. `mtx` must be held.
+  std::string owner_of(const std::string& uri) {
+    for (auto& s : cfg.services)
+      for (auto& r : list_of(s.name, "resources/list").as_array())
+        if (r["uri"].is_string() && r["uri"].as_string() == uri)
+          return s.name;
+    value vars;
+    for (auto& s : cfg.services)
+      for (auto& t : list_of(s.name, "resources/templates/list").as_array())
+        if (t["uriTemplate"].is_string() && match_uri_template(t["uriTemplate"].as_string(), uri, vars))
+          return s.name;
+    return {};
+  }
+
+  /// The URIs clients watch that `service` owns.
+  std::vector<std::string> owned_watches(const std::string& service) {
+    auto watched = rt.environment()->watches->watched();
+    std::vector<std::string> out;
+    std::lock_guard<std::mutex> guard(mtx);
+    for (auto& uri : watched)
+      if (owner_of(uri) == service)
+        out.push_back(uri);
+    return out;
+  }
+
   /// Rebuilds what the services offer, under exposed names, in the catalog.
   void republish() {
     std::vector<tool_spec> tools;
@@ -850,8 +880,28 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     }
     log::info("service listed", value::make_object({{"service", service}, {"method", method}, {"items", count}}));
     self->republish();
+    // A URI may have changed hands: each service checks what it watches.
+    if (method == "resources/list" || method == "resources/templates/list")
+      self->poke_connectors();
   };
   d.hooks->resource_updated = [&rt](const std::string& uri) { rt.notify_resource_updated(uri); };
+  std::vector<std::string> connectors;
+  for (auto& s : d.cfg.services)
+    connectors.push_back(connector_name(s.name));
+  std::weak_ptr<runtime_env> weak_env = rt.environment();
+  d.poke_connectors = [weak_env, connectors] {
+    auto env = weak_env.lock();
+    if (!env)
+      return;
+    for (auto& name : connectors)
+      if (auto c = env->names.get(name))
+        caf::anon_send(caf::actor_cast<connector_actor>(c), atom::watch_v);
+  };
+  rt.environment()->watches->on_change(d.poke_connectors);
+  d.hooks->watched = [weak](const std::string& service) {
+    auto self = weak.lock();
+    return self ? self->owned_watches(service) : std::vector<std::string>{};
+  };
   d.hooks->changed = [&rt](const std::string& service, const std::string& method) {
     // What the service changed can no longer be answered from memory.
     std::string what = method == "notifications/tools/list_changed"     ? "tools/call"
@@ -890,6 +940,8 @@ gateway::~gateway() {
   d.hooks->publish = nullptr;
   d.hooks->resource_updated = nullptr;
   d.hooks->changed = nullptr;
+  d.hooks->watched = nullptr;
+  d.rt.environment()->watches->on_change(nullptr);
   if (d.own_io) {
     d.io_guard.reset();
     d.own_io->stop();

@@ -174,7 +174,7 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
     if (!uri || !uri->is_string() || uri->as_string().empty())
       return reply_error(in, error_code::invalid_params, "params.uri must be a non-empty string");
     if (method == "resources/subscribe")
-      rec->subscriptions.insert(uri->as_string());
+      rec->subscriptions.insert(env->watches, uri->as_string());
     else
       rec->subscriptions.erase(uri->as_string());
     return reply(in, value(json::object{}), false);
@@ -478,8 +478,8 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
     value list(json::array{});
     for (auto& u : uris->as_array()) {
       if (u.is_string()) {
-        l.uris.insert(u.as_string());
-        list.push_back(u);
+        if (l.uris.insert(env->watches, u.as_string()))
+          list.push_back(u);
       }
     }
     accepted.set("resourceSubscriptions", std::move(list));
@@ -492,6 +492,7 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
   out.what = outbound::kind::notification;
   out.body = mcp::notification_body("notifications/subscriptions/acknowledged", params_out);
   in->sink->deliver(std::move(out));
+  record("subscriptions/listen", {}, "ok", 0, in->received); // counted when acknowledged
   auto self_handle = caf::actor_cast<session_actor>(self);
   in->sink->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
   listeners.push_back(std::move(l));
@@ -1100,7 +1101,7 @@ void session_state::broadcast(const std::string& method, const json::value& para
     return;
   }
   if (!rec->stateless) {
-    if (resource_update && rec->subscriptions.count(uri) == 0)
+    if (resource_update && !rec->subscriptions.contains(uri))
       return;
     send_standalone(mcp::notification_body(method, params));
     return;
@@ -1109,7 +1110,7 @@ void session_state::broadcast(const std::string& method, const json::value& para
     bool wanted = (method == "notifications/tools/list_changed" && l.tools)
                   || (method == "notifications/prompts/list_changed" && l.prompts)
                   || (method == "notifications/resources/list_changed" && l.resources)
-                  || (resource_update && l.uris.count(uri) > 0);
+                  || (resource_update && l.uris.contains(uri));
     if (!wanted)
       continue;
     value p = params.is_object() ? params : value(json::object{});

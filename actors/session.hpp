@@ -45,7 +45,7 @@ struct session_state : call_owner {
     bool tools = false;
     bool prompts = false;
     bool resources = false;
-    std::set<std::string> uris;
+    watch_set uris; ///< Resources it watches (counted in the runtime's watches)
   };
 
   session_actor::stateful_pointer<session_state> self = nullptr;

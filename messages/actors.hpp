@@ -64,7 +64,7 @@ struct session_record {
   json::value client_capabilities;
   json::value client_info;
   log_level min_level = log_level::info;
-  std::set<std::string> subscriptions;
+  watch_set subscriptions; ///< Resource URIs (counted in the runtime's watches)
   uint64_t next_stream = 1;
   std::map<uint64_t, event_stream> streams; ///< stream id -> replay buffer
   std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();
@@ -248,6 +248,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, enqueue, "enqueue")
   CAF_ADD_ATOM(bulwark, bulwark::atom, position, "position")
   CAF_ADD_ATOM(bulwark, bulwark::atom, force, "force")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, watch, "watch")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -309,6 +310,9 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::expire>,
   // Internal: reopen the change stream of an HTTP service (generation).
   caf::reacts_to<atom::listen, uint64_t>,
+  // The resources clients watch changed: subscribe the service to those it
+  // owns (asked through the gateway hooks), and unsubscribe it from the rest.
+  caf::reacts_to<atom::watch>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 

@@ -189,4 +189,94 @@ bool match_uri_template(std::string_view tmpl, std::string_view uri, json::value
   return ui == uri.size();
 }
 
+// -- resource watches -----------------------------------------------------------------
+
+void resource_watches::on_change(std::function<void()> f) {
+  std::lock_guard<std::mutex> guard(mtx_);
+  on_change_ = f ? std::make_shared<std::function<void()>>(std::move(f)) : nullptr;
+}
+
+void resource_watches::add(const std::string& uri) {
+  {
+    std::lock_guard<std::mutex> guard(mtx_);
+    if (counts_[uri]++ > 0)
+      return;
+  }
+  changed();
+}
+
+void resource_watches::remove(const std::string& uri) {
+  {
+    std::lock_guard<std::mutex> guard(mtx_);
+    auto i = counts_.find(uri);
+    if (i == counts_.end() || --i->second > 0)
+      return;
+    counts_.erase(i);
+  }
+  changed();
+}
+
+std::vector<std::string> resource_watches::watched() const {
+  std::lock_guard<std::mutex> guard(mtx_);
+  std::vector<std::string> out;
+  out.reserve(counts_.size());
+  for (auto& [uri, n] : counts_)
+    out.push_back(uri);
+  return out;
+}
+
+void resource_watches::changed() {
+  std::shared_ptr<std::function<void()>> f;
+  {
+    std::lock_guard<std::mutex> guard(mtx_);
+    f = on_change_;
+  }
+  if (f)
+    (*f)();
+}
+
+watch_set::watch_set(watch_set&& other) noexcept
+  : registry_(std::move(other.registry_)), uris_(std::move(other.uris_)) {
+  other.uris_.clear();
+}
+
+watch_set& watch_set::operator=(watch_set&& other) noexcept {
+  if (this != &other) {
+    release();
+    registry_ = std::move(other.registry_);
+    uris_ = std::move(other.uris_);
+    other.uris_.clear();
+  }
+  return *this;
+}
+
+watch_set::~watch_set() {
+  release();
+}
+
+bool watch_set::insert(const std::shared_ptr<resource_watches>& registry, const std::string& uri) {
+  if (!uris_.insert(uri).second)
+    return false;
+  if (!registry_)
+    registry_ = registry;
+  if (registry_)
+    registry_->add(uri);
+  return true;
+}
+
+bool watch_set::erase(const std::string& uri) {
+  if (uris_.erase(uri) == 0)
+    return false;
+  if (registry_)
+    registry_->remove(uri);
+  return true;
+}
+
+void watch_set::release() noexcept {
+  if (registry_)
+    for (auto& uri : uris_)
+      registry_->remove(uri);
+  uris_.clear();
+}
+
 } // namespace bulwark

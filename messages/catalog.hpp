@@ -11,7 +11,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -285,5 +287,51 @@ using catalog_ptr = std::shared_ptr<const catalog>;
 
 /// Matches `uri` against an RFC 6570 level-1 template; fills `vars`.
 bool match_uri_template(std::string_view tmpl, std::string_view uri, json::value& vars);
+
+/// The resource URIs this instance's clients watch (2025-era
+/// `resources/subscribe`, 2026-07-28 `resourceSubscriptions` of a listen
+/// stream), each counted once per holder. The gateway subscribes each
+/// service to the watched URIs it owns. Thread-safe.
+class resource_watches {
+public:
+  /// Called, outside the lock, after a URI gained its first watcher or lost
+  /// its last.
+  void on_change(std::function<void()> f);
+  void add(const std::string& uri);
+  void remove(const std::string& uri);
+  /// Every URI with at least one watcher, sorted.
+  std::vector<std::string> watched() const;
+
+private:
+  void changed();
+  mutable std::mutex mtx_;
+  std::map<std::string, std::size_t> counts_;
+  std::shared_ptr<std::function<void()>> on_change_;
+};
+
+/// One holder's watched URIs (a session's subscriptions, a listen stream's
+/// resources): each counts in `resource_watches` while it is held, and all
+/// are given back when the set is destroyed, however its holder ended.
+class watch_set {
+public:
+  watch_set() = default;
+  watch_set(watch_set&& other) noexcept;
+  watch_set& operator=(watch_set&& other) noexcept;
+  watch_set(const watch_set&) = delete;
+  watch_set& operator=(const watch_set&) = delete;
+  ~watch_set();
+
+  /// Counts `uri` in `registry` (kept for later calls); false when it is
+  /// held already.
+  bool insert(const std::shared_ptr<resource_watches>& registry, const std::string& uri);
+  bool erase(const std::string& uri);
+  bool contains(const std::string& uri) const { return uris_.count(uri) > 0; }
+  const std::set<std::string>& uris() const { return uris_; }
+
+private:
+  void release() noexcept;
+  std::shared_ptr<resource_watches> registry_;
+  std::set<std::string> uris_;
+};
 
 } // namespace bulwark

@@ -301,6 +301,12 @@ void register_tools(runtime& rt) {
         }
         c->finish(mcp::text_result("tool list changed"));
       });
+  add(rt, "test_update_resource", "Reports a resource as updated to the clients that watch it.",
+      object_schema({{"uri", string_type()}}, {"uri"}), [&rt](const call_ptr& c) {
+        const auto& uri = c->arguments()["uri"].as_string();
+        rt.notify_resource_updated(uri);
+        c->finish(mcp::text_result("updated " + uri));
+      });
   auto prompt_counter = std::make_shared<std::atomic<int>>(0);
   add(rt, "test_trigger_prompt_change", "Adds a prompt, so the prompt list changes.", {},
       [&rt, prompt_counter](const call_ptr& c) {

@@ -22,11 +22,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { assert, harness } from './harness.mjs';
+import { assert, callTool, harness, until } from './harness.mjs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
@@ -58,6 +62,46 @@ async function startTlsTerminator(targetPort, { key, cert }) {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   server.unref();
   return server.address().port;
+}
+
+/// A 2026-07-28 listen stream on `port`: `messages` fills as they arrive.
+async function listen(port, notifications) {
+  const ac = new AbortController();
+  const id = 9001;
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    signal: ac.signal,
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'subscriptions/listen',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0', id, method: 'subscriptions/listen',
+      params: {
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} },
+        notifications,
+      },
+    }),
+  });
+  assert(res.ok && res.headers.get('content-type')?.startsWith('text/event-stream'), `listen: HTTP ${res.status}`);
+  const messages = [];
+  (async () => {
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk, { stream: true });
+        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2))
+          for (const line of buf.slice(0, i).split('\n'))
+            if (line.startsWith('data: ')) messages.push(JSON.parse(line.slice(6)));
+      }
+    } catch {
+      // Aborted by close().
+    }
+  })();
+  return { id, messages, close: () => ac.abort() };
 }
 
 try {
@@ -217,6 +261,25 @@ try {
     assert(JSON.stringify(s2.content).includes('gateway sampled 2718'), `result: ${JSON.stringify(s2)}`);
   });
 
+  await check('server-everything: a resource subscription is passed on, and its updates come back', async () => {
+    // A URI of one of its templates: the gateway finds the service by it.
+    const uri = 'demo://resource/dynamic/text/7';
+    const updates = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n.params.uri));
+    await client.subscribeResource({ uri });
+    // The tool sends one update for each subscribed URI at once, then every 5 s.
+    const on = await call('everything__toggle-subscriber-updates');
+    assert(!on.isError, `toggle: ${JSON.stringify(on)}`);
+    try {
+      // The service may take the toggle before the subscription (it handles
+      // both at once): then the next round, 5 s later, brings the update.
+      await until('the update', () => updates.includes(uri), 8000);
+    } finally {
+      await call('everything__toggle-subscriber-updates');
+      await client.unsubscribeResource({ uri });
+    }
+  });
+
   await check("a proxied call's time is split into the service's share and Bulwark's own", async () => {
     const res = await fetch(`http://127.0.0.1:${frontPort}/metrics.json`, { signal: AbortSignal.timeout(5000) });
     const m = await res.json();
@@ -343,6 +406,76 @@ try {
   });
 
   await client.close();
+
+  // Resource subscriptions through a front whose only service is the HTTP
+  // fixtures server, spoken to in either era: the front subscribes the
+  // service while a client watches, and no longer once none does.
+  const downCount = async (method) => {
+    const res = await fetch(`http://127.0.0.1:${webPort}/metrics.json`, { signal: AbortSignal.timeout(5000) });
+    const m = await res.json();
+    return (m.bulwark_requests_total?.series ?? [])
+      .filter((x) => x.labels.method === method)
+      .reduce((n, x) => n + x.value, 0);
+  };
+  const watched = 'test://watched-resource';
+  for (const era of ['2026-07-28', '2025-11-25']) {
+    await check(`resource subscriptions reach a ${era} service and its updates the client; the last watcher's end unsubscribes`, async () => {
+      const cfg = join(dir, `watch-${era}.json`);
+      writeFileSync(cfg, JSON.stringify({
+        mcpServers: { web: { url: `http://127.0.0.1:${webPort}/mcp` } },
+        services: { web: { protocol: era } },
+        gateway: { prefix: 'never' },
+      }));
+      const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], `watch-${era}`);
+      const touch = () => callTool(port, 'test_update_resource', { uri: watched });
+      if (era === '2026-07-28') {
+        // A 2026-07-28 client: a listen stream naming the resource.
+        const listens = await downCount('subscriptions/listen');
+        const stream = await listen(port, { resourceSubscriptions: [watched] });
+        try {
+          await until('the acknowledgement', () => stream.messages.length >= 1, 5000);
+          // The front opens its listen stream on the service again, now naming the resource.
+          await until('a listen stream naming the resource', async () => (await downCount('subscriptions/listen')) > listens, 5000);
+          let got = [];
+          await until('the update', async () => {
+            await touch();
+            got = stream.messages.filter((x) => x.method === 'notifications/resources/updated');
+            return got.length > 0;
+          }, 5000);
+          assert(got[0].params.uri === watched, JSON.stringify(got[0]));
+          assert(got[0].params._meta?.['io.modelcontextprotocol/subscriptionId'] === stream.id, JSON.stringify(got[0]));
+        } finally {
+          stream.close();
+        }
+        // No watcher left: the front's stream is opened once more, without it.
+        const after = await downCount('subscriptions/listen');
+        await until('a listen stream without the resource', async () => (await downCount('subscriptions/listen')) > after, 5000);
+      } else {
+        // A 2025-era client of the SDK: resources/subscribe on both legs.
+        const c = new Client({ name: 'bulwark-watch-e2e', version: '1.0.0' }, { capabilities: {} });
+        const updates = [];
+        c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n.params.uri));
+        await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+        try {
+          const subs = await downCount('resources/subscribe');
+          const unsubs = await downCount('resources/unsubscribe');
+          await c.subscribeResource({ uri: watched });
+          await until('the subscription passed on', async () => (await downCount('resources/subscribe')) === subs + 1, 5000);
+          await until('the update', async () => {
+            await touch();
+            return updates.includes(watched);
+          }, 5000);
+          // An update of a resource nobody watches is not passed on.
+          await callTool(port, 'test_update_resource', { uri: 'test://static-text' });
+          await c.unsubscribeResource({ uri: watched });
+          await until('the unsubscription passed on', async () => (await downCount('resources/unsubscribe')) === unsubs + 1, 5000);
+          assert(!updates.includes('test://static-text'), `updates: ${updates}`);
+        } finally {
+          await c.close();
+        }
+      }
+    });
+  }
 
   await check('an https service whose certificate is not trusted is refused, and the log says why', async () => {
     const untrusted = join(dir, 'untrusted.json');

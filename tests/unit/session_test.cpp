@@ -285,3 +285,66 @@ TEST_CASE("restart intensity allows N restarts per window") {
   // Old restarts leave the window.
   CHECK(ri.allow(t0 + 14s));
 }
+
+TEST_CASE("resource watches count each URI once per holder and are given back however the holder ends") {
+  auto watches = std::make_shared<resource_watches>();
+  int changes = 0;
+  watches->on_change([&] { ++changes; });
+  {
+    watch_set a;
+    CHECK(a.insert(watches, "test://one"));
+    CHECK_FALSE(a.insert(watches, "test://one")); // held already: counted once
+    CHECK(changes == 1);
+    watch_set b;
+    CHECK(b.insert(watches, "test://one"));
+    CHECK(changes == 1); // a second watcher changes nothing outside
+    CHECK(watches->watched() == std::vector<std::string>{"test://one"});
+    CHECK(a.erase("test://one"));
+    CHECK_FALSE(a.erase("test://one"));
+    CHECK(watches->watched() == std::vector<std::string>{"test://one"}); // b still watches
+    CHECK(changes == 1);
+    // Moving a set moves its URIs, which stay counted once.
+    watch_set c = std::move(b);
+    CHECK(watches->watched() == std::vector<std::string>{"test://one"});
+    a.insert(watches, "test://two");
+    CHECK(changes == 2);
+    c = std::move(a); // c gives back test://one, takes test://two
+    CHECK(watches->watched() == std::vector<std::string>{"test://two"});
+    CHECK(changes == 3);
+  } // c destroyed
+  CHECK(watches->watched().empty());
+  CHECK(changes == 4);
+}
+
+TEST_CASE("a session's resource subscriptions outlive its actor and are given back when it ends") {
+  fixture f;
+  auto watches = f.rt->environment()->watches;
+  auto subscribe = [&](const std::string& sid, const char* method) {
+    auto [v, o] = f.send(std::string(R"({"jsonrpc":"2.0","id":5,"method":")") + method
+                           + R"(","params":{"uri":"test://watched"}})",
+                         sid);
+    REQUIRE(v.find("result"));
+  };
+  auto sid = f.initialize();
+  auto other = f.initialize();
+  subscribe(sid, "resources/subscribe");
+  subscribe(other, "resources/subscribe");
+  CHECK(watches->watched() == std::vector<std::string>{"test://watched"});
+  subscribe(other, "resources/unsubscribe");
+  CHECK(watches->watched() == std::vector<std::string>{"test://watched"});
+
+  // A restarted actor keeps the session's record, subscriptions included.
+  REQUIRE(f.rt->kill_actor("session/" + sid));
+  std::this_thread::sleep_for(50ms);
+  CHECK(watches->watched() == std::vector<std::string>{"test://watched"});
+
+  // The session's end gives the subscription back.
+  REQUIRE(f.rt->end_session(sid));
+  bool released = false;
+  for (int i = 0; i < 200 && !released; ++i) {
+    released = watches->watched().empty();
+    if (!released)
+      std::this_thread::sleep_for(10ms);
+  }
+  CHECK(released);
+}
