@@ -14,6 +14,10 @@
 
 namespace bulwark {
 
+/// Resources one session, or one listen stream, may watch: each watched URI
+/// costs memory here and work in the gateway, which subscribes services.
+constexpr std::size_t max_watched_resources = 1000;
+
 namespace {
 
 using json::value;
@@ -173,9 +177,14 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
     auto* uri = params.find("uri");
     if (!uri || !uri->is_string() || uri->as_string().empty())
       return reply_error(in, error_code::invalid_params, "params.uri must be a non-empty string");
-    if (method == "resources/subscribe")
-      rec->subscriptions.insert(env->watches, uri->as_string());
-    else
+    if (method == "resources/subscribe") {
+      const auto& u = uri->as_string();
+      if (!rec->subscriptions.contains(u) && rec->subscriptions.uris().size() >= max_watched_resources)
+        return reply_error(in, error_code::invalid_params,
+                           "this session watches " + std::to_string(max_watched_resources)
+                             + " resources already, the most it may; unsubscribe from one first");
+      rec->subscriptions.insert(env->watches, u);
+    } else
       rec->subscriptions.erase(uri->as_string());
     return reply(in, value(json::object{}), false);
   }
@@ -475,6 +484,11 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
     accepted.set("resourcesListChanged", true);
   }
   if (auto* uris = filter.find("resourceSubscriptions"); uris && uris->is_array()) {
+    if (uris->as_array().size() > max_watched_resources)
+      return reply_error(in, error_code::invalid_params,
+                         "params.notifications.resourceSubscriptions names more than "
+                           + std::to_string(max_watched_resources) + " resources",
+                         {}, 400);
     value list(json::array{});
     for (auto& u : uris->as_array()) {
       if (u.is_string()) {

@@ -348,3 +348,31 @@ TEST_CASE("a session's resource subscriptions outlive its actor and are given ba
   }
   CHECK(released);
 }
+
+TEST_CASE("a session, and a listen stream, watch at most 1000 resources") {
+  fixture f;
+  auto sid = f.initialize();
+  auto subscribe = [&](int i) {
+    return f.send(R"({"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{"uri":"test://r/)"
+                    + std::to_string(i) + R"("}})",
+                  sid)
+      .first;
+  };
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(subscribe(i).find("result"));
+  auto refused = subscribe(1000);
+  CHECK(refused["error"]["code"].as_int() == -32602);
+  CHECK(refused["error"]["message"].as_string().find("watches 1000 resources already") != std::string::npos);
+  CHECK(subscribe(7).find("result")); // one it watches already
+  CHECK(f.rt->environment()->watches->watched().size() == 1000);
+
+  std::string uris;
+  for (int i = 0; i < 1001; ++i)
+    uris += (i ? ",\"test://l/" : "\"test://l/") + std::to_string(i) + "\"";
+  auto [listen, out] = f.send(std::string(R"({"jsonrpc":"2.0","id":6,"method":"subscriptions/listen","params":{)") + meta
+                                + R"(,"notifications":{"resourceSubscriptions":[)" + uris + "]}}}",
+                              {}, true);
+  CHECK(listen["error"]["code"].as_int() == -32602);
+  CHECK(out.http_status == 400);
+  CHECK(f.rt->environment()->watches->watched().size() == 1000); // the refused stream holds none
+}
