@@ -385,7 +385,15 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
       o.url = ops.webhook.url;
       o.headers = ops.webhook.headers;
       o.max_connections = 2;
-      st.webhook = std::make_unique<http_client>(*env->io, o);
+      o.tls = ops.webhook.tls;
+      try {
+        st.webhook = std::make_unique<http_client>(*env->io, o);
+      } catch (const std::exception& e) {
+        // A CA file or key that is no PEM: alerts still reach the log and
+        // the admin sessions.
+        st.last_error = e.what();
+        log::error("alert webhook disabled", value::make_object({{"url", o.url}, {"error", e.what()}}));
+      }
     }
     return {
       [self](atom::sample, const health_sample& s) {

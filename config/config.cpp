@@ -158,6 +158,25 @@ void check_separator(const std::string& path, const std::string& sep) {
       bad(path, "may hold only letters, digits, '_', '-', '.' and '/'");
 }
 
+/// The `tls` key of `sec` (at `path`): files to trust and to present for
+/// an https:// URL. `url` must be https:// when the key is there.
+void parse_tls(section& sec, const std::string& path, service_tls& tls) {
+  auto* t = sec.get("tls");
+  if (!t)
+    return;
+  section ts(*t, path + ".tls");
+  ts.str("caFile", tls.ca_file);
+  ts.str("certFile", tls.cert_file);
+  ts.str("keyFile", tls.key_file);
+  if (tls.cert_file.empty() != tls.key_file.empty())
+    bad(path + ".tls", "certFile and keyFile go together");
+  // Readable now, so that a typo fails start-up rather than every call.
+  for (auto [key, file] : {std::pair{"caFile", &tls.ca_file}, std::pair{"certFile", &tls.cert_file},
+                           std::pair{"keyFile", &tls.key_file}})
+    if (!file->empty() && !std::ifstream(*file))
+      bad(path + ".tls." + key, "cannot read '" + *file + "'");
+}
+
 void parse_settings(const value& v, const std::string& path, service_settings& st) {
   section sec(v, path);
   sec.millis("timeoutMs", st.timeout, 1, 3600000);
@@ -225,19 +244,7 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     check_separator(path + ".separator", sp->as_string());
     st.separator = sp->as_string();
   }
-  if (auto* t = sec.get("tls")) {
-    section ts(*t, path + ".tls");
-    ts.str("caFile", st.tls.ca_file);
-    ts.str("certFile", st.tls.cert_file);
-    ts.str("keyFile", st.tls.key_file);
-    if (st.tls.cert_file.empty() != st.tls.key_file.empty())
-      bad(path + ".tls", "certFile and keyFile go together");
-    // Readable now, so that a typo fails start-up rather than every call.
-    for (auto [key, file] : {std::pair{"caFile", &st.tls.ca_file}, std::pair{"certFile", &st.tls.cert_file},
-                             std::pair{"keyFile", &st.tls.key_file}})
-      if (!file->empty() && !std::ifstream(*file))
-        bad(path + ".tls." + key, "cannot read '" + *file + "'");
-  }
+  parse_tls(sec, path, st.tls);
 }
 
 /// `mcpServers` (how to reach each service) and `services` (how to treat it).
@@ -457,8 +464,12 @@ void parse_operations(section& top, config& cfg) {
     if (auto* w = sec.get("webhook")) {
       section ws(*w, "$.alerts.webhook");
       ws.str("url", ops.webhook.url);
-      if (ops.webhook.url.rfind("http://", 0) != 0)
-        bad("$.alerts.webhook.url", "must be an http:// URL");
+      bool https = ops.webhook.url.rfind("https://", 0) == 0;
+      if (!https && ops.webhook.url.rfind("http://", 0) != 0)
+        bad("$.alerts.webhook.url", "must be an http:// or https:// URL");
+      parse_tls(ws, "$.alerts.webhook", ops.webhook.tls);
+      if (!ops.webhook.tls.empty() && !https)
+        bad("$.alerts.webhook.tls", "applies to https:// URLs only");
       ws.string_pairs("headers", ops.webhook.headers);
       ws.millis("timeoutMs", ops.webhook.timeout, 1, 600000);
       ws.integer("attempts", ops.webhook.attempts, 1, 20);

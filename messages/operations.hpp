@@ -52,6 +52,7 @@ struct webhook_settings {
   std::chrono::milliseconds timeout{5000};
   uint32_t attempts = 3;
   std::chrono::milliseconds base_delay{500};
+  service_tls tls; ///< For an https:// URL, as a service's `tls`.
 };
 
 /// Shared state of several instances through Redis (`redis` config section).

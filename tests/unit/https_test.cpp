@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -25,7 +26,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "actors/operations.hpp"
 #include "tests/unit/io_loop.hpp"
+#include "tests/unit/simulated.hpp"
 #include "transport/http_client.hpp"
 
 using namespace bulwark;
@@ -166,6 +169,11 @@ public:
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
   int accepted() const { return accepted_.load(); }
   int handshakes() const { return handshakes_.load(); }
+  int requests() const { return requests_.load(); }
+  std::string last_body() const {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return last_body_;
+  }
 
 private:
   struct session {
@@ -197,6 +205,11 @@ private:
     http::async_read(sn->stream, sn->buf, sn->req, [this, sn](beast::error_code ec, std::size_t) {
       if (ec)
         return;
+      {
+        std::lock_guard<std::mutex> guard(mtx_);
+        last_body_ = sn->req.body();
+      }
+      ++requests_;
       sn->res = {};
       sn->res.result(http::status::ok);
       sn->res.version(11);
@@ -217,6 +230,9 @@ private:
   tcp::acceptor acceptor_{io_};
   std::atomic<int> accepted_{0};
   std::atomic<int> handshakes_{0};
+  std::atomic<int> requests_{0};
+  mutable std::mutex mtx_;
+  std::string last_body_;
   std::thread thread_;
 };
 
@@ -417,4 +433,40 @@ TEST_CASE("https: TLS files that cannot be used fail the client's construction",
   o.tls.key_file = pki.server_key;
   CHECK(fails_with(o) == "accepted");
   CHECK(fails_with(options("https://example.test/mcp", "")) == "accepted");
+}
+
+TEST_CASE("https: alerts reach a webhook over TLS, verified against its caFile", "[http_client][tls][alerts]") {
+  test_pki pki;
+  tls_server server(pki.server_cert, pki.server_key);
+  io_loop loop;
+  test::simulated_system s;
+  s.env->io = &loop.io;
+  auto& webhook = s.env->opts.ops.webhook;
+  webhook.url = "https://localhost:" + std::to_string(server.port()) + "/alerts";
+  webhook.attempts = 1;
+  SECTION("trusted: the alert is posted") {
+    webhook.tls.ca_file = pki.ca_file;
+  }
+  SECTION("the system's store does not know the test CA: nothing is posted") {
+  }
+  auto alerts = spawn_alert_manager(*s.sys, s.env);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(alerts));
+  s.sched->run();
+  health_sample h;
+  h.now = std::chrono::steady_clock::now();
+  h.wall = std::chrono::system_clock::now();
+  h.open_breakers = {"svc"};
+  caf::anon_send(alerts, atom::sample_v, h);
+  s.sched->run();
+  // The delivery ends either way: a request, or a refused handshake.
+  for (int i = 0; i < 300 && server.requests() == 0 && !(server.accepted() > 0 && webhook.tls.ca_file.empty()); ++i)
+    std::this_thread::sleep_for(10ms);
+  if (webhook.tls.ca_file.empty()) {
+    std::this_thread::sleep_for(100ms);
+    CHECK(server.accepted() >= 1);
+    CHECK(server.requests() == 0);
+  } else {
+    REQUIRE(server.requests() == 1);
+    CHECK(contains(server.last_body(), R"("rule":"breaker_open")"));
+  }
 }

@@ -4,7 +4,10 @@
 // (TTL and stale copies on the actor clock), the health supervisor
 // (breaker-driven degraded mode and its hysteresis) and the breaker's count
 // of a call's wait on its service.
+#include <cstdio>
 #include <optional>
+
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -389,7 +392,30 @@ TEST_CASE("config: admission sections are read strictly, with the key's path in 
   CHECK(refused(R"({"rateLimits": {"onLimit": "wait"}})").find("$.rateLimits.onLimit") != std::string::npos);
   CHECK(refused(R"({"queue": {"toolPriorities": {"x": "urgent"}}})").find("$.queue.toolPriorities.x") != std::string::npos);
   CHECK(refused(R"({"health": {"queueFill": 2}})").find("$.health.queueFill") != std::string::npos);
-  CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x"}}})").find("$.alerts.webhook.url") != std::string::npos);
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "ftp://x"}}})").find("$.alerts.webhook.url: must be an http:// or https:// URL")
+        != std::string::npos);
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x", "tls": {"certFile": "a.pem"}}}})")
+          .find("$.alerts.webhook.tls: certFile and keyFile go together") != std::string::npos);
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x", "tls": {"caFile": "/nonexistent/ca.pem"}}}})")
+          .find("$.alerts.webhook.tls.caFile: cannot read '/nonexistent/ca.pem'") != std::string::npos);
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x", "tls": {"ca": "x"}}}})")
+          .find("$.alerts.webhook.tls.ca: unknown key") != std::string::npos);
+
+  // An https:// webhook, with files of its own or the system's store.
+  char tmpl[] = "/tmp/bulwark-ca-XXXXXX";
+  int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::string ca = tmpl;
+  CHECK(refused((R"({"alerts": {"webhook": {"url": "http://x", "tls": {"caFile": ")" + ca + R"("}}}})").c_str())
+          .find("$.alerts.webhook.tls: applies to https:// URLs only") != std::string::npos);
+  config https;
+  apply_json(https, R"({"alerts": {"webhook": {"url": "https://hooks.example/a", "tls": {"caFile": ")" + ca + R"("}}}})",
+             "test");
+  CHECK(https.runtime.ops.webhook.url == "https://hooks.example/a");
+  CHECK(https.runtime.ops.webhook.tls.ca_file == ca);
+  std::remove(ca.c_str());
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "https://hooks.example/a"}}})").empty());
 }
 
 TEST_CASE("alert manager: a rule fires, stays quiet for its cooldown, then fires again", "[operations]") {
