@@ -65,7 +65,7 @@ struct connector_state {
     uint64_t attempt = 0;
     downstream_call_ptr call;
     caf::actor reply_to;
-    std::string list_method; ///< For req_kind::list and req_kind::control.
+    std::string method; ///< The request's method (tools/list, resources/subscribe, ...).
     steady_clock::time_point deadline = steady_clock::time_point::max(); ///< Calls only.
     /// When the request was handed to the transport (calls only): the
     /// service's share of the call's time runs from here to its answer
@@ -231,6 +231,7 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
   }
   auto body = mcp::request_body(value(id), method, params);
   p.kind = kind;
+  p.method = method;
   // Before the write: a loopback send may run the service at once, ahead of
   // this thread, and that time is the service's.
   if (kind == connector_state::req_kind::call)
@@ -286,9 +287,7 @@ void fetch_list(connector_pointer self, const std::string& method, value cursor)
     params.set("cursor", cursor);
   else
     self->state.building[method] = value(json::array{});
-  connector_state::outstanding p;
-  p.list_method = method;
-  request(self, connector_state::req_kind::list, method, std::move(params), std::move(p));
+  request(self, connector_state::req_kind::list, method, std::move(params));
 }
 
 /// Lists everything the service declares it offers.
@@ -406,9 +405,7 @@ void reconcile_watches(connector_pointer self) {
     return;
   }
   auto ask = [&](const char* method, const std::string& uri) {
-    connector_state::outstanding p;
-    p.list_method = method;
-    request(self, connector_state::req_kind::control, method, value::make_object({{"uri", uri}}), std::move(p));
+    request(self, connector_state::req_kind::control, method, value::make_object({{"uri", uri}}));
   };
   for (auto& uri : want)
     if (st.subscribed.count(uri) == 0)
@@ -427,12 +424,8 @@ void became_ready(connector_pointer self) {
                                              {"transport", st.child ? "stdio" : "http"}}));
   // Everything the service logs reaches Bulwark, which filters per client
   // (a 2026-07-28 call carries its level itself).
-  if (!st.stateless && st.server_capabilities.find("logging")) {
-    connector_state::outstanding p;
-    p.list_method = "logging/setLevel";
-    request(self, connector_state::req_kind::control, "logging/setLevel", value::make_object({{"level", "debug"}}),
-            std::move(p));
-  }
+  if (!st.stateless && st.server_capabilities.find("logging"))
+    request(self, connector_state::req_kind::control, "logging/setLevel", value::make_object({{"level", "debug"}}));
   fetch_all(self);
   // A 2026-07-28 service's listen stream opens with the watched resources.
   reconcile_watches(self);
@@ -482,10 +475,10 @@ void on_response(connector_pointer self, int64_t id, const value& msg, steady_cl
       break;
     case connector_state::req_kind::control:
       if (err)
-        log::warn("service refused a request", log_fields(st, {{"method", p.list_method}, {"error", *err}}));
+        log::warn("service refused a request", log_fields(st, {{"method", p.method}, {"error", *err}}));
       break;
     case connector_state::req_kind::list: {
-      const auto& method = p.list_method;
+      const auto& method = p.method;
       if (err) {
         log::warn("listing failed", log_fields(st, {{"method", method}, {"error", *err}}));
         break;
