@@ -158,8 +158,18 @@ void check_separator(const std::string& path, const std::string& sep) {
       bad(path, "may hold only letters, digits, '_', '-', '.' and '/'");
 }
 
+bool is_https(const std::string& url) {
+  return url.rfind("https://", 0) == 0;
+}
+
+/// The URL of an HTTP peer (a service, the alert webhook).
+void check_http_url(const std::string& path, const std::string& url) {
+  if (!is_https(url) && url.rfind("http://", 0) != 0)
+    bad(path, "must be an http:// or https:// URL");
+}
+
 /// The `tls` key of `sec` (at `path`): files to trust and to present for
-/// an https:// URL. `url` must be https:// when the key is there.
+/// an https:// URL (the caller checks that the URL is one).
 void parse_tls(section& sec, const std::string& path, service_tls& tls) {
   auto* t = sec.get("tls");
   if (!t)
@@ -307,8 +317,8 @@ void parse_gateway(section& top, gateway_config& gw) {
         bad(path + ".type", "must be stdio, http or streamable-http (sse is not supported)");
       if (svc.command.empty() == svc.url.empty())
         bad(path, "needs exactly one of \"command\" (stdio) or \"url\" (Streamable HTTP)");
-      if (!svc.url.empty() && svc.url.rfind("http://", 0) != 0 && svc.url.rfind("https://", 0) != 0)
-        bad(path + ".url", "must be an http:// or https:// URL");
+      if (!svc.url.empty())
+        check_http_url(path + ".url", svc.url);
       if (!svc.url.empty() && (!svc.args.empty() || !svc.env.empty() || !svc.cwd.empty()))
         bad(path, "args, env and cwd apply to stdio servers (\"command\") only");
       if (!svc.command.empty() && !svc.headers.empty())
@@ -325,7 +335,7 @@ void parse_gateway(section& top, gateway_config& gw) {
       if (it == gw.services.end())
         bad("$.services." + name, "no server of that name in mcpServers");
       parse_settings(settings, "$.services." + name, it->settings);
-      if (!it->settings.tls.empty() && it->url.rfind("https://", 0) != 0)
+      if (!it->settings.tls.empty() && !is_https(it->url))
         bad("$.services." + name + ".tls", "applies to https:// servers only");
     }
   }
@@ -464,11 +474,9 @@ void parse_operations(section& top, config& cfg) {
     if (auto* w = sec.get("webhook")) {
       section ws(*w, "$.alerts.webhook");
       ws.str("url", ops.webhook.url);
-      bool https = ops.webhook.url.rfind("https://", 0) == 0;
-      if (!https && ops.webhook.url.rfind("http://", 0) != 0)
-        bad("$.alerts.webhook.url", "must be an http:// or https:// URL");
+      check_http_url("$.alerts.webhook.url", ops.webhook.url);
       parse_tls(ws, "$.alerts.webhook", ops.webhook.tls);
-      if (!ops.webhook.tls.empty() && !https)
+      if (!ops.webhook.tls.empty() && !is_https(ops.webhook.url))
         bad("$.alerts.webhook.tls", "applies to https:// URLs only");
       ws.string_pairs("headers", ops.webhook.headers);
       ws.millis("timeoutMs", ops.webhook.timeout, 1, 600000);

@@ -85,17 +85,16 @@ struct endpoint_url {
 endpoint_url parse_url(const std::string& url) {
   endpoint_url out;
   std::string_view rest(url);
-  auto has_scheme = [&](std::string_view scheme) {
-    return rest.size() >= scheme.size() && iequals(rest.substr(0, scheme.size()), scheme);
+  auto take_scheme = [&](std::string_view scheme) {
+    if (rest.size() < scheme.size() || !iequals(rest.substr(0, scheme.size()), scheme))
+      return false;
+    rest.remove_prefix(scheme.size());
+    return true;
   };
-  if (has_scheme("https://")) {
+  if (take_scheme("https://"))
     out.tls = true;
-    rest.remove_prefix(8);
-  } else if (has_scheme("http://")) {
-    rest.remove_prefix(7);
-  } else {
+  else if (!take_scheme("http://"))
     bad_url(url, "only http:// and https://host[:port]/path URLs are supported");
-  }
   if (auto hash = rest.find('#'); hash != std::string_view::npos)
     rest = rest.substr(0, hash);
   auto end = rest.find_first_of("/?");
