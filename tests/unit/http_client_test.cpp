@@ -91,9 +91,6 @@ outcome call(http_client& client, std::string method, std::string body, http_hea
   return r;
 }
 
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
 
 // -- a scripted raw server ------------------------------------------------------
 
@@ -368,11 +365,11 @@ TEST_CASE("http_client: the request on the wire", "[http_client]") {
   REQUIRE(f.wait_for(1s) == std::future_status::ready);
   auto req = f.get();
   CHECK(req.rfind("POST /mcp?x=1 HTTP/1.1\r\n", 0) == 0);
-  CHECK(contains(req, "\r\nHost: 127.0.0.1:" + std::to_string(raw.port()) + "\r\n"));
-  CHECK(contains(req, "\r\nAuthorization: Bearer t0k\r\n"));
-  CHECK(contains(req, "\r\nMcp-Session-Id: s1\r\n"));
-  CHECK(contains(req, "\r\nContent-Type: application/json\r\n"));
-  CHECK(contains(req, "\r\nContent-Length: " + std::to_string(ping.size()) + "\r\n"));
+  CHECK_THAT(req, Catch::Contains("\r\nHost: 127.0.0.1:" + std::to_string(raw.port()) + "\r\n"));
+  CHECK_THAT(req, Catch::Contains("\r\nAuthorization: Bearer t0k\r\n"));
+  CHECK_THAT(req, Catch::Contains("\r\nMcp-Session-Id: s1\r\n"));
+  CHECK_THAT(req, Catch::Contains("\r\nContent-Type: application/json\r\n"));
+  CHECK_THAT(req, Catch::Contains("\r\nContent-Length: " + std::to_string(ping.size()) + "\r\n"));
   CHECK(req.substr(req.size() - ping.size()) == ping);
 }
 
@@ -460,7 +457,7 @@ TEST_CASE("http_client: broken and hostile servers", "[http_client]") {
     CHECK(r.resp.timed_out);
     CHECK(r.resp.sent);
     CHECK(r.resp.status == 0);
-    CHECK(contains(r.resp.error, "timed out"));
+    CHECK_THAT(r.resp.error, Catch::Contains("timed out"));
     CHECK(took >= 290ms);
     CHECK(took < 2s);
   }
@@ -511,7 +508,7 @@ TEST_CASE("http_client: broken and hostile servers", "[http_client]") {
     http_client client(loop.io, o);
     for (int i = 0; i < 3; ++i) {
       auto r = call(client, "POST", ping);
-      CHECK(contains(r.resp.error, "exceeds"));
+      CHECK_THAT(r.resp.error, Catch::Contains("exceeds"));
       CHECK(r.resp.status == 200);
       CHECK(r.resp.body.empty());
       CHECK(r.events.empty());
@@ -651,7 +648,7 @@ TEST_CASE("http_client: only http and https URLs", "[http_client]") {
       http_client client(io, options_for(url));
       FAIL("accepted");
     } catch (const std::invalid_argument& e) {
-      CHECK(contains(e.what(), url));
+      CHECK_THAT(e.what(), Catch::Contains(url));
     }
   }
   CHECK_NOTHROW(http_client(io, options_for("http://localhost")));

@@ -253,9 +253,6 @@ http_response call(http_client& client) {
   return r;
 }
 
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
 
 /// A CA, and a server certificate it issued for 127.0.0.1 and localhost.
 struct test_pki {
@@ -310,8 +307,8 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
     http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp", ""));
     auto r = call(client);
     CHECK(r.status == 0);
-    CHECK(contains(r.error, "TLS handshake with https://127.0.0.1:"));
-    CHECK(contains(r.error, "certificate verification failed: unable to get local issuer certificate"));
+    CHECK_THAT(r.error, Catch::Contains("TLS handshake with https://127.0.0.1:"));
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: unable to get local issuer certificate"));
   }
 
   SECTION("a certificate from another CA") {
@@ -321,7 +318,7 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
                                         pki.dir.cert("other", other)));
     auto r = call(client);
     CHECK(r.status == 0);
-    CHECK(contains(r.error, "certificate verification failed"));
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed"));
   }
 
   SECTION("its certificate names another host") {
@@ -331,11 +328,11 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
     http_client by_ip(loop.io, options("https://127.0.0.1:" + port + "/mcp", pki.ca_file));
     auto r = call(by_ip);
     CHECK(r.status == 0);
-    CHECK(contains(r.error, "certificate verification failed: IP address mismatch"));
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: IP address mismatch"));
     http_client by_name(loop.io, options("https://localhost:" + port + "/mcp", pki.ca_file));
     r = call(by_name);
     CHECK(r.status == 0);
-    CHECK(contains(r.error, "certificate verification failed: hostname mismatch"));
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: hostname mismatch"));
   }
 
   SECTION("it expired") {
@@ -347,7 +344,7 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
     http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp", pki.ca_file));
     auto r = call(client);
     CHECK(r.status == 0);
-    CHECK(contains(r.error, "certificate verification failed: certificate has expired"));
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: certificate has expired"));
   }
 
   SECTION("it does not speak TLS at all") {
@@ -376,7 +373,7 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
                                         pki.ca_file));
     auto r = call(client);
     CHECK(r.status == 0);
-    CHECK(contains(r.error, "TLS handshake with"));
+    CHECK_THAT(r.error, Catch::Contains("TLS handshake with"));
   }
 }
 
@@ -418,17 +415,17 @@ TEST_CASE("https: TLS files that cannot be used fail the client's construction",
   };
   auto garbage = pki.dir.text("garbage.pem", "not a certificate\n");
   auto o = options("https://127.0.0.1/mcp", garbage);
-  CHECK(contains(fails_with(o), "cannot use the CA file '" + garbage + "'"));
+  CHECK_THAT(fails_with(o), Catch::Contains("cannot use the CA file '" + garbage + "'"));
 
   o = options("https://127.0.0.1/mcp", pki.ca_file);
   o.tls.cert_file = pki.server_cert;
-  CHECK(contains(fails_with(o), "needs both its certificate and key files"));
+  CHECK_THAT(fails_with(o), Catch::Contains("needs both its certificate and key files"));
 
   auto stranger = issue("stranger", "", false);
   o.tls.key_file = pki.dir.key("stranger", stranger);
   auto mismatch = fails_with(o);
-  CHECK(contains(mismatch, "cannot use the client key '" + o.tls.key_file + "'"));
-  CHECK(contains(mismatch, "key values mismatch"));
+  CHECK_THAT(mismatch, Catch::Contains("cannot use the client key '" + o.tls.key_file + "'"));
+  CHECK_THAT(mismatch, Catch::Contains("key values mismatch"));
 
   o.tls.key_file = pki.server_key;
   CHECK(fails_with(o) == "accepted");
@@ -467,6 +464,6 @@ TEST_CASE("https: alerts reach a webhook over TLS, verified against its caFile",
     CHECK(server.requests() == 0);
   } else {
     REQUIRE(server.requests() == 1);
-    CHECK(contains(server.last_body(), R"("rule":"breaker_open")"));
+    CHECK_THAT(server.last_body(), Catch::Contains(R"("rule":"breaker_open")"));
   }
 }
