@@ -322,6 +322,15 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   p.attempt = attempt;
   p.call = call;
   p.reply_to = reply_to;
+  if (call->method == "completion/complete" && !st.server_capabilities.find("completions")) {
+    // A service that does not complete has no values to offer: the answer
+    // needs no trip to it.
+    downstream_outcome o;
+    o.what = downstream_outcome::kind::result;
+    o.result = value::make_object(
+      {{"completion", value::make_object({{"values", value(json::array{})}, {"total", 0}, {"hasMore", false}})}});
+    return reply(self, p, std::move(o));
+  }
   auto params = call->params; // the call keeps its own for a retry
   if (!params.is_object())
     params = value(json::object{});

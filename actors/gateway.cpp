@@ -424,7 +424,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       return answer(c, std::move(o));
     }
     auto static_or_error = [message = svc->settings.fallback_message, service](const call_ptr& c, downstream_outcome o) {
-      if (message.empty())
+      // The message answers as a tool result: a prompt, a read or a
+      // completion has no such shape, and gets the typed error.
+      if (message.empty() || c->method() != "tools/call")
         return answer(c, std::move(o));
       auto result = mcp::text_result(message, true);
       result.set("_meta", value::make_object({{"io.bulwark/fallback",
@@ -824,7 +826,20 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     spec.handler = route(s, "prompts/get", [name](const call_ptr& c) {
       return value::make_object({{"name", name}, {"arguments", c->arguments()}});
     }, true);
+    spec.complete = completion(s, value::make_object({{"type", "ref/prompt"}, {"name", name}}));
     return spec;
+  }
+
+  /// Completion of a prompt's or template's arguments goes to the service,
+  /// which knows their values, with `ref` as the service names it. It
+  /// changes nothing, so it may be sent again.
+  call_handler completion(const service_config& s, value ref) {
+    return route(s, "completion/complete", [ref = std::move(ref)](const call_ptr& c) {
+      auto params = value::make_object({{"ref", ref}, {"argument", c->params()["argument"]}});
+      if (c->params()["context"].is_object())
+        params.set("context", c->params()["context"]);
+      return params;
+    }, true);
   }
 
   /// Fills what resources and templates share; reads go to the service by URI.
@@ -850,6 +865,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   resource_template_spec make_template(const service_config& s, const value& t) {
     auto spec = make_readable<resource_template_spec>(s, t);
     spec.uri_template = t["uriTemplate"].as_string();
+    spec.complete = completion(s, value::make_object({{"type", "ref/resource"}, {"uri", spec.uri_template}}));
     return spec;
   }
 };

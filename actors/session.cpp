@@ -23,9 +23,10 @@ namespace {
 using json::value;
 
 /// The tool or prompt a call names (empty for resource reads, whose URIs
-/// would make unbounded metric labels).
+/// would make unbounded metric labels, and for completions, which a direct
+/// answer does not label either).
 std::string_view call_name(const session_state::running& r) {
-  if (r.context.rfind("resources/read", 0) == 0)
+  if (r.context.rfind("resources/read", 0) == 0 || r.context.rfind("completion/complete", 0) == 0)
     return {};
   auto nl = r.context.find('\n');
   return nl == std::string::npos ? std::string_view() : std::string_view(r.context).substr(nl + 1);
@@ -160,7 +161,7 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
   if (method == "tools/call" || method == "prompts/get" || method == "resources/read")
     return do_call(in, method, params, stateful_client(), std::nullopt);
   if (method == "completion/complete")
-    return do_complete(in, params, false);
+    return do_complete(in, params, stateful_client(), std::nullopt);
   if (method == "logging/setLevel") {
     auto* level = params.find("level");
     if (!level || !level->is_string())
@@ -261,7 +262,7 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
   if (method == "tools/call" || method == "prompts/get" || method == "resources/read")
     return do_call(in, method, params, client, level);
   if (method == "completion/complete")
-    return do_complete(in, params, true);
+    return do_complete(in, params, client, level);
   if (method == "subscriptions/listen")
     return do_listen(in, params);
   reply_error(in, error_code::method_not_found,
@@ -419,7 +420,9 @@ void session_state::do_list(const inbound_ptr& in, const std::string& method,
   reply(in, std::move(result), stateless);
 }
 
-void session_state::do_complete(const inbound_ptr& in, const json::value& params, bool stateless) {
+void session_state::do_complete(const inbound_ptr& in, const json::value& params, const client_view& client,
+                                std::optional<log_level> level) {
+  bool stateless = client.stateless;
   const auto& ref = params["ref"];
   const auto& arg = params["argument"];
   int bad = stateless ? 400 : 0;
@@ -428,8 +431,12 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
   if (!arg.is_object() || !arg["name"].is_string())
     return reply_error(in, error_code::invalid_params,
                        "params.argument must be an object with a name", {}, bad);
+  if (!arg["value"].is_string() && !arg["value"].is_null())
+    return reply_error(in, error_code::invalid_params, "params.argument.value must be a string", {}, bad);
   auto cat = env->current();
   const std::map<std::string, completer>* completions = nullptr;
+  const call_handler* complete = nullptr;
+  std::string context = "completion/complete\n";
   const auto& type = ref["type"].as_string();
   if (type == "ref/prompt") {
     auto* p = cat->find_prompt(ref["name"].as_string());
@@ -437,17 +444,29 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
       return reply_error(in, error_code::invalid_params,
                          "unknown prompt: " + ref["name"].as_string(), {}, bad);
     completions = &p->completions;
+    complete = &p->complete;
+    context += "prompt\n" + p->name;
   } else if (type == "ref/resource") {
     const auto& uri = ref["uri"].as_string();
+    // The first template of that URI, as reads take the first that matches.
     for (auto& t : cat->templates)
-      if (t.uri_template == uri)
+      if (t.uri_template == uri) {
         completions = &t.completions;
+        complete = &t.complete;
+        break;
+      }
     if (!completions)
       return reply_error(in, error_code::invalid_params, "unknown resource template: " + uri, {}, bad);
+    context += "resource\n" + uri;
   } else {
     return reply_error(in, error_code::invalid_params,
                        "params.ref.type must be ref/prompt or ref/resource", {}, bad);
   }
+  // A definition that answers for itself (a service behind the gateway)
+  // runs as a call: it may wait, be cancelled and fail like one.
+  if (*complete)
+    return start_call(in, "completion/complete", params, client, level, *complete, std::nullopt,
+                      std::move(context), {});
   value values(json::array{});
   std::size_t total = 0;
   if (auto i = completions->find(arg["name"].as_string()); i != completions->end() && i->second) {
@@ -517,20 +536,9 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
                             std::optional<log_level> level) {
   bool stateless = client.stateless;
   int bad = stateless ? 400 : 0;
-  if (!stateless && calls.size() >= env->opts.max_concurrent_requests) {
-    auto max = env->opts.max_concurrent_requests;
-    return reply_error(in, error_code::session_limit,
-                       "too many concurrent requests in this session (at most " + std::to_string(max)
-                         + "); retry when one has been answered",
-                       value::make_object({{"limit", "concurrentRequests"},
-                                           {"max", static_cast<unsigned long long>(max)},
-                                           {"retry_after_seconds", 1}}),
-                       describe(error_code::session_limit).http_status);
-  }
   auto cat = env->current();
   call_handler handler;
-  json::value arguments;
-  bool has_arguments = false;
+  std::optional<json::value> arguments; // when the handler sees others than the params'
   std::string context;
   std::string service;
   if (method == "tools/call" || method == "prompts/get") {
@@ -561,8 +569,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
       // Strings lose their control characters (all but tab and line breaks).
       if (schema::has_control_characters(given)) {
         arguments = given;
-        schema::strip_control_characters(arguments);
-        has_arguments = true;
+        schema::strip_control_characters(*arguments);
       }
     } else {
       auto* prompt = cat->find_prompt(name->as_string());
@@ -598,11 +605,29 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
       handler = t->handler;
       arguments = std::move(vars);
     }
-    has_arguments = true;
     context = method + "\n" + uri->as_string();
   }
   if (!handler)
     return reply_error(in, error_code::internal_error, "no handler registered", {}, 500);
+  start_call(in, method, params, client, level, std::move(handler), std::move(arguments), std::move(context),
+             service);
+}
+
+void session_state::start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
+                               const client_view& client, std::optional<log_level> level, call_handler handler,
+                               std::optional<json::value> arguments, std::string context,
+                               const std::string& service) {
+  bool stateless = client.stateless;
+  if (!stateless && calls.size() >= env->opts.max_concurrent_requests) {
+    auto max = env->opts.max_concurrent_requests;
+    return reply_error(in, error_code::session_limit,
+                       "too many concurrent requests in this session (at most " + std::to_string(max)
+                         + "); retry when one has been answered",
+                       value::make_object({{"limit", "concurrentRequests"},
+                                           {"max", static_cast<unsigned long long>(max)},
+                                           {"retry_after_seconds", 1}}),
+                       describe(error_code::session_limit).http_status);
+  }
 
   // Multi round-trip input (2026-07-28): the client's answers and our state.
   value input_responses;
@@ -640,8 +665,8 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   call->set_resumer([self_handle](call_ptr c, call_handler next) {
     caf::anon_send(self_handle, atom::resume_v, std::move(c), std::move(next));
   });
-  if (has_arguments)
-    call->set_arguments(std::move(arguments));
+  if (arguments)
+    call->set_arguments(std::move(*arguments));
   if (!input_responses.is_null() || !request_state.empty())
     call->set_input(std::move(input_responses), std::move(request_state));
   auto serial = in->sink->serial();

@@ -103,7 +103,15 @@ private:
                bool stateless, const client_view& client);
   void do_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                const client_view& client, std::optional<log_level> level);
-  void do_complete(const inbound_ptr& in, const json::value& params, bool stateless);
+  /// Registers a checked request as a running call and starts `handler`
+  /// (through the rate limiter when a limit applies). `arguments`, when set,
+  /// replace the params' own as the handler sees them; `context` binds a
+  /// 2026-07-28 requestState to this request.
+  void start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
+                  const client_view& client, std::optional<log_level> level, call_handler handler,
+                  std::optional<json::value> arguments, std::string context, const std::string& service);
+  void do_complete(const inbound_ptr& in, const json::value& params, const client_view& client,
+                   std::optional<log_level> level);
   void do_listen(const inbound_ptr& in, const json::value& params);
 
   void reply(const inbound_ptr& in, json::value result, bool stateless);

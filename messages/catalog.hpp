@@ -240,6 +240,9 @@ struct resource_template_spec {
   std::string mime_type;
   call_handler handler; ///< Gets the matched variables in `arguments()`.
   std::map<std::string, completer> completions;
+  /// Answers `completion/complete` for this template instead of
+  /// `completions`, asynchronously: see `prompt_spec::complete`.
+  call_handler complete;
   std::string group;
 };
 
@@ -256,6 +259,11 @@ struct prompt_spec {
   std::vector<prompt_argument> arguments;
   call_handler handler; ///< Finishes with a GetPromptResult.
   std::map<std::string, completer> completions;
+  /// Answers `completion/complete` for this prompt instead of `completions`,
+  /// asynchronously (a gateway asks the service behind it). The call's
+  /// `params()` hold the request's `ref`, `argument` and `context`; it
+  /// finishes with a CompleteResult.
+  call_handler complete;
   std::string group;
   /// Whether a client sees this prompt in prompts/list (null: every client).
   std::function<bool(const client_view&)> visible;

@@ -10,10 +10,12 @@
 //   node tests/e2e/gateway.mjs --bulwark build/bulwark
 //
 // Checks: aggregated, prefixed tool lists; calls routed to every service;
-// progress and log notifications passed through; the breaker opening on
-// timeouts, failing fast while open and closing after a half-open probe; a
-// downstream writing garbage; a killed child restarted; a non-idempotent call
-// that timed out executed exactly once. Every process is killed by pid.
+// progress and log notifications passed through; completions asked of the
+// service that owns the prompt or template; the breaker opening on
+// timeouts, failing fast while open and closing after a half-open probe; the
+// static fallback message; a downstream writing garbage; a killed child
+// restarted; a non-idempotent call that timed out executed exactly once.
+// Every process is killed by pid.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +41,8 @@ const { check, startBulwark, logs, pids } = run;
 const started = new Proxy({}, { get: (_, label) => run.started[label]?.pid });
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-'));
-const modules = resolve(dirname(fileURLToPath(import.meta.url)), '../node_modules/@modelcontextprotocol');
+const here = dirname(fileURLToPath(import.meta.url));
+const modules = resolve(here, '../node_modules/@modelcontextprotocol');
 
 /// A self-signed certificate for localhost and 127.0.0.1 (its own CA).
 function makeCertificate(stem) {
@@ -124,6 +127,8 @@ try {
         args: [join(modules, 'server-memory/dist/index.js')],
         env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
       },
+      // A prompt without the completions capability.
+      plain: { command: process.execPath, args: [join(here, 'plain_prompt_server.mjs')] },
     },
     gateway: {
       prefix: 'always',
@@ -294,6 +299,29 @@ try {
     assert(up.p99 >= up.p50 && own.p99 >= own.p50, 'percentiles');
   });
 
+  await check('completion of a prompt or template argument is asked of the service that owns it', async () => {
+    const values = async (ref, name, value, context) => {
+      const r = await client.complete({ ref, argument: { name, value }, ...(context ? { context } : {}) });
+      return r.completion.values;
+    };
+    const same = (got, want, what) => assert(JSON.stringify(got) === JSON.stringify(want), `${what}: ${JSON.stringify(got)}`);
+    // Prompts by their exposed names; the services know them unprefixed.
+    for (const svc of ['web', 'web25', 'fx'])
+      same(await values({ type: 'ref/prompt', name: `${svc}__test_prompt_with_arguments` }, 'arg1', 'pa'),
+           ['paris', 'park', 'party'], svc);
+    same(await values({ type: 'ref/resource', uri: 'test://template/{id}/data' }, 'id', '12'), ['123'], 'fixtures template');
+    // server-everything narrows the second argument by the first, which
+    // travels in the request's context.
+    const prompt = { type: 'ref/prompt', name: 'everything__completable-prompt' };
+    same(await values(prompt, 'department', 'S'), ['Sales', 'Support'], 'department');
+    same(await values(prompt, 'name', '', { arguments: { department: 'Sales' } }), ['David', 'Eve', 'Frank'], 'by context');
+    same(await values({ type: 'ref/resource', uri: 'demo://resource/dynamic/text/{resourceId}' }, 'resourceId', '42'),
+         ['42'], 'everything template');
+    // A service without the capability would answer "method not found":
+    // it is not asked, and the client gets no values rather than an error.
+    same(await values({ type: 'ref/prompt', name: 'plain__greeting' }, 'who', 'a'), [], 'no completions capability');
+  });
+
   await check('server-memory: an entity created through the gateway is read back', async () => {
     const made = await call('memory__create_entities', {
       entities: [{ name: 'Bulwark', entityType: 'gateway', observations: ['keeps answering'] }],
@@ -314,7 +342,7 @@ try {
 
   await check('gateway tools: list_servers, get_server_tools, execute_tool (under the same policy)', async () => {
     const servers = (await call('list_servers')).structuredContent.servers;
-    assert(servers.map((s) => s.name).join() === 'fx,web,web25,webtls,everything,memory', JSON.stringify(servers));
+    assert(servers.map((s) => s.name).join() === 'fx,web,web25,webtls,everything,memory,plain', JSON.stringify(servers));
     const mem = (await call('get_server_tools', { server: 'memory' })).structuredContent.tools.map((t) => t.name);
     assert(mem.includes('read_graph') && !mem.includes('delete_entities'), mem.join());
     const echoed = await call('execute_tool', { server: 'everything', tool: 'echo', arguments: { message: 'lazy' } });
@@ -476,6 +504,42 @@ try {
       }
     });
   }
+
+  await check('the static fallback answers a tool call; a prompt and a completion get the typed error', async () => {
+    const cfg = join(dir, 'static.json');
+    writeFileSync(cfg, JSON.stringify({
+      mcpServers: { web: { url: `http://127.0.0.1:${webPort}/mcp` } },
+      services: {
+        web: {
+          timeoutMs: 300,
+          retry: { attempts: 1 },
+          breaker: { consecutiveFailures: 1, openMs: 60000 },
+          fallback: 'static',
+          fallbackMessage: 'web is resting, try later',
+        },
+      },
+      gateway: { prefix: 'never' },
+    }));
+    const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], 'static');
+    const c = new Client({ name: 'bulwark-static-e2e', version: '1.0.0' }, { capabilities: {} });
+    await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+    try {
+      // The hung call times out (and opens the breaker): the message answers.
+      const r = await c.callTool({ name: 'fault_hang', arguments: {} }, undefined, { timeout: 10_000 });
+      assert(r.isError === true && r.content?.[0]?.text === 'web is resting, try later', JSON.stringify(r));
+      assert(r._meta?.['io.bulwark/fallback']?.service === 'web', JSON.stringify(r._meta));
+      // A prompt or a completion cannot be answered by a tool result.
+      for (const [what, attempt] of [
+        ['prompt', () => c.getPrompt({ name: 'test_simple_prompt' })],
+        ['completion', () => c.complete({ ref: { type: 'ref/prompt', name: 'test_prompt_with_arguments' }, argument: { name: 'arg1', value: 'p' } })],
+      ]) {
+        const err = await attempt().then((x) => ({ answered: x }), (e) => e);
+        assert(err.code === -32005 && err.data?.retry_after > 0, `${what}: ${JSON.stringify(err)}`);
+      }
+    } finally {
+      await c.close();
+    }
+  });
 
   await check('an https service whose certificate is not trusted is refused, and the log says why', async () => {
     const untrusted = join(dir, 'untrusted.json');

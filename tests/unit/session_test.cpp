@@ -151,6 +151,59 @@ TEST_CASE("stateless requests are validated per request") {
   CHECK(call["result"]["resultType"].as_string() == "complete");
 }
 
+TEST_CASE("a prompt or template that completes for itself is answered later, as a call") {
+  fixture f;
+  prompt_spec p;
+  p.name = "pick";
+  p.handler = [](const call_ptr& c) { c->finish(value::make_object({{"messages", value(json::array{})}})); };
+  // Answers after a delay, from what the request carried: the partial value
+  // and the context's arguments.
+  p.complete = [](const call_ptr& c) {
+    c->after(20ms, [](const call_ptr& c) {
+      const auto& params = c->params();
+      value values(json::array{});
+      values.push_back(params["argument"]["value"].as_string() + "-" + params["ref"]["name"].as_string());
+      values.push_back(params["context"]["arguments"]["city"].as_string());
+      c->finish(value::make_object({{"completion", value::make_object({{"values", std::move(values)}})}}));
+    });
+  };
+  p.completions["arg"] = [](std::string_view) { return std::vector<std::string>{"never used"}; };
+  f.rt->add_prompt(std::move(p));
+  resource_template_spec t;
+  t.uri_template = "t://{id}";
+  t.handler = [](const call_ptr& c) { c->finish(value::make_object({{"contents", value(json::array{})}})); };
+  t.complete = [](const call_ptr& c) { c->fail(error_code::service_unavailable, "nobody to ask"); };
+  f.rt->add_resource_template(std::move(t));
+
+  auto sid = f.initialize();
+  auto [r1, o1] = f.send(R"({"jsonrpc":"2.0","id":7,"method":"completion/complete","params":{
+    "ref":{"type":"ref/prompt","name":"pick"},"argument":{"name":"arg","value":"pa"},
+    "context":{"arguments":{"city":"Lyon"}}}})",
+                         sid);
+  CHECK(r1["id"].as_int() == 7);
+  REQUIRE(r1["result"]["completion"]["values"].size() == 2);
+  CHECK(r1["result"]["completion"]["values"].as_array()[0].as_string() == "pa-pick");
+  CHECK(r1["result"]["completion"]["values"].as_array()[1].as_string() == "Lyon");
+  CHECK_FALSE(r1["result"].find("resultType"));
+
+  auto [r2, o2] = f.send(std::string(R"({"jsonrpc":"2.0","id":8,"method":"completion/complete","params":{
+    "ref":{"type":"ref/prompt","name":"pick"},"argument":{"name":"arg","value":"x"},)") + meta + "}}",
+                         {}, true);
+  CHECK(r2["result"]["completion"]["values"].as_array()[0].as_string() == "x-pick");
+  CHECK(r2["result"]["resultType"].as_string() == "complete");
+
+  auto [r3, o3] = f.send(R"({"jsonrpc":"2.0","id":9,"method":"completion/complete","params":{
+    "ref":{"type":"ref/resource","uri":"t://{id}"},"argument":{"name":"id","value":"1"}}})",
+                         sid);
+  CHECK(r3["error"]["code"].as_int() == static_cast<int>(error_code::service_unavailable));
+  CHECK(r3["error"]["message"].as_string() == "nobody to ask");
+
+  auto [r4, o4] = f.send(R"({"jsonrpc":"2.0","id":10,"method":"completion/complete","params":{
+    "ref":{"type":"ref/prompt","name":"pick"},"argument":{"name":"arg","value":3}}})",
+                         sid);
+  CHECK(r4["error"]["code"].as_int() == -32602);
+}
+
 TEST_CASE("progress notifications precede the answer and follow the token") {
   fixture f;
   auto sid = f.initialize();
