@@ -492,14 +492,23 @@ void parse_operations(section& top, config& cfg) {
   }
 }
 
-/// An empty URL is "no Redis"; anything else must be a redis:// URL.
+/// A Redis URL fit for logs: its password replaced.
+std::string without_password(const std::string& url) {
+  auto at = url.rfind('@');
+  if (at == std::string::npos || url.compare(0, 8, "redis://") != 0)
+    return url;
+  return "redis://***" + url.substr(at);
+}
+
+/// An empty URL is "no Redis"; anything else must be a redis:// URL. The
+/// error shows the URL without its password.
 void check_redis_url(const std::string& path, const std::string& url) {
   if (url.empty())
     return;
   std::string error;
   parse_redis_url(url, error);
   if (!error.empty())
-    bad(path, "\"" + url + "\": " + error + " (expected redis://HOST:PORT/DB)");
+    bad(path, "\"" + without_password(url) + "\": " + error + " (expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB])");
 }
 
 log_level level_of(const std::string& path, const std::string& s) {
@@ -833,18 +842,6 @@ bool apply_args(config& cfg, int argc, char** argv) {
   }
   return true;
 }
-
-namespace {
-
-/// A Redis URL fit for logs: its password replaced.
-std::string without_password(const std::string& url) {
-  auto at = url.rfind('@');
-  if (at == std::string::npos || url.compare(0, 8, "redis://") != 0)
-    return url;
-  return "redis://***" + url.substr(at);
-}
-
-} // namespace
 
 std::string describe(const config& cfg) {
   value origins(json::array{});

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "messages/text.hpp"
+
 namespace bulwark::schema {
 
 using json::kind;
@@ -925,23 +927,10 @@ private:
     return at;
   }
 
+  /// A fragment with its escapes decoded; as written when one is malformed.
   static std::string percent_decoded(std::string_view s) {
-    auto hex = [](char c) {
-      return c >= '0' && c <= '9'   ? c - '0'
-             : c >= 'a' && c <= 'f' ? c - 'a' + 10
-             : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                    : -1;
-    };
     std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-        out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
-        i += 2;
-      } else {
-        out.push_back(s[i]);
-      }
-    }
-    return out;
+    return text::percent_decode(s, out) ? out : std::string(s);
   }
 
   void resolve(const pending_ref& r) {

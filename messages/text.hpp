@@ -64,4 +64,27 @@ inline std::string trimmed_number(double x, int decimals) {
   return s;
 }
 
+/// `in` with its %XX escapes decoded (RFC 3986) into `out`; false on a
+/// malformed escape.
+inline bool percent_decode(std::string_view in, std::string& out) {
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+  };
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size() || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0)
+      return false;
+    out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+    i += 2;
+  }
+  return true;
+}
+
 } // namespace bulwark::text

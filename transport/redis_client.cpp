@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "config/log.hpp"
+#include "messages/text.hpp"
 
 namespace bulwark {
 
@@ -29,11 +30,24 @@ redis_endpoint parse_redis_url(const std::string& url, std::string& error) {
   }
   auto rest = url.substr(scheme.size());
   if (auto at = rest.rfind('@'); at != std::string::npos) {
-    auto auth = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    // redis://:password@host or redis://user:password@host (the user is ignored).
+    // redis://:password@host, or redis://user:password@host for a Redis 6
+    // ACL user; either may be percent-encoded.
+    auto auth = std::string_view(rest).substr(0, at);
     auto colon = auth.find(':');
-    ep.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+    if (colon == std::string::npos) {
+      error = "a user needs a password (redis://USER:PASSWORD@HOST, or redis://:PASSWORD@HOST)";
+      return ep;
+    }
+    if (!text::percent_decode(auth.substr(0, colon), ep.user)
+        || !text::percent_decode(auth.substr(colon + 1), ep.password)) {
+      error = "bad percent-encoding in the user or password";
+      return ep;
+    }
+    if (ep.password.empty()) {
+      error = "empty password";
+      return ep;
+    }
+    rest = rest.substr(at + 1);
   }
   std::string hostport = rest, db;
   if (auto slash = rest.find('/'); slash != std::string::npos) {
@@ -199,9 +213,17 @@ struct redis_client::impl {
       }
       return true;
     };
-    if (!endpoint.password.empty()
-        && !check(reply_ptr(static_cast<redisReply*>(redisCommand(c.get(), "AUTH %s", endpoint.password.c_str())))))
+    // %b: the password may hold any byte, spaces included.
+    if (!endpoint.user.empty()) {
+      if (!check(reply_ptr(static_cast<redisReply*>(redisCommand(c.get(), "AUTH %b %b", endpoint.user.data(),
+                                                                 endpoint.user.size(), endpoint.password.data(),
+                                                                 endpoint.password.size())))))
+        return nullptr;
+    } else if (!endpoint.password.empty()
+               && !check(reply_ptr(static_cast<redisReply*>(
+                 redisCommand(c.get(), "AUTH %b", endpoint.password.data(), endpoint.password.size()))))) {
       return nullptr;
+    }
     if (endpoint.db != 0
         && !check(reply_ptr(static_cast<redisReply*>(redisCommand(c.get(), "SELECT %d", endpoint.db)))))
       return nullptr;

@@ -46,11 +46,13 @@ struct redis_endpoint {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
   int db = 0;
+  std::string user; ///< A Redis 6 ACL user; empty: the default user.
   std::string password;
 };
 
-/// Parses a `redis://[:PASSWORD@]HOST[:PORT][/DB]` URL; nullopt-like empty
-/// host with `error` set when it is not one.
+/// Parses a `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` URL (user and
+/// password percent-decoded); an empty host with `error` set when it is not
+/// one.
 redis_endpoint parse_redis_url(const std::string& url, std::string& error);
 
 /// A Lua script run with EVALSHA, falling back to EVAL when the server does

@@ -6,7 +6,9 @@
 //
 //   node tests/e2e/redis.mjs --bulwark build/bulwark [--redis-server PATH]
 //
-// Checks: a per-key limit of L per minute admits at most L calls across all
+// Checks: an ACL user signs in with a percent-encoded password, and a wrong
+// password is reported without being shown; a per-key limit of L per minute
+// admits at most L calls across all
 // instances together; a result cached through one instance is a hit on the
 // others, and an invalidation through one reaches all (without touching
 // another service's 2,000 copies in Redis); made-up session ids are
@@ -180,6 +182,34 @@ run.main(async () => {
     const h = await health(ports[0]);
     assert(h.components.redis.breaker === 'closed', `redis component: ${JSON.stringify(h.components.redis)}`);
     assert(h.components.redis.endpoint === `127.0.0.1:${redisPort}/0`, 'names the endpoint');
+  });
+
+  await check('a Redis ACL user signs in with a percent-encoded password; a wrong one is refused, with the reason', async () => {
+    const ok = await redisCommand(redisPort, 'ACL', 'SETUSER', 'bw-acl', 'on', '>p@ss:w/rd', '~*', '&*', '+@all');
+    assert(ok.startsWith('+OK'), `ACL SETUSER: ${ok}`);
+    const instance = async (name, password) => {
+      const path = join(run.dir, `${name}.json`);
+      writeFileSync(path, JSON.stringify({
+        http: { port: 0 },
+        redis: { url: `redis://bw-acl:${password}@127.0.0.1:${redisPort}/0`, keyPrefix: prefix, retryMs: 200 },
+      }));
+      return startBulwark(['--config', path], name);
+    };
+    try {
+      const good = await instance('acl', encodeURIComponent('p@ss:w/rd'));
+      await until('the ACL user connected', async () => (await health(good)).components?.redis?.available === true, 10_000);
+      const clients = await redisCommand(redisPort, 'CLIENT', 'LIST');
+      assert(/ user=bw-acl /.test(clients), `no connection of bw-acl: ${clients}`);
+      const bad = await instance('acl-wrong', 'not-it');
+      const h = await until('the refusal reported', async () => {
+        const h = await health(bad);
+        return h.reasons?.some((x) => x.includes('WRONGPASS')) ? h : null;
+      }, 10_000);
+      assert(h.status === 'degraded' && !h.components.redis.available, JSON.stringify(h.components.redis));
+      assert(!JSON.stringify(h).includes('not-it'), 'the password is not shown');
+    } finally {
+      for (const name of ['acl', 'acl-wrong']) if (run.started[name]) await stop(name);
+    }
   });
 
   /// Calls round-robin over the instances with `key`; returns admitted and

@@ -51,16 +51,27 @@ TEST_CASE("redis URL: host, port, database and password; anything else is refuse
   CHECK(ep.host == "cache.internal");
   CHECK(ep.port == 6379);
   CHECK(ep.password == "s3cret");
+  CHECK(ep.user.empty());
   ep = parse_redis_url("redis://[::1]:7000/0", err);
   CHECK(err.empty());
   CHECK(ep.host == "::1");
   CHECK(ep.port == 7000);
+  // An ACL user, and credentials that hold the URL's own delimiters.
+  ep = parse_redis_url("redis://bw%2Dgw:p%40ss%3Aw%2frd@cache.internal:6380/1", err);
+  CHECK(err.empty());
+  CHECK(ep.user == "bw-gw");
+  CHECK(ep.password == "p@ss:w/rd");
+  CHECK(ep.host == "cache.internal");
+  CHECK(ep.db == 1);
   for (auto* bad : {"http://127.0.0.1:6379", "redis://", "redis://h:0", "redis://h:99999", "redis://h:6379/x",
-                    "redis://h:port"}) {
+                    "redis://h:port", "redis://user@h", "redis://:@h", "redis://:pa%4@h", "redis://:pa%zz@h"}) {
     err.clear();
     parse_redis_url(bad, err);
     CHECK_FALSE(err.empty());
   }
+  err.clear();
+  parse_redis_url("redis://alice@h", err);
+  CHECK(err.find("a user needs a password") == 0);
 }
 
 TEST_CASE("config: the redis section is read strictly, with the key's path in errors", "[shared]") {
@@ -78,6 +89,11 @@ TEST_CASE("config: the redis section is read strictly, with the key's path in er
   CHECK(config{}.runtime.ops.redis.url.empty()); // no Redis unless asked for
   CHECK(test::config_error_of(R"({"redis": {"host": "x"}})").find("$.redis.host: unknown key") != std::string::npos);
   CHECK(test::config_error_of(R"({"redis": {"url": "tcp://x:1"}})").find("$.redis.url") != std::string::npos);
+  // A refused URL is shown without its password.
+  auto refused = test::config_error_of(R"({"redis": {"url": "redis://:hunter2@h:99999"}})");
+  CHECK(refused.find("$.redis.url") != std::string::npos);
+  CHECK(refused.find("port must be between") != std::string::npos);
+  CHECK(refused.find("hunter2") == std::string::npos);
   CHECK(test::config_error_of(R"({"redis": {"commandTimeoutMs": 0}})").find("$.redis.commandTimeoutMs") != std::string::npos);
 
   config flags;
