@@ -327,8 +327,7 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
     // needs no trip to it.
     downstream_outcome o;
     o.what = downstream_outcome::kind::result;
-    o.result = value::make_object(
-      {{"completion", value::make_object({{"values", value(json::array{})}, {"total", 0}, {"hasMore", false}})}});
+    o.result = mcp::completion_result({});
     return reply(self, p, std::move(o));
   }
   auto params = call->params; // the call keeps its own for a retry

@@ -467,18 +467,10 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
   if (*complete)
     return start_call(in, "completion/complete", params, client, level, *complete, std::nullopt,
                       std::move(context), {});
-  value values(json::array{});
-  std::size_t total = 0;
-  if (auto i = completions->find(arg["name"].as_string()); i != completions->end() && i->second) {
-    auto all = i->second(arg["value"].as_string());
-    total = all.size();
-    for (std::size_t k = 0; k < all.size() && k < 100; ++k)
-      values.push_back(std::move(all[k]));
-  }
-  auto completion = value::make_object({{"values", std::move(values)},
-                                        {"total", static_cast<long long>(total)},
-                                        {"hasMore", total > 100}});
-  reply(in, value::make_object({{"completion", std::move(completion)}}), stateless);
+  std::vector<std::string> values;
+  if (auto i = completions->find(arg["name"].as_string()); i != completions->end() && i->second)
+    values = i->second(arg["value"].as_string());
+  reply(in, mcp::completion_result(std::move(values)), stateless);
 }
 
 void session_state::do_listen(const inbound_ptr& in, const json::value& params) {

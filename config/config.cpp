@@ -495,7 +495,7 @@ void parse_operations(section& top, config& cfg) {
 /// A Redis URL fit for logs: its password replaced.
 std::string without_password(const std::string& url) {
   auto at = url.rfind('@');
-  if (at == std::string::npos || url.compare(0, 8, "redis://") != 0)
+  if (at == std::string::npos || url.rfind("redis://", 0) != 0)
     return url;
   return "redis://***" + url.substr(at);
 }

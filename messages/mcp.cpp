@@ -515,6 +515,17 @@ json::value text_result(std::string text, bool is_error) {
   return json::value(std::move(r));
 }
 
+json::value completion_result(std::vector<std::string> values) {
+  constexpr std::size_t most = 100;
+  auto total = values.size();
+  json::value shown(json::array{});
+  for (std::size_t i = 0; i < total && i < most; ++i)
+    shown.push_back(std::move(values[i]));
+  return json::value::make_object({{"completion", json::value::make_object({{"values", std::move(shown)},
+                                                                           {"total", static_cast<long long>(total)},
+                                                                           {"hasMore", total > most}})}});
+}
+
 namespace {
 constexpr char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -135,6 +135,9 @@ std::vector<std::pair<std::string, std::string>> param_headers(const json::value
 json::value text_content(std::string text);
 /// A CallToolResult with one text block.
 json::value text_result(std::string text, bool is_error = false);
+/// A CompleteResult offering `values`: the first 100 of them (the most one
+/// may carry), their total count, and whether there are more than it carries.
+json::value completion_result(std::vector<std::string> values);
 
 /// Standard base64 (with padding).
 std::string base64_encode(std::string_view bytes);

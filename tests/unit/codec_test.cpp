@@ -81,6 +81,27 @@ TEST_CASE("base64 decoding is strict") {
   CHECK(mcp::base64_encode("Hello, \xE4\xB8\x96") == "SGVsbG8sIOS4lg==");
 }
 
+TEST_CASE("a completion result carries at most 100 values and says when there are more") {
+  std::vector<std::string> many;
+  for (int i = 0; i < 150; ++i)
+    many.push_back("v" + std::to_string(i));
+  auto r = mcp::completion_result(many)["completion"];
+  REQUIRE(r["values"].size() == 100);
+  CHECK(r["values"].as_array().back().as_string() == "v99");
+  CHECK(r["total"].as_int() == 150);
+  CHECK(r["hasMore"].as_bool());
+  many.resize(100);
+  r = mcp::completion_result(many)["completion"];
+  CHECK(r["values"].size() == 100);
+  CHECK(r["total"].as_int() == 100);
+  CHECK_FALSE(r["hasMore"].as_bool());
+  r = mcp::completion_result({})["completion"];
+  CHECK(r["values"].is_array());
+  CHECK(r["values"].size() == 0);
+  CHECK(r["total"].as_int() == 0);
+  CHECK(r["hasMore"].is_bool());
+}
+
 TEST_CASE("mirrored headers must agree with the body") {
   auto body = parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
     "name":"get","arguments":{"region":"us-west1","n":42},
