@@ -247,8 +247,9 @@ std::string error_body(const json::value& id, error_code code, std::string_view 
     data = json::value(json::object{});
   std::string detail;
   if (data.is_object()) {
-    // An error passed on from a service keeps its trace id.
-    if (auto* t = data.find("traceId"); t && t->is_string())
+    // An error passed on from a service keeps its trace id, if it has one
+    // (an empty one traces nothing: it gets ours).
+    if (auto* t = data.find("traceId"); t && t->is_string() && !t->as_string().empty())
       trace = t->as_string();
     else
       data.set("traceId", trace);

@@ -54,6 +54,13 @@ TEST_CASE("error bodies echo the id and carry data") {
   CHECK(v["error"]["message"].as_string() == "bad \"x\"");
   CHECK(v["error"]["data"]["uri"].as_string() == "test://x");
   CHECK(parse(mcp::error_body(value(), error_code::parse_error, "x"))["id"].is_null());
+  // A service's trace id is kept; an empty one is replaced by ours.
+  auto kept = parse(mcp::error_body(value(1), error_code::internal_error, "x",
+                                    value::make_object({{"traceId", "svc-trace-7"}})));
+  CHECK(kept["error"]["data"]["traceId"].as_string() == "svc-trace-7");
+  auto empty = parse(mcp::error_body(value(1), error_code::internal_error, "x",
+                                     value::make_object({{"traceId", ""}})));
+  CHECK_FALSE(empty["error"]["data"]["traceId"].as_string().empty());
 }
 
 TEST_CASE("the error table has unique codes in the documented ranges") {
