@@ -607,6 +607,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto d = decide(c->client(), service, tool);
     if (d.allowed)
       return false;
+    if (auto refund = std::exchange(c->refund, {}))
+      refund(); // the service was not used: its budget (and the caller's) is given back
     auto trace = mcp::new_trace_id();
     audit::record({"policy.denied", "denied", c->client().identity, {}, service + ":" + tool, trace,
                    value::make_object({{"rule", d.rule}})});
@@ -790,6 +792,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                                           {"tool", string_prop("Tool name, as get_server_tools lists it")},
                                           {"arguments", value::make_object({{"type", "object"}})}})},
        {"required", value::make_array({"server", "tool"})}});
+    // The named service's rate budget applies, as to its own tools.
+    exec.service_of = [](const value& arguments) { return str(arguments, "server"); };
     exec.handler = guarded(weak, [](impl& self, const call_ptr& c) {
       const auto* svc = self.named_server(c);
       if (!svc)
@@ -816,6 +820,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   prompt_spec make_prompt(const service_config& s, const value& prompt, const std::string& exposed) {
     prompt_spec spec;
     spec.name = exposed;
+    spec.service = s.name;
     spec.title = str(prompt, "title");
     spec.description = str(prompt, "description");
     for (auto& a : prompt["arguments"].as_array())
@@ -846,6 +851,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   template <class Spec>
   Spec make_readable(const service_config& s, const value& r) {
     Spec spec;
+    spec.service = s.name;
     spec.name = str(r, "name");
     spec.title = str(r, "title");
     spec.description = str(r, "description");

@@ -436,6 +436,7 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
   auto cat = env->current();
   const std::map<std::string, completer>* completions = nullptr;
   const call_handler* complete = nullptr;
+  const std::string* service = nullptr;
   std::string context = "completion/complete\n";
   const auto& type = ref["type"].as_string();
   if (type == "ref/prompt") {
@@ -445,6 +446,7 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
                          "unknown prompt: " + ref["name"].as_string(), {}, bad);
     completions = &p->completions;
     complete = &p->complete;
+    service = &p->service;
     context += "prompt\n" + p->name;
   } else if (type == "ref/resource") {
     const auto& uri = ref["uri"].as_string();
@@ -453,6 +455,7 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
       if (t.uri_template == uri) {
         completions = &t.completions;
         complete = &t.complete;
+        service = &t.service;
         break;
       }
     if (!completions)
@@ -466,7 +469,7 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
   // runs as a call: it may wait, be cancelled and fail like one.
   if (*complete)
     return start_call(in, "completion/complete", params, client, level, *complete, std::nullopt,
-                      std::move(context), {});
+                      std::move(context), *service);
   std::vector<std::string> values;
   if (auto i = completions->find(arg["name"].as_string()); i != completions->end() && i->second)
     values = i->second(arg["value"].as_string());
@@ -546,7 +549,6 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
         return reply_error(in, error_code::invalid_params, "unknown tool: " + name->as_string(),
                            value::make_object({{"name", name->as_string()}}), bad);
       handler = tool->handler;
-      service = tool->service;
       // Arguments are checked against the tool's input schema before
       // anything runs or is forwarded; every failing field is listed.
       const value& given = args && args->is_object() ? *args : empty_object();
@@ -563,6 +565,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
         arguments = given;
         schema::strip_control_characters(*arguments);
       }
+      service = tool->service_of ? tool->service_of(arguments ? *arguments : given) : tool->service;
     } else {
       auto* prompt = cat->find_prompt(name->as_string());
       if (!prompt)
@@ -578,6 +581,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
                              "prompt argument " + a.name + " must be a string", {}, bad);
       }
       handler = prompt->handler;
+      service = prompt->service;
     }
     context = method + "\n" + name->as_string();
   } else {
@@ -586,6 +590,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
       return reply_error(in, error_code::invalid_params, "params.uri must be a string", {}, bad);
     if (auto* r = cat->find_resource(uri->as_string())) {
       handler = r->handler;
+      service = r->service;
       arguments = value::make_object({{"uri", uri->as_string()}});
     } else {
       value vars(json::object{});
@@ -595,6 +600,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
                            value::make_object({{"uri", uri->as_string()}}), bad);
       vars.set("uri", uri->as_string());
       handler = t->handler;
+      service = t->service;
       arguments = std::move(vars);
     }
     context = method + "\n" + uri->as_string();

@@ -215,6 +215,10 @@ struct tool_spec {
   std::string group;
   /// The downstream service behind it (its rate budget applies), if any.
   std::string service;
+  /// For a tool whose arguments name the service it reaches (the gateway's
+  /// `execute_tool`): that service, in place of `service`. It runs before the
+  /// handler, on arguments already checked against the input schema.
+  std::function<std::string(const json::value& arguments)> service_of;
   /// Whether a client sees this tool in tools/list (null: every client).
   std::function<bool(const client_view&)> visible;
   /// `input_schema`, compiled when the tool is registered; tools/call
@@ -230,6 +234,7 @@ struct resource_spec {
   std::string mime_type;
   call_handler handler; ///< Finishes with a ReadResourceResult.
   std::string group;    ///< See `runtime::set_group`.
+  std::string service;  ///< See `tool_spec::service`.
 };
 
 struct resource_template_spec {
@@ -244,6 +249,7 @@ struct resource_template_spec {
   /// `completions`, asynchronously: see `prompt_spec::complete`.
   call_handler complete;
   std::string group;
+  std::string service; ///< See `tool_spec::service`; completions count too.
 };
 
 struct prompt_argument {
@@ -265,6 +271,7 @@ struct prompt_spec {
   /// finishes with a CompleteResult.
   call_handler complete;
   std::string group;
+  std::string service; ///< See `tool_spec::service`; completions count too.
   /// Whether a client sees this prompt in prompts/list (null: every client).
   std::function<bool(const client_view&)> visible;
 };

@@ -541,6 +541,46 @@ try {
     }
   });
 
+  await check("a service's rate budget counts every call to it: tools, prompts, reads, completions, execute_tool", async () => {
+    const cfg = join(dir, 'budget.json');
+    writeFileSync(cfg, JSON.stringify({
+      mcpServers: { web: { url: `http://127.0.0.1:${webPort}/mcp` } },
+      services: { web: { ratePerMinute: 6 } },
+      gateway: { prefix: 'never', gatewayTools: true, policy: { deny: ['web:fault_*'] } },
+    }));
+    const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], 'budget');
+    const c = new Client({ name: 'bulwark-budget-e2e', version: '1.0.0' }, { capabilities: {} });
+    await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+    try {
+      const tool = (name, args = {}) => c.callTool({ name, arguments: args }, undefined, { timeout: 10_000 });
+      // A denied call does not reach the service, so it costs no budget.
+      for (let i = 0; i < 3; ++i) {
+        const denied = await tool('fault_hang').then(() => null, (e) => e);
+        assert(denied?.code === -32009, `denied: ${denied?.code} ${denied?.message}`);
+      }
+      const calls = [
+        ['tools/call', () => tool('test_simple_text')],
+        ['prompts/get', () => c.getPrompt({ name: 'test_simple_prompt' })],
+        ['resources/read', () => c.readResource({ uri: 'test://static-text' })],
+        ['resources/read by template', () => c.readResource({ uri: 'test://template/7/data' })],
+        ['completion/complete', () => c.complete({ ref: { type: 'ref/prompt', name: 'test_prompt_with_arguments' }, argument: { name: 'arg1', value: 'p' } })],
+        ['execute_tool', () => tool('execute_tool', { server: 'web', tool: 'test_simple_text' })],
+      ];
+      for (const [what, attempt] of calls) {
+        const r = await attempt().then((x) => x, (e) => e);
+        assert(!(r instanceof Error) && !r.isError, `${what} within the budget: ${r?.message ?? JSON.stringify(r)}`);
+      }
+      // Six spent: the next call of any kind is refused without the service.
+      for (const [what, attempt] of calls) {
+        const err = await attempt().then((x) => ({ answered: x }), (e) => e);
+        assert(err.code === -32010 && err.data?.limit === 'service' && err.data.retry_after_seconds > 0,
+               `${what} over the budget: ${JSON.stringify(err)}`);
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
   await check('an https service whose certificate is not trusted is refused, and the log says why', async () => {
     const untrusted = join(dir, 'untrusted.json');
     const other = makeCertificate('other');
