@@ -275,6 +275,11 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
           c->upstream = service;
           c->upstream_wait += o.waited;
         }
+        // Answered for the service without asking it (a completion it has
+        // no capability for): its budget is given back, as for a cache hit.
+        if (o.what == downstream_outcome::kind::result && !o.reached)
+          if (auto refund = std::exchange(c->refund, {}))
+            refund();
         if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
           // A stateless service needs client input: ask our client, keeping
           // the service's state inside ours.

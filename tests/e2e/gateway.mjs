@@ -544,8 +544,11 @@ try {
   await check("a service's rate budget counts every call to it: tools, prompts, reads, completions, execute_tool", async () => {
     const cfg = join(dir, 'budget.json');
     writeFileSync(cfg, JSON.stringify({
-      mcpServers: { web: { url: `http://127.0.0.1:${webPort}/mcp` } },
-      services: { web: { ratePerMinute: 6 } },
+      mcpServers: {
+        web: { url: `http://127.0.0.1:${webPort}/mcp` },
+        plain: { command: process.execPath, args: [join(here, 'plain_prompt_server.mjs')] },
+      },
+      services: { web: { ratePerMinute: 6 }, plain: { ratePerMinute: 1 } },
       gateway: { prefix: 'never', gatewayTools: true, policy: { deny: ['web:fault_*'] } },
     }));
     const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], 'budget');
@@ -576,6 +579,16 @@ try {
         assert(err.code === -32010 && err.data?.limit === 'service' && err.data.retry_after_seconds > 0,
                `${what} over the budget: ${JSON.stringify(err)}`);
       }
+      // Another service has its own budget. A completion it cannot offer is
+      // answered without it and costs nothing; its one prompt call does.
+      for (let i = 0; i < 3; ++i) {
+        const r = await c.complete({ ref: { type: 'ref/prompt', name: 'greeting' }, argument: { name: 'who', value: 'a' } });
+        assert(r.completion.values.length === 0, JSON.stringify(r));
+      }
+      const greeting = await c.getPrompt({ name: 'greeting', arguments: { who: 'you' } });
+      assert(greeting.messages[0].content.text === 'Hello, you', JSON.stringify(greeting));
+      const again = await c.getPrompt({ name: 'greeting', arguments: { who: 'you' } }).then((x) => ({ answered: x }), (e) => e);
+      assert(again.code === -32010 && again.data?.limit === 'service', JSON.stringify(again));
     } finally {
       await c.close();
     }
