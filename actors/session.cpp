@@ -14,10 +14,6 @@
 
 namespace bulwark {
 
-/// Resources one session, or one listen stream, may watch: each watched URI
-/// costs memory here and work in the gateway, which subscribes services.
-constexpr std::size_t max_watched_resources = 1000;
-
 namespace {
 
 using json::value;
@@ -172,6 +168,7 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
                          "params.level must be one of debug, info, notice, warning, error, "
                          "critical, alert, emergency");
     rec->min_level = *parsed;
+    publish_session(env, *rec); // another instance that takes the session over keeps it
     return reply(in, value(json::object{}), false);
   }
   if (method == "resources/subscribe" || method == "resources/unsubscribe") {
@@ -184,9 +181,11 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
         return reply_error(in, error_code::invalid_params,
                            "this session watches " + std::to_string(max_watched_resources)
                              + " resources already, the most it may; unsubscribe from one first");
-      rec->subscriptions.insert(env->watches, u);
-    } else
-      rec->subscriptions.erase(uri->as_string());
+      if (rec->subscriptions.insert(env->watches, u))
+        publish_session(env, *rec);
+    } else if (rec->subscriptions.erase(uri->as_string())) {
+      publish_session(env, *rec);
+    }
     return reply(in, value(json::object{}), false);
   }
   reply_error(in, error_code::method_not_found, "method not found: " + method);

@@ -329,8 +329,12 @@ void publish_session(const env_ptr& env, const session_record& rec, std::functio
   }
   auto& r = *env->redis;
   auto key = session_key(r, rec.id);
+  value watched(json::array{});
+  for (auto& uri : rec.subscriptions.uris())
+    watched.push_back(uri);
   r.command({"HSET", key, "identity", rec.identity, "version", rec.protocol_version, "capabilities",
-             json::dump(rec.client_capabilities), "clientInfo", json::dump(rec.client_info)},
+             json::dump(rec.client_capabilities), "clientInfo", json::dump(rec.client_info), "logLevel",
+             std::string(to_string(rec.min_level)), "subscriptions", json::dump(watched)},
             [](redis_reply) {});
   // Commands are answered in order: the second answer means both are done.
   r.command({"PEXPIRE", key, std::to_string(session_ttl(*env).count())}, [then = std::move(then)](redis_reply) {
@@ -350,9 +354,10 @@ void lookup_session(const env_ptr& env, const std::string& id, std::function<voi
   if (!shared(env) || id.empty() || id.size() > 128)
     return done(nullptr);
   std::weak_ptr<recent_misses> misses = env->unknown_sessions;
-  env->redis->command({"HMGET", session_key(*env->redis, id), "identity", "version", "capabilities", "clientInfo"},
-                      [id, misses, done = std::move(done)](redis_reply r) {
-                        if (r.type != redis_reply::kind::array || r.elements.size() != 4
+  env->redis->command({"HMGET", session_key(*env->redis, id), "identity", "version", "capabilities", "clientInfo",
+                       "logLevel", "subscriptions"},
+                      [id, misses, watches = env->watches, done = std::move(done)](redis_reply r) {
+                        if (r.type != redis_reply::kind::array || r.elements.size() != 6
                             || r.elements[0].type != redis_reply::kind::string) {
                           // Not there (rather than Redis failing): not asked again for a while.
                           if (r.type == redis_reply::kind::array)
@@ -369,6 +374,16 @@ void lookup_session(const env_ptr& env, const std::string& id, std::function<voi
                           rec->client_capabilities = value(json::object{});
                         if (!json::parse(r.elements[3].str, rec->client_info, err))
                           rec->client_info = value();
+                        // What the client set on the instance it used before
+                        // (absent in entries of older versions).
+                        if (auto level = parse_log_level(r.elements[4].str))
+                          rec->min_level = *level;
+                        value watched;
+                        if (json::parse(r.elements[5].str, watched, err) && watched.is_array())
+                          for (auto& uri : watched.as_array())
+                            if (uri.is_string() && !uri.as_string().empty()
+                                && rec->subscriptions.uris().size() < max_watched_resources)
+                              rec->subscriptions.insert(watches, uri.as_string());
                         rec->initialized = true;
                         done(std::move(rec));
                       });

@@ -324,6 +324,10 @@ private:
   std::shared_ptr<std::function<void()>> on_change_;
 };
 
+/// Resources one session, or one listen stream, may watch: each watched URI
+/// costs memory here and work in the gateway, which subscribes services.
+constexpr std::size_t max_watched_resources = 1000;
+
 /// One holder's watched URIs (a session's subscriptions, a listen stream's
 /// resources): each counts in `resource_watches` while it is held, and all
 /// are given back when the set is destroyed, however its holder ended.

@@ -14,7 +14,8 @@
 // another service's 2,000 copies in Redis); made-up session ids are
 // answered 404 and, repeated, not looked up in Redis again for a while; a 2025-era session
 // created on one instance is served by another (and its owner is enforced
-// there), also after the instance that created it is gone; a breaker
+// there), also after the instance that created it is gone, and keeps the
+// log level and resource subscriptions set there; a breaker
 // opened or closed through one instance is opened or closed on all, and the
 // others list the degraded peer, and an instance started later takes it;
 // killing Redis amid calls keeps every instance answering (degraded, with the
@@ -118,14 +119,37 @@ async function post2025(port, body, sessionId, headers = {}) {
     signal: AbortSignal.timeout(10_000),
   });
   const raw = await res.text();
-  let json = null;
+  let messages = [];
   if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-    const data = raw.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
-    json = data.length ? JSON.parse(data[data.length - 1]) : null;
+    messages = raw.split('\n').filter((l) => l.startsWith('data:')).map((l) => JSON.parse(l.slice(5).trim()));
   } else if (raw) {
-    json = JSON.parse(raw);
+    messages = [JSON.parse(raw)];
   }
-  return { status: res.status, session: res.headers.get('mcp-session-id'), json };
+  // The answer comes last; `messages` holds the notifications before it too.
+  const json = messages.length ? messages[messages.length - 1] : null;
+  return { status: res.status, session: res.headers.get('mcp-session-id'), json, messages };
+}
+
+/// A 2025-era session's GET event stream on `port`: collects its messages
+/// until closed.
+function openStream(port, sessionId) {
+  const ac = new AbortController();
+  const messages = [];
+  (async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+      headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+      signal: ac.signal,
+    });
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body) {
+      buf += decoder.decode(chunk, { stream: true });
+      for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2))
+        for (const line of buf.slice(0, i).split('\n'))
+          if (line.startsWith('data:') && line.slice(5).trim()) messages.push(JSON.parse(line.slice(5).trim()));
+    }
+  })().catch(() => {}); // ended by close()
+  return { messages, close: () => ac.abort() };
 }
 
 run.main(async () => {
@@ -324,6 +348,49 @@ run.main(async () => {
     assert(del.status === 200 || del.status === 204, `DELETE on b: ${del.status}`);
     await until('the session gone on a', async () =>
       (await post2025(ports[0], { jsonrpc: '2.0', id: 6, method: 'tools/list' }, sid)).status === 404, 5000);
+  });
+
+  await check("a session taken over keeps the client's log level and resource subscriptions", async () => {
+    const fPort = await startBulwark(['--config', cfgPath], 'f');
+    const init = await post2025(fPort, {
+      jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-f', version: '1' } },
+    });
+    const sid = init.session;
+    assert(init.status === 200 && sid, `initialize on f: ${init.status}`);
+    assert((await post2025(fPort, { jsonrpc: '2.0', method: 'notifications/initialized' }, sid)).status === 202, 'initialized');
+    for (const [id, method, params] of [[2, 'logging/setLevel', { level: 'error' }],
+                                        [3, 'resources/subscribe', { uri: 'test://static-text' }]]) {
+      const r = await post2025(fPort, { jsonrpc: '2.0', id, method, params }, sid);
+      assert(r.json?.result, `${method} on f: ${JSON.stringify(r.json)}`);
+    }
+    await stop('f');
+    // The client goes on at a: the service's info-level logs stay below its level.
+    const logged = await post2025(ports[0], { jsonrpc: '2.0', id: 4, method: 'tools/call',
+                                              params: { name: 'test_tool_with_logging', arguments: {} } }, sid);
+    assert(logged.json?.result, `the logging tool on a: ${JSON.stringify(logged.json)}`);
+    const logs = logged.messages.filter((m) => m.method === 'notifications/message');
+    assert(logs.length === 0, `log messages below the level set on f reached the client: ${JSON.stringify(logs)}`);
+    // The subscription made on f brings updates on a's stream.
+    const stream = openStream(ports[0], sid);
+    try {
+      let id = 5;
+      await until('the update of the resource subscribed on f', async () => {
+        const r = await post2025(ports[0], { jsonrpc: '2.0', id: id++, method: 'tools/call',
+                                             params: { name: 'test_update_resource', arguments: { uri: 'test://static-text' } } }, sid);
+        assert(r.json?.result, `test_update_resource on a: ${JSON.stringify(r.json)}`);
+        await sleep(150);
+        return stream.messages.some((m) => m.method === 'notifications/resources/updated' && m.params?.uri === 'test://static-text');
+      }, 5000);
+      // And the unsubscription made on a is what the next instance sees.
+      const unsub = await post2025(ports[0], { jsonrpc: '2.0', id: 50, method: 'resources/unsubscribe',
+                                               params: { uri: 'test://static-text' } }, sid);
+      assert(unsub.json?.result, `unsubscribe on a: ${JSON.stringify(unsub.json)}`);
+      const stored = () => redisCommand(redisPort, 'HGET', `${prefix}session:${sid}`, 'subscriptions');
+      await until('no subscriptions in the directory entry', async () => (await stored()).startsWith('$2\r\n[]\r\n'), 5000);
+    } finally {
+      stream.close();
+    }
   });
 
   await check('made-up session ids: each a 404, and repeated ones are not asked of Redis again for a while', async () => {
