@@ -95,6 +95,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// last worked out from: start-up judges clashes only once they agree.
   uint64_t lists_version = 0;
   uint64_t named_version = 0;
+  /// "service\ntool" -> the tool's exposed name (for execute_tool).
+  std::map<std::string, std::string> exposed_tools;
 
   impl(runtime& r, gateway_config c) : rt(r), cfg(std::move(c)) {}
 
@@ -308,7 +310,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     work->lane = service;
     work->owner = c->client().identity;
     work->request_id = c->request_id;
-    work->label = c->params()["name"].is_string() ? c->params()["name"].as_string() : method;
+    work->label = c->method() == "tools/call" ? tool_of(*c) : method;
     work->not_before = c->not_before;
     work->deadline = dc->deadline;
     auto slot = std::make_shared<std::function<void()>>();
@@ -341,11 +343,18 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// A call's priority: the tool's configured one, else its caller's key's,
   /// else its service's; a client may lower (never raise) it through
   /// `_meta["io.bulwark/priority"]`.
+  /// The exposed name of the tool a tools/call runs.
+  static std::string tool_of(const call_context& c) {
+    if (!c.tool.empty())
+      return c.tool;
+    return c.params()["name"].is_string() ? c.params()["name"].as_string() : std::string();
+  }
+
   priority priority_of(const call_ptr& c, const std::string& service) const {
     const auto& ops = rt.options().ops;
     std::optional<priority> p;
-    if (c->method() == "tools/call" && c->params()["name"].is_string())
-      if (auto i = ops.tool_priorities.find(c->params()["name"].as_string()); i != ops.tool_priorities.end())
+    if (c->method() == "tools/call")
+      if (auto i = ops.tool_priorities.find(tool_of(*c)); i != ops.tool_priorities.end())
         p = i->second;
     if (!p)
       p = resolve_key(ops, c->client().identity).prio;
@@ -554,8 +563,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     std::vector<std::string> errors;
     {
       std::lock_guard<std::mutex> guard(mtx);
+      exposed_tools.clear();
       name_items("tools/list", "tool", errors, [&](auto& s, auto& item, auto& exposed) {
         tools.push_back(make_tool(s, item, exposed));
+        exposed_tools[s.name + "\n" + item["name"].as_string()] = exposed;
       });
       name_items("prompts/list", "prompt", errors, [&](auto& s, auto& item, auto& exposed) {
         prompts.push_back(make_prompt(s, item, exposed));
@@ -799,24 +810,35 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
        {"required", value::make_array({"server", "tool"})}});
     // The named service's rate budget applies, as to its own tools.
     exec.service_of = [](const value& arguments) { return str(arguments, "server"); };
+    // The call runs as if the tool had been called by its exposed name: its
+    // input schema, the policy, its priority, idempotence and cache apply.
     exec.handler = guarded(weak, [](impl& self, const call_ptr& c) {
       const auto* svc = self.named_server(c);
       if (!svc)
         return;
       const auto& server = svc->name;
       const auto& tool = c->arguments()["tool"].as_string();
+      // A denied tool is refused before anything else is said of it.
       if (self.denied(c, server, tool))
         return;
-      bool idempotent = false;
+      std::string exposed;
       {
         std::lock_guard<std::mutex> guard(self.mtx);
-        for (auto& t : self.list_of(server, "tools/list").as_array())
-          if (t["name"].as_string() == tool)
-            idempotent = t["annotations"]["idempotentHint"].is_bool() && t["annotations"]["idempotentHint"].as_bool();
+        if (auto i = self.exposed_tools.find(server + "\n" + tool); i != self.exposed_tools.end())
+          exposed = i->second;
       }
+      auto cat = self.rt.current_catalog();
+      const auto* spec = exposed.empty() ? nullptr : cat->find_tool(exposed);
+      if (!spec || spec->service != server)
+        return c->fail(error_code::invalid_params, "server '" + server + "' has no tool named '" + tool + "'",
+                       value::make_object({{"server", server}, {"tool", tool}}));
       auto args = c->arguments()["arguments"].is_object() ? c->arguments()["arguments"] : value(json::object{});
-      self.run_call(c, server, "tools/call", value::make_object({{"name", tool}, {"arguments", std::move(args)}}),
-                     idempotent, svc->settings.timeout);
+      if (self.rt.options().validate_arguments)
+        if (auto invalid = check_arguments(*spec, args))
+          return c->fail(error_code::invalid_params, std::move(invalid->message), std::move(invalid->data));
+      c->tool = exposed;
+      c->set_arguments(std::move(args));
+      spec->handler(c);
     });
     out.push_back(std::move(exec));
     return out;

@@ -551,14 +551,10 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
       // Arguments are checked against the tool's input schema before
       // anything runs or is forwarded; every failing field is listed.
       const value& given = args && args->is_object() ? *args : empty_object();
-      if (tool->validator && env->opts.validate_arguments) {
-        auto errors = tool->validator->validate(given);
-        if (!errors.empty())
-          return reply_error(in, error_code::invalid_params,
-                             "invalid arguments for tool " + tool->name + ": " + schema::summary(errors),
-                             value::make_object({{"tool", tool->name}, {"errors", schema::errors_to_json(errors)}}),
+      if (env->opts.validate_arguments)
+        if (auto invalid = check_arguments(*tool, given))
+          return reply_error(in, error_code::invalid_params, std::move(invalid->message), std::move(invalid->data),
                              bad);
-      }
       // Strings lose their control characters (all but tab and line breaks).
       if (schema::has_control_characters(given)) {
         arguments = given;

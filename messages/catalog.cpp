@@ -1,5 +1,7 @@
 #include "messages/catalog.hpp"
 
+#include "messages/schema.hpp"
+
 namespace bulwark {
 
 // -- call_context -------------------------------------------------------------------
@@ -262,6 +264,16 @@ bool watch_set::insert(const std::shared_ptr<resource_watches>& registry, const 
   if (registry_)
     registry_->add(uri);
   return true;
+}
+
+std::optional<argument_errors> check_arguments(const tool_spec& t, const json::value& arguments) {
+  if (!t.validator)
+    return std::nullopt;
+  auto errors = t.validator->validate(arguments);
+  if (errors.empty())
+    return std::nullopt;
+  return argument_errors{"invalid arguments for tool " + t.name + ": " + schema::summary(errors),
+                         json::value::make_object({{"tool", t.name}, {"errors", schema::errors_to_json(errors)}})};
 }
 
 bool watch_set::erase(const std::string& uri) {

@@ -178,6 +178,9 @@ public:
   std::string upstream;
   /// How long the call waited on that service (see downstream_outcome::waited).
   std::chrono::nanoseconds upstream_wait{0};
+  /// The exposed name of the tool a `tools/call` runs when it is not
+  /// `params.name` (the gateway's `execute_tool` names it in its arguments).
+  std::string tool;
 
 private:
   bool begin_answer() noexcept;
@@ -225,6 +228,15 @@ struct tool_spec {
   /// arguments are checked against it before the handler runs.
   std::shared_ptr<const schema::validator> validator;
 };
+
+/// Why `arguments` do not fit tool `t`'s input schema: the message and data
+/// of the -32602 answer, every failing field listed. Nothing when they fit
+/// or the tool has no compiled schema.
+struct argument_errors {
+  std::string message;
+  json::value data;
+};
+std::optional<argument_errors> check_arguments(const tool_spec& t, const json::value& arguments);
 
 struct resource_spec {
   std::string uri;

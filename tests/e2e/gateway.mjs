@@ -352,6 +352,17 @@ try {
     assert(err && err.code === -32009, `expected -32009, got ${err?.code}`);
     const unknown = await call('execute_tool', { server: 'nope', tool: 'x' }).then(() => null, (e) => e);
     assert(unknown && unknown.code === -32602, `expected -32602 for an unknown server, got ${unknown?.code}`);
+    // The call runs as the tool called by name would: its input schema is
+    // checked here, its cache answers, and unknown tools are named.
+    const invalid = await call('execute_tool', { server: 'everything', tool: 'echo', arguments: { message: 7 } })
+      .then(() => null, (e) => e);
+    assert(invalid?.code === -32602 && invalid.data?.tool === 'everything__echo'
+           && invalid.data.errors?.some((e) => e.path === '/message'), `schema: ${JSON.stringify(invalid)}`);
+    const noTool = await call('execute_tool', { server: 'web', tool: 'no_such_tool' }).then(() => null, (e) => e);
+    assert(noTool?.code === -32602 && /no tool named 'no_such_tool'/.test(noTool.message), `unknown tool: ${noTool?.message}`);
+    await call('web__test_simple_text');
+    const cached = await call('execute_tool', { server: 'web', tool: 'test_simple_text' });
+    assert(cached._meta?.['io.bulwark/cache']?.service === 'web', `from the cache: ${JSON.stringify(cached)}`);
   });
 
   await check('policy per agent: a client named restricted-agent sees and calls only what it is allowed', async () => {
