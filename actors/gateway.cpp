@@ -147,8 +147,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         cache_reply reply = [weak, c, service, method, params, idempotent, timeout, key](std::optional<cache_hit> hit) {
           c->resume([weak, hit, service, method, params, idempotent, timeout, key](const call_ptr& c) {
             if (hit) {
-              if (c->refund)
-                c->refund(); // answered from memory: the service was not used
+              c->give_back(); // answered from memory: the service was not used
               auto self = weak.lock();
               return c->finish(self ? self->with_cache_hints(c, marked(hit->result, *hit, service), service, hit->age)
                                     : marked(hit->result, *hit, service));
@@ -280,8 +279,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         // Answered for the service without asking it (a completion it has
         // no capability for): its budget is given back, as for a cache hit.
         if (o.what == downstream_outcome::kind::result && !o.reached)
-          if (auto refund = std::exchange(c->refund, {}))
-            refund();
+          c->give_back();
         if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
           // A stateless service needs client input: ask our client, keeping
           // the service's state inside ours.
@@ -340,9 +338,6 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     caf::anon_send(qh, atom::enqueue_v, std::move(work));
   }
 
-  /// A call's priority: the tool's configured one, else its caller's key's,
-  /// else its service's; a client may lower (never raise) it through
-  /// `_meta["io.bulwark/priority"]`.
   /// The exposed name of the tool a tools/call runs.
   static std::string tool_of(const call_context& c) {
     if (!c.tool.empty())
@@ -350,6 +345,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     return c.params()["name"].is_string() ? c.params()["name"].as_string() : std::string();
   }
 
+  /// A call's priority: the tool's configured one, else its caller's key's,
+  /// else its service's; a client may lower (never raise) it through
+  /// `_meta["io.bulwark/priority"]`.
   priority priority_of(const call_ptr& c, const std::string& service) const {
     const auto& ops = rt.options().ops;
     std::optional<priority> p;
@@ -623,8 +621,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto d = decide(c->client(), service, tool);
     if (d.allowed)
       return false;
-    if (auto refund = std::exchange(c->refund, {}))
-      refund(); // the service was not used: its budget (and the caller's) is given back
+    c->give_back(); // the service was not used: its budget (and the caller's) is given back
     auto trace = mcp::new_trace_id();
     audit::record({"policy.denied", "denied", c->client().identity, {}, service + ":" + tool, trace,
                    value::make_object({{"rule", d.rule}})});

@@ -191,6 +191,16 @@ bool match_uri_template(std::string_view tmpl, std::string_view uri, json::value
   return ui == uri.size();
 }
 
+std::optional<argument_errors> check_arguments(const tool_spec& t, const json::value& arguments) {
+  if (!t.validator)
+    return std::nullopt;
+  auto errors = t.validator->validate(arguments);
+  if (errors.empty())
+    return std::nullopt;
+  return argument_errors{"invalid arguments for tool " + t.name + ": " + schema::summary(errors),
+                         json::value::make_object({{"tool", t.name}, {"errors", schema::errors_to_json(errors)}})};
+}
+
 // -- resource watches -----------------------------------------------------------------
 
 void resource_watches::on_change(std::function<void()> f) {
@@ -264,16 +274,6 @@ bool watch_set::insert(const std::shared_ptr<resource_watches>& registry, const 
   if (registry_)
     registry_->add(uri);
   return true;
-}
-
-std::optional<argument_errors> check_arguments(const tool_spec& t, const json::value& arguments) {
-  if (!t.validator)
-    return std::nullopt;
-  auto errors = t.validator->validate(arguments);
-  if (errors.empty())
-    return std::nullopt;
-  return argument_errors{"invalid arguments for tool " + t.name + ": " + schema::summary(errors),
-                         json::value::make_object({{"tool", t.name}, {"errors", schema::errors_to_json(errors)}})};
 }
 
 bool watch_set::erase(const std::string& uri) {

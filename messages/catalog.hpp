@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "messages/errors.hpp"
@@ -169,6 +170,12 @@ public:
   /// Gives the call's rate-limit tokens back (it was shed or cancelled
   /// before it ran). Empty when no limit applied.
   std::function<void()> refund;
+  /// Runs `refund` now, at most once: the call was answered without its
+  /// service (a cache hit, a policy denial), so it costs no budget.
+  void give_back() {
+    if (auto r = std::exchange(refund, {}))
+      r();
+  }
   /// The JSON-RPC id of the request (for queue_status).
   json::value request_id;
 
