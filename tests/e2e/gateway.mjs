@@ -471,6 +471,7 @@ try {
         // A 2026-07-28 client: a listen stream naming the resource.
         const listens = await downCount('subscriptions/listen');
         const stream = await listen(port, { resourceSubscriptions: [watched] });
+        let after;
         try {
           await until('the acknowledgement', () => stream.messages.length >= 1, 5000);
           // The front opens its listen stream on the service again, now naming the resource.
@@ -483,11 +484,13 @@ try {
           }, 5000);
           assert(got[0].params.uri === watched, JSON.stringify(got[0]));
           assert(got[0].params._meta?.['io.modelcontextprotocol/subscriptionId'] === stream.id, JSON.stringify(got[0]));
+          // Counted before the close: the front may reopen its stream before
+          // a count read afterwards would arrive.
+          after = await downCount('subscriptions/listen');
         } finally {
           stream.close();
         }
         // No watcher left: the front's stream is opened once more, without it.
-        const after = await downCount('subscriptions/listen');
         await until('a listen stream without the resource', async () => (await downCount('subscriptions/listen')) > after, 5000);
       } else {
         // A 2025-era client of the SDK: resources/subscribe on both legs.
