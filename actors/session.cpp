@@ -168,8 +168,7 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
                          "params.level must be one of debug, info, notice, warning, error, "
                          "critical, alert, emergency");
     rec->min_level = *parsed;
-    publish_session(env, *rec); // another instance that takes the session over keeps it
-    return reply(in, value(json::object{}), false);
+    return reply_once_shared(in);
   }
   if (method == "resources/subscribe" || method == "resources/unsubscribe") {
     auto* uri = params.find("uri");
@@ -182,9 +181,9 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
                            "this session watches " + std::to_string(max_watched_resources)
                              + " resources already, the most it may; unsubscribe from one first");
       if (rec->subscriptions.insert(env->watches, u))
-        publish_session(env, *rec);
+        return reply_once_shared(in);
     } else if (rec->subscriptions.erase(uri->as_string())) {
-      publish_session(env, *rec);
+      return reply_once_shared(in);
     }
     return reply(in, value(json::object{}), false);
   }
@@ -971,6 +970,14 @@ void session_state::reply(const inbound_ptr& in, json::value result, bool statel
   outbound out;
   out.body = mcp::result_body(in->message["id"], result);
   in->sink->deliver(std::move(out));
+  record(in->message["method"].as_string(), {}, "ok", 0, in->received);
+}
+
+void session_state::reply_once_shared(const inbound_ptr& in) {
+  outbound out;
+  out.body = mcp::result_body(in->message["id"], value(json::object{}));
+  shared_at = std::chrono::steady_clock::now();
+  publish_session(env, *rec, [sink = in->sink, out = std::move(out)]() mutable { sink->deliver(std::move(out)); });
   record(in->message["method"].as_string(), {}, "ok", 0, in->received);
 }
 

@@ -115,6 +115,10 @@ private:
   void do_listen(const inbound_ptr& in, const json::value& params);
 
   void reply(const inbound_ptr& in, json::value result, bool stateless);
+  /// Answers a 2025-era request that changed what the session directory
+  /// keeps (log level, subscriptions) with `{}` once the entry holds the
+  /// change, so that an instance taking the session over sees it.
+  void reply_once_shared(const inbound_ptr& in);
   void reply_error(const inbound_ptr& in, error_code code, std::string message,
                    json::value data = {}, int http_status = 0);
   void run(running& r);
