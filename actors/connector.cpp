@@ -87,8 +87,19 @@ struct connector_state {
   /// timer per call (each timer costs a trip through CAF's clock thread).
   bool sweep_armed = false;
   std::deque<queued> waiting; ///< Calls that arrived before the service was ready.
+  /// stdio carries nothing that ties a service's request (sampling,
+  /// elicitation) to the call that caused it. So at most one call whose
+  /// client could answer such a request runs at a time on a child (`asking`,
+  /// its request id); the others wait in `held`. A request then belongs to
+  /// that call, or to none. Calls whose clients could not answer run
+  /// beside it.
+  std::optional<int64_t> asking;
+  std::deque<queued> held;
 
   uint64_t garbage_lines = 0;
+  /// Why the service is not ready, since its last start failed (empty
+  /// while it is ready or starting for the first time).
+  std::string problem;
 
   ~connector_state() {
     // Every call in flight or waiting gets its answer, whatever ended us.
@@ -98,11 +109,12 @@ struct connector_state {
                        downstream_outcome::without_answer(
                          downstream_outcome::kind::failure, error_code::actor_restarted,
                          "the connector of service " + svc.name + " stopped while the call was in flight", true));
-    for (auto& q : waiting)
-      caf::anon_send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt,
-                     downstream_outcome::without_answer(
-                       downstream_outcome::kind::failure, error_code::actor_restarted,
-                       "the connector of service " + svc.name + " stopped before the call was sent", false));
+    for (auto* queue : {&waiting, &held})
+      for (auto& q : *queue)
+        caf::anon_send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt,
+                       downstream_outcome::without_answer(
+                         downstream_outcome::kind::failure, error_code::actor_restarted,
+                         "the connector of service " + svc.name + " stopped before the call was sent", false));
     if (http)
       http->stop();
   }
@@ -161,6 +173,8 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
         reply(self, i->second, failure("service " + st.svc.name + " is not running", false));
         st.by_attempt.erase(i->second.attempt);
         st.pending.erase(i);
+        if (st.asking == id)
+          st.asking.reset(); // the child is gone: its restart sends the held calls
       }
     }
     return;
@@ -252,16 +266,45 @@ void fail_all(connector_pointer self, const std::string& why) {
       reply(self, p, failure(why, true));
   st.pending.clear();
   st.by_attempt.clear();
+  st.asking.reset();
 }
 
 void start(connector_pointer self);
+
+/// The service cannot start (or stopped): says why to health (through
+/// `atom::get`) and to the gateway's tools, which clients and the open
+/// health endpoint see. So `why` names no command line, URL or file: the
+/// log line beside each call has those.
+void set_problem(connector_pointer self, std::string why) {
+  auto& st = self->state;
+  if (why == st.problem)
+    return;
+  st.problem = std::move(why);
+  if (st.hooks->status)
+    st.hooks->status(st.svc.name, false, st.problem);
+}
+
+/// A service URL as logs and reasons show it: without user information or
+/// query, which may hold credentials.
+std::string shown_url(const std::string& url) {
+  auto scheme = url.find("://");
+  auto host = scheme == std::string::npos ? 0 : scheme + 3;
+  auto end = url.find_first_of("/?#", host);
+  auto at = url.find('@', host);
+  std::string out = url;
+  if (at != std::string::npos && (end == std::string::npos || at < end))
+    out = url.substr(0, host) + url.substr(at + 1);
+  auto query = out.find_first_of("?#");
+  return query == std::string::npos ? out : out.substr(0, query);
+}
 
 void schedule_restart(connector_pointer self) {
   auto& st = self->state;
   st.ph = connector_state::phase::down;
   if (!st.intensity.allow(self->clock().now())) {
     log::error("service restarted too often; waiting one window",
-               log_fields(st, {{"window_s", static_cast<long long>(st.hooks->child_restart_window.count())}}));
+               log_fields(st, {{"window_s", static_cast<long long>(st.hooks->child_restart_window.count())},
+                               {"problem", st.problem}}));
     self->delayed_send(self, st.hooks->child_restart_window, atom::start_v);
     return;
   }
@@ -315,6 +358,14 @@ void arm_sweep(connector_pointer self) {
   self->delayed_send(self, sweep_interval(st), atom::expire_v);
 }
 
+/// Whether the service could ask the client behind `call` for input
+/// (stdio services only: see `connector_state::asking`).
+bool may_be_asked(const connector_state& st, const downstream_call& call) {
+  const auto& caps = call.client_capabilities;
+  return st.svc.is_stdio() && call.on_input_request && caps.is_object()
+         && (caps.find("sampling") || caps.find("elicitation"));
+}
+
 void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_call_ptr& call,
                    const caf::actor& reply_to) {
   auto& st = self->state;
@@ -330,6 +381,12 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
     o.result = mcp::completion_result({});
     return reply(self, p, std::move(o));
   }
+  bool asks = may_be_asked(st, *call);
+  if (asks && st.asking) {
+    st.held.push_back({attempt, call, reply_to, std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
+    arm_sweep(self);
+    return;
+  }
   auto params = call->params; // the call keeps its own for a retry
   if (!params.is_object())
     params = value(json::object{});
@@ -341,8 +398,24 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   meta->set("progressToken", "bw-" + std::to_string(id));
   p.deadline = std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout);
   id = request(self, connector_state::req_kind::call, call->method, std::move(params), std::move(p));
+  if (asks && st.pending.count(id))
+    st.asking = id;
   st.by_attempt[attempt] = id;
   arm_sweep(self);
+}
+
+/// A call with request id `id` is over: when it was the one a request could
+/// belong to, the next held call takes its place.
+void call_over(connector_pointer self, int64_t id) {
+  auto& st = self->state;
+  if (st.asking != id)
+    return;
+  st.asking.reset();
+  while (!st.asking && !st.held.empty() && st.ph == connector_state::phase::ready) {
+    auto q = std::move(st.held.front());
+    st.held.pop_front();
+    dispatch_call(self, q.attempt, q.call, q.reply_to);
+  }
 }
 
 /// An HTTP service tells of changes (list_changed, resources/updated) on a
@@ -428,6 +501,9 @@ void became_ready(connector_pointer self) {
   auto& st = self->state;
   st.ph = connector_state::phase::ready;
   st.backoff_step = 0;
+  st.problem.clear();
+  if (st.hooks->status)
+    st.hooks->status(st.svc.name, true, {});
   log::info("service ready", log_fields(st, {{"protocolVersion", st.protocol_version},
                                              {"transport", st.child ? "stdio" : "http"}}));
   // Everything the service logs reaches Bulwark, which filters per client
@@ -439,7 +515,11 @@ void became_ready(connector_pointer self) {
   reconcile_watches(self);
   if (!st.change_stream)
     open_change_stream(self);
-  auto waiting = std::move(st.waiting);
+  // Calls held back before a restart go first: they came first.
+  auto waiting = std::move(st.held);
+  st.held.clear();
+  for (auto& q : st.waiting)
+    waiting.push_back(std::move(q));
   st.waiting.clear();
   for (auto& q : waiting)
     dispatch_call(self, q.attempt, q.call, q.reply_to);
@@ -460,6 +540,8 @@ void on_response(connector_pointer self, int64_t id, const value& msg, steady_cl
     case connector_state::req_kind::initialize: {
       if (err) {
         log::error("service refused initialize", log_fields(st, {{"error", *err}}));
+        set_problem(self, "the service refused initialize: "
+                            + ((*err)["message"].is_string() ? (*err)["message"].as_string() : json::dump(*err)));
         break;
       }
       const auto& r = msg["result"];
@@ -525,8 +607,11 @@ void on_response(connector_pointer self, int64_t id, const value& msg, steady_cl
     }
   }
   // HTTP exchanges of internal requests end in http_end; keep those entries.
-  if (p.kind == connector_state::req_kind::call || st.child)
+  bool call = p.kind == connector_state::req_kind::call;
+  if (call || st.child)
     st.pending.erase(id);
+  if (call)
+    call_over(self, id);
 }
 
 void on_notification(connector_pointer self, const value& msg, int64_t via) {
@@ -542,11 +627,20 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
     if (i != st.pending.end() && i->second.call && i->second.call->on_notification)
       i->second.call->on_notification(method, params);
   } else if (method == "notifications/message") {
-    // On the response stream of a call it is that call's; on stdio it goes
-    // to the calls in flight.
+    // On the response stream of a call it is that call's; on stdio it is
+    // the call's only while that call is the only one in flight. Any other
+    // belongs to no call: one client never gets what another's call logged.
+    const connector_state::outstanding* to = nullptr;
+    std::size_t calls = 0;
     for (auto& [id, p] : st.pending)
-      if (p.call && p.call->on_notification && (via < 0 || id == via))
-        p.call->on_notification(method, params);
+      if (p.call && (via >= 0 ? id == via : st.child != nullptr)) {
+        to = &p;
+        ++calls;
+      }
+    if (calls == 1 && to->call->on_notification)
+      to->call->on_notification(method, params);
+    else
+      log::debug("service log message", log_fields(st, {{"params", params}}));
   }
   if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated")
     if (st.hooks->changed)
@@ -565,20 +659,19 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
 }
 
 /// The call a service's request belongs to: the one whose HTTP response
-/// carried it; on stdio, the only call in flight or else the newest one.
+/// carried it; on stdio, the one call in flight whose client could be asked
+/// (`connector_state::asking`). None for a request on an HTTP service's
+/// GET stream, which the spec keeps for requests unrelated to any call.
 connector_state::outstanding* related_call(connector_state& st, int64_t via) {
-  if (via >= 0) {
-    auto i = st.pending.find(via);
-    return i != st.pending.end() && i->second.call ? &i->second : nullptr;
-  }
-  connector_state::outstanding* newest = nullptr;
-  int64_t newest_id = -1;
-  for (auto& [id, p] : st.pending)
-    if (p.call && id > newest_id) {
-      newest = &p;
-      newest_id = id;
-    }
-  return newest;
+  std::optional<int64_t> id;
+  if (via >= 0)
+    id = via;
+  else if (st.child)
+    id = st.asking;
+  if (!id)
+    return nullptr;
+  auto i = st.pending.find(*id);
+  return i != st.pending.end() && i->second.call ? &i->second : nullptr;
 }
 
 void on_server_request(connector_pointer self, const value& msg, int64_t via) {
@@ -588,17 +681,29 @@ void on_server_request(connector_pointer self, const value& msg, int64_t via) {
   if (method == "ping") {
     body = mcp::result_body(msg["id"], value(json::object{}));
   } else if (method == "sampling/createMessage" || method == "elicitation/create" || method == "roots/list") {
-    auto* p = related_call(st, via);
-    if (p && p->call->on_input_request) {
+    // A client is asked only for its own call, and only what it declared it
+    // can answer. A stdio child is shared by every client, so its roots are
+    // Bulwark's (none), never one client's.
+    std::string_view need = method == "sampling/createMessage" ? "sampling"
+                            : method == "elicitation/create"   ? "elicitation"
+                                                               : "roots";
+    auto* p = method == "roots/list" && via < 0 ? nullptr : related_call(st, via);
+    bool can = p && p->call->on_input_request && p->call->client_capabilities.is_object()
+               && p->call->client_capabilities.find(need);
+    if (can) {
       // The client answers through atom::answer.
       p->call->on_input_request(method, msg["params"], msg["id"]);
       return;
     }
     if (method == "roots/list")
       body = mcp::result_body(msg["id"], value::make_object({{"roots", value(json::array{})}}));
+    else if (p)
+      body = mcp::error_body(msg["id"], error_code::invalid_request,
+                             "the client whose call this is did not declare the " + std::string(need)
+                               + " capability; Bulwark cannot answer " + method + " for it");
     else
       body = mcp::error_body(msg["id"], error_code::invalid_request,
-                             method + " needs a client call in flight to ask; there is none");
+                             method + " belongs to no client call that Bulwark could ask, so no client is asked");
   } else {
     body = mcp::error_body(msg["id"], error_code::method_not_found,
                            "the Bulwark gateway does not relay " + method + " to clients");
@@ -646,6 +751,7 @@ void fall_back_to_initialize(connector_pointer self, const std::string& why) {
   auto& st = self->state;
   if (st.svc.settings.protocol == "2026-07-28") {
     log::error("service does not speak 2026-07-28", log_fields(st, {{"why", why}}));
+    set_problem(self, "configured for protocol 2026-07-28, which the service does not speak (" + why + ")");
     return;
   }
   st.stateless = false;
@@ -674,6 +780,7 @@ void start(connector_pointer self) {
   st.session_id.clear();
   st.protocol_version.clear();
   st.subscribed.clear(); // a new child or session knows of none
+  st.asking.reset();
   if (st.svc.is_stdio()) {
     st.child.reset();
     auto handle = caf::actor_cast<connector_actor>(self);
@@ -683,6 +790,7 @@ void start(connector_pointer self) {
     o.command = st.svc.command;
     o.args = st.svc.args;
     o.env = st.svc.env;
+    o.inherit = st.svc.inherit_env;
     o.cwd = st.svc.cwd;
     child_callbacks cb;
     cb.on_line = [handle, gen](std::string line) {
@@ -699,6 +807,8 @@ void start(connector_pointer self) {
       st.child = std::make_unique<child_process>(o, std::move(cb));
     } catch (const std::exception& e) {
       log::error("cannot start service", log_fields(st, {{"error", e.what()}}));
+      std::string what = e.what();
+      set_problem(self, "cannot start its command (" + what.substr(what.rfind(": ") == std::string::npos ? 0 : what.rfind(": ") + 2) + ")");
       schedule_restart(self);
       return;
     }
@@ -713,6 +823,7 @@ void start(connector_pointer self) {
     } catch (const std::exception& e) {
       // A CA file or key that is no PEM: checked again at each restart.
       log::error("cannot start service", log_fields(st, {{"error", e.what()}}));
+      set_problem(self, "its TLS files could not be loaded");
       schedule_restart(self);
       return;
     }
@@ -759,8 +870,17 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
     [self](atom::cancel, uint64_t attempt) {
       auto& st = self->state;
       auto a = st.by_attempt.find(attempt);
-      if (a == st.by_attempt.end())
+      if (a == st.by_attempt.end()) {
+        // Not sent yet: a call waiting for its turn leaves the line.
+        auto h = std::find_if(st.held.begin(), st.held.end(), [&](auto& q) { return q.attempt == attempt; });
+        if (h != st.held.end()) {
+          self->send(caf::actor_cast<breaker_actor>(h->reply_to), atom::done_v, attempt,
+                     downstream_outcome::without_answer(downstream_outcome::kind::cancelled,
+                                                        error_code::request_cancelled, "cancelled by the client", false));
+          st.held.erase(h);
+        }
         return;
+      }
       auto id = a->second;
       st.by_attempt.erase(a);
       auto i = st.pending.find(id);
@@ -772,6 +892,7 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
             downstream_outcome::without_answer(downstream_outcome::kind::cancelled, error_code::request_cancelled,
                                                "cancelled by the client", true));
       st.pending.erase(i);
+      call_over(self, id);
     },
     [self](atom::start) { start(self); },
     [self](atom::watch) { reconcile_watches(self); },
@@ -785,6 +906,9 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
                         : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                               : "status " + std::to_string(status);
       log::warn("service exited", log_fields(st, {{"how", how}}));
+      set_problem(self, st.ph == connector_state::phase::ready
+                          ? "exited (" + how + ")"
+                          : "exited (" + how + ") before it answered initialize; its stderr is in Bulwark's log");
       fail_all(self, "service " + st.svc.name + " exited (" + how + ") while the call was in flight");
       schedule_restart(self);
     },
@@ -812,13 +936,25 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       // The exchange ended without an answer.
       auto why = end.error.empty() ? "HTTP status " + std::to_string(end.status) : end.error;
       if (auto kind = p.kind; kind != connector_state::req_kind::call) {
+        auto p_method = p.method;
         st.pending.erase(i); // `p` goes with it
         if (kind == connector_state::req_kind::discover && end.status >= 400 && end.status < 500) {
           fall_back_to_initialize(self, "server/discover answered HTTP " + std::to_string(end.status));
           return;
         }
         if (kind == connector_state::req_kind::initialize || kind == connector_state::req_kind::discover) {
-          log::warn("service unreachable", log_fields(st, {{"error", why}}));
+          std::string problem;
+          if (end.status == 404)
+            problem = "HTTP 404 at its URL: check the endpoint path in the URL (Streamable HTTP servers often serve /mcp)";
+          else if (end.status != 0)
+            problem = "HTTP " + std::to_string(end.status) + " in answer to " + p_method;
+          else if (end.timed_out)
+            problem = "cannot be reached (timed out)";
+          else
+            problem = "cannot be reached (" + why.substr(why.rfind(": ") == std::string::npos ? 0 : why.rfind(": ") + 2) + ")";
+          log::warn(end.status != 0 ? "service refused to start a session" : "service unreachable",
+                    log_fields(st, {{"url", shown_url(st.svc.url)}, {"error", why}, {"problem", problem}}));
+          set_problem(self, std::move(problem));
           st.ph = connector_state::phase::down;
           schedule_restart(self);
         }
@@ -860,18 +996,22 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       auto& st = self->state;
       st.sweep_armed = false;
       auto now = steady_clock::now();
-      // Calls still waiting for the service to start.
-      for (auto w = st.waiting.begin(); w != st.waiting.end();) {
-        if (w->deadline > now) {
-          ++w;
-          continue;
+      // Calls still waiting for the service to start, or for their turn.
+      for (auto* queue : {&st.waiting, &st.held})
+        for (auto w = queue->begin(); w != queue->end();) {
+          if (w->deadline > now) {
+            ++w;
+            continue;
+          }
+          auto o = downstream_outcome::without_answer(
+            downstream_outcome::kind::timeout, error_code::deadline_exceeded,
+            "service " + st.svc.name
+              + (queue == &st.waiting ? " did not become ready in time"
+                                      : " was busy with another call whose client it could ask for input"),
+            false);
+          self->send(caf::actor_cast<breaker_actor>(w->reply_to), atom::done_v, w->attempt, std::move(o));
+          w = queue->erase(w);
         }
-        auto o = downstream_outcome::without_answer(downstream_outcome::kind::timeout, error_code::deadline_exceeded,
-                                                    "service " + st.svc.name + " did not become ready in time",
-                                                    false);
-        self->send(caf::actor_cast<breaker_actor>(w->reply_to), atom::done_v, w->attempt, std::move(o));
-        w = st.waiting.erase(w);
-      }
       // Calls the service has not answered in time.
       std::vector<int64_t> late;
       for (auto& [id, p] : st.pending)
@@ -888,8 +1028,9 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
                                                  true));
         st.by_attempt.erase(i->second.attempt);
         st.pending.erase(i);
+        call_over(self, id);
       }
-      bool open = !st.waiting.empty()
+      bool open = !st.waiting.empty() || !st.held.empty()
                   || std::any_of(st.pending.begin(), st.pending.end(),
                                  [](auto& e) { return e.second.kind == connector_state::req_kind::call; });
       if (open)
@@ -905,7 +1046,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
                                  {"transport", st.svc.is_stdio() ? "stdio" : "http"},
                                  {"protocolVersion", st.protocol_version},
                                  {"pending", static_cast<unsigned long long>(st.pending.size())},
-                                 {"waiting", static_cast<unsigned long long>(st.waiting.size())},
+                                 {"waiting", static_cast<unsigned long long>(st.waiting.size() + st.held.size())},
+                                 {"problem", st.problem},
                                  {"subscriptions", static_cast<unsigned long long>(st.subscribed.size())},
                                  {"tools", static_cast<unsigned long long>(
                                              st.lists.count("tools/list") ? st.lists.at("tools/list").as_array().size() : 0)},

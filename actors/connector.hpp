@@ -36,6 +36,9 @@ struct gateway_hooks {
   /// The service said something changed (a list_changed or resource-updated
   /// notification's method): cached results of it are dropped.
   std::function<void(const std::string& service, const std::string& method)> changed;
+  /// The service became ready (`problem` empty), or failed to start or to
+  /// stay up, with why. Called on the connector's thread.
+  std::function<void(const std::string& service, bool ready, const std::string& problem)> status;
   /// Where HTTP connectors run their I/O.
   boost::asio::io_context* io = nullptr;
   uint32_t child_max_restarts = 5;

@@ -97,6 +97,31 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   uint64_t named_version = 0;
   /// "service\ntool" -> the tool's exposed name (for execute_tool).
   std::map<std::string, std::string> exposed_tools;
+  /// What connectors last said of their services: ready, or why not.
+  std::set<std::string> ready_services;
+  std::map<std::string, std::string> problems;
+
+  /// "ready", "unavailable" (its start failed: `problems` says why) or
+  /// "starting" (its first start has not ended). `mtx` must be held.
+  std::string status_of(const std::string& service) const {
+    if (ready_services.count(service))
+      return "ready";
+    return problems.count(service) ? "unavailable" : "starting";
+  }
+
+  /// Answers -32005 for a service that is not ready, saying why; `mtx` must
+  /// be held.
+  void fail_not_ready(const call_ptr& c, const std::string& service) const {
+    auto status = status_of(service);
+    auto data = value::make_object({{"server", service}, {"status", status}, {"reachedService", false}});
+    if (status == "unavailable") {
+      const auto& why = problems.at(service);
+      data.set("reason", why);
+      return c->fail(error_code::service_unavailable, "service " + service + " is unavailable: " + why, std::move(data));
+    }
+    data.set("retry_after", 1);
+    c->fail(error_code::service_unavailable, "service " + service + " is starting; retry shortly", std::move(data));
+  }
 
   impl(runtime& r, gateway_config c) : rt(r), cfg(std::move(c)) {}
 
@@ -149,8 +174,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
             if (hit) {
               c->give_back(); // answered from memory: the service was not used
               auto self = weak.lock();
-              return c->finish(self ? self->with_cache_hints(c, marked(hit->result, *hit, service), service, hit->age)
-                                    : marked(hit->result, *hit, service));
+              return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age,
+                                                self ? self->service(service) : nullptr));
             }
             if (auto self = weak.lock())
               self->call_service(c, service, method, params, idempotent, timeout, key);
@@ -163,15 +188,32 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     call_service(c, service, method, std::move(params), idempotent, timeout, key);
   }
 
-  /// 2026-07-28 clients learn how long a cacheable result stays fresh and
-  /// whether it may be shared.
-  value with_cache_hints(const call_ptr& c, value result, const std::string& service, milliseconds age) const {
-    const auto* svc = this->service(service);
-    if (!svc || !c->client().stateless)
+  /// The freshness hints a 2026-07-28 client gets with a service's result.
+  /// A result Bulwark caches (`cached_by`, the service whose cache settings
+  /// apply) is what Bulwark itself answers for the rest of its time in the
+  /// cache, so the hints say so, scoped as the cache keeps it. Otherwise
+  /// they are the service's own, less the result's age; a read the service
+  /// gave none for is "immediately stale, for this caller only" (ttlMs 0,
+  /// private): Bulwark does not know how long the service's data stays as
+  /// it is, nor whether it is the same for everyone. (A 2025-era client
+  /// gets no hints: the session drops them.)
+  static value with_cache_hints(const call_ptr& c, value result, milliseconds age,
+                                const service_config* cached_by = nullptr) {
+    if (!c->client().stateless || !result.is_object())
       return result;
-    auto left = std::max<long long>(0, (svc->settings.cache_ttl - age).count());
-    result.set("ttlMs", left);
-    result.set("cacheScope", svc->settings.cache_public ? "public" : "private");
+    const auto& ttl = result["ttlMs"];
+    const auto& scope = result["cacheScope"].is_string() ? result["cacheScope"].as_string() : std::string();
+    if (cached_by) {
+      result.set("ttlMs", std::max<long long>(0, (cached_by->settings.cache_ttl - age).count()));
+      result.set("cacheScope", cached_by->settings.cache_public ? "public" : "private");
+    } else if (ttl.is_integer()) {
+      result.set("ttlMs", std::max<long long>(0, ttl.as_int() - static_cast<long long>(age.count())));
+      if (scope != "public" && scope != "private")
+        result.set("cacheScope", "private");
+    } else if (c->method() == "resources/read") {
+      result.set("ttlMs", 0);
+      result.set("cacheScope", "private");
+    }
     return result;
   }
 
@@ -431,7 +473,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::put_v, key, o.result,
                        static_cast<int64_t>(svc->settings.cache_ttl.count()),
                        static_cast<int64_t>(svc->settings.max_stale.count()));
-        o.result = with_cache_hints(c, std::move(o.result), service, milliseconds(0));
+        o.result = with_cache_hints(c, std::move(o.result), milliseconds(0), svc);
+      } else if (o.what == downstream_outcome::kind::result) {
+        o.result = with_cache_hints(c, std::move(o.result), milliseconds(0));
       }
       return answer(c, std::move(o));
     }
@@ -449,7 +493,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       cache_reply reply = [c, o, static_or_error, service](std::optional<cache_hit> hit) {
         c->resume([hit, o, static_or_error, service](const call_ptr& c) {
           if (hit)
-            return c->finish(marked(hit->result, *hit, service));
+            return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age));
           static_or_error(c, o);
         });
       };
@@ -497,15 +541,22 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   }
 
   /// Exposed names for one kind of named item (tools or prompts): calls
-  /// `add(service, item, exposed)` for each item that gets a name.
+  /// `add(service, item, exposed)` for each item that gets a name. `own`
+  /// holds the names Bulwark itself lists (built-in, host and fixture
+  /// items, and the gateway's own tools): a source of their own, which
+  /// keeps its names; a service's item of the same name is prefixed in
+  /// conditional mode and refused in never mode.
   template <class Add>
-  void name_items(const std::string& method, const char* kind, std::vector<std::string>& errors, Add add) {
+  void name_items(const std::string& method, const char* kind, const std::set<std::string>& own,
+                  std::vector<std::string>& errors, Add add) {
     std::map<std::string, std::vector<std::string>> offered; // downstream name -> services
     for (auto& s : cfg.services)
       for (auto& item : list_of(s.name, method).as_array())
         if (item["name"].is_string())
           offered[item["name"].as_string()].push_back(s.name);
-    std::map<std::string, std::string> taken; // exposed name -> service
+    std::map<std::string, std::string> taken; // exposed name -> who offers it
+    for (auto& name : own)
+      taken.emplace(name, "Bulwark's own " + std::string(kind) + "s");
     for (auto& s : cfg.services) {
       auto mode = s.settings.prefix.value_or(cfg.prefix);
       auto sep = s.settings.separator.value_or(cfg.separator);
@@ -513,13 +564,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         if (!item["name"].is_string())
           continue;
         const auto& name = item["name"].as_string();
-        auto exposed = exposed_tool_name(s.name, name, mode, sep, offered[name].size() > 1);
+        bool clashes = offered[name].size() + own.count(name) > 1;
+        auto exposed = exposed_tool_name(s.name, name, mode, sep, clashes);
         if (auto prev = taken.find(exposed); prev != taken.end()) {
           errors.push_back(std::string(kind) + " '" + exposed + "' is offered by both " + prev->second + " and "
-                           + s.name + " (prefix mode never); the one of " + prev->second + " is kept");
+                           + "service " + s.name + "; the one of " + prev->second + " is kept");
           continue;
         }
-        taken.emplace(exposed, s.name);
+        taken.emplace(exposed, "service " + s.name);
         add(s, item, exposed);
       }
     }
@@ -559,36 +611,74 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     std::vector<resource_spec> resources;
     std::vector<resource_template_spec> templates;
     std::vector<std::string> errors;
+    // What Bulwark lists of its own keeps its names; so do the gateway's
+    // own tools.
+    std::vector<tool_spec> own_tools;
+    if (cfg.gateway_tools)
+      own_tools = gateway_tools();
+    own_tools.push_back(queue_status_tool());
+    std::set<std::string> own_tool_names, own_prompt_names, own_uris;
+    {
+      auto cat = rt.current_catalog();
+      for (auto& t : cat->tools)
+        if (t.group != "gateway")
+          own_tool_names.insert(t.name);
+      for (auto& p : cat->prompts)
+        if (p.group != "gateway")
+          own_prompt_names.insert(p.name);
+      for (auto& r : cat->resources)
+        if (r.group != "gateway")
+          own_uris.insert(r.uri);
+      for (auto& t : cat->templates)
+        if (t.group != "gateway")
+          own_uris.insert(t.uri_template);
+    }
+    // A host that registered a tool of the same name keeps it.
+    own_tools.erase(std::remove_if(own_tools.begin(), own_tools.end(),
+                                   [&](auto& t) { return own_tool_names.count(t.name) > 0; }),
+                    own_tools.end());
+    for (auto& t : own_tools)
+      own_tool_names.insert(t.name);
     {
       std::lock_guard<std::mutex> guard(mtx);
       exposed_tools.clear();
-      name_items("tools/list", "tool", errors, [&](auto& s, auto& item, auto& exposed) {
+      name_items("tools/list", "tool", own_tool_names, errors, [&](auto& s, auto& item, auto& exposed) {
         tools.push_back(make_tool(s, item, exposed));
         exposed_tools[s.name + "\n" + item["name"].as_string()] = exposed;
       });
-      name_items("prompts/list", "prompt", errors, [&](auto& s, auto& item, auto& exposed) {
+      name_items("prompts/list", "prompt", own_prompt_names, errors, [&](auto& s, auto& item, auto& exposed) {
         prompts.push_back(make_prompt(s, item, exposed));
       });
-      // URIs are the services' own; the first service keeps a URI offered twice.
-      std::set<std::string> uris;
+      // URIs are the services' own and are never renamed: the first that
+      // offers one keeps it (Bulwark's own resources before any service's).
+      std::map<std::string, std::string> uris;
+      for (auto& uri : own_uris)
+        uris.emplace(uri, "Bulwark's own resources");
+      auto claim = [&](const char* kind, const std::string& uri, const std::string& service) {
+        auto [at, fresh] = uris.emplace(uri, "service " + service);
+        if (!fresh)
+          errors.push_back(std::string(kind) + " '" + uri + "' is offered by both " + at->second + " and service "
+                           + service + "; the one of " + at->second + " is kept");
+        return fresh;
+      };
       for (auto& s : cfg.services) {
         for (auto& r : list_of(s.name, "resources/list").as_array())
-          if (r["uri"].is_string() && uris.insert(r["uri"].as_string()).second)
+          if (r["uri"].is_string() && claim("resource", r["uri"].as_string(), s.name))
             resources.push_back(make_resource(s, r));
         for (auto& t : list_of(s.name, "resources/templates/list").as_array())
-          if (t["uriTemplate"].is_string() && uris.insert(t["uriTemplate"].as_string()).second)
+          if (t["uriTemplate"].is_string() && claim("resource template", t["uriTemplate"].as_string(), s.name))
             templates.push_back(make_template(s, t));
       }
+      bool changed = errors != clash_errors;
       clash_errors = errors;
       named_version = lists_version;
+      if (!changed)
+        errors.clear(); // said once, when they arose
     }
     for (auto& e : errors)
       log::error("name clash", value::make_object({{"error", e}}));
-    if (cfg.gateway_tools)
-      for (auto& t : gateway_tools())
-        tools.push_back(std::move(t));
-    if (std::none_of(tools.begin(), tools.end(), [](auto& t) { return t.name == "queue_status"; }))
-      tools.push_back(queue_status_tool());
+    for (auto& t : own_tools)
+      tools.push_back(std::move(t));
     rt.set_group("gateway", std::move(tools), std::move(resources), std::move(templates), std::move(prompts));
     cv.notify_all();
   }
@@ -761,10 +851,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         for (auto& t : self.list_of(s.name, "tools/list").as_array())
           if (self.decide(c->client(), s.name, t["name"].as_string()).allowed)
             ++visible;
-        servers.push_back(value::make_object({{"name", s.name},
-                                              {"transport", s.is_stdio() ? "stdio" : "http"},
-                                              {"listed", self.lists.count(s.name) > 0},
-                                              {"tools", visible}}));
+        auto entry = value::make_object({{"name", s.name},
+                                         {"transport", s.is_stdio() ? "stdio" : "http"},
+                                         {"status", self.status_of(s.name)},
+                                         {"listed", self.lists.count(s.name) > 0},
+                                         {"tools", visible}});
+        if (auto p = self.problems.find(s.name); p != self.problems.end() && !self.ready_services.count(s.name))
+          entry.set("reason", p->second);
+        servers.push_back(std::move(entry));
       }
       auto r = mcp::text_result(json::dump(servers));
       r.set("structuredContent", value::make_object({{"servers", std::move(servers)}}));
@@ -786,6 +880,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       const auto& server = c->arguments()["server"].as_string();
       value tools(json::array{});
       std::lock_guard<std::mutex> guard(self.mtx);
+      // A service that never listed its tools has none to show: say why.
+      auto listed = self.lists.find(server);
+      if ((listed == self.lists.end() || !listed->second.count("tools/list")) && !self.ready_services.count(server))
+        return self.fail_not_ready(c, server);
       for (auto& t : self.list_of(server, "tools/list").as_array())
         if (self.decide(c->client(), server, t["name"].as_string()).allowed)
           tools.push_back(t);
@@ -810,6 +908,16 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     // The call runs as if the tool had been called by its exposed name: its
     // input schema, the policy, its priority, idempotence and cache apply.
     exec.handler = guarded(weak, [](impl& self, const call_ptr& c) {
+      if (!c->tool.empty() && !c->request_state().empty()) {
+        // A 2025-era call runs again once its client answered what the
+        // service asked: it goes on as the tool it was resolved to (its
+        // arguments are that tool's now), as a call by name would.
+        auto cat = self.rt.current_catalog();
+        if (const auto* spec = cat->find_tool(c->tool))
+          return spec->handler(c);
+        return c->fail(error_code::service_unavailable, "the tool '" + c->tool + "' is no longer offered",
+                       value::make_object({{"tool", c->tool}, {"reachedService", true}}));
+      }
       const auto* svc = self.named_server(c);
       if (!svc)
         return;
@@ -823,6 +931,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         std::lock_guard<std::mutex> guard(self.mtx);
         if (auto i = self.exposed_tools.find(server + "\n" + tool); i != self.exposed_tools.end())
           exposed = i->second;
+        else if (!self.ready_services.count(server))
+          return self.fail_not_ready(c, server);
       }
       auto cat = self.rt.current_catalog();
       const auto* spec = exposed.empty() ? nullptr : cat->find_tool(exposed);
@@ -931,6 +1041,19 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
       self->poke_connectors();
   };
   d.hooks->resource_updated = [&rt](const std::string& uri) { rt.notify_resource_updated(uri); };
+  d.hooks->status = [weak](const std::string& service, bool ready, const std::string& problem) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    std::lock_guard<std::mutex> guard(self->mtx);
+    if (ready) {
+      self->ready_services.insert(service);
+      self->problems.erase(service);
+    } else {
+      self->ready_services.erase(service);
+      self->problems[service] = problem;
+    }
+  };
   std::vector<std::string> connectors;
   for (auto& s : d.cfg.services)
     connectors.push_back(connector_name(s.name));
@@ -984,6 +1107,7 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
 gateway::~gateway() {
   auto& d = *impl_;
   d.hooks->publish = nullptr;
+  d.hooks->status = nullptr;
   d.hooks->resource_updated = nullptr;
   d.hooks->changed = nullptr;
   d.hooks->watched = nullptr;
@@ -1011,9 +1135,10 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
   for (auto& s : d.cfg.services)
     never = never || s.settings.prefix == prefix_mode::never;
   if (never && !d.clash_errors.empty()) {
-    auto why = d.clash_errors.front();
-    why = why.substr(0, why.find("; the one of"));
-    throw gateway_error("name clash: " + why);
+    std::string why;
+    for (auto& e : d.clash_errors)
+      why += (why.empty() ? "" : "; ") + e.substr(0, e.find("; the one of"));
+    throw gateway_error("name clash (prefix mode never): " + why);
   }
   std::vector<std::string> missing;
   for (auto& s : d.cfg.services)

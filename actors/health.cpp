@@ -44,7 +44,9 @@ health_verdict assess(const health_inputs& in, const health_thresholds& t) {
   for (auto& [svc, phase] : in.connectors)
     if (phase != "ready") {
       at_least(health_level::degraded);
-      v.reasons.push_back("service " + svc + " is " + phase);
+      auto problem = in.service_problems.find(svc);
+      v.reasons.push_back("service " + svc + " is " + phase
+                          + (problem == in.service_problems.end() ? std::string() : ": " + problem->second));
     }
   for (auto& name : in.unresponsive) {
     at_least(health_level::degraded);
@@ -112,7 +114,7 @@ struct health_state {
   std::set<std::string> asked;                ///< Components asked in this round.
   std::map<std::string, value> answers;       ///< Their answers in this round.
   std::set<std::string> known;                ///< Components seen running at some point.
-  std::set<std::string> reached;              ///< Services that were ready at some check.
+  std::set<std::string> reached;              ///< Services whose first start ended: ready at some check, or failed.
   std::deque<std::tuple<caf::actor_clock::time_point, uint64_t, uint64_t>> supervision; ///< (when, restarts, escalations)
   health_level level = health_level::healthy;
   uint64_t checks = 0;
@@ -199,12 +201,18 @@ void evaluate(health_pointer self) {
     }
     if (auto a = st.answers.find(connector_name(s)); a != st.answers.end()) {
       const auto& phase = a->second["phase"].as_string();
-      if (phase == "ready")
+      const auto& problem = a->second["problem"];
+      bool failed = problem.is_string() && !problem.as_string().empty();
+      // A service's first start ends once it is ready or has failed; until
+      // then it keeps /ready at 503 but does not make the server degraded.
+      // One that cannot start does not keep a working gateway out of
+      // rotation: it makes it degraded, with the reason.
+      if (phase == "ready" || failed)
         st.reached.insert(s);
-      // A service still starting for the first time keeps /ready at 503
-      // but does not make the server degraded.
       if (phase == "ready" || st.reached.count(s))
         in.connectors[s] = phase;
+      if (failed && phase != "ready")
+        in.service_problems[s] = problem.as_string();
       connectors.set(s, a->second);
     }
   }

@@ -33,6 +33,7 @@ struct health_inputs {
   bool core_up = true; ///< The session supervisor and stateless session are registered.
   std::map<std::string, std::string> breakers;   ///< service -> closed|open|half_open
   std::map<std::string, std::string> connectors; ///< service -> ready|starting|down
+  std::map<std::string, std::string> service_problems; ///< service -> why it is not ready
   std::vector<std::string> unresponsive;         ///< components that did not answer the last check
   double queue_fill = 0;                          ///< 0..1
   uint64_t recent_restarts = 0;                   ///< actor restarts within the storm window

@@ -839,10 +839,17 @@ void session_state::on_finish(call_context& c, json::value result) {
   if (c.client().stateless) {
     if (!result.find("resultType"))
       result.set("resultType", "complete");
-    if (c.method() == "resources/read") {
+    // Bulwark's own resources take the configured hints; a service's read
+    // comes with the hints the gateway gave it.
+    if (c.method() == "resources/read" && !result.find("ttlMs")) {
       result.set("ttlMs", env->opts.list_ttl_ms);
       result.set("cacheScope", "public");
     }
+  } else {
+    // A result a 2026-07-28 service gave has fields a 2025-era client does
+    // not know.
+    for (auto* field : {"resultType", "ttlMs", "cacheScope"})
+      result.erase(field);
   }
   bool tool_error = result["isError"].is_bool() && result["isError"].as_bool();
   record(c.method(), call_name(r), tool_error ? "tool_error" : "ok", 0, r.received, &c);

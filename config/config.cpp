@@ -38,6 +38,13 @@ public:
   ~section() noexcept(false) {
     if (std::uncaught_exceptions() > 0)
       return;
+    done();
+  }
+
+  /// Refuses the keys not read so far. Called before a check that spans
+  /// several keys, so that a misspelt key ("comand") is named as unknown
+  /// rather than reported as a missing one.
+  void done() const {
     for (auto& [k, item] : v_.as_object())
       if (!seen_.count(k))
         bad(path_ + "." + k, "unknown key");
@@ -166,6 +173,10 @@ bool is_https(const std::string& url) {
 void check_http_url(const std::string& path, const std::string& url) {
   if (!is_https(url) && url.rfind("http://", 0) != 0)
     bad(path, "must be an http:// or https:// URL");
+  auto host = url.find("://") + 3;
+  auto at = url.find('@', host);
+  if (at != std::string::npos && at < url.find_first_of("/?#", host))
+    bad(path, "user information (user:password@) is not supported: send credentials in \"headers\"");
 }
 
 /// The `tls` key of `sec` (at `path`): files to trust and to present for
@@ -178,6 +189,7 @@ void parse_tls(section& sec, const std::string& path, service_tls& tls) {
   ts.str("caFile", tls.ca_file);
   ts.str("certFile", tls.cert_file);
   ts.str("keyFile", tls.key_file);
+  ts.done();
   if (tls.cert_file.empty() != tls.key_file.empty())
     bad(path + ".tls", "certFile and keyFile go together");
   // Readable now, so that a typo fails start-up rather than every call.
@@ -196,6 +208,7 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     rs.millis("baseDelayMs", st.retry.base_delay, 0, 600000);
     rs.millis("maxDelayMs", st.retry.max_delay, 0, 600000);
     rs.number("jitter", st.retry.jitter, 0, 1);
+    rs.done();
     if (st.retry.max_delay < st.retry.base_delay)
       bad(path + ".retry.maxDelayMs", "must not be below baseDelayMs");
   }
@@ -242,8 +255,6 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
   sec.str("protocol", st.protocol);
   if (st.protocol != "auto" && st.protocol != "2025-11-25" && st.protocol != "2026-07-28")
     bad(path + ".protocol", "must be one of auto, 2025-11-25, 2026-07-28");
-  if (st.fallback == fallback_mode::static_message && st.fallback_message.empty())
-    bad(path + ".fallbackMessage", "is required when fallback is \"static\"");
   std::string pm;
   sec.str("prefix", pm);
   if (!pm.empty())
@@ -255,6 +266,9 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     st.separator = sp->as_string();
   }
   parse_tls(sec, path, st.tls);
+  sec.done();
+  if (st.fallback == fallback_mode::static_message && st.fallback_message.empty())
+    bad(path + ".fallbackMessage", "is required when fallback is \"static\"");
 }
 
 /// `mcpServers` (how to reach each service) and `services` (how to treat it).
@@ -308,19 +322,29 @@ void parse_gateway(section& top, gateway_config& gw) {
       sec.string_pairs("env", env);
       svc.env.insert(env.begin(), env.end());
       sec.str("cwd", svc.cwd);
+      sec.strings("inheritEnv", svc.inherit_env);
       sec.str("url", svc.url);
       sec.string_pairs("headers", svc.headers);
-      // Other clients' keys that do not change how Bulwark reaches it.
-      std::string ignored;
-      sec.str("type", ignored);
-      if (!ignored.empty() && ignored != "stdio" && ignored != "http" && ignored != "streamable-http")
+      // Other clients' way of naming the transport; when given, it must
+      // agree with what the entry holds.
+      std::string type;
+      sec.str("type", type);
+      sec.done();
+      if (!type.empty() && type != "stdio" && type != "http" && type != "streamable-http")
         bad(path + ".type", "must be stdio, http or streamable-http (sse is not supported)");
       if (svc.command.empty() == svc.url.empty())
         bad(path, "needs exactly one of \"command\" (stdio) or \"url\" (Streamable HTTP)");
+      if (type == "stdio" && !svc.url.empty())
+        bad(path + ".type", "is \"stdio\", but the entry has a \"url\" (stdio servers are started by \"command\")");
+      if ((type == "http" || type == "streamable-http") && !svc.command.empty())
+        bad(path + ".type", "is \"" + type + "\", but the entry has a \"command\" (HTTP servers are reached by \"url\")");
+      for (auto& name : svc.inherit_env)
+        if (name.empty() || name.find('=') != std::string::npos)
+          bad(path + ".inheritEnv", "holds \"" + name + "\", which is no variable name");
       if (!svc.url.empty())
         check_http_url(path + ".url", svc.url);
-      if (!svc.url.empty() && (!svc.args.empty() || !svc.env.empty() || !svc.cwd.empty()))
-        bad(path, "args, env and cwd apply to stdio servers (\"command\") only");
+      if (!svc.url.empty() && (!svc.args.empty() || !svc.env.empty() || !svc.cwd.empty() || !svc.inherit_env.empty()))
+        bad(path, "args, env, inheritEnv and cwd apply to stdio servers (\"command\") only");
       if (!svc.command.empty() && !svc.headers.empty())
         bad(path + ".headers", "headers apply to HTTP servers (\"url\") only");
       gw.services.push_back(std::move(svc));
@@ -474,14 +498,15 @@ void parse_operations(section& top, config& cfg) {
     if (auto* w = sec.get("webhook")) {
       section ws(*w, "$.alerts.webhook");
       ws.str("url", ops.webhook.url);
-      check_http_url("$.alerts.webhook.url", ops.webhook.url);
       parse_tls(ws, "$.alerts.webhook", ops.webhook.tls);
-      if (!ops.webhook.tls.empty() && !is_https(ops.webhook.url))
-        bad("$.alerts.webhook.tls", "applies to https:// URLs only");
       ws.string_pairs("headers", ops.webhook.headers);
       ws.millis("timeoutMs", ops.webhook.timeout, 1, 600000);
       ws.integer("attempts", ops.webhook.attempts, 1, 20);
       ws.millis("baseDelayMs", ops.webhook.base_delay, 0, 600000);
+      ws.done();
+      check_http_url("$.alerts.webhook.url", ops.webhook.url);
+      if (!ops.webhook.tls.empty() && !is_https(ops.webhook.url))
+        bad("$.alerts.webhook.tls", "applies to https:// URLs only");
     }
     sec.strings("adminKeys", ops.admin_identities);
     for (auto& k : ops.admin_identities) {
@@ -493,11 +518,15 @@ void parse_operations(section& top, config& cfg) {
 }
 
 /// A Redis URL fit for logs: its password replaced.
+/// Whatever its scheme (a mistyped one included), everything before the
+/// last '@' after it is taken for credentials.
 std::string without_password(const std::string& url) {
   auto at = url.rfind('@');
-  if (at == std::string::npos || url.rfind("redis://", 0) != 0)
+  if (at == std::string::npos)
     return url;
-  return "redis://***" + url.substr(at);
+  auto scheme = url.find("://");
+  auto from = scheme == std::string::npos || scheme > at ? 0 : scheme + 3;
+  return url.substr(0, from) + "***" + url.substr(at);
 }
 
 /// An empty URL is "no Redis"; anything else must be a redis:// URL. The

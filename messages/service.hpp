@@ -81,6 +81,9 @@ struct service_config {
   std::string command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
+  /// Variables of Bulwark's own environment passed on to the child besides
+  /// the small default set (PATH, HOME, LANG, ...); nothing else is.
+  std::vector<std::string> inherit_env;
   std::string cwd;
   // Streamable HTTP
   std::string url;

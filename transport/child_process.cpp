@@ -1,5 +1,6 @@
 #include "transport/child_process.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -10,6 +11,8 @@
 #include <fcntl.h>
 #include <mutex>
 #include <stdexcept>
+#include <linux/close_range.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -70,6 +73,27 @@ void read_lines(int fd, std::size_t max_line, const std::function<void(std::stri
 
 } // namespace
 
+std::vector<std::string> child_environment(const child_spec_options& opts, char** ours) {
+  std::vector<std::string> out;
+  auto wanted = [&](std::string_view name) {
+    if (opts.env.count(std::string(name)))
+      return false; // the service's own value replaces ours
+    for (const char* d : default_child_environment)
+      if (name == d)
+        return true;
+    return std::find(opts.inherit.begin(), opts.inherit.end(), name) != opts.inherit.end();
+  };
+  for (char** e = ours; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos && wanted(kv.substr(0, eq)))
+      out.emplace_back(kv);
+  }
+  for (auto& [k, v] : opts.env)
+    out.push_back(k + "=" + v);
+  return out;
+}
+
 struct child_process::impl {
   child_callbacks cb;
   pid_t pid = -1;
@@ -100,21 +124,17 @@ child_process::child_process(const child_spec_options& opts, child_callbacks cb)
   for (auto& a : argv_store)
     argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env_store;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string::npos && opts.env.count(kv.substr(0, eq)))
-      continue;
-    env_store.push_back(std::move(kv));
-  }
-  for (auto& [k, v] : opts.env)
-    env_store.push_back(k + "=" + v);
+  auto env_store = child_environment(opts, environ);
   std::vector<char*> envp;
   for (auto& e : env_store)
     envp.push_back(e.data());
   envp.push_back(nullptr);
 
+  // The highest descriptor to mark close-on-exec where close_range cannot.
+  struct rlimit files {};
+  int max_fd = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                 ? static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 20))
+                 : 1 << 16;
   pid_t pid = ::fork();
   if (pid < 0)
     throw std::runtime_error(std::string("cannot fork: ") + std::strerror(errno));
@@ -128,6 +148,12 @@ child_process::child_process(const child_spec_options& opts, child_callbacks cb)
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
+    // Only the three pipes reach the program: not our listening sockets,
+    // clients' connections, the Redis connection or other services' pipes
+    // (Asio and hiredis open sockets without O_CLOEXEC).
+    if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+      for (int fd = 3; fd < max_fd; ++fd)
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) {
       int e = errno;
       (void) !::write(status_pipe[1], &e, sizeof e);

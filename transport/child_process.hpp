@@ -16,10 +16,24 @@ namespace bulwark {
 struct child_spec_options {
   std::string command;
   std::vector<std::string> args;
-  std::map<std::string, std::string> env; ///< Added to (or replacing in) our environment.
+  /// The child's environment is `default_child_environment` and the
+  /// variables named in `inherit`, taken from ours where we have them, then
+  /// `env` (which wins). Nothing else of ours reaches it: our own secrets
+  /// (the admin token, Redis credentials, another service's keys) stay ours.
+  std::map<std::string, std::string> env;
+  std::vector<std::string> inherit;
   std::string cwd;
   std::size_t max_line = 16 << 20; ///< Longer stdout lines are dropped and reported.
 };
+
+/// The variables of ours every child gets: what a program needs to find its
+/// tools, its home, its locale, its terminal and its time zone.
+inline constexpr const char* default_child_environment[] = {
+  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR"};
+
+/// The environment a child started with `opts` gets, as NAME=VALUE strings;
+/// `ours` is ours (`environ`).
+std::vector<std::string> child_environment(const child_spec_options& opts, char** ours);
 
 struct child_callbacks {
   std::function<void(std::string line)> on_line;     ///< One stdout line, without '\n'.

@@ -78,8 +78,9 @@ struct endpoint_url {
   std::string target;    ///< Path and query, at least "/".
 };
 
-[[noreturn]] void bad_url(const std::string& url, std::string_view why) {
-  throw std::invalid_argument("http_client: unsupported URL '" + url + "': " + std::string(why));
+/// The URL is not repeated: its path or query may hold a token.
+[[noreturn]] void bad_url(const std::string& /*url*/, std::string_view why) {
+  throw std::invalid_argument("http_client: unsupported URL: " + std::string(why));
 }
 
 endpoint_url parse_url(const std::string& url) {
@@ -341,6 +342,10 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
       tls_ctx = tls_context(opts.tls);
   }
 
+  /// The peer as errors name it: scheme and authority, never the path or
+  /// query (a webhook's may carry its token).
+  std::string shown_url() const { return (url.tls ? "https://" : "http://") + url.authority; }
+
   net::io_context& io;
   http_client_options opts;
   endpoint_url url;
@@ -465,7 +470,7 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
       if (ec || !current(conn, ex))
         return;
       ex->resp.timed_out = true;
-      self->finish(ex, "connecting to " + self->opts.url + " timed out after "
+      self->finish(ex, "connecting to " + self->shown_url() + " timed out after "
                          + std::to_string(self->opts.connect_timeout.count()) + " ms");
     });
     beast::error_code ec;
@@ -492,7 +497,7 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
       return;
     if (ec) {
       conn->timer.cancel();
-      return finish(ex, "cannot connect to " + opts.url + ": " + ec.message());
+      return finish(ex, "cannot connect to " + shown_url() + ": " + ec.message());
     }
     conn->sock.set_option(tcp::no_delay(true), ec);
     conn->sock.non_blocking(true, ec);
@@ -518,7 +523,7 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
         return;
       conn->timer.cancel();
       if (ec)
-        return self->finish(ex, "TLS handshake with " + self->opts.url + " failed: " + handshake_error(*conn->tls, ec));
+        return self->finish(ex, "TLS handshake with " + self->shown_url() + " failed: " + handshake_error(*conn->tls, ec));
       self->write_request(conn, ex);
     });
   }

@@ -621,7 +621,7 @@ try {
     pids.push(proc.pid);
     let stderr = '';
     proc.stderr.on('data', (d) => (stderr += d));
-    const line = /"service unreachable","service":"webtls","error":"TLS handshake with https:\/\/127\.0\.0\.1:\d+\/mcp failed: certificate verification failed: self-signed certificate"/;
+    const line = /"service unreachable","service":"webtls","url":"https:\/\/127\.0\.0\.1:\d+\/mcp","error":"TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed: certificate verification failed: self-signed certificate"/;
     for (let i = 0; i < 200 && !line.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
     proc.kill('SIGKILL');
     assert(line.test(stderr), `no verification failure logged:\n${stderr.slice(-1500)}`);
@@ -634,7 +634,7 @@ try {
       mcpServers: { one: { command: bulwark, args: child }, two: { command: bulwark, args: child } },
       gateway: { prefix: 'never' },
     }));
-    const proc = spawn(bulwark, ['--config', clash, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(bulwark, ['--config', clash, '--port', '0', '--no-builtin-tools'], { stdio: ['ignore', 'ignore', 'pipe'] });
     pids.push(proc.pid);
     let stderr = '';
     proc.stderr.on('data', (d) => (stderr += d));
@@ -646,7 +646,7 @@ try {
       });
     });
     assert(code === 1, `exit code ${code}; its log:\n${stderr.slice(-2000)}`);
-    assert(/gateway refused to start.*name clash: tool '\w+' is offered by both one and two/.test(stderr), stderr.slice(-400));
+    assert(/gateway refused to start.*name clash \(prefix mode never\): tool '\w+' is offered by both service one and service two/.test(stderr), stderr.slice(-400));
   });
 } catch (e) {
   run.failed++;

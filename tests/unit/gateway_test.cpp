@@ -3,9 +3,13 @@
 // `mcpServers` / `services` configuration.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +18,7 @@
 #include "actors/cache.hpp"
 #include "actors/gateway.hpp"
 #include "config/config.hpp"
+#include "transport/child_process.hpp"
 #include "tests/unit/support.hpp"
 
 using namespace bulwark;
@@ -184,6 +189,93 @@ TEST_CASE("mcpServers and services are read in the shape other clients use, stri
              Catch::Contains("$.mcpServers.a.url: must be an http:// or https:// URL"));
   CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"),
              Catch::Contains("$.gateway.prefix"));
+}
+
+TEST_CASE("config: a misspelt key is named, and type must agree with command or url") {
+  // The unknown key, not the missing one it was meant to be.
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"comand": "x"}}})") == "config: $.mcpServers.a.comand: unknown key");
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"uri": "http://h/mcp"}}})") == "config: $.mcpServers.a.uri: unknown key");
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
+                           "services": {"a": {"fallback": "static", "fallbackMesage": "later"}}})")
+        == "config: $.services.a.fallbackMesage: unknown key");
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"url": "https://h/mcp"}},
+                           "services": {"a": {"tls": {"certFile": "/c", "keyfile": "/k"}}}})")
+        == "config: $.services.a.tls.keyfile: unknown key");
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
+                           "services": {"a": {"retry": {"baseDelayMs": 10, "maxDelay": 5}}}})")
+        == "config: $.services.a.retry.maxDelay: unknown key");
+  CHECK(config_error_of(R"({"alerts": {"webhook": {"ulr": "http://h/"}}})") == "config: $.alerts.webhook.ulr: unknown key");
+  // Contradictions are refused with their path.
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"type": "stdio", "url": "http://h/mcp"}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.type: is \"stdio\", but the entry has a \"url\""));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"type": "streamable-http", "command": "x"}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.type: is \"streamable-http\", but the entry has a \"command\""));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"type": "http", "command": "x"}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.type: is \"http\""));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "inheritEnv": ["X"]}}})"),
+             Catch::Contains("inheritEnv") && Catch::Contains("stdio servers"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x", "inheritEnv": ["A=B"]}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.inheritEnv: "));
+  config cfg;
+  apply_json(cfg, R"({"mcpServers": {"a": {"type": "stdio", "command": "x", "inheritEnv": ["NODE_OPTIONS"]},
+                                      "b": {"type": "http", "url": "http://h/mcp"}}})", "t");
+  CHECK(cfg.gateway.services.at(0).inherit_env == std::vector<std::string>{"NODE_OPTIONS"});
+  CHECK(cfg.gateway.services.at(1).url == "http://h/mcp");
+}
+
+TEST_CASE("a stdio child gets the default variables, the ones named, and its own env; nothing else") {
+  std::string vars[] = {"PATH=/usr/bin", "HOME=/home/b", "LANG=C.UTF-8", "BULWARK_ADMIN_TOKEN=t0ken",
+                        "BULWARK_REDIS=redis://:pw@h", "NODE_OPTIONS=--x", "AWS_SECRET_ACCESS_KEY=k", "TZ=UTC",
+                        "A=ours"};
+  std::vector<char*> ours;
+  for (auto& v : vars)
+    ours.push_back(v.data());
+  ours.push_back(nullptr);
+  child_spec_options o;
+  o.env = {{"A", "theirs"}, {"MEMORY_FILE_PATH", "/m"}};
+  o.inherit = {"NODE_OPTIONS", "NOT_SET_HERE"};
+  auto env = child_environment(o, ours.data());
+  std::sort(env.begin(), env.end());
+  CHECK(env == std::vector<std::string>{"A=theirs", "HOME=/home/b", "LANG=C.UTF-8", "MEMORY_FILE_PATH=/m",
+                                         "NODE_OPTIONS=--x", "PATH=/usr/bin", "TZ=UTC"});
+  o.inherit.clear();
+  env = child_environment(o, ours.data());
+  CHECK(std::find(env.begin(), env.end(), "NODE_OPTIONS=--x") == env.end());
+}
+
+TEST_CASE("a stdio child inherits no descriptor of ours but its three pipes") {
+  // A descriptor without O_CLOEXEC, as Asio's sockets are.
+  // (Above the lowest free one, which the child's `ls` takes for itself.)
+  int null_fd = ::open("/dev/null", O_RDONLY);
+  int leaky = ::fcntl(null_fd, F_DUPFD, 100);
+  ::close(null_fd);
+  REQUIRE(leaky >= 100);
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::string> lines;
+  bool exited = false;
+  child_callbacks cb;
+  cb.on_line = [&](std::string line) {
+    std::lock_guard<std::mutex> guard(mtx);
+    lines.push_back(std::move(line));
+  };
+  cb.on_exit = [&](int) {
+    std::lock_guard<std::mutex> guard(mtx);
+    exited = true;
+    cv.notify_all();
+  };
+  child_spec_options o;
+  o.command = "/bin/sh";
+  o.args = {"-c", "ls /proc/self/fd"}; // ls's own listing handle is its only extra one
+  {
+    child_process child(o, cb);
+    std::unique_lock<std::mutex> guard(mtx);
+    REQUIRE(cv.wait_for(guard, std::chrono::seconds(10), [&] { return exited; }));
+  }
+  ::close(leaky);
+  std::sort(lines.begin(), lines.end());
+  CHECK(lines.size() == 4);
+  CHECK(std::find(lines.begin(), lines.end(), std::to_string(leaky)) == lines.end());
 }
 
 TEST_CASE("config: every sample config in config/examples is accepted") {
