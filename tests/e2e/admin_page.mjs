@@ -78,7 +78,7 @@ await run.main(async () => {
   writeFileSync(cfgPath, JSON.stringify({
     http: { port: 0 },
     mcpServers: {
-      fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--log-level', 'warning'] },
+      fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--no-builtin-tools', '--log-level', 'warning'] },
     },
     gateway: { prefix: 'never' },
     health: { intervalMs: 100, exitAfterMs: 300 },
