@@ -20,6 +20,11 @@ using namespace std::chrono;
 namespace {
 
 constexpr std::size_t max_queued_calls = 1000;
+/// The most watched resources one service is asked for, by count and bytes.
+constexpr std::size_t max_service_watches = 10000;
+constexpr std::size_t max_service_watch_bytes = 1024 * 1024;
+/// How long watch changes are gathered before the service is told of them.
+constexpr milliseconds watch_coalescing{50};
 constexpr const char* client_version = "2025-11-25";
 
 struct connector_state {
@@ -56,6 +61,8 @@ struct connector_state {
   /// `resources/subscribe` in our 2025-era session, or in the listen
   /// stream's `resourceSubscriptions` (2026-07-28).
   std::set<std::string> subscribed;
+  /// A change of the watched resources waits to be coalesced with others.
+  bool watch_due = false;
 
   /// `control`: a request whose answer only matters when it is an error
   /// (logging/setLevel, resources/subscribe, ...).
@@ -152,7 +159,7 @@ http_header_list mcp_headers(const connector_state& st, std::string accept, cons
     headers.emplace_back("MCP-Protocol-Version", std::string(mcp::stateless_version));
     headers.emplace_back("Mcp-Method", method);
     if (!name.empty())
-      headers.emplace_back("Mcp-Name", name);
+      headers.emplace_back("Mcp-Name", mcp::encode_header_value(name));
   } else if (!st.protocol_version.empty()) {
     headers.emplace_back("MCP-Protocol-Version", st.protocol_version);
   }
@@ -206,6 +213,7 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
       end.error = r.error;
       end.sent = r.sent;
       end.timed_out = r.timed_out;
+      end.malformed = r.malformed;
       if (auto* s = r.header("mcp-session-id"))
         end.session_id = *s;
       if (auto* ra = r.header("retry-after"))
@@ -476,7 +484,20 @@ void reconcile_watches(connector_pointer self) {
   if (!subscribe.is_bool() || !subscribe.as_bool())
     return;
   auto owned = st.hooks->watched(st.svc.name);
-  std::set<std::string> want(owned.begin(), owned.end());
+  std::set<std::string> want;
+  std::size_t bytes = 0;
+  for (auto& uri : owned) {
+    // What one service is asked to watch stays within one listen request a
+    // service accepts; the rest get no updates, and the log says so.
+    if (want.size() >= max_service_watches || bytes + uri.size() > max_service_watch_bytes) {
+      log::error("more watched resources than one service is asked for; the rest get no updates",
+                 log_fields(st, {{"watched", static_cast<unsigned long long>(owned.size())},
+                                 {"asked", static_cast<unsigned long long>(want.size())}}));
+      break;
+    }
+    bytes += uri.size();
+    want.insert(uri);
+  }
   if (want == st.subscribed)
     return;
   log::debug("resource subscriptions", log_fields(st, {{"count", static_cast<unsigned long long>(want.size())}}));
@@ -895,7 +916,21 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       call_over(self, id);
     },
     [self](atom::start) { start(self); },
-    [self](atom::watch) { reconcile_watches(self); },
+    [self](atom::watch) {
+      // A burst of subscriptions (a client subscribing to many resources,
+      // many clients at once) reaches the service as one change: for a
+      // 2026-07-28 service each change reopens its listen stream with every
+      // watched URI.
+      auto& st = self->state;
+      if (st.watch_due)
+        return;
+      st.watch_due = true;
+      self->delayed_send(self, watch_coalescing, atom::watch_v, true);
+    },
+    [self](atom::watch, bool) {
+      self->state.watch_due = false;
+      reconcile_watches(self);
+    },
     [self](atom::line, uint64_t gen, std::string& text, int64_t via) { on_line(self, gen, text, via); },
     [self](atom::answer, std::string& body) { transmit(self, "", std::move(body), -1); },
     [self](atom::exited, uint64_t gen, int status) {
@@ -973,6 +1008,19 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         st.waiting.push_front({attempt, call, reply_to,
                                std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
         start(self);
+        return;
+      }
+      if (end.malformed) {
+        // Bulwark could not build the request: its own fault, answered as an
+        // error (not retried, not a failure of the service's).
+        log::error("request to service not sent: it could not be built", log_fields(st, {{"error", end.error}, {"method", p.method}}));
+        auto o = downstream_outcome::without_answer(downstream_outcome::kind::error, error_code::internal_error,
+                                                    "Bulwark could not build the request to service " + st.svc.name,
+                                                    false);
+        o.data = value::make_object({{"detail", end.error}, {"reachedService", false}});
+        reply(self, p, std::move(o));
+        st.by_attempt.erase(p.attempt);
+        st.pending.erase(i);
         return;
       }
       // The transport's words name addresses and system errors: the log and

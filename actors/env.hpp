@@ -247,14 +247,25 @@ struct runtime_env {
 
   /// Takes one of `identity`'s session slots for session `id`; false when
   /// it holds `max` already.
-  bool claim_session_slot(const std::string& id, const std::string& identity, std::size_t max) {
+  /// Why a session slot was refused.
+  enum class slot_refusal { none, identity, total };
+
+  /// Takes one of `identity`'s session slots for session `id`: refused when
+  /// the identity holds `max` already, or all callers `total_max`.
+  slot_refusal claim_session_slot(const std::string& id, const std::string& identity, std::size_t max,
+                                  std::size_t total_max) {
     std::lock_guard<std::mutex> guard(sessions_mtx_);
+    if (slot_owner_.size() >= total_max)
+      return slot_refusal::total;
     auto& held = slots_[identity];
-    if (held >= max)
-      return false;
+    if (held >= max) {
+      if (held == 0)
+        slots_.erase(identity);
+      return slot_refusal::identity;
+    }
     ++held;
     slot_owner_[id] = identity;
-    return true;
+    return slot_refusal::none;
   }
 
   /// Gives session `id`'s slot back; a DELETE and the actor's end both

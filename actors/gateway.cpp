@@ -505,12 +505,31 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     static_or_error(c, std::move(o));
   }
 
+  /// A service's own JSON-RPC error, passed on. Its code stays; in
+  /// production mode its message is redacted as log lines are (an agent
+  /// corrects its call from it) and its `data` keeps only the members MCP
+  /// defines, while the whole of it goes to the log line with the trace id
+  /// (as `detail`). Development mode passes everything on.
+  static void pass_on_error(const call_ptr& c, downstream_outcome o) {
+    auto code = static_cast<error_code>(o.code);
+    if (mcp::current_error_mode() == mcp::error_mode::development)
+      return c->fail(code, o.message, o.data);
+    value data(json::object{});
+    if (o.data.is_object())
+      for (auto* member : {"requiredCapabilities", "supported", "traceId", "reachedService"})
+        if (const auto* v = o.data.find(member))
+          data.set(member, log::redact(*v));
+    auto whole = value::make_object({{"message", o.message}, {"data", o.data}});
+    data.set("detail", "the service's error: " + json::dump(log::redact(whole)));
+    c->fail(code, log::redact_text(o.message), std::move(data));
+  }
+
   static void answer(const call_ptr& c, downstream_outcome o) {
     switch (o.what) {
       case downstream_outcome::kind::result:
         return c->finish(std::move(o.result));
       case downstream_outcome::kind::error:
-        return c->fail(static_cast<error_code>(o.code), o.message, o.data);
+        return pass_on_error(c, std::move(o));
       default: {
         auto data = o.data.is_object() ? o.data : value(json::object{});
         // Whether the call may have run: a client must not blindly retry a

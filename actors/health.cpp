@@ -12,6 +12,7 @@
 #include "actors/runtime.hpp"
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
+#include "messages/crypto.hpp"
 #include "transport/http_server.hpp"
 #include "transport/redis_client.hpp"
 
@@ -418,9 +419,27 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
   });
 }
 
-void add_operator_routes(http_server& server, runtime& rt) {
+namespace {
+
+/// True when `authorization` is "Bearer T" for a token T whose SHA-256 is
+/// `sha256` (compared in constant time); never for an empty `sha256`.
+bool bearer_matches(const std::string& sha256, const std::string& authorization) {
+  if (sha256.empty() || authorization.size() <= 7 || authorization.compare(0, 7, "Bearer ") != 0)
+    return false;
+  return crypto::constant_time_equal(crypto::sha256_hex(authorization.substr(7)), sha256);
+}
+
+} // namespace
+
+void add_operator_routes(http_server& server, runtime& rt, bool admin_listener) {
   auto env = rt.environment();
-  auto health = [env](bool liveness) {
+  const auto& ops = rt.options().ops;
+  // Who may read the details (the reasons, the components, the thresholds):
+  // an operator on the admin listener, on this machine, or with the token.
+  auto details_for = [admin_listener, admin = ops.admin_token_sha256](const http_request_view& req) {
+    return admin_listener || is_loopback_peer(req.remote) || bearer_matches(admin, req.authorization);
+  };
+  auto health = [env, details_for](bool liveness, const http_request_view& req) {
     auto [level, ready, report] = env->health();
     (void) ready;
     http_reply r;
@@ -432,40 +451,63 @@ void add_operator_routes(http_server& server, runtime& rt) {
       return r;
     }
     r.status = level == static_cast<uint8_t>(health_level::unhealthy) ? 503 : 200;
-    r.body = report.is_null() ? json::dump(value::make_object({{"status", "starting"}})) : json::dump(report);
+    if (report.is_null())
+      r.body = json::dump(value::make_object({{"status", "starting"}}));
+    else if (details_for(req))
+      r.body = json::dump(report);
+    else
+      r.body = json::dump(value::make_object({{"status", report["status"]}}));
     return r;
   };
-  auto readiness = [env] {
+  auto readiness = [env, details_for](const http_request_view& req) {
     auto [level, ready, report] = env->health();
     (void) level;
     ready = ready && !env->draining.load();
     http_reply r;
     r.status = ready ? 200 : 503;
-    r.body = json::dump(value::make_object(
-      {{"ready", ready},
-       {"status", report.is_null() ? value("starting") : report["status"]},
-       {"unreachedServices", report["unreachedServices"]},
-       {"reasons", report["reasons"]}}));
+    auto body = value::make_object({{"ready", ready}, {"status", report.is_null() ? value("starting") : report["status"]}});
+    if (details_for(req)) {
+      body.set("unreachedServices", report["unreachedServices"]);
+      body.set("reasons", report["reasons"]);
+    }
+    r.body = json::dump(body);
     return r;
   };
-  server.add_route("/health", [health] { return health(false); });
-  server.add_route("/health/live", [health] { return health(true); });
+  server.add_route("/health", [health](const http_request_view& req) { return health(false, req); });
+  server.add_route("/health/live", [health](const http_request_view& req) { return health(true, req); });
   server.add_route("/health/ready", readiness);
   server.add_route("/ready", readiness);
+  if (ops.metrics_on_admin_only && !admin_listener)
+    return;
   auto refresh = [env] {
     auto& m = *env->metrics;
     m.gauge("bulwark_sessions", {}).set(static_cast<double>(env->sessions.load()));
     m.gauge("bulwark_uptime_seconds", {})
       .set(duration_cast<duration<double>>(steady_clock::now() - env->started).count());
   };
-  server.add_route("/metrics", [env, refresh] {
+  // With a metrics token, a scrape must carry it (Prometheus:
+  // `authorization: {credentials_file: ...}`).
+  auto refused = [token = ops.metrics_token_sha256](const http_request_view& req) -> std::optional<http_reply> {
+    if (token.empty() || bearer_matches(token, req.authorization))
+      return std::nullopt;
+    http_reply r;
+    r.status = 401;
+    r.body = json::dump(value::make_object({{"error", "the metrics need Authorization: Bearer <metrics token>"}}));
+    r.headers = "\r\nWWW-Authenticate: Bearer realm=\"bulwark-metrics\"";
+    return r;
+  };
+  server.add_route("/metrics", [env, refresh, refused](const http_request_view& req) {
+    if (auto no = refused(req))
+      return *no;
     refresh();
     http_reply r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = env->metrics->prometheus();
     return r;
   });
-  server.add_route("/metrics.json", [env, refresh] {
+  server.add_route("/metrics.json", [env, refresh, refused](const http_request_view& req) {
+    if (auto no = refused(req))
+      return *no;
     refresh();
     http_reply r;
     r.body = json::dump(env->metrics->to_json());

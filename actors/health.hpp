@@ -92,7 +92,11 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
 
 /// Mounts `/health`, `/health/live`, `/health/ready`, `/ready`, `/metrics`
 /// and `/metrics.json` on `server`, served from what the health supervisor
-/// last published (never blocking on an actor).
-void add_operator_routes(http_server& server, runtime& rt);
+/// last published (never blocking on an actor). On the MCP listener
+/// (`admin_listener` false) a caller off loopback without the admin token
+/// gets only the status of the health routes; `/metrics` demands the
+/// metrics token when one is set, and is left out there when configured
+/// for the admin listener only.
+void add_operator_routes(http_server& server, runtime& rt, bool admin_listener = false);
 
 } // namespace bulwark

@@ -53,6 +53,7 @@ struct runtime_options {
   /// 2025-era sessions one identity (an API key, or `anonymous`) may hold
   /// at once; `initialize` beyond it is refused with session_limit.
   std::size_t max_sessions_per_identity = 256;
+  std::size_t max_sessions = 10000; ///< 2025-era sessions of all callers at once.
   /// Requests of one 2025-era session in flight at once; more are refused
   /// with session_limit (HTTP 429).
   std::size_t max_concurrent_requests = 32;

@@ -18,6 +18,10 @@ namespace {
 
 using json::value;
 
+/// What a 2025-era session keeps of its client's `initialize`, at most.
+constexpr std::size_t max_stored_capabilities = 16 * 1024;
+constexpr std::size_t max_stored_client_info = 4 * 1024;
+
 /// The tool or prompt a call names (empty for resource reads, whose URIs
 /// would make unbounded metric labels, and for completions, which a direct
 /// answer does not label either).
@@ -175,12 +179,11 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
     if (!uri || !uri->is_string() || uri->as_string().empty())
       return reply_error(in, error_code::invalid_params, "params.uri must be a non-empty string");
     if (method == "resources/subscribe") {
-      const auto& u = uri->as_string();
-      if (!rec->subscriptions.contains(u) && rec->subscriptions.uris().size() >= max_watched_resources)
-        return reply_error(in, error_code::invalid_params,
-                           "this session watches " + std::to_string(max_watched_resources)
-                             + " resources already, the most it may; unsubscribe from one first");
-      if (rec->subscriptions.insert(env->watches, u))
+      bool added = false;
+      auto refused = rec->subscriptions.insert(env->watches, uri->as_string(), rec->identity, added);
+      if (refused != watch_refusal::none)
+        return reply_error(in, error_code::invalid_params, describe(refused));
+      if (added)
         return reply_once_shared(in);
     } else if (rec->subscriptions.erase(uri->as_string())) {
       return reply_once_shared(in);
@@ -327,13 +330,22 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
   auto* caps = params.find("capabilities");
   if (caps && !caps->is_object())
     return reply_error(in, error_code::invalid_params, "params.capabilities must be an object");
+  // Both are kept for the session's life: bounded, so that a session pins
+  // little memory.
+  auto* info = params.find("clientInfo");
+  for (auto [field, v, max] : {std::tuple{"capabilities", caps, max_stored_capabilities},
+                               std::tuple{"clientInfo", info, max_stored_client_info}})
+    if (v && json::dump(*v).size() > max)
+      return reply_error(in, error_code::invalid_params,
+                         std::string("params.") + field + " is larger than " + std::to_string(max) + " bytes",
+                         value::make_object({{"limit", field}, {"maxBytes", static_cast<unsigned long long>(max)}}));
   rec->protocol_version = mcp::is_stateful_version(version->as_string())
                             ? version->as_string()
                             : std::string(mcp::latest_stateful_version);
   rec->client_capabilities = caps ? *caps : value(json::object{});
   if (rec->identity.empty()) // the session supervisor set it when it made the record
     rec->identity = in->identity;
-  if (auto* info = params.find("clientInfo"))
+  if (info)
     rec->client_info = *info;
   // Requests may follow the initialize response before the initialized
   // notification arrives (it is a separate POST); accept them.
@@ -504,7 +516,12 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
     value list(json::array{});
     for (auto& u : uris->as_array()) {
       if (u.is_string()) {
-        if (l.uris.insert(env->watches, u.as_string()))
+        bool added = false;
+        auto refused = l.uris.insert(env->watches, u.as_string(), in->identity, added);
+        if (refused != watch_refusal::none)
+          return reply_error(in, error_code::invalid_params,
+                             "params.notifications.resourceSubscriptions: " + describe(refused), {}, 400);
+        if (added)
           list.push_back(u);
       }
     }
@@ -582,6 +599,9 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
     auto* uri = params.find("uri");
     if (!uri || !uri->is_string())
       return reply_error(in, error_code::invalid_params, "params.uri must be a string", {}, bad);
+    if (uri->as_string().size() > max_uri_bytes)
+      return reply_error(in, error_code::invalid_params,
+                         "params.uri is longer than " + std::to_string(max_uri_bytes) + " bytes", {}, bad);
     if (auto* r = cat->find_resource(uri->as_string())) {
       handler = r->handler;
       service = r->service;
@@ -639,7 +659,9 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
       if (!rs->is_string())
         return reply_error(in, error_code::invalid_params, "params.requestState must be a string",
                            {}, 400);
-      if (!crypto::unseal(env->state_key, context, rs->as_string(), request_state))
+      // Sealed to the caller's identity too: another caller's replay of it
+      // opens nothing.
+      if (!crypto::unseal(env->state_key, client.identity + "\n" + context, rs->as_string(), request_state))
         return reply_error(in, error_code::invalid_params,
                            "params.requestState failed its integrity check", {}, 400);
     }
@@ -899,7 +921,7 @@ void session_state::on_input_required(call_context& c, json::value requests, std
     auto result = value::make_object({{"resultType", "input_required"},
                                       {"inputRequests", std::move(requests)}});
     if (!state.empty())
-      result.set("requestState", crypto::seal(env->state_key, r.context, state));
+      result.set("requestState", crypto::seal(env->state_key, c.client().identity + "\n" + r.context, state));
     outbound out;
     out.body = mcp::result_body(r.id, result);
     return end_call(c.tag, std::move(out));

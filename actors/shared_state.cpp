@@ -380,10 +380,13 @@ void lookup_session(const env_ptr& env, const std::string& id, std::function<voi
                           rec->min_level = *level;
                         value watched;
                         if (json::parse(r.elements[5].str, watched, err) && watched.is_array())
-                          for (auto& uri : watched.as_array())
-                            if (uri.is_string() && !uri.as_string().empty()
-                                && rec->subscriptions.uris().size() < max_watched_resources)
-                              rec->subscriptions.insert(watches, uri.as_string());
+                          for (auto& uri : watched.as_array()) {
+                            // Within the same bounds as on the instance that
+                            // took them; one over them is left out.
+                            bool added = false;
+                            if (uri.is_string() && !uri.as_string().empty())
+                              rec->subscriptions.insert(watches, uri.as_string(), rec->identity, added);
+                          }
                         rec->initialized = true;
                         done(std::move(rec));
                       });

@@ -284,16 +284,19 @@ void adopt_sessions(sessions_pointer self) {
 }
 
 /// Answers an `initialize` over the identity's session limit.
-void refuse_session(const inbound& in, std::size_t max) {
+void refuse_session(const inbound& in, std::size_t max, bool total) {
   if (!in.sink)
     return;
   outbound out;
   out.body = mcp::error_body(
     in.message["id"], error_code::session_limit,
-    "too many sessions for this caller (at most " + std::to_string(max)
-      + "); end one with DELETE, or wait until an idle one expires",
-    value::make_object({{"limit", "sessionsPerIdentity"},
-                        {"max", static_cast<unsigned long long>(max)}}));
+    total ? "too many sessions on this server (at most " + std::to_string(max)
+              + "); retry once one has ended"
+          : "too many sessions for this caller (at most " + std::to_string(max)
+              + "); end one with DELETE, or wait until an idle one expires",
+    value::make_object({{"limit", total ? "sessions" : "sessionsPerIdentity"},
+                        {"max", static_cast<unsigned long long>(max)},
+                        {"retry_after_seconds", 1}}));
   out.http_status = describe(error_code::session_limit).http_status;
   in.sink->deliver(std::move(out));
 }
@@ -377,8 +380,11 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
       auto rec = std::make_shared<session_record>();
       rec->id = crypto::random_hex(16);
       auto max = st.env->opts.max_sessions_per_identity;
-      if (!st.env->claim_session_slot(rec->id, in->identity, max)) {
-        refuse_session(*in, max);
+      auto total = st.env->opts.max_sessions;
+      auto refused = st.env->claim_session_slot(rec->id, in->identity, max, total);
+      if (refused != runtime_env::slot_refusal::none) {
+        bool all = refused == runtime_env::slot_refusal::total;
+        refuse_session(*in, all ? total : max, all);
         return;
       }
       // Set before the record is shared: transports read it to bind the

@@ -476,6 +476,22 @@ void parse_operations(section& top, config& cfg) {
     if (!t.empty() && (t.size() != 64 || t.find_first_not_of("0123456789abcdef") != std::string::npos))
       bad("$.admin.tokenSha256", "must be the lower-case hex SHA-256 of the admin token (64 characters)");
   }
+  if (auto* m = top.get("metrics")) {
+    section sec(*m, "$.metrics");
+    sec.str("tokenSha256", ops.metrics_token_sha256);
+    std::string listener;
+    sec.str("listener", listener);
+    sec.done();
+    auto& t = ops.metrics_token_sha256;
+    if (!t.empty() && (t.size() != 64 || t.find_first_not_of("0123456789abcdef") != std::string::npos))
+      bad("$.metrics.tokenSha256", "must be the lower-case hex SHA-256 of the metrics token (64 characters)");
+    if (listener == "admin")
+      ops.metrics_on_admin_only = true;
+    else if (!listener.empty() && listener != "main")
+      bad("$.metrics.listener", "must be \"main\" or \"admin\"");
+    if (ops.metrics_on_admin_only && cfg.admin_port < 0)
+      bad("$.metrics.listener", "is \"admin\", but there is no admin listener (set admin.port)");
+  }
   if (auto* a = top.get("alerts")) {
     section sec(*a, "$.alerts");
     if (auto* rules = sec.get("rules")) {
@@ -633,6 +649,7 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.integer("pageSize", cfg.runtime.page_size, 1, 10000);
     sec.integer("listTtlMs", cfg.runtime.list_ttl_ms, 0, 86400000LL);
     sec.integer("maxPerIdentity", cfg.runtime.max_sessions_per_identity, 1, 1000000);
+    sec.integer("max", cfg.runtime.max_sessions, 1, 10000000);
     sec.integer("maxConcurrentRequests", cfg.runtime.max_concurrent_requests, 1, 100000);
     sec.integer("maxStreams", cfg.runtime.max_streams, 1, 1000);
   }
@@ -723,6 +740,8 @@ void apply_env(config& cfg) {
     cfg.log = level_of("environment BULWARK_LOG_LEVEL", l);
   if (const char* t = std::getenv("BULWARK_ADMIN_TOKEN"); t && *t)
     cfg.runtime.ops.admin_token_sha256 = crypto::sha256_hex(t);
+  if (const char* t = std::getenv("BULWARK_METRICS_TOKEN"); t && *t)
+    cfg.runtime.ops.metrics_token_sha256 = crypto::sha256_hex(t);
   if (auto w = num("BULWARK_WORKERS", 1, 64))
     cfg.workers = static_cast<int>(*w);
   if (const char* r = std::getenv("BULWARK_REDIS"); r && *r) {
@@ -771,7 +790,8 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --help               this text
 
 Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS, BULWARK_REDIS,
-BULWARK_ADMIN_TOKEN (the admin API's token; config holds only its SHA-256).
+BULWARK_ADMIN_TOKEN (the admin API's token; config holds only its SHA-256), BULWARK_METRICS_TOKEN
+(the token /metrics demands; config: metrics.tokenSha256).
 
 API keys: bulwark keys create|list|revoke ... (see bulwark keys --help).
 )";

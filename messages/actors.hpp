@@ -192,6 +192,7 @@ struct http_exchange_end {
   std::string error;
   bool sent = false;
   bool timed_out = false;
+  bool malformed = false;  ///< See http_response::malformed.
   std::string session_id;  ///< Mcp-Session-Id of the response, if any.
   std::string retry_after; ///< Retry-After of the response, if any.
   /// A JSON response body, handled as the exchange's last line (one message
@@ -312,7 +313,10 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::listen, uint64_t>,
   // The resources clients watch changed: subscribe the service to those it
   // owns (asked through the gateway hooks), and unsubscribe it from the rest.
+  // Changes within a short while are coalesced into one.
   caf::reacts_to<atom::watch>,
+  // Internal: the coalesced watch change falls due.
+  caf::reacts_to<atom::watch, bool>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 

@@ -208,22 +208,67 @@ void resource_watches::on_change(std::function<void()> f) {
   on_change_ = f ? std::make_shared<std::function<void()>>(std::move(f)) : nullptr;
 }
 
-void resource_watches::add(const std::string& uri) {
-  {
-    std::lock_guard<std::mutex> guard(mtx_);
-    if (counts_[uri]++ > 0)
-      return;
+std::string describe(watch_refusal r) {
+  switch (r) {
+    case watch_refusal::none: return {};
+    case watch_refusal::uri_too_long:
+      return "the resource URI is longer than " + std::to_string(max_uri_bytes) + " bytes";
+    case watch_refusal::too_many:
+      return "this session watches " + std::to_string(max_watched_resources)
+             + " resources already, the most it may; unsubscribe from one first";
+    case watch_refusal::session_bytes:
+      return "the URIs this session watches would exceed " + std::to_string(max_watched_bytes)
+             + " bytes; unsubscribe from one first";
+    case watch_refusal::identity_bytes:
+      return "the URIs this caller watches over all its sessions would exceed "
+             + std::to_string(max_watched_bytes_per_identity) + " bytes";
+    case watch_refusal::server_bytes:
+      return "this server watches as many resources as it may (" + std::to_string(max_watched_bytes_total)
+             + " bytes of URIs); retry later";
   }
-  changed();
+  return {};
 }
 
-void resource_watches::remove(const std::string& uri) {
+watch_refusal resource_watches::add(const std::string& uri, const std::string& identity) {
   {
     std::lock_guard<std::mutex> guard(mtx_);
+    auto& mine = identity_bytes_[identity];
+    if (mine + uri.size() > max_watched_bytes_per_identity) {
+      if (mine == 0)
+        identity_bytes_.erase(identity);
+      return watch_refusal::identity_bytes;
+    }
+    auto i = counts_.find(uri);
+    if (i == counts_.end() && distinct_bytes_ + uri.size() > max_watched_bytes_total) {
+      if (mine == 0)
+        identity_bytes_.erase(identity);
+      return watch_refusal::server_bytes;
+    }
+    mine += uri.size();
+    if (i != counts_.end()) {
+      ++i->second;
+      return watch_refusal::none;
+    }
+    counts_.emplace(uri, 1);
+    distinct_bytes_ += uri.size();
+  }
+  changed();
+  return watch_refusal::none;
+}
+
+void resource_watches::remove(const std::string& uri, const std::string& identity) {
+  {
+    std::lock_guard<std::mutex> guard(mtx_);
+    if (auto b = identity_bytes_.find(identity); b != identity_bytes_.end()) {
+      b->second -= std::min(b->second, uri.size());
+      if (b->second == 0)
+        identity_bytes_.erase(b);
+    }
     auto i = counts_.find(uri);
     if (i == counts_.end() || --i->second > 0)
       return;
     counts_.erase(i);
+    distinct_bytes_ -= std::min(distinct_bytes_, uri.size());
   }
   changed();
 }
@@ -248,16 +293,21 @@ void resource_watches::changed() {
 }
 
 watch_set::watch_set(watch_set&& other) noexcept
-  : registry_(std::move(other.registry_)), uris_(std::move(other.uris_)) {
+  : registry_(std::move(other.registry_)), identity_(std::move(other.identity_)), uris_(std::move(other.uris_)),
+    bytes_(other.bytes_) {
   other.uris_.clear();
+  other.bytes_ = 0;
 }
 
 watch_set& watch_set::operator=(watch_set&& other) noexcept {
   if (this != &other) {
     release();
     registry_ = std::move(other.registry_);
+    identity_ = std::move(other.identity_);
     uris_ = std::move(other.uris_);
+    bytes_ = other.bytes_;
     other.uris_.clear();
+    other.bytes_ = 0;
   }
   return *this;
 }
@@ -266,29 +316,45 @@ watch_set::~watch_set() {
   release();
 }
 
-bool watch_set::insert(const std::shared_ptr<resource_watches>& registry, const std::string& uri) {
-  if (!uris_.insert(uri).second)
-    return false;
-  if (!registry_)
+watch_refusal watch_set::insert(const std::shared_ptr<resource_watches>& registry, const std::string& uri,
+                                const std::string& identity, bool& added) {
+  added = false;
+  if (uri.size() > max_uri_bytes)
+    return watch_refusal::uri_too_long;
+  if (uris_.count(uri))
+    return watch_refusal::none;
+  if (uris_.size() >= max_watched_resources)
+    return watch_refusal::too_many;
+  if (bytes_ + uri.size() > max_watched_bytes)
+    return watch_refusal::session_bytes;
+  if (!registry_) {
     registry_ = registry;
+    identity_ = identity;
+  }
   if (registry_)
-    registry_->add(uri);
-  return true;
+    if (auto refused = registry_->add(uri, identity_); refused != watch_refusal::none)
+      return refused;
+  uris_.insert(uri);
+  bytes_ += uri.size();
+  added = true;
+  return watch_refusal::none;
 }
 
 bool watch_set::erase(const std::string& uri) {
   if (uris_.erase(uri) == 0)
     return false;
+  bytes_ -= std::min(bytes_, uri.size());
   if (registry_)
-    registry_->remove(uri);
+    registry_->remove(uri, identity_);
   return true;
 }
 
 void watch_set::release() noexcept {
   if (registry_)
     for (auto& uri : uris_)
-      registry_->remove(uri);
+      registry_->remove(uri, identity_);
   uris_.clear();
+  bytes_ = 0;
 }
 
 } // namespace bulwark

@@ -326,13 +326,35 @@ bool match_uri_template(std::string_view tmpl, std::string_view uri, json::value
 /// `resources/subscribe`, 2026-07-28 `resourceSubscriptions` of a listen
 /// stream), each counted once per holder. The gateway subscribes each
 /// service to the watched URIs it owns. Thread-safe.
+/// The longest resource URI Bulwark reads, matches against templates or
+/// watches (-32602 beyond).
+constexpr std::size_t max_uri_bytes = 8192;
+
+/// Resources one session, or one listen stream, may watch: each watched URI
+/// costs memory here and work in the gateway, which subscribes services.
+constexpr std::size_t max_watched_resources = 1000;
+/// ... and the bytes of their URIs: per session or listen stream, per
+/// caller over all of them, and of all distinct URIs watched on this server.
+constexpr std::size_t max_watched_bytes = 256 * 1024;
+constexpr std::size_t max_watched_bytes_per_identity = 1024 * 1024;
+constexpr std::size_t max_watched_bytes_total = 16 * 1024 * 1024;
+
+/// Why a resource could not be watched.
+enum class watch_refusal { none, uri_too_long, too_many, session_bytes, identity_bytes, server_bytes };
+
+/// The client's words for a refusal (answered as -32602).
+std::string describe(watch_refusal r);
+
 class resource_watches {
 public:
   /// Called, outside the lock, after a URI gained its first watcher or lost
   /// its last.
   void on_change(std::function<void()> f);
-  void add(const std::string& uri);
-  void remove(const std::string& uri);
+  /// Counts a watcher of `uri` held by caller `identity`; refused (and not
+  /// counted) when that caller's watched URIs, or all distinct watched URIs,
+  /// would grow past their bounds.
+  watch_refusal add(const std::string& uri, const std::string& identity);
+  void remove(const std::string& uri, const std::string& identity);
   /// Every URI with at least one watcher, sorted.
   std::vector<std::string> watched() const;
 
@@ -340,12 +362,10 @@ private:
   void changed();
   mutable std::mutex mtx_;
   std::map<std::string, std::size_t> counts_;
+  std::map<std::string, std::size_t> identity_bytes_;
+  std::size_t distinct_bytes_ = 0;
   std::shared_ptr<std::function<void()>> on_change_;
 };
-
-/// Resources one session, or one listen stream, may watch: each watched URI
-/// costs memory here and work in the gateway, which subscribes services.
-constexpr std::size_t max_watched_resources = 1000;
 
 /// One holder's watched URIs (a session's subscriptions, a listen stream's
 /// resources): each counts in `resource_watches` while it is held, and all
@@ -359,9 +379,11 @@ public:
   watch_set& operator=(const watch_set&) = delete;
   ~watch_set();
 
-  /// Counts `uri` in `registry` (kept for later calls); false when it is
-  /// held already.
-  bool insert(const std::shared_ptr<resource_watches>& registry, const std::string& uri);
+  /// Counts `uri` in `registry` (kept for later calls) for caller
+  /// `identity`: `added` tells whether it was not held already; a refusal
+  /// leaves the set as it was.
+  watch_refusal insert(const std::shared_ptr<resource_watches>& registry, const std::string& uri,
+                       const std::string& identity, bool& added);
   bool erase(const std::string& uri);
   bool contains(const std::string& uri) const { return uris_.count(uri) > 0; }
   const std::set<std::string>& uris() const { return uris_; }
@@ -369,7 +391,9 @@ public:
 private:
   void release() noexcept;
   std::shared_ptr<resource_watches> registry_;
+  std::string identity_;
   std::set<std::string> uris_;
+  std::size_t bytes_ = 0;
 };
 
 } // namespace bulwark

@@ -114,30 +114,79 @@ bool base64url_decode(std::string_view text, std::string& out) {
 
 namespace {
 
-std::string mac(std::string_view key, std::string_view context, std::string_view state) {
-  std::string data;
-  data.reserve(context.size() + 1 + state.size());
-  data.append(context);
-  data.push_back('\n');
-  data.append(state);
-  return hmac_sha256(key, data);
+/// The AES-256 key for sealing: SHA-256 of the sealing key, so a key of any
+/// length serves.
+std::string aes_key(std::string_view key) {
+  unsigned char digest[32];
+  unsigned int n = 0;
+  if (EVP_Digest(key.data(), key.size(), digest, &n, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 failed");
+  return std::string(reinterpret_cast<const char*>(digest), n);
+}
+
+constexpr std::size_t nonce_size = 12;
+constexpr std::size_t tag_size = 16;
+
+struct cipher_ctx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~cipher_ctx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+const unsigned char* bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
 }
 
 } // namespace
 
+// AES-256-GCM with a random nonce; `context` is the associated data, so a
+// token made for another context (another caller, another call) does not
+// open.
 std::string seal(std::string_view key, std::string_view context, std::string_view state) {
-  return base64url_encode(state) + "." + base64url_encode(mac(key, context, state));
+  auto k = aes_key(key);
+  std::string nonce(nonce_size, '\0');
+  if (getrandom(nonce.data(), nonce.size(), 0) != static_cast<ssize_t>(nonce.size()))
+    throw std::runtime_error("getrandom failed");
+  std::string out = nonce;
+  out.resize(nonce_size + state.size() + tag_size);
+  auto* ct = reinterpret_cast<unsigned char*>(out.data()) + nonce_size;
+  cipher_ctx c;
+  int n = 0, total = 0;
+  bool ok = c.ctx && EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, bytes(k), bytes(nonce)) == 1
+            && EVP_EncryptUpdate(c.ctx, nullptr, &n, bytes(context), static_cast<int>(context.size())) == 1
+            && EVP_EncryptUpdate(c.ctx, ct, &n, bytes(state), static_cast<int>(state.size())) == 1;
+  total = n;
+  ok = ok && EVP_EncryptFinal_ex(c.ctx, ct + total, &n) == 1;
+  total += n;
+  ok = ok && EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_size, ct + total) == 1;
+  if (!ok || static_cast<std::size_t>(total) != state.size())
+    throw std::runtime_error("AES-256-GCM sealing failed");
+  return base64url_encode(out);
 }
 
 bool unseal(std::string_view key, std::string_view context, std::string_view token,
             std::string& state) {
-  auto dot = token.find('.');
-  if (dot == std::string_view::npos)
+  std::string raw;
+  if (!base64url_decode(token, raw) || raw.size() < nonce_size + tag_size)
     return false;
-  std::string tag;
-  if (!base64url_decode(token.substr(0, dot), state) || !base64url_decode(token.substr(dot + 1), tag))
+  auto k = aes_key(key);
+  std::string_view all(raw);
+  auto nonce = all.substr(0, nonce_size);
+  auto ct = all.substr(nonce_size, all.size() - nonce_size - tag_size);
+  std::string tag(all.substr(all.size() - tag_size));
+  std::string plain(ct.size(), '\0');
+  cipher_ctx c;
+  int n = 0;
+  bool ok = c.ctx && EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, bytes(k), bytes(nonce)) == 1
+            && EVP_DecryptUpdate(c.ctx, nullptr, &n, bytes(context), static_cast<int>(context.size())) == 1
+            && EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(plain.data()), &n, bytes(ct),
+                                 static_cast<int>(ct.size())) == 1
+            && EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, tag_size, tag.data()) == 1;
+  int last = 0;
+  ok = ok && EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(plain.data()) + n, &last) == 1;
+  if (!ok)
     return false;
-  return constant_time_equal(tag, mac(key, context, state));
+  state = std::move(plain);
+  return true;
 }
 
 } // namespace bulwark::crypto

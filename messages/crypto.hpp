@@ -1,5 +1,5 @@
 // Randomness and integrity for values Bulwark hands to clients (session ids
-// and signed `requestState`), and the base64url that JWTs are written in.
+// and sealed `requestState`), and the base64url that JWTs are written in.
 #pragma once
 
 #include <string>
@@ -25,12 +25,14 @@ std::string base64url_encode(std::string_view bytes);
 /// or a length no whole number of bytes has.
 bool base64url_decode(std::string_view text, std::string& out);
 
-/// Wraps `state` so that the client cannot alter it unnoticed: base64url of
-/// the state, a dot, base64url of an HMAC over `context` and the state.
+/// Wraps `state` so that the client can neither read nor alter it, and it
+/// opens only for the same `context` (AES-256-GCM under a key derived from
+/// `key`, `context` as associated data, a random nonce): base64url of nonce,
+/// ciphertext and tag.
 std::string seal(std::string_view key, std::string_view context, std::string_view state);
 
 /// Reverses `seal`; false when the token was altered or made for another
-/// context.
+/// context or key.
 bool unseal(std::string_view key, std::string_view context, std::string_view token,
             std::string& state);
 

@@ -362,6 +362,12 @@ void collect_param_headers(const json::value& schema, std::vector<std::string>& 
 
 } // namespace
 
+std::string encode_header_value(std::string_view text) {
+  bool plain = header_safe(text) && !text.empty() && text.front() != ' ' && text.back() != ' '
+               && text.front() != '\t' && text.back() != '\t' && text.rfind(b64_prefix, 0) != 0;
+  return plain ? std::string(text) : std::string(b64_prefix) + base64_encode(text) + std::string(b64_suffix);
+}
+
 bool decode_header_value(std::string_view raw, std::string& out) {
   auto v = trim(raw);
   if (v.size() >= b64_prefix.size() + b64_suffix.size() && v.substr(0, b64_prefix.size()) == b64_prefix
@@ -486,10 +492,7 @@ std::vector<std::pair<std::string, std::string>> param_headers(const json::value
       text = json::dump(*v);
     else
       continue; // only primitives are mirrored
-    bool plain = header_safe(text) && !text.empty() && text.front() != ' ' && text.back() != ' '
-                 && text.front() != '\t' && text.back() != '\t' && text.rfind(b64_prefix, 0) != 0;
-    out.emplace_back("Mcp-Param-" + header_name,
-                     plain ? text : std::string(b64_prefix) + base64_encode(text) + std::string(b64_suffix));
+    out.emplace_back("Mcp-Param-" + header_name, encode_header_value(text));
   }
   return out;
 }

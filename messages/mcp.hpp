@@ -110,6 +110,11 @@ struct mirrored_headers {
 /// Returns false for a malformed encoding.
 bool decode_header_value(std::string_view raw, std::string& out);
 
+/// A header value for `text` as the 2026-07-28 transport carries it: as is
+/// when it is plain visible ASCII without edge whitespace, else wrapped as
+/// `=?base64?...?=` (control characters, UTF-8, an empty value).
+std::string encode_header_value(std::string_view text);
+
 /// The body member the Mcp-Name header mirrors: `params.name` of tools/call
 /// and prompts/get, `params.uri` of resources/read; null for other methods
 /// or when the member is absent.

@@ -118,6 +118,14 @@ struct operations_options {
   // -- admin API --
   /// SHA-256 (hex) of the admin token; empty: views only, no actions.
   std::string admin_token_sha256;
+
+  // -- metrics --
+  /// SHA-256 (hex) of the token `/metrics` and `/metrics.json` demand as
+  /// `Authorization: Bearer`; empty: they are open.
+  std::string metrics_token_sha256;
+  /// Served on the admin listener only (with `admin.port`), not on the MCP
+  /// one.
+  bool metrics_on_admin_only = false;
 };
 
 } // namespace bulwark

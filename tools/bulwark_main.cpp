@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
       opts.port = static_cast<uint16_t>(cfg.admin_port);
       opts.path.clear();
       admin = std::make_unique<http_server>(&rt, opts);
-      add_operator_routes(*admin, rt);
+      add_operator_routes(*admin, rt, true);
       add_admin_routes(*admin, rt);
       try {
         auto port = admin->start();

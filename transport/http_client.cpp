@@ -370,12 +370,14 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   void start(const exchange_ptr& ex) {
     if (stopped || stop_requested.load(std::memory_order_acquire))
       return finish(ex, "stopped");
+    ex->resp.malformed = true;
     if (!is_token(ex->method))
       return finish(ex, "invalid request method '" + ex->method + "'");
     for (auto* list : {&opts.headers, &ex->headers})
       for (auto& [name, value] : *list)
         if (!is_token(name) || !is_field_value(value))
           return finish(ex, "invalid request header '" + name + "'");
+    ex->resp.malformed = false;
     live.emplace(ex->id, ex);
     if (ex->timeout.count() > 0) {
       ex->deadline = std::chrono::steady_clock::now() + ex->timeout;

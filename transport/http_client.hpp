@@ -61,6 +61,10 @@ struct http_response {
   bool sent = false;
   /// The exchange's or the connect timeout expired.
   bool timed_out = false;
+  /// The request could not be built (a method or header value HTTP does
+  /// not allow): nothing was sent, and the fault is the caller's, not the
+  /// server's.
+  bool malformed = false;
   /// Response headers in arrival order, names lower-cased.
   http_header_list headers;
   /// Lower-cased media type without parameters, e.g. "application/json".

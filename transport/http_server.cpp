@@ -92,7 +92,7 @@ struct http_server::impl {
   std::optional<tcp::acceptor> acceptor;
   std::atomic<bool> draining{false};
   std::vector<std::thread> threads;
-  std::map<std::string, http_route> routes;
+  std::map<std::string, http_request_route> routes;
   std::vector<std::pair<std::string, http_handler>> handlers; ///< (prefix, handler)
   std::atomic<bool> stopping{false};
   /// An accept handler may still run (and refer to this state): from
@@ -662,7 +662,13 @@ void connection::handle(request req) {
   if (path != server_.opts.path) {
     if (req.method() == http::verb::get) {
       if (auto r = server_.routes.find(std::string(path)); r != server_.routes.end()) {
-        auto reply = r->second();
+        http_request_view view;
+        view.method = "GET";
+        view.path = std::string(path);
+        if (auto auth = req.find(http::field::authorization); auth != req.end())
+          view.authorization = std::string(text::view(auth->value()));
+        view.remote = remote_address();
+        auto reply = r->second(view);
         return respond(reply.status, std::move(reply.body), reply.headers, reply.content_type);
       }
     }
@@ -711,10 +717,17 @@ void connection::handle(request req) {
                      "\r\nWWW-Authenticate: " + verdict.challenge);
     }
     identity_ = std::move(verdict.identity);
-  } else if (auto token = bearer_token(authorization); !token.empty()) {
-    identity_ = "key:" + crypto::sha256_hex(token);
   } else {
+    // Without authentication a bearer string proves nothing: it names a
+    // caller only when the configuration knows its hash (rateLimits.keys),
+    // else anyone could become a new identity per request and so escape
+    // the per-identity limits.
     identity_ = "anonymous";
+    if (auto token = bearer_token(authorization); !token.empty() && server_.rt) {
+      auto hash = crypto::sha256_hex(token);
+      if (server_.rt->options().ops.keys.count(hash))
+        identity_ = "key:" + hash;
+    }
   }
   // Several instances: a session created on another one is taken over
   // from the shared directory before the request is looked at.
@@ -974,7 +987,34 @@ void http_server::add_handler(std::string prefix, http_handler handler) {
   impl_->handlers.emplace_back(std::move(prefix), std::move(handler));
 }
 
+bool is_loopback_peer(std::string_view remote) {
+  auto host = remote;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  beast::error_code ec;
+  auto address = net::ip::make_address(std::string(host), ec);
+  if (ec)
+    return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped())
+    return address.to_v6().to_v4().is_loopback();
+  return address.is_loopback();
+}
+
+std::optional<http_reply> http_server::answer_get(const http_request_view& req) const {
+  auto r = impl_->routes.find(req.path);
+  if (r == impl_->routes.end())
+    return std::nullopt;
+  return r->second(req);
+}
+
 void http_server::add_route(std::string path, http_route route) {
+  add_route(std::move(path), [route = std::move(route)](const http_request_view&) { return route(); });
+}
+
+void http_server::add_route(std::string path, http_request_route route) {
   impl_->routes[std::move(path)] = std::move(route);
 }
 

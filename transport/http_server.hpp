@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,14 +63,20 @@ struct http_reply {
 /// Handles GET requests to an extra path.
 using http_route = std::function<http_reply()>;
 
-/// A request to a path served by an `http_handler`.
+/// A request to a path served by an `http_handler` or a request route.
 struct http_request_view {
   std::string method;        ///< "GET", "POST", ...
   std::string path;          ///< Without the query.
   std::string authorization; ///< The Authorization header (empty if none).
   std::string remote;        ///< The peer as "address:port" (empty if unknown).
-  std::string body;
+  std::string body;          ///< Empty for a GET route.
 };
+
+/// Handles GET requests to an extra path, seeing who asks.
+using http_request_route = std::function<http_reply(const http_request_view&)>;
+
+/// Whether `remote` ("address:port", "[v6]:port") is a loopback address.
+bool is_loopback_peer(std::string_view remote);
 
 /// Handles every method on the paths under a prefix.
 using http_handler = std::function<http_reply(const http_request_view&)>;
@@ -85,6 +92,10 @@ public:
 
   /// Adds a GET route (before `start`).
   void add_route(std::string path, http_route route);
+  void add_route(std::string path, http_request_route route);
+  /// What a GET of `req.path` gets from its extra route, as the listener
+  /// would answer it; nullopt when no route serves that path.
+  std::optional<http_reply> answer_get(const http_request_view& req) const;
   /// Serves every request whose path starts with `prefix` and has no exact
   /// GET route (before `start`).
   void add_handler(std::string prefix, http_handler handler);

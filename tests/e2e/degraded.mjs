@@ -282,6 +282,9 @@ try {
       mcpServers: { kid: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--log-level', 'warning'] } },
       services: { kid: { cache: { ttlMs: 60000, tools: ['test_simple_text'] } } },
       gateway: { prefix: 'never' },
+      // Without authentication a bearer key names a caller only when it is known.
+      rateLimits: { keys: Object.fromEntries(['alice-key', 'bob-key'].map(
+        (k) => [createHash('sha256').update(k).digest('hex'), { tier: 'paid' }])) },
     }));
     const invPort = await startBulwark(['--config', invPath, '--no-builtin-tools'], 'inv');
     await until('ready', async () => (await get(invPort, '/ready')).status === 200);

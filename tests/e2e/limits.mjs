@@ -18,6 +18,7 @@
 // process is killed by pid.
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -40,6 +41,8 @@ const settings = {
     corsMaxAgeSeconds: 300,
   },
   sessions: { maxPerIdentity: 2, maxConcurrentRequests: 3, maxStreams: 2 },
+  // Without authentication a bearer key names a caller only when it is known.
+  rateLimits: { keys: { [createHash('sha256').update('limits-test-key').digest('hex')]: { tier: 'paid' } } },
 };
 
 /// Writes a config file and returns its path.

@@ -183,7 +183,8 @@ run.main(async () => {
     gateway: { prefix: 'never' },
     rateLimits: {
       tiers: { tiny: { perMinute: limit } },
-      keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' } },
+      // Without authentication only known keys name a caller.
+      keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' }, [sha('someone-else')]: { tier: 'tiny' } },
     },
     health: { intervalMs: 100, exitAfterMs: 300 },
     admin: { tokenSha256: sha(adminToken) },

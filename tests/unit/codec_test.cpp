@@ -172,6 +172,25 @@ TEST_CASE("sealed requestState detects tampering and context changes") {
   auto flipped = token;
   flipped[0] = flipped[0] == 'A' ? 'B' : 'A';
   CHECK_FALSE(crypto::unseal(key, "tools/call\nx", flipped, state));
+  auto last = token;
+  last.back() = last.back() == 'A' ? 'B' : 'A';
+  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", last, state));
+  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", "", state));
+}
+
+TEST_CASE("sealed requestState cannot be read by the client") {
+  std::string key = "k3y";
+  std::string secret = "parking-token-0123456789\n{\"id\":7}";
+  auto a = crypto::seal(key, "ctx", secret);
+  auto b = crypto::seal(key, "ctx", secret);
+  CHECK(a != b); // a fresh nonce each time
+  std::string raw;
+  REQUIRE(crypto::base64url_decode(a, raw));
+  CHECK(raw.find("parking-token") == std::string::npos);
+  CHECK(a.find(crypto::base64url_encode("parking-token")) == std::string::npos);
+  std::string state;
+  CHECK(crypto::unseal(key, "ctx", b, state));
+  CHECK(state == secret);
 }
 
 TEST_CASE("session ids are 128-bit and visible ASCII") {

@@ -20,8 +20,11 @@
 #include "actors/health.hpp"
 #include "actors/metrics.hpp"
 #include "actors/operations.hpp"
+#include "actors/runtime.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
+#include "messages/crypto.hpp"
+#include "transport/http_server.hpp"
 #include "tests/unit/simulated.hpp"
 #include "messages/actors.hpp"
 
@@ -529,4 +532,99 @@ TEST_CASE("breaker: an open breaker fails fast with no wait on the service", "[b
   CHECK(outcome->unanswered());
   CHECK_FALSE(outcome->reached);
   CHECK(outcome->waited.count() == 0);
+}
+
+TEST_CASE("operator routes: details only on loopback, with the admin token or on the admin listener; metrics behind their token") {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  runtime_options opts;
+  opts.ops.admin_token_sha256 = crypto::sha256_hex("admin-secret");
+  opts.ops.metrics_token_sha256 = crypto::sha256_hex("scrape-secret");
+  runtime rt(sys, opts);
+  rt.environment()->publish_health(
+    static_cast<uint8_t>(health_level::degraded), true,
+    json::value::make_object({{"status", "degraded"},
+                              {"reasons", json::value::make_array({"breaker of billing is open"})},
+                              {"unreachedServices", json::value(json::array{})},
+                              {"components", json::value::make_object({{"limiter", "tiers"}})}}));
+  http_options ho;
+  http_server mcp(&rt, ho), admin(&rt, ho);
+  add_operator_routes(mcp, rt);
+  add_operator_routes(admin, rt, true);
+  auto get = [](http_server& srv, std::string path, std::string remote, std::string authorization = {}) {
+    http_request_view req;
+    req.method = "GET";
+    req.path = std::move(path);
+    req.remote = std::move(remote);
+    req.authorization = std::move(authorization);
+    auto r = srv.answer_get(req);
+    REQUIRE(r);
+    return *r;
+  };
+  auto json_of = [](const http_reply& r) {
+    json::value v;
+    json::parse_error err;
+    REQUIRE(json::parse(r.body, v, err));
+    return v;
+  };
+  // Off loopback, without the token: the status alone.
+  for (auto* path : {"/health", "/ready", "/health/ready"}) {
+    INFO(path);
+    auto brief = json_of(get(mcp, path, "10.1.2.3:40000"));
+    CHECK(brief["status"].as_string() == "degraded");
+    CHECK_FALSE(brief.find("reasons"));
+    CHECK_FALSE(brief.find("components"));
+    CHECK(json_of(get(mcp, path, "[2001:db8::7]:40000", "Bearer wrong")).find("reasons") == nullptr);
+    // On loopback, with the admin token, or on the admin listener: all of it.
+    CHECK(json_of(get(mcp, path, "127.0.0.1:40000")).find("reasons"));
+    CHECK(json_of(get(mcp, path, "[::1]:40000")).find("reasons"));
+    CHECK(json_of(get(mcp, path, "10.1.2.3:40000", "Bearer admin-secret")).find("reasons"));
+    CHECK(json_of(get(admin, path, "10.1.2.3:40000")).find("reasons"));
+  }
+  CHECK(get(mcp, "/health", "10.1.2.3:40000").status == 200);
+  // The metrics token is demanded wherever the metrics are served.
+  for (auto* srv : {&mcp, &admin}) {
+    auto refused = get(*srv, "/metrics", "127.0.0.1:40000");
+    CHECK(refused.status == 401);
+    CHECK(refused.headers.find("WWW-Authenticate: Bearer") != std::string::npos);
+    CHECK(get(*srv, "/metrics.json", "127.0.0.1:40000", "Bearer admin-secret").status == 401);
+    auto scraped = get(*srv, "/metrics", "10.1.2.3:40000", "Bearer scrape-secret");
+    CHECK(scraped.status == 200);
+    CHECK(scraped.content_type.rfind("text/plain", 0) == 0);
+  }
+  CHECK(is_loopback_peer("127.8.9.10:1"));
+  CHECK(is_loopback_peer("[::ffff:127.0.0.1]:1"));
+  CHECK_FALSE(is_loopback_peer("[::ffff:10.0.0.1]:1"));
+  CHECK_FALSE(is_loopback_peer(""));
+}
+
+TEST_CASE("operator routes: metrics on the admin listener only") {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  runtime_options opts;
+  opts.ops.metrics_on_admin_only = true;
+  runtime rt(sys, opts);
+  http_options ho;
+  http_server mcp(&rt, ho), admin(&rt, ho);
+  add_operator_routes(mcp, rt);
+  add_operator_routes(admin, rt, true);
+  http_request_view req;
+  req.path = "/metrics";
+  req.remote = "127.0.0.1:1";
+  CHECK_FALSE(mcp.answer_get(req));
+  REQUIRE(admin.answer_get(req));
+  CHECK(admin.answer_get(req)->status == 200);
+  req.path = "/health";
+  CHECK(mcp.answer_get(req));
+  config c;
+  CHECK_THROWS_WITH(apply_json(c, R"({"metrics": {"listener": "admin"}})", "t"),
+                    "config: $.metrics.listener: is \"admin\", but there is no admin listener (set admin.port)");
+  CHECK_THROWS_WITH(apply_json(c, R"({"metrics": {"listner": "admin"}})", "t"), "config: $.metrics.listner: unknown key");
+  config ok;
+  apply_json(ok, R"({"admin": {"port": 0}, "metrics": {"listener": "admin", "tokenSha256": ")"
+                   + crypto::sha256_hex("t") + R"("}})", "t");
+  CHECK(ok.runtime.ops.metrics_on_admin_only);
+  CHECK(ok.runtime.ops.metrics_token_sha256 == crypto::sha256_hex("t"));
 }
