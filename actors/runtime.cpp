@@ -95,6 +95,10 @@ struct runtime::impl {
     m.describe("bulwark_health_status", "0 healthy, 1 degraded, 2 unhealthy.", kind::gauge);
     m.describe("bulwark_alerts_total", "Alerts fired, by rule.", kind::counter);
     m.describe("bulwark_uptime_seconds", "Seconds since the runtime was created.", kind::gauge);
+    m.describe("bulwark_http_slow_readers_total",
+               "HTTP connections ended because their client did not read its answers, by reason "
+               "(write_timeout, queue_limit).",
+               kind::counter);
   }
 
   /// Gauges that are read rather than kept up to date.

@@ -590,6 +590,8 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.integer("maxConnections", cfg.http.max_connections, 1, 1000000);
     sec.seconds("readTimeoutSeconds", cfg.http.read_timeout, 1, 3600);
     sec.seconds("idleTimeoutSeconds", cfg.http.idle_timeout, 1, 86400);
+    sec.seconds("writeTimeoutSeconds", cfg.http.write_timeout, 1, 3600);
+    sec.integer("writeQueueLimitBytes", cfg.http.write_queue_limit, 16 << 10, 1LL << 30);
     sec.strings("allowedOrigins", cfg.http.allowed_origins);
     sec.strings("allowedHosts", cfg.http.allowed_hosts);
     sec.integer("threads", cfg.http.threads, 1, 64);

@@ -14,6 +14,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "actors/env.hpp"
+#include "actors/metrics.hpp"
 #include "actors/runtime.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
@@ -107,10 +109,19 @@ struct http_server::impl {
   std::map<std::string, std::size_t> per_address;
   /// Connections being refused right now: answered, then closed soon.
   std::size_t refusing = 0;
+  /// Connections ended because their client did not take its answers, by
+  /// reason (none without a runtime, in echo mode).
+  std::shared_ptr<metrics::registry> metrics;
+  metrics::counter* slow_write_timeouts = nullptr;
+  metrics::counter* slow_queue_overflows = nullptr;
 
   impl(runtime* r, http_options o) : rt(r), opts(std::move(o)) {
-    if (rt)
+    if (rt) {
       iocs = fused_io_contexts(rt->system());
+      metrics = rt->environment()->metrics;
+      slow_write_timeouts = &metrics->counter("bulwark_http_slow_readers_total", {{"reason", "write_timeout"}});
+      slow_queue_overflows = &metrics->counter("bulwark_http_slow_readers_total", {{"reason", "queue_limit"}});
+    }
     if (iocs.empty()) {
       own_ioc = std::make_unique<net::io_context>(std::max(1, opts.threads));
       iocs.push_back(own_ioc.get());
@@ -236,6 +247,11 @@ public:
     timer_.cancel();
     sock_.shutdown(tcp::socket::shutdown_both, ec);
     sock_.close(ec);
+    // What the client did not take goes now, not when the last handler
+    // lets go of the connection; a write in flight keeps its buffer until
+    // its handler runs.
+    writes_.erase(writes_.begin() + (writing_ && !writes_.empty() ? 1 : 0), writes_.end());
+    queued_ = 0;
     if (auto s = active_sink_.lock())
       s->client_gone();
   }
@@ -297,17 +313,23 @@ private:
     });
   }
 
-  // The connection's one deadline (idle, read or linger) is a time point;
-  // the timer is only a wake-up that looks at it. Moving the deadline later,
-  // which every request does twice, costs nothing: a wait that fires early
-  // waits again for what is left. A wait is never set further out than the
-  // shortest timeout, so a new deadline is never earlier than the pending
-  // wait, except for the short linger after a refusal.
+  // The connection's deadlines (idle, read or linger in `deadline_`, a
+  // stalled write in `write_deadline_`) are time points; the timer is only
+  // a wake-up that looks at them. Moving a deadline later, which every
+  // request does twice and every write that makes progress once, costs
+  // nothing: a wait that fires early waits again for what is left. A wait
+  // is never set further out than the shortest timeout, so a new deadline
+  // is never earlier than the pending wait, except for the short linger
+  // after a refusal.
   void arm_timer(std::chrono::seconds d) {
     deadline_ = clock::now() + d;
-    if (wait_until_ <= deadline_)
+    wake_by(deadline_);
+  }
+
+  void wake_by(clock::time_point t) {
+    if (wait_until_ <= t)
       return;
-    wait(std::min(deadline_, clock::now() + shortest_timeout()));
+    wait(std::min(t, clock::now() + shortest_timeout()));
   }
 
   void disarm_timer() {
@@ -315,7 +337,7 @@ private:
   }
 
   std::chrono::seconds shortest_timeout() const {
-    return std::min(server_.opts.read_timeout, server_.opts.idle_timeout);
+    return std::min({server_.opts.read_timeout, server_.opts.idle_timeout, server_.opts.write_timeout});
   }
 
   void wait(clock::time_point until) {
@@ -331,11 +353,16 @@ private:
 
   void on_wake() {
     wait_until_ = clock::time_point::max();
-    if (closed_ || deadline_ == clock::time_point::max())
+    // While bytes wait for the client, only the write's deadline counts: a
+    // connection that is taking its answer is neither idle nor reading.
+    auto due = queued_ > 0 ? write_deadline_ : deadline_;
+    if (closed_ || due == clock::time_point::max())
       return;
     auto now = clock::now();
-    if (now < deadline_)
-      return wait(std::min(deadline_, now + shortest_timeout()));
+    if (now < due)
+      return wait(std::min(due, now + shortest_timeout()));
+    if (queued_ > 0)
+      return drop_slow_reader(slow_reader::write_timeout);
     deadline_ = clock::time_point::max();
     on_timer();
   }
@@ -379,6 +406,36 @@ private:
   std::optional<std::string_view> cors_origin(const request& req) const;
 
   // -- writing ------------------------------------------------------------------------
+
+  enum class slow_reader { write_timeout, queue_limit };
+
+  /// The client does not take what it asked for: the connection ends with
+  /// a reset, so that neither this process nor the kernel keeps its
+  /// answers. Logged once (a connection closes once), and counted.
+  void drop_slow_reader(slow_reader why, std::size_t more = 0) {
+    if (closed_)
+      return;
+    bool over_limit = why == slow_reader::queue_limit;
+    auto fields = json::value::make_object({{"reason", over_limit ? "queue_limit" : "write_timeout"},
+                                            {"remote", remote_address()},
+                                            {"queuedBytes", static_cast<unsigned long long>(queued_)}});
+    if (over_limit) {
+      fields.set("moreBytes", static_cast<unsigned long long>(more));
+      fields.set("limitBytes", static_cast<unsigned long long>(server_.opts.write_queue_limit));
+      log::warn("closed a connection whose client does not read: its answers would queue more than "
+                "http.writeQueueLimitBytes",
+                fields);
+    } else {
+      fields.set("timeoutSeconds", static_cast<long long>(server_.opts.write_timeout.count()));
+      log::warn("closed a connection whose client does not read: it took no bytes within http.writeTimeoutSeconds",
+                fields);
+    }
+    if (auto* count = over_limit ? server_.slow_queue_overflows : server_.slow_write_timeouts)
+      count->inc();
+    beast::error_code ignored;
+    sock_.set_option(net::socket_base::linger(true, 0), ignored);
+    close();
+  }
 
   void fail(int status, std::string message) {
     keep_alive_ = false;
@@ -476,12 +533,29 @@ private:
   void write_raw(std::string bytes) {
     if (closed_)
       return;
+    // A client that asks (pipelined requests) or listens (an SSE stream)
+    // without reading must not make the server hold ever more for it. One
+    // answer larger than the limit still goes out when nothing else waits.
+    if (queued_ > 0 && queued_ + bytes.size() > server_.opts.write_queue_limit)
+      return drop_slow_reader(slow_reader::queue_limit, bytes.size());
+    queued_ += bytes.size();
     writes_.push_back(std::move(bytes));
     if (!writing_)
       do_write();
   }
 
+  /// The socket took `n` more bytes of the queue.
+  void sent(std::size_t n) {
+    queued_ -= n;
+    write_offset_ += n;
+    if (write_offset_ < writes_.front().size())
+      return;
+    write_offset_ = 0;
+    writes_.pop_front();
+  }
+
   void do_write() {
+    bool progress = false;
     // On a connection that stays open, send what the socket takes now; only
     // the rest waits for a handler. (A closing connection always goes through
     // `on_write`, which half-closes it after the last byte.)
@@ -494,33 +568,56 @@ private:
           break;
         if (ec)
           return close();
-        write_offset_ += n;
-        if (write_offset_ < front.size())
+        progress = true;
+        bool partial = write_offset_ + n < front.size();
+        sent(n);
+        if (partial)
           break;
-        write_offset_ = 0;
-        writes_.pop_front();
       }
       if (writes_.empty())
-        return;
+        return all_sent();
+    }
+    // The write timeout runs from the last byte the socket took, or from
+    // now when nothing was waiting.
+    if (progress || write_deadline_ == clock::time_point::max()) {
+      write_deadline_ = clock::now() + server_.opts.write_timeout;
+      wake_by(write_deadline_);
     }
     writing_ = true;
     auto& front = writes_.front();
-    net::async_write(sock_, net::buffer(front.data() + write_offset_, front.size() - write_offset_),
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->write_offset_ = 0;
-                       self->on_write(ec);
-                     });
+    // One step at a time rather than `async_write`, so that every byte the
+    // client takes counts as progress.
+    sock_.async_write_some(net::buffer(front.data() + write_offset_, front.size() - write_offset_),
+                           [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                             self->on_write(ec, n);
+                           });
   }
 
-  void on_write(beast::error_code ec) {
+  /// The queue is empty: the write deadline ends, and the deadlines that
+  /// waited for it count again (an idle connection's from now).
+  void all_sent() {
+    if (write_deadline_ == clock::time_point::max())
+      return;
+    write_deadline_ = clock::time_point::max();
+    if (!busy_ && !in_request_ && !close_after_write_ && !closed_)
+      arm_timer(server_.opts.idle_timeout);
+    else
+      wake_by(deadline_);
+  }
+
+  void on_write(beast::error_code ec, std::size_t n) {
     writing_ = false;
-    if (ec) {
+    if (ec || closed_) {
       close();
       return;
     }
-    writes_.pop_front();
-    if (!writes_.empty())
+    sent(n);
+    if (!writes_.empty()) {
+      if (n > 0)
+        write_deadline_ = clock::now() + server_.opts.write_timeout;
       return do_write();
+    }
+    all_sent();
     if (close_after_write_ && !draining_) {
       // Half-close: the client reads our answer, then sees EOF.
       draining_ = true;
@@ -562,6 +659,9 @@ private:
   std::string pending_headers_; ///< Extra headers for the eventual response.
   std::deque<std::string> writes_;
   std::size_t write_offset_ = 0; ///< Bytes of `writes_.front()` already sent.
+  std::size_t queued_ = 0;       ///< Bytes in `writes_` the socket has not taken.
+  /// While bytes are queued: when the client, taking none, is given up on.
+  clock::time_point write_deadline_ = clock::time_point::max();
   /// Who sent the current MCP request: "key:<sha256>" or "anonymous".
   std::string identity_;
 };

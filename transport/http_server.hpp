@@ -33,6 +33,15 @@ struct http_options {
   std::size_t max_connections_per_address = 512;
   std::chrono::seconds read_timeout{30};  ///< To receive one whole request.
   std::chrono::seconds idle_timeout{120}; ///< Keep-alive between requests.
+  /// A write the client takes no byte of for this long ends the connection
+  /// (and the SSE stream on it) with a reset. While bytes wait for the
+  /// client, the idle and read timeouts wait too.
+  std::chrono::seconds write_timeout{30};
+  /// Bytes of answers waiting for the client to take them, per connection
+  /// (an SSE stream is one connection's answer). A write that would queue
+  /// more ends the connection with a reset; one answer larger than this
+  /// still goes out when nothing else waits.
+  std::size_t write_queue_limit = 4 << 20;
   std::chrono::seconds sse_keepalive{15}; ///< Comment lines on quiet streams.
   /// Origins allowed besides loopback ones (exact `scheme://host[:port]`).
   std::vector<std::string> allowed_origins;
