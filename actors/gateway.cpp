@@ -1072,6 +1072,7 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
       self->ready_services.erase(service);
       self->problems[service] = problem;
     }
+    self->cv.notify_all();
   };
   std::vector<std::string> connectors;
   for (auto& s : d.cfg.services)
@@ -1146,9 +1147,13 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
     auto s = d.lists.find(name);
     return s != d.lists.end() && s->second.count("tools/list");
   };
+  // A service whose start failed is not waited for: it is reported (health,
+  // the gateway tools) and its tools appear once it starts.
+  auto failed = [&](const std::string& name) { return d.problems.count(name) && !d.ready_services.count(name); };
   d.cv.wait_for(guard, limit, [&] {
     return d.named_version == d.lists_version
-           && std::all_of(d.cfg.services.begin(), d.cfg.services.end(), [&](auto& s) { return listed(s.name); });
+           && std::all_of(d.cfg.services.begin(), d.cfg.services.end(),
+                          [&](auto& s) { return listed(s.name) || failed(s.name); });
   });
   bool never = d.cfg.prefix == prefix_mode::never;
   for (auto& s : d.cfg.services)

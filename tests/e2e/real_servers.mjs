@@ -380,6 +380,7 @@ await run.main(async () => {
     await new Promise((r) => notFound.listen(0, '127.0.0.1', r));
     try {
       const deadline = Date.now() + scaled(20_000);
+      const started = Date.now();
       const port = await startFront({
         mcpServers: {
           broken: { command: '/nonexistent/bulwark-no-such-command' },
@@ -388,6 +389,10 @@ await run.main(async () => {
         },
         gateway: { gatewayTools: true },
       }, 'broken');
+      // Start-up waits for the services to list their tools, but not for
+      // one whose start failed.
+      const took = Date.now() - started;
+      assert(took < scaled(8000), `listening only after ${took} ms`);
       let ready;
       await until('GET /ready answering 200', async () => (ready = await request(port, 'GET', { path: '/ready' })).status === 200,
                   Math.max(1000, deadline - Date.now()) / timeScale)
