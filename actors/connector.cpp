@@ -20,9 +20,11 @@ using namespace std::chrono;
 namespace {
 
 constexpr std::size_t max_queued_calls = 1000;
-/// The most watched resources one service is asked for, by count and bytes.
-constexpr std::size_t max_service_watches = 10000;
-constexpr std::size_t max_service_watch_bytes = 1024 * 1024;
+/// The most watched resources one service is asked for, by count and bytes:
+/// what one listen stream of Bulwark's own accepts, so that a Bulwark behind
+/// a Bulwark is never asked for more than it takes.
+constexpr std::size_t max_service_watches = max_watched_resources;
+constexpr std::size_t max_service_watch_bytes = max_watched_bytes;
 /// How long watch changes are gathered before the service is told of them.
 constexpr milliseconds watch_coalescing{50};
 constexpr const char* client_version = "2025-11-25";
@@ -462,11 +464,17 @@ void open_change_stream(connector_pointer self) {
   st.change_stream = st.http->send(
     method, std::move(body), std::move(headers),
     [handle, gen](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), int64_t{-1}); },
-    [handle, gen](http_response r) {
+    [handle, gen, name = st.svc.name](http_response r) {
       // A service without such a stream (405, a JSON answer) is not asked
       // again; one we cancelled was replaced already.
-      if (r.content_type == "text/event-stream" && r.error != "cancelled")
+      if (r.content_type == "text/event-stream" && r.error != "cancelled") {
         caf::delayed_anon_send(handle, seconds(1), atom::listen_v, gen);
+      } else if ((r.status >= 400 && r.status != 405) || r.body.find("\"error\"") != std::string::npos) {
+        // No updates come from it now: say so once per refusal (405: it
+        // offers no such stream, as the spec allows).
+        log::warn("service refused the change stream; no list or resource updates come from it",
+                  value::make_object({{"service", name}, {"status", r.status}, {"body", r.body.substr(0, 300)}}));
+      }
     },
     milliseconds(0));
 }

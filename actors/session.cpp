@@ -324,21 +324,26 @@ void session_state::handle_response(const json::value& msg) {
 void session_state::do_initialize(const inbound_ptr& in, const json::value& params) {
   if (!rec->protocol_version.empty())
     return reply_error(in, error_code::invalid_request, "the session is already initialized");
+  // A refused initialize made no session: this actor ends, and the caller's
+  // session slot is free again (the client got no id to DELETE).
+  auto refuse = [&](std::string message, value data = {}) {
+    reply_error(in, error_code::invalid_params, std::move(message), std::move(data));
+    self->quit();
+  };
   auto* version = params.find("protocolVersion");
   if (!version || !version->is_string())
-    return reply_error(in, error_code::invalid_params, "params.protocolVersion must be a string");
+    return refuse("params.protocolVersion must be a string");
   auto* caps = params.find("capabilities");
   if (caps && !caps->is_object())
-    return reply_error(in, error_code::invalid_params, "params.capabilities must be an object");
+    return refuse("params.capabilities must be an object");
   // Both are kept for the session's life: bounded, so that a session pins
   // little memory.
   auto* info = params.find("clientInfo");
   for (auto [field, v, max] : {std::tuple{"capabilities", caps, max_stored_capabilities},
                                std::tuple{"clientInfo", info, max_stored_client_info}})
     if (v && json::dump(*v).size() > max)
-      return reply_error(in, error_code::invalid_params,
-                         std::string("params.") + field + " is larger than " + std::to_string(max) + " bytes",
-                         value::make_object({{"limit", field}, {"maxBytes", static_cast<unsigned long long>(max)}}));
+      return refuse(std::string("params.") + field + " is larger than " + std::to_string(max) + " bytes",
+                    value::make_object({{"limit", field}, {"maxBytes", static_cast<unsigned long long>(max)}}));
   rec->protocol_version = mcp::is_stateful_version(version->as_string())
                             ? version->as_string()
                             : std::string(mcp::latest_stateful_version);

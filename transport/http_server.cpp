@@ -728,7 +728,10 @@ void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
   std::string headers = pending_headers_;
   if (!msg.session_id.empty())
     headers.append("\r\nMcp-Session-Id: ").append(msg.session_id);
-  if (msg.what == outbound::kind::response && !long_lived_) {
+  // A stream that ends before it began (a refused listen or GET) is a plain
+  // answer, with its status: a client, or a gateway deciding whether to ask
+  // again, must see the refusal as one.
+  if (msg.what == outbound::kind::response && (!long_lived_ || !streaming_)) {
     if (streaming_) {
       write_event(msg);
       end_sse();
