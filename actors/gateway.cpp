@@ -90,7 +90,10 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   std::condition_variable cv;
   /// service -> list method (tools/list, ...) -> its items
   std::map<std::string, std::map<std::string, value>> lists;
+  /// Tool and prompt names offered twice (which stop start-up in prefix
+  /// mode never), and URIs offered twice (logged only).
   std::vector<std::string> clash_errors;
+  std::vector<std::string> logged_uri_clashes;
   /// Counts list updates, and the update the names (and `clash_errors`) were
   /// last worked out from: start-up judges clashes only once they agree.
   uint64_t lists_version = 0;
@@ -673,11 +676,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       std::map<std::string, std::string> uris;
       for (auto& uri : own_uris)
         uris.emplace(uri, "Bulwark's own resources");
+      // (A URI offered twice is no name clash: prefix modes rename tools and
+      // prompts, never URIs, so it is logged and does not stop start-up.)
+      std::vector<std::string> uri_clashes;
       auto claim = [&](const char* kind, const std::string& uri, const std::string& service) {
         auto [at, fresh] = uris.emplace(uri, "service " + service);
         if (!fresh)
-          errors.push_back(std::string(kind) + " '" + uri + "' is offered by both " + at->second + " and service "
-                           + service + "; the one of " + at->second + " is kept");
+          uri_clashes.push_back(std::string(kind) + " '" + uri + "' is offered by both " + at->second
+                                + " and service " + service + "; the one of " + at->second + " is kept");
         return fresh;
       };
       for (auto& s : cfg.services) {
@@ -688,9 +694,11 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
           if (t["uriTemplate"].is_string() && claim("resource template", t["uriTemplate"].as_string(), s.name))
             templates.push_back(make_template(s, t));
       }
-      bool changed = errors != clash_errors;
+      bool changed = errors != clash_errors || uri_clashes != logged_uri_clashes;
       clash_errors = errors;
+      logged_uri_clashes = uri_clashes;
       named_version = lists_version;
+      errors.insert(errors.end(), uri_clashes.begin(), uri_clashes.end());
       if (!changed)
         errors.clear(); // said once, when they arose
     }
