@@ -21,10 +21,54 @@ fi
 case $stage in all|test|sanitize|fuzz) ;; *) echo "unknown stage: $stage" >&2; exit 2 ;; esac
 tools/install-deps.sh --tests
 
+# The suite cannot shrink unnoticed: the build registers exactly the tests
+# tests/expected-tests.txt names (checked before the run), and a run without
+# a filter must run them all (checked after it, from ctest's own count).
+check_registered() {
+  local dir=$1
+  local registered
+  registered=$(cd "$dir" && ctest -N | sed -n 's/^ *Test *#[0-9]*: //p' | sort)
+  local expected
+  expected=$(grep -v '^#' tests/expected-tests.txt | sort)
+  if [ "$registered" != "$expected" ]; then
+    echo "the tests registered in $dir differ from tests/expected-tests.txt:" >&2
+    diff <(echo "$expected") <(echo "$registered") >&2 || true
+    return 1
+  fi
+}
+
+# Runs ctest in DIR with TIMEOUT, ctest's --repeat REPEAT unless it is
+# empty, and the rest of the arguments; without arguments of the caller's (a
+# filter), fails unless every expected test ran.
+run_ctest() {
+  local dir=$1 timeout=$2 repeat=$3
+  shift 3
+  local options=(--output-on-failure --timeout "$timeout")
+  [ -z "$repeat" ] || options+=(--repeat "$repeat")
+  local log
+  log=$(mktemp)
+  set +e
+  (cd "$dir" && ctest "${options[@]}" "$@") 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" = 0 ] && [ $# = 0 ]; then
+    local want ran
+    want=$(grep -vc '^#' tests/expected-tests.txt)
+    ran=$(sed -n 's/.* tests failed out of \([0-9]*\)$/\1/p' "$log" | tail -1)
+    if [ "$ran" != "$want" ]; then
+      echo "ctest ran ${ran:-no} tests; tests/expected-tests.txt names $want" >&2
+      status=1
+    fi
+  fi
+  rm -f "$log"
+  return "$status"
+}
+
 run_test() {
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=ON > /dev/null
   ninja -C build -j2
-  (cd build && ctest --output-on-failure --timeout 900 "$@")
+  check_registered build
+  run_ctest build 900 "" "$@"
 }
 
 run_sanitize() {
@@ -40,7 +84,8 @@ run_sanitize() {
   # A test that fails on timing under the sanitizers' slowdown (the chaos
   # test's counts) gets a second run; any sanitizer report from either run
   # still fails the stage (the report files are checked below).
-  (cd build-asan && ctest --output-on-failure --timeout 2700 --repeat until-pass:2 "$@") || status=$?
+  check_registered build-asan
+  run_ctest build-asan 2700 until-pass:2 "$@" || status=$?
   if compgen -G "$reports/*" > /dev/null; then
     echo "sanitizer reports (build-asan, from the tests or the processes they started):" >&2
     for f in "$reports"/*; do

@@ -214,6 +214,11 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
   process.on('exit', killAll);
 
   run.finish = (code) => {
+    // A script that ran no check proves nothing: it fails.
+    if (code === 0 && run.passed === 0) {
+      console.log('FAIL no check ran');
+      code = 1;
+    }
     clearTimeout(watchdog);
     killAll();
     onFinish();
