@@ -24,7 +24,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { assert, harness, sleep } from './harness.mjs';
+import { assert, harness, scaled, sleep } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-limits-', watchdogMs: 100_000 });
 const { bulwark, dir, check, startBulwark } = run;
@@ -397,5 +397,24 @@ run.main(async () => {
     assert(r.status === 200, `status ${r.status}`);
     const h = await raw(port, 'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
     assert(h.status === 200, `health ${h.status}`);
+  });
+
+  await check('an idle session expires after sessions.idleTimeoutSeconds (404 afterwards); one in use does not', async () => {
+    const idlePort = await startBulwark(['--config', config('idle.json', { http: { port: 0 }, sessions: { idleTimeoutSeconds: 1 } }),
+                                         '--fixtures'], 'idle');
+    const idle = await openSession(idlePort);
+    const busy = await openSession(idlePort);
+    // `busy` is used every 400 ms for 2.4 s, past the timeout twice over;
+    // `idle` is not touched.
+    const until = Date.now() + scaled(2400);
+    while (Date.now() < until) {
+      const r = await sessionCall(idlePort, busy, 'echo', { text: 'still here' });
+      assert(r.status === 200, `the busy session: ${r.status} ${r.text}`);
+      await sleep(400);
+    }
+    const gone = await sessionCall(idlePort, idle, 'echo', { text: 'anyone?' });
+    assert(gone.status === 404, `the idle session after ${scaled(2400)} ms: ${gone.status} ${gone.text}`);
+    const alive = await sessionCall(idlePort, busy, 'echo', { text: 'still here' });
+    assert(alive.status === 200, `the busy session at the end: ${alive.status}`);
   });
 });
