@@ -385,9 +385,11 @@ await run.main(async () => {
         mcpServers: {
           broken: { command: '/nonexistent/bulwark-no-such-command' },
           badpath: { url: `http://127.0.0.1:${notFound.address().port}/` },
+          // Starts, then exits before it answers, until its restarts are spent.
+          crashing: { command: '/bin/sh', args: ['-c', 'exit 3'] },
           everything,
         },
-        gateway: { gatewayTools: true },
+        gateway: { gatewayTools: true, childMaxRestarts: 2 },
       }, 'broken');
       // Start-up waits for the services to list their tools, but not for
       // one whose start failed.
@@ -407,6 +409,8 @@ await run.main(async () => {
              `no reason names broken and its start failure: ${JSON.stringify(reasons)}`);
       assert(reasons.some((r) => /badpath/.test(r) && /404/.test(r) && /\bpath\b/i.test(r)),
              `no reason names badpath, 404 and the path: ${JSON.stringify(reasons)}`);
+      assert(reasons.some((r) => /crashing/.test(r) && /exit status 3/.test(r)),
+             `no reason names crashing and how it exited: ${JSON.stringify(reasons)}`);
 
       const listed = await callTool(port, 'list_servers');
       const servers = listed.result?.structuredContent?.servers ?? [];
@@ -415,6 +419,11 @@ await run.main(async () => {
              `list_servers, broken: ${JSON.stringify(byName.broken)}`);
       assert(byName.everything?.status === 'ready', `list_servers, everything: ${JSON.stringify(byName.everything)}`);
 
+      assert(byName.crashing?.status === 'unavailable' && /exit status 3/.test(byName.crashing.reason),
+             `list_servers, crashing: ${JSON.stringify(byName.crashing)}`);
+      const crashed = await callTool(port, 'execute_tool', { server: 'crashing', tool: 'x' });
+      assert(crashed.error?.code === -32005 && crashed.error.message.includes(byName.crashing.reason),
+             `execute_tool on crashing: ${JSON.stringify(crashed.error ?? crashed.result).slice(0, 300)}`);
       for (const [tool, args] of [['get_server_tools', { server: 'broken' }], ['execute_tool', { server: 'broken', tool: 'x' }]]) {
         const r = await callTool(port, tool, args);
         assert(r.error?.code === -32005, `${tool}: expected error -32005, got ${JSON.stringify(r.error ?? r.result).slice(0, 300)}`);
