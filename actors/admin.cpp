@@ -11,6 +11,7 @@
 #include "actors/runtime.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
+#include "transport/auth.hpp"
 #include "messages/crypto.hpp"
 #include "transport/http_server.hpp"
 
@@ -48,9 +49,7 @@ action_result refused(int status, const std::string& why) {
 /// True when `authorization` carries the admin token (compared by hash, in
 /// constant time).
 bool authorized(const std::string& expected_sha256, const std::string& authorization) {
-  if (authorization.size() <= 7 || authorization.compare(0, 7, "Bearer ") != 0)
-    return false;
-  return crypto::constant_time_equal(crypto::sha256_hex(authorization.substr(7)), expected_sha256);
+  return bearer_matches(expected_sha256, authorization);
 }
 
 action_result action(runtime& rt, const env_ptr& env, const std::string& what, const value& body) {

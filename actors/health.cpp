@@ -13,6 +13,7 @@
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
+#include "transport/auth.hpp"
 #include "transport/http_server.hpp"
 #include "transport/redis_client.hpp"
 
@@ -418,18 +419,6 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
     };
   });
 }
-
-namespace {
-
-/// True when `authorization` is "Bearer T" for a token T whose SHA-256 is
-/// `sha256` (compared in constant time); never for an empty `sha256`.
-bool bearer_matches(const std::string& sha256, const std::string& authorization) {
-  if (sha256.empty() || authorization.size() <= 7 || authorization.compare(0, 7, "Bearer ") != 0)
-    return false;
-  return crypto::constant_time_equal(crypto::sha256_hex(authorization.substr(7)), sha256);
-}
-
-} // namespace
 
 void add_operator_routes(http_server& server, runtime& rt, bool admin_listener) {
   auto env = rt.environment();

@@ -20,6 +20,12 @@ std::string_view bearer_token(std::string_view authorization) noexcept {
   return text::trim(v.substr(7));
 }
 
+bool bearer_matches(const std::string& sha256, const std::string& authorization) {
+  if (sha256.empty() || authorization.size() <= 7 || authorization.compare(0, 7, "Bearer ") != 0)
+    return false;
+  return crypto::constant_time_equal(crypto::sha256_hex(authorization.substr(7)), sha256);
+}
+
 namespace {
 
 class keys_authenticator final : public authenticator {

@@ -42,6 +42,10 @@ public:
 /// case), or empty.
 std::string_view bearer_token(std::string_view authorization) noexcept;
 
+/// True when `authorization` is "Bearer T" for a token T whose SHA-256 (hex)
+/// is `sha256`, compared in constant time; never for an empty `sha256`.
+bool bearer_matches(const std::string& sha256, const std::string& authorization);
+
 /// `auth.mode` "keys": a bearer API key that is live in `keys`.
 std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys,
                                                        std::string realm = "bulwark");
