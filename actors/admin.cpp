@@ -126,8 +126,17 @@ value actors_view(runtime& rt, const env_ptr& env) {
                                          {"lastExit", value()},
                                          {"uptimeSeconds", seconds(env->started)},
                                          {"mailbox", value()}}));
+  // An actor that stopped is "restarting" at once, also before its
+  // supervisor saw it go (or while its supervisor is down itself).
+  std::map<std::string, caf::actor> registered;
+  for (auto& [name, handle] : env->names.snapshot())
+    registered.emplace(name, handle);
+  auto stopped = [&](const std::string& name) {
+    auto i = registered.find(name);
+    return i != registered.end() && i->second && i->second->getf(caf::abstract_actor::is_terminated_flag);
+  };
   for (auto& [name, a] : env->actor_tree()) {
-    std::string state = a.running ? "running" : "restarting";
+    std::string state = a.running && !stopped(name) ? "running" : "restarting";
     if (auto s = supervisors.find(name); s != supervisors.end() && s->second.escalated)
       state = "escalated";
     actors.push_back(value::make_object(

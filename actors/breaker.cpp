@@ -145,6 +145,27 @@ void circuit_breaker::force(clock::time_point now, breaker_state to, std::string
   move_to(now, to, std::move(why));
 }
 
+// -- handing calls over ---------------------------------------------------------------------
+
+namespace {
+
+downstream_outcome breaker_gone(const std::string& service) {
+  auto o = downstream_outcome::without_answer(
+    downstream_outcome::kind::failure, error_code::actor_restarted,
+    "the circuit breaker of service " + service + " restarted before the call reached it; retry", false);
+  o.retry_after = milliseconds(1000);
+  o.data = value::make_object({{"service", service}});
+  return o;
+}
+
+} // namespace
+
+void send_call(const breaker_actor& breaker, const downstream_call_ptr& call) {
+  if (!breaker)
+    return call->complete(breaker_gone(call->service));
+  caf::anon_send(breaker, atom::call_v, call, make_handoff([call] { call->complete(breaker_gone(call->service)); }));
+}
+
 // -- the actor ------------------------------------------------------------------------------
 
 namespace {
@@ -172,9 +193,9 @@ struct breaker_actor_state {
   ~breaker_actor_state() {
     // Whatever ended this actor, every call it held gets an answer.
     for (auto& [id, a] : attempts)
-      if (a.call && a.call->on_done) {
+      if (a.call) {
         bool reached = a.in_flight || a.reached;
-        a.call->on_done(downstream_outcome::without_answer(
+        a.call->complete(downstream_outcome::without_answer(
           downstream_outcome::kind::failure, error_code::actor_restarted,
           "the breaker of service " + svc.name
             + (reached ? " stopped while the call was at the service: it may have run"
@@ -215,8 +236,7 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
   st.attempts.erase(i);
   if (o.unanswered())
     ++st.failures; // the caller falls back (stale copy, static message, error)
-  if (call->on_done)
-    call->on_done(std::move(o));
+  call->complete(std::move(o));
 }
 
 void try_call(breaker_pointer self, uint64_t id);
@@ -284,8 +304,17 @@ void try_call(breaker_pointer self, uint64_t id) {
     o.retry_after = milliseconds(1000);
     return after_failure(self, id, std::move(o));
   }
+  // A connector that is gone, or killed before it takes the call, never
+  // sees it: the handoff reports the attempt unsent, and it is retried or
+  // answered like any attempt that did not reach the service.
+  auto lost = make_handoff([me = caf::actor_cast<breaker_actor>(self), id, service = st.svc.name] {
+    caf::anon_send(me, atom::done_v, id,
+                   downstream_outcome::without_answer(
+                     downstream_outcome::kind::failure, error_code::actor_restarted,
+                     "the connector of service " + service + " restarted before the call reached it", false));
+  });
   self->send(caf::actor_cast<connector_actor>(connector), atom::call_v, id, a.call,
-             caf::actor_cast<caf::actor>(self));
+             caf::actor_cast<caf::actor>(self), std::move(lost));
 }
 
 breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env, service_config svc,
@@ -304,7 +333,9 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
     adopt_breaker(st.env, st.svc.name, caf::actor_cast<caf::actor>(self));
   }
   return {
-    [self](atom::call, downstream_call_ptr& call) {
+    [self](atom::call, downstream_call_ptr& call, handoff_ptr& handed) {
+      if (handed)
+        handed->take(); // answered from here on: by finish() or this state's destructor
       auto& st = self->state;
       ++st.calls;
       auto id = st.next_id++;

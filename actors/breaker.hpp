@@ -93,6 +93,12 @@ std::string connector_name(const std::string& service);
 /// The rest-for-one supervisor over a service's connector and breaker.
 std::string service_supervisor_name(const std::string& service);
 
+/// Hands `call` to `breaker`, the way every call reaches a breaker. A call
+/// that no breaker takes (`breaker` is null, or gone, or killed before it
+/// takes the message) ends at once as not having reached the service
+/// (actor_restarted), instead of waiting for an answer that never comes.
+void send_call(const breaker_actor& breaker, const downstream_call_ptr& call);
+
 /// Spawns the breaker actor of `svc`; it finds the connector by name. A
 /// `restarted` breaker starts half-open.
 breaker_actor spawn_breaker(caf::actor_system& sys, env_ptr env, service_config svc, bool restarted);

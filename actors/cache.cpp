@@ -59,6 +59,13 @@ std::string invalidation_scope(const std::string& prefix) {
   return "m:" + prefix.substr(0, second);
 }
 
+void look_up(const cache_actor& cache, std::string key, bool allow_stale, cache_reply found) {
+  auto reply = reply_once<std::optional<cache_hit>>(std::move(found), [](cache_reply& f) { f(std::nullopt); });
+  if (!cache)
+    return reply(std::nullopt);
+  caf::anon_send(cache, atom::get_v, std::move(key), allow_stale, std::move(reply));
+}
+
 std::string canonical_json(const value& v) {
   std::string out;
   write_canonical(out, v);

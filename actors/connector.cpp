@@ -880,7 +880,9 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       if (gen == st.generation && st.ph == connector_state::phase::ready)
         open_change_stream(self);
     },
-    [self](atom::call, uint64_t attempt, downstream_call_ptr& call, caf::actor& reply_to) {
+    [self](atom::call, uint64_t attempt, downstream_call_ptr& call, caf::actor& reply_to, handoff_ptr& handed) {
+      if (handed)
+        handed->take(); // answered from here on, also by this state's destructor
       auto& st = self->state;
       if (st.ph == connector_state::phase::ready)
         return dispatch_call(self, attempt, call, reply_to);

@@ -172,7 +172,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     if (!key.empty()) {
       if (auto cache = rt.find(cache_actor_name)) {
         std::weak_ptr<impl> weak = shared_from_this();
-        cache_reply reply = [weak, c, service, method, params, idempotent, timeout, key](std::optional<cache_hit> hit) {
+        auto on_hit = [weak, c, service, method, params, idempotent, timeout, key](std::optional<cache_hit> hit) {
           c->resume([weak, hit, service, method, params, idempotent, timeout, key](const call_ptr& c) {
             if (hit) {
               c->give_back(); // answered from memory: the service was not used
@@ -184,7 +184,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
               self->call_service(c, service, method, params, idempotent, timeout, key);
           });
         };
-        caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::get_v, key, false, std::move(reply));
+        // A lookup the cache never answers counts as a miss.
+        look_up(caf::actor_cast<cache_actor>(cache), key, false, std::move(on_hit));
         return;
       }
     }
@@ -343,7 +344,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto queue = rt.find(queue_actor_name);
     if (!queue) {
       c->on_cancel([dc, handle] { caf::anon_send(handle, atom::cancel_v, dc); });
-      caf::anon_send(handle, atom::call_v, dc);
+      send_call(handle, dc);
       return;
     }
     // Wait for a turn in the priority queue; the queue frees the service's
@@ -363,9 +364,13 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         (*slot)();
       on_done(std::move(o));
     };
-    work->start = [dc, handle, slot](std::function<void()> finished) {
+    // The breaker of the moment the call's turn comes: one that restarted
+    // while the call waited took no calls of its predecessor's.
+    work->start = [weak, dc, slot, service](std::function<void()> finished) {
       *slot = std::move(finished);
-      caf::anon_send(handle, atom::call_v, dc);
+      auto self = weak.lock();
+      auto breaker = self ? self->rt.find(breaker_name(service)) : caf::actor();
+      send_call(caf::actor_cast<breaker_actor>(breaker), dc);
     };
     work->reject = [c, refund = c->refund](error_code code, std::string message, value data) {
       if (refund)
@@ -376,10 +381,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       c->resume([code, message, data](const call_ptr& c) { c->fail(code, message, data); });
     };
     auto qh = caf::actor_cast<queue_actor>(queue);
-    c->on_cancel([dc, handle, qh, id = work->id] {
+    c->on_cancel([dc, weak, service, qh, id = work->id] {
       caf::anon_send(qh, atom::cancel_v, id);
-      caf::anon_send(handle, atom::cancel_v, dc);
+      if (auto self = weak.lock())
+        if (auto breaker = self->rt.find(breaker_name(service)))
+          caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::cancel_v, dc);
     });
+    // A queue that is gone, or killed before it takes the work, refuses it
+    // as the work is destroyed (see queued_work).
     caf::anon_send(qh, atom::enqueue_v, std::move(work));
   }
 
@@ -493,14 +502,15 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       c->finish(std::move(result));
     };
     if (cache && svc->settings.fallback == fallback_mode::stale) {
-      cache_reply reply = [c, o, static_or_error, service](std::optional<cache_hit> hit) {
+      auto on_hit = [c, o, static_or_error, service](std::optional<cache_hit> hit) {
         c->resume([hit, o, static_or_error, service](const call_ptr& c) {
           if (hit)
             return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age));
           static_or_error(c, o);
         });
       };
-      caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::get_v, key, true, std::move(reply));
+      // No answer from the cache is no stale copy.
+      look_up(caf::actor_cast<cache_actor>(cache), key, true, std::move(on_hit));
       return;
     }
     if (svc->settings.fallback == fallback_mode::none)
@@ -842,13 +852,21 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       if (!queue)
         return c->fail(error_code::actor_restarted, "the request queue is restarting; retry",
                        value::make_object({{"retry_after_seconds", 1}}));
-      json_reply reply = [c](value status) {
-        c->resume([status = std::move(status)](const call_ptr& c) {
-          auto r = mcp::text_result(json::dump(status));
-          r.set("structuredContent", status);
-          c->finish(std::move(r));
+      auto reply = reply_once<value>(
+        [c](value status) {
+          c->resume([status = std::move(status)](const call_ptr& c) {
+            auto r = mcp::text_result(json::dump(status));
+            r.set("structuredContent", status);
+            c->finish(std::move(r));
+          });
+        },
+        // The queue was gone, or killed before it answered.
+        [c](auto&) {
+          c->resume([](const call_ptr& c) {
+            c->fail(error_code::actor_restarted, "the request queue restarted before it answered; retry",
+                    value::make_object({{"retry_after_seconds", 1}}));
+          });
         });
-      };
       caf::anon_send(caf::actor_cast<queue_actor>(queue), atom::position_v, c->client().identity,
                      c->arguments()["requestId"], std::move(reply));
     });

@@ -138,9 +138,8 @@ struct queue_state {
   ~queue_state() {
     // Nothing queued is dropped silently: the callers get an error to retry.
     for (auto& [id, w] : waiting)
-      if (w->reject)
-        w->reject(error_code::actor_restarted, "the request queue restarted before the call ran; retry",
-                  value::make_object({{"retry_after_seconds", 1}}));
+      w->refuse(error_code::actor_restarted, "the request queue restarted before the call ran; retry",
+                value::make_object({{"retry_after_seconds", 1}}));
   }
 
   std::array<metrics::gauge*, 4> depth_gauges{};
@@ -167,8 +166,7 @@ void reject(queue_state& st, uint64_t id, error_code code, std::string message, 
     return;
   auto w = std::move(i->second);
   st.waiting.erase(i);
-  if (w->reject)
-    w->reject(code, std::move(message), std::move(data));
+  w->refuse(code, std::move(message), std::move(data));
 }
 
 /// Starts what may run now and arms the timer for what waits.
@@ -193,7 +191,7 @@ void pump(queue_pointer self) {
       auto took = duration_cast<microseconds>(steady_clock::now() - start).count();
       caf::anon_send(q, atom::done_v, id, static_cast<int64_t>(took));
     };
-    w->start(std::move(finished));
+    w->run(std::move(finished));
   }
   st.publish_depth();
   std::optional<caf::actor_clock::time_point> next = st.core.next_ready(now);
@@ -225,10 +223,9 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
           auto why = st.core.shed_low() && w->prio == priority::low
                        ? "degraded mode: low-priority work is shed; retry later"
                        : "the request queue is full";
-          if (w->reject)
-            w->reject(error_code::overloaded, why,
-                      value::make_object({{"retry_after_seconds", std::max<double>(1, r.retry_after.count() / 1000.0)},
-                                          {"priority", to_string(w->prio)}}));
+          w->refuse(error_code::overloaded, why,
+                    value::make_object({{"retry_after_seconds", std::max<double>(1, r.retry_after.count() / 1000.0)},
+                                        {"priority", to_string(w->prio)}}));
           if (st.env->metrics)
             st.env->metrics->counter("bulwark_queue_refusals_total", {{"priority", to_string(w->prio)}}).inc();
           return;

@@ -529,7 +529,8 @@ std::vector<std::string> runtime::actor_names() const {
 
 bool runtime::kill_actor(const std::string& name) {
   auto h = impl_->env->names.get(name);
-  if (!h)
+  // Not one that stopped already and waits for its supervisor to see it.
+  if (!h || h->getf(caf::abstract_actor::is_terminated_flag))
     return false;
   caf::anon_send_exit(h, caf::exit_reason::kill);
   return true;

@@ -732,8 +732,8 @@ void session_state::admit(running& r, const std::string& service) {
   ticket->request.service = service_limited ? service : std::string();
   if (ops.queue_on_limit)
     ticket->request.max_wait = ops.max_limit_wait;
-  ticket->reply = [call = r.call, handler = r.handler, request = ticket->request,
-                   env = env](const admission& a) {
+  auto decide = [call = r.call, handler = r.handler, request = ticket->request,
+                 env = env](const admission& a) {
     call->resume([a, handler, request, env](const call_ptr& c) {
       if (!a.admitted) {
         auto retry = static_cast<double>(a.retry_after.count()) / 1000.0;
@@ -758,6 +758,14 @@ void session_state::admit(running& r, const std::string& service) {
       handler(c);
     });
   };
+  // A limiter that is gone, or killed before it decides, never answers:
+  // the ticket's end does.
+  ticket->reply = reply_once<const admission&>(std::move(decide), [call = r.call](auto&) {
+    call->resume([](const call_ptr& c) {
+      c->fail(error_code::actor_restarted, "the rate limiter restarted before it admitted the call; retry",
+              value::make_object({{"retry_after_seconds", 1}}));
+    });
+  });
   caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, std::move(ticket));
 }
 

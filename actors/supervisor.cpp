@@ -180,14 +180,15 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, env
   st.policy = spec.policy;
   st.intensity = restart_intensity(spec.policy.max_restarts, spec.policy.window);
   for (auto& c : spec.children) {
-    // Take over a child that a killed predecessor left running.
+    // Take over the children a killed predecessor left. One that stopped
+    // while no supervisor watched it (its down message went to the dead
+    // predecessor) is still registered: monitoring it delivers its down
+    // message at once, so it is restarted, counted and logged as if it had
+    // stopped under this supervisor.
     auto existing = st.env->names.get(c.name);
-    if (existing && !existing->getf(caf::abstract_actor::is_terminated_flag)) {
+    if (existing)
       self->monitor(existing);
-      st.children.push_back(supervisor_state::child{std::move(c), existing});
-    } else {
-      st.children.push_back(supervisor_state::child{std::move(c), caf::actor{}});
-    }
+    st.children.push_back(supervisor_state::child{std::move(c), existing});
   }
   publish(self);
   start_missing(self);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include <caf/fwd.hpp>
 #include <caf/type_id.hpp>
@@ -23,6 +24,7 @@
 #include <caf/replies_to.hpp>
 
 #include "messages/catalog.hpp"
+#include "messages/handoff.hpp"
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
 #include "messages/operations.hpp"
@@ -131,9 +133,22 @@ struct downstream_call {
   /// atom::answer to the connector, quoting `request_id`.
   std::function<void(const std::string& method, const json::value& params, const json::value& request_id)>
     on_input_request;
-  /// The final outcome, after retries and fallbacks; exactly once.
+  /// The final outcome, after retries and fallbacks; exactly once: call it
+  /// through `complete`.
   std::function<void(downstream_outcome)> on_done;
   std::atomic<bool> cancelled{false};
+
+  /// Ends the call with `o` (runs `on_done`) unless it has ended already:
+  /// the breaker, and the fallback of a message that carried the call and
+  /// was dropped, both end it this way, so one of them answers.
+  void complete(downstream_outcome o) {
+    if (!completed_.exchange(true) && on_done)
+      on_done(std::move(o));
+  }
+  bool completed() const noexcept { return completed_.load(); }
+
+private:
+  std::atomic<bool> completed_{false};
 };
 using downstream_call_ptr = std::shared_ptr<downstream_call>;
 
@@ -168,11 +183,40 @@ struct queued_work {
   std::string label; ///< What runs, e.g. the tool name.
   std::chrono::steady_clock::time_point not_before{}, deadline{};
   /// Runs the work; it calls `finished` once when it is over (whatever the
-  /// outcome), which frees its lane's slot.
+  /// outcome), which frees its lane's slot. The queue calls `run` instead.
   std::function<void(std::function<void()> finished)> start;
   /// The queue will not run it (full, shed, expired, restarted): answer the
-  /// call with this error. Called at most once, instead of `start`.
+  /// call with this error. The queue calls `refuse` instead.
   std::function<void(error_code code, std::string message, json::value data)> reject;
+
+  /// Runs `start`; from now on the work answers for itself.
+  void run(std::function<void()> finished) {
+    reject = nullptr;
+    if (auto s = std::exchange(start, nullptr))
+      s(std::move(finished));
+  }
+  /// Runs `reject` unless the work ran or was refused already.
+  void refuse(error_code code, std::string message, json::value data) {
+    start = nullptr;
+    if (auto r = std::exchange(reject, nullptr))
+      r(code, std::move(message), std::move(data));
+  }
+
+  queued_work(const queued_work&) = delete;
+  queued_work& operator=(const queued_work&) = delete;
+  /// Work that was neither run nor refused is refused now: the message that
+  /// carried it to the queue was dropped (the queue was gone or killed
+  /// before it took the work), or the queue that held it stopped.
+  ~queued_work() {
+    if (!reject)
+      return;
+    try {
+      refuse(error_code::actor_restarted, "the request queue restarted before the call ran; retry",
+             json::value::make_object({{"retry_after_seconds", 1}}));
+    } catch (...) {
+      // A destructor must not throw; `reject` only resumes the call.
+    }
+  }
 
 private:
   static std::atomic<uint64_t>& next_id() {
@@ -217,6 +261,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_ticket_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::queued_work_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::json_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
@@ -292,8 +337,9 @@ using session_supervisor_actor = caf::typed_actor<
 /// One per downstream service: speaks MCP as a client over a stdio child or
 /// Streamable HTTP, and answers each attempt to its breaker.
 using connector_actor = caf::typed_actor<
-  // An attempt (id) of a call; the outcome goes to the sender as atom::done.
-  caf::reacts_to<atom::call, uint64_t, downstream_call_ptr, caf::actor>,
+  // An attempt (id) of a call; the outcome goes to the sender as atom::done
+  // (the handoff reports it unsent if this message is dropped).
+  caf::reacts_to<atom::call, uint64_t, downstream_call_ptr, caf::actor, handoff_ptr>,
   // The client gave up on an attempt: cancel it downstream.
   caf::reacts_to<atom::cancel, uint64_t>,
   // Internal: (re)start the child or the HTTP session.
@@ -351,7 +397,8 @@ using cache_actor = caf::typed_actor<
 /// One per downstream service, in front of its connector: the circuit
 /// breaker, retries with back-off, and fallbacks.
 using breaker_actor = caf::typed_actor<
-  caf::reacts_to<atom::call, downstream_call_ptr>,
+  // A call to make (the handoff answers it if this message is dropped).
+  caf::reacts_to<atom::call, downstream_call_ptr, handoff_ptr>,
   // From the connector: how the attempt with this id ended.
   caf::reacts_to<atom::done, uint64_t, downstream_outcome>,
   // Internal: a back-off delay ended; try the call again.

@@ -479,7 +479,9 @@ TEST_CASE("breaker: a call's wait on its service is summed over its attempts", "
   // service after 3 ms, the second answers after 5 ms.
   auto attempts = std::make_shared<int>(0);
   auto connector = s.sys->spawn([attempts]() -> caf::behavior {
-    return {[attempts](atom::call, uint64_t id, const downstream_call_ptr&, const caf::actor& reply_to) {
+    return {[attempts](atom::call, uint64_t id, const downstream_call_ptr&, const caf::actor& reply_to,
+                       const handoff_ptr& handed) {
+      handed->take();
       downstream_outcome o;
       if (++*attempts == 1) {
         o = downstream_outcome::without_answer(downstream_outcome::kind::failure, error_code::service_unavailable,
@@ -506,7 +508,7 @@ TEST_CASE("breaker: a call's wait on its service is summed over its attempts", "
 
   std::optional<downstream_outcome> outcome;
   auto call = call_to("svc", outcome);
-  caf::anon_send(breaker, atom::call_v, call);
+  send_call(breaker, call);
   s.sched->run();
   CHECK_FALSE(outcome); // the first attempt failed: a retry is due in 10 ms
   s.advance(100ms, 10ms);
@@ -526,7 +528,7 @@ TEST_CASE("breaker: an open breaker fails fast with no wait on the service", "[b
   s.sched->run();
   std::optional<downstream_outcome> outcome;
   auto call = call_to("svc", outcome);
-  caf::anon_send(breaker, atom::call_v, call);
+  send_call(breaker, call);
   s.sched->run();
   REQUIRE(outcome);
   CHECK(outcome->unanswered());
@@ -627,4 +629,174 @@ TEST_CASE("operator routes: metrics on the admin listener only") {
                    + crypto::sha256_hex("t") + R"("}})", "t");
   CHECK(ok.runtime.ops.metrics_on_admin_only);
   CHECK(ok.runtime.ops.metrics_token_sha256 == crypto::sha256_hex("t"));
+}
+
+// -- calls in messages that are dropped ---------------------------------------------------
+//
+// CAF 0.17 destroys an asynchronous message without a word when its receiver
+// is gone, or is killed while the message waits in its mailbox (behind the
+// exit message). A call handed over in such a message must still get its one
+// answer.
+
+namespace {
+
+/// A stand-in connector that answers every attempt with a result and notes
+/// its name in `ran`.
+caf::actor answering_connector(simulated& s, std::shared_ptr<std::vector<std::string>> ran, std::string name) {
+  return s.sys->spawn([ran, name]() -> caf::behavior {
+    return {[ran, name](atom::call, uint64_t id, const downstream_call_ptr&, const caf::actor& reply_to,
+                        const handoff_ptr& handed) {
+      handed->take();
+      ran->push_back(name);
+      downstream_outcome o;
+      o.what = downstream_outcome::kind::result;
+      o.result = value::make_object({{"content", json::array{}}});
+      o.reached = true;
+      caf::anon_send(caf::actor_cast<breaker_actor>(reply_to), atom::done_v, id, std::move(o));
+    }};
+  });
+}
+
+} // namespace
+
+TEST_CASE("breaker: a call it never took (killed first, or gone) is answered: not reached, retry", "[breaker]") {
+  simulated s;
+  service_config svc;
+  svc.name = "svc";
+  auto breaker = spawn_breaker(*s.sys, s.env, svc, false);
+  s.sched->run();
+
+  // The kill is queued ahead of the call: the breaker stops, and the call
+  // waiting behind the exit message is dropped with its mailbox.
+  int answers = 0;
+  std::optional<downstream_outcome> outcome;
+  auto call = call_to("svc", outcome);
+  call->on_done = [&](downstream_outcome o) {
+    ++answers;
+    outcome = std::move(o);
+  };
+  caf::anon_send_exit(breaker, caf::exit_reason::kill);
+  send_call(breaker, call);
+  s.sched->run();
+  REQUIRE(outcome);
+  CHECK(answers == 1);
+  CHECK(outcome->code == static_cast<int>(error_code::actor_restarted));
+  CHECK(outcome->unanswered());
+  CHECK_FALSE(outcome->reached);
+
+  // A registry can still name the incarnation that just died: a call sent
+  // to it is answered the same way.
+  std::optional<downstream_outcome> late;
+  send_call(breaker, call_to("svc", late));
+  s.sched->run();
+  REQUIRE(late);
+  CHECK(late->code == static_cast<int>(error_code::actor_restarted));
+  CHECK_FALSE(late->reached);
+}
+
+TEST_CASE("breaker: an attempt the connector never took is retried (it did not reach the service), once",
+          "[breaker]") {
+  simulated s;
+  auto ran = std::make_shared<std::vector<std::string>>();
+  auto first = answering_connector(s, ran, "first");
+  auto second = answering_connector(s, ran, "second");
+  s.spawned.push_back(second);
+  s.env->names.put(connector_name("svc"), first);
+  service_config svc;
+  svc.name = "svc";
+  svc.settings.retry.attempts = 3;
+  svc.settings.retry.base_delay = 10ms;
+  svc.settings.retry.jitter = 0;
+  auto breaker = spawn_breaker(*s.sys, s.env, svc, false);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(breaker));
+  s.sched->run();
+
+  int answers = 0;
+  std::optional<downstream_outcome> outcome;
+  auto call = call_to("svc", outcome);
+  call->idempotent = false; // only a call that never reached the service may go again
+  call->on_done = [&](downstream_outcome o) {
+    ++answers;
+    outcome = std::move(o);
+  };
+  send_call(breaker, call);
+  // The breaker runs first and hands the attempt to the connector, whose
+  // kill is already queued: the connector stops with the attempt unread.
+  caf::anon_send_exit(first, caf::exit_reason::kill);
+  s.sched->run_once();
+  s.sched->run();
+  CHECK(ran->empty());
+  CHECK_FALSE(outcome); // reported unsent: a retry is due
+  // The connector's successor takes the retry.
+  s.env->names.put(connector_name("svc"), second);
+  s.advance(100ms, 10ms);
+  REQUIRE(outcome);
+  CHECK(answers == 1);
+  CHECK(*ran == std::vector<std::string>{"second"});
+  CHECK(outcome->what == downstream_outcome::kind::result);
+}
+
+TEST_CASE("queue actor: work it never took (killed first, or gone) is refused, not lost", "[operations]") {
+  simulated s;
+  s.supervise({child_spec{queue_actor_name, [env = s.env](caf::actor_system& sys) {
+                            return caf::actor_cast<caf::actor>(spawn_queue(sys, env));
+                          }}});
+  auto queue = caf::actor_cast<queue_actor>(s.env->names.get(queue_actor_name));
+  REQUIRE(queue);
+  auto work = [](bool& started, std::optional<int>& refused) {
+    auto w = std::make_shared<queued_work>();
+    w->lane = "svc";
+    w->deadline = std::chrono::steady_clock::time_point::max();
+    w->start = [&started](std::function<void()>) { started = true; };
+    w->reject = [&refused](error_code code, std::string, value) { refused = static_cast<int>(code); };
+    return w;
+  };
+  bool started = false;
+  std::optional<int> refused;
+  caf::anon_send_exit(queue, caf::exit_reason::kill);
+  caf::anon_send(queue, atom::enqueue_v, work(started, refused));
+  s.sched->run();
+  CHECK_FALSE(started);
+  REQUIRE(refused);
+  CHECK(*refused == static_cast<int>(error_code::actor_restarted));
+
+  // Sent to the dead incarnation: the same.
+  bool started_late = false;
+  std::optional<int> refused_late;
+  caf::anon_send(queue, atom::enqueue_v, work(started_late, refused_late));
+  s.sched->run();
+  CHECK_FALSE(started_late);
+  REQUIRE(refused_late);
+  CHECK(*refused_late == static_cast<int>(error_code::actor_restarted));
+}
+
+TEST_CASE("cache actor: a lookup it never answers (killed first, or gone) is a miss, answered once", "[operations]") {
+  simulated s;
+  auto cache = spawn_cache(*s.sys, 100, 1 << 20);
+  const std::string key = "svc\ntools/call\n*\n{}";
+  caf::anon_send(cache, atom::put_v, key, value::make_object({{"n", 1}}), int64_t{60000}, int64_t{60000});
+  s.sched->run();
+  int answers = 0;
+  std::optional<cache_hit> got;
+  auto found = [&](std::optional<cache_hit> h) {
+    ++answers;
+    got = std::move(h);
+  };
+  look_up(cache, key, false, found);
+  s.sched->run();
+  CHECK(answers == 1); // a live cache answers once
+  CHECK(got);
+
+  answers = 0;
+  caf::anon_send_exit(cache, caf::exit_reason::kill);
+  look_up(cache, key, false, found);
+  s.sched->run();
+  CHECK(answers == 1);
+  CHECK_FALSE(got);
+
+  answers = 0;
+  look_up(cache, key, true, found); // the dead incarnation
+  s.sched->run();
+  CHECK(answers == 1);
+  CHECK_FALSE(got);
 }

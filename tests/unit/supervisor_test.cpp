@@ -253,6 +253,34 @@ TEST_CASE("supervisor: a killed nested supervisor takes over the children it lef
   CHECK(f.get("w") != w0);
 }
 
+TEST_CASE("supervisor: a child that stops while its supervisor is down is restarted and counted by the next one") {
+  deterministic f(5, 10s);
+  supervisor_spec root_spec = f.spec("root", {});
+  root_spec.children.push_back(nested_supervisor(f.env, f.spec("group", {child_spec{"w", spawn_plain_child}}), "root"));
+  auto root = spawn_root_supervisor(*f.sys, f.env, std::move(root_spec));
+  f.sched->run();
+  auto group = f.get("group");
+  auto w0 = f.get("w");
+  REQUIRE(w0);
+  // The group and then its child stop in the same round: the child's down
+  // message goes to the dead group, and the root restarts the group.
+  caf::anon_send_exit(group, caf::exit_reason::kill);
+  caf::anon_send_exit(w0, caf::exit_reason::kill);
+  f.sched->run();
+  auto w1 = f.get("w");
+  REQUIRE(w1);
+  CHECK(w1 != w0);
+  CHECK_FALSE(w1->getf(caf::abstract_actor::is_terminated_flag));
+  CHECK(f.env->restarts == 2); // one restart per kill
+  auto tree = f.env->actor_tree();
+  CHECK(tree["w"].running);
+  CHECK(tree["w"].restarts == 1);
+  CHECK(tree["w"].last_exit.find("kill") != std::string::npos);
+  // The new group supervises the new child.
+  CHECK(f.kill_registered("w"));
+  CHECK(f.env->restarts == 3);
+}
+
 TEST_CASE("session supervisor: a killed session's in-flight call is answered at once") {
   deterministic f(5, 10s);
   auto sup = spawn_session_supervisor(*f.sys, f.env);
