@@ -27,9 +27,12 @@ struct child_spec_options {
 };
 
 /// The variables of ours every child gets: what a program needs to find its
-/// tools, its home, its locale, its terminal and its time zone.
+/// tools, its home, its locale, its terminal and its time zone, and the
+/// sanitizer runtimes' options (a child built with a sanitizer reports where
+/// Bulwark's own reports go).
 inline constexpr const char* default_child_environment[] = {
-  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR"};
+  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR",
+  "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"};
 
 /// The environment a child started with `opts` gets, as NAME=VALUE strings;
 /// `ours` is ours (`environ`).

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { adminRequest, assert, harness, until } from './harness.mjs';
+import { adminRequest, assert, harness, scaled, until } from './harness.mjs';
 
 const CHROMIUM = process.env.BULWARK_CHROMIUM ?? '/usr/bin/chromium';
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../actors/admin_page.html');
@@ -44,9 +44,9 @@ const pageErrors = [];
 async function openPage(url) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(scaled(10_000));
   page.on('pageerror', (e) => pageErrors.push(String(e?.stack ?? e)));
-  await page.goto(url, { timeout: 15_000 });
+  await page.goto(url, { timeout: scaled(15_000) });
   return page;
 }
 
@@ -66,7 +66,7 @@ const actorRows = (page) =>
   })));
 
 async function closeBrowser() {
-  const bounded = (p) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
+  const bounded = (p) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, scaled(10_000)))]);
   if (browser) await bounded(browser.close());
   if (server) await bounded(server.close());
   browser = server = undefined;
@@ -86,20 +86,20 @@ await run.main(async () => {
   port = await startBulwark(['--config', cfgPath], 'front');
   base = `http://127.0.0.1:${port}`;
   await until('ready', async () => {
-    const res = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
+    const res = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(scaled(2000)) }).catch(() => null);
     return res?.status === 200;
   }, 20_000);
 
   assert(existsSync(CHROMIUM), `no browser at ${CHROMIUM}: tools/install-deps.sh --tests installs Debian's chromium`);
   // Started as a server so that its pid is known and killed with the rest.
-  server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: 30_000 });
+  server = await chromium.launchServer({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: scaled(30_000) });
   run.pids.push(server.process().pid);
-  browser = await chromium.connect(server.wsEndpoint(), { timeout: 20_000 });
+  browser = await chromium.connect(server.wsEndpoint(), { timeout: scaled(20_000) });
   console.log(`chromium ${browser.version()}`);
 
   try {
     await check('GET /admin serves the page as written, self-contained', async () => {
-      const res = await fetch(`${base}/admin`, { signal: AbortSignal.timeout(5000) });
+      const res = await fetch(`${base}/admin`, { signal: AbortSignal.timeout(scaled(5000)) });
       assert(res.status === 200, `status ${res.status}`);
       assert(/^text\/html/.test(res.headers.get('content-type') ?? ''), `content-type ${res.headers.get('content-type')}`);
       const html = await res.text();
@@ -265,7 +265,7 @@ await run.main(async () => {
     });
 
     await check('a screenshot of the page is written', async () => {
-      await page.screenshot({ path: screenshot, fullPage: true, timeout: 20_000 });
+      await page.screenshot({ path: screenshot, fullPage: true, timeout: scaled(20_000) });
       const png = readFileSync(screenshot);
       assert(png.subarray(1, 4).toString() === 'PNG', 'a PNG file');
       assert(statSync(screenshot).size > 30_000, `a real picture: ${statSync(screenshot).size} bytes`);

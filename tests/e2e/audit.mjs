@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { adminRequest, assert, harness, modernRequest, request, until } from './harness.mjs';
+import { adminRequest, assert, harness, modernRequest, request, scaled, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-audit-', watchdogMs: 110_000 });
 const { bulwark, dir, check, startBulwark } = run;
@@ -35,7 +35,7 @@ const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const secrets = [adminToken];
 
 function keys(...args) {
-  const r = spawnSync(bulwark, ['keys', ...args, '--config', cfgPath], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(bulwark, ['keys', ...args, '--config', cfgPath], { encoding: 'utf8', timeout: scaled(10_000) });
   assert(r.status === 0, `keys ${args.join(' ')}: ${r.status} ${r.stderr}`);
   return r.stdout.trim();
 }

@@ -23,7 +23,15 @@ import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  assert, harness, modernRequest as modern, openSession as openSessionWith, request, sessionCall as sessionCallWith, sleep, until,
+  assert,
+  harness,
+  modernRequest as modern,
+  openSession as openSessionWith,
+  request,
+  scaled,
+  sessionCall as sessionCallWith,
+  sleep,
+  until,
 } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-auth-', watchdogMs: 110_000 });
@@ -36,7 +44,7 @@ const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 
 /// `bulwark keys ...` with the test's config; bounded.
 function keys(...args) {
-  const r = spawnSync(bulwark, ['keys', ...args, '--config', cfgPath], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(bulwark, ['keys', ...args, '--config', cfgPath], { encoding: 'utf8', timeout: scaled(10_000) });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
@@ -271,7 +279,7 @@ await run.main(async () => {
       return x.status === 401 ? x : null;
     }, 5000);
     const took = Date.now() - t0;
-    assert(took < 3000, `refused after ${took} ms`);
+    assert(took < scaled(3000), `refused after ${took} ms`);
     assert(refused.headers.get('www-authenticate').includes('error="invalid_token"'), 'as an invalid token');
     const inSession = await sessionCall(port, k.doomed, sid, 'echo', { text: 'x' });
     assert(inSession.status === 401, `its session too: ${inSession.status}`);
@@ -308,7 +316,7 @@ await run.main(async () => {
   });
 
   await check('a non-loopback bind without authentication refuses to start, naming the setting', async () => {
-    const r = spawnSync(bulwark, ['--address', '0.0.0.0', '--port', '0'], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync(bulwark, ['--address', '0.0.0.0', '--port', '0'], { encoding: 'utf8', timeout: scaled(10_000) });
     assert(r.status !== 0 && r.status !== null, `exit status ${r.status} (signal ${r.signal})`);
     assert(/auth\.mode/.test(r.stderr) && /allowUnauthenticated|--allow-unauthenticated/.test(r.stderr), `message: ${r.stderr}`);
   });

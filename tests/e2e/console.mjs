@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { adminRequest, assert, harness, until } from './harness.mjs';
+import { adminRequest, assert, harness, scaled, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-console-' });
 const { bulwark, dir, check, startBulwark } = run;
@@ -113,7 +113,7 @@ function runPlain(args, env) {
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: still running after 20 s`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: still running after ${scaled(20)} s`)), scaled(20_000));
     child.on('error', reject);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -301,7 +301,7 @@ await run.main(async () => {
     down.send('\x04');
     const { code } = await Promise.race([
       down.exited,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('still running 5 s after Ctrl-D')), 5000)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`still running ${scaled(5)} s after Ctrl-D`)), scaled(5000))),
     ]);
     assert(code === 0, `Ctrl-D on an empty line leaves with status 0, not ${code}:\n${down.since(m)}`);
   });
@@ -310,7 +310,7 @@ await run.main(async () => {
     term.send('quit\r');
     const { code, signal } = await Promise.race([
       term.exited,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('still running 5 s after quit')), 5000)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`still running ${scaled(5)} s after quit`)), scaled(5000))),
     ]);
     assert(code === 0, `exit status ${code} (signal ${signal})`);
   });

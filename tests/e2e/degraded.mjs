@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { assert, callTool as call, harness, sleep, until } from './harness.mjs';
+import { assert, callTool as call, harness, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
@@ -36,7 +36,7 @@ const run = harness({
 const { check, startBulwark, stop, logs } = run;
 
 async function get(port, path) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(scaled(5000)) });
   return { status: res.status, text: await res.text() };
 }
 
@@ -238,7 +238,7 @@ try {
     ]);
     const took = Date.now() - t0;
     assert(answers.every((a) => a.result && !a.error), `all admitted: ${JSON.stringify(answers)}`);
-    assert(took >= 900 && took < 3000, `parked for about a second, took ${took} ms`);
+    assert(took >= 900 && took < scaled(3000), `parked for about a second, took ${took} ms`);
     // Beyond maxQueueWaitMs the call is refused after all.
     const many = await Promise.all(Array.from({ length: 8 }, (_, i) => call(parkPort, 'echo', { text: `m${i}` })));
     const refused = many.filter((a) => a.error?.code === -32010);

@@ -16,14 +16,14 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { assert, harness, sleep, until } from './harness.mjs';
+import { assert, harness, scaled, sleep, until } from './harness.mjs';
 
 const argv = process.argv.slice(2);
 const hostPath = resolve(argv[argv.indexOf('--host') + 1] ?? '');
 const run = harness({ bulwark: hostPath, scratch: 'bulwark-embed-', watchdogMs: 90_000 });
 const { check, logs } = run;
 
-const REQUEST_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = scaled(10_000);
 const reqOpts = { timeout: REQUEST_TIMEOUT_MS };
 // What the host configures for each tool's breaker.
 const FAILURES_TO_OPEN = 3;
@@ -56,7 +56,7 @@ async function callFails(client, name, args) {
 }
 
 async function metrics(port) {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(scaled(5000)) });
   return res.text();
 }
 
@@ -130,7 +130,7 @@ run.main(async () => {
     assert(d.reason === 'breaker_open' && d.breaker === 'open', `data ${JSON.stringify(d)}`);
     assert(err.message.includes('circuit breaker is open'), `message ${err.message}`);
     assert(d.retry_after > 0 && d.retry_after <= OPEN_SECONDS, `retry_after ${d.retry_after}`);
-    assert(took < 1000, `the fast failure took ${took} ms`);
+    assert(took < scaled(1000), `the fast failure took ${took} ms`);
     const text = await metrics(port);
     assert(/bulwark_actor_tool_breaker_state\{tool="stock"\} 1\b/.test(text), 'metrics: stock breaker not open');
     assert(/bulwark_actor_tool_failures_total\{reason="breaker_open",tool="stock"\} [1-9]/.test(text),
@@ -175,7 +175,7 @@ run.main(async () => {
   });
 
   await check('/health of the embedded runtime answers', async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(scaled(5000)) });
     const body = await res.json();
     assert(res.status === 200 && ['healthy', 'degraded', 'starting'].includes(body.status), `health: ${JSON.stringify(body)}`);
   });

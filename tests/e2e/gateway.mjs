@@ -163,7 +163,7 @@ try {
   });
   await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${frontPort}/mcp`)));
   const call = (name, a = {}, extra = {}) =>
-    client.callTool({ name, arguments: a }, undefined, { timeout: 10_000, ...extra });
+    client.callTool({ name, arguments: a }, undefined, { timeout: scaled(10_000), ...extra });
   const text = (r) => r.content?.[0]?.text;
   const allTools = async (c) => {
     const names = [];
@@ -233,7 +233,7 @@ try {
       const before = logMessages.length;
       const r = await call(`${svc}__test_tool_with_logging`);
       assert(!r.isError, 'the call failed');
-      await new Promise((r2) => setTimeout(r2, 100));
+      await until('the log messages', () => logMessages.length - before >= 3, 1000).catch(() => {});
       assert(logMessages.length - before >= 3, `only ${logMessages.length - before} log messages`);
     });
   }
@@ -286,7 +286,7 @@ try {
   });
 
   await check("a proxied call's time is split into the service's share and Bulwark's own", async () => {
-    const res = await fetch(`http://127.0.0.1:${frontPort}/metrics.json`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${frontPort}/metrics.json`, { signal: AbortSignal.timeout(scaled(5000)) });
     const m = await res.json();
     const series = (family) => m[family]?.series.find((s) => s.labels.service === 'everything');
     const up = series('bulwark_upstream_duration_seconds');
@@ -385,14 +385,14 @@ try {
       const t0 = Date.now();
       const err = await call('fx__fault_hang').then(() => null, (e) => e);
       assert(err && err.code === -32001, `timeout ${i}: expected -32001, got ${err?.code} ${err?.message}`);
-      assert(Date.now() - t0 < 3000, 'the timeout took too long');
+      assert(Date.now() - t0 < scaled(3000), 'the timeout took too long');
     }
     const t0 = Date.now();
     const err = await call('fx__fault_count', { key: 'open' }).then(() => null, (e) => e);
     assert(err && err.code === -32005, `expected -32005 while open, got ${err?.code} ${err?.message}`);
     assert(err.data?.breaker === 'open', `breaker state in data: ${JSON.stringify(err.data)}`);
     assert(err.data?.retry_after > 0, 'retry_after missing');
-    assert(Date.now() - t0 < 200, `failing fast took ${Date.now() - t0} ms`);
+    assert(Date.now() - t0 < scaled(200), `failing fast took ${Date.now() - t0} ms`);
   });
 
   await check('while the breaker is open a stale cached result answers, marked with its age', async () => {
@@ -463,7 +463,7 @@ try {
   // fixtures server, spoken to in either era: the front subscribes the
   // service while a client watches, and no longer once none does.
   const downCount = async (method) => {
-    const res = await fetch(`http://127.0.0.1:${webPort}/metrics.json`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${webPort}/metrics.json`, { signal: AbortSignal.timeout(scaled(5000)) });
     const m = await res.json();
     return (m.bulwark_requests_total?.series ?? [])
       .filter((x) => x.labels.method === method)
@@ -552,7 +552,7 @@ try {
     await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
     try {
       // The hung call times out (and opens the breaker): the message answers.
-      const r = await c.callTool({ name: 'fault_hang', arguments: {} }, undefined, { timeout: 10_000 });
+      const r = await c.callTool({ name: 'fault_hang', arguments: {} }, undefined, { timeout: scaled(10_000) });
       assert(r.isError === true && r.content?.[0]?.text === 'web is resting, try later', JSON.stringify(r));
       assert(r._meta?.['io.bulwark/fallback']?.service === 'web', JSON.stringify(r._meta));
       // A prompt or a completion cannot be answered by a tool result.
@@ -582,7 +582,7 @@ try {
     const c = new Client({ name: 'bulwark-budget-e2e', version: '1.0.0' }, { capabilities: {} });
     await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
     try {
-      const tool = (name, args = {}) => c.callTool({ name, arguments: args }, undefined, { timeout: 10_000 });
+      const tool = (name, args = {}) => c.callTool({ name, arguments: args }, undefined, { timeout: scaled(10_000) });
       // A denied call does not reach the service, so it costs no budget.
       for (let i = 0; i < 3; ++i) {
         const denied = await tool('fault_hang').then(() => null, (e) => e);

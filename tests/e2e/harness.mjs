@@ -78,7 +78,7 @@ export async function request(port, method, { body, headers = {}, path = '/mcp' 
     method,
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(scaled(10_000)),
   });
   const text = await res.text();
   let json = null;

@@ -6,8 +6,10 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import assert from 'node:assert/strict';
 
+import { scaled } from './harness.mjs';
+
 const bulwark = process.argv[process.argv.indexOf('--bulwark') + 1];
-const watchdog = setTimeout(() => { console.error('watchdog: test took too long'); finish(1); }, 60000);
+const watchdog = setTimeout(() => { console.error('watchdog: test took too long'); finish(1); }, scaled(60000));
 let server;
 let passed = 0;
 let failed = 0;
@@ -38,7 +40,7 @@ function start() {
 }
 
 /** Sends raw bytes; resolves with {status, headers, body} of the first response. */
-function raw(port, bytes, { timeoutMs = 3000 } = {}) {
+function raw(port, bytes, { timeoutMs = scaled(3000) } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     let buf = '';
@@ -155,7 +157,7 @@ try {
       const timer = setInterval(() => { if (i < bytes.length) sock.write(bytes[i++]); }, 1);
       sock.on('data', (d) => { buf += d; if (buf.includes('\r\n\r\n') && buf.includes('}}')) { clearInterval(timer); sock.destroy(); resolve(buf); } });
       sock.on('error', reject);
-      setTimeout(() => { clearInterval(timer); reject(new Error('no answer')); }, 20000);
+      setTimeout(() => { clearInterval(timer); reject(new Error('no answer')); }, scaled(20000));
     });
     assert.match(r, /^HTTP\/1\.1 200/);
     assert.match(r, /Mcp-Session-Id: [0-9a-f]{32}/);

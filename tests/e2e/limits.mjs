@@ -54,7 +54,7 @@ function config(name, value) {
 
 /// Sends raw bytes (from `localAddress`); resolves with the first response
 /// and whether the server then closed the connection.
-function raw(port, bytes, { localAddress = '127.0.0.1', timeoutMs = 5000, waitClose = false } = {}) {
+function raw(port, bytes, { localAddress = '127.0.0.1', timeoutMs = scaled(5000), waitClose = false } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     let buf = '';
@@ -101,7 +101,7 @@ function hold(port, localAddress = '127.0.0.1') {
 
 /// One HTTP request from `localAddress` (no connection reuse); resolves
 /// with status, headers and body text.
-function request(port, method, { body, headers = {}, localAddress = '127.0.0.1', timeoutMs = 10_000 } = {}) {
+function request(port, method, { body, headers = {}, localAddress = '127.0.0.1', timeoutMs = scaled(10_000) } = {}) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const req = http.request({
@@ -188,11 +188,11 @@ run.main(async () => {
       [{ sessions: { maxStreams: 1.5 } }, '$.sessions.maxStreams'],
     ];
     for (const [value, path] of cases) {
-      const r = spawnSync(bulwark, ['--config', config('bad.json', value), '--print-config'], { encoding: 'utf8', timeout: 10_000 });
+      const r = spawnSync(bulwark, ['--config', config('bad.json', value), '--print-config'], { encoding: 'utf8', timeout: scaled(10_000) });
       assert(r.status === 2, `${path}: exit ${r.status}`);
       assert(r.stderr.includes(path), `${path} not named: ${r.stderr}`);
     }
-    const ok = spawnSync(bulwark, ['--config', config('ok.json', settings), '--print-config'], { encoding: 'utf8', timeout: 10_000 });
+    const ok = spawnSync(bulwark, ['--config', config('ok.json', settings), '--print-config'], { encoding: 'utf8', timeout: scaled(10_000) });
     assert(ok.status === 0, `valid settings: ${ok.status} ${ok.stderr}`);
   });
 
@@ -231,18 +231,18 @@ run.main(async () => {
       sock.on('data', (d) => { buf += d; });
       sock.on('close', () => { clearInterval(tick); resolve({ buf, sent: i }); });
       sock.on('error', () => {});
-      setTimeout(() => { clearInterval(tick); sock.destroy(); reject(new Error('still open after 8 s')); }, 8000);
+      setTimeout(() => { clearInterval(tick); sock.destroy(); reject(new Error(`still open after ${scaled(8)} s`)); }, scaled(8000));
     });
     const took = Date.now() - t0;
     assert(/^HTTP\/1\.1 408/.test(r.buf), `answer: ${r.buf.slice(0, 80)}`);
-    assert(took >= 1800 && took < 5000, `closed after ${took} ms (read timeout 2 s, ${r.sent} bytes sent)`);
+    assert(took >= 1800 && took < scaled(5000), `closed after ${took} ms (read timeout 2 s, ${r.sent} bytes sent)`);
   });
 
   await check('a body that stops coming gets 408 within the read timeout', async () => {
     const t0 = Date.now();
-    const r = await raw(port, `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`, { timeoutMs: 6000, waitClose: true });
+    const r = await raw(port, `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`, { timeoutMs: scaled(6000), waitClose: true });
     assert(r.status === 408 && r.closed, `status ${r.status}, closed ${r.closed}`);
-    assert(Date.now() - t0 < 4500, `took ${Date.now() - t0} ms`);
+    assert(Date.now() - t0 < scaled(4500), `took ${Date.now() - t0} ms`);
   });
 
   await check('a keep-alive connection that keeps asking stays open; idle, it closes when the idle timeout ends', async () => {
@@ -269,14 +269,14 @@ run.main(async () => {
         assert(!closedAt, `closed after ${i} requests`);
         assert(answers() === i, `${answers()} answers to ${i} requests`);
       }
-      while (!closedAt && Date.now() - lastAsk < 7000) await sleep(50);
+      while (!closedAt && Date.now() - lastAsk < scaled(7000)) await sleep(50);
       serverClosed = closedAt !== 0;
       idle = (closedAt || Date.now()) - lastAsk;
     } finally {
       sock.destroy();
     }
     assert(serverClosed, 'still open 7 s after the last request');
-    assert(idle >= 2800 && idle < 4500, `closed ${idle} ms after the last request (idle timeout 3 s)`);
+    assert(idle >= 2800 && idle < 3000 + scaled(1500), `closed ${idle} ms after the last request (idle timeout 3 s)`);
   });
 
   await check('sessions per identity: the third gets -32008, a DELETE frees a slot at once, another key has its own', async () => {
@@ -314,7 +314,7 @@ run.main(async () => {
     // Two calls whose answers become streams (progress) fill the limit.
     const streaming = [0, 1].map(() => sessionCall(port, sid, 'sleep', { ms: 1500 }, { progress: true }));
     await sleep(500);
-    const get = await request(port, 'GET', { headers: { ...headers, accept: 'text/event-stream' }, timeoutMs: 3000 });
+    const get = await request(port, 'GET', { headers: { ...headers, accept: 'text/event-stream' }, timeoutMs: scaled(3000) });
     assertLimitError(get, 429, 'streams');
     const third = await sessionCall(port, sid, 'sleep', { ms: 300 }, { progress: true });
     assert(third.status === 200 && third.headers['content-type'].startsWith('application/json'), `third: ${third.headers['content-type']}`);
@@ -384,7 +384,7 @@ run.main(async () => {
   ];
   for (const [what, bytes, status] of framing) {
     await check(`${what} -> ${status}, one answer, connection closed`, async () => {
-      const r = await raw(port, bytes, { waitClose: true, timeoutMs: 4000 });
+      const r = await raw(port, bytes, { waitClose: true, timeoutMs: scaled(4000) });
       assert(r.status === status, `status ${r.status}: ${r.head}`);
       assert(/connection: close/i.test(r.head), `no Connection: close: ${r.head}`);
       assert(r.closed, 'the connection stayed open');

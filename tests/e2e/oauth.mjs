@@ -23,7 +23,7 @@ import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, harness, modernRequest, openSession, request, sessionCall, startProxy, until } from './harness.mjs';
+import { assert, harness, modernRequest, openSession, request, scaled, sessionCall, startProxy, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-oauth-', watchdogMs: 110_000 });
 const { dir, check, startBulwark } = run;
@@ -236,7 +236,7 @@ await run.main(async () => {
     const start = (oauth) => {
       const p = join(dir, 'bad.json');
       writeFileSync(p, JSON.stringify({ auth: { mode: 'oauth', oauth }, http: { port: 0 } }));
-      return spawnSync(run.bulwark, ['--config', p], { encoding: 'utf8', timeout: 10_000 });
+      return spawnSync(run.bulwark, ['--config', p], { encoding: 'utf8', timeout: scaled(10_000) });
     };
     const noIssuer = start({ resource, jwksFile });
     assert(noIssuer.status === 2 && /\$\.auth\.oauth\.issuer/.test(noIssuer.stderr), `no issuer: ${noIssuer.status} ${noIssuer.stderr}`);

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { adminRequest, assert, callTool, harness, until } from './harness.mjs';
+import { adminRequest, assert, callTool, harness, scaled, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-redaction-' });
 const { bulwark, dir, check, startBulwark, logs } = run;
@@ -39,7 +39,7 @@ const post = async (body, headers = {}) => {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(scaled(10_000)),
   });
   return { status: res.status, text: await res.text() };
 };

@@ -29,7 +29,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { adminRequest, assert, callTool as call, harness, sleep, until } from './harness.mjs';
+import { adminRequest, assert, callTool as call, harness, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const redisServer = args.includes('--redis-server') ? args[args.indexOf('--redis-server') + 1] : 'redis-server';
@@ -97,7 +97,7 @@ async function countKeys(pattern) {
 }
 
 async function health(port) {
-  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(scaled(5000)) });
   return res.json();
 }
 
@@ -116,7 +116,7 @@ async function post2025(port, body, sessionId, headers = {}) {
       ...headers,
     },
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(scaled(10_000)),
   });
   const raw = await res.text();
   let messages = [];
@@ -344,7 +344,7 @@ run.main(async () => {
     assert(orphan.status === 200 && orphan.json?.result?.tools, `d's session on a after d died: ${orphan.status}`);
     // Ended through one instance, it is gone on all.
     const del = await fetch(`http://127.0.0.1:${ports[1]}/mcp`, {
-      method: 'DELETE', headers: { 'mcp-session-id': sid }, signal: AbortSignal.timeout(5000),
+      method: 'DELETE', headers: { 'mcp-session-id': sid }, signal: AbortSignal.timeout(scaled(5000)),
     });
     assert(del.status === 200 || del.status === 204, `DELETE on b: ${del.status}`);
     await until('the session gone on a', async () =>

@@ -27,6 +27,8 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
 
+import { scaled } from './harness.mjs';
+
 // ---------------------------------------------------------------- arguments
 
 function parseArgs(argv) {
@@ -56,11 +58,11 @@ const opts = parseArgs(process.argv.slice(2));
 
 // Bounds. REQUEST_TIMEOUT_MS caps every single SDK request so one stuck call
 // fails its own check instead of eating the global budget.
-const WATCHDOG_MS = 60_000;
-const STARTUP_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 10_000;
+const WATCHDOG_MS = scaled(60_000);
+const STARTUP_TIMEOUT_MS = scaled(10_000);
+const REQUEST_TIMEOUT_MS = scaled(10_000);
 const CANCEL_AFTER_MS = 200;
-const CANCEL_DEADLINE_MS = 3_000;
+const CANCEL_DEADLINE_MS = scaled(3_000);
 const ABORT_REASON = 'e2e-abort-sleep';
 // sleep reports progress every tenth of its time: 2000 ms for 20000 ms. If the
 // server kept running a cancelled sleep, its first progress would come by then.
@@ -334,7 +336,7 @@ async function runChecks(client) {
     assert.notEqual(result.isError, true);
     // Notifications ride the same stream as the response and are sent first,
     // but give a stray late one a moment rather than racing it.
-    const deadline = Date.now() + 1000;
+    const deadline = Date.now() + scaled(1000);
     while (logMessages.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(logMessages.length >= 3, `only ${logMessages.length} log messages: ${JSON.stringify(logMessages)}`);
     for (const m of logMessages.slice(0, 3)) {
@@ -369,7 +371,7 @@ async function runChecks(client) {
       // Longer request timeout than the sleep, so only the abort can end it
       // early. onprogress gives the call a progress token, so a sleep the
       // server failed to stop would show up as stray progress (next check).
-      { signal: ac.signal, timeout: 30_000, onprogress: () => {} },
+      { signal: ac.signal, timeout: scaled(30_000), onprogress: () => {} },
     );
     const timer = setTimeout(() => ac.abort(ABORT_REASON), CANCEL_AFTER_MS);
     try {
@@ -455,7 +457,7 @@ async function main() {
   } finally {
     try {
       // Bounded: a hung close must not hold the run.
-      await Promise.race([client.close(), new Promise((r) => setTimeout(r, 5000).unref())]);
+      await Promise.race([client.close(), new Promise((r) => setTimeout(r, scaled(5000)).unref())]);
     } catch {
       // closing is best effort; the kill below is what matters
     }
@@ -463,7 +465,7 @@ async function main() {
     killServer();
     if (serverPid != null) {
       // Make sure it is really gone; escalate if SIGTERM was not enough.
-      const deadline = Date.now() + 3000;
+      const deadline = Date.now() + scaled(3000);
       while (isAlive(serverPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (isAlive(serverPid)) {
         try {

@@ -189,12 +189,12 @@ run.main(async () => {
       [{ http: { writeQueueLimitBytes: 2 ** 31 } }, '$.http.writeQueueLimitBytes'],
     ];
     for (const [value, path] of cases) {
-      const r = spawnSync(bulwark, ['--config', config('bad.json', value), '--print-config'], { encoding: 'utf8', timeout: 10_000 });
+      const r = spawnSync(bulwark, ['--config', config('bad.json', value), '--print-config'], { encoding: 'utf8', timeout: scaled(10_000) });
       assert(r.status === 2, `${path}: exit ${r.status}`);
       assert(r.stderr.includes(path), `${path} not named: ${r.stderr}`);
     }
     const ok = spawnSync(bulwark, ['--config', config('ok.json', { http: { ...base, ...writeSettings } }), '--print-config'],
-      { encoding: 'utf8', timeout: 10_000 });
+      { encoding: 'utf8', timeout: scaled(10_000) });
     // Without them, the attacks below still run, with the server's defaults.
     supported = ok.status === 0;
     assert(supported, `valid settings: exit ${ok.status} ${ok.stderr.trim()}`);

@@ -16,7 +16,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } fr
 import http from 'node:http';
 import { join } from 'node:path';
 
-import { assert, harness, sleep } from './harness.mjs';
+import { assert, harness, scaled, sleep } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-slowloris-', watchdogMs: 75_000 });
 const { dir, check, startBulwark } = run;
@@ -49,7 +49,7 @@ function call(port, text) {
   const t0 = performance.now();
   return new Promise((resolve) => {
     const req = http.request({
-      host: '127.0.0.1', port, path: '/mcp', method: 'POST', localAddress: '127.0.0.2', agent: false, timeout: 5000,
+      host: '127.0.0.1', port, path: '/mcp', method: 'POST', localAddress: '127.0.0.2', agent: false, timeout: scaled(5000),
       headers: {
         'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(body),
         'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo',
@@ -85,7 +85,7 @@ function slowloris(port, seconds, prefix) {
   run.pids.push(child.pid);
   child.stdout.on('data', (d) => { attackerOut = (attackerOut + d).slice(-4000); });
   child.stderr.on('data', (d) => { attackerOut = (attackerOut + d).slice(-4000); });
-  const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 5) * 1000);
+  const killer = setTimeout(() => child.kill('SIGKILL'), seconds * 1000 + scaled(5000));
   const done = new Promise((r) => child.once('exit', r)).then(() => clearTimeout(killer));
   return { child, done };
 }
@@ -96,7 +96,7 @@ const quantile = (xs, q) => {
 };
 
 run.main(async () => {
-  const found = spawnSync(slowhttptest, ['-h'], { encoding: 'utf8', timeout: 5000 });
+  const found = spawnSync(slowhttptest, ['-h'], { encoding: 'utf8', timeout: scaled(5000) });
   assert(!found.error, `slowhttptest is not installed (tools/install-deps.sh --tests): ${found.error?.message}`);
 
   const cfg = join(dir, 'slowloris.json');
@@ -159,8 +159,8 @@ run.main(async () => {
   await check('every call of the normal client succeeded during the attack, with bounded latency', async () => {
     assert(results.length >= 50, `only ${results.length} calls`);
     assert(failed.length === 0, `${failed.length} failed, e.g. ${failed[0]?.why}`);
-    assert(Math.max(...lat) < 2000, `slowest call took ${Math.max(...lat).toFixed(0)} ms`);
-    assert(quantile(lat, 0.5) < 250, `median ${quantile(lat, 0.5).toFixed(0)} ms`);
+    assert(Math.max(...lat) < scaled(2000), `slowest call took ${Math.max(...lat).toFixed(0)} ms`);
+    assert(quantile(lat, 0.5) < scaled(250), `median ${quantile(lat, 0.5).toFixed(0)} ms`);
   });
 
   await check('the server held no more connections than its limits allow and closed the slow ones', async () => {
@@ -173,13 +173,13 @@ run.main(async () => {
 
   await check('healthy afterwards: health, a call, and the sockets back to idle', async () => {
     let left = sockets(pid);
-    for (let i = 0; i < 50 && left > idle + 2; i++) {
+    for (let i = 0; i < scaled(50) && left > idle + 2; i++) {
       await sleep(100);
       left = sockets(pid);
     }
-    assert(left <= idle + 2, `${left} sockets open 5 s after the attack (idle ${idle})`);
+    assert(left <= idle + 2, `${left} sockets open ${scaled(5)} s after the attack (idle ${idle})`);
     const health = await new Promise((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port, path: '/health', agent: false, timeout: 3000 }, (res) => {
+      http.get({ host: '127.0.0.1', port, path: '/health', agent: false, timeout: scaled(3000) }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode));
       }).on('error', reject);

@@ -16,7 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, callTool, harness, until } from './harness.mjs';
+import { assert, callTool, harness, scaled, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-validation-' });
 const { bulwark, dir, check, startBulwark, logs } = run;
@@ -30,7 +30,7 @@ async function session(p) {
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
                  ...(sid ? { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } : {}) },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(scaled(10_000)),
     });
     const text = await res.text();
     const ct = res.headers.get('content-type') ?? '';

@@ -226,7 +226,7 @@ TEST_CASE("config: a misspelt key is named, and type must agree with command or 
 TEST_CASE("a stdio child gets the default variables, the ones named, and its own env; nothing else") {
   std::string vars[] = {"PATH=/usr/bin", "HOME=/home/b", "LANG=C.UTF-8", "BULWARK_ADMIN_TOKEN=t0ken",
                         "BULWARK_REDIS=redis://:pw@h", "NODE_OPTIONS=--x", "AWS_SECRET_ACCESS_KEY=k", "TZ=UTC",
-                        "A=ours"};
+                        "A=ours", "UBSAN_OPTIONS=log_path=/r/ubsan"};
   std::vector<char*> ours;
   for (auto& v : vars)
     ours.push_back(v.data());
@@ -237,7 +237,8 @@ TEST_CASE("a stdio child gets the default variables, the ones named, and its own
   auto env = child_environment(o, ours.data());
   std::sort(env.begin(), env.end());
   CHECK(env == std::vector<std::string>{"A=theirs", "HOME=/home/b", "LANG=C.UTF-8", "MEMORY_FILE_PATH=/m",
-                                         "NODE_OPTIONS=--x", "PATH=/usr/bin", "TZ=UTC"});
+                                         "NODE_OPTIONS=--x", "PATH=/usr/bin", "TZ=UTC",
+                                         "UBSAN_OPTIONS=log_path=/r/ubsan"});
   o.inherit.clear();
   env = child_environment(o, ours.data());
   CHECK(std::find(env.begin(), env.end(), "NODE_OPTIONS=--x") == env.end());
