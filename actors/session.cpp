@@ -1119,6 +1119,15 @@ void session_state::open_stream(sink_ptr sink, const std::string& last_event_id)
           sink->deliver(std::move(out));
         }
       }
+      // The stream of a call that still runs goes on on this connection:
+      // what the call sends from now on, its response last, comes here and
+      // not to the POST connection the client lost (which nobody reads).
+      // Then this is that call's stream, not the session's GET stream.
+      for (auto& [serial, r] : calls)
+        if (r.stream == stream && r.streamed && !r.call->client().stateless) {
+          r.sink = std::move(sink);
+          return;
+        }
     }
   }
   get_stream = std::move(sink);
