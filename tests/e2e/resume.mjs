@@ -7,8 +7,8 @@
 //   node tests/e2e/resume.mjs --bulwark build/bulwark
 //
 // Checks: a GET with the id of an event in the middle of a finished POST
-// stream replays exactly the events after it, the response last, none twice
-// and none missing, and ends (at once when the client had the response); a client that loses the POST stream while the call runs
+// stream replays exactly the events after it (none of another stream), the
+// response last, none twice and none missing, and ends (at once when the client had the response); a client that loses the POST stream while the call runs
 // gets the rest of it, the response included, on the GET that resumes it,
 // which ends after the response;
 // a GET stream resumed from an event in its middle replays exactly the
@@ -102,6 +102,11 @@ await run.main(async () => {
     assert(all.length === 11, `ten progress notifications and the response: ${JSON.stringify(all)}`);
     assert(all.every((e) => e.id) && new Set(all.map((e) => e.id)).size === 11, `each event has its own id: ${all.map((e) => e.id)}`);
     assert(all[10].data.id === id && all[10].data.result, 'the response comes last');
+    // Another stream of the same session, whose events must not be replayed.
+    const other = await sse(port, 'POST', session(sid), sleepCall(nextId++, 100));
+    await other.done;
+    assert(other.events.length === 11 && other.events[0].id.split('-')[0] !== all[0].id.split('-')[0],
+           `another stream: ${other.events.map((e) => e.id)}`);
     const last = all[3].id;
     const resumed = await sse(port, 'GET', { ...session(sid), 'last-event-id': last });
     await collect(resumed, 7, 'the replay');
