@@ -393,6 +393,10 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
     st.services = services;
     st.sw = degraded_switch(settings.enter_checks, settings.exit_after);
     st.started = self->clock().now();
+    // The latency window's first edge: a request served before the first
+    // check counts in every window that spans it, not in the first alone.
+    if (env->latency)
+      st.latency.emplace_back(st.started, env->latency->snapshot());
     // A restarted health supervisor keeps the mode the server is in.
     if (env->degraded.load())
       for (uint32_t i = 0; i < std::max<uint32_t>(1, settings.enter_checks); ++i)

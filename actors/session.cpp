@@ -1081,8 +1081,10 @@ void session_state::end_call(uint64_t serial, outbound out) {
     return;
   auto& r = i->second;
   out.what = outbound::kind::response;
-  if (r.streamed && !r.call->client().stateless && !out.silent)
+  if (r.streamed && !r.call->client().stateless && !out.silent) {
     out.event_id = next_event_id(r.stream, out.body);
+    rec->streams[r.stream].ended = true;
+  }
   r.sink->deliver(std::move(out));
   r.call->detach();
   if (r.streamed && !r.call->client().stateless && rec->response_streams > 0)
@@ -1109,16 +1111,40 @@ void session_state::open_stream(sink_ptr sink, const std::string& last_event_id)
       uint64_t stream = std::strtoull(last_event_id.substr(0, dash).c_str(), nullptr, 10);
       uint64_t seq = std::strtoull(last_event_id.substr(dash + 1).c_str(), nullptr, 10);
       if (auto s = rec->streams.find(stream); s != rec->streams.end()) {
-        for (auto& [n, body] : s->second.events) {
+        const auto& events = s->second.events;
+        for (auto& [n, body] : events) {
           if (n <= seq)
             continue;
           outbound out;
           out.what = outbound::kind::notification;
           out.body = body;
           out.event_id = std::to_string(stream) + "-" + std::to_string(n);
+          // The response that ended a POST's stream ends the resumed one.
+          if (s->second.ended && n == events.back().first)
+            out.what = outbound::kind::response;
           sink->deliver(std::move(out));
         }
+        if (s->second.ended) {
+          // A finished POST stream: nothing follows its response, and the
+          // session's GET stream (if open) stays the one it is.
+          if (events.empty() || events.back().first <= seq) {
+            outbound out;
+            out.what = outbound::kind::response;
+            out.silent = true; // the client had it all: end at once
+            sink->deliver(std::move(out));
+          }
+          return;
+        }
       }
+      // The stream of a call that still runs goes on on this connection:
+      // what the call sends from now on, its response last, comes here and
+      // not to the POST connection the client lost (which nobody reads).
+      // Then this is that call's stream, not the session's GET stream.
+      for (auto& [serial, r] : calls)
+        if (r.stream == stream && r.streamed && !r.call->client().stateless) {
+          r.sink = std::move(sink);
+          return;
+        }
     }
   }
   get_stream = std::move(sink);

@@ -54,6 +54,9 @@ using inbound_ptr = std::shared_ptr<inbound>;
 struct event_stream {
   uint64_t next_seq = 1;
   std::deque<std::pair<uint64_t, std::string>> events; ///< (seq, message), bounded
+  /// A POST's stream whose last event is the response: a resumption ends
+  /// after replaying it.
+  bool ended = false;
 };
 
 /// What a 2025-era session remembers across restarts of its actor.
