@@ -673,7 +673,7 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
   }
   if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated")
     if (st.hooks->changed)
-      st.hooks->changed(st.svc.name, method);
+      st.hooks->changed(st.svc.name, method, params["uri"].is_string() ? params["uri"].as_string() : std::string());
   if (method == "notifications/tools/list_changed") {
     fetch_list(self, "tools/list", value());
   } else if (method == "notifications/resources/list_changed") {

@@ -227,6 +227,7 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     cs.millis("ttlMs", st.cache_ttl, 0, 86400000LL * 7);
     cs.millis("maxStaleMs", st.max_stale, 0, 86400000LL * 7);
     cs.strings("tools", st.cacheable_tools);
+    cs.boolean("resources", st.cache_resources);
     std::string scope;
     cs.str("scope", scope);
     if (scope == "public")

@@ -14,8 +14,9 @@
 // service that owns the prompt or template; the breaker opening on
 // timeouts, failing fast while open and closing after a half-open probe; the
 // static fallback message; a downstream writing garbage; a killed child
-// restarted; a non-idempotent call that timed out executed exactly once.
-// Every process is killed by pid.
+// restarted; a non-idempotent call that timed out executed exactly once;
+// resource reads cached per URI and dropped on resources/updated (that URI)
+// and resources/list_changed (all). Every process is killed by pid.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -661,6 +662,50 @@ try {
     assert(code === 1, `exit code ${code}; its log:\n${stderr.slice(-2000)}`);
     assert(/gateway refused to start.*name clash \(prefix mode never\): tool '\w+' is offered by both service one and service two/.test(stderr), stderr.slice(-400));
   });
+
+  await check('resource reads are cached per URI; resources/updated drops that URI only, list_changed every read', async () => {
+    const cfg = join(dir, 'notes.json');
+    writeFileSync(cfg, JSON.stringify({
+      mcpServers: { notes: { command: process.execPath, args: [join(here, 'resource_server.mjs')] } },
+      services: { notes: { cache: { ttlMs: 60000 } } },
+      gateway: { prefix: 'never' },
+    }));
+    const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], 'notes');
+    const c = new Client({ name: 'bulwark-notes-e2e', version: '1.0.0' }, { capabilities: {} });
+    await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+    try {
+      const read = async (uri) => {
+        const r = await c.readResource({ uri }, { timeout: 10_000 });
+        return { text: r.contents?.[0]?.text, cached: r._meta?.['io.bulwark/cache'] };
+      };
+      const tool = (name, args = {}) => c.callTool({ name, arguments: args }, undefined, { timeout: 10_000 });
+      for (const uri of ['note://a', 'note://b']) {
+        const first = await read(uri);
+        assert(first.text === `${uri} v1` && !first.cached, `first read of ${uri} from the service: ${JSON.stringify(first)}`);
+      }
+      // A change the service does not tell of stays unseen until the TTL ends.
+      await tool('bump_quietly', { uri: 'note://a' });
+      const kept = await read('note://a');
+      assert(kept.text === 'note://a v1' && kept.cached?.stale === false, `the read is answered from the cache: ${JSON.stringify(kept)}`);
+      // The service says note://a changed (before answering the tool): its copy goes, note://b's stays.
+      await tool('bump', { uri: 'note://a' });
+      const fresh = await read('note://a');
+      assert(fresh.text === 'note://a v3' && !fresh.cached, `after resources/updated the read is fresh: ${JSON.stringify(fresh)}`);
+      const again = await read('note://a');
+      assert(again.text === 'note://a v3' && again.cached?.stale === false, `and cached again: ${JSON.stringify(again)}`);
+      await tool('bump_quietly', { uri: 'note://b' });
+      const other = await read('note://b');
+      assert(other.text === 'note://b v1' && other.cached?.stale === false, `another URI's copy is kept: ${JSON.stringify(other)}`);
+      // A changed resource list drops every read of the service.
+      await tool('relist');
+      const relisted = await read('note://b');
+      assert(relisted.text === 'note://b v2' && !relisted.cached, `after list_changed the read is fresh: ${JSON.stringify(relisted)}`);
+    } finally {
+      await c.close();
+      await run.stop('notes');
+    }
+  });
+
 } catch (e) {
   run.failed++;
   console.log(`FAIL setup: ${e?.stack ?? e}\n${logs.slice(-30).join('\n')}`);
