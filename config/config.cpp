@@ -434,6 +434,7 @@ void parse_operations(section& top, config& cfg) {
     else if (!mode.empty())
       bad("$.rateLimits.onLimit", "must be \"refuse\" or \"queue\"");
     sec.millis("maxQueueWaitMs", ops.max_limit_wait, 1, 3600000);
+    sec.integer("maxTrackedCallers", ops.max_tracked_callers, 1, 100000000);
   }
   auto check_tier = [&](const std::string& path, const std::string& tier) {
     if (!tier.empty() && !ops.limits.tiers.count(tier))

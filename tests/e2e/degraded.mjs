@@ -12,7 +12,8 @@
 // an alert reaches the webhook; the downstream comes back on its port; the
 // breaker closes; degraded mode switches off. Forced on through the admin
 // API, degraded mode sheds LOW calls and halves the rate budgets, and
-// leaving it undoes both. `/health`, `/ready` and
+// leaving it undoes both; `rateLimits.maxTrackedCallers` bounds the callers
+// the limiter keeps. `/health`, `/ready` and
 // `/metrics` are read at each step, and `/metrics` is parsed line by line as
 // Prometheus text. Every process is killed by pid.
 
@@ -22,7 +23,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { adminRequest, assert, callTool as call, harness, sleep, until } from './harness.mjs';
+import { adminRequest, assert, callTool as call, harness, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
@@ -382,6 +383,48 @@ try {
   });
   await stop('shed');
 
+  await check('rateLimits.maxTrackedCallers: a caller past the cap is refused as global; tracked ones go on; idle ones make room', async () => {
+    const cap = 5;
+    const keys = Array.from({ length: 12 }, (_, i) => `tracked-caller-${i}`);
+    const capPath = join(dir, 'cap.json');
+    writeFileSync(capPath, JSON.stringify({
+      http: { port: 0 },
+      health: { intervalMs: 50 },
+      rateLimits: { tiers: { quick: { perSecond: 5 } }, maxTrackedCallers: cap,
+                    keys: Object.fromEntries(keys.map((k) => [createHash('sha256').update(k).digest('hex'), { tier: 'quick' }])) },
+    }));
+    const capPort = await startBulwark(['--config', capPath], 'cap');
+    const as = (k) => call(capPort, 'echo', { text: k }, { authorization: `Bearer ${k}` });
+    // The limiter as the last health check (every 50 ms) saw it.
+    const tracked = async () => {
+      await sleep(scaled(150));
+      return JSON.parse((await get(capPort, '/admin/api/limits')).text).keys;
+    };
+    for (const k of keys.slice(0, cap)) {
+      const r = await as(k);
+      assert(r.result && !r.result.isError, `${k} is admitted below the cap: ${JSON.stringify(r)}`);
+    }
+    assert(await tracked() === cap, `${cap} callers tracked`);
+    // Their buckets are not full yet: nobody can be forgotten, so newcomers wait.
+    for (const k of keys.slice(cap)) {
+      const r = await as(k);
+      assert(r.error?.code === -32010 && r.error.data.limit === 'global'
+             && r.error.data.description?.includes(`too many distinct callers at once (${cap})`)
+             && r.error.data.retry_after_seconds >= 1,
+             `${k} past the cap is refused as global: ${JSON.stringify(r)}`);
+    }
+    assert(await tracked() === cap, `still ${cap} callers tracked after ${keys.length - cap} newcomers`);
+    const known = await as(keys[0]);
+    assert(known.result && !known.result.isError, `a tracked caller goes on: ${JSON.stringify(known)}`);
+    // Full again (5/s refills a token in 200 ms) and a second after the last
+    // sweep, idle callers are forgotten and a newcomer gets a place.
+    await sleep(scaled(1200));
+    const newcomer = await as(keys[cap]);
+    assert(newcomer.result && !newcomer.result.isError, `a newcomer after idle callers are forgotten: ${JSON.stringify(newcomer)}`);
+    const now = await tracked();
+    assert(now >= 1 && now <= cap, `at most ${cap} callers tracked: ${now}`);
+    await stop('cap');
+  });
 } catch (e) {
   run.failed++;
   console.log(`FAIL setup: ${e?.stack ?? e}`);
