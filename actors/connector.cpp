@@ -46,6 +46,9 @@ struct connector_state {
   std::unique_ptr<child_process> child;
   restart_intensity intensity{5, seconds(60)};
   uint32_t backoff_step = 0;
+  /// Set while the restarts are spent: no start before then, so calls are
+  /// answered at once instead of waiting for a start that is not coming.
+  std::optional<steady_clock::time_point> resting_until;
 
   // HTTP
   std::unique_ptr<http_client> http;
@@ -308,6 +311,18 @@ std::string shown_url(const std::string& url) {
   return query == std::string::npos ? out : out.substr(0, query);
 }
 
+/// The answer to a call while the restarts are spent: the service is
+/// unavailable, why, and when it is started again.
+downstream_outcome resting_outcome(const connector_state& st) {
+  auto left = std::chrono::duration_cast<milliseconds>(*st.resting_until - steady_clock::now());
+  auto o = failure("service " + st.svc.name + " is unavailable: " + (st.problem.empty() ? "it failed" : st.problem)
+                     + "; it was restarted too often and is started again in "
+                     + std::to_string(std::max<long long>(1, (left.count() + 999) / 1000)) + " s",
+                   false);
+  o.retry_after = std::max(milliseconds(1000), left);
+  return o;
+}
+
 void schedule_restart(connector_pointer self) {
   auto& st = self->state;
   st.ph = connector_state::phase::down;
@@ -315,6 +330,12 @@ void schedule_restart(connector_pointer self) {
     log::error("service restarted too often; waiting one window",
                log_fields(st, {{"window_s", static_cast<long long>(st.hooks->child_restart_window.count())},
                                {"problem", st.problem}}));
+    st.resting_until = steady_clock::now() + st.hooks->child_restart_window;
+    for (auto* queue : {&st.waiting, &st.held}) {
+      for (auto& q : *queue)
+        self->send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt, resting_outcome(st));
+      queue->clear();
+    }
     self->delayed_send(self, st.hooks->child_restart_window, atom::start_v);
     return;
   }
@@ -673,7 +694,7 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
   }
   if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated")
     if (st.hooks->changed)
-      st.hooks->changed(st.svc.name, method);
+      st.hooks->changed(st.svc.name, method, params["uri"].is_string() ? params["uri"].as_string() : std::string());
   if (method == "notifications/tools/list_changed") {
     fetch_list(self, "tools/list", value());
   } else if (method == "notifications/resources/list_changed") {
@@ -801,6 +822,7 @@ void start(connector_pointer self) {
   auto& st = self->state;
   if (st.ph != connector_state::phase::down)
     return;
+  st.resting_until.reset();
   ++st.generation;
   if (st.change_stream && st.http)
     st.http->cancel(*st.change_stream);
@@ -886,6 +908,10 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       auto& st = self->state;
       if (st.ph == connector_state::phase::ready)
         return dispatch_call(self, attempt, call, reply_to);
+      if (st.ph == connector_state::phase::down && st.resting_until) {
+        self->send(caf::actor_cast<breaker_actor>(reply_to), atom::done_v, attempt, resting_outcome(st));
+        return;
+      }
       if (st.waiting.size() >= max_queued_calls) {
         auto o = failure("service " + st.svc.name + " is starting and its queue is full", false,
                          error_code::overloaded);

@@ -34,8 +34,9 @@ struct gateway_hooks {
   /// `atom::watch`.
   std::function<std::vector<std::string>(const std::string& service)> watched;
   /// The service said something changed (a list_changed or resource-updated
-  /// notification's method): cached results of it are dropped.
-  std::function<void(const std::string& service, const std::string& method)> changed;
+  /// notification's method, and the updated resource's URI): cached results
+  /// of it are dropped.
+  std::function<void(const std::string& service, const std::string& method, const std::string& uri)> changed;
   /// The service became ready (`problem` empty), or failed to start or to
   /// stay up, with why. Called on the connector's thread.
   std::function<void(const std::string& service, bool ready, const std::string& problem)> status;

@@ -166,8 +166,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       // Private results are kept per caller: one never sees another's.
       const auto* svc = this->service(service);
       bool shared = svc && svc->settings.cache_public;
-      key = service + "\n" + method + "\n" + (shared ? std::string("*") : c->client().identity) + "\n"
-            + canonical_json(params);
+      // A read is kept under its URI first, so that an update of that URI
+      // drops its copies for every caller (see hooks->changed).
+      std::string uri = method == "resources/read" && params["uri"].is_string() ? params["uri"].as_string() : "";
+      if (method != "resources/read" || (!uri.empty() && uri.find('\n') == std::string::npos))
+        key = service + "\n" + method + "\n" + (uri.empty() ? "" : uri + "\n")
+              + (shared ? std::string("*") : c->client().identity) + "\n" + canonical_json(params);
     }
     if (!key.empty()) {
       if (auto cache = rt.find(cache_actor_name)) {
@@ -1035,9 +1039,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     spec.title = str(r, "title");
     spec.description = str(r, "description");
     spec.mime_type = str(r, "mimeType");
+    // Reading changes nothing, so a read is cacheable whenever the service
+    // caches at all (unless `cache.resources` is false).
+    bool cacheable = s.settings.cache_ttl.count() > 0 && s.settings.cache_resources;
     spec.handler = route(s, "resources/read", [](const call_ptr& c) {
       return value::make_object({{"uri", c->arguments()["uri"]}});
-    }, true);
+    }, true, cacheable);
     return spec;
   }
 
@@ -1117,13 +1124,21 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     auto self = weak.lock();
     return self ? self->owned_watches(service) : std::vector<std::string>{};
   };
-  d.hooks->changed = [&rt](const std::string& service, const std::string& method) {
-    // What the service changed can no longer be answered from memory.
+  d.hooks->changed = [&rt](const std::string& service, const std::string& method, const std::string& uri) {
+    // What the service changed can no longer be answered from memory: a
+    // changed list drops every result of its kind, an updated resource the
+    // reads of its URI (for every caller).
     std::string what = method == "notifications/tools/list_changed"     ? "tools/call"
                        : method == "notifications/prompts/list_changed" ? "prompts/get"
                                                                         : "resources/read";
+    std::string prefix = service + "\n" + what + "\n";
+    if (method == "notifications/resources/updated") {
+      if (uri.empty() || uri.find('\n') != std::string::npos)
+        return; // no read of it was kept
+      prefix += uri + "\n";
+    }
     if (auto cache = rt.find(cache_actor_name))
-      caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, service + "\n" + what + "\n");
+      caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, prefix);
   };
   // Results of cacheable tools, and stale copies for degraded answers.
   auto ops = rt.options().ops;

@@ -48,9 +48,6 @@ struct limiter_state {
   caf::actor_clock::time_point last_sweep{};
 };
 
-/// Keys with buckets at most; see the admit handler.
-constexpr std::size_t max_tracked_keys = 100000;
-
 } // namespace
 
 limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
@@ -70,6 +67,7 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
         auto now = self->clock().now();
         // Many distinct keys (a flood of made-up bearer tokens) must not grow
         // the buckets without bound: forget full ones, then refuse newcomers.
+        const auto max_tracked_keys = env.opts.ops.max_tracked_callers;
         if (!t->request.tier.empty() && env.buckets->keys() >= max_tracked_keys) {
           if (now - self->state.last_sweep >= seconds(1)) {
             env.buckets->sweep(now);

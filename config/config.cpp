@@ -227,6 +227,7 @@ void parse_settings(const value& v, const std::string& path, service_settings& s
     cs.millis("ttlMs", st.cache_ttl, 0, 86400000LL * 7);
     cs.millis("maxStaleMs", st.max_stale, 0, 86400000LL * 7);
     cs.strings("tools", st.cacheable_tools);
+    cs.boolean("resources", st.cache_resources);
     std::string scope;
     cs.str("scope", scope);
     if (scope == "public")
@@ -433,6 +434,7 @@ void parse_operations(section& top, config& cfg) {
     else if (!mode.empty())
       bad("$.rateLimits.onLimit", "must be \"refuse\" or \"queue\"");
     sec.millis("maxQueueWaitMs", ops.max_limit_wait, 1, 3600000);
+    sec.integer("maxTrackedCallers", ops.max_tracked_callers, 1, 100000000);
   }
   auto check_tier = [&](const std::string& path, const std::string& tier) {
     if (!tier.empty() && !ops.limits.tiers.count(tier))

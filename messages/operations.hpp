@@ -92,6 +92,9 @@ struct operations_options {
   /// Park limited calls (up to `max_limit_wait`) instead of refusing them.
   bool queue_on_limit = false;
   std::chrono::milliseconds max_limit_wait{30000};
+  /// Distinct callers with buckets at most (a flood of keys must not grow
+  /// memory): beyond it, idle ones are forgotten and newcomers refused.
+  std::size_t max_tracked_callers = 100000;
 
   // -- priority queue (downstream calls) --
   queue_config queue;

@@ -59,6 +59,9 @@ struct service_settings {
   std::chrono::milliseconds cache_ttl{0}; ///< 0: results are not cached.
   std::chrono::milliseconds max_stale{300000};
   std::vector<std::string> cacheable_tools; ///< Besides tools with `readOnlyHint`.
+  /// Resource reads are cached too (with `cache_ttl`), per URI; an
+  /// update of the URI or a changed resource list drops them.
+  bool cache_resources = true;
   /// Cached results may be shared between callers ("public"); by default
   /// they are kept per caller ("private").
   bool cache_public = false;

@@ -10,7 +10,10 @@
 // a cacheable call is cached; the downstream is killed; the breaker opens;
 // degraded mode switches on; the cached call is answered stale and marked;
 // an alert reaches the webhook; the downstream comes back on its port; the
-// breaker closes; degraded mode switches off. `/health`, `/ready` and
+// breaker closes; degraded mode switches off. Forced on through the admin
+// API, degraded mode sheds LOW calls and halves the rate budgets, and
+// leaving it undoes both; `rateLimits.maxTrackedCallers` bounds the callers
+// the limiter keeps. `/health`, `/ready` and
 // `/metrics` are read at each step, and `/metrics` is parsed line by line as
 // Prometheus text. Every process is killed by pid.
 
@@ -20,7 +23,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { assert, callTool as call, harness, scaled, sleep, until } from './harness.mjs';
+import { adminRequest, assert, callTool as call, harness, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const bulwark = resolve(args[args.indexOf('--bulwark') + 1] ?? '');
@@ -307,6 +310,120 @@ try {
     }, 5000);
     assert(fresh.result.content[0].text.includes('simple text'), 'the service answered');
     await stop('inv');
+  });
+
+  // Degraded mode forced on and back to automatic through the admin API, on
+  // a front of its own: what it changes, and that leaving it undoes that.
+  const adminToken = 'admin-token-of-the-degraded-test';
+  const shedKeys = ['during-key', 'after-key'];
+  const shedPath = join(dir, 'shed.json');
+  writeFileSync(shedPath, JSON.stringify({
+    http: { port: 0 },
+    mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
+    gateway: { prefix: 'never' },
+    rateLimits: { tiers: { four: { perMinute: 4 } },
+                  keys: Object.fromEntries(shedKeys.map((k) => [createHash('sha256').update(k).digest('hex'), { tier: 'four' }])) },
+    health: { intervalMs: 100, exitAfterMs: 300, degradedBudgetScale: 0.5 },
+    admin: { tokenSha256: createHash('sha256').update(adminToken).digest('hex') },
+  }));
+  const shedPort = await startBulwark(['--config', shedPath], 'shed');
+  const admin = (method, path, body) => adminRequest(shedPort, adminToken, method, path, body);
+  const low = { 'io.bulwark/priority': 'low' };
+  const degradedNow = async (want) => {
+    if (want !== undefined)
+      assert((await admin('POST', 'degraded', { mode: want ? 'on' : 'auto' })).status === 200, 'the admin API switches');
+    return until(`degraded mode ${want ? 'on' : 'off'}`, async () => {
+      const h = await health(shedPort);
+      return h.body.degraded === !!want ? h : null;
+    });
+  };
+  // /admin/api/limits is the limiter as the last health check saw it.
+  const scale = (want) => until(`budgets at ${want}`, async () => (await admin('GET', 'limits')).body.scale === want, 5000);
+  await until('ready', async () => (await get(shedPort, '/ready')).status === 200);
+
+  await check('degraded mode sheds LOW calls (-32004) and runs NORMAL ones; leaving it runs LOW calls again', async () => {
+    await degradedNow(false);
+    const before = await call(shedPort, 'fault_count', { key: 'low-before' }, {}, low);
+    assert(before.result && !before.result.isError, `a LOW call runs while healthy: ${JSON.stringify(before)}`);
+    await degradedNow(true);
+    const shed = await call(shedPort, 'fault_count', { key: 'low-during' }, {}, low);
+    assert(shed.error?.code === -32004 && /low-priority work is shed/.test(shed.error.message)
+           && shed.error.data?.priority === 'low' && shed.error.data.retry_after_seconds >= 1,
+           `a LOW call is shed while degraded: ${JSON.stringify(shed)}`);
+    const normal = await call(shedPort, 'fault_count', { key: 'normal-during' });
+    assert(normal.result && !normal.result.isError, `a NORMAL call still runs: ${JSON.stringify(normal)}`);
+    await degradedNow(false);
+    const after = await call(shedPort, 'fault_count', { key: 'low-after' }, {}, low);
+    assert(after.result && !after.result.isError, `a LOW call runs again: ${JSON.stringify(after)}`);
+  });
+
+  await check('degraded mode halves the rate budgets (4/min admits 2); leaving it restores them (4)', async () => {
+    /// Calls test_simple_text as `key` until one is refused (at most 8);
+    /// returns how many were admitted and the refusal.
+    const budget = async (key) => {
+      for (let i = 0; i < 8; i++) {
+        const r = await call(shedPort, 'test_simple_text', {}, { authorization: `Bearer ${key}` });
+        if (r.error) return { admitted: i, refusal: r.error };
+        assert(r.result && !r.result.isError, `call ${i + 1} of ${key}: ${JSON.stringify(r)}`);
+      }
+      return { admitted: 8, refusal: null };
+    };
+    await scale(1);
+    await degradedNow(true);
+    await scale(0.5);
+    const during = await budget(shedKeys[0]);
+    assert(during.admitted === 2 && during.refusal?.code === -32010 && during.refusal.data.limit === 'user_quota'
+           && /50% while degraded/.test(during.refusal.data.description ?? ''),
+           `4/min at half: 2 admitted, then refused naming the scale: ${JSON.stringify(during)}`);
+    await degradedNow(false);
+    await scale(1);
+    const full = await budget(shedKeys[1]);
+    assert(full.admitted === 4 && full.refusal?.code === -32010 && !/degraded/.test(full.refusal.data.description ?? ''),
+           `4/min in full again: ${JSON.stringify(full)}`);
+  });
+  await stop('shed');
+
+  await check('rateLimits.maxTrackedCallers: a caller past the cap is refused as global; tracked ones go on; idle ones make room', async () => {
+    const cap = 5;
+    const keys = Array.from({ length: 12 }, (_, i) => `tracked-caller-${i}`);
+    const capPath = join(dir, 'cap.json');
+    writeFileSync(capPath, JSON.stringify({
+      http: { port: 0 },
+      health: { intervalMs: 50 },
+      rateLimits: { tiers: { quick: { perSecond: 5 } }, maxTrackedCallers: cap,
+                    keys: Object.fromEntries(keys.map((k) => [createHash('sha256').update(k).digest('hex'), { tier: 'quick' }])) },
+    }));
+    const capPort = await startBulwark(['--config', capPath], 'cap');
+    const as = (k) => call(capPort, 'echo', { text: k }, { authorization: `Bearer ${k}` });
+    // The limiter as the last health check (every 50 ms) saw it.
+    const tracked = async () => {
+      await sleep(scaled(150));
+      return JSON.parse((await get(capPort, '/admin/api/limits')).text).keys;
+    };
+    for (const k of keys.slice(0, cap)) {
+      const r = await as(k);
+      assert(r.result && !r.result.isError, `${k} is admitted below the cap: ${JSON.stringify(r)}`);
+    }
+    assert(await tracked() === cap, `${cap} callers tracked`);
+    // Their buckets are not full yet: nobody can be forgotten, so newcomers wait.
+    for (const k of keys.slice(cap)) {
+      const r = await as(k);
+      assert(r.error?.code === -32010 && r.error.data.limit === 'global'
+             && r.error.data.description?.includes(`too many distinct callers at once (${cap})`)
+             && r.error.data.retry_after_seconds >= 1,
+             `${k} past the cap is refused as global: ${JSON.stringify(r)}`);
+    }
+    assert(await tracked() === cap, `still ${cap} callers tracked after ${keys.length - cap} newcomers`);
+    const known = await as(keys[0]);
+    assert(known.result && !known.result.isError, `a tracked caller goes on: ${JSON.stringify(known)}`);
+    // Full again (5/s refills a token in 200 ms) and a second after the last
+    // sweep, idle callers are forgotten and a newcomer gets a place.
+    await sleep(scaled(1200));
+    const newcomer = await as(keys[cap]);
+    assert(newcomer.result && !newcomer.result.isError, `a newcomer after idle callers are forgotten: ${JSON.stringify(newcomer)}`);
+    const now = await tracked();
+    assert(now >= 1 && now <= cap, `at most ${cap} callers tracked: ${now}`);
+    await stop('cap');
   });
 } catch (e) {
   run.failed++;

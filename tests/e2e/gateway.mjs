@@ -14,8 +14,11 @@
 // service that owns the prompt or template; the breaker opening on
 // timeouts, failing fast while open and closing after a half-open probe; the
 // static fallback message; a downstream writing garbage; a killed child
-// restarted; a non-idempotent call that timed out executed exactly once.
-// Every process is killed by pid.
+// restarted; a non-idempotent call that timed out executed exactly once;
+// resource reads cached per URI and dropped on resources/updated (that URI)
+// and resources/list_changed (all); a stdio child that keeps crashing
+// (crashing_server.mjs) restarted childMaxRestarts times, then reported
+// down with -32005 answered at once. Every process is killed by pid.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -660,6 +663,95 @@ try {
     });
     assert(code === 1, `exit code ${code}; its log:\n${stderr.slice(-2000)}`);
     assert(/gateway refused to start.*name clash \(prefix mode never\): tool '\w+' is offered by both service one and service two/.test(stderr), stderr.slice(-400));
+  });
+
+  await check('resource reads are cached per URI; resources/updated drops that URI only, list_changed every read', async () => {
+    const cfg = join(dir, 'notes.json');
+    writeFileSync(cfg, JSON.stringify({
+      mcpServers: { notes: { command: process.execPath, args: [join(here, 'resource_server.mjs')] } },
+      services: { notes: { cache: { ttlMs: 60000 } } },
+      gateway: { prefix: 'never' },
+    }));
+    const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], 'notes');
+    const c = new Client({ name: 'bulwark-notes-e2e', version: '1.0.0' }, { capabilities: {} });
+    await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+    try {
+      const read = async (uri) => {
+        const r = await c.readResource({ uri }, { timeout: 10_000 });
+        return { text: r.contents?.[0]?.text, cached: r._meta?.['io.bulwark/cache'] };
+      };
+      const tool = (name, args = {}) => c.callTool({ name, arguments: args }, undefined, { timeout: 10_000 });
+      for (const uri of ['note://a', 'note://b']) {
+        const first = await read(uri);
+        assert(first.text === `${uri} v1` && !first.cached, `first read of ${uri} from the service: ${JSON.stringify(first)}`);
+      }
+      // A change the service does not tell of stays unseen until the TTL ends.
+      await tool('bump_quietly', { uri: 'note://a' });
+      const kept = await read('note://a');
+      assert(kept.text === 'note://a v1' && kept.cached?.stale === false, `the read is answered from the cache: ${JSON.stringify(kept)}`);
+      // The service says note://a changed (before answering the tool): its copy goes, note://b's stays.
+      await tool('bump', { uri: 'note://a' });
+      const fresh = await read('note://a');
+      assert(fresh.text === 'note://a v3' && !fresh.cached, `after resources/updated the read is fresh: ${JSON.stringify(fresh)}`);
+      const again = await read('note://a');
+      assert(again.text === 'note://a v3' && again.cached?.stale === false, `and cached again: ${JSON.stringify(again)}`);
+      await tool('bump_quietly', { uri: 'note://b' });
+      const other = await read('note://b');
+      assert(other.text === 'note://b v1' && other.cached?.stale === false, `another URI's copy is kept: ${JSON.stringify(other)}`);
+      // A changed resource list drops every read of the service.
+      await tool('relist');
+      const relisted = await read('note://b');
+      assert(relisted.text === 'note://b v2' && !relisted.cached, `after list_changed the read is fresh: ${JSON.stringify(relisted)}`);
+    } finally {
+      await c.close();
+      await run.stop('notes');
+    }
+  });
+
+  await check('a stdio child that keeps crashing is restarted childMaxRestarts times, then reported down: -32005 at once, degraded', async () => {
+    const starts = join(dir, 'crashing-starts');
+    writeFileSync(starts, '');
+    const restarts = 2;
+    const cfg = join(dir, 'crashing.json');
+    writeFileSync(cfg, JSON.stringify({
+      mcpServers: { crashing: { command: process.execPath, args: [join(here, 'crashing_server.mjs'), starts] } },
+      services: { crashing: { timeoutMs: 20000, breaker: { consecutiveFailures: 1000 } } },
+      gateway: { prefix: 'never', gatewayTools: true, childMaxRestarts: restarts, childRestartWindowSeconds: 600 },
+      health: { intervalMs: 100 },
+    }));
+    const port = await startBulwark(['--config', cfg, '--no-builtin-tools', '--port', '0'], 'crashing');
+    const count = (what) => readFileSync(starts, 'utf8').split('\n').filter((l) => l.startsWith(what)).length;
+    // Restarts back off 100, 200 ms...: all are spent within a few seconds.
+    await until(`${restarts + 1} exits`, async () => count('exit') === restarts + 1, 10_000);
+    const servers = await until('crashing reported unavailable', async () => {
+      const r = await callTool(port, 'list_servers');
+      const s = (r.result?.structuredContent?.servers ?? []).find((x) => x.name === 'crashing');
+      return s?.status === 'unavailable' ? s : null;
+    }, 5000);
+    assert(/exit status 7/.test(servers.reason ?? ''), `list_servers says how it exited: ${JSON.stringify(servers)}`);
+    // /health is the last check's (every 100 ms here).
+    let h;
+    await until('health degraded naming the service', async () => {
+      h = await (await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(scaled(5000)) })).json();
+      return h.status === 'degraded' && (h.reasons ?? []).some((r) => /crashing.*exit status 7/.test(r));
+    }, 5000).catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(h).slice(0, 600)}`);
+    });
+    assert(h.components.connectors.crashing.phase === 'down', `the connector is down: ${JSON.stringify(h.components.connectors)}`);
+    for (const [name, args] of [['wobbly', {}], ['execute_tool', { server: 'crashing', tool: 'wobbly' }]]) {
+      const t0 = Date.now();
+      const r = await callTool(port, name, args);
+      const took = Date.now() - t0;
+      assert(r.error?.code === -32005 && /unavailable/.test(r.error.message) && /exit status 7/.test(r.error.message),
+             `${name}: -32005 saying why: ${JSON.stringify(r)}`);
+      assert(r.error.data?.retry_after > 500 && r.error.data.reachedService === false,
+             `${name}: retry after the rest of the 600 s window: ${JSON.stringify(r.error.data)}`);
+      assert(took < scaled(2000), `${name} answered in ${took} ms, not after the service timeout`);
+    }
+    // No further start while the restarts are spent.
+    await new Promise((r) => setTimeout(r, scaled(1500)));
+    assert(count('start') === restarts + 1, `started ${count('start')} times, expected ${restarts + 1}`);
+    await run.stop('crashing');
   });
 } catch (e) {
   run.failed++;

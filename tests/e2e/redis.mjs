@@ -20,7 +20,10 @@
 // others list the degraded peer, and an instance started later takes it;
 // killing Redis amid calls keeps every instance answering (degraded, with the
 // reason), and after Redis is started again they share state again without
-// a restart. Every process is killed by pid.
+// a restart; a hung Redis (SIGSTOP) delays no call by more than
+// commandTimeoutMs plus a slack, makes every instance degraded, and after
+// SIGCONT they share state again. Every process is killed by pid (Redis
+// is sent SIGCONT first).
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -160,8 +163,11 @@ run.main(async () => {
   const adminToken = 'admin-token-for-the-redis-test';
   const keyBefore = 'key-limited-before-the-outage';
   const keyAfter = 'key-limited-after-the-outage';
+  const keyHang = 'key-limited-during-the-hang';
+  const keyResumed = 'key-limited-after-the-hang';
   const sha = (s) => createHash('sha256').update(s).digest('hex');
   const limit = 6;
+  const commandTimeoutMs = 1000;
   const prefix = `e2e-${process.pid}:`;
   const cfgPath = join(run.dir, 'front.json');
   writeFileSync(cfgPath, JSON.stringify({
@@ -184,12 +190,13 @@ run.main(async () => {
     rateLimits: {
       tiers: { tiny: { perMinute: limit } },
       // Without authentication only known keys name a caller.
-      keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' }, [sha('someone-else')]: { tier: 'tiny' } },
+      keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' }, [sha('someone-else')]: { tier: 'tiny' },
+             [sha(keyHang)]: { tier: 'tiny' }, [sha(keyResumed)]: { tier: 'tiny' } },
     },
     health: { intervalMs: 100, exitAfterMs: 300 },
     admin: { tokenSha256: sha(adminToken) },
     redis: { url: `redis://127.0.0.1:${redisPort}/0`, keyPrefix: prefix, retryMs: 200,
-             commandTimeoutMs: 1000 },
+             commandTimeoutMs },
   }));
   const ports = [];
   for (const name of ['a', 'b', 'c']) ports.push(await startBulwark(['--config', cfgPath], name));
@@ -504,5 +511,50 @@ run.main(async () => {
     await until('the copy in Redis', async () => (await redisCommand(redisPort, 'KEYS', `${prefix}cache:*`)).includes('after-restart'));
     const second = await call(ports[0], 'fault_count', { key: 'after-restart' });
     assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on a: ${JSON.stringify(second)}`);
+  });
+
+  // A Redis that hangs (SIGSTOP: connections stay open, nothing answers) is
+  // worse than one that is gone: every command waits its commandTimeoutMs.
+  const slackMs = 500;
+  await check(`with Redis hung every call is answered within commandTimeoutMs + ${slackMs} ms; degraded; shared again after SIGCONT`, async () => {
+    const redis = run.started.redis;
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      // Calls in flight on every instance while Redis hangs: limited keys
+      // (their buckets are in Redis) and cached tools (their copies too).
+      const during = [];
+      for (let i = 0; i < 24; i++) {
+        const t0 = Date.now();
+        const headers = i % 2 ? { authorization: `Bearer ${keyHang}` } : {};
+        during.push((i % 3 ? call(ports[i % ports.length], 'fault_count', { key: `hang-${i % 4}` }, headers)
+                       : call(ports[i % ports.length], 'test_simple_text', {}, headers))
+          .then((r) => ({ r, took: Date.now() - t0 })));
+      }
+      const answers = await Promise.all(during);
+      for (const { r, took } of answers) {
+        assert(r.result || r.error?.code === -32010, `a call while Redis hangs: ${JSON.stringify(r)}`);
+        assert(took <= scaled(commandTimeoutMs + slackMs), `answered after ${took} ms (bound ${scaled(commandTimeoutMs + slackMs)} ms)`);
+      }
+      assert(answers.filter(({ r }) => r.result).length >= 12, `most calls are served: ${JSON.stringify(answers.map(({ r }) => r.error?.code ?? 'ok'))}`);
+      for (const p of ports) {
+        const h = await until(`degraded on :${p}`, async () => {
+          const h = await health(p);
+          return h.degraded ? h : null;
+        }, 5000);
+        assert(h.status === 'degraded' && h.reasons.some((x) => x.includes('redis unreachable')),
+               `reasons on :${p}: ${JSON.stringify(h.reasons)}`);
+        assert(h.components.redis.available === false, `Redis is not available on :${p}`);
+      }
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+    await until('shared state on every instance', shared, 15_000);
+    const { admitted } = await spread(keyResumed, 3 * limit);
+    assert(admitted === limit, `admitted ${admitted} of ${3 * limit} after SIGCONT (limit ${limit} in total)`);
+    const first = await call(ports[1], 'fault_count', { key: 'after-hang' });
+    assert(cacheMark(first) === undefined, 'first call ran');
+    await until('the copy in Redis', async () => (await redisCommand(redisPort, 'KEYS', `${prefix}cache:*`)).includes('after-hang'));
+    const second = await call(ports[2], 'fault_count', { key: 'after-hang' });
+    assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on c: ${JSON.stringify(second)}`);
   });
 });
