@@ -9,8 +9,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# field NAME: the value of NAME=... in a load generator line on stdin.
-field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
+# field NAME: the value of NAME=... in a load generator line on stdin (the
+# whole name: p99_us is not lag_p99_us).
+field() { grep -oE "(^| )$1=[0-9.]*" | head -1 | cut -d= -f2; }
+
+# behind LINE: how well a paced (--rate) load generator run held its
+# schedule, to print beside its latency: the share of the requests due that
+# were not sent on time (sent >= 100 us late, or not at all; their latency
+# counts from when they were due), its parts, and the send lag's p99.
+behind() {
+  printf 'behind %s%% (%s late + %s unsent of %s, lag p99 %s us)' "$(echo "$1" | field behind_pct)" \
+    "$(echo "$1" | field behind)" "$(echo "$1" | field unsent)" "$(echo "$1" | field due)" \
+    "$(echo "$1" | field lag_p99_us)"
+}
 
 # median: of the integers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }

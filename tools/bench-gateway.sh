@@ -20,7 +20,8 @@
 #
 # Two more lines help read the tail. How much of each path's run the load
 # generator spent behind its schedule (a stall anywhere on the machine makes
-# it catch up, and calls sent back to back queue). And the gateways' own
+# it catch up, and calls sent back to back queue; their latency counts from
+# when they were due, so the wait is in p99). And the gateways' own
 # histograms over the rounds: a call's time inside Bulwark
 # (bulwark_gateway_overhead_seconds) and its wait on the downstream
 # (bulwark_upstream_duration_seconds, which includes the loopback hops and
@@ -100,11 +101,14 @@ for i in $(seq 1 "$rounds"); do
     echo "$(echo "$g" | field "$k")" >>"$tmp/gateway.$k"
     echo "$(echo "$a" | field "$k")" >>"$tmp/admitted.$k"
   done
-  printf 'round %d  direct p50 %4s p99 %5s | relay p50 %4s p99 %5s | gateway p50 %4s p99 %5s | + limiter p50 %4s p99 %5s\n' "$i" \
-    "$(echo "$d" | field p50_us)" "$(echo "$d" | field p99_us)" \
-    "$(echo "$r" | field p50_us)" "$(echo "$r" | field p99_us)" \
-    "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)" \
-    "$(echo "$a" | field p50_us)" "$(echo "$a" | field p99_us)"
+  printf 'round %d  direct p50 %4s p99 %5s behind %5s%% | relay p50 %4s p99 %5s behind %5s%% | gateway p50 %4s p99 %5s behind %5s%% | + limiter p50 %4s p99 %5s behind %5s%%\n' "$i" \
+    "$(echo "$d" | field p50_us)" "$(echo "$d" | field p99_us)" "$(echo "$d" | field behind_pct)" \
+    "$(echo "$r" | field p50_us)" "$(echo "$r" | field p99_us)" "$(echo "$r" | field behind_pct)" \
+    "$(echo "$g" | field p50_us)" "$(echo "$g" | field p99_us)" "$(echo "$g" | field behind_pct)" \
+    "$(echo "$a" | field p50_us)" "$(echo "$a" | field p99_us)" "$(echo "$a" | field behind_pct)"
+  for x in "$d" "$r" "$g" "$a"; do
+    echo "$x" | field unsent >>"$tmp/unsent"
+  done
 done
 snapshot 1
 for k in p50_us p99_us; do
@@ -114,9 +118,12 @@ for k in p50_us p99_us; do
   am=$(median <"$tmp/admitted.$k")
   echo "median $k: direct $dm, bare relay $rm_ (a hop adds $((rm_ - dm))), gateway $gm (added $((gm - dm)), $((gm - rm_)) beyond the hop), gateway + limiter $am (limiter adds $((am - gm)))"
 done
-echo "behind schedule (median share of requests sent >= 100 us late, i.e. catching up after a stall):" \
-  "direct $(median <"$tmp/direct.behind_pct")%, bare relay $(median <"$tmp/relay.behind_pct")%," \
-  "gateway $(median <"$tmp/gateway.behind_pct")%, gateway + limiter $(median <"$tmp/admitted.behind_pct")%"
+# behind_pct has two decimals; median wants integers: compare in hundredths.
+median_pct() { sed 's/\.//; s/^0*\([0-9]\)/\1/' "$1" | median | awk '{printf "%.2f", $1 / 100}'; }
+echo "behind schedule (median share of the requests due that were sent >= 100 us late or not at all;" \
+  "their latency counts from when they were due): direct $(median_pct "$tmp/direct.behind_pct")%," \
+  "bare relay $(median_pct "$tmp/relay.behind_pct")%, gateway $(median_pct "$tmp/gateway.behind_pct")%," \
+  "gateway + limiter $(median_pct "$tmp/admitted.behind_pct")%; unsent in all rounds: $(awk '{s += $1} END {print s + 0}' "$tmp/unsent")"
 echo "inside the gateway, over all rounds (its /metrics; bucket-interpolated):"
 for f in front admitted; do
   name=gateway

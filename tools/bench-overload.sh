@@ -65,4 +65,5 @@ p50a=$(echo "$alone" | field p50_us); p99a=$(echo "$alone" | field p99_us)
 p50b=$(echo "$busy" | field p50_us); p99b=$(echo "$busy" | field p99_us)
 awk -v a="$p99a" -v b="$p99b" -v c="$p50a" -v d="$p50b" 'BEGIN {
   printf "HIGH p50 %d -> %d us (x%.2f), p99 %d -> %d us (x%.2f; target <= x2)\n", c, d, d / c, a, b, b / a }'
+echo "schedule: HIGH alone $(behind "$alone"); HIGH under 3x $(behind "$busy"); LOW $(behind "$(cat "$tmp/low.out")")"
 echo "front RSS: ${rss0} KiB idle, ${rss1} KiB under overload, ${rss2} KiB after"

@@ -84,4 +84,5 @@ echo "at $half req/s  $s"
 awk -v a="$(echo "$l" | field p50_us)" -v b="$(echo "$s" | field p50_us)" \
     -v c="$(echo "$l" | field p99_us)" -v d="$(echo "$s" | field p99_us)" 'BEGIN {
   printf "at half load: p50 local %d us, shared %d us (+%d); p99 local %d us, shared %d us (+%d)\n", a, b, b - a, c, d, d - c }'
+echo "at half load, schedule: local $(behind "$l"); shared $(behind "$s")"
 echo "redis commands sent by the shared instance: $(curl -s "http://127.0.0.1:$shared_port/health" | grep -o '"sent":[0-9]*' | head -1 | cut -d: -f2)"

@@ -7,8 +7,9 @@
 # pinned to the last CPU, and drives them with `bulwark-loadgen` pinned to the
 # first CPU (8 keep-alive connections), alternating echo and bulwark ROUNDS
 # times per era so that machine noise hits both alike. Prints every run, the
-# median ratio per era, p99 at half of bulwark's saturating load, and the idle
-# server's CPU use. Every process it starts is stopped by pid on exit.
+# median ratio per era, p99 at half of bulwark's saturating load (measured
+# from each request's due time, with the share sent behind schedule), and
+# the idle server's CPU use. Every process it starts is stopped by pid on exit.
 set -euo pipefail
 
 build=${1:-build}
@@ -79,7 +80,7 @@ done
 # p99 at half of bulwark's median saturating rate (2026 era).
 half=$(($(median <"$tmp/bw.2026") / 2))
 h=$(run "$bulwark_port" 2026 --rate "$half")
-echo "era 2026 at $half req/s (half load): p50 $(echo "$h" | field p50_us) us, p99 $(echo "$h" | field p99_us) us, p99.9 $(echo "$h" | field p999_us) us"
+echo "era 2026 at $half req/s (half load): p50 $(echo "$h" | field p50_us) us, p99 $(echo "$h" | field p99_us) us, p99.9 $(echo "$h" | field p999_us) us; $(behind "$h")"
 
 # Idle CPU over 10 s.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

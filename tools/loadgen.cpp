@@ -4,15 +4,17 @@
 // Every connection is a keep-alive HTTP/1.1 connection that sends one request
 // at a time (closed loop, or paced with --rate). 2025-era connections first
 // initialize a session; 2026-era requests are stateless and carry the
-// mirrored headers and the _meta protocol version. Latency is measured from
-// the start of the write to the end of the response read, for requests that
-// start after the warmup and before the end of the run.
+// mirrored headers and the _meta protocol version.
 //
-// Paced connections also report how well the schedule held: the share of
-// measured requests sent at least `behind_threshold` after their scheduled
-// time, and the largest such lag. A connection that falls behind (the server
-// or the machine stalled) sends its next requests at once until it is back
-// on schedule, so these show how much of the run was spent catching up.
+// Closed loop: latency runs from the start of the write to the end of the
+// response read, for requests that start after the warmup and before the end
+// of the run. Paced (--rate, see send_schedule.hpp): every request has a due
+// time, and latency runs from it to the end of the response read, for
+// requests due after the warmup and before the end of the run. A connection
+// that falls behind (a slow answer, a stall anywhere on the machine) sends
+// the requests due meanwhile late, back to back, and counts them as behind
+// schedule; requests still due when the run ends are counted as unsent.
+// Nothing due is skipped or left uncounted.
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -38,6 +40,7 @@
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
 #include "messages/text.hpp"
+#include "tools/send_schedule.hpp"
 
 namespace {
 
@@ -55,8 +58,6 @@ constexpr std::string_view version_2026 = "2026-07-28";
 constexpr auto request_timeout = 5s;
 constexpr auto hard_stop_grace = 5s;
 constexpr auto retry_backoff = 100ms;
-/// A paced request sent this much after its scheduled time counts as behind.
-constexpr auto behind_threshold = 100us;
 
 // -- options -----------------------------------------------------------------------------------
 
@@ -83,7 +84,7 @@ const char* usage_text =
   "  --duration S       measured seconds (default 5, max 600)\n"
   "  --warmup S         seconds before measuring (default 1)\n"
   "  --rate R           total requests/s, paced per connection (default: closed loop);\n"
-  "                     adds behind_pct (share sent >= 100 us late) and max_behind_us\n"
+  "                     latency then counts from each request's due time, not its send\n"
   "  --op ping|call     ping (2025) / server/discover (2026), or tools/call\n"
   "  --tool NAME        tool for --op call (default echo)\n"
   "  --args JSON        tool arguments object (default {\"text\":\"hello\"})\n"
@@ -92,6 +93,19 @@ const char* usage_text =
   "  --header 'K: V'    extra request header (repeatable), e.g. Mcp-Param-* headers\n"
   "  --json             print one JSON object instead of a text line\n"
   "  --label TEXT       label to put in the output\n"
+  "Output: one line of name=value pairs (or, with --json, one JSON object with the same\n"
+  "names): requests, errors, rps, p50_us p90_us p99_us p999_us max_us (successful\n"
+  "requests), errors_by. With --rate also, over the requests due in the measured window:\n"
+  "  due            requests due (= sent + unsent)\n"
+  "  behind         sent >= 100 us after their due time (a late connection catches up\n"
+  "                 back to back; nothing is skipped)\n"
+  "  unsent         due, but the run ended before they could be sent\n"
+  "  behind_pct     100 * (behind + unsent) / due: the share not sent on time\n"
+  "  max_behind_us  the largest send lag; lag_p50_us, lag_p99_us its quantiles over\n"
+  "                 sent requests (the part of each latency the generator added by\n"
+  "                 sending late)\n"
+  "  from_send_p50_us, from_send_p99_us  latency from the actual send instead, which\n"
+  "                 leaves out waits behind earlier answers (for comparison only)\n"
   "Exit status: 0 when requests were made and none failed, 1 otherwise, 2 on bad usage.\n";
 
 struct usage_error {
@@ -392,8 +406,9 @@ struct stats {
   uint64_t setup_errors = 0;
   uint64_t connects = 0;
   uint64_t sessions = 0;
-  uint64_t behind = 0;     ///< Measured requests sent behind schedule (see behind_threshold).
-  clk::duration max_behind{0};
+  bulwark::loadgen::schedule_tally schedule; ///< Paced only; unsent added at the report.
+  std::vector<uint64_t> lag_ns;              ///< Send lag of measured paced requests.
+  std::vector<uint64_t> from_send_ns;        ///< Paced OK requests: latency from the send.
   std::map<std::string, uint64_t> errors_by;
   std::map<std::string, uint64_t> setup_errors_by;
 };
@@ -405,8 +420,18 @@ public:
   conn(plan& p, net::any_io_executor ex, int index, std::function<void()> on_done)
     : p_(p), ex_(ex), sock_(ex), pace_(ex), on_done_(std::move(on_done)) {
     st.lat_ns.reserve(p.reserve_per_conn);
-    if (p.interval.count() > 0)
-      next_send_ = p.t0 + p.interval * index / std::max(1, p.opt.connections);
+    if (p.interval.count() > 0) {
+      st.lag_ns.reserve(p.reserve_per_conn);
+      st.from_send_ns.reserve(p.reserve_per_conn);
+      schedule_ = bulwark::loadgen::send_schedule(
+        p.t0 + p.interval * index / std::max(1, p.opt.connections), p.interval);
+    }
+  }
+
+  /// Requests due in the measured window that were never sent (call after
+  /// the loop has stopped).
+  uint64_t unsent() const {
+    return schedule_.untaken(p_.warm_end, p_.stop_at);
   }
 
   stats st;
@@ -436,7 +461,7 @@ public:
   void abort_now() {
     if (phase_ == phase::done)
       return;
-    if (phase_ == phase::running && deadline_ != clk::time_point::max() && in_window(req_start_))
+    if (phase_ == phase::running && deadline_ != clk::time_point::max() && in_window(measured_from_))
       count_error("unfinished_at_stop");
     done();
   }
@@ -444,6 +469,8 @@ public:
 private:
   enum class phase { connecting, init, initialized, running, deleting, done };
 
+  /// Whether a request that started (closed loop) or was due (paced) at
+  /// `start` is measured.
   bool in_window(clk::time_point start) const {
     return start >= p_.warm_end && start < p_.stop_at;
   }
@@ -529,23 +556,19 @@ private:
     auto now = clk::now();
     if (now >= p_.stop_at)
       return finish();
-    sched_ = clk::time_point{};
-    if (p_.interval.count() > 0) {
-      sched_ = next_send_;
-      if (next_send_ + 1s < now)
-        next_send_ = now; // Far behind (a stall): do not burst to catch up.
-      if (next_send_ > now) {
-        if (next_send_ >= p_.stop_at)
-          return finish();
-        pace_.expires_at(next_send_);
+    if (schedule_.paced()) {
+      // However late, the next request is the next one due (see send_schedule).
+      auto due = schedule_.next_due();
+      if (due >= p_.stop_at)
+        return finish();
+      if (due > now) {
+        pace_.expires_at(due);
         return pace_.async_wait([self = shared_from_this()](beast::error_code ec) {
           if (ec || self->phase_ == phase::done)
             return self->done();
-          self->next_send_ += self->p_.interval;
           self->send(phase::running);
         });
       }
-      next_send_ += p_.interval;
     }
     send(phase::running);
   }
@@ -598,6 +621,16 @@ private:
     }
     timed_out_ = false;
     req_start_ = clk::now();
+    measured_from_ = req_start_;
+    if (ph == phase::running && schedule_.paced()) {
+      auto slot = schedule_.take(req_start_);
+      measured_from_ = slot.due;
+      if (in_window(slot.due)) {
+        st.schedule.sent(slot);
+        st.lag_ns.push_back(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(slot.lag()).count()));
+      }
+    }
     deadline_ = req_start_ + request_timeout;
     net::async_write(sock_, net::buffer(out_),
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -632,9 +665,9 @@ private:
     sock_.close(ignored);
     switch (phase_) {
       case phase::running:
-        if (in_window(req_start_))
+        if (in_window(measured_from_))
           count_error(why);
-        else if (req_start_ < p_.warm_end)
+        else if (measured_from_ < p_.warm_end)
           st.warmup_requests++;
         return do_connect();
       case phase::init:
@@ -660,21 +693,20 @@ private:
     switch (phase_) {
       case phase::running: {
         auto why = classify(res, cur_id_);
-        if (in_window(req_start_)) {
+        if (in_window(measured_from_)) {
           st.requests++;
-          if (sched_ != clk::time_point{} && req_start_ - sched_ >= behind_threshold) {
-            st.behind++;
-            st.max_behind = std::max(st.max_behind, req_start_ - sched_);
-          }
           if (why.empty()) {
             st.ok++;
             st.lat_ns.push_back(static_cast<uint64_t>(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(end - req_start_).count()));
+              std::chrono::duration_cast<std::chrono::nanoseconds>(end - measured_from_).count()));
+            if (schedule_.paced())
+              st.from_send_ns.push_back(static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(end - req_start_).count()));
           } else {
             st.errors++;
             st.errors_by[why]++;
           }
-        } else if (req_start_ < p_.warm_end) {
+        } else if (measured_from_ < p_.warm_end) {
           st.warmup_requests++;
         }
         if (!p_.modern && status == 404) {
@@ -772,10 +804,10 @@ private:
   phase phase_ = phase::connecting;
   uint64_t next_id_ = 1;
   uint64_t cur_id_ = 0;
-  clk::time_point req_start_{};
-  clk::time_point sched_{}; ///< When the running request was due (paced only).
+  clk::time_point req_start_{};     ///< When the running request was written.
+  clk::time_point measured_from_{}; ///< Its latency's start: req_start_, or its due time if paced.
   clk::time_point deadline_ = clk::time_point::max();
-  clk::time_point next_send_{};
+  bulwark::loadgen::send_schedule schedule_; ///< Unpaced without --rate.
 };
 
 // -- planning and reporting ----------------------------------------------------------------------
@@ -1005,31 +1037,37 @@ int main(int argc, char** argv) {
     total.setup_errors += s.setup_errors;
     total.connects += s.connects;
     total.sessions += s.sessions;
-    total.behind += s.behind;
-    total.max_behind = std::max(total.max_behind, s.max_behind);
+    total.schedule.merge(s.schedule);
+    total.schedule.not_sent(c->unsent());
+    total.lag_ns.insert(total.lag_ns.end(), s.lag_ns.begin(), s.lag_ns.end());
+    total.from_send_ns.insert(total.from_send_ns.end(), s.from_send_ns.begin(), s.from_send_ns.end());
     for (auto& [k, v] : s.errors_by)
       total.errors_by[k] += v;
     for (auto& [k, v] : s.setup_errors_by)
       total.setup_errors_by[k] += v;
   }
   std::sort(total.lat_ns.begin(), total.lat_ns.end());
-  auto pct_us = [&](double q) -> uint64_t {
-    if (total.lat_ns.empty())
+  std::sort(total.lag_ns.begin(), total.lag_ns.end());
+  std::sort(total.from_send_ns.begin(), total.from_send_ns.end());
+  auto quantile_us = [](const std::vector<uint64_t>& sorted, double q) -> uint64_t {
+    if (sorted.empty())
       return 0;
-    auto n = total.lat_ns.size();
+    auto n = sorted.size();
     auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(n)));
     rank = std::min(std::max<std::size_t>(rank, 1), n);
-    return (total.lat_ns[rank - 1] + 500) / 1000;
+    return (sorted[rank - 1] + 500) / 1000;
   };
+  auto pct_us = [&](double q) { return quantile_us(total.lat_ns, q); };
   double rps = static_cast<double>(total.requests) / o.duration;
   uint64_t p50 = pct_us(0.50), p90 = pct_us(0.90), p99 = pct_us(0.99), p999 = pct_us(0.999);
   uint64_t max_us = total.lat_ns.empty() ? 0 : (total.lat_ns.back() + 500) / 1000;
   std::string era = o.era == 2026 ? "2026" : "2025";
-  double behind_pct = total.requests == 0 ? 0.0
-                                          : 100.0 * static_cast<double>(total.behind)
-                                              / static_cast<double>(total.requests);
-  behind_pct = std::round(behind_pct * 10) / 10;
-  auto max_behind_us = static_cast<uint64_t>(std::chrono::round<std::chrono::microseconds>(total.max_behind).count());
+  const auto& sched = total.schedule;
+  double behind_pct = std::round(sched.behind_share() * 100.0 * 100) / 100;
+  auto max_behind_us =
+    static_cast<uint64_t>(std::chrono::round<std::chrono::microseconds>(sched.max_lag).count());
+  uint64_t lag_p50 = quantile_us(total.lag_ns, 0.50), lag_p99 = quantile_us(total.lag_ns, 0.99);
+  uint64_t send_p50 = quantile_us(total.from_send_ns, 0.50), send_p99 = quantile_us(total.from_send_ns, 0.99);
 
   if (o.json_output) {
     json::value out = json::value::make_object();
@@ -1055,8 +1093,15 @@ int main(int argc, char** argv) {
     out.set("p999_us", p999);
     out.set("max_us", max_us);
     if (o.rate > 0) {
+      out.set("due", sched.due);
+      out.set("behind", sched.behind);
+      out.set("unsent", sched.unsent);
       out.set("behind_pct", behind_pct);
       out.set("max_behind_us", max_behind_us);
+      out.set("lag_p50_us", lag_p50);
+      out.set("lag_p99_us", lag_p99);
+      out.set("from_send_p50_us", send_p50);
+      out.set("from_send_p99_us", send_p99);
     }
     json::value eb = json::value::make_object();
     for (auto& [k, v] : total.errors_by)
@@ -1097,10 +1142,17 @@ int main(int argc, char** argv) {
     line += " p999_us=" + std::to_string(p999);
     line += " max_us=" + std::to_string(max_us);
     if (o.rate > 0) {
+      line += " due=" + std::to_string(sched.due);
+      line += " behind=" + std::to_string(sched.behind);
+      line += " unsent=" + std::to_string(sched.unsent);
       char buf[32];
-      std::snprintf(buf, sizeof buf, "%.1f", behind_pct);
+      std::snprintf(buf, sizeof buf, "%.2f", behind_pct);
       line += std::string(" behind_pct=") + buf;
       line += " max_behind_us=" + std::to_string(max_behind_us);
+      line += " lag_p50_us=" + std::to_string(lag_p50);
+      line += " lag_p99_us=" + std::to_string(lag_p99);
+      line += " from_send_p50_us=" + std::to_string(send_p50);
+      line += " from_send_p99_us=" + std::to_string(send_p99);
     }
     if (!total.errors_by.empty()) {
       std::string s;

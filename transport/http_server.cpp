@@ -833,10 +833,11 @@ void connection::handle(request req) {
     }
   }
   // Several instances: a session created on another one is taken over
-  // from the shared directory before the request is looked at.
+  // from the shared directory before the request is looked at. (The echo
+  // ceiling has no runtime and no sessions.)
   if (auto sid = req.find("mcp-session-id"); sid != req.end()) {
     std::string id(trim(text::view(sid->value())));
-    if (server_.rt->session_elsewhere(id)) {
+    if (server_.rt && server_.rt->session_elsewhere(id)) {
       auto held = std::make_shared<request>(std::move(req));
       server_.rt->take_over_session(id, [self = shared_from_this(), held] {
         net::post(self->sock_.get_executor(), [self, held] {
@@ -851,6 +852,10 @@ void connection::handle(request req) {
 }
 
 void connection::route(request& req) {
+  // The echo ceiling has no sessions for GET or DELETE to name.
+  if (server_.opts.echo_mode && req.method() != http::verb::post)
+    return respond(405, http_error_body(error_code::invalid_request, "the echo ceiling answers POST only"),
+                   "\r\nAllow: POST");
   switch (req.method()) {
     case http::verb::post:
       return handle_post(req);
