@@ -99,6 +99,10 @@ struct runtime::impl {
                "HTTP connections ended because their client did not read its answers, by reason "
                "(write_timeout, queue_limit).",
                kind::counter);
+    m.describe("bulwark_http_connection_refusals_total",
+               "HTTP connections refused (503, -32004) by a connection limit, by limit (connections, "
+               "connectionsPerAddress, connectionsPerIdentity).",
+               kind::counter);
   }
 
   /// Gauges that are read rather than kept up to date.

@@ -598,6 +598,7 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     sec.strings("allowedHosts", cfg.http.allowed_hosts);
     sec.integer("threads", cfg.http.threads, 1, 64);
     sec.integer("maxConnectionsPerAddress", cfg.http.max_connections_per_address, 1, 1000000);
+    sec.integer("maxConnectionsPerIdentity", cfg.http.max_connections_per_identity, 1, 1000000);
     sec.integer("corsMaxAgeSeconds", cfg.http.cors_max_age, 0, 86400);
   }
   if (auto* a = top.get("auth")) {
@@ -912,6 +913,7 @@ std::string describe(const config& cfg) {
                                  {"allowedOrigins", std::move(origins)},
                                  {"maxConnections", static_cast<unsigned long long>(cfg.http.max_connections)},
                                  {"maxConnectionsPerAddress", static_cast<unsigned long long>(cfg.http.max_connections_per_address)},
+                                 {"maxConnectionsPerIdentity", static_cast<unsigned long long>(cfg.http.max_connections_per_identity)},
                                  {"threads", cfg.http.threads}})},
     {"auth", value::make_object({{"mode", cfg.auth.mode == auth_mode::keys    ? "keys"
                                           : cfg.auth.mode == auth_mode::oauth ? "oauth"

@@ -75,6 +75,7 @@ struct options {
   std::string label;
   int threads = 1;
   std::vector<std::string> extra_headers; ///< "Name: value"
+  std::string bind; ///< Source address of every connection (--bind); empty: the system's choice.
 };
 
 const char* usage_text =
@@ -91,6 +92,7 @@ const char* usage_text =
   "  --era 2025|2026    protocol era (default 2025)\n"
   "  --threads N        I/O threads (default 1)\n"
   "  --header 'K: V'    extra request header (repeatable), e.g. Mcp-Param-* headers\n"
+  "  --bind ADDR        connect from this loopback address (e.g. 127.0.0.2)\n"
   "  --json             print one JSON object instead of a text line\n"
   "  --label TEXT       label to put in the output\n"
   "Output: one line of name=value pairs (or, with --json, one JSON object with the same\n"
@@ -204,6 +206,12 @@ bool parse_args(int argc, char** argv, options& o) {
       if (colon == std::string::npos || colon == 0 || !text::header_safe(h))
         throw usage_error{"--header wants 'Name: value' in printable ASCII"};
       o.extra_headers.push_back(std::move(h));
+    } else if (a == "--bind") {
+      o.bind = next();
+      boost::system::error_code ec;
+      auto addr = net::ip::make_address(o.bind, ec);
+      if (ec || !addr.is_loopback())
+        throw usage_error{"--bind wants a loopback address (127.0.0.0/8 or ::1): " + o.bind};
     } else
       throw usage_error{"unknown option: " + a};
   }
@@ -381,6 +389,7 @@ struct plan {
   options opt;
   target tgt;
   std::vector<tcp::endpoint> endpoints;
+  std::optional<net::ip::address> source; ///< --bind: connect from here.
   bool modern = false;       ///< 2026 era.
   std::string method;        ///< The measured method.
   std::string note;          ///< E.g. ping replaced by server/discover.
@@ -498,6 +507,18 @@ private:
     buf_.consume(buf_.size());
     timed_out_ = false;
     deadline_ = now + request_timeout;
+    if (p_.source) {
+      // From a chosen source address: bind first, then one endpoint of its family.
+      sock_.open(p_.endpoints.front().protocol(), ec);
+      if (!ec)
+        sock_.bind(tcp::endpoint(*p_.source, 0), ec);
+      if (ec) {
+        setup_error("bind: " + ec.message());
+        return retry_later();
+      }
+      return sock_.async_connect(p_.endpoints.front(),
+                                 [self = shared_from_this()](beast::error_code ec) { self->on_connect(ec); });
+    }
     net::async_connect(sock_, p_.endpoints,
                        [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
                          self->on_connect(ec);
@@ -931,6 +952,13 @@ int main(int argc, char** argv) {
     }
     build_plan(p);
     p.endpoints = resolve(ioc, p.tgt);
+    if (!p.opt.bind.empty()) {
+      p.source = net::ip::make_address(p.opt.bind);
+      auto other_family = [&](const tcp::endpoint& e) { return e.address().is_v4() != p.source->is_v4(); };
+      p.endpoints.erase(std::remove_if(p.endpoints.begin(), p.endpoints.end(), other_family), p.endpoints.end());
+      if (p.endpoints.empty())
+        throw usage_error{"--bind " + p.opt.bind + ": the --url host has no address of that family"};
+    }
   } catch (const usage_error& e) {
     std::cerr << "bulwark-loadgen: " << e.message << "\n" << usage_text;
     return 2;

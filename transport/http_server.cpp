@@ -105,8 +105,13 @@ struct http_server::impl {
   /// their strands.
   std::mutex live_mtx;
   std::map<const connection*, std::weak_ptr<connection>> live;
-  /// Admitted connections per client address (refusals are not counted).
+  /// Admitted connections per client address that no request has named a
+  /// caller for yet (refusals are not counted): the coarse flood guard.
   std::map<std::string, std::size_t> per_address;
+  /// Admitted connections per caller, "identity@address": once a request
+  /// names its caller, a connection counts here and no longer per address,
+  /// so one caller's flood takes its own share and not its neighbours'.
+  std::map<std::string, std::size_t> per_caller;
   /// Connections being refused right now: answered, then closed soon.
   std::size_t refusing = 0;
   /// Connections ended because their client did not take its answers, by
@@ -114,6 +119,10 @@ struct http_server::impl {
   std::shared_ptr<metrics::registry> metrics;
   metrics::counter* slow_write_timeouts = nullptr;
   metrics::counter* slow_queue_overflows = nullptr;
+  /// Connections refused by each connection limit.
+  metrics::counter* refused_total = nullptr;
+  metrics::counter* refused_address = nullptr;
+  metrics::counter* refused_identity = nullptr;
 
   impl(runtime* r, http_options o) : rt(r), opts(std::move(o)) {
     if (rt) {
@@ -121,6 +130,11 @@ struct http_server::impl {
       metrics = rt->environment()->metrics;
       slow_write_timeouts = &metrics->counter("bulwark_http_slow_readers_total", {{"reason", "write_timeout"}});
       slow_queue_overflows = &metrics->counter("bulwark_http_slow_readers_total", {{"reason", "queue_limit"}});
+      refused_total = &metrics->counter("bulwark_http_connection_refusals_total", {{"limit", "connections"}});
+      refused_address =
+        &metrics->counter("bulwark_http_connection_refusals_total", {{"limit", "connectionsPerAddress"}});
+      refused_identity =
+        &metrics->counter("bulwark_http_connection_refusals_total", {{"limit", "connectionsPerIdentity"}});
     }
     if (iocs.empty()) {
       own_ioc = std::make_unique<net::io_context>(std::max(1, opts.threads));
@@ -134,14 +148,47 @@ struct http_server::impl {
   /// Admits a new connection from `address`, or says why not.
   enum class admission { admitted, over_total, over_address, dropped };
   admission admit(const std::string& address);
-  void forget(const connection* c, const std::string& address, bool counted, bool refused) {
+  void forget(const connection* c, const std::string& address, bool counted, std::string& caller,
+              bool refused) {
     std::lock_guard<std::mutex> guard(live_mtx);
     live.erase(c);
+    release_locked(address, counted, caller);
+    if (refused && refusing > 0)
+      --refusing;
+  }
+  /// Counts a connection from `address` for the caller `identity` (it
+  /// leaves its address's count, or its former caller's). False when that
+  /// caller holds its share already: then the connection counts nowhere
+  /// (it is answered and closed).
+  bool attribute(const std::string& address, bool& counted, std::string& caller, const std::string& identity) {
+    auto key = caller_key(identity, address);
+    std::lock_guard<std::mutex> guard(live_mtx);
+    auto& held = per_caller[key];
+    if (held >= opts.max_connections_per_identity) {
+      release_locked(address, counted, caller);
+      return false;
+    }
+    ++held;
+    release_locked(address, counted, caller);
+    caller = identity;
+    return true;
+  }
+  /// Under `live_mtx`: gives back the count a connection holds.
+  void release_locked(const std::string& address, bool& counted, std::string& caller) {
     if (counted)
       if (auto i = per_address.find(address); i != per_address.end() && --i->second == 0)
         per_address.erase(i);
-    if (refused && refusing > 0)
-      --refusing;
+    counted = false;
+    if (!caller.empty())
+      if (auto i = per_caller.find(caller_key(caller, address)); i != per_caller.end() && --i->second == 0)
+        per_caller.erase(i);
+    caller.clear();
+  }
+  /// An address holds no '@', so the key's last '@' splits it unambiguously.
+  static std::string caller_key(const std::string& identity, const std::string& address) {
+    std::string key;
+    key.reserve(identity.size() + 1 + address.size());
+    return key.append(identity).append(1, '@').append(address);
   }
   std::size_t live_count() {
     std::lock_guard<std::mutex> guard(live_mtx);
@@ -193,7 +240,7 @@ public:
       address_(std::move(address)), counted_(counted) {}
 
   ~connection() {
-    server_.forget(this, address_, counted_, refused_);
+    server_.forget(this, address_, counted_, caller_, refused_);
   }
 
   void start() {
@@ -651,6 +698,9 @@ private:
   bool refused_ = false;    ///< Answered over a connection limit.
   std::string address_;     ///< The client's address.
   bool counted_ = false;    ///< Counted in the server's per-address table.
+  /// The identity this connection counts for in the server's per-caller
+  /// table (with `address_`); empty before a request named one.
+  std::string caller_;
   /// CORS headers for the current request's allowed origin (else empty).
   std::string cors_headers_;
   std::array<char, 4096> drain_buf_;
@@ -831,6 +881,22 @@ void connection::handle(request req) {
       if (server_.rt->options().ops.keys.count(hash))
         identity_ = "key:" + hash;
     }
+  }
+  // The connection counts in its caller's share from now on; the same
+  // caller asking again on it costs one comparison.
+  if (identity_ != caller_ && !server_.attribute(address_, counted_, caller_, identity_)) {
+    keep_alive_ = false;
+    if (server_.refused_identity)
+      server_.refused_identity->inc();
+    auto max = server_.opts.max_connections_per_identity;
+    return respond(503,
+                   mcp::error_body(json::value(), error_code::overloaded,
+                                   "too many connections for this caller from this address (at most "
+                                     + std::to_string(max) + "); reuse one, close one or retry later",
+                                   json::value::make_object({{"limit", "connectionsPerIdentity"},
+                                                             {"max", static_cast<unsigned long long>(max)},
+                                                             {"retry_after_seconds", 1}})),
+                   "\r\nRetry-After: 1");
   }
   // Several instances: a session created on another one is taken over
   // from the shared directory before the request is looked at. (The echo
@@ -1077,6 +1143,8 @@ http_server::impl::admission http_server::impl::admit(const std::string& address
     ++per_address[address];
     return admission::admitted;
   }
+  if (auto* refused = over_total ? refused_total : refused_address)
+    refused->inc();
   // A refusal is answered, but only so many at once: beyond that, closed.
   if (refusing >= max_refusing)
     return admission::dropped;

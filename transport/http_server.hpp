@@ -27,10 +27,19 @@ struct http_options {
   std::size_t body_limit = 1 << 20;   ///< Larger bodies get 413.
   std::size_t header_limit = 16 << 10; ///< Larger header blocks get 431.
   std::size_t max_connections = 1024;
-  /// Connections from one client address; more are answered with 503 and
-  /// closed. (HTTP/1.1 runs one request per connection at a time, so this
-  /// also bounds one address's stateless requests in flight.)
+  /// Connections from one client address that no request has yet named a
+  /// caller for (new ones, and those whose requests went elsewhere than the
+  /// MCP path); more are answered with 503 and closed at once. A coarse
+  /// flood guard: it is checked before anything is read.
   std::size_t max_connections_per_address = 512;
+  /// Connections one identity holds from one client address, counted from
+  /// its first request on the MCP path (the identity is known then); a
+  /// request that would take more is answered with 503 and its connection
+  /// closed. (HTTP/1.1 runs one request per connection at a time, so this
+  /// also bounds one caller's stateless requests in flight.) A caller that
+  /// floods an address with connections uses up its own share, not the
+  /// address: other callers from the same host are still served.
+  std::size_t max_connections_per_identity = 512;
   std::chrono::seconds read_timeout{30};  ///< To receive one whole request.
   std::chrono::seconds idle_timeout{120}; ///< Keep-alive between requests.
   /// A write the client takes no byte of for this long ends the connection

@@ -5,7 +5,10 @@
 //
 // Checks: invalid limit settings stop start-up with their path; connections
 // over `http.maxConnectionsPerAddress` get 503 with a typed error while
-// another address is served; the read timeout bounds a whole request (a
+// another address is served; a caller (a key of priority low) that holds
+// its whole share of connections (`http.maxConnectionsPerIdentity`, as
+// many as the address guard allows) gets 503 for one more, while another
+// caller (priority high) from the same address is served; the read timeout bounds a whole request (a
 // header sent a byte at a time, a body that stops) with 408; sessions per
 // identity (-32008, a DELETE frees the slot at once, another key has its
 // own); concurrent requests per session (-32008 with a retry hint); SSE
@@ -35,6 +38,7 @@ const settings = {
     port: 0,
     maxConnections: 64,
     maxConnectionsPerAddress: 4,
+    maxConnectionsPerIdentity: 4,
     readTimeoutSeconds: 2,
     idleTimeoutSeconds: 3,
     allowedOrigins: [allowed],
@@ -42,7 +46,13 @@ const settings = {
   },
   sessions: { maxPerIdentity: 2, maxConcurrentRequests: 3, maxStreams: 2 },
   // Without authentication a bearer key names a caller only when it is known.
-  rateLimits: { keys: { [createHash('sha256').update('limits-test-key').digest('hex')]: { tier: 'paid' } } },
+  rateLimits: {
+    keys: {
+      [createHash('sha256').update('limits-test-key').digest('hex')]: { tier: 'paid' },
+      [createHash('sha256').update('limits-low-key').digest('hex')]: { tier: 'paid', priority: 'low' },
+      [createHash('sha256').update('limits-high-key').digest('hex')]: { tier: 'paid', priority: 'high' },
+    },
+  },
 };
 
 /// Writes a config file and returns its path.
@@ -53,8 +63,9 @@ function config(name, value) {
 }
 
 /// Sends raw bytes (from `localAddress`); resolves with the first response
-/// and whether the server then closed the connection.
-function raw(port, bytes, { localAddress = '127.0.0.1', timeoutMs = scaled(5000), waitClose = false } = {}) {
+/// and whether the server then closed the connection (with `keep`, at once
+/// with the still open socket as `sock`).
+function raw(port, bytes, { localAddress = '127.0.0.1', timeoutMs = scaled(5000), waitClose = false, keep = false } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     let buf = '';
@@ -78,7 +89,10 @@ function raw(port, bytes, { localAddress = '127.0.0.1', timeoutMs = scaled(5000)
       const len = Number((head.match(/content-length:\s*(\d+)/i) || [])[1] || 0);
       if (buf.length - end - 4 < len) return;
       answer = { status: Number(head.split(' ')[1]), head, body: buf.slice(end + 4, end + 4 + len) };
-      if (!waitClose) done(false);
+      if (keep) {
+        clearTimeout(timer);
+        resolve({ ...answer, closed: false, sock });
+      } else if (!waitClose) done(false);
     });
     sock.on('end', () => { if (answer) done(true); });
     sock.on('close', () => { if (answer) done(true); });
@@ -176,12 +190,22 @@ const post = (port, body, extra = '') =>
   `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
   `Accept: application/json, text/event-stream\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 const health = 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+/// A 2026-07-28 tools/call of `echo` as `key`, over a raw keep-alive
+/// connection; resolves with the answer and the socket, still open.
+const keptCall = (port, key, text) =>
+  raw(port, post(port, JSON.stringify({
+    jsonrpc: '2.0', id: nextId++, method: 'tools/call',
+    params: { name: 'echo', arguments: { text },
+              _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } },
+  }), `Authorization: Bearer ${key}\r\nMcp-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n`),
+  { keep: true, timeoutMs: scaled(5000) });
 const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: V, capabilities: {} } });
 
 run.main(async () => {
   await check('invalid limit settings stop start-up with their path', async () => {
     const cases = [
       [{ http: { maxConnectionsPerAddress: 0 } }, '$.http.maxConnectionsPerAddress'],
+      [{ http: { maxConnectionsPerIdentity: 0 } }, '$.http.maxConnectionsPerIdentity'],
       [{ http: { corsMaxAgeSeconds: -1 } }, '$.http.corsMaxAgeSeconds'],
       [{ sessions: { maxPerIdentity: 0 } }, '$.sessions.maxPerIdentity'],
       [{ sessions: { maxConcurrentRequests: 'many' } }, '$.sessions.maxConcurrentRequests'],
@@ -215,6 +239,44 @@ run.main(async () => {
       await sleep(100);
       const again = await raw(port, health);
       assert(again.status === 200, `after one closed: ${again.status}`);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+
+  await check('a caller holding its share of connections is refused one more; another caller from its address is served', async () => {
+    // LOW opens as many connections as the address guard allows and asks on
+    // each, so each counts for LOW from then on, not for the address.
+    const held = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = await keptCall(port, 'limits-low-key', `low ${i}`);
+        held.push(r.sock);
+        assert(r.status === 200 && r.body.includes(`low ${i}`), `LOW call ${i}: ${r.status} ${r.body}`);
+      }
+      // HIGH, from the same address while LOW keeps its connections, is
+      // served, and so is a second HIGH connection beside the first.
+      for (let i = 0; i < 2; i++) {
+        const r = await keptCall(port, 'limits-high-key', `high ${i}`);
+        held.push(r.sock);
+        assert(r.status === 200 && r.body.includes(`high ${i}`), `HIGH call ${i} beside LOW's 4 connections: ${r.status} ${r.body}`);
+      }
+      const over = await keptCall(port, 'limits-low-key', 'low, one too many');
+      held.push(over.sock);
+      assert(over.status === 503, `LOW over its share: ${over.status} ${over.head}`);
+      assert(/retry-after: 1/i.test(over.head) && /connection: close/i.test(over.head), over.head);
+      const m = JSON.parse(over.body);
+      assert(m.error.code === -32004 && m.error.data.limit === 'connectionsPerIdentity' && m.error.data.max === 4, over.body);
+      // LOW's share frees when one of its connections closes.
+      held.shift().destroy();
+      let again;
+      for (let i = 0; i < 20; i++) {
+        await sleep(scaled(50));
+        again = await keptCall(port, 'limits-low-key', 'low again');
+        held.push(again.sock);
+        if (again.status === 200) break;
+      }
+      assert(again.status === 200, `LOW after one of its connections closed: ${again.status} ${again.body}`);
     } finally {
       for (const s of held) s.destroy();
     }

@@ -45,6 +45,20 @@ TEST_CASE("config: the http write timeout and write queue limit") {
   CHECK(cfg.http.write_queue_limit == 65536);
 }
 
+TEST_CASE("config: the http connection limits per address and per identity") {
+  config cfg;
+  CHECK(cfg.http.max_connections_per_address == 512);
+  CHECK(cfg.http.max_connections_per_identity == 512);
+  apply_json(cfg, R"({"http":{"maxConnectionsPerAddress":64,"maxConnectionsPerIdentity":16}})", "t");
+  CHECK(cfg.http.max_connections_per_address == 64);
+  CHECK(cfg.http.max_connections_per_identity == 16);
+  CHECK_THROWS_WITH(apply_json(cfg, R"({"http":{"maxConnectionsPerIdentity":0}})", "t"),
+                    "config: $.http.maxConnectionsPerIdentity: must be between 1 and 1000000");
+  CHECK_THROWS_WITH(apply_json(cfg, R"({"http":{"maxConnectionsPerIdentity":"16"}})", "t"),
+                    "config: $.http.maxConnectionsPerIdentity: must be an integer");
+  CHECK(cfg.http.max_connections_per_identity == 16);
+}
+
 TEST_CASE("config: the sample config lists the http settings with their defaults") {
   std::ifstream in(std::string(BULWARK_EXAMPLES_DIR) + "/default.json");
   REQUIRE(in);
@@ -55,10 +69,14 @@ TEST_CASE("config: the sample config lists the http settings with their defaults
   cfg.http.write_queue_limit = 1;
   cfg.http.read_timeout = 1s;
   cfg.http.idle_timeout = 1s;
+  cfg.http.max_connections_per_address = 1;
+  cfg.http.max_connections_per_identity = 1;
   apply_json(cfg, text.str(), "default.json");
   http_options defaults;
   CHECK(cfg.http.write_timeout == defaults.write_timeout);
   CHECK(cfg.http.write_queue_limit == defaults.write_queue_limit);
   CHECK(cfg.http.read_timeout == defaults.read_timeout);
   CHECK(cfg.http.idle_timeout == defaults.idle_timeout);
+  CHECK(cfg.http.max_connections_per_address == defaults.max_connections_per_address);
+  CHECK(cfg.http.max_connections_per_identity == defaults.max_connections_per_identity);
 }
