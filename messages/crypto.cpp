@@ -109,7 +109,11 @@ bool base64url_decode(std::string_view text, std::string& out) {
       out.push_back(static_cast<char>((acc >> bits) & 0xFF));
     }
   }
-  return true;
+  // The bits left over after the last whole byte are zero in a canonical
+  // encoding (RFC 4648, 3.5). Accepting others would let two texts decode to
+  // the same bytes: a sealed token whose last character changed must not
+  // unseal.
+  return (acc & ((1u << bits) - 1)) == 0;
 }
 
 namespace {

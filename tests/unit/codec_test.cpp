@@ -178,6 +178,28 @@ TEST_CASE("sealed requestState detects tampering and context changes") {
   CHECK_FALSE(crypto::unseal(key, "tools/call\nx", "", state));
 }
 
+TEST_CASE("base64url decoding takes only the canonical text of some bytes") {
+  std::string out;
+  // "QQ" is 'A' (0x41): 12 bits, the last 4 zero. "QR" sets one of them.
+  CHECK(crypto::base64url_decode("QQ", out));
+  CHECK(out == "A");
+  CHECK_FALSE(crypto::base64url_decode("QR", out));
+  // "QUE" is "AA": 18 bits, the last 2 zero. "QUF" sets one.
+  CHECK(crypto::base64url_decode("QUE", out));
+  CHECK(out == "AA");
+  CHECK_FALSE(crypto::base64url_decode("QUF", out));
+  CHECK(crypto::base64url_decode("QUFB", out));
+  CHECK(out == "AAA");
+  // Every token's last character, changed, fails to unseal.
+  for (int i = 0; i < 64; ++i) {
+    auto token = crypto::seal("k3y", "ctx", std::string(static_cast<std::size_t>(i), 'x'));
+    auto last = token;
+    last.back() = last.back() == 'A' ? 'B' : 'A';
+    std::string state;
+    CHECK_FALSE(crypto::unseal("k3y", "ctx", last, state));
+  }
+}
+
 TEST_CASE("sealed requestState cannot be read by the client") {
   std::string key = "k3y";
   std::string secret = "parking-token-0123456789\n{\"id\":7}";
