@@ -390,7 +390,7 @@ try {
     writeFileSync(capPath, JSON.stringify({
       http: { port: 0 },
       health: { intervalMs: 50 },
-      rateLimits: { tiers: { quick: { perSecond: 5 } }, maxTrackedCallers: cap,
+      rateLimits: { tiers: { quick: { perMinute: 6 } }, maxTrackedCallers: cap,
                     keys: Object.fromEntries(keys.map((k) => [createHash('sha256').update(k).digest('hex'), { tier: 'quick' }])) },
     }));
     const capPort = await startBulwark(['--config', capPath], 'cap');
@@ -405,7 +405,8 @@ try {
       assert(r.result && !r.result.isError, `${k} is admitted below the cap: ${JSON.stringify(r)}`);
     }
     assert(await tracked() === cap, `${cap} callers tracked`);
-    // Their buckets are not full yet: nobody can be forgotten, so newcomers wait.
+    // Their buckets are not full yet (6/min refills the token a call took in
+    // 10 s): nobody can be forgotten, so newcomers wait.
     for (const k of keys.slice(cap)) {
       const r = await as(k);
       assert(r.error?.code === -32010 && r.error.data.limit === 'global'
@@ -416,10 +417,13 @@ try {
     assert(await tracked() === cap, `still ${cap} callers tracked after ${keys.length - cap} newcomers`);
     const known = await as(keys[0]);
     assert(known.result && !known.result.isError, `a tracked caller goes on: ${JSON.stringify(known)}`);
-    // Full again (5/s refills a token in 200 ms) and a second after the last
-    // sweep, idle callers are forgotten and a newcomer gets a place.
-    await sleep(scaled(1200));
-    const newcomer = await as(keys[cap]);
+    // Full again (10 s after each one's last call) and at the sweep after
+    // that, idle callers are forgotten and a newcomer gets a place.
+    let newcomer;
+    await until('a newcomer admitted once idle callers are forgotten', async () => {
+      newcomer = await as(keys[cap]);
+      return newcomer.result && !newcomer.result.isError;
+    }, 20_000).catch(() => {});
     assert(newcomer.result && !newcomer.result.isError, `a newcomer after idle callers are forgotten: ${JSON.stringify(newcomer)}`);
     const now = await tracked();
     assert(now >= 1 && now <= cap, `at most ${cap} callers tracked: ${now}`);
