@@ -729,15 +729,17 @@ try {
       return s?.status === 'unavailable' ? s : null;
     }, 5000);
     assert(/exit status 7/.test(servers.reason ?? ''), `list_servers says how it exited: ${JSON.stringify(servers)}`);
-    // /health is the last check's (every 100 ms here).
+    // /health is the last check's (every 100 ms here); between the last exit
+    // and the connector giving up it shows the restart under way
+    // ("starting"), already degraded.
     let h;
-    await until('health degraded naming the service', async () => {
+    await until('health degraded naming the service, its connector down', async () => {
       h = await (await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(scaled(5000)) })).json();
-      return h.status === 'degraded' && (h.reasons ?? []).some((r) => /crashing.*exit status 7/.test(r));
+      return h.status === 'degraded' && (h.reasons ?? []).some((r) => /crashing.*exit status 7/.test(r))
+        && h.components?.connectors?.crashing?.phase === 'down';
     }, 5000).catch((e) => {
       throw new Error(`${e.message}: ${JSON.stringify(h).slice(0, 600)}`);
     });
-    assert(h.components.connectors.crashing.phase === 'down', `the connector is down: ${JSON.stringify(h.components.connectors)}`);
     for (const [name, args] of [['wobbly', {}], ['execute_tool', { server: 'crashing', tool: 'wobbly' }]]) {
       const t0 = Date.now();
       const r = await callTool(port, name, args);
