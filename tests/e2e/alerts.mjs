@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminRequest, assert, harness, openSession, scaled, sessionCall, sleep, until } from './harness.mjs';
+import { adminRequest, assert, harness, openSession, readEvents, scaled, sessionCall, sleep, until } from './harness.mjs';
 
 /// Attempts the receiver saw: when each arrived (ms, monotonic) and what it held.
 const attempts = [];
@@ -52,23 +52,9 @@ async function alertStream(port, headers, sid) {
   });
   assert(res.status === 200, `GET stream: HTTP ${res.status}`);
   const alerts = [];
-  (async () => {
-    const decoder = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk, { stream: true });
-        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2))
-          for (const line of buf.slice(0, i).split('\n')) {
-            if (!line.startsWith('data:')) continue;
-            const m = JSON.parse(line.slice(5));
-            if (m.method === 'notifications/message' && m.params?.logger === 'bulwark.alerts') alerts.push(m);
-          }
-      }
-    } catch {
-      // Aborted at the end.
-    }
-  })();
+  readEvents(res, (m) => {
+    if (m.method === 'notifications/message' && m.params?.logger === 'bulwark.alerts') alerts.push(m);
+  });
   return { alerts, close: () => ac.abort() };
 }
 

@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { assert, callTool, harness, scaled, until } from './harness.mjs';
+import { assert, callTool, harness, readEvents, scaled, until } from './harness.mjs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -93,20 +93,7 @@ async function listen(port, notifications) {
   });
   assert(res.ok && res.headers.get('content-type')?.startsWith('text/event-stream'), `listen: HTTP ${res.status}`);
   const messages = [];
-  (async () => {
-    const decoder = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk, { stream: true });
-        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2))
-          for (const line of buf.slice(0, i).split('\n'))
-            if (line.startsWith('data: ')) messages.push(JSON.parse(line.slice(6)));
-      }
-    } catch {
-      // Aborted by close().
-    }
-  })();
+  readEvents(res, (m) => messages.push(m));
   return { id, messages, close: () => ac.abort() };
 }
 

@@ -21,6 +21,25 @@ export const timeScale = Math.max(1, Number(process.env.BULWARK_TEST_TIME_SCALE)
 export const scaled = (ms) => ms * timeScale;
 
 /// Polls `fn` until it returns a truthy value or `ms` pass.
+/// Reads the event stream `res` in the background and calls `onMessage` with
+/// the JSON of each `data:` line; ends quietly when the request is aborted.
+export function readEvents(res, onMessage) {
+  (async () => {
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk, { stream: true });
+        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2))
+          for (const line of buf.slice(0, i).split('\n'))
+            if (line.startsWith('data:')) onMessage(JSON.parse(line.slice(5)));
+      }
+    } catch {
+      // Aborted by its owner.
+    }
+  })();
+}
+
 export async function until(what, fn, ms = 10_000) {
   const end = Date.now() + scaled(ms);
   let last;

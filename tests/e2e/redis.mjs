@@ -104,6 +104,18 @@ async function health(port) {
   return res.json();
 }
 
+/// Waits (bounded) until `port`'s health is degraded, and checks that Redis
+/// is the reason; resolves with the health.
+async function degradedByRedis(port) {
+  const h = await until(`degraded on :${port}`, async () => {
+    const h = await health(port);
+    return h.degraded ? h : null;
+  }, 5000);
+  assert(h.status === 'degraded' && h.reasons.some((x) => x.includes('redis unreachable')),
+         `reasons on :${port}: ${JSON.stringify(h.reasons)}`);
+  return h;
+}
+
 const text = (r) => r.result?.content?.[0]?.text ?? '';
 const cacheMark = (r) => r.result?._meta?.['io.bulwark/cache'];
 
@@ -488,12 +500,7 @@ run.main(async () => {
       assert(r.result && !r.result.isError, `:${p} answers during the outage: ${JSON.stringify(r)}`);
     }
     for (const p of ports) {
-      const h = await until(`degraded on :${p}`, async () => {
-        const h = await health(p);
-        return h.degraded ? h : null;
-      }, 5000);
-      assert(h.status === 'degraded' && h.reasons.some((x) => x.includes('redis unreachable')),
-             `reasons: ${JSON.stringify(h.reasons)}`);
+      const h = await degradedByRedis(p);
       assert(h.components.redis.breaker === 'open', 'the Redis breaker is open');
     }
     const r = await call(ports[1], 'test_simple_text', {}, { authorization: `Bearer ${keyAfter}` });
@@ -537,12 +544,7 @@ run.main(async () => {
       }
       assert(answers.filter(({ r }) => r.result).length >= 12, `most calls are served: ${JSON.stringify(answers.map(({ r }) => r.error?.code ?? 'ok'))}`);
       for (const p of ports) {
-        const h = await until(`degraded on :${p}`, async () => {
-          const h = await health(p);
-          return h.degraded ? h : null;
-        }, 5000);
-        assert(h.status === 'degraded' && h.reasons.some((x) => x.includes('redis unreachable')),
-               `reasons on :${p}: ${JSON.stringify(h.reasons)}`);
+        const h = await degradedByRedis(p);
         assert(h.components.redis.available === false, `Redis is not available on :${p}`);
       }
     } finally {
