@@ -256,6 +256,12 @@ public:
     refused_ = true;
     keep_alive_ = false;
     busy_ = true;
+    respond_over_limit(std::move(message), max, limit);
+  }
+
+  /// 503 with -32004 for a connection over a connection limit: `limit` (at
+  /// most `max`) in its data, and Retry-After: 1.
+  void respond_over_limit(std::string message, std::size_t max, const char* limit) {
     respond(503,
             mcp::error_body(json::value(), error_code::overloaded, message,
                             json::value::make_object({{"limit", limit},
@@ -889,14 +895,9 @@ void connection::handle(request req) {
     if (server_.refused_identity)
       server_.refused_identity->inc();
     auto max = server_.opts.max_connections_per_identity;
-    return respond(503,
-                   mcp::error_body(json::value(), error_code::overloaded,
-                                   "too many connections for this caller from this address (at most "
-                                     + std::to_string(max) + "); reuse one, close one or retry later",
-                                   json::value::make_object({{"limit", "connectionsPerIdentity"},
-                                                             {"max", static_cast<unsigned long long>(max)},
-                                                             {"retry_after_seconds", 1}})),
-                   "\r\nRetry-After: 1");
+    return respond_over_limit("too many connections for this caller from this address (at most "
+                                + std::to_string(max) + "); reuse one, close one or retry later",
+                              max, "connectionsPerIdentity");
   }
   // Several instances: a session created on another one is taken over
   // from the shared directory before the request is looked at. (The echo
