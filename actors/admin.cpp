@@ -222,7 +222,7 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
 
 } // namespace
 
-void add_admin_routes(http_server& server, runtime& rt) {
+void add_admin_routes(http_server& server, runtime& rt, config_control control) {
   auto env = rt.environment();
   server.add_route("/admin", [] {
     http_reply r;
@@ -235,7 +235,7 @@ void add_admin_routes(http_server& server, runtime& rt) {
                 "\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store";
     return r;
   });
-  auto api = [env, &rt](const http_request_view& req) -> http_reply {
+  auto api = [env, &rt, control](const http_request_view& req) -> http_reply {
     const auto& token = env->opts.ops.admin_token_sha256;
     auto what = req.path.substr(std::string("/admin/api/").size());
     bool is_action = req.method == "POST";
@@ -248,6 +248,8 @@ void add_admin_routes(http_server& server, runtime& rt) {
       auto r = refuse(401, "the admin API needs Authorization: Bearer <admin token>");
       return r;
     }
+    if (req.method == "GET" && what == "config" && control.view)
+      return json_answer(200, control.view());
     if (req.method == "GET")
       return view(rt, env, what);
     if (!is_action)
@@ -262,6 +264,13 @@ void add_admin_routes(http_server& server, runtime& rt) {
     json::parse_error err;
     if (!json::parse(req.body.empty() ? std::string("{}") : req.body, body, err) || !body.is_object())
       return refuse(400, "the body must be a JSON object");
+    if (what == "config/reload") {
+      if (!control.reload)
+        return refuse(404, "this server cannot reload its configuration (it was started by a host program)");
+      // The reload writes its own audit entry and log lines.
+      auto [status, result] = control.reload(req.remote);
+      return json_answer(status, result);
+    }
     auto done = action(rt, env, what, body);
     auto reply = json_answer(done.status, done.body);
     // The audit trail: every action with its target and outcome.

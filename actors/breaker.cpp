@@ -401,6 +401,26 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
         return;
       }
     },
+    [self](atom::reload, const service_config_ptr& next) {
+      auto& st = self->state;
+      const auto& was = st.svc.settings.breaker;
+      const auto& now = next->settings.breaker;
+      bool same = was.consecutive_failures == now.consecutive_failures && was.failure_rate == now.failure_rate
+                  && was.window == now.window && was.minimum_calls == now.minimum_calls
+                  && was.open_duration == now.open_duration && was.half_open_probes == now.half_open_probes
+                  && was.successes_to_close == now.successes_to_close;
+      st.svc = *next;
+      if (same)
+        return;
+      // New thresholds judge from a clean slate. Calls in flight report to
+      // the new breaker (a probe's slot does not carry over).
+      st.cb = std::make_unique<circuit_breaker>(st.svc.settings.breaker);
+      for (auto& [id, a] : st.attempts)
+        a.probe = false;
+      publish_breaker(st.env, st.svc.name, "closed");
+      log::info("breaker thresholds changed; the breaker starts closed",
+                value::make_object({{"service", st.svc.name}}));
+    },
     [self](atom::get) -> value {
       auto& st = self->state;
       return value::make_object({{"service", st.svc.name},

@@ -1120,6 +1120,23 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       if (open)
         arm_sweep(self);
     },
+    [self](atom::reload, const service_config_ptr& next) {
+      // Settings only: the transport (command, URL, headers, TLS, protocol)
+      // is what this connector was started with, and a change of it starts
+      // a new connector.
+      auto& st = self->state;
+      auto svc = *next;
+      svc.command = st.svc.command;
+      svc.args = st.svc.args;
+      svc.env = st.svc.env;
+      svc.inherit_env = st.svc.inherit_env;
+      svc.cwd = st.svc.cwd;
+      svc.url = st.svc.url;
+      svc.headers = st.svc.headers;
+      svc.settings.tls = st.svc.settings.tls;
+      svc.settings.protocol = st.svc.settings.protocol;
+      st.svc = std::move(svc);
+    },
     [self](atom::get) -> value {
       auto& st = self->state;
       const char* ph = st.ph == connector_state::phase::ready ? "ready"

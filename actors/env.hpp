@@ -65,6 +65,9 @@ struct escalation_record {
 };
 
 struct runtime_env {
+  /// The settings the runtime started with. What a reload may change is
+  /// read from `settings()` instead; everything else is the same in every
+  /// generation (a reload that changes it is refused).
   runtime_options opts;
   registry names;
   /// Key that signs `requestState` (HMAC-SHA256).
@@ -92,8 +95,6 @@ struct runtime_env {
   std::shared_ptr<rate_buckets> buckets;
   /// Resource URIs clients watch (the gateway subscribes services to them).
   std::shared_ptr<resource_watches> watches = std::make_shared<resource_watches>();
-  /// Downstream services (the health supervisor watches them).
-  std::vector<std::string> services;
   /// Where operational actors do HTTP (alert webhooks).
   boost::asio::io_context* io = nullptr;
   /// State shared with other instances (`redis.url`); null: this instance
@@ -102,6 +103,40 @@ struct runtime_env {
   /// Session ids the shared directory did not have a moment ago (with
   /// `redis`): asked again only after a few seconds.
   std::shared_ptr<recent_misses> unknown_sessions;
+
+  // -- settings, one immutable snapshot per configuration generation ---------
+
+  /// Counts configuration generations (1: the settings at start).
+  std::atomic<uint64_t> generation{0};
+
+  /// The current generation's settings; `opts` itself until a runtime
+  /// installed its first generation (an environment built by a test).
+  std::shared_ptr<const runtime_options> settings() const {
+    std::lock_guard<std::mutex> guard(settings_mtx_);
+    if (!settings_)
+      return std::shared_ptr<const runtime_options>(std::shared_ptr<const runtime_options>{}, &opts);
+    return settings_;
+  }
+
+  /// Installs a new generation (a reload); actors pick it up through
+  /// `settings_view` or when told with atom::reload.
+  void install_settings(std::shared_ptr<const runtime_options> next) {
+    std::lock_guard<std::mutex> guard(settings_mtx_);
+    settings_ = std::move(next);
+    generation.fetch_add(1, std::memory_order_release);
+  }
+
+  /// Downstream services of the current generation (the health supervisor
+  /// watches them).
+  std::vector<std::string> service_names() const {
+    std::lock_guard<std::mutex> guard(settings_mtx_);
+    return services_;
+  }
+
+  void set_service_names(std::vector<std::string> names) {
+    std::lock_guard<std::mutex> guard(settings_mtx_);
+    services_ = std::move(names);
+  }
 
   // -- health, as the health supervisor last published it -------------------
 
@@ -181,6 +216,18 @@ struct runtime_env {
     std::lock_guard<std::mutex> guard(actors_mtx_);
     if (auto i = supervisors_.find(name); i != supervisors_.end())
       i->second.escalated = escalated;
+  }
+
+  /// A supervisor and its children left the tree for good.
+  void supervisor_removed(const std::string& name) {
+    std::lock_guard<std::mutex> guard(actors_mtx_);
+    auto i = supervisors_.find(name);
+    if (i == supervisors_.end())
+      return;
+    for (auto& child : i->second.children)
+      actors_.erase(child);
+    supervisors_.erase(i);
+    actors_.erase(name);
   }
 
   std::map<std::string, supervisor_info> supervisors() const {
@@ -291,6 +338,9 @@ struct runtime_env {
   }
 
 private:
+  mutable std::mutex settings_mtx_;
+  std::shared_ptr<const runtime_options> settings_;
+  std::vector<std::string> services_;
   mutable std::mutex actors_mtx_;
   std::map<std::string, actor_info> actors_;
   std::map<std::string, supervisor_info> supervisors_;
@@ -309,6 +359,30 @@ private:
 };
 
 using env_ptr = std::shared_ptr<runtime_env>;
+
+/// An actor's handle on the current settings: one relaxed atomic read per
+/// use while the generation stays, a new snapshot when it moved.
+class settings_view {
+public:
+  explicit settings_view(const runtime_env& env)
+    : env_(&env), generation_(env.generation.load(std::memory_order_acquire)), current_(env.settings()) {}
+
+  const runtime_options& operator*() {
+    auto g = env_->generation.load(std::memory_order_acquire);
+    if (g != generation_) {
+      current_ = env_->settings();
+      generation_ = g;
+    }
+    return *current_;
+  }
+
+  const runtime_options* operator->() { return &**this; }
+
+private:
+  const runtime_env* env_;
+  uint64_t generation_;
+  std::shared_ptr<const runtime_options> current_;
+};
 
 /// Registry names of the long-lived actors.
 namespace names {

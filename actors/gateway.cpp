@@ -75,7 +75,11 @@ std::string exposed_tool_name(const std::string& service, const std::string& too
 
 struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   runtime& rt;
-  gateway_config cfg;
+  /// The current generation's services, naming and policies; a reload
+  /// swaps it whole (readers keep the snapshot they took).
+  std::shared_ptr<const gateway_config> cfg_;
+
+  std::shared_ptr<const gateway_config> config() const { return std::atomic_load(&cfg_); }
   gateway_hooks_ptr hooks = std::make_shared<gateway_hooks>();
 
   // HTTP connectors' I/O when the actor system does not run the fused scheduler.
@@ -126,7 +130,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     c->fail(error_code::service_unavailable, "service " + service + " is starting; retry shortly", std::move(data));
   }
 
-  impl(runtime& r, gateway_config c) : rt(r), cfg(std::move(c)) {}
+  impl(runtime& r, gateway_config c) : rt(r), cfg_(std::make_shared<const gateway_config>(std::move(c))) {}
 
   /// Which client call a downstream call currently reports to. A call that
   /// needed client input continues under the client's next call (2026-07-28)
@@ -164,7 +168,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     std::string key;
     if (cacheable && state.empty() && c->input_responses().is_null()) {
       // Private results are kept per caller: one never sees another's.
-      const auto* svc = this->service(service);
+      auto svc = this->service(service);
       bool shared = svc && svc->settings.cache_public;
       // A read is kept under its URI first, so that an update of that URI
       // drops its copies for every caller (see hooks->changed).
@@ -182,7 +186,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
               c->give_back(); // answered from memory: the service was not used
               auto self = weak.lock();
               return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age,
-                                                self ? self->service(service) : nullptr));
+                                                self ? self->service(service).get() : nullptr));
             }
             if (auto self = weak.lock())
               self->call_service(c, service, method, params, idempotent, timeout, key);
@@ -407,7 +411,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// else its service's; a client may lower (never raise) it through
   /// `_meta["io.bulwark/priority"]`.
   priority priority_of(const call_ptr& c, const std::string& service) const {
-    const auto& ops = rt.options().ops;
+    auto settings = rt.settings();
+    const auto& ops = settings->ops;
     std::optional<priority> p;
     if (c->method() == "tools/call")
       if (auto i = ops.tool_priorities.find(tool_of(*c)); i != ops.tool_priorities.end())
@@ -415,7 +420,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     if (!p)
       p = resolve_key(ops, c->client().identity).prio;
     if (!p)
-      if (const auto* svc = this->service(service))
+      if (auto svc = this->service(service))
         p = parse_priority(svc->settings.priority);
     auto base = p.value_or(priority::normal);
     const auto& asked = c->params()["_meta"]["io.bulwark/priority"];
@@ -480,7 +485,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// the service could not answer, falls back to a stale copy, then to the
   /// static message, then to the typed error.
   void conclude(const call_ptr& c, downstream_outcome o, const std::string& service, const std::string& key) {
-    const auto* svc = this->service(service);
+    auto svc = this->service(service);
     if (!svc)
       return answer(c, std::move(o));
     auto cache = key.empty() ? caf::actor() : rt.find(cache_actor_name);
@@ -489,7 +494,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::put_v, key, o.result,
                        static_cast<int64_t>(svc->settings.cache_ttl.count()),
                        static_cast<int64_t>(svc->settings.max_stale.count()));
-        o.result = with_cache_hints(c, std::move(o.result), milliseconds(0), svc);
+        o.result = with_cache_hints(c, std::move(o.result), milliseconds(0), svc.get());
       } else if (o.what == downstream_outcome::kind::result) {
         o.result = with_cache_hints(c, std::move(o.result), milliseconds(0));
       }
@@ -560,10 +565,13 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     }
   }
 
-  const service_config* service(const std::string& name) const {
-    for (auto& s : cfg.services)
+  /// A service of the current generation (null when it has none of that
+  /// name); the pointer keeps its generation alive.
+  std::shared_ptr<const service_config> service(const std::string& name) const {
+    auto cfg = config();
+    for (auto& s : cfg->services)
       if (s.name == name)
-        return &s;
+        return std::shared_ptr<const service_config>(cfg, &s);
     return nullptr;
   }
 
@@ -585,17 +593,18 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   template <class Add>
   void name_items(const std::string& method, const char* kind, const std::set<std::string>& own,
                   std::vector<std::string>& errors, Add add) {
+    auto cfg = config();
     std::map<std::string, std::vector<std::string>> offered; // downstream name -> services
-    for (auto& s : cfg.services)
+    for (auto& s : cfg->services)
       for (auto& item : list_of(s.name, method).as_array())
         if (item["name"].is_string())
           offered[item["name"].as_string()].push_back(s.name);
     std::map<std::string, std::string> taken; // exposed name -> who offers it
     for (auto& name : own)
       taken.emplace(name, "Bulwark's own " + std::string(kind) + "s");
-    for (auto& s : cfg.services) {
-      auto mode = s.settings.prefix.value_or(cfg.prefix);
-      auto sep = s.settings.separator.value_or(cfg.separator);
+    for (auto& s : cfg->services) {
+      auto mode = s.settings.prefix.value_or(cfg->prefix);
+      auto sep = s.settings.separator.value_or(cfg->separator);
       for (auto& item : list_of(s.name, method).as_array()) {
         if (!item["name"].is_string())
           continue;
@@ -617,12 +626,13 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// first that lists it, else the first with a template matching it.
   /// Empty when none offers it. `mtx` must be held.
   std::string owner_of(const std::string& uri) {
-    for (auto& s : cfg.services)
+    auto cfg = config();
+    for (auto& s : cfg->services)
       for (auto& r : list_of(s.name, "resources/list").as_array())
         if (r["uri"].is_string() && r["uri"].as_string() == uri)
           return s.name;
     value vars;
-    for (auto& s : cfg.services)
+    for (auto& s : cfg->services)
       for (auto& t : list_of(s.name, "resources/templates/list").as_array())
         if (t["uriTemplate"].is_string() && match_uri_template(t["uriTemplate"].as_string(), uri, vars))
           return s.name;
@@ -642,6 +652,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
 
   /// Rebuilds what the services offer, under exposed names, in the catalog.
   void republish() {
+    auto cfg = config();
     std::vector<tool_spec> tools;
     std::vector<prompt_spec> prompts;
     std::vector<resource_spec> resources;
@@ -650,7 +661,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     // What Bulwark lists of its own keeps its names; so do the gateway's
     // own tools.
     std::vector<tool_spec> own_tools;
-    if (cfg.gateway_tools)
+    if (cfg->gateway_tools)
       own_tools = gateway_tools();
     own_tools.push_back(queue_status_tool());
     std::set<std::string> own_tool_names, own_prompt_names, own_uris;
@@ -700,7 +711,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                                 + " and service " + service + "; the one of " + at->second + " is kept");
         return fresh;
       };
-      for (auto& s : cfg.services) {
+      for (auto& s : cfg->services) {
         for (auto& r : list_of(s.name, "resources/list").as_array())
           if (r["uri"].is_string() && claim("resource", r["uri"].as_string(), s.name))
             resources.push_back(make_resource(s, r));
@@ -724,27 +735,191 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     cv.notify_all();
   }
 
+  using spawn_fn = std::function<caf::actor(caf::actor_system&)>;
+
+  /// A service's connector and breaker, in start order. A restarted one
+  /// takes the service's settings of the generation current then (its
+  /// transport is the one it was started with: a new transport is a new
+  /// subtree).
+  std::vector<std::pair<std::string, spawn_fn>> service_children(const service_config& s) {
+    std::weak_ptr<impl> weak = shared_from_this();
+    auto current = [weak, first = std::make_shared<const service_config>(s)] {
+      auto self = weak.lock();
+      auto now = self ? self->service(first->name) : nullptr;
+      if (!now || now->command != first->command || now->args != first->args || now->env != first->env
+          || now->cwd != first->cwd || now->url != first->url || now->headers != first->headers)
+        return *first;
+      return *now;
+    };
+    auto env_hooks = hooks;
+    auto env = rt.environment();
+    std::vector<std::pair<std::string, spawn_fn>> out;
+    out.emplace_back(connector_name(s.name), [current, env_hooks, env](caf::actor_system& sys) {
+      return caf::actor_cast<caf::actor>(spawn_connector(sys, env, current(), env_hooks));
+    });
+    auto spawned = std::make_shared<int>(0);
+    out.emplace_back(breaker_name(s.name), [current, spawned, env](caf::actor_system& sys) {
+      return caf::actor_cast<caf::actor>(spawn_breaker(sys, env, current(), (*spawned)++ > 0));
+    });
+    return out;
+  }
+
+  /// True when a change of `a` into `b` needs a new connector.
+  static bool transport_changed(const service_config& a, const service_config& b) {
+    return a.command != b.command || a.args != b.args || a.env != b.env || a.inherit_env != b.inherit_env
+           || a.cwd != b.cwd || a.url != b.url || a.headers != b.headers || a.settings.protocol != b.settings.protocol
+           || a.settings.tls.ca_file != b.settings.tls.ca_file || a.settings.tls.cert_file != b.settings.tls.cert_file
+           || a.settings.tls.key_file != b.settings.tls.key_file;
+  }
+
+  /// Services being removed: a removal's number, so that a drain that ends
+  /// after the service came back leaves the new one alone.
+  std::map<std::string, uint64_t> removing;
+  uint64_t removals = 0;
+  milliseconds drain_time{10000};
+
+  /// A new generation: services added, removed or changed, and the naming
+  /// and policies, applied as changes of the actor tree.
+  void reconfigure(gateway_config next, milliseconds drain) {
+    drain_time = drain;
+    auto before = config();
+    auto after = std::make_shared<const gateway_config>(std::move(next));
+    std::map<std::string, const service_config*> old_services, new_services;
+    for (auto& s : before->services)
+      old_services[s.name] = &s;
+    for (auto& s : after->services)
+      new_services[s.name] = &s;
+    std::vector<std::string> names;
+    for (auto& s : after->services)
+      names.push_back(s.name);
+    {
+      std::lock_guard<std::mutex> guard(mtx);
+      std::atomic_store(&cfg_, after);
+      for (auto& [name, svc] : old_services)
+        if (!new_services.count(name)) {
+          lists.erase(name);
+          ready_services.erase(name);
+          problems.erase(name);
+        }
+      for (auto& [name, svc] : new_services) {
+        auto old = old_services.find(name);
+        if (old == old_services.end() || transport_changed(*old->second, *svc)) {
+          removing.erase(name);
+          lists.erase(name);
+          ready_services.erase(name);
+          problems.erase(name);
+        }
+      }
+      ++lists_version;
+    }
+    rt.environment()->set_service_names(std::move(names));
+    // The catalog first: a removed service's tools are gone before its
+    // subtree stops, and handlers carry the new settings.
+    republish();
+    for (auto& [name, svc] : new_services) {
+      auto old = old_services.find(name);
+      if (old == old_services.end() || transport_changed(*old->second, *svc)) {
+        log::info(old == old_services.end() ? "service added" : "service transport changed; its connector starts anew",
+                  value::make_object({{"service", name}}));
+        rt.start_group(service_supervisor_name(name), restart_strategy::rest_for_one, service_children(*svc));
+        continue;
+      }
+      auto snapshot = std::shared_ptr<const service_config>(after, svc);
+      if (auto b = rt.find(breaker_name(name)))
+        caf::anon_send(caf::actor_cast<breaker_actor>(b), atom::reload_v, snapshot);
+      if (auto c = rt.find(connector_name(name)))
+        caf::anon_send(caf::actor_cast<connector_actor>(c), atom::reload_v, snapshot);
+    }
+    for (auto& [name, svc] : old_services)
+      if (!new_services.count(name))
+        drain_and_stop(name);
+    poke_connectors();
+  }
+
+  /// A removed service: its calls in flight may finish within the drain
+  /// time (`shutdown.drainSeconds`); then its subtree stops, and what is
+  /// still in flight is answered with an error.
+  void drain_and_stop(const std::string& name) {
+    uint64_t number;
+    {
+      std::lock_guard<std::mutex> guard(mtx);
+      number = ++removals;
+      removing[name] = number;
+    }
+    log::info("service removed; its calls in flight may finish", value::make_object({{"service", name}}));
+    auto deadline = steady_clock::now() + drain_time;
+    std::weak_ptr<impl> weak = shared_from_this();
+    auto stop = [weak, name, number] {
+      auto self = weak.lock();
+      if (!self)
+        return;
+      {
+        std::lock_guard<std::mutex> guard(self->mtx);
+        auto i = self->removing.find(name);
+        if (i == self->removing.end() || i->second != number)
+          return; // it came back meanwhile
+        self->removing.erase(i);
+      }
+      self->rt.stop_group(service_supervisor_name(name));
+      log::info("service stopped", value::make_object({{"service", name}}));
+    };
+    auto breaker = rt.find(breaker_name(name));
+    if (!breaker)
+      return stop();
+    rt.system().spawn([breaker = caf::actor_cast<breaker_actor>(breaker), deadline, stop](caf::event_based_actor* self) {
+      auto check = std::make_shared<std::function<void()>>();
+      *check = [self, breaker, deadline, stop, weak_check = std::weak_ptr<std::function<void()>>(check)] {
+        auto again = [self, weak_check] {
+          if (auto c = weak_check.lock())
+            self->delayed_send(self, milliseconds(100), atom::timer_v);
+        };
+        if (steady_clock::now() >= deadline) {
+          stop();
+          return self->quit();
+        }
+        self->request(breaker, seconds(1), atom::get_v)
+          .then(
+            [self, stop, again](const value& status) {
+              if (status["inFlight"].is_integer() && status["inFlight"].as_int() == 0) {
+                stop();
+                return self->quit();
+              }
+              again();
+            },
+            [self, stop](caf::error&) {
+              stop();
+              self->quit();
+            });
+      };
+      (*check)();
+      return caf::behavior{[check](atom::timer) { (*check)(); }};
+    });
+  }
+
   bool has_policy() const {
     // With a key file, any reload may bring a key with its own policy.
-    return !cfg.policy.allow.empty() || !cfg.policy.deny.empty() || !cfg.agents.empty()
+    auto cfg = config();
+    return !cfg->policy.allow.empty() || !cfg->policy.deny.empty() || !cfg->agents.empty()
            || rt.options().ops.api_keys;
   }
 
-  /// The policy of the agent behind a call: its own, else the default.
-  const access_policy& policy_for(const client_view& client) const {
+  /// The policy of the agent behind a call: its own, else the default (the
+  /// pointer keeps its generation alive).
+  std::shared_ptr<const access_policy> policy_for(const client_view& client) const {
+    auto cfg = config();
     if (client.info["name"].is_string())
-      if (auto a = cfg.agents.find(client.info["name"].as_string()); a != cfg.agents.end())
-        return a->second;
-    return cfg.policy;
+      if (auto a = cfg->agents.find(client.info["name"].as_string()); a != cfg->agents.end())
+        return std::shared_ptr<const access_policy>(cfg, &a->second);
+    return std::shared_ptr<const access_policy>(cfg, &cfg->policy);
   }
 
   /// Whether the caller may use `service:tool`. The policy of the caller's
   /// API key comes first: it is bound to who holds the key, while
   /// `clientInfo.name` is whatever the client says it is.
   policy_decision decide(const client_view& client, const std::string& service, const std::string& tool) const {
-    if (auto own = resolve_key(rt.options().ops, client.identity).policy)
+    if (auto own = resolve_key(rt.settings()->ops, client.identity).policy)
       return check_policy(*own, service, tool);
-    return check_policy(policy_for(client), service, tool);
+    return check_policy(*policy_for(client), service, tool);
   }
 
   /// Answers a denied call and returns true; false when the policy allows it.
@@ -830,9 +1005,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
 
   /// The service named by the call's `server` argument; answers the call
   /// with -32602 and returns null when there is none.
-  const service_config* named_server(const call_ptr& c) const {
+  std::shared_ptr<const service_config> named_server(const call_ptr& c) const {
     const auto& server = c->arguments()["server"].as_string();
-    const auto* svc = service(server);
+    auto svc = service(server);
     if (!svc)
       c->fail(error_code::invalid_params, "no server named '" + server + "'",
               value::make_object({{"server", server}}));
@@ -894,8 +1069,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     list.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
     list.handler = guarded(weak, [](impl& self, const call_ptr& c) {
       value servers(json::array{});
+      auto cfg = self.config();
       std::lock_guard<std::mutex> guard(self.mtx);
-      for (auto& s : self.cfg.services) {
+      for (auto& s : cfg->services) {
         long long visible = 0;
         for (auto& t : self.list_of(s.name, "tools/list").as_array())
           if (self.decide(c->client(), s.name, t["name"].as_string()).allowed)
@@ -967,7 +1143,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         return c->fail(error_code::service_unavailable, "the tool '" + c->tool + "' is no longer offered",
                        value::make_object({{"tool", c->tool}, {"reachedService", true}}));
       }
-      const auto* svc = self.named_server(c);
+      auto svc = self.named_server(c);
       if (!svc)
         return;
       const auto& server = svc->name;
@@ -1073,13 +1249,15 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     d.io_thread = std::thread([io = d.own_io.get()] { io->run(); });
     d.hooks->io = d.own_io.get();
   }
-  d.hooks->child_max_restarts = d.cfg.child_max_restarts;
-  d.hooks->child_restart_window = d.cfg.child_restart_window;
+  d.hooks->child_max_restarts = d.config()->child_max_restarts;
+  d.hooks->child_restart_window = d.config()->child_restart_window;
   std::weak_ptr<impl> weak = impl_;
   d.hooks->publish = [weak](const std::string& service, const std::string& method, value items) {
     auto self = weak.lock();
     if (!self)
       return;
+    if (!self->service(service))
+      return; // removed by a reload, and draining
     auto count = static_cast<unsigned long long>(items.as_array().size());
     {
       std::lock_guard<std::mutex> guard(self->mtx);
@@ -1095,7 +1273,7 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
   d.hooks->resource_updated = [&rt](const std::string& uri) { rt.notify_resource_updated(uri); };
   d.hooks->status = [weak](const std::string& service, bool ready, const std::string& problem) {
     auto self = weak.lock();
-    if (!self)
+    if (!self || !self->service(service))
       return;
     std::lock_guard<std::mutex> guard(self->mtx);
     if (ready) {
@@ -1107,16 +1285,13 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
     }
     self->cv.notify_all();
   };
-  std::vector<std::string> connectors;
-  for (auto& s : d.cfg.services)
-    connectors.push_back(connector_name(s.name));
-  std::weak_ptr<runtime_env> weak_env = rt.environment();
-  d.poke_connectors = [weak_env, connectors] {
-    auto env = weak_env.lock();
-    if (!env)
+  d.poke_connectors = [weak] {
+    auto self = weak.lock();
+    if (!self)
       return;
-    for (auto& name : connectors)
-      if (auto c = env->names.get(name))
+    auto cfg = self->config();
+    for (auto& s : cfg->services)
+      if (auto c = self->rt.find(connector_name(s.name)))
         caf::anon_send(caf::actor_cast<connector_actor>(c), atom::watch_v);
   };
   rt.environment()->watches->on_change(d.poke_connectors);
@@ -1142,27 +1317,27 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
   };
   // Results of cacheable tools, and stale copies for degraded answers.
   auto ops = rt.options().ops;
-  for (auto& s : d.cfg.services)
-    rt.environment()->services.push_back(s.name);
+  auto current = d.config();
+  std::vector<std::string> service_names;
+  for (auto& s : current->services)
+    service_names.push_back(s.name);
+  rt.environment()->set_service_names(std::move(service_names));
   rt.add_supervised(cache_actor_name, [ops, &rt](caf::actor_system& sys) {
     return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes, rt.environment()->redis));
   }, names::operations_supervisor);
   // Per service, rest-for-one: the breaker's calls in flight went to the
   // connector, so a connector that dies takes its breaker along (which
   // answers those calls at once and comes back half-open).
-  for (auto& s : d.cfg.services) {
-    auto env_hooks = d.hooks;
-    auto svc = s;
+  for (auto& s : current->services) {
     auto group = service_supervisor_name(s.name);
     rt.add_supervisor(group, restart_strategy::rest_for_one);
-    rt.add_supervised(connector_name(s.name), [svc, env_hooks, &rt](caf::actor_system& sys) {
-      return caf::actor_cast<caf::actor>(spawn_connector(sys, rt.environment(), svc, env_hooks));
-    }, group);
-    auto spawned = std::make_shared<int>(0);
-    rt.add_supervised(breaker_name(s.name), [svc, spawned, &rt](caf::actor_system& sys) {
-      return caf::actor_cast<caf::actor>(spawn_breaker(sys, rt.environment(), svc, (*spawned)++ > 0));
-    }, group);
+    for (auto& [name, spawn] : d.service_children(s))
+      rt.add_supervised(name, std::move(spawn), group);
   }
+}
+
+void gateway::reconfigure(gateway_config next, milliseconds drain) {
+  impl_->reconfigure(std::move(next), drain);
 }
 
 gateway::~gateway() {
@@ -1183,6 +1358,7 @@ gateway::~gateway() {
 
 std::vector<std::string> gateway::wait_ready(milliseconds limit) {
   auto& d = *impl_;
+  auto cfg = d.config();
   std::unique_lock<std::mutex> guard(d.mtx);
   auto listed = [&](const std::string& name) {
     auto s = d.lists.find(name);
@@ -1193,11 +1369,11 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
   auto failed = [&](const std::string& name) { return d.problems.count(name) && !d.ready_services.count(name); };
   d.cv.wait_for(guard, limit, [&] {
     return d.named_version == d.lists_version
-           && std::all_of(d.cfg.services.begin(), d.cfg.services.end(),
+           && std::all_of(cfg->services.begin(), cfg->services.end(),
                           [&](auto& s) { return listed(s.name) || failed(s.name); });
   });
-  bool never = d.cfg.prefix == prefix_mode::never;
-  for (auto& s : d.cfg.services)
+  bool never = cfg->prefix == prefix_mode::never;
+  for (auto& s : cfg->services)
     never = never || s.settings.prefix == prefix_mode::never;
   if (never && !d.clash_errors.empty()) {
     std::string why;
@@ -1206,7 +1382,7 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
     throw gateway_error("name clash (prefix mode never): " + why);
   }
   std::vector<std::string> missing;
-  for (auto& s : d.cfg.services)
+  for (auto& s : cfg->services)
     if (!listed(s.name))
       missing.push_back(s.name);
   return missing;
@@ -1214,9 +1390,10 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
 
 value gateway::status() {
   auto& d = *impl_;
+  auto cfg = d.config();
   value out(json::array{});
   caf::scoped_actor self{d.rt.system()};
-  for (auto& s : d.cfg.services) {
+  for (auto& s : cfg->services) {
     auto entry = value::make_object({{"service", s.name}});
     if (auto b = d.rt.find(breaker_name(s.name)))
       self->request(caf::actor_cast<breaker_actor>(b), seconds(2), atom::get_v)

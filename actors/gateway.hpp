@@ -55,6 +55,15 @@ public:
   /// Returns the services that are not ready yet.
   std::vector<std::string> wait_ready(std::chrono::milliseconds limit);
 
+  /// A new configuration generation (a reload), applied as changes of the
+  /// actor tree: an added service starts its subtree; a removed one leaves
+  /// the catalog at once, may finish its calls in flight within `drain`,
+  /// and stops; a service whose transport changed gets a new subtree; one
+  /// whose settings changed keeps running with them (its breaker keeps its
+  /// state unless its thresholds changed). Naming and policies apply to the
+  /// catalog and the next call. Clients see list_changed.
+  void reconfigure(gateway_config next, std::chrono::milliseconds drain);
+
   /// Breakers and connectors, as JSON (for status pages and tests).
   json::value status();
 

@@ -420,6 +420,14 @@ caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings set
         log::info("degraded mode override", value::make_object({{"mode", mode < 0 ? "automatic" : mode > 0 ? "on" : "off"}}));
       },
       [self](atom::get) { return self->state.env->health_report(); },
+      // A new configuration generation: its thresholds and services. The
+      // mode stays; components of services that went away drop out.
+      [self](atom::reload) {
+        auto& st = self->state;
+        st.settings = st.env->settings()->ops.health;
+        st.services = st.env->service_names();
+        st.sw.retune(st.settings.enter_checks, st.settings.exit_after);
+      },
     };
   });
 }

@@ -69,6 +69,12 @@ public:
   /// Forces the mode (nullopt: automatic again); true when the mode changed.
   bool force(std::optional<bool> on);
 
+  /// New thresholds (a reload); the mode and what led to it stay.
+  void retune(uint32_t enter_checks, std::chrono::milliseconds exit_after) noexcept {
+    enter_checks_ = enter_checks == 0 ? 1 : enter_checks;
+    exit_after_ = exit_after;
+  }
+
   bool on() const noexcept { return forced_ ? *forced_ : on_; }
   std::optional<bool> forced() const noexcept { return forced_; }
   uint64_t switches() const noexcept { return switches_; }

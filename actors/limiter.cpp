@@ -254,6 +254,42 @@ void rate_buckets::set_scale(double factor) {
   clamp_all(global_);
 }
 
+// -- reconfiguration ------------------------------------------------------------------
+
+rate_buckets::windows rate_buckets::carried(const windows& ws, const std::vector<rate_limit>& limits,
+                                            clock::time_point now) const {
+  auto out = fresh(limits, now);
+  for (auto& b : out)
+    for (auto& old : ws)
+      if (old.limit.per == b.limit.per) {
+        b.tokens = std::min(tokens_at(old, now), capacity(b));
+        break;
+      }
+  return out;
+}
+
+void rate_buckets::reconfigure(limiter_config cfg, clock::time_point now) {
+  std::map<std::string, windows> services;
+  for (auto& [name, limits] : cfg.services) {
+    if (limits.empty())
+      continue;
+    auto old = services_.find(name);
+    services.emplace(name, old == services_.end() ? fresh(limits, now) : carried(old->second, limits, now));
+  }
+  services_ = std::move(services);
+  global_ = carried(global_, cfg.global, now);
+  for (auto i = keys_.begin(); i != keys_.end();) {
+    auto tier = cfg.tiers.find(i->second.tier);
+    if (tier == cfg.tiers.end() || tier->second.empty()) {
+      i = keys_.erase(i);
+      continue;
+    }
+    i->second.buckets = carried(i->second.buckets, tier->second, now);
+    ++i;
+  }
+  cfg_ = std::move(cfg);
+}
+
 // -- inspection -------------------------------------------------------------------------
 
 double rate_buckets::usage(const std::string& service, clock::time_point now) const {

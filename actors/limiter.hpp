@@ -121,6 +121,15 @@ public:
   void set_scale(double factor);
   double scale() const noexcept { return scale_; }
 
+  // -- reconfiguration -------------------------------------------------------
+
+  /// Takes new limits (a configuration reload) and keeps every bucket's
+  /// level: a window of the same period keeps the tokens it holds (at most
+  /// its new capacity), a new window starts full, a dropped one goes. Keys
+  /// of a tier that went away are forgotten (their next call is refused as
+  /// of an unknown tier, or admitted under the tier the key has then).
+  void reconfigure(limiter_config cfg, clock::time_point now);
+
   // -- inspection -----------------------------------------------------------
 
   /// How much of the service's tightest window is used: 0 (full bucket) to
@@ -168,6 +177,8 @@ private:
   windows fresh(const std::vector<rate_limit>& limits, clock::time_point now) const;
   std::string scaled_text(const rate_limit& limit) const;
   void give_back(windows& ws, clock::time_point now) const;
+  /// `ws` refilled to `now` and carried over to `limits`.
+  windows carried(const windows& ws, const std::vector<rate_limit>& limits, clock::time_point now) const;
 
   limiter_config cfg_;
   double scale_ = 1.0;

@@ -45,6 +45,7 @@ namespace {
 struct limiter_state {
   static inline const char* name = "limiter";
   env_ptr env;
+  std::optional<settings_view> settings;
   caf::actor_clock::time_point last_sweep{};
 };
 
@@ -53,8 +54,12 @@ struct limiter_state {
 limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
   return sys.spawn([env](limiter_actor::stateful_pointer<limiter_state> self) -> limiter_actor::behavior_type {
     self->state.env = env;
-    auto& ops = env->opts.ops;
-    // A restarted limiter finds the buckets as they were, in the current mode.
+    self->state.settings.emplace(*env);
+    const auto& ops = (*self->state.settings)->ops;
+    // A restarted limiter finds the buckets as they were, in the current
+    // mode, under the current generation's limits.
+    if (env->generation.load() > 1)
+      env->buckets->reconfigure(ops.limits, self->clock().now());
     env->buckets->set_scale(env->degraded.load() ? ops.health.degraded_budget_scale : 1.0);
     self->delayed_send(self, seconds(60), atom::sweep_v);
     return {
@@ -67,7 +72,7 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
         auto now = self->clock().now();
         // Many distinct keys (a flood of made-up bearer tokens) must not grow
         // the buckets without bound: forget full ones, then refuse newcomers.
-        const auto max_tracked_keys = env.opts.ops.max_tracked_callers;
+        const auto max_tracked_keys = (*self->state.settings)->ops.max_tracked_callers;
         if (!t->request.tier.empty() && env.buckets->keys() >= max_tracked_keys) {
           if (now - self->state.last_sweep >= seconds(1)) {
             env.buckets->sweep(now);
@@ -96,7 +101,15 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
       },
       [self](atom::degrade, bool on) {
         auto& env = *self->state.env;
-        env.buckets->set_scale(on ? env.opts.ops.health.degraded_budget_scale : 1.0);
+        env.buckets->set_scale(on ? (*self->state.settings)->ops.health.degraded_budget_scale : 1.0);
+      },
+      [self](atom::reload) {
+        auto& env = *self->state.env;
+        const auto& ops = (*self->state.settings)->ops;
+        auto scale = env.buckets->scale();
+        env.buckets->set_scale(1.0);
+        env.buckets->reconfigure(ops.limits, self->clock().now());
+        env.buckets->set_scale(scale < 1.0 ? ops.health.degraded_budget_scale : 1.0);
       },
       [self](atom::sweep) {
         self->state.env->buckets->sweep(self->clock().now());
@@ -128,6 +141,17 @@ struct queue_state {
 
   env_ptr env;
   priority_queue_core core;
+  /// Calls running at once per service (`queue.maxConcurrentPerService`).
+  std::size_t max_concurrent = 1;
+
+  /// Takes the current generation's queue settings.
+  void configure() {
+    auto settings = env->settings();
+    auto cfg = settings->ops.queue;
+    max_concurrent = std::max<std::size_t>(1, settings->ops.max_concurrent_per_service);
+    cfg.concurrency = max_concurrent;
+    core.reconfigure(cfg);
+  }
   std::map<uint64_t, queued_work_ptr> waiting; ///< Queued, by id.
   std::map<uint64_t, std::pair<std::string, caf::actor_clock::time_point>> running; ///< id -> (lane, start)
   std::map<std::string, uint32_t> busy; ///< lane -> running calls
@@ -173,7 +197,7 @@ void pump(queue_pointer self) {
   auto now = self->clock().now();
   for (auto id : st.core.expire(now))
     reject(st, id, error_code::deadline_exceeded, "the call's deadline passed while it waited in the queue", {});
-  auto limit = st.env->opts.ops.max_concurrent_per_service;
+  auto limit = st.max_concurrent;
   auto can_run = [&](const std::string& lane) { return st.busy[lane] < limit; };
   while (auto id = st.core.pop(now, can_run)) {
     auto i = st.waiting.find(*id);
@@ -208,9 +232,7 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
   return sys.spawn([env](queue_pointer self) -> queue_actor::behavior_type {
     auto& st = self->state;
     st.env = env;
-    auto cfg = env->opts.ops.queue;
-    cfg.concurrency = std::max<std::size_t>(1, env->opts.ops.max_concurrent_per_service);
-    st.core = priority_queue_core(cfg);
+    st.configure();
     st.core.set_shed_low(env->degraded.load());
     return {
       [self](atom::enqueue, const queued_work_ptr& w) {
@@ -257,6 +279,10 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         pump(self);
       },
       [self](atom::degrade, bool on) { self->state.core.set_shed_low(on); },
+      [self](atom::reload) {
+        self->state.configure();
+        pump(self); // a higher concurrency may let waiting calls run now
+      },
       [self](atom::get) {
         auto& st = self->state;
         auto now = self->clock().now();
@@ -266,7 +292,7 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         for (auto& [id, w] : st.waiting) {
           if (entries.size() >= 100)
             break;
-          auto p = st.core.position(id, now, st.env->opts.ops.max_concurrent_per_service);
+          auto p = st.core.position(id, now, st.max_concurrent);
           if (!p)
             continue;
           entries.push_back(value::make_object({{"id", static_cast<unsigned long long>(id)},
@@ -283,7 +309,7 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         for (auto& [lane, n] : st.busy)
           busy.set(lane, static_cast<unsigned long long>(n));
         status.set("running", std::move(busy));
-        status.set("maxConcurrentPerService", static_cast<unsigned long long>(st.env->opts.ops.max_concurrent_per_service));
+        status.set("maxConcurrentPerService", static_cast<unsigned long long>(st.max_concurrent));
         status.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
         return status;
       },
@@ -294,7 +320,7 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         for (auto& [id, w] : st.waiting) {
           if (w->owner != owner || (!request_id.is_null() && !(w->request_id == request_id)))
             continue;
-          auto p = st.core.position(id, now, st.env->opts.ops.max_concurrent_per_service);
+          auto p = st.core.position(id, now, st.max_concurrent);
           if (!p)
             continue;
           out.push_back(value::make_object({{"requestId", w->request_id},
@@ -326,6 +352,7 @@ struct alert_state {
   env_ptr env;
   std::unique_ptr<alert_rules> rules;
   std::unique_ptr<http_client> webhook;
+  webhook_settings webhook_cfg; /// What `webhook` was made from.
   std::unique_ptr<circuit_breaker> webhook_breaker;
   struct delivery {
     std::string body;
@@ -349,7 +376,7 @@ void deliver(alert_pointer self, uint64_t id) {
   if (!admission.allowed) {
     ++st.dropped;
     log::warn("alert webhook breaker is open; the alert stays in the history only",
-              value::make_object({{"url", st.env->opts.ops.webhook.url}}));
+              value::make_object({{"url", st.webhook_cfg.url}}));
     st.deliveries.erase(d);
     return;
   }
@@ -360,36 +387,54 @@ void deliver(alert_pointer self, uint64_t id) {
                    [handle, id](http_response r) {
                      caf::anon_send(handle, atom::done_v, id, static_cast<int32_t>(r.status), r.error);
                    },
-                   st.env->opts.ops.webhook.timeout);
+                   st.webhook_cfg.timeout);
 }
 
 } // namespace
+
+/// Takes the current generation's alert rules and webhook. The webhook's
+/// client is made anew only when where or how it connects changed, so that
+/// deliveries in flight finish.
+void configure_alerts(alert_pointer self) {
+  auto& st = self->state;
+  auto settings = st.env->settings();
+  const auto& ops = settings->ops;
+  st.rules = std::make_unique<alert_rules>(ops.alerts);
+  const auto& wh = ops.webhook;
+  bool same_client = st.webhook && wh.url == st.webhook_cfg.url && wh.headers == st.webhook_cfg.headers
+                     && wh.tls.ca_file == st.webhook_cfg.tls.ca_file
+                     && wh.tls.cert_file == st.webhook_cfg.tls.cert_file
+                     && wh.tls.key_file == st.webhook_cfg.tls.key_file;
+  st.webhook_cfg = wh;
+  if (same_client)
+    return;
+  st.webhook.reset();
+  if (wh.url.empty() || !st.env->io)
+    return;
+  http_client_options o;
+  o.url = wh.url;
+  o.headers = wh.headers;
+  o.max_connections = 2;
+  o.tls = wh.tls;
+  try {
+    st.webhook = std::make_unique<http_client>(*st.env->io, o);
+  } catch (const std::exception& e) {
+    // A CA file or key that is no PEM: alerts still reach the log and
+    // the admin sessions.
+    st.last_error = e.what();
+    log::error("alert webhook disabled", value::make_object({{"url", o.url}, {"error", e.what()}}));
+  }
+}
 
 alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
   return sys.spawn([env](alert_pointer self) -> alert_actor::behavior_type {
     auto& st = self->state;
     st.env = env;
-    auto& ops = env->opts.ops;
-    st.rules = std::make_unique<alert_rules>(ops.alerts);
     breaker_settings bs;
     bs.consecutive_failures = 3;
     bs.open_duration = milliseconds(30000);
     st.webhook_breaker = std::make_unique<circuit_breaker>(bs);
-    if (!ops.webhook.url.empty() && env->io) {
-      http_client_options o;
-      o.url = ops.webhook.url;
-      o.headers = ops.webhook.headers;
-      o.max_connections = 2;
-      o.tls = ops.webhook.tls;
-      try {
-        st.webhook = std::make_unique<http_client>(*env->io, o);
-      } catch (const std::exception& e) {
-        // A CA file or key that is no PEM: alerts still reach the log and
-        // the admin sessions.
-        st.last_error = e.what();
-        log::error("alert webhook disabled", value::make_object({{"url", o.url}, {"error", e.what()}}));
-      }
-    }
+    configure_alerts(self);
     return {
       [self](atom::sample, const health_sample& s) {
         auto& st = self->state;
@@ -416,6 +461,7 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
         }
       },
       [self](atom::retry, uint64_t id) { deliver(self, id); },
+      [self](atom::reload) { configure_alerts(self); },
       [self](atom::done, uint64_t id, int32_t status, const std::string& error) {
         auto& st = self->state;
         auto d = st.deliveries.find(id);
@@ -429,7 +475,7 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
           return;
         }
         st.last_error = error.empty() ? "HTTP " + std::to_string(status) : error;
-        auto& wh = st.env->opts.ops.webhook;
+        auto& wh = st.webhook_cfg;
         if (d->second.attempt >= wh.attempts) {
           ++st.failed;
           log::error("alert webhook delivery failed", value::make_object({{"url", wh.url},

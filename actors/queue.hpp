@@ -77,6 +77,9 @@ public:
   /// Degraded mode: while on, new LOW work is refused even when there is
   /// room. Queued LOW work stays.
   void set_shed_low(bool on) noexcept { shed_low_ = on; }
+  /// New bounds (a reload): entries queued beyond a lower capacity stay and
+  /// run; new ones are refused until the queue is below it.
+  void reconfigure(queue_config cfg) noexcept { cfg_ = cfg; }
   bool shed_low() const noexcept { return shed_low_; }
 
   // -- dispatch -------------------------------------------------------------

@@ -21,12 +21,14 @@ public:
   }
 
   /// Removes `name` only while it still names `handle` (a newer actor under
-  /// the same name stays).
-  void erase(const std::string& name, const caf::actor_addr& handle) {
+  /// the same name stays); false when it did not.
+  bool erase(const std::string& name, const caf::actor_addr& handle) {
     std::lock_guard<std::mutex> guard(mtx_);
     auto i = entries_.find(name);
-    if (i != entries_.end() && i->second.address() == handle)
-      entries_.erase(i);
+    if (i == entries_.end() || i->second.address() != handle)
+      return false;
+    entries_.erase(i);
+    return true;
   }
 
   void erase(const std::string& name) {

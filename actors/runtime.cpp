@@ -43,6 +43,7 @@ struct runtime::impl {
 
   impl(caf::actor_system& s, runtime_options opts) : sys(s), env(std::make_shared<runtime_env>()) {
     env->opts = std::move(opts);
+    env->install_settings(std::make_shared<const runtime_options>(env->opts));
     env->state_key = env->opts.state_secret.empty() ? crypto::random_hex(32) : env->opts.state_secret;
     env->metrics = std::make_shared<metrics::registry>();
     env->latency = std::make_shared<metrics::histogram>();
@@ -262,20 +263,66 @@ void runtime::notify_resource_updated(const std::string& uri) {
                    json::value::make_object({{"uri", uri}}));
 }
 
+namespace {
+
+supervision_policy policy_of(const runtime_options& opts, restart_strategy strategy) {
+  supervision_policy p;
+  p.strategy = strategy;
+  p.max_restarts = opts.max_restarts;
+  p.window = opts.restart_window;
+  p.backoff_initial = opts.restart_backoff_initial;
+  p.backoff_max = opts.restart_backoff_max;
+  return p;
+}
+
+} // namespace
+
+void runtime::start_group(std::string name, restart_strategy strategy,
+                          std::vector<std::pair<std::string, std::function<caf::actor(caf::actor_system&)>>> children) {
+  std::lock_guard<std::mutex> guard(impl_->mtx);
+  if (!impl_->root)
+    throw std::logic_error("start_group before start");
+  supervisor_spec spec{name, policy_of(impl_->env->opts, strategy), {}};
+  for (auto& [child, spawn] : children)
+    spec.children.push_back(child_spec{std::move(child), std::move(spawn)});
+  caf::anon_send(impl_->root, atom::add_v, nested_supervisor(impl_->env, std::move(spec), names::root_supervisor));
+}
+
+void runtime::stop_group(const std::string& name) {
+  std::lock_guard<std::mutex> guard(impl_->mtx);
+  if (impl_->root)
+    caf::anon_send(impl_->root, atom::drop_v, name);
+}
+
+void runtime::reconfigure(runtime_options opts) {
+  auto& env = *impl_->env;
+  env.install_settings(std::make_shared<const runtime_options>(std::move(opts)));
+  // The actors that keep settings of their own take the new generation;
+  // sessions read it through their settings view.
+  auto tell = [&](const std::string& name) {
+    if (auto a = env.names.get(name))
+      caf::anon_send(a, atom::reload_v);
+  };
+  tell(limiter_actor_name);
+  tell(queue_actor_name);
+  tell(alert_actor_name);
+  tell(health_actor_name);
+}
+
+std::shared_ptr<const runtime_options> runtime::settings() const {
+  return impl_->env->settings();
+}
+
+uint64_t runtime::generation() const noexcept {
+  return impl_->env->generation.load();
+}
+
 void runtime::start() {
   std::lock_guard<std::mutex> guard(impl_->mtx);
   if (impl_->root)
     throw std::logic_error("bulwark runtime already started");
   auto env = impl_->env;
-  auto policy = [&](restart_strategy strategy) {
-    supervision_policy p;
-    p.strategy = strategy;
-    p.max_restarts = env->opts.max_restarts;
-    p.window = env->opts.restart_window;
-    p.backoff_initial = env->opts.restart_backoff_initial;
-    p.backoff_max = env->opts.restart_backoff_max;
-    return p;
-  };
+  auto policy = [&](restart_strategy strategy) { return policy_of(env->opts, strategy); };
   // Operational actors' HTTP (alert webhooks).
   if (!env->io) {
     auto ios = fused_io_contexts(impl_->sys);
@@ -334,7 +381,7 @@ void runtime::start() {
   for (auto& c : direct)
     root.children.push_back(std::move(c));
   root.children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
-                                       return spawn_health(sys, env, env->opts.ops.health, env->services);
+                                       return spawn_health(sys, env, env->settings()->ops.health, env->service_names());
                                      }});
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(root));
   // Actors initialize on the scheduler; return once the tree can take

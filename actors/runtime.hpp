@@ -126,6 +126,21 @@ public:
   /// belong together; with rest-for-one, a child's restart also restarts the
   /// children added after it.
   void add_supervisor(std::string name, restart_strategy strategy);
+  /// After `start`: adds a supervisor under the root with these children,
+  /// started in order (a reload added a downstream service). One of the
+  /// same name is stopped and replaced.
+  void start_group(std::string name, restart_strategy strategy,
+                   std::vector<std::pair<std::string, std::function<caf::actor(caf::actor_system&)>>> children);
+  /// After `start`: stops a supervisor and its children for good (a reload
+  /// removed their service). Calls they hold are answered with errors.
+  void stop_group(const std::string& name);
+  /// A new configuration generation (a reload, validated by the caller):
+  /// what may change while running takes effect in the actors that own it;
+  /// rate-limit buckets keep their levels.
+  void reconfigure(runtime_options opts);
+  /// The current generation's settings and its number (1 at start).
+  std::shared_ptr<const runtime_options> settings() const;
+  uint64_t generation() const noexcept;
   /// Spawns the supervision tree. Throws when already running.
   void start();
   /// Stops Bulwark's actors; in-flight requests get an error answer.

@@ -716,8 +716,10 @@ void session_state::admit(running& r, const std::string& service) {
   // global budget. With none of them, the call needs no trip to the limiter.
   if (!env->buckets)
     return run(r); // An environment without a limiter (unit tests).
-  const auto& ops = env->opts.ops;
-  const auto& limits = env->buckets->config();
+  if (!live)
+    live.emplace(*env);
+  const auto& ops = (*live)->ops;
+  const auto& limits = ops.limits;
   auto key = resolve_key(ops, r.call->client().identity);
   bool service_limited = !service.empty() && limits.services.count(service) > 0;
   if (key.tier.empty() && !service_limited && limits.global.empty())

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -52,6 +53,9 @@ struct session_state : call_owner {
   /// When the mailbox size was last reported to the actor tree.
   std::chrono::steady_clock::time_point mailbox_noted;
   env_ptr env;
+  /// What a reload may change (rate limits, keys), as of the current
+  /// generation; set on first use.
+  std::optional<settings_view> live;
   session_record_ptr rec;
   /// When this session's shared directory entry was last refreshed.
   std::chrono::steady_clock::time_point shared_at;

@@ -83,7 +83,7 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     // are read again.
     if (auto cache = env->names.get(cache_actor_name))
       caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::start_v);
-    for (auto& service : env->services)
+    for (auto& service : env->service_names())
       if (auto b = env->names.get(breaker_name(service)))
         adopt_breaker(env, service, b);
   });

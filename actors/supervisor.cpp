@@ -1,5 +1,6 @@
 #include "actors/supervisor.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -95,10 +96,35 @@ void stop_child(supervisor_pointer self, supervisor_state::child& c, const std::
   if (!c.handle)
     return;
   auto& st = self->state;
-  st.env->names.erase(c.spec.name, c.handle.address());
-  st.env->actor_stopped(c.spec.name, why, false);
+  // A child a reload removed has left the registry and the tree already
+  // (and its name may belong to its successor by now).
+  if (st.env->names.erase(c.spec.name, c.handle.address()))
+    st.env->actor_stopped(c.spec.name, why, false);
   self->send_exit(c.handle, reason);
   c.handle = caf::actor{};
+}
+
+/// Removes a child for good. A nested supervisor's children are stopped
+/// here too and leave the registry at once, so that a successor of the
+/// same name (a replaced service) never takes them over.
+void drop_child(supervisor_pointer self, const std::string& name) {
+  auto& st = self->state;
+  auto i = std::find_if(st.children.begin(), st.children.end(), [&](auto& c) { return c.spec.name == name; });
+  if (i == st.children.end())
+    return;
+  // The nested supervisor first: it stops watching its children (which it
+  // would otherwise restart) before they go.
+  stop_child(self, *i, "removed by a reload", caf::exit_reason::user_shutdown);
+  auto supervisors = st.env->supervisors();
+  if (auto nested = supervisors.find(name); nested != supervisors.end())
+    for (auto& child : nested->second.children)
+      if (auto handle = st.env->names.get(child)) {
+        st.env->names.erase(child, handle.address());
+        self->send_exit(handle, caf::exit_reason::user_shutdown);
+      }
+  st.env->supervisor_removed(name);
+  st.env->actor_stopped(name, "removed by a reload", true);
+  st.children.erase(i);
 }
 
 void stop_all(supervisor_pointer self, const std::string& why, const caf::error& reason) {
@@ -213,6 +239,19 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_pointer self, env
         return;
       st.env->supervisor_escalated(st.name_in_tree, false);
       start_missing(self);
+    },
+    [self](atom::add, child_spec& spec) {
+      auto& st = self->state;
+      if (st.stopping)
+        return;
+      drop_child(self, spec.name);
+      st.children.push_back(supervisor_state::child{std::move(spec), caf::actor{}});
+      start_child(self, st.children.back());
+      publish(self);
+    },
+    [self](atom::drop, const std::string& name) {
+      drop_child(self, name);
+      publish(self);
     },
   };
 }

@@ -73,8 +73,20 @@ struct supervisor_spec {
 using supervisor_actor = caf::typed_actor<
   // Stop all children and then the supervisor.
   caf::reacts_to<atom::end>,
+  // Start a new child after the others (a reload added a service); one of
+  // the same name is replaced.
+  caf::reacts_to<atom::add, child_spec>,
+  // Stop the named child for good (a reload removed or replaced it): it
+  // leaves the registry and the tree at once, with what it supervised.
+  caf::reacts_to<atom::drop, std::string>,
   // Internal: start the children that are down, after a back-off.
   caf::reacts_to<atom::open, std::string>>;
+
+} // namespace bulwark
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
+
+namespace bulwark {
 
 /// Spawns the top of a supervision tree. Over its intensity it cannot report
 /// further up: it records the escalation and waits one window before it

@@ -723,6 +723,7 @@ void apply_json(config& cfg, const std::string& text, const std::string& origin)
     }
   }
   cfg.source = origin;
+  cfg.document = root; // (a copy: `top` still reads it when it ends)
 }
 
 void apply_env(config& cfg) {

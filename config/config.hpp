@@ -74,6 +74,9 @@ struct config {
   /// How long a graceful shutdown lets calls in flight finish.
   std::chrono::seconds drain{10};
   std::string source = "embedded defaults"; ///< Where the settings came from.
+  /// The configuration file as read (null without one): a reload compares
+  /// the next one with it, key by key.
+  json::value document;
 };
 
 /// Applies a JSON config text to `cfg`. Throws config_error.

@@ -229,6 +229,9 @@ private:
 };
 using queued_work_ptr = std::shared_ptr<queued_work>;
 
+/// One downstream service as a configuration generation has it.
+using service_config_ptr = std::shared_ptr<const service_config>;
+
 /// An answer that comes back as JSON through a callback (on the answering
 /// actor's thread).
 using json_reply = std::function<void(json::value)>;
@@ -266,6 +269,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::queued_work_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::json_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -298,6 +302,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, position, "position")
   CAF_ADD_ATOM(bulwark, bulwark::atom, force, "force")
   CAF_ADD_ATOM(bulwark, bulwark::atom, watch, "watch")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, reload, "reload")
+  CAF_ADD_ATOM(bulwark, bulwark::atom, add, "add")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -366,6 +372,9 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::watch>,
   // Internal: the coalesced watch change falls due.
   caf::reacts_to<atom::watch, bool>,
+  // A reload changed the service's settings (not its transport: that
+  // starts a new connector): timeouts apply to calls from now on.
+  caf::reacts_to<atom::reload, service_config_ptr>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 
@@ -413,6 +422,10 @@ using breaker_actor = caf::typed_actor<
   // Another instance's breaker of this service switched to this state
   // (true: follow it without publishing it again).
   caf::reacts_to<atom::force, std::string, bool>,
+  // A reload changed the service's settings: retries, timeouts and
+  // fallbacks apply from now on; the breaker keeps its state unless its
+  // thresholds changed (then it starts closed under the new ones).
+  caf::reacts_to<atom::reload, service_config_ptr>,
   // Status: state, counts, transitions.
   caf::replies_to<atom::get>::with<json::value>>;
 
@@ -427,6 +440,9 @@ using limiter_actor = caf::typed_actor<
   caf::reacts_to<atom::degrade, bool>,
   // Internal: forget keys whose buckets are full again.
   caf::reacts_to<atom::sweep>,
+  // A new configuration generation: take its limits, keeping the buckets'
+  // levels (runtime_env::settings()).
+  caf::reacts_to<atom::reload>,
   // Status: limits, tokens, refusals, per-service usage.
   caf::replies_to<atom::get>::with<json::value>>;
 
@@ -442,6 +458,8 @@ using queue_actor = caf::typed_actor<
   caf::reacts_to<atom::timer>,
   // Degraded mode sheds LOW work.
   caf::reacts_to<atom::degrade, bool>,
+  // A new configuration generation: its capacity, aging and concurrency.
+  caf::reacts_to<atom::reload>,
   // Status: depth per priority, fill, counters, queued entries.
   caf::replies_to<atom::get>::with<json::value>,
   // Position and estimated wait of an owner's queued calls (request id, or
@@ -456,6 +474,9 @@ using alert_actor = caf::typed_actor<
   caf::reacts_to<atom::retry, uint64_t>,
   // Internal: a webhook delivery ended (id, HTTP status, error).
   caf::reacts_to<atom::done, uint64_t, int32_t, std::string>,
+  // A new configuration generation: its rules (their cooldowns start
+  // over) and webhook.
+  caf::reacts_to<atom::reload>,
   // Status: rules, counts, history, webhook.
   caf::replies_to<atom::get>::with<json::value>>;
 

@@ -10,6 +10,9 @@
 
 #include <caf/all.hpp>
 
+#include "actors/env.hpp"
+#include "actors/metrics.hpp"
+
 #include "actors/admin.hpp"
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
@@ -18,6 +21,7 @@
 #include "config/api_keys.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
+#include "config/reload.hpp"
 #include "messages/mcp.hpp"
 #include "tools/builtin_tools.hpp"
 #include "tools/keys_command.hpp"
@@ -38,12 +42,186 @@ void request_stop() {
   stop_cv.notify_all();
 }
 
+/// `bulwark --check-config FILE`: validates a file as the server would read
+/// it at start (with the environment and the other flags), without starting.
+int check_config(int argc, char** argv) {
+  using namespace bulwark;
+  std::vector<char*> args{argv[0]};
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--check-config") {
+      if (i + 1 >= argc) {
+        std::cerr << "config: --check-config needs a file name\n";
+        return 2;
+      }
+      file = argv[++i];
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  std::string config_flag = "--config";
+  args.push_back(config_flag.data());
+  args.push_back(file.data());
+  config cfg;
+  try {
+    apply_args(cfg, static_cast<int>(args.size()), args.data());
+  } catch (const config_error& e) {
+    auto entry = error_entry(e.what());
+    std::cerr << file << ": " << entry["path"].as_string() << ": " << entry["message"].as_string() << "\n";
+    return 2;
+  }
+  std::cout << file << ": valid (" << cfg.gateway.services.size() << " downstream services)\n";
+  return 0;
+}
+
+/// The running configuration and what reloads it: SIGHUP, the admin API
+/// and the console read the file the server started with again (with the
+/// same environment and flags), validate it whole and apply the difference.
+class configuration {
+public:
+  configuration(bulwark::config current, int argc, char** argv)
+    : current_(std::move(current)), argc_(argc), argv_(argv), loaded_at_(now()) {}
+
+  void attach(bulwark::runtime* rt, bulwark::gateway* gw) {
+    rt_ = rt;
+    gw_ = gw;
+    if (auto m = rt_->environment()->metrics) {
+      m->describe("bulwark_config_reloads_total", "Configuration reloads, by outcome (applied, unchanged, refused).",
+                  bulwark::metrics::kind::counter);
+      m->describe("bulwark_config_generation", "The configuration generation in force (1 at start).",
+                  bulwark::metrics::kind::gauge);
+      m->gauge("bulwark_config_generation").set(1);
+    }
+  }
+
+  std::chrono::seconds drain() const {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return current_.drain;
+  }
+
+  bulwark::json::value view() const {
+    using bulwark::json::value;
+    std::lock_guard<std::mutex> guard(mtx_);
+    value effective;
+    bulwark::json::parse_error err;
+    bulwark::json::parse(bulwark::describe(current_), effective, err);
+    return value::make_object({{"generation", static_cast<unsigned long long>(rt_->generation())},
+                               {"source", current_.source},
+                               {"loadedAt", loaded_at_},
+                               {"effective", std::move(effective)},
+                               {"config", bulwark::redacted(current_.document)},
+                               {"liveKeys", live_key_list()}});
+  }
+
+  /// Reads the configuration again; (HTTP status, body). `who` and
+  /// `remote` go to the audit log.
+  std::pair<int, bulwark::json::value> reload(const std::string& who, const std::string& remote) {
+    using namespace bulwark;
+    using json::value;
+    std::lock_guard<std::mutex> guard(mtx_);
+    config next;
+    auto refuse = [&](value errors, value restart) {
+      auto body = value::make_object({{"outcome", "refused"},
+                                      {"generation", static_cast<unsigned long long>(rt_->generation())},
+                                      {"errors", std::move(errors)},
+                                      {"restartRequired", std::move(restart)}});
+      log::error("configuration reload refused; nothing changed", body);
+      audit::record({"config.reload", "refused", who, remote, current_.source, {}, body});
+      count("refused");
+      return std::pair<int, value>{422, std::move(body)};
+    };
+    try {
+      apply_args(next, argc_, argv_);
+    } catch (const config_error& e) {
+      return refuse(value::make_array({error_entry(e.what())}), value(json::array{}));
+    }
+    auto plan = plan_reload(current_.document, next.document);
+    if (!current_.gateway.services.empty() != !next.gateway.services.empty() || (!gw_ && !next.gateway.services.empty()))
+      plan.restart_required.push_back("$.mcpServers (Bulwark started " + std::string(gw_ ? "with" : "without")
+                                      + " downstream services; adding the first or removing the last needs a restart)");
+    if (!plan.restart_required.empty()) {
+      value errors(json::array{}), restart(json::array{});
+      for (auto& k : plan.restart_required) {
+        restart.push_back(k);
+        errors.push_back(value::make_object({{"path", k.substr(0, k.find(' '))},
+                                             {"message", "needs a restart to change"}}));
+      }
+      return refuse(std::move(errors), std::move(restart));
+    }
+    if (plan.changed.empty()) {
+      count("unchanged");
+      auto body = value::make_object({{"outcome", "unchanged"},
+                                      {"generation", static_cast<unsigned long long>(rt_->generation())},
+                                      {"changed", value(json::array{})}});
+      log::info("configuration reloaded; nothing changed", body);
+      audit::record({"config.reload", "ok", who, remote, current_.source, {}, body});
+      return {200, std::move(body)};
+    }
+    // What the server made of its settings at start and keeps.
+    next.runtime.ops.api_keys = current_.runtime.ops.api_keys;
+    next.runtime.state_secret = current_.runtime.state_secret;
+    try {
+      log::set_redaction(next.redact_keys, next.redact_patterns);
+    } catch (const std::exception& e) {
+      return refuse(value::make_array({value::make_object({{"path", "$.log.redactPatterns"}, {"message", e.what()}})}),
+                    value(json::array{}));
+    }
+    log::set_level(next.log);
+    mcp::set_error_mode(next.error_mode);
+    if (gw_)
+      gw_->reconfigure(next.gateway, std::chrono::duration_cast<std::chrono::milliseconds>(next.drain));
+    rt_->reconfigure(next.runtime);
+    current_ = std::move(next);
+    loaded_at_ = now();
+    value changed(json::array{});
+    for (auto& k : plan.changed)
+      changed.push_back(k);
+    auto generation = rt_->generation();
+    auto body = value::make_object({{"outcome", "applied"},
+                                    {"generation", static_cast<unsigned long long>(generation)},
+                                    {"changed", std::move(changed)}});
+    log::info("configuration reloaded", body);
+    audit::record({"config.reload", "ok", who, remote, current_.source, {}, body});
+    count("applied");
+    if (auto m = rt_->environment()->metrics)
+      m->gauge("bulwark_config_generation").set(static_cast<double>(generation));
+    return {200, std::move(body)};
+  }
+
+private:
+  static std::string now() { return bulwark::log::utc(std::chrono::system_clock::now(), bulwark::log::time_digits::millis); }
+
+  static bulwark::json::value live_key_list() {
+    bulwark::json::value out(bulwark::json::array{});
+    for (auto& k : bulwark::live_keys())
+      out.push_back(k);
+    return out;
+  }
+
+  void count(const char* outcome) {
+    if (auto m = rt_->environment()->metrics)
+      m->counter("bulwark_config_reloads_total", {{"outcome", outcome}}).inc();
+  }
+
+  mutable std::mutex mtx_;
+  bulwark::config current_;
+  int argc_;
+  char** argv_;
+  std::string loaded_at_;
+  bulwark::runtime* rt_ = nullptr;
+  bulwark::gateway* gw_ = nullptr;
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
   using namespace bulwark;
   if (argc > 1 && std::string(argv[1]) == "keys")
     return run_keys_command(argc - 1, argv + 1);
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--check-config")
+      return check_config(argc, argv);
   config cfg;
   try {
     if (!apply_args(cfg, argc, argv))
@@ -103,6 +281,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -115,6 +294,7 @@ int main(int argc, char** argv) {
   caf::actor_system sys{sys_cfg};
 
   int exit_code = 0;
+  configuration live(cfg, argc, argv);
   {
     runtime rt(sys, cfg.runtime);
     if (cfg.fixtures)
@@ -141,6 +321,10 @@ int main(int argc, char** argv) {
       }
     }
 
+    live.attach(&rt, gw.get());
+    config_control control;
+    control.view = [&live] { return live.view(); };
+    control.reload = [&live](const std::string& remote) { return live.reload("admin", remote); };
     std::unique_ptr<http_server> http, admin;
     if (cfg.admin_port >= 0) {
       // The admin API on its own listener, with health and metrics beside it.
@@ -150,7 +334,7 @@ int main(int argc, char** argv) {
       opts.path.clear();
       admin = std::make_unique<http_server>(&rt, opts);
       add_operator_routes(*admin, rt, true);
-      add_admin_routes(*admin, rt);
+      add_admin_routes(*admin, rt, control);
       try {
         auto port = admin->start();
         log::info("admin listening", json::value::make_object({{"address", opts.address},
@@ -176,7 +360,7 @@ int main(int argc, char** argv) {
           http->add_route("/.well-known/oauth-protected-resource", metadata);
       }
       if (!admin)
-        add_admin_routes(*http, rt);
+        add_admin_routes(*http, rt, control);
       try {
         auto port = http->start();
         log::info("listening", json::value::make_object({{"address", cfg.http.address},
@@ -198,13 +382,22 @@ int main(int argc, char** argv) {
                                         {"fixtures", cfg.fixtures},
                                         {"stdio", cfg.stdio}}));
 
-    // The first SIGINT/SIGTERM drains and stops; a second one exits at once.
-    std::thread signal_thread([signals] {
+    // SIGHUP reloads the configuration. The first SIGINT/SIGTERM drains and
+    // stops; a second one exits at once.
+    std::thread signal_thread([signals, &live] {
       int sig = 0;
-      sigwait(&signals, &sig);
+      for (;;) {
+        sigwait(&signals, &sig);
+        if (sig != SIGHUP)
+          break;
+        log::info("SIGHUP: reloading the configuration");
+        live.reload("signal:SIGHUP", {});
+      }
       log::info("signal received; shutting down", json::value::make_object({{"signal", sig}}));
       request_stop();
-      sigwait(&signals, &sig);
+      do
+        sigwait(&signals, &sig);
+      while (sig == SIGHUP);
       log::warn("second signal; exiting at once", json::value::make_object({{"signal", sig}}));
       std::fflush(stderr);
       std::_Exit(1);
@@ -222,10 +415,11 @@ int main(int argc, char** argv) {
     }
     // Graceful: stop accepting, let calls in flight finish until the drain
     // deadline, then answer the rest with shutting_down and stop.
-    log::info("draining", json::value::make_object({{"deadline_s", static_cast<long long>(cfg.drain.count())}}));
+    auto drain = live.drain();
+    log::info("draining", json::value::make_object({{"deadline_s", static_cast<long long>(drain.count())}}));
     if (http)
       http->drain();
-    auto drain_until = std::chrono::steady_clock::now() + cfg.drain;
+    auto drain_until = std::chrono::steady_clock::now() + drain;
     int64_t left = rt.drain();
     while (left > 0 && std::chrono::steady_clock::now() < drain_until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -394,6 +394,44 @@ TEST_CASE("the buckets are plain data: a copy carries on where the original was"
   CHECK(burst(rb, call("alice"), t0).first == 3);
 }
 
+TEST_CASE("a reload keeps the buckets' levels under the new limits", "[limiter]") {
+  auto cfg = default_limiter_config();
+  cfg.services["svc"] = {{100, minutes(1)}};
+  cfg.global = {{1000, minutes(1)}};
+  rate_buckets rb(cfg);
+  // alice uses 7 of the free tier's 10 a minute, the service 30 of its 100.
+  CHECK(burst(rb, call("alice"), t0, 7).first == 7);
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(rb.check(call("svc-user-" + std::to_string(i), "", "svc"), t0).admitted);
+  SECTION("a window of the same period keeps what is used") {
+    auto next = cfg;
+    next.tiers["free"] = {{20, minutes(1)}, {300, hours(1)}}; // more per minute
+    next.services["svc"] = {{50, minutes(1)}};                // fewer
+    rb.reconfigure(next, t0);
+    CHECK_THAT(rb.key_tokens("alice", t0), exactly({3, 293}));
+    CHECK_THAT(rb.service_tokens("svc", t0), exactly({50})); // 70 left, at most the new 50
+    CHECK_THAT(rb.global_tokens(t0), exactly({963}));
+    CHECK(burst(rb, call("alice"), t0).first == 3);
+  }
+  SECTION("a new window starts full, a dropped one goes") {
+    auto next = cfg;
+    next.tiers["free"] = {{10, seconds(1)}};
+    next.services.erase("svc");
+    next.services["other"] = {{5, minutes(1)}};
+    rb.reconfigure(next, t0);
+    CHECK_THAT(rb.key_tokens("alice", t0), exactly({10}));
+    CHECK(rb.service_tokens("svc", t0).empty());
+    CHECK_THAT(rb.service_tokens("other", t0), exactly({5}));
+  }
+  SECTION("keys of a tier that went away are forgotten") {
+    auto next = cfg;
+    next.tiers.erase("free");
+    rb.reconfigure(next, t0);
+    CHECK(rb.key_tokens("alice", t0).empty());
+    CHECK_FALSE(rb.check(call("alice"), t0).admitted); // an unknown tier now
+  }
+}
+
 // -- priority queue -----------------------------------------------------------------
 
 namespace {

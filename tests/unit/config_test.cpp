@@ -3,12 +3,14 @@
 // with their defaults.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "config/config.hpp"
+#include "config/reload.hpp"
 
 using namespace bulwark;
 using namespace std::chrono_literals;
@@ -79,4 +81,66 @@ TEST_CASE("config: the sample config lists the http settings with their defaults
   CHECK(cfg.http.idle_timeout == defaults.idle_timeout);
   CHECK(cfg.http.max_connections_per_address == defaults.max_connections_per_address);
   CHECK(cfg.http.max_connections_per_identity == defaults.max_connections_per_identity);
+}
+
+// -- reloads: which keys changed, which need a restart, what is shown -----------------
+
+namespace {
+
+json::value doc(const std::string& text) {
+  json::value v;
+  json::parse_error err;
+  REQUIRE(json::parse(text, v, err));
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("config: a reload plan names the changed keys and those that need a restart") {
+  auto before = doc(R"({"http":{"port":8080},"mcpServers":{"a":{"url":"http://x/a"}},
+                        "gateway":{"policy":{"deny":["a:x"]},"prefix":"always"},"log":{"level":"info"}})");
+  SECTION("nothing changed") {
+    auto plan = plan_reload(before, before);
+    CHECK(plan.changed.empty());
+    CHECK(plan.restart_required.empty());
+  }
+  SECTION("an added service is one key; a policy and the log level change in place") {
+    auto after = doc(R"({"http":{"port":8080},"mcpServers":{"a":{"url":"http://x/a"},"b":{"command":"srv"}},
+                         "gateway":{"policy":{},"prefix":"always"},"log":{"level":"debug"}})");
+    auto plan = plan_reload(before, after);
+    CHECK(plan.changed == std::vector<std::string>{"$.gateway.policy.deny", "$.log.level", "$.mcpServers.b"});
+    CHECK(plan.restart_required.empty());
+  }
+  SECTION("the listen port and the scheduler need a restart, keys of a section that appears are named one by one") {
+    auto after = doc(R"({"http":{"port":9090},"mcpServers":{"a":{"url":"http://x/a"}},
+                         "gateway":{"policy":{"deny":["a:x"]},"prefix":"always"},"log":{"level":"info"},
+                         "actors":{"scheduler":"stealing","workers":2}})");
+    auto plan = plan_reload(before, after);
+    CHECK(plan.restart_required
+          == std::vector<std::string>{"$.actors.scheduler", "$.actors.workers", "$.http.port"});
+  }
+  SECTION("a whole file against the embedded defaults") {
+    auto plan = plan_reload(json::value{}, before);
+    CHECK(plan.restart_required == std::vector<std::string>{"$.http.port"});
+    CHECK(std::find(plan.changed.begin(), plan.changed.end(), "$.mcpServers") != plan.changed.end());
+  }
+}
+
+TEST_CASE("config: the configuration shown to operators has its secrets redacted") {
+  auto shown = redacted(doc(R"({"mcpServers":{"a":{"url":"http://x","headers":{"Authorization":"Bearer k"},
+                                                   "env":{"TOKEN":"t"}}},
+                                "admin":{"tokenSha256":"abc"},"redis":{"url":"redis://:pw@h:6379/0"},
+                                "alerts":{"webhook":{"url":"http://w","headers":{"X-Key":"s"}}}})"));
+  auto text = json::dump(shown);
+  for (auto* secret : {"Bearer k", "\"t\"", "abc", ":pw@", "\"s\""})
+    CHECK(text.find(secret) == std::string::npos);
+  CHECK(shown["mcpServers"]["a"]["url"].as_string() == "http://x");
+  CHECK(shown["redis"]["url"].as_string() == "redis://[redacted]@h:6379/0");
+}
+
+TEST_CASE("config: an error's text becomes its key path and message") {
+  auto e = error_entry("config: $.services.a.timeoutMs: must be an integer");
+  CHECK(e["path"].as_string() == "$.services.a.timeoutMs");
+  CHECK(e["message"].as_string() == "must be an integer");
+  CHECK(error_entry("config: cannot read f.json")["path"].as_string() == "$");
 }
