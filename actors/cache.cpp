@@ -113,6 +113,12 @@ void result_cache::put(const std::string& key, value result, milliseconds ttl, m
   lru_.push_front(entry{key, std::move(result), size, stored, stored + ttl, stored + ttl + max_stale});
   map_[key] = lru_.begin();
   bytes_ += size;
+  resize(max_entries_, max_bytes_);
+}
+
+void result_cache::resize(std::size_t max_entries, std::size_t max_bytes) {
+  max_entries_ = max_entries;
+  max_bytes_ = max_bytes;
   while (!lru_.empty() && (map_.size() > max_entries_ || bytes_ > max_bytes_)) {
     erase(std::prev(lru_.end()));
     ++evictions;
@@ -296,6 +302,9 @@ cache_actor::behavior_type cache_behavior(cache_pointer self, std::size_t max_en
   if (self->state.shared)
     load_generations(self);
   return {
+    [self](atom::reload, std::size_t max_entries, std::size_t max_bytes) {
+      self->state.cache->resize(max_entries, max_bytes);
+    },
     [self](atom::get, const std::string& key, bool allow_stale, cache_reply& reply) {
       auto& st = self->state;
       auto hit = st.cache->get(key, self->clock().now(), allow_stale);

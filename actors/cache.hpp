@@ -30,6 +30,8 @@ public:
   void put(const std::string& key, json::value result, std::chrono::milliseconds ttl,
            std::chrono::milliseconds max_stale, clock::time_point now,
            std::chrono::milliseconds age = std::chrono::milliseconds(0));
+  /// New bounds (a reload): the least recently used entries beyond them go.
+  void resize(std::size_t max_entries, std::size_t max_bytes);
   /// Drops every entry whose key starts with `prefix`; returns how many.
   std::size_t invalidate(const std::string& prefix);
 

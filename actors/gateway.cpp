@@ -1316,13 +1316,14 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
       caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, prefix);
   };
   // Results of cacheable tools, and stale copies for degraded answers.
-  auto ops = rt.options().ops;
   auto current = d.config();
   std::vector<std::string> service_names;
   for (auto& s : current->services)
     service_names.push_back(s.name);
   rt.environment()->set_service_names(std::move(service_names));
-  rt.add_supervised(cache_actor_name, [ops, &rt](caf::actor_system& sys) {
+  rt.add_supervised(cache_actor_name, [&rt](caf::actor_system& sys) {
+    // A restarted cache takes the bounds of the generation in force.
+    auto ops = rt.settings()->ops;
     return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes, rt.environment()->redis));
   }, names::operations_supervisor);
   // Per service, rest-for-one: the breaker's calls in flight went to the

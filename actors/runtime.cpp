@@ -10,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
 #include "actors/metrics.hpp"
@@ -307,6 +308,10 @@ void runtime::reconfigure(runtime_options opts) {
   tell(queue_actor_name);
   tell(alert_actor_name);
   tell(health_actor_name);
+  if (auto cache = env.names.get(cache_actor_name)) {
+    auto next = env.settings();
+    caf::anon_send(cache, atom::reload_v, next->ops.cache_entries, next->ops.cache_bytes);
+  }
 }
 
 std::shared_ptr<const runtime_options> runtime::settings() const {

@@ -48,7 +48,11 @@ const std::vector<std::string>& live_keys() {
     "$.gateway.prefix",     "$.gateway.separator",  "$.gateway.gatewayTools",
     "$.rateLimits",         "$.queue",              "$.health",            "$.alerts",
     "$.log.level",          "$.log.redactKeys",     "$.log.redactPatterns", "$.errors.mode",
-    "$.shutdown.drainSeconds",
+    "$.shutdown.drainSeconds", "$.auth.keyFile",         "$.cache",
+    // OAuth: who issues tokens and how they are checked; `resource` names
+    // this server (and where its metadata is served) and needs a restart.
+    "$.auth.oauth.issuer", "$.auth.oauth.jwksFile", "$.auth.oauth.authorizationServers",
+    "$.auth.oauth.clockSkewSeconds", "$.auth.oauth.scopesSupported",
   };
   return keys;
 }

@@ -390,6 +390,9 @@ using cache_actor = caf::typed_actor<
   caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t, int64_t, std::string>,
   // Drop every entry under a key prefix (a service, a tool).
   caf::reacts_to<atom::drop, std::string>,
+  // A reload changed the bounds (entries, bytes): the least recently used
+  // entries beyond them go.
+  caf::reacts_to<atom::reload, std::size_t, std::size_t>,
   // Drop them here only (true: another instance dropped them everywhere else).
   caf::reacts_to<atom::drop, std::string, bool>,
   // Another instance dropped a prefix; its scope's new generation.

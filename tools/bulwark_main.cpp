@@ -1,5 +1,6 @@
 // The `bulwark` server: configuration, an actor system, the runtime with its
 // tools, and the transports. Everything else lives in bulwark_core.
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <iostream>
@@ -75,6 +76,15 @@ int check_config(int argc, char** argv) {
   return 0;
 }
 
+/// The live API keys of `cfg`'s key file (`auth.mode` "keys"), checked
+/// against its tiers. Throws config_error.
+std::shared_ptr<bulwark::key_store> load_keys(const bulwark::config& cfg) {
+  std::set<std::string> tiers;
+  for (auto& [name, windows] : cfg.runtime.ops.limits.tiers)
+    tiers.insert(name);
+  return std::make_shared<bulwark::key_store>(cfg.auth.key_file, std::move(tiers));
+}
+
 /// The running configuration and what reloads it: SIGHUP, the admin API
 /// and the console read the file the server started with again (with the
 /// same environment and flags), validate it whole and apply the difference.
@@ -82,6 +92,16 @@ class configuration {
 public:
   configuration(bulwark::config current, int argc, char** argv)
     : current_(std::move(current)), argc_(argc), argv_(argv), loaded_at_(now()) {}
+
+  /// Who checks credentials (null with `auth.mode` "none"): a reload may
+  /// install a new one.
+  void authenticate_with(std::shared_ptr<bulwark::switchable_authenticator> auth) { auth_ = std::move(auth); }
+
+  /// The protected resource metadata of the generation in force.
+  std::string resource_metadata() const {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return bulwark::resource_metadata(current_.auth.oauth);
+  }
 
   void attach(bulwark::runtime* rt, bulwark::gateway* gw) {
     rt_ = rt;
@@ -161,6 +181,30 @@ public:
     // What the server made of its settings at start and keeps.
     next.runtime.ops.api_keys = current_.runtime.ops.api_keys;
     next.runtime.state_secret = current_.runtime.state_secret;
+    // New credentials' checkers are made (and may fail) before anything
+    // changes.
+    auto touched = [&](const std::string& prefix) {
+      return std::any_of(plan.changed.begin(), plan.changed.end(),
+                         [&](const std::string& k) { return k.compare(0, prefix.size(), prefix) == 0; });
+    };
+    std::shared_ptr<const authenticator> next_auth;
+    if (next.auth.mode == auth_mode::keys && (touched("$.auth.keyFile") || touched("$.rateLimits.tiers"))) {
+      try {
+        auto keys = load_keys(next);
+        next.runtime.ops.api_keys = keys;
+        next_auth = key_authenticator(keys);
+      } catch (const std::exception& e) {
+        return refuse(value::make_array({value::make_object({{"path", "$.auth.keyFile"}, {"message", e.what()}})}),
+                      value(json::array{}));
+      }
+    } else if (next.auth.mode == auth_mode::oauth && touched("$.auth.oauth")) {
+      try {
+        next_auth = oauth_authenticator(next.auth.oauth);
+      } catch (const std::exception& e) {
+        return refuse(value::make_array({value::make_object({{"path", "$.auth.oauth.jwksFile"}, {"message", e.what()}})}),
+                      value(json::array{}));
+      }
+    }
     try {
       log::set_redaction(next.redact_keys, next.redact_patterns);
     } catch (const std::exception& e) {
@@ -169,6 +213,8 @@ public:
     }
     log::set_level(next.log);
     mcp::set_error_mode(next.error_mode);
+    if (next_auth && auth_)
+      auth_->set(std::move(next_auth));
     if (gw_)
       gw_->reconfigure(next.gateway, std::chrono::duration_cast<std::chrono::milliseconds>(next.drain));
     rt_->reconfigure(next.runtime);
@@ -211,6 +257,7 @@ private:
   std::string loaded_at_;
   bulwark::runtime* rt_ = nullptr;
   bulwark::gateway* gw_ = nullptr;
+  std::shared_ptr<bulwark::switchable_authenticator> auth_;
 };
 
 } // namespace
@@ -227,12 +274,9 @@ int main(int argc, char** argv) {
     if (!apply_args(cfg, argc, argv))
       return 0;
     if (cfg.auth.mode == auth_mode::keys) {
-      std::set<std::string> tiers;
-      for (auto& [name, windows] : cfg.runtime.ops.limits.tiers)
-        tiers.insert(name);
-      auto keys = std::make_shared<key_store>(cfg.auth.key_file, std::move(tiers));
+      auto keys = load_keys(cfg);
       cfg.runtime.ops.api_keys = keys;
-      cfg.http.auth = key_authenticator(keys);
+      cfg.http.auth = std::make_shared<switchable_authenticator>(key_authenticator(keys));
     }
   } catch (const config_error& e) {
     std::cerr << e.what() << "\n";
@@ -250,7 +294,7 @@ int main(int argc, char** argv) {
   }
   if (cfg.auth.mode == auth_mode::oauth) {
     try {
-      cfg.http.auth = oauth_authenticator(cfg.auth.oauth);
+      cfg.http.auth = std::make_shared<switchable_authenticator>(oauth_authenticator(cfg.auth.oauth));
     } catch (const std::exception& e) {
       std::cerr << "config: $.auth.oauth.jwksFile: " << e.what() << "\n";
       return 2;
@@ -295,6 +339,8 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   configuration live(cfg, argc, argv);
+  live.authenticate_with(std::const_pointer_cast<switchable_authenticator>(
+    std::dynamic_pointer_cast<const switchable_authenticator>(cfg.http.auth)));
   {
     runtime rt(sys, cfg.runtime);
     if (cfg.fixtures)
@@ -353,7 +399,7 @@ int main(int argc, char** argv) {
       if (cfg.auth.mode == auth_mode::oauth) {
         // RFC 9728 protected resource metadata, open to everyone: clients
         // read it to find the authorization server.
-        auto metadata = [doc = resource_metadata(cfg.auth.oauth)] { return http_reply{200, "application/json", doc, {}}; };
+        auto metadata = [&live] { return http_reply{200, "application/json", live.resource_metadata(), {}}; };
         auto path = resource_metadata_path(cfg.auth.oauth);
         http->add_route(path, metadata);
         if (path != "/.well-known/oauth-protected-resource")

@@ -4,8 +4,10 @@
 // "none") every caller is admitted, as `anonymous` or by its bearer key.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +38,30 @@ public:
   /// Runs on I/O threads for every MCP request: quick, and never waiting on
   /// an actor.
   virtual auth_verdict check(std::string_view authorization) const = 0;
+};
+
+/// The authenticator of the configuration generation in force: a reload
+/// installs the next one (a new key file, new OAuth settings). Requests
+/// read it with one atomic load; every authenticator installed stays alive
+/// until this one ends, so a request never holds one that is gone.
+class switchable_authenticator : public authenticator {
+public:
+  explicit switchable_authenticator(std::shared_ptr<const authenticator> first) { set(std::move(first)); }
+
+  void set(std::shared_ptr<const authenticator> next) {
+    std::lock_guard<std::mutex> guard(mtx_);
+    current_.store(next.get(), std::memory_order_release);
+    kept_.push_back(std::move(next));
+  }
+
+  auth_verdict check(std::string_view authorization) const override {
+    return current_.load(std::memory_order_acquire)->check(authorization);
+  }
+
+private:
+  std::mutex mtx_;
+  std::atomic<const authenticator*> current_{nullptr};
+  std::vector<std::shared_ptr<const authenticator>> kept_;
 };
 
 /// The token of an `Authorization: Bearer TOKEN` value (the scheme in any

@@ -15,7 +15,9 @@
 // non-loopback bind without authentication refuses to start unless
 // overridden; a session answers 404 to another key (POST, GET, DELETE) while
 // its owner goes on; concurrent callers with different keys only ever see
-// their own results. Every process is killed by pid, every wait is bounded.
+// their own results; a reload (SIGHUP) switches to another key file and new
+// tier limits without a restart. Every process is killed by pid, every wait
+// is bounded.
 
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -290,6 +292,39 @@ await run.main(async () => {
     const alice = await call(port, k.alice, 'echo', { text: 'others unaffected' });
     assert(textOf(alice) === 'others unaffected', 'other keys still work');
     console.log(`  refused ${took} ms after the revocation`);
+  });
+
+  await check('a reload switches to another key file and to new tier limits, without a restart', async () => {
+    // A second key file with a key of its own, made by `keys create`.
+    const otherKeys = join(dir, 'other-keys.json');
+    const otherCfg = join(dir, 'other.json');
+    writeFileSync(otherCfg, JSON.stringify({ auth: { mode: 'keys', keyFile: otherKeys }, http: { port: 0 }, rateLimits: { tiers } }));
+    const made = spawnSync(bulwark, ['keys', 'create', '--name', 'bob', '--tier', 'tiny', '--config', otherCfg],
+                           { encoding: 'utf8', timeout: scaled(10_000) });
+    assert(made.status === 0, `keys create bob: ${made.stderr}`);
+    const bob = made.stdout.trim();
+    assert((await call(port, bob, 'echo', { text: 'x' })).status === 401, 'bob is unknown before the reload');
+    const tight = await call(port, k.tight, 'echo', { text: 'x' });
+    assert(tight.json?.error?.code === -32010, `tight is still limited before the reload: ${tight.text}`);
+    writeFileSync(cfgPath, JSON.stringify({
+      auth: { mode: 'keys', keyFile: otherKeys },
+      http: { port: 0 },
+      rateLimits: { tiers: { ...tiers, tiny: { perMinute: 600000 } } },
+    }));
+    const seen = run.logs.length;
+    process.kill(run.started.server.pid, 'SIGHUP');
+    await until('the reload applied', () => run.logs.slice(seen).some((l) => l.includes('"msg":"configuration reloaded"')), 5000);
+    const r = await call(port, bob, 'echo', { text: 'bob here' });
+    assert(textOf(r) === 'bob here', `bob works after the reload: ${r.text}`);
+    const old = await call(port, k.alice, 'echo', { text: 'x' });
+    assert(old.status === 401, `a key of the previous file is refused: ${old.status}`);
+    // bob's tier is tiny, now 600000 a minute: ten calls in a row pass.
+    for (let i = 0; i < 10; i++) {
+      const x = await call(port, bob, 'echo', { text: `b${i}` });
+      assert(textOf(x) === `b${i}`, `call ${i + 1} under the new tier limit: ${x.text}`);
+    }
+    // The configuration the checks below start servers with.
+    writeFileSync(cfgPath, JSON.stringify({ auth: { mode: 'keys', keyFile }, http: { port: 0 }, rateLimits: { tiers } }));
   });
 
   await run.stop('server');

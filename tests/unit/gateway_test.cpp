@@ -405,6 +405,25 @@ TEST_CASE("result cache: fresh, then stale only on request, then gone; LRU withi
   CHECK(c.get("svc2\nx", t, false));
 }
 
+TEST_CASE("result cache: new bounds (a reload) evict the least recently used entries beyond them") {
+  result_cache c(10, 1 << 20);
+  auto t = result_cache::clock::time_point{} + 1h;
+  for (int i = 0; i < 5; ++i)
+    c.put("k" + std::to_string(i), json::value::make_object({{"n", i}}), 1s, 1s, t);
+  REQUIRE(c.get("k0", t, false)); // k0 is now the most recent
+  c.resize(2, 1 << 20);
+  CHECK(c.size() == 2);
+  CHECK(c.get("k0", t, false));
+  CHECK(c.get("k4", t, false));
+  CHECK_FALSE(c.get("k1", t, false));
+  CHECK(c.evictions == 3);
+  c.put("k5", json::value::make_object({{"n", 5}}), 1s, 1s, t); // the new bound holds
+  CHECK(c.size() == 2);
+  c.resize(10, 1 << 20);
+  c.put("k6", json::value::make_object({{"n", 6}}), 1s, 1s, t);
+  CHECK(c.size() == 3);
+}
+
 TEST_CASE("cache keys use canonical JSON: key order does not matter") {
   json::value a, b;
   json::parse_error err;
