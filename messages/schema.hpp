@@ -15,11 +15,12 @@
 // `unevaluatedItems`, `$dynamicRef`, `format`, `contentMediaType`, references
 // to other documents, and base-URI changes through a nested `$id`.
 //
-// `pattern`s follow ECMA-262 as std::regex implements it, over code points.
-// Matching takes time proportional to the string's length (bounded) times
-// the pattern's size and never backtracks; patterns this matcher cannot run
-// (back-references) or whose automaton would be huge make the schema
-// unusable, like syntax errors do.
+// `pattern`s follow ECMA-262 over code points and run on RE2
+// (messages/schema_pattern.hpp has the dialect): matching takes time linear
+// in the string's length (bounded) and never backtracks, with memory bounded
+// per pattern. Patterns RE2 cannot run (back-references, lookahead,
+// lookbehind) or whose matcher would be too large make the schema unusable,
+// like syntax errors do.
 #pragma once
 
 #include <cstddef>
@@ -95,8 +96,8 @@ public:
   /// stops at the first error and words nothing.
   bool accepts(const json::value& instance) const;
 
-  /// The compiled form, shared by copies of a validator. Defined in the
-  /// source file.
+  /// The compiled form, shared by copies of a validator. Defined in
+  /// messages/schema_program.hpp.
   struct program;
 
 private:

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(g++ cmake ninja-build pkg-config libcaf-dev libboost-dev libsimdjson-dev libspdlog-dev
-          libssl-dev libmimalloc-dev libhiredis-dev catch2 ca-certificates)
+          libssl-dev libmimalloc-dev libhiredis-dev libre2-dev libedit-dev catch2 ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
