@@ -116,7 +116,7 @@ void fail_call(const state_ptr& st, const call_ptr& c, bool probe, error_code co
   auto data = value::make_object({{"tool", st->tool},
                                   {"reason", reason},
                                   {"breaker", std::string(to_string(state))},
-                                  {"retry_after", seconds_of(retry_after)}});
+                                  {"retry_after_seconds", seconds_of(retry_after)}});
   c->resume([code, message = std::move(message), data = std::move(data)](const call_ptr& call) mutable {
     call->fail(code, std::move(message), std::move(data));
   });
@@ -139,7 +139,7 @@ void run_call(const state_ptr& st, const call_ptr& c) {
                    value::make_object({{"tool", st->tool},
                                        {"reason", "breaker_open"},
                                        {"breaker", std::string(to_string(state))},
-                                       {"retry_after", seconds_of(adm.retry_after)}}));
+                                       {"retry_after_seconds", seconds_of(adm.retry_after)}}));
   }
   auto probe = adm.probe;
   auto handle = st->lookup ? st->lookup() : tool_actor{};

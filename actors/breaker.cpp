@@ -289,7 +289,7 @@ void try_call(breaker_pointer self, uint64_t id) {
     o.retry_after = adm.retry_after;
     o.data = value::make_object({{"service", st.svc.name},
                                  {"breaker", std::string(to_string(st.cb->state()))},
-                                 {"retry_after", static_cast<double>(adm.retry_after.count()) / 1000.0}});
+                                 {"retry_after_seconds", static_cast<double>(adm.retry_after.count()) / 1000.0}});
     return finish(st, id, std::move(o)); // fail fast: no retry against an open breaker
   }
   a.number++;

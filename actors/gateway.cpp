@@ -126,7 +126,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       data.set("reason", why);
       return c->fail(error_code::service_unavailable, "service " + service + " is unavailable: " + why, std::move(data));
     }
-    data.set("retry_after", 1);
+    data.set("retry_after_seconds", 1);
     c->fail(error_code::service_unavailable, "service " + service + " is starting; retry shortly", std::move(data));
   }
 
@@ -255,7 +255,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto breaker = rt.find(breaker_name(service));
     if (!breaker)
       return c->fail(error_code::service_unavailable, "service " + service + " is restarting",
-                     value::make_object({{"service", service}, {"retry_after", 1}, {"reachedService", false}}));
+                     value::make_object({{"service", service}, {"retry_after_seconds", 1}, {"reachedService", false}}));
     auto dc = std::make_shared<downstream_call>();
     dc->service = service;
     dc->method = method;
@@ -558,7 +558,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         // call that reached the service.
         data.set("reachedService", o.reached);
         if (o.retry_after.count() > 0)
-          data.set("retry_after", static_cast<double>(o.retry_after.count()) / 1000.0);
+          data.set("retry_after_seconds", static_cast<double>(o.retry_after.count()) / 1000.0);
         return c->fail(static_cast<error_code>(o.code ? o.code : static_cast<int>(error_code::service_unavailable)),
                        o.message, std::move(data));
       }
@@ -1387,24 +1387,6 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
     if (!listed(s.name))
       missing.push_back(s.name);
   return missing;
-}
-
-value gateway::status() {
-  auto& d = *impl_;
-  auto cfg = d.config();
-  value out(json::array{});
-  caf::scoped_actor self{d.rt.system()};
-  for (auto& s : cfg->services) {
-    auto entry = value::make_object({{"service", s.name}});
-    if (auto b = d.rt.find(breaker_name(s.name)))
-      self->request(caf::actor_cast<breaker_actor>(b), seconds(2), atom::get_v)
-        .receive([&](value& v) { entry.set("breaker", std::move(v)); }, [](caf::error&) {});
-    if (auto c = d.rt.find(connector_name(s.name)))
-      self->request(caf::actor_cast<connector_actor>(c), seconds(2), atom::get_v)
-        .receive([&](value& v) { entry.set("connector", std::move(v)); }, [](caf::error&) {});
-    out.push_back(std::move(entry));
-  }
-  return out;
 }
 
 } // namespace bulwark

@@ -64,9 +64,6 @@ public:
   /// catalog and the next call. Clients see list_changed.
   void reconfigure(gateway_config next, std::chrono::milliseconds drain);
 
-  /// Breakers and connectors, as JSON (for status pages and tests).
-  json::value status();
-
   struct impl;
 
 private:

@@ -34,7 +34,7 @@ struct queue_config {
   /// A waiting entry rises one priority level per this much waiting; zero
   /// turns aging off.
   std::chrono::milliseconds aging{5000};
-  /// Calls that run at once, used only to estimate `retry_after` of a
+  /// Calls that run at once, used only to estimate the retry-after time of a
   /// refused push.
   std::size_t concurrency = 1;
 };

@@ -39,7 +39,7 @@ struct breaker_settings {
 enum class fallback_mode : uint8_t {
   stale,  ///< A stale cached result, then the static message, then an error.
   static_message, ///< The static message, then an error.
-  none,   ///< A typed error with `retry_after`.
+  none,   ///< A typed error with `retry_after_seconds`.
 };
 
 /// TLS for an https:// service. The service's certificate is always

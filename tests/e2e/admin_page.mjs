@@ -11,8 +11,8 @@
 // used and removed from the address bar; the live actor tree; killing an
 // actor from the page brings it back with one more restart; degraded mode
 // forced on and back to automatic; a breaker opened and closed; every
-// section renders (a view this Bulwark lacks shows "not available"); a
-// screenshot. The browser is closed on every path and every process (bulwark
+// section renders (a view this Bulwark lacks shows "not available"); the
+// configuration's generation, and a reload from the page; a screenshot. The browser is closed on every path and every process (bulwark
 // and chromium) is killed by pid.
 
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -33,6 +33,8 @@ const screenshot = join(dirname(bulwark), 'admin-page.png');
 const token = 'admin-page-token-for-the-test';
 let port;
 let base;
+let cfgPath;
+let frontConfig;
 
 const admin = (method, path, body) => adminRequest(port, token, method, path, body);
 
@@ -74,15 +76,16 @@ async function closeBrowser() {
 
 await run.main(async () => {
   process.env.BULWARK_ADMIN_TOKEN = token;
-  const cfgPath = join(dir, 'front.json');
-  writeFileSync(cfgPath, JSON.stringify({
+  cfgPath = join(dir, 'front.json');
+  frontConfig = {
     http: { port: 0 },
     mcpServers: {
       fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--no-builtin-tools', '--log-level', 'warning'] },
     },
     gateway: { prefix: 'never' },
     health: { intervalMs: 100, exitAfterMs: 300 },
-  }));
+  };
+  writeFileSync(cfgPath, JSON.stringify(frontConfig));
   port = await startBulwark(['--config', cfgPath], 'front');
   base = `http://127.0.0.1:${port}`;
   await until('ready', async () => {
@@ -246,6 +249,19 @@ await run.main(async () => {
       else assert(text.includes(`${sessions.body.count} sessions`), `sessions: ${text}`);
       const status = await textOf(page, '#status');
       assert(/^Live · refreshed/.test(status), `a missing view is not an error: ${status}`);
+    });
+
+    await check('the configuration section shows the generation; Reload applies a changed file', async () => {
+      const gen = '#config [data-field="generation"]';
+      await until('the configuration shown', async () => (await textOf(page, gen)) === '1');
+      assert((await textOf(page, '#config [data-field="source"]')) === cfgPath, 'the file it came from');
+      await page.click('#reload-button');
+      await until('unchanged said', async () => /Configuration unchanged \(generation 1\)/.test(await textOf(page, '#status')));
+      writeFileSync(cfgPath, JSON.stringify({ ...frontConfig, health: { ...frontConfig.health, enterChecks: 2 } }));
+      await page.click('#reload-button');
+      await until('applied said', async () => /generation 2 applied: \$\.health\.enterChecks/.test(await textOf(page, '#status')));
+      await until('generation 2 shown', async () => (await textOf(page, gen)) === '2');
+      assert(/"enterChecks": 2/.test(await textOf(page, '#config [data-field="document"]')), 'the file as reloaded');
     });
 
     await check('pause stops the refreshes and resume restarts them', async () => {

@@ -108,13 +108,13 @@ run.main(async () => {
       assert(err.code === SERVICE_UNAVAILABLE, `call ${i}: code ${err.code}: ${err.message}`);
       assert(err.message.includes('the actor of tool stock is down'), `call ${i}: message ${err.message}`);
       assert(d.tool === 'stock' && d.reason === 'actor_down', `call ${i}: data ${JSON.stringify(d)}`);
-      assert(typeof d.retry_after === 'number' && d.retry_after > 0, `call ${i}: retry_after ${d.retry_after}`);
+      assert(typeof d.retry_after_seconds === 'number' && d.retry_after_seconds > 0, `call ${i}: retry_after ${d.retry_after_seconds}`);
       const last = i === FAILURES_TO_OPEN;
       assert(d.breaker === (last ? 'open' : 'closed'), `call ${i}: breaker ${d.breaker}`);
       if (last) {
-        assert(d.retry_after === OPEN_SECONDS, `retry_after ${d.retry_after} on opening`);
+        assert(d.retry_after_seconds === OPEN_SECONDS, `retry_after ${d.retry_after_seconds} on opening`);
         openedAt = Date.now();
-        openFor = d.retry_after;
+        openFor = d.retry_after_seconds;
       }
     }
     const opened = records('breaker transition').filter((r) => r.tool === 'stock' && r.to === 'open');
@@ -129,7 +129,7 @@ run.main(async () => {
     assert(err.code === SERVICE_UNAVAILABLE, `code ${err.code}: ${err.message}`);
     assert(d.reason === 'breaker_open' && d.breaker === 'open', `data ${JSON.stringify(d)}`);
     assert(err.message.includes('circuit breaker is open'), `message ${err.message}`);
-    assert(d.retry_after > 0 && d.retry_after <= OPEN_SECONDS, `retry_after ${d.retry_after}`);
+    assert(d.retry_after_seconds > 0 && d.retry_after_seconds <= OPEN_SECONDS, `retry_after ${d.retry_after_seconds}`);
     assert(took < scaled(1000), `the fast failure took ${took} ms`);
     const text = await metrics(port);
     assert(/bulwark_actor_tool_breaker_state\{tool="stock"\} 1\b/.test(text), 'metrics: stock breaker not open');

@@ -381,7 +381,7 @@ try {
     const err = await call('fx__fault_count', { key: 'open' }).then(() => null, (e) => e);
     assert(err && err.code === -32005, `expected -32005 while open, got ${err?.code} ${err?.message}`);
     assert(err.data?.breaker === 'open', `breaker state in data: ${JSON.stringify(err.data)}`);
-    assert(err.data?.retry_after > 0, 'retry_after missing');
+    assert(err.data?.retry_after_seconds > 0, 'retry_after missing');
     assert(Date.now() - t0 < scaled(200), `failing fast took ${Date.now() - t0} ms`);
   });
 
@@ -551,7 +551,7 @@ try {
         ['completion', () => c.complete({ ref: { type: 'ref/prompt', name: 'test_prompt_with_arguments' }, argument: { name: 'arg1', value: 'p' } })],
       ]) {
         const err = await attempt().then((x) => ({ answered: x }), (e) => e);
-        assert(err.code === -32005 && err.data?.retry_after > 0, `${what}: ${JSON.stringify(err)}`);
+        assert(err.code === -32005 && err.data?.retry_after_seconds > 0, `${what}: ${JSON.stringify(err)}`);
       }
     } finally {
       await c.close();
@@ -733,7 +733,7 @@ try {
       const took = Date.now() - t0;
       assert(r.error?.code === -32005 && /unavailable/.test(r.error.message) && /exit status 7/.test(r.error.message),
              `${name}: -32005 saying why: ${JSON.stringify(r)}`);
-      assert(r.error.data?.retry_after > 500 && r.error.data.reachedService === false,
+      assert(r.error.data?.retry_after_seconds > 500 && r.error.data.reachedService === false,
              `${name}: retry after the rest of the 600 s window: ${JSON.stringify(r.error.data)}`);
       assert(took < scaled(2000), `${name} answered in ${took} ms, not after the service timeout`);
     }

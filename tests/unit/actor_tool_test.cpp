@@ -200,7 +200,7 @@ TEST_CASE("a dead actor opens the breaker, which fails fast, half-opens and clos
     CHECK(o.data["reason"].as_string() == "actor_down");
     CHECK(o.data["tool"].as_string() == "echo");
     CHECK(o.data["breaker"].as_string() == (i < 3 ? "closed" : "open"));
-    CHECK(o.data["retry_after"].as_double() == (i < 3 ? 1.0 : 5.0));
+    CHECK(o.data["retry_after_seconds"].as_double() == (i < 3 ? 1.0 : 5.0));
   }
 
   // Open: the lookup is not even asked.
@@ -218,7 +218,7 @@ TEST_CASE("a dead actor opens the breaker, which fails fast, half-opens and clos
   // A new actor (as a host's supervisor would start); still open until 5 s passed.
   f.current = f.spawn_answering();
   f.sched->advance_time(4900ms);
-  CHECK(f.call(echo).data["retry_after"].as_double() == Approx(0.1));
+  CHECK(f.call(echo).data["retry_after_seconds"].as_double() == Approx(0.1));
   f.sched->advance_time(100ms);
   auto probe = f.call(echo);
   REQUIRE(probe.finished);
