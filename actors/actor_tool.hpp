@@ -8,11 +8,11 @@
 //
 // Errors (JSON-RPC, `data` always names the `tool` and the `breaker` state):
 // - the actor is gone, or no actor is running: -32005 service_unavailable,
-//   `data.reason` "actor_down" or "no_actor", `data.retry_after` (seconds);
+//   `data.reason` "actor_down" or "no_actor", `data.retry_after_seconds`;
 // - no reply within the timeout: -32001 deadline_exceeded, `data.reason`
-//   "timeout", `data.retry_after`;
+//   "timeout", `data.retry_after_seconds`;
 // - the breaker is open (or half-open with its probes taken): -32005
-//   service_unavailable, `data.reason` "breaker_open", `data.retry_after`
+//   service_unavailable, `data.reason` "breaker_open", `data.retry_after_seconds`
 //   until the breaker lets a probe through. The actor is not asked.
 // An error the actor answers with (a `caf::error` in place of the result)
 // is the actor's answer: the client gets a tool result with `isError: true`
@@ -42,7 +42,7 @@ class runtime;
 /// passed on as it is) or any other JSON value: a string becomes the text
 /// of the result, anything else its JSON text, and an object also becomes
 /// its `structuredContent`.
-using tool_actor = caf::typed_actor<caf::replies_to<atom::call, std::string, json::value>::with<json::value>>;
+/// (`tool_actor` is declared with the other interfaces in messages/actors.hpp.)
 
 /// Finds the actor for one call; a null handle means none is running now.
 /// Called for every call, so a host actor that a supervisor replaced is

@@ -8,7 +8,9 @@
 
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
+#include "actors/limiter_actor.hpp"
 #include "actors/metrics.hpp"
+#include "actors/queue_actor.hpp"
 #include "actors/runtime.hpp"
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
@@ -132,7 +134,7 @@ struct health_state {
   std::deque<std::pair<caf::actor_clock::time_point, metrics::histogram_snapshot>> latency; ///< Over the window.
 };
 
-using health_pointer = caf::stateful_actor<health_state>*;
+using health_pointer = health_actor::stateful_pointer<health_state>;
 
 std::vector<std::string> component_names(const health_state& st) {
   std::vector<std::string> out;
@@ -165,9 +167,10 @@ void apply_mode(health_pointer self, bool on, const std::vector<std::string>& re
   if (auto& m = st.env->metrics)
     m->counter("bulwark_degraded_switches_total", {{"to", on ? "on" : "off"}}).inc();
   publish_degraded(st.env, on, reasons);
-  for (auto* name : {"limiter", "queue"})
-    if (auto h = st.env->names.get(name))
-      self->send(h, atom::degrade_v, on);
+  if (auto h = st.env->names.get(limiter_actor_name))
+    self->send(caf::actor_cast<limiter_actor>(h), atom::degrade_v, on);
+  if (auto h = st.env->names.get(queue_actor_name))
+    self->send(caf::actor_cast<queue_actor>(h), atom::degrade_v, on);
   if (auto s = st.env->names.get(names::session_supervisor)) {
     auto params = value::make_object(
       {{"level", on ? "warning" : "info"},
@@ -384,9 +387,9 @@ void ask(health_pointer self) {
 
 } // namespace
 
-caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
-                        std::vector<std::string> services) {
-  return sys.spawn([env, settings, services](caf::stateful_actor<health_state>* self) -> caf::behavior {
+health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
+                          std::vector<std::string> services) {
+  return sys.spawn([env, settings, services](health_pointer self) -> health_actor::behavior_type {
     auto& st = self->state;
     st.env = env;
     st.settings = settings;

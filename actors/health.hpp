@@ -93,8 +93,8 @@ private:
 inline const std::string health_actor_name = "health";
 
 /// Spawns the health supervisor over the configured `services`.
-caf::actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
-                        std::vector<std::string> services);
+health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
+                          std::vector<std::string> services);
 
 /// Mounts `/health`, `/health/live`, `/health/ready`, `/ready`, `/metrics`
 /// and `/metrics.json` on `server`, served from what the health supervisor

@@ -386,7 +386,7 @@ void runtime::start() {
   for (auto& c : direct)
     root.children.push_back(std::move(c));
   root.children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
-                                       return spawn_health(sys, env, env->settings()->ops.health, env->service_names());
+                                       return caf::actor_cast<caf::actor>(spawn_health(sys, env, env->settings()->ops.health, env->service_names()));
                                      }});
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(root));
   // Actors initialize on the scheduler; return once the tree can take

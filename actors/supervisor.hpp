@@ -53,15 +53,6 @@ struct supervision_policy {
   std::chrono::milliseconds backoff(std::size_t recent) const;
 };
 
-/// A child of a supervisor.
-struct child_spec {
-  std::string name;
-  /// Spawns the child and returns its handle (untyped).
-  std::function<caf::actor(caf::actor_system&)> spawn;
-  /// What the admin tree shows as its kind (default: its name up to '/').
-  std::string kind = {};
-};
-
 /// A supervisor and its children, in start order (rest-for-one restarts a
 /// child and the ones after it).
 struct supervisor_spec {
@@ -70,23 +61,6 @@ struct supervisor_spec {
   std::vector<child_spec> children;
 };
 
-using supervisor_actor = caf::typed_actor<
-  // Stop all children and then the supervisor.
-  caf::reacts_to<atom::end>,
-  // Start a new child after the others (a reload added a service); one of
-  // the same name is replaced.
-  caf::reacts_to<atom::add, child_spec>,
-  // Stop the named child for good (a reload removed or replaced it): it
-  // leaves the registry and the tree at once, with what it supervised.
-  caf::reacts_to<atom::drop, std::string>,
-  // Internal: start the children that are down, after a back-off.
-  caf::reacts_to<atom::open, std::string>>;
-
-} // namespace bulwark
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
-
-namespace bulwark {
 
 /// Spawns the top of a supervision tree. Over its intensity it cannot report
 /// further up: it records the escalation and waits one window before it

@@ -229,6 +229,15 @@ private:
 };
 using queued_work_ptr = std::shared_ptr<queued_work>;
 
+/// A child of a supervisor.
+struct child_spec {
+  std::string name;
+  /// Spawns the child and returns its handle (untyped).
+  std::function<caf::actor(caf::actor_system&)> spawn;
+  /// What the admin tree shows as its kind (default: its name up to '/').
+  std::string kind = {};
+};
+
 /// One downstream service as a configuration generation has it.
 using service_config_ptr = std::shared_ptr<const service_config>;
 
@@ -270,6 +279,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::json_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
   CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -482,5 +492,38 @@ using alert_actor = caf::typed_actor<
   caf::reacts_to<atom::reload>,
   // Status: rules, counts, history, webhook.
   caf::replies_to<atom::get>::with<json::value>>;
+
+/// A supervisor over a set of children (the root, the operations
+/// supervisor, one per downstream service). Children report by their down
+/// messages; nothing here answers.
+using supervisor_actor = caf::typed_actor<
+  // Stop all children and then the supervisor.
+  caf::reacts_to<atom::end>,
+  // Start a new child after the others (a reload added a service); one of
+  // the same name is replaced.
+  caf::reacts_to<atom::add, child_spec>,
+  // Stop the named child for good (a reload removed or replaced it): it
+  // leaves the registry and the tree at once, with what it supervised.
+  caf::reacts_to<atom::drop, std::string>,
+  // Internal: start the children that are down, after a back-off.
+  caf::reacts_to<atom::open, std::string>>;
+
+/// The health supervisor: checks the components every interval, publishes
+/// the report (`/health`), switches degraded mode and feeds the alert rules.
+using health_actor = caf::typed_actor<
+  // Internal: the next check falls due.
+  caf::reacts_to<atom::timer>,
+  // Operators: 1 forces degraded mode on, 0 off, -1 back to automatic.
+  caf::reacts_to<atom::degrade, int32_t>,
+  // A new configuration generation: its thresholds and services (the mode
+  // stays).
+  caf::reacts_to<atom::reload>,
+  // The latest report.
+  caf::replies_to<atom::get>::with<json::value>>;
+
+/// A tool answered by an actor (a host's, or a test's): the tool's name and
+/// its arguments in, the result out (see actors/actor_tool.hpp for what the
+/// result may be and how failures are answered).
+using tool_actor = caf::typed_actor<caf::replies_to<atom::call, std::string, json::value>::with<json::value>>;
 
 } // namespace bulwark

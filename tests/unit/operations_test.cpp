@@ -225,7 +225,7 @@ TEST_CASE("health supervisor: an open breaker switches degraded mode on; it goes
   hs.enter_checks = 2;
   hs.exit_after = 3000ms;
   auto health = spawn_health(*s.sys, s.env, hs, {"svc"});
-  s.spawned.push_back(health);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(health));
   s.sched->run();
 
   auto level = [&] { return std::get<0>(s.env->health()); };
@@ -336,7 +336,7 @@ TEST_CASE("health supervisor: reports a recent escalation with its reason, and f
   hs.interval = 1000ms;
   hs.storm_window = 5s;
   auto health = spawn_health(*s.sys, s.env, hs, {});
-  s.spawned.push_back(health);
+  s.spawned.push_back(caf::actor_cast<caf::actor>(health));
   s.sched->run();
   s.advance(2000ms);
   CHECK(std::get<0>(s.env->health()) == static_cast<uint8_t>(health_level::healthy));

@@ -253,6 +253,62 @@ TEST_CASE("supervisor: a killed nested supervisor takes over the children it lef
   CHECK(f.get("w") != w0);
 }
 
+TEST_CASE("supervisor: a group added while running starts; one dropped leaves the registry and the tree at once") {
+  deterministic f(5, 10s);
+  auto root = spawn_root_supervisor(*f.sys, f.env, f.spec("root", {child_spec{"a", spawn_plain_child}}));
+  f.sched->run();
+  auto group = [&] {
+    return nested_supervisor(f.env, f.spec("svc", {child_spec{"c", spawn_plain_child}, child_spec{"b", spawn_plain_child}},
+                                           restart_strategy::rest_for_one),
+                             "root");
+  };
+  caf::anon_send(root, atom::add_v, group());
+  f.sched->run();
+  auto c0 = f.get("c");
+  REQUIRE((f.get("svc") && c0 && f.get("b")));
+  CHECK(f.env->supervisors().at("root").children == std::vector<std::string>{"a", "svc"});
+  CHECK(f.env->actor_tree().count("c") == 1);
+  // It supervises what it started.
+  CHECK(f.kill_registered("c"));
+  c0 = f.get("c");
+
+  // Dropped: its children leave the registry and the tree in the same step.
+  caf::anon_send(root, atom::drop_v, std::string("svc"));
+  f.sched->run();
+  CHECK_FALSE(f.get("svc"));
+  CHECK_FALSE(f.get("c"));
+  CHECK_FALSE(f.get("b"));
+  CHECK(c0->getf(caf::abstract_actor::is_terminated_flag));
+  auto tree = f.env->actor_tree();
+  CHECK((tree.count("svc") == 0 && tree.count("c") == 0 && tree.count("b") == 0));
+  CHECK(f.env->supervisors().count("svc") == 0);
+  CHECK(f.env->supervisors().at("root").children == std::vector<std::string>{"a"});
+  CHECK(f.get("a")); // the rest stays
+
+  // Replaced in one go (drop and add of the same name, as a changed
+  // service): the successor starts its own children; it never takes over
+  // its predecessor's, even when those have not stopped yet. The successor
+  // runs first here: its predecessor has not seen its exit message yet.
+  caf::anon_send(root, atom::add_v, group());
+  f.sched->run();
+  auto c1 = f.get("c");
+  REQUIRE(c1);
+  caf::anon_send(root, atom::add_v, group());
+  REQUIRE(f.sched->prioritize(root));
+  f.sched->run_once();
+  auto successor = f.get("svc");
+  REQUIRE(successor);
+  REQUIRE(f.sched->prioritize(successor));
+  f.sched->run_once();
+  f.sched->run();
+  auto c2 = f.get("c");
+  REQUIRE(c2);
+  CHECK(c2 != c1);
+  CHECK(c1->getf(caf::abstract_actor::is_terminated_flag));
+  CHECK(f.env->actor_tree().at("c").running);
+  CHECK(f.env->restarts == 1); // the kill above; drops and replacements are no restarts
+}
+
 TEST_CASE("supervisor: a child that stops while its supervisor is down is restarted and counted by the next one") {
   deterministic f(5, 10s);
   supervisor_spec root_spec = f.spec("root", {});
