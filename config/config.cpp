@@ -793,11 +793,16 @@ Serves MCP over Streamable HTTP (default 127.0.0.1:8080/mcp) and/or stdio.
   --redis URL          share state with other instances through Redis (redis://HOST:PORT/DB)
   --log-level LEVEL    debug, info, notice, warning, error, critical, alert, emergency
   --print-config       print the effective configuration and exit
+  --check-config FILE  check FILE as the server would read it (with the environment
+                       and the other flags) and exit: 0, or 2 naming the key
   --help               this text
 
 Environment: BULWARK_CONFIG, BULWARK_ADDRESS, BULWARK_PORT, BULWARK_LOG_LEVEL, BULWARK_WORKERS, BULWARK_REDIS,
 BULWARK_ADMIN_TOKEN (the admin API's token; config holds only its SHA-256), BULWARK_METRICS_TOKEN
 (the token /metrics demands; config: metrics.tokenSha256).
+
+SIGHUP (or POST /admin/api/config/reload, or the console's reload) reads the
+configuration again and applies what changed; keys that need a restart are refused.
 
 API keys: bulwark keys create|list|revoke ... (see bulwark keys --help).
 )";

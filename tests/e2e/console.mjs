@@ -13,8 +13,8 @@
 // agrees) and back to automatic; a forced-open breaker shows in `breakers`;
 // `watch` redraws live and stops on q; Ctrl-C clears the line; unknown
 // commands and wrong arguments are one-line errors and the console goes on;
-// `-c` runs without a terminal and exits with the commands' status; `quit`
-// exits 0. Every wait is bounded; every process is killed by pid.
+// `-c` runs without a terminal and exits with the commands' status; `config`
+// and `reload` show and reload the configuration; `quit` exits 0. Every wait is bounded; every process is killed by pid.
 
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -287,6 +287,26 @@ await run.main(async () => {
     const frames = await runPlain(['--url', url, '--token', token, '-c', 'watch 0.2'], plainEnv);
     assert(frames.code === 0 && (frames.stdout.match(/bulwark watch/g) ?? []).length === 3 && !frames.stdout.includes('\x1b'),
       `watch without a terminal prints three plain frames:\n${frames.stdout}`);
+  });
+
+  await check('config shows the generation; reload applies a changed file, and an invalid one is refused with its key', async () => {
+    const plainEnv = { ...process.env, HOME: dir };
+    delete plainEnv.BULWARK_ADMIN_TOKEN;
+    const url = `http://127.0.0.1:${port}`;
+    const shown = await runPlain(['--url', url, '--token', token, '-c', 'config'], plainEnv);
+    assert(shown.code === 0 && /generation\s+1\b/.test(shown.stdout) && shown.stdout.includes(cfgPath),
+      `config: exit ${shown.code}\n${shown.stdout}\n${shown.stderr}`);
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, health: { ...cfg.health, enterChecks: 3 } }));
+    const applied = await runPlain(['--url', url, '--token', token, '-c', 'reload'], plainEnv);
+    assert(applied.code === 0 && /applied/.test(applied.stdout) && applied.stdout.includes('$.health.enterChecks'),
+      `reload: exit ${applied.code}\n${applied.stdout}\n${applied.stderr}`);
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, health: { ...cfg.health, enterChecks: 'many' } }));
+    const refused = await runPlain(['--url', url, '--token', token, '-c', 'reload'], plainEnv);
+    assert(refused.code === 1 && refused.stderr.includes('$.health.enterChecks'),
+      `an invalid file: exit ${refused.code}\n${refused.stdout}\n${refused.stderr}`);
+    writeFileSync(cfgPath, JSON.stringify(cfg));
+    assert((await admin('GET', 'config')).body.generation === 2, 'the refused reload changed nothing');
   });
 
   await check('with its server down the console says so and keeps its prompt', async () => {
