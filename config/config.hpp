@@ -18,10 +18,28 @@
 
 namespace bulwark {
 
-/// A configuration error that names the offending key.
+/// One refused setting: its key path (`$.http.port`; a flag or an
+/// environment variable for those; empty for the file as a whole) and why.
+struct config_error_entry {
+  std::string path;
+  std::string message;
+
+  /// "config: PATH: MESSAGE" (without the path when there is none).
+  std::string text() const;
+};
+
+/// A configuration error that names the offending key. A file with several
+/// bad keys gives one entry for each; `what()` is the first one's text.
 class config_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  /// One error from its text ("config: $.a.b: why" or "config: why").
+  explicit config_error(const std::string& what);
+  explicit config_error(std::vector<config_error_entry> errors);
+
+  const std::vector<config_error_entry>& errors() const noexcept { return errors_; }
+
+private:
+  std::vector<config_error_entry> errors_;
 };
 
 /// `auth.mode`: how requests to the MCP endpoint are authenticated.
@@ -79,8 +97,12 @@ struct config {
   json::value document;
 };
 
-/// Applies a JSON config text to `cfg`. Throws config_error.
+/// Applies a JSON config text to `cfg`. Throws config_error with every
+/// refused key; `cfg` is unchanged then.
 void apply_json(config& cfg, const std::string& text, const std::string& origin);
+
+/// Every error of a JSON config text read over the defaults (empty: valid).
+std::vector<config_error_entry> check_json(const std::string& text);
 
 /// Applies BULWARK_* environment variables. Throws config_error.
 void apply_env(config& cfg);

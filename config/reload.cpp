@@ -1,5 +1,7 @@
 #include "config/reload.hpp"
 
+#include "config/settings_table.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -42,18 +44,45 @@ void diff(const value& a, const value& b, const std::string& path, std::vector<s
 
 } // namespace
 
-const std::vector<std::string>& live_keys() {
-  static const std::vector<std::string> keys{
-    "$.mcpServers",         "$.services",           "$.gateway.policy",    "$.gateway.agents",
-    "$.gateway.prefix",     "$.gateway.separator",  "$.gateway.gatewayTools",
-    "$.rateLimits",         "$.queue",              "$.health",            "$.alerts",
-    "$.log.level",          "$.log.redactKeys",     "$.log.redactPatterns", "$.errors.mode",
-    "$.shutdown.drainSeconds", "$.auth.keyFile",         "$.cache",
-    // OAuth: who issues tokens and how they are checked; `resource` names
-    // this server (and where its metadata is served) and needs a restart.
-    "$.auth.oauth.issuer", "$.auth.oauth.jwksFile", "$.auth.oauth.authorizationServers",
-    "$.auth.oauth.clockSkewSeconds", "$.auth.oauth.scopesSupported",
+namespace {
+
+/// "services.<name>.timeoutMs" -> "services": the part before a name the
+/// user chooses, which a reload compares as a whole.
+std::string fixed_part(const std::string& path) {
+  auto angle = path.find(".<");
+  return angle == std::string::npos ? path : path.substr(0, angle);
+}
+
+/// The live keys of the table, each as its widest prefix under which
+/// every key is live (`queue`, `auth.oauth`, `gateway.prefix`).
+std::vector<std::string> derive_live_keys() {
+  std::vector<std::pair<std::string, bool>> keys;
+  for (auto* s : all_settings())
+    keys.emplace_back(fixed_part(s->path), s->live);
+  auto all_live_under = [&](const std::string& prefix) {
+    return std::all_of(keys.begin(), keys.end(),
+                       [&](auto& k) { return !under(k.first, prefix) || k.second; });
   };
+  std::vector<std::string> out;
+  for (auto& [path, live] : keys) {
+    if (!live)
+      continue;
+    auto widest = path;
+    for (auto dot = path.find('.'); dot != std::string::npos; dot = path.find('.', dot + 1))
+      if (all_live_under(path.substr(0, dot))) {
+        widest = path.substr(0, dot);
+        break;
+      }
+    if (std::find(out.begin(), out.end(), "$." + widest) == out.end())
+      out.push_back("$." + widest);
+  }
+  return out;
+}
+
+} // namespace
+
+const std::vector<std::string>& live_keys() {
+  static const std::vector<std::string> keys = derive_live_keys();
   return keys;
 }
 

@@ -68,8 +68,10 @@ int check_config(int argc, char** argv) {
   try {
     apply_args(cfg, static_cast<int>(args.size()), args.data());
   } catch (const config_error& e) {
-    auto entry = error_entry(e.what());
-    std::cerr << file << ": " << entry["path"].as_string() << ": " << entry["message"].as_string() << "\n";
+    for (auto& error : e.errors()) {
+      auto entry = error_entry(error.text());
+      std::cerr << file << ": " << entry["path"].as_string() << ": " << entry["message"].as_string() << "\n";
+    }
     return 2;
   }
   std::cout << file << ": valid (" << cfg.gateway.services.size() << " downstream services)\n";
@@ -154,7 +156,10 @@ public:
     try {
       apply_args(next, argc_, argv_);
     } catch (const config_error& e) {
-      return refuse(value::make_array({error_entry(e.what())}), value(json::array{}));
+      value errors(json::array{});
+      for (auto& error : e.errors())
+        errors.push_back(error_entry(error.text()));
+      return refuse(std::move(errors), value(json::array{}));
     }
     auto plan = plan_reload(current_.document, next.document);
     if (!current_.gateway.services.empty() != !next.gateway.services.empty() || (!gw_ && !next.gateway.services.empty()))
