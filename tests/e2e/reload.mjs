@@ -8,12 +8,13 @@
 //
 // Checks: every call to the two steady services succeeds across the
 // reloads (sessions and their GET stream stay; the stream hears
-// tools/list_changed); the reloads alternate between SIGHUP and the admin
-// API and between adding the third service with a policy that hides one
-// tool and removing it again, and tools/list matches each generation; a
-// call in flight to the removed service finishes within the drain time;
-// a call to it afterwards gets a typed error; an invalid file and a change
-// that needs a restart change nothing (422 with the key paths, the same
+// tools/list_changed, and so does a 2026-07-28 subscriptions/listen
+// stream); the reloads alternate between SIGHUP and the admin API and
+// between adding the third service with a policy that hides one tool and
+// removing it again, and tools/list matches each generation; an invalid
+// file in the middle changes nothing; a call in flight to the removed
+// service finishes within the drain time; a call to it afterwards gets a
+// typed error; a change that needs a restart changes nothing (422 with the key paths, the same
 // generation and tools); `--check-config` exits 0 or 2 naming the key;
 // the effective configuration hides secrets; reloads are counted in
 // /metrics and written to the audit log. Every process is killed by pid.
@@ -209,15 +210,48 @@ await run.main(async () => {
   assert(get.status === 200, `GET stream: ${get.status}`);
   readEvents(get, (m) => heard.push(m.method));
 
+  // A 2026-07-28 caller's subscriptions/listen stream hears them too.
+  const listenCtl = new AbortController();
+  const listenHeard = [];
+  const listenRes = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    signal: listenCtl.signal,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+               'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9001, method: 'subscriptions/listen', params: {
+      _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} },
+      notifications: { toolsListChanged: true } } }),
+  });
+  assert(listenRes.status === 200, `subscriptions/listen: ${listenRes.status}`);
+  readEvents(listenRes, (m) => listenHeard.push(m.method));
+
   const clients = [];
   for (let i = 0; i < 4; i++) clients.push(statelessClient(port, i), sessionClient(port, sids[i], i));
 
   let generation = 1;
   let slowCall = null;
   let lastRemoval = null;
-  await check('20 reloads (SIGHUP and the admin API, a service added and removed, a policy changed) each list their generation\'s tools', async () => {
+  await check('20 reloads (SIGHUP and the admin API, a service added and removed, a policy changed, an invalid file in the middle) each list their generation\'s tools', async () => {
     for (let i = 1; i <= 20; i++) {
       const withGamma = i % 2 === 1;
+      if (i === 11) {
+        // An invalid file in the middle, while the clients call: nothing
+        // changes, and the error names the key.
+        const before = await listedTools(port);
+        const bad = configuration(withGamma);
+        bad.services.alpha.timeoutMs = 'fast';
+        write(bad);
+        const r = await admin('POST', 'config/reload', {});
+        assert(r.status === 422 && r.body.outcome === 'refused', `refused: ${r.status} ${JSON.stringify(r.body)}`);
+        assert(r.body.errors?.[0]?.path === '$.services.alpha.timeoutMs', `names the key: ${JSON.stringify(r.body.errors)}`);
+        assert(r.body.generation === generation, `generation stays ${generation}: ${r.body.generation}`);
+        assert(JSON.stringify(await listedTools(port)) === JSON.stringify(before), 'tools unchanged');
+        const refusedLog = nextLog('SIGHUP refusal logged', (x) => x.msg === 'configuration reload refused; nothing changed');
+        process.kill(child.pid, 'SIGHUP');
+        const rec = await refusedLog;
+        assert(rec.errors?.[0]?.path === '$.services.alpha.timeoutMs', `the log names the key: ${JSON.stringify(rec)}`);
+        assert(JSON.stringify(await listedTools(port)) === JSON.stringify(before), 'tools unchanged after SIGHUP');
+      }
       write(configuration(withGamma));
       // An added service lists its tools after its connector started.
       const listed = withGamma
@@ -264,22 +298,6 @@ await run.main(async () => {
            `typed error naming the tool: ${JSON.stringify(r)}`);
   });
 
-  await check('an invalid file changes nothing: 422 with the key path, the same generation and tools', async () => {
-    const before = await listedTools(port);
-    const bad = configuration(true);
-    bad.services.alpha.timeoutMs = 'fast';
-    write(bad);
-    const r = await admin('POST', 'config/reload', {});
-    assert(r.status === 422 && r.body.outcome === 'refused', `refused: ${r.status} ${JSON.stringify(r.body)}`);
-    assert(r.body.errors?.[0]?.path === '$.services.alpha.timeoutMs', `names the key: ${JSON.stringify(r.body.errors)}`);
-    assert(r.body.generation === generation, `generation stays ${generation}: ${r.body.generation}`);
-    assert(JSON.stringify(await listedTools(port)) === JSON.stringify(before), 'tools unchanged');
-    const refusedLog = nextLog('SIGHUP refusal logged', (x) => x.msg === 'configuration reload refused; nothing changed');
-    process.kill(child.pid, 'SIGHUP');
-    const rec = await refusedLog;
-    assert(rec.errors?.[0]?.path === '$.services.alpha.timeoutMs', `the log names the key: ${JSON.stringify(rec)}`);
-  });
-
   await check('a change that needs a restart is refused whole, naming the key', async () => {
     const next = configuration(true);
     next.http.port = 1;
@@ -308,11 +326,14 @@ await run.main(async () => {
     }
   });
 
-  await check('the session\'s GET stream stayed open and heard tools/list_changed', async () => {
+  await check('the session\'s GET stream and a subscriptions/listen stream stayed open and heard tools/list_changed', async () => {
     const n = heard.filter((m) => m === 'notifications/tools/list_changed').length;
-    assert(n >= 20, `list_changed heard ${n} times`);
-    assert(!stream.signal.aborted, 'stream open');
+    assert(n >= 20, `list_changed heard ${n} times on the GET stream`);
+    const l = listenHeard.filter((m) => m === 'notifications/tools/list_changed').length;
+    assert(l >= 20, `list_changed heard ${l} times on the listen stream`);
+    assert(!stream.signal.aborted && !listenCtl.signal.aborted, 'streams open');
     stream.abort();
+    listenCtl.abort();
   });
 
   await check('the effective configuration shows its generation and hides secrets', async () => {
