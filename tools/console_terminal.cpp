@@ -409,9 +409,11 @@ line_editor::line_editor(std::string history_file, completer complete) : state_(
   el_set(el, EL_SIGNAL, 1);
   el_set(el, EL_PROMPT, prompt_of);
   el_set(el, EL_HIST, history, state_->history);
-  el_set(el, EL_ADDFN, "bulwark-complete", "complete a command, actor name, kind or service", tab_key);
-  el_set(el, EL_ADDFN, "bulwark-history-back", "the previous line of the history", up_key);
-  el_set(el, EL_ADDFN, "bulwark-history-forward", "the next line of the history", down_key);
+  // Wide names: libedit keeps these pointers as they are (the narrow
+  // el_set copies them and never frees the copies).
+  el_wset(el, EL_ADDFN, L"bulwark-complete", L"complete a command, actor name, kind or service", tab_key);
+  el_wset(el, EL_ADDFN, L"bulwark-history-back", L"the previous line of the history", up_key);
+  el_wset(el, EL_ADDFN, L"bulwark-history-forward", L"the next line of the history", down_key);
   el_set(el, EL_BIND, "^I", "bulwark-complete", nullptr);
   for (const char* up : {"\\e[A", "\\eOA", "^P"})
     el_set(el, EL_BIND, up, "bulwark-history-back", nullptr);
