@@ -746,10 +746,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto current = [weak, first = std::make_shared<const service_config>(s)] {
       auto self = weak.lock();
       auto now = self ? self->service(first->name) : nullptr;
-      if (!now || now->command != first->command || now->args != first->args || now->env != first->env
-          || now->cwd != first->cwd || now->url != first->url || now->headers != first->headers)
-        return *first;
-      return *now;
+      return !now || transport_changed(*first, *now) ? *first : *now;
     };
     auto env_hooks = hooks;
     auto env = rt.environment();
@@ -789,26 +786,32 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       old_services[s.name] = &s;
     for (auto& s : after->services)
       new_services[s.name] = &s;
-    std::vector<std::string> names;
+    std::vector<std::string> names, removed;
+    std::set<std::string> fresh; // added, or with a new transport: a new subtree
     for (auto& s : after->services)
       names.push_back(s.name);
+    for (auto& [name, svc] : new_services) {
+      auto old = old_services.find(name);
+      if (old == old_services.end() || transport_changed(*old->second, *svc))
+        fresh.insert(name);
+    }
+    for (auto& [name, svc] : old_services)
+      if (!new_services.count(name))
+        removed.push_back(name);
     {
       std::lock_guard<std::mutex> guard(mtx);
       std::atomic_store(&cfg_, after);
-      for (auto& [name, svc] : old_services)
-        if (!new_services.count(name)) {
-          lists.erase(name);
-          ready_services.erase(name);
-          problems.erase(name);
-        }
-      for (auto& [name, svc] : new_services) {
-        auto old = old_services.find(name);
-        if (old == old_services.end() || transport_changed(*old->second, *svc)) {
-          removing.erase(name);
-          lists.erase(name);
-          ready_services.erase(name);
-          problems.erase(name);
-        }
+      // What the previous subtree said of its service no longer holds.
+      auto forget = [&](const std::string& name) {
+        lists.erase(name);
+        ready_services.erase(name);
+        problems.erase(name);
+      };
+      for (auto& name : removed)
+        forget(name);
+      for (auto& name : fresh) {
+        removing.erase(name);
+        forget(name);
       }
       ++lists_version;
     }
@@ -817,9 +820,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     // subtree stops, and handlers carry the new settings.
     republish();
     for (auto& [name, svc] : new_services) {
-      auto old = old_services.find(name);
-      if (old == old_services.end() || transport_changed(*old->second, *svc)) {
-        log::info(old == old_services.end() ? "service added" : "service transport changed; its connector starts anew",
+      if (fresh.count(name)) {
+        log::info(old_services.count(name) ? "service transport changed; its connector starts anew" : "service added",
                   value::make_object({{"service", name}}));
         rt.start_group(service_supervisor_name(name), restart_strategy::rest_for_one, service_children(*svc));
         continue;
@@ -830,9 +832,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       if (auto c = rt.find(connector_name(name)))
         caf::anon_send(caf::actor_cast<connector_actor>(c), atom::reload_v, snapshot);
     }
-    for (auto& [name, svc] : old_services)
-      if (!new_services.count(name))
-        drain_and_stop(name);
+    for (auto& name : removed)
+      drain_and_stop(name);
     poke_connectors();
   }
 
@@ -866,33 +867,29 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     auto breaker = rt.find(breaker_name(name));
     if (!breaker)
       return stop();
-    rt.system().spawn([breaker = caf::actor_cast<breaker_actor>(breaker), deadline, stop](caf::event_based_actor* self) {
-      auto check = std::make_shared<std::function<void()>>();
-      *check = [self, breaker, deadline, stop, weak_check = std::weak_ptr<std::function<void()>>(check)] {
-        auto again = [self, weak_check] {
-          if (auto c = weak_check.lock())
-            self->delayed_send(self, milliseconds(100), atom::timer_v);
-        };
+    // Asks the breaker every 100 ms how many calls it holds.
+    rt.system().spawn([breaker = caf::actor_cast<breaker_actor>(breaker), deadline,
+                       stop](caf::event_based_actor* self) -> caf::behavior {
+      self->send(self, atom::timer_v);
+      return {[=](atom::timer) {
         if (steady_clock::now() >= deadline) {
           stop();
           return self->quit();
         }
         self->request(breaker, seconds(1), atom::get_v)
           .then(
-            [self, stop, again](const value& status) {
+            [=](const value& status) {
               if (status["inFlight"].is_integer() && status["inFlight"].as_int() == 0) {
                 stop();
                 return self->quit();
               }
-              again();
+              self->delayed_send(self, milliseconds(100), atom::timer_v);
             },
-            [self, stop](caf::error&) {
+            [=](caf::error&) {
               stop();
               self->quit();
             });
-      };
-      (*check)();
-      return caf::behavior{[check](atom::timer) { (*check)(); }};
+      }};
     });
   }
 

@@ -212,12 +212,16 @@ bool apply_args(config& cfg, int argc, char** argv) {
   return true;
 }
 
-std::string describe(const config& cfg) {
+json::value effective_settings(const config& cfg) {
   auto v = value::make_object({{"source", cfg.source}});
   auto values = settings_values(cfg);
   for (auto& [k, x] : values.as_object())
     v.set(k, x);
-  return json::dump(v);
+  return v;
+}
+
+std::string describe(const config& cfg) {
+  return json::dump(effective_settings(cfg));
 }
 
 } // namespace bulwark

@@ -118,7 +118,9 @@ bool loopback_address(const std::string& address);
 /// The usage text for --help.
 std::string usage();
 
-/// The effective configuration as JSON (for --print-config and logs).
+/// The effective configuration (every key, secrets redacted), as the admin
+/// API shows it; `describe` is its JSON text (--print-config and logs).
+json::value effective_settings(const config& cfg);
 std::string describe(const config& cfg);
 
 } // namespace bulwark

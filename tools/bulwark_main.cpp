@@ -125,13 +125,10 @@ public:
   bulwark::json::value view() const {
     using bulwark::json::value;
     std::lock_guard<std::mutex> guard(mtx_);
-    value effective;
-    bulwark::json::parse_error err;
-    bulwark::json::parse(bulwark::describe(current_), effective, err);
     return value::make_object({{"generation", static_cast<unsigned long long>(rt_->generation())},
                                {"source", current_.source},
                                {"loadedAt", loaded_at_},
-                               {"effective", std::move(effective)},
+                               {"effective", bulwark::effective_settings(current_)},
                                {"config", bulwark::redacted(current_.document)},
                                {"liveKeys", live_key_list()}});
   }
@@ -153,6 +150,11 @@ public:
       count("refused");
       return std::pair<int, value>{422, std::move(body)};
     };
+    // One error at `path` that is not the file's (a key file, a JWK Set).
+    auto refuse_at = [&](const char* path, const std::string& message) {
+      return refuse(value::make_array({value::make_object({{"path", path}, {"message", message}})}),
+                    value(json::array{}));
+    };
     try {
       apply_args(next, argc_, argv_);
     } catch (const config_error& e) {
@@ -162,7 +164,8 @@ public:
       return refuse(std::move(errors), value(json::array{}));
     }
     auto plan = plan_reload(current_.document, next.document);
-    if (!current_.gateway.services.empty() != !next.gateway.services.empty() || (!gw_ && !next.gateway.services.empty()))
+    // (The gateway exists exactly when the server started with services.)
+    if (current_.gateway.services.empty() != next.gateway.services.empty())
       plan.restart_required.push_back("$.mcpServers (Bulwark started " + std::string(gw_ ? "with" : "without")
                                       + " downstream services; adding the first or removing the last needs a restart)");
     if (!plan.restart_required.empty()) {
@@ -199,22 +202,19 @@ public:
         next.runtime.ops.api_keys = keys;
         next_auth = key_authenticator(keys);
       } catch (const std::exception& e) {
-        return refuse(value::make_array({value::make_object({{"path", "$.auth.keyFile"}, {"message", e.what()}})}),
-                      value(json::array{}));
+        return refuse_at("$.auth.keyFile", e.what());
       }
     } else if (next.auth.mode == auth_mode::oauth && touched("$.auth.oauth")) {
       try {
         next_auth = oauth_authenticator(next.auth.oauth);
       } catch (const std::exception& e) {
-        return refuse(value::make_array({value::make_object({{"path", "$.auth.oauth.jwksFile"}, {"message", e.what()}})}),
-                      value(json::array{}));
+        return refuse_at("$.auth.oauth.jwksFile", e.what());
       }
     }
     try {
       log::set_redaction(next.redact_keys, next.redact_patterns);
     } catch (const std::exception& e) {
-      return refuse(value::make_array({value::make_object({{"path", "$.log.redactPatterns"}, {"message", e.what()}})}),
-                    value(json::array{}));
+      return refuse_at("$.log.redactPatterns", e.what());
     }
     log::set_level(next.log);
     mcp::set_error_mode(next.error_mode);
@@ -275,13 +275,16 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--check-config")
       return check_config(argc, argv);
   config cfg;
+  // Who checks credentials (a reload may install another one).
+  std::shared_ptr<switchable_authenticator> auth;
   try {
     if (!apply_args(cfg, argc, argv))
       return 0;
     if (cfg.auth.mode == auth_mode::keys) {
       auto keys = load_keys(cfg);
       cfg.runtime.ops.api_keys = keys;
-      cfg.http.auth = std::make_shared<switchable_authenticator>(key_authenticator(keys));
+      auth = std::make_shared<switchable_authenticator>(key_authenticator(keys));
+      cfg.http.auth = auth;
     }
   } catch (const config_error& e) {
     std::cerr << e.what() << "\n";
@@ -299,7 +302,8 @@ int main(int argc, char** argv) {
   }
   if (cfg.auth.mode == auth_mode::oauth) {
     try {
-      cfg.http.auth = std::make_shared<switchable_authenticator>(oauth_authenticator(cfg.auth.oauth));
+      auth = std::make_shared<switchable_authenticator>(oauth_authenticator(cfg.auth.oauth));
+      cfg.http.auth = auth;
     } catch (const std::exception& e) {
       std::cerr << "config: $.auth.oauth.jwksFile: " << e.what() << "\n";
       return 2;
@@ -344,8 +348,7 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   configuration live(cfg, argc, argv);
-  live.authenticate_with(std::const_pointer_cast<switchable_authenticator>(
-    std::dynamic_pointer_cast<const switchable_authenticator>(cfg.http.auth)));
+  live.authenticate_with(auth);
   {
     runtime rt(sys, cfg.runtime);
     if (cfg.fixtures)
