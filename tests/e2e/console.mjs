@@ -65,7 +65,12 @@ const strip = (s) => s.replace(escapes, '').replace(/\r\n/g, '\n');
 /// screen output (escape codes stripped) after a `mark()`.
 class Terminal {
   constructor(command, env) {
-    this.proc = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    // `script` runs the command with $SHELL -c, or /bin/sh when SHELL is
+    // unset; dash then stays as the console's parent in its process group,
+    // and the Ctrl-C that libedit passes on to the group (kill(0, SIGINT))
+    // ends it, and `script` reports that as the console's status. `exec`
+    // leaves the console alone in its group, as an interactive shell would.
+    this.proc = spawn('script', ['-qfec', `exec ${command}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
     run.pids.push(this.proc.pid);
     this.raw = '';
     this.proc.stdout.setEncoding('utf8');
