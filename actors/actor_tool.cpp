@@ -9,7 +9,7 @@
 
 #include "actors/breaker.hpp"
 #include "actors/env.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
 #include "messages/mcp.hpp"

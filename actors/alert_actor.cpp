@@ -7,7 +7,7 @@
 
 #include "actors/alerts.hpp"
 #include "actors/breaker.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "config/log.hpp"
 #include "transport/http_client.hpp"
 

@@ -81,37 +81,6 @@ sliding_window::totals sliding_window::sum(time_point now) const {
 
 namespace {
 
-// What each known rule measures; `apply_alert_setting` uses it to reject keys
-// that would mean nothing for a rule.
-struct rule_traits {
-  std::string_view name;
-  bool has_threshold;
-  bool fraction; ///< The threshold is a share between 0 and 1.
-  bool has_count;
-};
-
-constexpr rule_traits known_rules[] = {
-  {"error_rate", true, true, true},      {"upstream_budget", true, true, false},
-  {"cache_hit_rate", true, true, true},  {"p95_latency", true, false, false},
-  {"breaker_open", false, false, false}, {"queue_fill", true, true, false},
-};
-
-const rule_traits* traits_of(std::string_view name) {
-  for (auto& t : known_rules)
-    if (t.name == name)
-      return &t;
-  return nullptr;
-}
-
-alert_rule make_rule(std::string name, double threshold, uint64_t min_count, std::string severity = "warning") {
-  alert_rule r;
-  r.name = std::move(name);
-  r.threshold = threshold;
-  r.min_count = min_count;
-  r.severity = std::move(severity);
-  return r;
-}
-
 std::string trimmed(double x, int decimals) {
   return text::trimmed_number(x, decimals);
 }
@@ -140,73 +109,7 @@ std::string span_text(milliseconds span) {
   return plural(ms, "millisecond");
 }
 
-std::string known_rule_names(const alert_config& cfg) {
-  std::string out;
-  for (auto& r : cfg.rules)
-    out += (out.empty() ? "" : ", ") + r.name;
-  return out;
-}
-
 } // namespace
-
-alert_config default_alert_config() {
-  alert_config cfg;
-  cfg.rules.push_back(make_rule("error_rate", 0.05, 100));
-  cfg.rules.push_back(make_rule("upstream_budget", 0.9, 0));
-  cfg.rules.push_back(make_rule("cache_hit_rate", 0.6, 50));
-  cfg.rules.push_back(make_rule("p95_latency", 2.0, 0));
-  cfg.rules.push_back(make_rule("breaker_open", 0, 0, "critical"));
-  cfg.rules.push_back(make_rule("queue_fill", 0.8, 0));
-  return cfg;
-}
-
-std::string apply_alert_setting(alert_config& cfg, const std::string& rule, const std::string& key, double v) {
-  alert_rule* r = nullptr;
-  for (auto& candidate : cfg.rules)
-    if (candidate.name == rule)
-      r = &candidate;
-  if (!r)
-    return "unknown alert rule \"" + rule + "\" (known: " + known_rule_names(cfg) + ")";
-  // A rule the config holds but this file does not know gets every key.
-  rule_traits generic{rule, true, false, true};
-  auto* t = traits_of(rule);
-  if (!t)
-    t = &generic;
-  auto got = [&] { return ", got " + trimmed(v, 6); };
-  if (!std::isfinite(v))
-    return key + " of alert rule " + rule + " must be a finite number";
-  if (key == "threshold" && t->has_threshold) {
-    if (t->fraction && (v < 0 || v > 1))
-      return "threshold of alert rule " + rule + " is a share and must be between 0 and 1" + got();
-    if (v < 0)
-      return "threshold of alert rule " + rule + " must not be negative" + got();
-    r->threshold = v;
-    return {};
-  }
-  if (key == "minCount" && t->has_count) {
-    if (v < 0 || v != std::floor(v) || v > 9007199254740992.0)
-      return "minCount of alert rule " + rule + " must be a whole number of at least 0" + got();
-    r->min_count = static_cast<uint64_t>(v);
-    return {};
-  }
-  if (key == "cooldownSeconds") {
-    if (v < 0 || v > 31'536'000.0)
-      return "cooldownSeconds of alert rule " + rule + " must be between 0 and 31536000 (a year)" + got();
-    r->cooldown = milliseconds(std::llround(v * 1000.0));
-    return {};
-  }
-  if (key == "enabled") {
-    if (v != 0 && v != 1)
-      return "enabled of alert rule " + rule + " must be 0 or 1" + got();
-    r->enabled = v == 1;
-    return {};
-  }
-  std::string known = t->has_threshold ? "threshold, " : "";
-  if (t->has_count)
-    known += "minCount, ";
-  known += "cooldownSeconds, enabled";
-  return "unknown key \"" + key + "\" of alert rule " + rule + " (known: " + known + ")";
-}
 
 // -- alerts -----------------------------------------------------------------------------
 

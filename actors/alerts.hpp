@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "messages/json.hpp"
+#include "messages/operations.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
 
@@ -29,14 +31,7 @@ class sliding_window {
 public:
   using clock = std::chrono::steady_clock;
   using time_point = clock::time_point;
-
-  /// The sums over the window.
-  struct totals {
-    uint64_t requests = 0;
-    uint64_t errors = 0;
-    uint64_t lookups = 0;
-    uint64_t hits = 0;
-  };
+  using totals = window_totals;
 
   explicit sliding_window(std::chrono::milliseconds span = std::chrono::minutes(5), std::size_t slots = 30);
 
@@ -67,64 +62,6 @@ private:
 };
 
 // -- rules ------------------------------------------------------------------------------
-
-/// One alert rule; `name` is its config key and says what it checks.
-struct alert_rule {
-  std::string name;
-  bool enabled = true;
-  /// Compared with the rule's value; see `default_alert_config`.
-  double threshold = 0;
-  /// Least number of events in the window for a rate to mean anything.
-  uint64_t min_count = 0;
-  /// After firing for a subject, the rule stays quiet for it this long.
-  std::chrono::milliseconds cooldown{std::chrono::minutes(15)};
-  std::string severity = "warning";
-};
-
-struct alert_config {
-  std::vector<alert_rule> rules;
-};
-
-/// The rules Bulwark knows, with their defaults:
-/// - `error_rate`: errors/requests over the window above 0.05, with at least
-///   100 requests in it.
-/// - `upstream_budget`: a service has used more than 0.9 of its rate budget
-///   (one alert per service).
-/// - `cache_hit_rate`: hits/lookups over the window below 0.6, with at least
-///   50 lookups in it.
-/// - `p95_latency`: the 95th percentile request latency above 2.0 seconds.
-/// - `breaker_open`: a service's circuit breaker is open (one alert per
-///   service; "critical"; has no threshold).
-/// - `queue_fill`: the request queue more than 0.8 full.
-/// Comparisons are strict: a value equal to the threshold does not fire.
-/// Every cooldown is 15 minutes.
-alert_config default_alert_config();
-
-/// Sets `key` of the rule named `rule` to `value`. Keys: `threshold`,
-/// `minCount` (a whole number; only for the rate rules), `cooldownSeconds`,
-/// `enabled` (0 or 1). Returns why it cannot be set (unknown rule or key, a
-/// value out of range), or an empty string when it was set.
-std::string apply_alert_setting(alert_config& cfg, const std::string& rule, const std::string& key,
-                                double value);
-
-/// What the rules look at: one snapshot of Bulwark's health.
-struct health_sample {
-  /// Drives the cooldowns.
-  std::chrono::steady_clock::time_point now;
-  /// Stamped on the alerts.
-  std::chrono::system_clock::time_point wall;
-  /// Sums of the sliding window at `now`.
-  sliding_window::totals window;
-  /// The span `window` covers, for the messages.
-  std::chrono::milliseconds window_span{std::chrono::minutes(5)};
-  /// Service -> fraction of its rate budget used.
-  std::map<std::string, double> upstream_usage;
-  double p95_latency_seconds = 0;
-  /// Services whose breaker is open.
-  std::vector<std::string> open_breakers;
-  /// Fraction of the request queue in use.
-  double queue_fill = 0;
-};
 
 /// One firing of a rule.
 struct alert {

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/limiter.hpp"
 #include "actors/registry.hpp"
 #include "actors/runtime.hpp"
 #include "messages/actors.hpp"

@@ -6,10 +6,11 @@
 
 #include <caf/all.hpp>
 
+#include "actors/alerts.hpp"
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/limiter_actor.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/queue_actor.hpp"
 #include "actors/runtime.hpp"
 #include "actors/shared_state.hpp"

@@ -16,7 +16,7 @@
 
 #include "actors/env.hpp"
 #include "messages/json.hpp"
-#include "messages/operations.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
 

@@ -57,13 +57,6 @@ std::string describe(const rate_limit& limit) {
   return text + std::to_string(ms) + " ms";
 }
 
-limiter_config default_limiter_config() {
-  limiter_config cfg;
-  cfg.tiers["free"] = {{10, minutes(1)}, {300, hours(1)}};
-  cfg.tiers["paid"] = {{50, minutes(1)}, {2000, hours(1)}};
-  return cfg;
-}
-
 // -- bucket arithmetic --------------------------------------------------------------
 
 rate_buckets::rate_buckets(limiter_config cfg) : cfg_(std::move(cfg)) {

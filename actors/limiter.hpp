@@ -11,17 +11,12 @@
 #include <vector>
 
 #include "messages/json.hpp"
+#include "messages/operations.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
 
 // -- configuration ------------------------------------------------------------------
-
-/// `count` calls per `per`: a bucket that holds `count` tokens and refills
-/// continuously at `count / per`.
-struct rate_limit {
-  uint64_t count = 0;
-  std::chrono::milliseconds per{0};
-};
 
 /// Human text of a limit, e.g. "10 per minute" or "5 per 30 s".
 std::string describe(const rate_limit& limit);
@@ -29,50 +24,6 @@ std::string describe(const rate_limit& limit);
 /// The same at a degraded-mode `scale` below 1, e.g. "10 per minute (at 50%
 /// while degraded)".
 std::string describe(const rate_limit& limit, double scale);
-
-/// Every budget the limiter enforces. A call must fit all windows of its
-/// key's tier, of its service (if configured) and the global ones.
-struct limiter_config {
-  /// Per-key windows by tier name ("free", "paid").
-  std::map<std::string, std::vector<rate_limit>> tiers;
-  /// Windows shared by every call to one downstream service.
-  std::map<std::string, std::vector<rate_limit>> services;
-  /// Windows shared by every call through the gateway.
-  std::vector<rate_limit> global;
-};
-
-/// free = 10/min + 300/hour, paid = 50/min + 2000/hour; no service or global
-/// limits.
-limiter_config default_limiter_config();
-
-// -- requests and answers -------------------------------------------------------------
-
-/// One call asking to be admitted.
-struct admission_request {
-  /// Who pays: a user, an API key, a session.
-  std::string key;
-  /// The key's tier; empty means the key has no per-key limit.
-  std::string tier;
-  /// The downstream service; empty when the call is not a service call.
-  std::string service;
-  /// Above zero the call may be admitted with a delay of up to this long
-  /// instead of being refused (queue mode).
-  std::chrono::milliseconds max_wait{0};
-};
-
-/// The limiter's verdict.
-struct admission {
-  bool admitted = false;
-  /// The level that refused: "user_quota", "service" or "global".
-  std::string refused_by;
-  /// The refusing limit in words, e.g. "free tier: 10 per minute".
-  std::string limit;
-  /// When a retry can succeed (at least 1 ms); zero when retrying cannot
-  /// help (an unknown tier).
-  std::chrono::milliseconds retry_after{0};
-  /// Admitted, but the call must wait this long before it runs (queue mode).
-  std::chrono::milliseconds delay{0};
-};
 
 /// Refusals and admissions so far.
 struct limiter_counters {

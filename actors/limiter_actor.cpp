@@ -5,7 +5,7 @@
 #include <caf/all.hpp>
 
 #include "actors/limiter.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/shared_state.hpp"
 #include "config/api_keys.hpp"
 #include "transport/redis_client.hpp"

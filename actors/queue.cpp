@@ -8,28 +8,6 @@ namespace bulwark {
 using json::value;
 using namespace std::chrono;
 
-std::optional<priority> parse_priority(std::string_view text) {
-  if (text == "critical")
-    return priority::critical;
-  if (text == "high")
-    return priority::high;
-  if (text == "normal")
-    return priority::normal;
-  if (text == "low")
-    return priority::low;
-  return std::nullopt;
-}
-
-const char* to_string(priority p) noexcept {
-  switch (p) {
-    case priority::critical: return "critical";
-    case priority::high: return "high";
-    case priority::normal: return "normal";
-    case priority::low: return "low";
-  }
-  return "normal";
-}
-
 // -- helpers ------------------------------------------------------------------------
 
 unsigned priority_queue_core::effective(const entry& e, clock::time_point now) const noexcept {

@@ -18,26 +18,9 @@
 #include <vector>
 
 #include "messages/json.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
-
-/// How urgent a call is; a lower value runs first.
-enum class priority : uint8_t { critical = 0, high = 1, normal = 2, low = 3 };
-
-/// "critical", "high", "normal" or "low"; nothing for any other text.
-std::optional<priority> parse_priority(std::string_view text);
-const char* to_string(priority p) noexcept;
-
-struct queue_config {
-  /// Entries held at most; beyond it lower-priority work is shed.
-  std::size_t capacity = 1000;
-  /// A waiting entry rises one priority level per this much waiting; zero
-  /// turns aging off.
-  std::chrono::milliseconds aging{5000};
-  /// Calls that run at once, used only to estimate the retry-after time of a
-  /// refused push.
-  std::size_t concurrency = 1;
-};
 
 /// Queue counters since construction.
 struct queue_counters {

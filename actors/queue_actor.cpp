@@ -7,7 +7,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/queue.hpp"
 
 namespace bulwark {

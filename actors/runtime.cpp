@@ -13,7 +13,7 @@
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/session.hpp"
 #include "actors/shared_state.hpp"
@@ -244,6 +244,10 @@ void runtime::add_supervisor(std::string name, restart_strategy strategy) {
   if (impl_->root)
     throw std::logic_error("add_supervisor after start");
   impl_->extra_supervisors.emplace_back(std::move(name), strategy);
+}
+
+std::shared_ptr<metrics::registry> runtime::metric_registry() const {
+  return impl_->env->metrics;
 }
 
 std::shared_ptr<runtime_env> runtime::environment() const {

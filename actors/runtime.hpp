@@ -15,8 +15,9 @@
 #include <caf/fwd.hpp>
 
 #include "messages/catalog.hpp"
-#include "messages/operations.hpp"
+#include "messages/settings.hpp"
 #include "messages/sink.hpp"
+#include "transport/endpoint.hpp"
 
 namespace caf {
 class actor_system;
@@ -37,47 +38,6 @@ inline const char* to_string(restart_strategy s) noexcept {
   return s == restart_strategy::rest_for_one ? "rest-for-one" : "one-for-one";
 }
 
-/// Settings of the protocol core; the config layer fills them.
-struct runtime_options {
-  std::string server_name = "bulwark";
-  std::string server_version = "0.1.0";
-  std::string instructions;
-  /// Items per page of tools/list, resources/list, prompts/list, ...
-  std::size_t page_size = 100;
-  /// `ttlMs` on 2026-07-28 list results and resource reads.
-  int64_t list_ttl_ms = 60000;
-  /// Events kept per SSE stream for `Last-Event-ID` replay.
-  std::size_t replay_events = 256;
-  /// 2025-era sessions idle for longer than this are ended.
-  std::chrono::seconds session_idle_timeout{3600};
-  /// 2025-era sessions one identity (an API key, or `anonymous`) may hold
-  /// at once; `initialize` beyond it is refused with session_limit.
-  std::size_t max_sessions_per_identity = 256;
-  std::size_t max_sessions = 10000; ///< 2025-era sessions of all callers at once.
-  /// Requests of one 2025-era session in flight at once; more are refused
-  /// with session_limit (HTTP 429).
-  std::size_t max_concurrent_requests = 32;
-  /// SSE streams of one 2025-era session: its GET stream and the POST
-  /// answers that became streams.
-  std::size_t max_streams = 8;
-  /// Restart intensity of each supervisor: at most `max_restarts` restarts
-  /// of its children within `restart_window`, then escalate. (A session
-  /// actor has its own: a crash-looping session ends alone.)
-  uint32_t max_restarts = 5;
-  std::chrono::seconds restart_window{10};
-  /// Back-off between restarts in one window: the first is immediate, then
-  /// `restart_backoff_initial`, doubling up to `restart_backoff_max`.
-  std::chrono::milliseconds restart_backoff_initial{50};
-  std::chrono::milliseconds restart_backoff_max{2000};
-  /// Check tools/call arguments against the tool's input schema (-32602
-  /// listing every failing field).
-  bool validate_arguments = true;
-  /// Key for signing `requestState` (random per process when empty).
-  std::string state_secret;
-  /// Rate limits, queue, cache bounds, health checks and alerts.
-  operations_options ops;
-};
-
 /// Health of the runtime's actors as seen by its supervisors.
 struct runtime_status {
   uint64_t sessions = 0;       ///< Live 2025-era sessions.
@@ -88,10 +48,10 @@ struct runtime_status {
 
 struct runtime_env;
 
-class runtime {
+class runtime final : public mcp_endpoint {
 public:
   runtime(caf::actor_system& sys, runtime_options opts = {});
-  ~runtime();
+  ~runtime() override;
 
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -110,7 +70,7 @@ public:
   /// gateway's downstream tools, resources and prompts).
   void set_group(const std::string& group, std::vector<tool_spec> tools, std::vector<resource_spec> resources,
                  std::vector<resource_template_spec> templates, std::vector<prompt_spec> prompts);
-  catalog_ptr current_catalog() const;
+  catalog_ptr current_catalog() const override;
 
   /// Tells subscribed clients that the resource at `uri` changed.
   void notify_resource_updated(const std::string& uri);
@@ -139,7 +99,7 @@ public:
   /// rate-limit buckets keep their levels.
   void reconfigure(runtime_options opts);
   /// The current generation's settings and its number (1 at start).
-  std::shared_ptr<const runtime_options> settings() const;
+  std::shared_ptr<const runtime_options> settings() const override;
   uint64_t generation() const noexcept;
   /// Spawns the supervision tree. Throws when already running.
   void start();
@@ -150,29 +110,29 @@ public:
   // -- transports ------------------------------------------------------------------------
 
   /// Routes one client message to its session actor. Never blocks.
-  void dispatch(inbound_ptr msg);
+  void dispatch(inbound_ptr msg) override;
   /// True when a 2025-era session with this id is live.
   bool has_session(const std::string& id) const;
   /// Opens a 2025-era standalone SSE stream; false for an unknown session.
-  bool open_stream(const std::string& session_id, sink_ptr sink, std::string last_event_id);
+  bool open_stream(const std::string& session_id, sink_ptr sink, std::string last_event_id) override;
   /// Ends a 2025-era session; false for an unknown one.
   bool end_session(const std::string& id);
   /// The same, for a caller: a session is bound to the identity that
   /// initialized it, and to anyone else it is as unknown as an ended one.
-  bool has_session(const std::string& id, const std::string& identity) const;
+  bool has_session(const std::string& id, const std::string& identity) const override;
   bool open_stream(const std::string& session_id, const std::string& identity, sink_ptr sink,
-                   std::string last_event_id);
-  bool end_session(const std::string& id, const std::string& identity);
+                   std::string last_event_id) override;
+  bool end_session(const std::string& id, const std::string& identity) override;
   /// False when session `id`'s POST answers that are streams leave no room
   /// for a GET stream under `max_streams` (a new GET stream replaces the
   /// session's previous one, so that one does not count).
-  bool stream_allowed(const std::string& id) const;
+  bool stream_allowed(const std::string& id) const override;
   /// Several instances (`redis.url`): true when session `id` is not live
   /// here but may be in the shared directory; `take_over_session` then
   /// starts its actor here (when it exists) and calls `done` on some thread.
   /// Whose it is is checked afterwards, as for any session.
-  bool session_elsewhere(const std::string& id) const;
-  void take_over_session(const std::string& id, std::function<void()> done);
+  bool session_elsewhere(const std::string& id) const override;
+  void take_over_session(const std::string& id, std::function<void()> done) override;
 
   // -- introspection -------------------------------------------------------------------------
 
@@ -200,7 +160,8 @@ public:
   /// The current handle of a supervised actor, by registry name (null if none).
   caf::actor find(const std::string& name) const;
   const runtime_options& options() const noexcept;
-  caf::actor_system& system() noexcept;
+  caf::actor_system& system() noexcept override;
+  std::shared_ptr<metrics::registry> metric_registry() const override;
 
   struct impl;
 

@@ -5,7 +5,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"

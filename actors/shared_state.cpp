@@ -8,7 +8,7 @@
 
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"

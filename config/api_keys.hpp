@@ -18,8 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/queue.hpp"
 #include "messages/service.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
 

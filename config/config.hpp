@@ -8,13 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
 #include "config/audit.hpp"
+#include "config/log.hpp"
 #include "messages/catalog.hpp"
 #include "messages/mcp.hpp"
 #include "messages/service.hpp"
-#include "transport/auth.hpp"
-#include "transport/http_server.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
 

@@ -8,7 +8,6 @@
 #include <sstream>
 #include <type_traits>
 
-#include "transport/redis_client.hpp"
 
 namespace bulwark {
 

@@ -28,6 +28,7 @@
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
 #include "messages/operations.hpp"
+#include "messages/settings.hpp"
 #include "messages/sink.hpp"
 
 namespace bulwark {

@@ -12,7 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/env.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 
 #include "actors/admin.hpp"
 #include "actors/gateway.hpp"

@@ -59,14 +59,6 @@ private:
   std::string realm_;
 };
 
-/// The scheme and authority of an absolute URI ("https://host:port").
-std::string_view origin_of(std::string_view uri) {
-  auto scheme = uri.find("://");
-  if (scheme == std::string_view::npos)
-    return {};
-  return uri.substr(0, uri.find_first_of("/?#", scheme + 3));
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -160,7 +152,7 @@ private:
 
 std::string resource_metadata_path(const oauth_settings& s) {
   std::string path = "/.well-known/oauth-protected-resource";
-  auto origin = origin_of(s.resource);
+  auto origin = uri_origin(s.resource);
   auto rest = std::string_view(s.resource).substr(origin.size());
   rest = rest.substr(0, rest.find_first_of("?#"));
   if (!rest.empty() && rest != "/")
@@ -169,7 +161,7 @@ std::string resource_metadata_path(const oauth_settings& s) {
 }
 
 std::string resource_metadata_url(const oauth_settings& s) {
-  return std::string(origin_of(s.resource)) + resource_metadata_path(s);
+  return std::string(uri_origin(s.resource)) + resource_metadata_path(s);
 }
 
 std::string resource_metadata(const oauth_settings& s) {
@@ -186,26 +178,6 @@ std::string resource_metadata(const oauth_settings& s) {
     doc.set("scopes_supported", std::move(scopes));
   }
   return json::dump(doc);
-}
-
-std::string check_oauth_settings(const oauth_settings& s) {
-  if (s.issuer.empty())
-    return "$.auth.oauth.issuer: is required when auth.mode is \"oauth\"";
-  if (s.resource.empty())
-    return "$.auth.oauth.resource: is required when auth.mode is \"oauth\" (this server's canonical URI, "
-           "e.g. \"https://mcp.example.com/mcp\")";
-  auto origin = origin_of(s.resource);
-  if (origin.empty() || origin.size() <= origin.find("://") + 3
-      || (origin.substr(0, 8) != "https://" && origin.substr(0, 7) != "http://"))
-    return "$.auth.oauth.resource: must be an absolute http(s) URI";
-  if (s.resource.find('#') != std::string::npos)
-    return "$.auth.oauth.resource: must not have a fragment";
-  if (s.jwks_file.empty())
-    return "$.auth.oauth.jwksFile: is required when auth.mode is \"oauth\"";
-  for (auto& sc : s.scopes_supported)
-    if (sc.empty() || sc.find_first_of(" \"\\") != std::string::npos)
-      return "$.auth.oauth.scopesSupported: scopes are non-empty and have no spaces or quotes";
-  return {};
 }
 
 std::shared_ptr<const authenticator> oauth_authenticator(oauth_settings s) {

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "messages/settings.hpp"
+
 namespace bulwark {
 
 class key_store;
@@ -76,25 +78,6 @@ bool bearer_matches(const std::string& sha256, const std::string& authorization)
 std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys,
                                                        std::string realm = "bulwark");
 
-/// `auth.mode` "oauth": Bulwark as an OAuth 2.1 resource server. Access
-/// tokens are JWTs from an authorization server, verified against its
-/// public keys (a JWK Set file) and the claims below.
-struct oauth_settings {
-  /// The authorization server's issuer identifier (`iss`, compared exactly).
-  std::string issuer;
-  /// This server's canonical URI (RFC 8707): tokens must name it in `aud`;
-  /// the protected resource metadata names it as `resource`.
-  std::string resource;
-  /// Listed in the metadata; empty: the issuer.
-  std::vector<std::string> authorization_servers;
-  /// The JWK Set file; re-read when it changes.
-  std::string jwks_file;
-  /// Leeway on `exp` and `nbf` for clocks that disagree.
-  std::chrono::seconds clock_skew{60};
-  /// `scopes_supported` in the metadata and `scope` in challenges (optional).
-  std::vector<std::string> scopes_supported;
-};
-
 /// Where the protected resource metadata is served (RFC 9728 §3): the
 /// well-known prefix followed by the resource's path, if it has one.
 std::string resource_metadata_path(const oauth_settings& s);
@@ -103,10 +86,6 @@ std::string resource_metadata_path(const oauth_settings& s);
 std::string resource_metadata_url(const oauth_settings& s);
 /// The RFC 9728 metadata document (JSON).
 std::string resource_metadata(const oauth_settings& s);
-
-/// Checks oauth settings; returns what is wrong (with the config key's
-/// path) or an empty string.
-std::string check_oauth_settings(const oauth_settings& s);
 
 /// An authenticator for `s`: reads the JWK Set now (throws
 /// jwt::jwks_error when it cannot be used) and again whenever the file

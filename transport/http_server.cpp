@@ -14,9 +14,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "actors/env.hpp"
-#include "actors/metrics.hpp"
-#include "actors/runtime.hpp"
+#include "config/metrics.hpp"
+#include "transport/endpoint.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
 #include "messages/actors.hpp"
@@ -84,7 +83,7 @@ class connection;
 }
 
 struct http_server::impl {
-  runtime* rt;
+  mcp_endpoint* rt;
   http_options opts;
   /// Our own io_context and threads, unless the actor system runs the fused
   /// scheduler, whose workers run the I/O.
@@ -124,10 +123,10 @@ struct http_server::impl {
   metrics::counter* refused_address = nullptr;
   metrics::counter* refused_identity = nullptr;
 
-  impl(runtime* r, http_options o) : rt(r), opts(std::move(o)) {
+  impl(mcp_endpoint* r, http_options o) : rt(r), opts(std::move(o)) {
     if (rt) {
       iocs = fused_io_contexts(rt->system());
-      metrics = rt->environment()->metrics;
+      metrics = rt->metric_registry();
       slow_write_timeouts = &metrics->counter("bulwark_http_slow_readers_total", {{"reason", "write_timeout"}});
       slow_queue_overflows = &metrics->counter("bulwark_http_slow_readers_total", {{"reason", "queue_limit"}});
       refused_total = &metrics->counter("bulwark_http_connection_refusals_total", {{"limit", "connections"}});
@@ -884,7 +883,7 @@ void connection::handle(request req) {
     identity_ = "anonymous";
     if (auto token = bearer_token(authorization); !token.empty() && server_.rt) {
       auto hash = crypto::sha256_hex(token);
-      if (server_.rt->options().ops.keys.count(hash))
+      if (server_.rt->settings()->ops.keys.count(hash))
         identity_ = "key:" + hash;
     }
   }
@@ -1056,7 +1055,7 @@ void connection::handle_get(request& req) {
   if (auto le = req.find("last-event-id"); le != req.end())
     last_event = std::string(trim(text::view(le->value())));
   if (server_.rt->has_session(id, identity_) && !server_.rt->stream_allowed(id)) {
-    auto max = server_.rt->options().max_streams;
+    auto max = server_.rt->settings()->max_streams;
     return respond(describe(error_code::session_limit).http_status,
                    http_error_body(error_code::session_limit,
                                    "too many SSE streams open in this session (at most "
@@ -1153,7 +1152,7 @@ http_server::impl::admission http_server::impl::admit(const std::string& address
   return over_total ? admission::over_total : admission::over_address;
 }
 
-http_server::http_server(runtime* rt, http_options opts)
+http_server::http_server(mcp_endpoint* rt, http_options opts)
   : impl_(std::make_unique<impl>(rt, std::move(opts))) {}
 
 http_server::~http_server() {

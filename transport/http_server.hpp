@@ -15,59 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "messages/settings.hpp"
+
 namespace bulwark {
 
-class runtime;
-class authenticator;
-
-struct http_options {
-  std::string address = "127.0.0.1";
-  uint16_t port = 8080; ///< 0 picks a free port.
-  std::string path = "/mcp"; ///< Empty: no MCP endpoint (an admin-only listener).
-  std::size_t body_limit = 1 << 20;   ///< Larger bodies get 413.
-  std::size_t header_limit = 16 << 10; ///< Larger header blocks get 431.
-  std::size_t max_connections = 1024;
-  /// Connections from one client address that no request has yet named a
-  /// caller for (new ones, and those whose requests went elsewhere than the
-  /// MCP path); more are answered with 503 and closed at once. A coarse
-  /// flood guard: it is checked before anything is read.
-  std::size_t max_connections_per_address = 512;
-  /// Connections one identity holds from one client address, counted from
-  /// its first request on the MCP path (the identity is known then); a
-  /// request that would take more is answered with 503 and its connection
-  /// closed. (HTTP/1.1 runs one request per connection at a time, so this
-  /// also bounds one caller's stateless requests in flight.) A caller that
-  /// floods an address with connections uses up its own share, not the
-  /// address: other callers from the same host are still served.
-  std::size_t max_connections_per_identity = 512;
-  std::chrono::seconds read_timeout{30};  ///< To receive one whole request.
-  std::chrono::seconds idle_timeout{120}; ///< Keep-alive between requests.
-  /// A write the client takes no byte of for this long ends the connection
-  /// (and the SSE stream on it) with a reset. While bytes wait for the
-  /// client, the idle and read timeouts wait too.
-  std::chrono::seconds write_timeout{30};
-  /// Bytes of answers waiting for the client to take them, per connection
-  /// (an SSE stream is one connection's answer). A write that would queue
-  /// more ends the connection with a reset; one answer larger than this
-  /// still goes out when nothing else waits.
-  std::size_t write_queue_limit = 4 << 20;
-  std::chrono::seconds sse_keepalive{15}; ///< Comment lines on quiet streams.
-  /// Origins allowed besides loopback ones (exact `scheme://host[:port]`).
-  std::vector<std::string> allowed_origins;
-  /// `Access-Control-Max-Age` of preflight answers to allowed origins.
-  int cors_max_age = 600;
-  /// Host names allowed besides loopback ones (without port).
-  std::vector<std::string> allowed_hosts;
-  /// Check Host and Origin against loopback names (DNS-rebinding defence).
-  bool check_origin = true;
-  int threads = 1;
-  /// Who may use the MCP path (`auth.mode`); null admits everyone, named
-  /// by their bearer key or as `anonymous`. Other paths are not asked.
-  std::shared_ptr<const authenticator> auth;
-  /// Answer every POST with an empty result on the I/O thread, bypassing the
-  /// actors: the ceiling the benchmark compares the real path against.
-  bool echo_mode = false;
-};
+class mcp_endpoint;
 
 /// A plain HTTP response for extra routes (health, metrics, admin).
 struct http_reply {
@@ -102,7 +54,7 @@ using http_handler = std::function<http_reply(const http_request_view&)>;
 class http_server {
 public:
   /// `rt` may be null in echo mode.
-  http_server(runtime* rt, http_options opts);
+  http_server(mcp_endpoint* rt, http_options opts);
   ~http_server();
 
   http_server(const http_server&) = delete;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "messages/json.hpp"
-#include "messages/operations.hpp"
+#include "messages/settings.hpp"
 
 namespace bulwark {
 
@@ -40,20 +40,6 @@ struct redis_reply {
 };
 
 using redis_callback = std::function<void(redis_reply)>;
-
-/// Where a `redis://HOST:PORT/DB` URL points.
-struct redis_endpoint {
-  std::string host = "127.0.0.1";
-  uint16_t port = 6379;
-  int db = 0;
-  std::string user; ///< A Redis 6 ACL user; empty: the default user.
-  std::string password;
-};
-
-/// Parses a `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` URL (user and
-/// password percent-decoded); an empty host with `error` set when it is not
-/// one.
-redis_endpoint parse_redis_url(const std::string& url, std::string& error);
 
 /// A Lua script run with EVALSHA, falling back to EVAL when the server does
 /// not know it yet (after a restart or a SCRIPT FLUSH).

@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-#include "actors/runtime.hpp"
+#include "transport/endpoint.hpp"
 #include "config/log.hpp"
 #include "messages/actors.hpp"
 #include "messages/mcp.hpp"
@@ -72,7 +72,7 @@ private:
 
 } // namespace
 
-void serve_stdio(runtime& rt, stdio_options opts, std::FILE* in, std::FILE* out) {
+void serve_stdio(mcp_endpoint& rt, stdio_options opts, std::FILE* in, std::FILE* out) {
   auto ch = std::make_shared<stdio_channel>();
   ch->out = out;
   std::string line;

@@ -7,7 +7,7 @@
 
 namespace bulwark {
 
-class runtime;
+class mcp_endpoint;
 
 struct stdio_options {
   std::size_t line_limit = 1 << 20; ///< Longer lines are answered with an error.
@@ -15,7 +15,7 @@ struct stdio_options {
 
 /// Reads messages from `in` until EOF and answers on `out`; returns when the
 /// input ends and every answer has been written (or `drain` passed).
-void serve_stdio(runtime& rt, stdio_options opts = {}, std::FILE* in = stdin,
+void serve_stdio(mcp_endpoint& rt, stdio_options opts = {}, std::FILE* in = stdin,
                  std::FILE* out = stdout);
 
 } // namespace bulwark

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 
 using namespace bulwark;
 using metrics::kind;

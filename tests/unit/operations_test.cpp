@@ -18,7 +18,7 @@
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
-#include "actors/metrics.hpp"
+#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
 #include "actors/supervisor.hpp"
