@@ -9,9 +9,9 @@
 
 #include "actors/breaker.hpp"
 #include "actors/env.hpp"
-#include "config/metrics.hpp"
 #include "actors/runtime.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/mcp.hpp"
 
 namespace bulwark {
@@ -39,12 +39,12 @@ struct actor_tool_state {
   circuit_breaker breaker; ///< Guarded by `mtx`.
 
   actor_tool_state(std::string name, tool_actor_lookup find, actor_tool_options o, runtime& rt)
-    : tool(std::move(name)),
-      lookup(std::move(find)),
-      opts(o),
-      sys(&rt.system()),
-      metrics(rt.environment()->metrics),
-      breaker(o.breaker) {}
+      : tool(std::move(name)),
+        lookup(std::move(find)),
+        opts(o),
+        sys(&rt.system()),
+        metrics(rt.environment()->metrics),
+        breaker(o.breaker) {}
 
   circuit_breaker::clock::time_point now() const { return sys->clock().now(); }
 
@@ -156,9 +156,8 @@ void run_call(const state_ptr& st, const call_ptr& c) {
           if (settled->exchange(true))
             return;
           st->record(true, probe);
-          c->resume([reply = std::move(reply)](const call_ptr& call) mutable {
-            call->finish(call_result(std::move(reply)));
-          });
+          c->resume(
+            [reply = std::move(reply)](const call_ptr& call) mutable { call->finish(call_result(std::move(reply))); });
         },
         [st, c, probe, settled](caf::error& err) {
           if (settled->exchange(true))
@@ -212,8 +211,9 @@ tool_spec actor_tool(runtime& rt, std::string name, std::string description, jso
 
 tool_spec actor_tool(runtime& rt, std::string name, std::string description, json::value input_schema,
                      tool_actor handle, actor_tool_options opts) {
-  return actor_tool(rt, std::move(name), std::move(description), std::move(input_schema),
-                    [handle = std::move(handle)] { return handle; }, opts);
+  return actor_tool(
+    rt, std::move(name), std::move(description), std::move(input_schema),
+    [handle = std::move(handle)] { return handle; }, opts);
 }
 
 } // namespace bulwark

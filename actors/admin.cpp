@@ -11,8 +11,8 @@
 #include "actors/runtime.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
-#include "transport/auth.hpp"
 #include "messages/crypto.hpp"
+#include "transport/auth.hpp"
 #include "transport/http_server.hpp"
 
 namespace bulwark {
@@ -166,10 +166,8 @@ value actors_view(runtime& rt, const env_ptr& env) {
   }
   value escalations(json::array{});
   for (auto& e : env->escalations_since(std::chrono::steady_clock::time_point{}))
-    escalations.push_back(value::make_object({{"supervisor", e.supervisor},
-                                              {"child", e.child},
-                                              {"reason", e.reason},
-                                              {"secondsAgo", seconds(e.at)}}));
+    escalations.push_back(value::make_object(
+      {{"supervisor", e.supervisor}, {"child", e.child}, {"reason", e.reason}, {"secondsAgo", seconds(e.at)}}));
   auto st = rt.status();
   return value::make_object({{"actors", std::move(actors)},
                              {"supervisors", std::move(sups)},
@@ -185,14 +183,14 @@ value sessions_view(const env_ptr& env) {
   for (auto& rec : env->session_records()) {
     if (rec->stateless)
       continue;
-    sessions.push_back(value::make_object(
-      {{"id", rec->id},
-       {"identity", rec->identity},
-       {"protocolVersion", rec->protocol_version},
-       {"client", rec->client_info["name"].is_string() ? rec->client_info["name"] : value()},
-       {"initialized", rec->initialized},
-       {"restarts", static_cast<unsigned long long>(rec->restarts)},
-       {"idleSeconds", std::chrono::duration<double>(now - rec->last_used).count()}}));
+    sessions.push_back(
+      value::make_object({{"id", rec->id},
+                          {"identity", rec->identity},
+                          {"protocolVersion", rec->protocol_version},
+                          {"client", rec->client_info["name"].is_string() ? rec->client_info["name"] : value()},
+                          {"initialized", rec->initialized},
+                          {"restarts", static_cast<unsigned long long>(rec->restarts)},
+                          {"idleSeconds", std::chrono::duration<double>(now - rec->last_used).count()}}));
   }
   auto count = static_cast<unsigned long long>(sessions.as_array().size());
   return value::make_object({{"count", count}, {"sessions", std::move(sessions)}});
@@ -207,9 +205,9 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
   if (what == "health")
     return json_answer(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
   // Views of one component, as the health supervisor last saw it.
-  static const std::map<std::string, std::string> parts = {
-    {"queue", "queue"}, {"alerts", "alerts"}, {"breakers", "breakers"},
-    {"connectors", "connectors"}, {"cache", "cache"}, {"limits", "limiter"}};
+  static const std::map<std::string, std::string> parts = {{"queue", "queue"},       {"alerts", "alerts"},
+                                                           {"breakers", "breakers"}, {"connectors", "connectors"},
+                                                           {"cache", "cache"},       {"limits", "limiter"}};
   auto p = parts.find(what);
   if (p == parts.end())
     return refuse(404, "no admin view " + what
@@ -242,7 +240,12 @@ void add_admin_routes(http_server& server, runtime& rt, config_control control) 
     if (!token.empty() && !authorized(token, req.authorization)) {
       if (is_action) {
         log::warn("admin action refused", value::make_object({{"action", what}, {"why", "no valid admin token"}}));
-        audit::record({"admin.refused", "denied", "unauthenticated", req.remote, what, {},
+        audit::record({"admin.refused",
+                       "denied",
+                       "unauthenticated",
+                       req.remote,
+                       what,
+                       {},
                        value::make_object({{"why", "no valid admin token"}})});
       }
       auto r = refuse(401, "the admin API needs Authorization: Bearer <admin token>");
@@ -256,7 +259,12 @@ void add_admin_routes(http_server& server, runtime& rt, config_control control) 
       return refuse(405, "use GET for views and POST for actions");
     if (token.empty()) {
       log::warn("admin action refused", value::make_object({{"action", what}, {"why", "no admin token configured"}}));
-      audit::record({"admin.refused", "denied", "unauthenticated", req.remote, what, {},
+      audit::record({"admin.refused",
+                     "denied",
+                     "unauthenticated",
+                     req.remote,
+                     what,
+                     {},
                      value::make_object({{"why", "no admin token configured"}})});
       return refuse(403, "admin actions need an admin token: set admin.tokenSha256 or BULWARK_ADMIN_TOKEN");
     }
@@ -274,11 +282,16 @@ void add_admin_routes(http_server& server, runtime& rt, config_control control) 
     auto done = action(rt, env, what, body);
     auto reply = json_answer(done.status, done.body);
     // The audit trail: every action with its target and outcome.
-    log::info("admin action", value::make_object({{"action", what}, {"request", body}, {"status", done.status},
-                                                  {"result", reply.body}}));
+    log::info(
+      "admin action",
+      value::make_object({{"action", what}, {"request", body}, {"status", done.status}, {"result", reply.body}}));
     // The same in the audit log; a kill is its own event, naming its victims.
-    audit::record({what == "actors/kill" ? "actor.kill" : "admin.action", done.status < 300 ? "ok" : "failed",
-                   "admin", req.remote, what, {},
+    audit::record({what == "actors/kill" ? "actor.kill" : "admin.action",
+                   done.status < 300 ? "ok" : "failed",
+                   "admin",
+                   req.remote,
+                   what,
+                   {},
                    value::make_object({{"request", body}, {"status", done.status}, {"result", std::move(done.body)}})});
     return reply;
   };

@@ -7,8 +7,8 @@
 
 #include "actors/alerts.hpp"
 #include "actors/breaker.hpp"
-#include "config/metrics.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "transport/http_client.hpp"
 
 namespace bulwark {
@@ -55,11 +55,12 @@ void deliver(alert_pointer self, uint64_t id) {
   d->second.probe = admission.probe;
   ++d->second.attempt;
   auto handle = caf::actor_cast<alert_actor>(self);
-  st.webhook->send("POST", d->second.body, {{"Accept", "application/json"}}, {},
-                   [handle, id](http_response r) {
-                     caf::anon_send(handle, atom::done_v, id, static_cast<int32_t>(r.status), r.error);
-                   },
-                   st.webhook_cfg.timeout);
+  st.webhook->send(
+    "POST", d->second.body, {{"Accept", "application/json"}}, {},
+    [handle, id](http_response r) {
+      caf::anon_send(handle, atom::done_v, id, static_cast<int32_t>(r.status), r.error);
+    },
+    st.webhook_cfg.timeout);
 }
 
 /// Takes the current generation's alert rules and webhook. The webhook's
@@ -72,8 +73,7 @@ void configure_alerts(alert_pointer self) {
   st.rules = std::make_unique<alert_rules>(ops.alerts);
   const auto& wh = ops.webhook;
   bool same_client = st.webhook && wh.url == st.webhook_cfg.url && wh.headers == st.webhook_cfg.headers
-                     && wh.tls.ca_file == st.webhook_cfg.tls.ca_file
-                     && wh.tls.cert_file == st.webhook_cfg.tls.cert_file
+                     && wh.tls.ca_file == st.webhook_cfg.tls.ca_file && wh.tls.cert_file == st.webhook_cfg.tls.cert_file
                      && wh.tls.key_file == st.webhook_cfg.tls.key_file;
   st.webhook_cfg = wh;
   if (same_client)
@@ -117,17 +117,16 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
             st.env->metrics->counter("bulwark_alerts_total", {{"rule", a.rule}}).inc();
           if (auto sessions = st.env->names.get(names::session_supervisor)) {
             auto params = value::make_object({{"level", a.severity == "critical" ? "critical" : "warning"},
-                                               {"logger", "bulwark.alerts"},
-                                               {"data", fields},
-                                               {"_meta", value::make_object({{"io.bulwark/audience", "admin"}})}});
+                                              {"logger", "bulwark.alerts"},
+                                              {"data", fields},
+                                              {"_meta", value::make_object({{"io.bulwark/audience", "admin"}})}});
             self->send(caf::actor_cast<session_supervisor_actor>(sessions), atom::notify_v,
                        std::string("notifications/message"), std::move(params));
           }
           if (st.webhook) {
             auto id = ++st.next_delivery;
-            st.deliveries[id] = alert_state::delivery{json::dump(value::make_object({{"alert", fields},
-                                                                                   {"server", st.env->opts.server_name}})),
-                                                      0, false};
+            st.deliveries[id] = alert_state::delivery{
+              json::dump(value::make_object({{"alert", fields}, {"server", st.env->opts.server_name}})), 0, false};
             deliver(self, id);
           }
         }
@@ -150,9 +149,10 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
         auto& wh = st.webhook_cfg;
         if (d->second.attempt >= wh.attempts) {
           ++st.failed;
-          log::error("alert webhook delivery failed", value::make_object({{"url", wh.url},
-                                                                          {"attempts", static_cast<long long>(d->second.attempt)},
-                                                                          {"error", st.last_error}}));
+          log::error(
+            "alert webhook delivery failed",
+            value::make_object(
+              {{"url", wh.url}, {"attempts", static_cast<long long>(d->second.attempt)}, {"error", st.last_error}}));
           st.deliveries.erase(d);
           return;
         }

@@ -116,12 +116,12 @@ std::string span_text(milliseconds span) {
 value alert::to_json() const {
   // `value` here is the member; the JSON type needs its full name.
   return json::value::make_object({{"rule", rule},
-                             {"subject", subject},
-                             {"severity", severity},
-                             {"message", message},
-                             {"value", value},
-                             {"threshold", threshold},
-                             {"at", log::utc(at, log::time_digits::millis)}});
+                                   {"subject", subject},
+                                   {"severity", severity},
+                                   {"message", message},
+                                   {"value", value},
+                                   {"threshold", threshold},
+                                   {"at", log::utc(at, log::time_digits::millis)}});
 }
 
 // -- evaluation -------------------------------------------------------------------------

@@ -16,9 +16,12 @@ using namespace std::chrono;
 
 std::string_view to_string(breaker_state s) noexcept {
   switch (s) {
-    case breaker_state::closed: return "closed";
-    case breaker_state::open: return "open";
-    case breaker_state::half_open: return "half_open";
+    case breaker_state::closed:
+      return "closed";
+    case breaker_state::open:
+      return "open";
+    case breaker_state::half_open:
+      return "half_open";
   }
   return "closed";
 }
@@ -106,8 +109,7 @@ void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
       return;
     }
     if (++probe_successes_ >= s_.successes_to_close)
-      move_to(now, breaker_state::closed,
-              std::to_string(probe_successes_) + " half-open probe(s) succeeded");
+      move_to(now, breaker_state::closed, std::to_string(probe_successes_) + " half-open probe(s) succeeded");
     return;
   }
   if (state_ == breaker_state::open)
@@ -255,8 +257,8 @@ void after_failure(breaker_pointer self, uint64_t id, downstream_outcome o) {
   if (a.number >= r.attempts || !may_repeat || a.call->cancelled || now >= a.call->deadline
       || o.what == downstream_outcome::kind::timeout) {
     if (!may_repeat && a.number < r.attempts)
-      o.data = value::make_object({{"retried", false},
-                                   {"why", "the call reached the service and the tool is not idempotent"}});
+      o.data = value::make_object(
+        {{"retried", false}, {"why", "the call reached the service and the tool is not idempotent"}});
     return finish(st, id, std::move(o));
   }
   // Exponential back-off with jitter, at least what the service asked for.
@@ -282,10 +284,10 @@ void try_call(breaker_pointer self, uint64_t id) {
   auto adm = st.cb->admit(steady_clock::now());
   if (!adm.allowed) {
     ++st.fast_failures;
-    auto o = downstream_outcome::without_answer(
-      downstream_outcome::kind::failure, error_code::service_unavailable,
-      "service " + st.svc.name + " is unavailable: its circuit breaker is " + std::string(to_string(st.cb->state())),
-      false);
+    auto o = downstream_outcome::without_answer(downstream_outcome::kind::failure, error_code::service_unavailable,
+                                                "service " + st.svc.name + " is unavailable: its circuit breaker is "
+                                                  + std::string(to_string(st.cb->state())),
+                                                false);
     o.retry_after = adm.retry_after;
     o.data = value::make_object({{"service", st.svc.name},
                                  {"breaker", std::string(to_string(st.cb->state()))},
@@ -313,12 +315,11 @@ void try_call(breaker_pointer self, uint64_t id) {
                      downstream_outcome::kind::failure, error_code::actor_restarted,
                      "the connector of service " + service + " restarted before the call reached it", false));
   });
-  self->send(caf::actor_cast<connector_actor>(connector), atom::call_v, id, a.call,
-             caf::actor_cast<caf::actor>(self), std::move(lost));
+  self->send(caf::actor_cast<connector_actor>(connector), atom::call_v, id, a.call, caf::actor_cast<caf::actor>(self),
+             std::move(lost));
 }
 
-breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env, service_config svc,
-                                              bool restarted) {
+breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env, service_config svc, bool restarted) {
   auto& st = self->state;
   st.env = std::move(env);
   st.svc = std::move(svc);
@@ -373,7 +374,9 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
     // Operators: open, close or half-open the breaker by hand.
     [self](atom::force, const std::string& to) {
       auto& st = self->state;
-      auto state = to == "open" ? breaker_state::open : to == "half_open" ? breaker_state::half_open : breaker_state::closed;
+      auto state = to == "open"        ? breaker_state::open
+                   : to == "half_open" ? breaker_state::half_open
+                                       : breaker_state::closed;
       st.cb->force(steady_clock::now(), state);
       log_transition(st);
     },

@@ -248,23 +248,22 @@ return gen
 
 /// Looks `key` up in Redis after a miss (or a stale copy) in memory; a copy
 /// found there answers and is kept here too.
-void shared_get(cache_pointer self, const std::string& key, const std::string& tag, bool allow_stale,
-                cache_reply reply, std::optional<cache_hit> local) {
+void shared_get(cache_pointer self, const std::string& key, const std::string& tag, bool allow_stale, cache_reply reply,
+                std::optional<cache_hit> local) {
   auto& st = self->state;
   auto me = caf::actor_cast<cache_actor>(self);
-  st.shared->command({"GET", st.shared->key("cache:" + tag + ":" + key)},
-                     [me, key, tag, allow_stale, reply = std::move(reply), local = std::move(local)](redis_reply r) {
-                       auto copy = r.type == redis_reply::kind::string ? decode_copy(r.str) : std::nullopt;
-                       bool usable = copy && copy->age_ms < copy->ttl_ms + copy->stale_ms
-                                     && (allow_stale || copy->age_ms < copy->ttl_ms);
-                       caf::anon_send(me, atom::done_v, usable);
-                       if (!usable)
-                         return reply(local);
-                       bool stale = copy->age_ms >= copy->ttl_ms;
-                       reply(cache_hit{copy->result, milliseconds(copy->age_ms), stale});
-                       caf::anon_send(me, atom::put_v, key, std::move(copy->result), copy->ttl_ms, copy->stale_ms,
-                                      copy->age_ms, tag);
-                     });
+  st.shared->command({"GET", st.shared->key("cache:" + tag + ":" + key)}, [me, key, tag, allow_stale,
+                                                                           reply = std::move(reply),
+                                                                           local = std::move(local)](redis_reply r) {
+    auto copy = r.type == redis_reply::kind::string ? decode_copy(r.str) : std::nullopt;
+    bool usable = copy && copy->age_ms < copy->ttl_ms + copy->stale_ms && (allow_stale || copy->age_ms < copy->ttl_ms);
+    caf::anon_send(me, atom::done_v, usable);
+    if (!usable)
+      return reply(local);
+    bool stale = copy->age_ms >= copy->ttl_ms;
+    reply(cache_hit{copy->result, milliseconds(copy->age_ms), stale});
+    caf::anon_send(me, atom::put_v, key, std::move(copy->result), copy->ttl_ms, copy->stale_ms, copy->age_ms, tag);
+  });
 }
 
 /// Reads every scope's generation; until the answer only memory is used.
@@ -330,8 +329,8 @@ cache_actor::behavior_type cache_behavior(cache_pointer self, std::size_t max_en
       // Not when the key's scope was invalidated while the copy was on its way.
       if (self->state.tag(key) != tag)
         return;
-      self->state.cache->put(key, std::move(result), milliseconds(ttl_ms), milliseconds(stale_ms),
-                             self->clock().now(), milliseconds(age_ms));
+      self->state.cache->put(key, std::move(result), milliseconds(ttl_ms), milliseconds(stale_ms), self->clock().now(),
+                             milliseconds(age_ms));
     },
     [self](atom::drop, const std::string& prefix) {
       auto& st = self->state;
@@ -381,14 +380,15 @@ cache_actor::behavior_type cache_behavior(cache_pointer self, std::size_t max_en
       auto& st = self->state;
       auto& c = *st.cache;
       auto lookups = c.hits + c.stale_hits + c.misses;
-      auto status = value::make_object({{"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
-                                        {"entries", static_cast<unsigned long long>(c.size())},
-                                        {"bytes", static_cast<unsigned long long>(c.bytes())},
-                                        {"hits", static_cast<unsigned long long>(c.hits)},
-                                        {"staleHits", static_cast<unsigned long long>(c.stale_hits)},
-                                        {"misses", static_cast<unsigned long long>(c.misses)},
-                                        {"evictions", static_cast<unsigned long long>(c.evictions)},
-                                        {"hitRate", lookups ? static_cast<double>(c.hits) / static_cast<double>(lookups) : 0.0}});
+      auto status =
+        value::make_object({{"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
+                            {"entries", static_cast<unsigned long long>(c.size())},
+                            {"bytes", static_cast<unsigned long long>(c.bytes())},
+                            {"hits", static_cast<unsigned long long>(c.hits)},
+                            {"staleHits", static_cast<unsigned long long>(c.stale_hits)},
+                            {"misses", static_cast<unsigned long long>(c.misses)},
+                            {"evictions", static_cast<unsigned long long>(c.evictions)},
+                            {"hitRate", lookups ? static_cast<double>(c.hits) / static_cast<double>(lookups) : 0.0}});
       if (st.shared)
         status.set("shared", value::make_object({{"available", st.shared->available()},
                                                  {"hits", static_cast<unsigned long long>(st.shared_hits)},

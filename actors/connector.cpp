@@ -53,7 +53,7 @@ struct connector_state {
   // HTTP
   std::unique_ptr<http_client> http;
   std::string session_id;
-  bool stateless = false;   ///< The backend speaks 2026-07-28 only.
+  bool stateless = false; ///< The backend speaks 2026-07-28 only.
   bool reinitialized = false; ///< One re-initialize after a 404 per failure.
 
   json::value server_capabilities;
@@ -229,8 +229,8 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
     timeout);
 }
 
-int64_t request(connector_pointer self, connector_state::req_kind kind, const std::string& method,
-                value params, connector_state::outstanding p = {}) {
+int64_t request(connector_pointer self, connector_state::req_kind kind, const std::string& method, value params,
+                connector_state::outstanding p = {}) {
   auto& st = self->state;
   auto id = st.next_id++;
   std::string name; // Mcp-Name
@@ -243,8 +243,7 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
       meta = &params.set("_meta", value(json::object{}));
     meta->set(std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version));
     meta->set(std::string(mcp::meta_client_capabilities),
-              p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities
-                                                                : value(json::object{}));
+              p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities : value(json::object{}));
     if (kind == connector_state::req_kind::call)
       meta->set(std::string(mcp::meta_log_level), "debug"); // we filter per client
     if (const auto* mirrored = mcp::mirrored_name(method, params))
@@ -414,7 +413,8 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   }
   bool asks = may_be_asked(st, *call);
   if (asks && st.asking) {
-    st.held.push_back({attempt, call, reply_to, std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
+    st.held.push_back(
+      {attempt, call, reply_to, std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
     arm_sweep(self);
     return;
   }
@@ -466,8 +466,8 @@ void open_change_stream(connector_pointer self) {
   auto headers = st.stateless ? mcp_headers(st, "application/json, text/event-stream", "subscriptions/listen", {})
                               : mcp_headers(st, "text/event-stream", {}, {});
   if (st.stateless) {
-    auto wanted = value::make_object(
-      {{"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}});
+    auto wanted =
+      value::make_object({{"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}});
     if (!st.subscribed.empty()) {
       value uris(json::array{});
       for (auto& uri : st.subscribed)
@@ -554,8 +554,8 @@ void became_ready(connector_pointer self) {
   st.problem.clear();
   if (st.hooks->status)
     st.hooks->status(st.svc.name, true, {});
-  log::info("service ready", log_fields(st, {{"protocolVersion", st.protocol_version},
-                                             {"transport", st.child ? "stdio" : "http"}}));
+  log::info("service ready",
+            log_fields(st, {{"protocolVersion", st.protocol_version}, {"transport", st.child ? "stdio" : "http"}}));
   // Everything the service logs reaches Bulwark, which filters per client
   // (a 2026-07-28 call carries its level itself).
   if (!st.stateless && st.server_capabilities.find("logging"))
@@ -770,9 +770,9 @@ void on_line(connector_pointer self, uint64_t gen, const std::string& text, int6
   json::parse_error err;
   if (!json::parse(text, msg, err) || !msg.is_object()) {
     if (++st.garbage_lines % 100 == 1)
-      log::warn("service sent a line that is not JSON-RPC; ignored",
-                log_fields(st, {{"count", static_cast<unsigned long long>(st.garbage_lines)},
-                                {"head", text.substr(0, 80)}}));
+      log::warn(
+        "service sent a line that is not JSON-RPC; ignored",
+        log_fields(st, {{"count", static_cast<unsigned long long>(st.garbage_lines)}, {"head", text.substr(0, 80)}}));
     return;
   }
   auto cls = mcp::classify(msg);
@@ -789,8 +789,7 @@ void on_line(connector_pointer self, uint64_t gen, const std::string& text, int6
       break;
     default:
       if (++st.garbage_lines % 100 == 1)
-        log::warn("service sent an invalid JSON-RPC message; ignored",
-                  log_fields(st, {{"reason", cls.reason}}));
+        log::warn("service sent an invalid JSON-RPC message; ignored", log_fields(st, {{"reason", cls.reason}}));
   }
 }
 
@@ -810,9 +809,8 @@ void fall_back_to_initialize(connector_pointer self, const std::string& why) {
 
 value initialize_params() {
   // Bulwark relays these requests to the client whose call caused them.
-  auto caps = value::make_object({{"sampling", value(json::object{})},
-                                  {"elicitation", value(json::object{})},
-                                  {"roots", value(json::object{})}});
+  auto caps = value::make_object(
+    {{"sampling", value(json::object{})}, {"elicitation", value(json::object{})}, {"roots", value(json::object{})}});
   return value::make_object({{"protocolVersion", client_version},
                              {"capabilities", std::move(caps)},
                              {"clientInfo", value::make_object({{"name", "bulwark-gateway"}, {"version", "0.1.0"}})}});
@@ -859,7 +857,8 @@ void start(connector_pointer self) {
     } catch (const std::exception& e) {
       log::error("cannot start service", log_fields(st, {{"error", e.what()}}));
       std::string what = e.what();
-      set_problem(self, "cannot start its command (" + what.substr(what.rfind(": ") == std::string::npos ? 0 : what.rfind(": ") + 2) + ")");
+      set_problem(self, "cannot start its command ("
+                          + what.substr(what.rfind(": ") == std::string::npos ? 0 : what.rfind(": ") + 2) + ")");
       schedule_restart(self);
       return;
     }
@@ -913,15 +912,15 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         return;
       }
       if (st.waiting.size() >= max_queued_calls) {
-        auto o = failure("service " + st.svc.name + " is starting and its queue is full", false,
-                         error_code::overloaded);
+        auto o =
+          failure("service " + st.svc.name + " is starting and its queue is full", false, error_code::overloaded);
         o.retry_after = milliseconds(1000);
         self->send(caf::actor_cast<breaker_actor>(reply_to), atom::done_v, attempt, std::move(o));
         return;
       }
       // Bounded by the call's deadline like a dispatched call.
-      st.waiting.push_back({attempt, call, reply_to,
-                            std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
+      st.waiting.push_back(
+        {attempt, call, reply_to, std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
       arm_sweep(self);
     },
     [self](atom::cancel, uint64_t attempt) {
@@ -933,7 +932,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         if (h != st.held.end()) {
           self->send(caf::actor_cast<breaker_actor>(h->reply_to), atom::done_v, attempt,
                      downstream_outcome::without_answer(downstream_outcome::kind::cancelled,
-                                                        error_code::request_cancelled, "cancelled by the client", false));
+                                                        error_code::request_cancelled, "cancelled by the client",
+                                                        false));
           st.held.erase(h);
         }
         return;
@@ -973,7 +973,7 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       auto& st = self->state;
       if (gen != st.generation)
         return;
-      std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+      std::string how = WIFEXITED(status)     ? "exit status " + std::to_string(WEXITSTATUS(status))
                         : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                               : "status " + std::to_string(status);
       log::warn("service exited", log_fields(st, {{"how", how}}));
@@ -1016,13 +1016,15 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         if (kind == connector_state::req_kind::initialize || kind == connector_state::req_kind::discover) {
           std::string problem;
           if (end.status == 404)
-            problem = "HTTP 404 at its URL: check the endpoint path in the URL (Streamable HTTP servers often serve /mcp)";
+            problem =
+              "HTTP 404 at its URL: check the endpoint path in the URL (Streamable HTTP servers often serve /mcp)";
           else if (end.status != 0)
             problem = "HTTP " + std::to_string(end.status) + " in answer to " + p_method;
           else if (end.timed_out)
             problem = "cannot be reached (timed out)";
           else
-            problem = "cannot be reached (" + why.substr(why.rfind(": ") == std::string::npos ? 0 : why.rfind(": ") + 2) + ")";
+            problem =
+              "cannot be reached (" + why.substr(why.rfind(": ") == std::string::npos ? 0 : why.rfind(": ") + 2) + ")";
           log::warn(end.status != 0 ? "service refused to start a session" : "service unreachable",
                     log_fields(st, {{"url", shown_url(st.svc.url)}, {"error", why}, {"problem", problem}}));
           set_problem(self, std::move(problem));
@@ -1041,18 +1043,19 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
         st.pending.erase(i);
         st.by_attempt.erase(attempt);
         st.ph = connector_state::phase::down;
-        st.waiting.push_front({attempt, call, reply_to,
-                               std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
+        st.waiting.push_front(
+          {attempt, call, reply_to, std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout)});
         start(self);
         return;
       }
       if (end.malformed) {
         // Bulwark could not build the request: its own fault, answered as an
         // error (not retried, not a failure of the service's).
-        log::error("request to service not sent: it could not be built", log_fields(st, {{"error", end.error}, {"method", p.method}}));
-        auto o = downstream_outcome::without_answer(downstream_outcome::kind::error, error_code::internal_error,
-                                                    "Bulwark could not build the request to service " + st.svc.name,
-                                                    false);
+        log::error("request to service not sent: it could not be built",
+                   log_fields(st, {{"error", end.error}, {"method", p.method}}));
+        auto o =
+          downstream_outcome::without_answer(downstream_outcome::kind::error, error_code::internal_error,
+                                             "Bulwark could not build the request to service " + st.svc.name, false);
         o.data = value::make_object({{"detail", end.error}, {"reachedService", false}});
         reply(self, p, std::move(o));
         st.by_attempt.erase(p.attempt);
@@ -1063,7 +1066,7 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       // development mode get them (data.detail), a client in production a
       // summary.
       auto o = failure("service " + st.svc.name
-                         + (end.timed_out    ? " did not answer in time"
+                         + (end.timed_out       ? " did not answer in time"
                             : end.error.empty() ? " answered HTTP " + std::to_string(end.status) + " without a result"
                                                 : " could not be reached, or broke off the exchange"),
                        end.sent || end.status != 0);
@@ -1139,20 +1142,22 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
     },
     [self](atom::get) -> value {
       auto& st = self->state;
-      const char* ph = st.ph == connector_state::phase::ready ? "ready"
-                       : st.ph == connector_state::phase::starting ? "starting" : "down";
-      return value::make_object({{"service", st.svc.name},
-                                 {"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
-                                 {"phase", ph},
-                                 {"transport", st.svc.is_stdio() ? "stdio" : "http"},
-                                 {"protocolVersion", st.protocol_version},
-                                 {"pending", static_cast<unsigned long long>(st.pending.size())},
-                                 {"waiting", static_cast<unsigned long long>(st.waiting.size() + st.held.size())},
-                                 {"problem", st.problem},
-                                 {"subscriptions", static_cast<unsigned long long>(st.subscribed.size())},
-                                 {"tools", static_cast<unsigned long long>(
-                                             st.lists.count("tools/list") ? st.lists.at("tools/list").as_array().size() : 0)},
-                                 {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)}});
+      const char* ph = st.ph == connector_state::phase::ready      ? "ready"
+                       : st.ph == connector_state::phase::starting ? "starting"
+                                                                   : "down";
+      return value::make_object(
+        {{"service", st.svc.name},
+         {"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
+         {"phase", ph},
+         {"transport", st.svc.is_stdio() ? "stdio" : "http"},
+         {"protocolVersion", st.protocol_version},
+         {"pending", static_cast<unsigned long long>(st.pending.size())},
+         {"waiting", static_cast<unsigned long long>(st.waiting.size() + st.held.size())},
+         {"problem", st.problem},
+         {"subscriptions", static_cast<unsigned long long>(st.subscribed.size())},
+         {"tools", static_cast<unsigned long long>(
+                     st.lists.count("tools/list") ? st.lists.at("tools/list").as_array().size() : 0)},
+         {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)}});
     },
   };
 }

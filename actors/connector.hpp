@@ -47,7 +47,6 @@ struct gateway_hooks {
 };
 using gateway_hooks_ptr = std::shared_ptr<gateway_hooks>;
 
-connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc,
-                                gateway_hooks_ptr hooks);
+connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc, gateway_hooks_ptr hooks);
 
 } // namespace bulwark

@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <map>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -35,7 +35,7 @@ class histogram;
 
 /// What operators see of one supervised actor (the admin API's actor tree).
 struct actor_info {
-  std::string kind;   ///< session, breaker, connector, queue, ...
+  std::string kind; ///< session, breaker, connector, queue, ...
   std::string parent; ///< Its supervisor.
   uint32_t restarts = 0;
   std::string last_exit; ///< Why its previous incarnation stopped.
@@ -60,7 +60,7 @@ struct supervisor_info {
 /// A supervisor that exceeded its restart intensity.
 struct escalation_record {
   std::string supervisor;
-  std::string child;  ///< The child whose restart broke the intensity.
+  std::string child; ///< The child whose restart broke the intensity.
   std::string reason; ///< For operators: what happened and what follows.
   std::chrono::steady_clock::time_point at;
 };
@@ -353,8 +353,8 @@ private:
   std::map<std::string, json::value> peers_degraded_;
   mutable std::mutex sessions_mtx_;
   std::unordered_map<std::string, session_record_ptr> sessions_;
-  std::unordered_map<std::string, std::size_t> slots_;            ///< identity -> sessions held
-  std::unordered_map<std::string, std::string> slot_owner_;       ///< session id -> identity
+  std::unordered_map<std::string, std::size_t> slots_; ///< identity -> sessions held
+  std::unordered_map<std::string, std::string> slot_owner_; ///< session id -> identity
   mutable std::mutex catalog_mtx_;
   catalog_ptr catalog_ = std::make_shared<const catalog>();
 };
@@ -366,7 +366,7 @@ using env_ptr = std::shared_ptr<runtime_env>;
 class settings_view {
 public:
   explicit settings_view(const runtime_env& env)
-    : env_(&env), generation_(env.generation.load(std::memory_order_acquire)), current_(env.settings()) {}
+      : env_(&env), generation_(env.generation.load(std::memory_order_acquire)), current_(env.settings()) {}
 
   const runtime_options& operator*() {
     auto g = env_->generation.load(std::memory_order_acquire);

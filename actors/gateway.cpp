@@ -66,9 +66,12 @@ policy_decision check_policy(const access_policy& policy, const std::string& ser
 std::string exposed_tool_name(const std::string& service, const std::string& tool, prefix_mode mode,
                               const std::string& separator, bool clashes) {
   switch (mode) {
-    case prefix_mode::always: return service + separator + tool;
-    case prefix_mode::never: return tool;
-    case prefix_mode::conditional: return clashes ? service + separator + tool : tool;
+    case prefix_mode::always:
+      return service + separator + tool;
+    case prefix_mode::never:
+      return tool;
+    case prefix_mode::conditional:
+      return clashes ? service + separator + tool : tool;
   }
   return tool;
 }
@@ -124,7 +127,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     if (status == "unavailable") {
       const auto& why = problems.at(service);
       data.set("reason", why);
-      return c->fail(error_code::service_unavailable, "service " + service + " is unavailable: " + why, std::move(data));
+      return c->fail(error_code::service_unavailable, "service " + service + " is unavailable: " + why,
+                     std::move(data));
     }
     data.set("retry_after_seconds", 1);
     c->fail(error_code::service_unavailable, "service " + service + " is starting; retry shortly", std::move(data));
@@ -160,8 +164,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
 
   /// Runs `method` (tools/call, prompts/get, resources/read) on `service`
   /// for client call `c`; `params` as the service names things.
-  void run_call(const call_ptr& c, const std::string& service, const std::string& method, value params,
-                bool idempotent, milliseconds timeout, bool cacheable = false) {
+  void run_call(const call_ptr& c, const std::string& service, const std::string& method, value params, bool idempotent,
+                milliseconds timeout, bool cacheable = false) {
     const auto& state = c->request_state();
     // Fresh cached results answer without the service; results of calls that
     // carry client input are never cached.
@@ -232,9 +236,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// A cached result, marked with its age (and whether it is stale).
   static value marked(value result, const cache_hit& hit, const std::string& service) {
     auto meta = result["_meta"].is_object() ? result["_meta"] : value(json::object{});
-    meta.set("io.bulwark/cache", value::make_object({{"stale", hit.stale},
-                                                    {"ageMs", static_cast<long long>(hit.age.count())},
-                                                    {"service", service}}));
+    meta.set("io.bulwark/cache",
+             value::make_object(
+               {{"stale", hit.stale}, {"ageMs", static_cast<long long>(hit.age.count())}, {"service", service}}));
     result.set("_meta", std::move(meta));
     return result;
   }
@@ -309,8 +313,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                                            "the client has no " + *missing + " capability"));
           return fail_missing(c, method, *missing);
         }
-        c->require_input(value::make_object({{"request", value::make_object({{"method", method}, {"params", params}})}}),
-                         state);
+        c->require_input(
+          value::make_object({{"request", value::make_object({{"method", method}, {"params", params}})}}), state);
       });
     };
     dc->on_done = [weak, target, service, cache_key](downstream_outcome o) {
@@ -490,7 +494,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       return answer(c, std::move(o));
     auto cache = key.empty() ? caf::actor() : rt.find(cache_actor_name);
     if (!o.unanswered()) {
-      if (cache && o.what == downstream_outcome::kind::result && !(o.result["isError"].is_bool() && o.result["isError"].as_bool())) {
+      if (cache && o.what == downstream_outcome::kind::result
+          && !(o.result["isError"].is_bool() && o.result["isError"].as_bool())) {
         caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::put_v, key, o.result,
                        static_cast<int64_t>(svc->settings.cache_ttl.count()),
                        static_cast<int64_t>(svc->settings.max_stale.count()));
@@ -500,7 +505,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       }
       return answer(c, std::move(o));
     }
-    auto static_or_error = [message = svc->settings.fallback_message, service](const call_ptr& c, downstream_outcome o) {
+    auto static_or_error = [message = svc->settings.fallback_message, service](const call_ptr& c,
+                                                                               downstream_outcome o) {
       // The message answers as a tool result: a prompt, a read or a
       // completion has no such shape, and gets the typed error.
       if (message.empty() || c->method() != "tools/call")
@@ -681,9 +687,9 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
           own_uris.insert(t.uri_template);
     }
     // A host that registered a tool of the same name keeps it.
-    own_tools.erase(std::remove_if(own_tools.begin(), own_tools.end(),
-                                   [&](auto& t) { return own_tool_names.count(t.name) > 0; }),
-                    own_tools.end());
+    own_tools.erase(
+      std::remove_if(own_tools.begin(), own_tools.end(), [&](auto& t) { return own_tool_names.count(t.name) > 0; }),
+      own_tools.end());
     for (auto& t : own_tools)
       own_tool_names.insert(t.name);
     {
@@ -693,9 +699,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
         tools.push_back(make_tool(s, item, exposed));
         exposed_tools[s.name + "\n" + item["name"].as_string()] = exposed;
       });
-      name_items("prompts/list", "prompt", own_prompt_names, errors, [&](auto& s, auto& item, auto& exposed) {
-        prompts.push_back(make_prompt(s, item, exposed));
-      });
+      name_items("prompts/list", "prompt", own_prompt_names, errors,
+                 [&](auto& s, auto& item, auto& exposed) { prompts.push_back(make_prompt(s, item, exposed)); });
       // URIs are the services' own and are never renamed: the first that
       // offers one keeps it (Bulwark's own resources before any service's).
       std::map<std::string, std::string> uris;
@@ -707,8 +712,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       auto claim = [&](const char* kind, const std::string& uri, const std::string& service) {
         auto [at, fresh] = uris.emplace(uri, "service " + service);
         if (!fresh)
-          uri_clashes.push_back(std::string(kind) + " '" + uri + "' is offered by both " + at->second
-                                + " and service " + service + "; the one of " + at->second + " is kept");
+          uri_clashes.push_back(std::string(kind) + " '" + uri + "' is offered by both " + at->second + " and service "
+                                + service + "; the one of " + at->second + " is kept");
         return fresh;
       };
       for (auto& s : cfg->services) {
@@ -896,8 +901,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   bool has_policy() const {
     // With a key file, any reload may bring a key with its own policy.
     auto cfg = config();
-    return !cfg->policy.allow.empty() || !cfg->policy.deny.empty() || !cfg->agents.empty()
-           || rt.options().ops.api_keys;
+    return !cfg->policy.allow.empty() || !cfg->policy.deny.empty() || !cfg->agents.empty() || rt.options().ops.api_keys;
   }
 
   /// The policy of the agent behind a call: its own, else the default (the
@@ -926,7 +930,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       return false;
     c->give_back(); // the service was not used: its budget (and the caller's) is given back
     auto trace = mcp::new_trace_id();
-    audit::record({"policy.denied", "denied", c->client().identity, {}, service + ":" + tool, trace,
+    audit::record({"policy.denied",
+                   "denied",
+                   c->client().identity,
+                   {},
+                   service + ":" + tool,
+                   trace,
                    value::make_object({{"rule", d.rule}})});
     c->fail(error_code::denied_by_policy,
             "DENIED_BY_POLICY: " + service + ":" + tool + " is denied by the gateway policy (" + d.rule + ")",
@@ -953,14 +962,15 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     spec.service = s.name;
     spec.title = str(tool, "title");
     spec.description = str(tool, "description");
-    spec.input_schema = tool["inputSchema"].is_object() ? tool["inputSchema"]
-                                                        : value::make_object({{"type", "object"}});
+    spec.input_schema =
+      tool["inputSchema"].is_object() ? tool["inputSchema"] : value::make_object({{"type", "object"}});
     if (tool["outputSchema"].is_object())
       spec.output_schema = tool["outputSchema"];
     if (tool["annotations"].is_object())
       spec.annotations = tool["annotations"];
     auto name = tool["name"].as_string();
-    bool idempotent = tool["annotations"]["idempotentHint"].is_bool() && tool["annotations"]["idempotentHint"].as_bool();
+    bool idempotent =
+      tool["annotations"]["idempotentHint"].is_bool() && tool["annotations"]["idempotentHint"].as_bool();
     idempotent = idempotent
                  || std::find(s.settings.idempotent_tools.begin(), s.settings.idempotent_tools.end(), name)
                       != s.settings.idempotent_tools.end();
@@ -969,9 +979,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                      && (read_only
                          || std::find(s.settings.cacheable_tools.begin(), s.settings.cacheable_tools.end(), name)
                               != s.settings.cacheable_tools.end());
-    auto forward = route(s, "tools/call", [name](const call_ptr& c) {
-      return value::make_object({{"name", name}, {"arguments", c->arguments()}});
-    }, idempotent, cacheable);
+    auto forward = route(
+      s, "tools/call",
+      [name](const call_ptr& c) {
+        return value::make_object({{"name", name}, {"arguments", c->arguments()}});
+      },
+      idempotent, cacheable);
     if (has_policy()) {
       std::weak_ptr<impl> weak = shared_from_this();
       auto service = s.name;
@@ -1006,8 +1019,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     const auto& server = c->arguments()["server"].as_string();
     auto svc = service(server);
     if (!svc)
-      c->fail(error_code::invalid_params, "no server named '" + server + "'",
-              value::make_object({{"server", server}}));
+      c->fail(error_code::invalid_params, "no server named '" + server + "'", value::make_object({{"server", server}}));
     return svc;
   }
 
@@ -1020,8 +1032,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
                     "position, priority and estimated wait, and how deep the queue is per priority.";
     t.input_schema = value::make_object(
       {{"type", "object"},
-       {"properties", value::make_object({{"requestId", value::make_object({{"type", value::make_array({"string", "integer"})},
-                                                                            {"description", "JSON-RPC id of one of your pending calls (all of them when left out)"}})}})}});
+       {"properties",
+        value::make_object(
+          {{"requestId",
+            value::make_object(
+              {{"type", value::make_array({"string", "integer"})},
+               {"description", "JSON-RPC id of one of your pending calls (all of them when left out)"}})}})}});
     t.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
     t.handler = guarded(shared_from_this(), [](impl& self, const call_ptr& c) {
       auto queue = self.rt.find(queue_actor_name);
@@ -1054,9 +1070,7 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   std::vector<tool_spec> gateway_tools() {
     std::vector<tool_spec> out;
     std::weak_ptr<impl> weak = shared_from_this();
-    auto string_prop = [](const char* what) {
-      return value::make_object({{"type", "string"}, {"description", what}});
-    };
+    auto string_prop = [](const char* what) { return value::make_object({{"type", "string"}, {"description", what}}); };
 
     tool_spec list;
     list.name = "list_servers";
@@ -1180,13 +1194,16 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     spec.title = str(prompt, "title");
     spec.description = str(prompt, "description");
     for (auto& a : prompt["arguments"].as_array())
-      spec.arguments.push_back(prompt_argument{str(a, "name"), str(a, "description"),
-                                               a["required"].is_bool() && a["required"].as_bool()});
+      spec.arguments.push_back(
+        prompt_argument{str(a, "name"), str(a, "description"), a["required"].is_bool() && a["required"].as_bool()});
     auto name = prompt["name"].as_string();
     // Reading a prompt changes nothing: it may be sent again.
-    spec.handler = route(s, "prompts/get", [name](const call_ptr& c) {
-      return value::make_object({{"name", name}, {"arguments", c->arguments()}});
-    }, true);
+    spec.handler = route(
+      s, "prompts/get",
+      [name](const call_ptr& c) {
+        return value::make_object({{"name", name}, {"arguments", c->arguments()}});
+      },
+      true);
     spec.complete = completion(s, value::make_object({{"type", "ref/prompt"}, {"name", name}}));
     return spec;
   }
@@ -1195,12 +1212,15 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   /// which knows their values, with `ref` as the service names it. It
   /// changes nothing, so it may be sent again.
   call_handler completion(const service_config& s, value ref) {
-    return route(s, "completion/complete", [ref = std::move(ref)](const call_ptr& c) {
-      auto params = value::make_object({{"ref", ref}, {"argument", c->params()["argument"]}});
-      if (c->params()["context"].is_object())
-        params.set("context", c->params()["context"]);
-      return params;
-    }, true);
+    return route(
+      s, "completion/complete",
+      [ref = std::move(ref)](const call_ptr& c) {
+        auto params = value::make_object({{"ref", ref}, {"argument", c->params()["argument"]}});
+        if (c->params()["context"].is_object())
+          params.set("context", c->params()["context"]);
+        return params;
+      },
+      true);
   }
 
   /// Fills what resources and templates share; reads go to the service by URI.
@@ -1215,9 +1235,12 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
     // Reading changes nothing, so a read is cacheable whenever the service
     // caches at all (unless `cache.resources` is false).
     bool cacheable = s.settings.cache_ttl.count() > 0 && s.settings.cache_resources;
-    spec.handler = route(s, "resources/read", [](const call_ptr& c) {
-      return value::make_object({{"uri", c->arguments()["uri"]}});
-    }, true, cacheable);
+    spec.handler = route(
+      s, "resources/read",
+      [](const call_ptr& c) {
+        return value::make_object({{"uri", c->arguments()["uri"]}});
+      },
+      true, cacheable);
     return spec;
   }
 
@@ -1318,11 +1341,14 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
   for (auto& s : current->services)
     service_names.push_back(s.name);
   rt.environment()->set_service_names(std::move(service_names));
-  rt.add_supervised(cache_actor_name, [&rt](caf::actor_system& sys) {
-    // A restarted cache takes the bounds of the generation in force.
-    auto ops = rt.settings()->ops;
-    return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes, rt.environment()->redis));
-  }, names::operations_supervisor);
+  rt.add_supervised(
+    cache_actor_name,
+    [&rt](caf::actor_system& sys) {
+      // A restarted cache takes the bounds of the generation in force.
+      auto ops = rt.settings()->ops;
+      return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes, rt.environment()->redis));
+    },
+    names::operations_supervisor);
   // Per service, rest-for-one: the breaker's calls in flight went to the
   // connector, so a connector that dies takes its breaker along (which
   // answers those calls at once and comes back half-open).
@@ -1366,9 +1392,9 @@ std::vector<std::string> gateway::wait_ready(milliseconds limit) {
   // the gateway tools) and its tools appear once it starts.
   auto failed = [&](const std::string& name) { return d.problems.count(name) && !d.ready_services.count(name); };
   d.cv.wait_for(guard, limit, [&] {
-    return d.named_version == d.lists_version
-           && std::all_of(cfg->services.begin(), cfg->services.end(),
-                          [&](auto& s) { return listed(s.name) || failed(s.name); });
+    return d.named_version == d.lists_version && std::all_of(cfg->services.begin(), cfg->services.end(), [&](auto& s) {
+             return listed(s.name) || failed(s.name);
+           });
   });
   bool never = cfg->prefix == prefix_mode::never;
   for (auto& s : cfg->services)

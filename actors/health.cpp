@@ -10,11 +10,11 @@
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/limiter_actor.hpp"
-#include "config/metrics.hpp"
 #include "actors/queue_actor.hpp"
 #include "actors/runtime.hpp"
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/crypto.hpp"
 #include "transport/auth.hpp"
 #include "transport/http_server.hpp"
@@ -27,9 +27,12 @@ using namespace std::chrono;
 
 const char* to_string(health_level l) noexcept {
   switch (l) {
-    case health_level::healthy: return "healthy";
-    case health_level::degraded: return "degraded";
-    case health_level::unhealthy: return "unhealthy";
+    case health_level::healthy:
+      return "healthy";
+    case health_level::degraded:
+      return "degraded";
+    case health_level::unhealthy:
+      return "unhealthy";
   }
   return "unhealthy";
 }
@@ -116,11 +119,12 @@ struct health_state {
   degraded_switch sw{1, milliseconds(10000)};
 
   uint64_t round = 0;
-  std::set<std::string> asked;                ///< Components asked in this round.
-  std::map<std::string, value> answers;       ///< Their answers in this round.
-  std::set<std::string> known;                ///< Components seen running at some point.
-  std::set<std::string> reached;              ///< Services whose first start ended: ready at some check, or failed.
-  std::deque<std::tuple<caf::actor_clock::time_point, uint64_t, uint64_t>> supervision; ///< (when, restarts, escalations)
+  std::set<std::string> asked; ///< Components asked in this round.
+  std::map<std::string, value> answers; ///< Their answers in this round.
+  std::set<std::string> known; ///< Components seen running at some point.
+  std::set<std::string> reached; ///< Services whose first start ended: ready at some check, or failed.
+  std::deque<std::tuple<caf::actor_clock::time_point, uint64_t, uint64_t>>
+    supervision; ///< (when, restarts, escalations)
   health_level level = health_level::healthy;
   uint64_t checks = 0;
   caf::actor_clock::time_point started;
@@ -173,12 +177,12 @@ void apply_mode(health_pointer self, bool on, const std::vector<std::string>& re
   if (auto h = st.env->names.get(queue_actor_name))
     self->send(caf::actor_cast<queue_actor>(h), atom::degrade_v, on);
   if (auto s = st.env->names.get(names::session_supervisor)) {
-    auto params = value::make_object(
-      {{"level", on ? "warning" : "info"},
-       {"logger", "bulwark"},
-       {"data", value::make_object({{"degraded", on},
-                                    {"reasons", why},
-                                    {"message", on ? "Bulwark switched to degraded mode" : "Bulwark left degraded mode"}})}});
+    auto params = value::make_object({{"level", on ? "warning" : "info"},
+                                      {"logger", "bulwark"},
+                                      {"data", value::make_object({{"degraded", on},
+                                                                   {"reasons", why},
+                                                                   {"message", on ? "Bulwark switched to degraded mode"
+                                                                                  : "Bulwark left degraded mode"}})}});
     self->send(caf::actor_cast<session_supervisor_actor>(s), atom::notify_v, std::string("notifications/message"),
                std::move(params));
   }
@@ -284,7 +288,8 @@ void evaluate(health_pointer self) {
     {"version", st.env->opts.server_version},
     {"uptimeSeconds", duration_cast<duration<double>>(now - st.started).count()},
     {"checks", static_cast<unsigned long long>(st.checks)},
-    {"components", value::make_object({
+    {"components",
+     value::make_object({
        {"core", value::make_object({{"up", in.core_up}})},
        {"breakers", std::move(breakers)},
        {"connectors", std::move(connectors)},
@@ -302,15 +307,14 @@ void evaluate(health_pointer self) {
 
   if (auto& m = st.env->metrics) {
     for (auto& [svc, state] : in.breakers)
-      m->gauge("bulwark_breaker_state", {{"service", svc}})
-        .set(state == "open" ? 1 : state == "half_open" ? 2 : 0);
+      m->gauge("bulwark_breaker_state", {{"service", svc}}).set(state == "open" ? 1 : state == "half_open" ? 2 : 0);
     m->gauge("bulwark_degraded_mode", {}).set(st.sw.on() ? 1 : 0);
     m->gauge("bulwark_health_status", {}).set(static_cast<double>(verdict.level));
     add_delta(m->counter("bulwark_actor_restarts_total", {}), restarts, st.restarts_seen);
     if (cache.is_object()) {
       for (auto* k : {"hits", "misses", "staleHits", "evictions"})
-        add_delta(m->counter("bulwark_cache_events_total", {{"event", k}}),
-                  static_cast<uint64_t>(cache[k].as_int()), st.cache_seen[k]);
+        add_delta(m->counter("bulwark_cache_events_total", {{"event", k}}), static_cast<uint64_t>(cache[k].as_int()),
+                  st.cache_seen[k]);
       m->gauge("bulwark_cache_entries", {}).set(cache["entries"].as_double());
       m->gauge("bulwark_cache_bytes", {}).set(cache["bytes"].as_double());
     }
@@ -421,7 +425,9 @@ health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings s
           force = mode > 0;
         if (st.sw.force(force))
           apply_mode(self, st.sw.on(), {mode > 0 ? "forced by an operator" : "automatic"});
-        log::info("degraded mode override", value::make_object({{"mode", mode < 0 ? "automatic" : mode > 0 ? "on" : "off"}}));
+        log::info("degraded mode override", value::make_object({{"mode", mode < 0   ? "automatic"
+                                                                         : mode > 0 ? "on"
+                                                                                    : "off"}}));
       },
       [self](atom::get) { return self->state.env->health_report(); },
       // A new configuration generation: its thresholds and services. The
@@ -446,7 +452,7 @@ void add_operator_routes(http_server& server, runtime& rt, bool admin_listener) 
   };
   auto health = [env, details_for](bool liveness, const http_request_view& req) {
     auto [level, ready, report] = env->health();
-    (void) ready;
+    (void)ready;
     http_reply r;
     if (liveness) {
       // Alive while the process serves HTTP and the core actors run.
@@ -466,11 +472,12 @@ void add_operator_routes(http_server& server, runtime& rt, bool admin_listener) 
   };
   auto readiness = [env, details_for](const http_request_view& req) {
     auto [level, ready, report] = env->health();
-    (void) level;
+    (void)level;
     ready = ready && !env->draining.load();
     http_reply r;
     r.status = ready ? 200 : 503;
-    auto body = value::make_object({{"ready", ready}, {"status", report.is_null() ? value("starting") : report["status"]}});
+    auto body =
+      value::make_object({{"ready", ready}, {"status", report.is_null() ? value("starting") : report["status"]}});
     if (details_for(req)) {
       body.set("unreachedServices", report["unreachedServices"]);
       body.set("reasons", report["reasons"]);

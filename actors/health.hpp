@@ -31,14 +31,14 @@ const char* to_string(health_level l) noexcept;
 /// What one check saw.
 struct health_inputs {
   bool core_up = true; ///< The session supervisor and stateless session are registered.
-  std::map<std::string, std::string> breakers;   ///< service -> closed|open|half_open
+  std::map<std::string, std::string> breakers; ///< service -> closed|open|half_open
   std::map<std::string, std::string> connectors; ///< service -> ready|starting|down
   std::map<std::string, std::string> service_problems; ///< service -> why it is not ready
-  std::vector<std::string> unresponsive;         ///< components that did not answer the last check
-  double queue_fill = 0;                          ///< 0..1
-  uint64_t recent_restarts = 0;                   ///< actor restarts within the storm window
-  uint64_t recent_escalations = 0;                ///< restart-intensity breaches within that window
-  std::vector<std::string> escalations;           ///< what the latest of them said
+  std::vector<std::string> unresponsive; ///< components that did not answer the last check
+  double queue_fill = 0; ///< 0..1
+  uint64_t recent_restarts = 0; ///< actor restarts within the storm window
+  uint64_t recent_escalations = 0; ///< restart-intensity breaches within that window
+  std::vector<std::string> escalations; ///< what the latest of them said
   /// Why the Redis that instances share state through is unavailable (empty:
   /// it is available, or none is configured).
   std::string shared_state_problem;
@@ -62,7 +62,7 @@ public:
   using clock = std::chrono::steady_clock;
 
   degraded_switch(uint32_t enter_checks, std::chrono::milliseconds exit_after)
-    : enter_checks_(enter_checks == 0 ? 1 : enter_checks), exit_after_(exit_after) {}
+      : enter_checks_(enter_checks == 0 ? 1 : enter_checks), exit_after_(exit_after) {}
 
   /// Records one check; true when the mode changed.
   bool update(clock::time_point now, bool trouble);

@@ -42,11 +42,16 @@ std::string describe(const rate_limit& limit) {
   auto ms = limit.per.count();
   auto text = std::to_string(limit.count) + " per ";
   switch (ms) {
-    case 1000: return text + "second";
-    case 60'000: return text + "minute";
-    case 3'600'000: return text + "hour";
-    case 86'400'000: return text + "day";
-    default: break;
+    case 1000:
+      return text + "second";
+    case 60'000:
+      return text + "minute";
+    case 3'600'000:
+      return text + "hour";
+    case 86'400'000:
+      return text + "day";
+    default:
+      break;
   }
   if (ms > 0 && ms % 3'600'000 == 0)
     return text + std::to_string(ms / 3'600'000) + " hours";

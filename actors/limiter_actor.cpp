@@ -5,9 +5,9 @@
 #include <caf/all.hpp>
 
 #include "actors/limiter.hpp"
-#include "config/metrics.hpp"
 #include "actors/shared_state.hpp"
 #include "config/api_keys.hpp"
+#include "config/metrics.hpp"
 #include "transport/redis_client.hpp"
 
 namespace bulwark {

@@ -173,8 +173,8 @@ std::optional<priority_queue_core::clock::time_point> priority_queue_core::next_
 
 // -- estimates ------------------------------------------------------------------------
 
-std::optional<priority_queue_core::position_info>
-priority_queue_core::position(uint64_t id, clock::time_point now, std::size_t concurrency) const {
+std::optional<priority_queue_core::position_info> priority_queue_core::position(uint64_t id, clock::time_point now,
+                                                                                std::size_t concurrency) const {
   auto target = entries_.find(id);
   if (target == entries_.end())
     return std::nullopt;

@@ -24,10 +24,10 @@ namespace bulwark {
 
 /// Queue counters since construction.
 struct queue_counters {
-  uint64_t pushed = 0;  ///< Accepted.
-  uint64_t popped = 0;  ///< Handed out to run.
+  uint64_t pushed = 0; ///< Accepted.
+  uint64_t popped = 0; ///< Handed out to run.
   uint64_t refused = 0; ///< Refused on push (full, or LOW while shedding).
-  uint64_t shed = 0;    ///< Evicted to make room for more urgent work.
+  uint64_t shed = 0; ///< Evicted to make room for more urgent work.
   uint64_t expired = 0; ///< Removed by `expire` after their deadline.
   uint64_t removed = 0; ///< Removed by `remove` (cancelled).
 };
@@ -54,8 +54,8 @@ public:
   /// the lowest priority present below its own; with nothing below it, it is
   /// refused. `not_before`: the entry must not run earlier (a delay from the
   /// rate limiter). `deadline`: `expire` drops it after this.
-  push_result push(uint64_t id, priority prio, std::string lane, clock::time_point now,
-                   clock::time_point not_before, clock::time_point deadline);
+  push_result push(uint64_t id, priority prio, std::string lane, clock::time_point now, clock::time_point not_before,
+                   clock::time_point deadline);
 
   /// Degraded mode: while on, new LOW work is refused even when there is
   /// room. Queued LOW work stays.

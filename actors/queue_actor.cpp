@@ -7,8 +7,8 @@
 
 #include <caf/all.hpp>
 
-#include "config/metrics.hpp"
 #include "actors/queue.hpp"
+#include "config/metrics.hpp"
 
 namespace bulwark {
 
@@ -176,14 +176,15 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
           auto p = st.core.position(id, now, st.max_concurrent);
           if (!p)
             continue;
-          entries.push_back(value::make_object({{"id", static_cast<unsigned long long>(id)},
-                                                {"requestId", w->request_id},
-                                                {"owner", w->owner.substr(0, 16)},
-                                                {"tool", w->label},
-                                                {"service", w->lane},
-                                                {"priority", to_string(p->prio)},
-                                                {"position", static_cast<unsigned long long>(p->position)},
-                                                {"estimatedWaitMs", static_cast<long long>(p->estimated_wait.count())}}));
+          entries.push_back(
+            value::make_object({{"id", static_cast<unsigned long long>(id)},
+                                {"requestId", w->request_id},
+                                {"owner", w->owner.substr(0, 16)},
+                                {"tool", w->label},
+                                {"service", w->lane},
+                                {"priority", to_string(p->prio)},
+                                {"position", static_cast<unsigned long long>(p->position)},
+                                {"estimatedWaitMs", static_cast<long long>(p->estimated_wait.count())}}));
         }
         status.set("entries", std::move(entries));
         value busy(json::object{});
@@ -213,11 +214,11 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         }
         auto d = st.core.depth();
         reply(value::make_object({{"queued", std::move(out)},
-                                   {"depth", value::make_object({{"critical", static_cast<unsigned long long>(d[0])},
-                                                                 {"high", static_cast<unsigned long long>(d[1])},
-                                                                 {"normal", static_cast<unsigned long long>(d[2])},
-                                                                 {"low", static_cast<unsigned long long>(d[3])}})},
-                                   {"averageServiceMs", st.core.average_service_time().count() / 1000.0}}));
+                                  {"depth", value::make_object({{"critical", static_cast<unsigned long long>(d[0])},
+                                                                {"high", static_cast<unsigned long long>(d[1])},
+                                                                {"normal", static_cast<unsigned long long>(d[2])},
+                                                                {"low", static_cast<unsigned long long>(d[3])}})},
+                                  {"averageServiceMs", st.core.average_service_time().count() / 1000.0}}));
       },
     };
   });

@@ -13,12 +13,12 @@
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
-#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/session.hpp"
 #include "actors/shared_state.hpp"
 #include "actors/supervisor.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
 #include "transport/io_scheduler.hpp"
@@ -69,25 +69,31 @@ struct runtime::impl {
 
   static void describe_metrics(metrics::registry& m) {
     using metrics::kind;
-    m.describe("bulwark_requests_total", "Answered requests by method, tool and outcome (ok, tool_error, error).", kind::counter);
+    m.describe("bulwark_requests_total", "Answered requests by method, tool and outcome (ok, tool_error, error).",
+               kind::counter);
     m.describe("bulwark_errors_total", "Error answers by JSON-RPC error code.", kind::counter);
-    m.describe("bulwark_request_duration_seconds", "Time from a request's arrival to its answer, by method.", kind::histogram);
+    m.describe("bulwark_request_duration_seconds", "Time from a request's arrival to its answer, by method.",
+               kind::histogram);
     // Proxied calls: the downstream's share and Bulwark's own, in finer
     // buckets (Bulwark's own share is tens of microseconds).
-    std::vector<double> fine{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-                             0.001,    0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,
-                             0.25,     0.5,     1,        2.5,     5,      10};
-    m.describe("bulwark_upstream_duration_seconds",
-               "Time a proxied call waited on its downstream service (each attempt from sending to its outcome), by service.",
-               kind::histogram, fine);
-    m.describe("bulwark_gateway_overhead_seconds",
-               "Time a proxied call spent in Bulwark itself: its request duration minus its upstream duration, by service.",
-               kind::histogram, fine);
-    m.describe("bulwark_rate_limit_refusals_total", "Calls refused by a rate limit, by level (user_quota, service, global).", kind::counter);
+    std::vector<double> fine{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                             0.01,     0.025,   0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10};
+    m.describe(
+      "bulwark_upstream_duration_seconds",
+      "Time a proxied call waited on its downstream service (each attempt from sending to its outcome), by service.",
+      kind::histogram, fine);
+    m.describe(
+      "bulwark_gateway_overhead_seconds",
+      "Time a proxied call spent in Bulwark itself: its request duration minus its upstream duration, by service.",
+      kind::histogram, fine);
+    m.describe("bulwark_rate_limit_refusals_total",
+               "Calls refused by a rate limit, by level (user_quota, service, global).", kind::counter);
     m.describe("bulwark_queue_depth", "Calls waiting in the priority queue, by priority.", kind::gauge);
-    m.describe("bulwark_queue_refusals_total", "Calls the full (or shedding) queue refused, by priority.", kind::counter);
+    m.describe("bulwark_queue_refusals_total", "Calls the full (or shedding) queue refused, by priority.",
+               kind::counter);
     m.describe("bulwark_breaker_state", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.", kind::gauge);
-    m.describe("bulwark_cache_events_total", "Cache lookups by result (hits, misses, staleHits) and evictions.", kind::counter);
+    m.describe("bulwark_cache_events_total", "Cache lookups by result (hits, misses, staleHits) and evictions.",
+               kind::counter);
     m.describe("bulwark_cache_entries", "Entries in the result cache.", kind::gauge);
     m.describe("bulwark_cache_bytes", "Approximate bytes held by the result cache.", kind::gauge);
     m.describe("bulwark_sessions", "Live 2025-era sessions.", kind::gauge);
@@ -132,8 +138,7 @@ struct runtime::impl {
   }
 };
 
-runtime::runtime(caf::actor_system& sys, runtime_options opts)
-  : impl_(std::make_unique<impl>(sys, std::move(opts))) {}
+runtime::runtime(caf::actor_system& sys, runtime_options opts) : impl_(std::make_unique<impl>(sys, std::move(opts))) {}
 
 runtime::~runtime() {
   stop();
@@ -155,46 +160,49 @@ void compile_schema(tool_spec& t) {
 
 void runtime::add_tool(tool_spec t) {
   compile_schema(t);
-  impl_->edit([&](catalog& c) {
-    for (auto& existing : c.tools)
-      if (existing.name == t.name)
-        throw std::invalid_argument("a tool named '" + t.name + "' is already registered");
-    c.tools.push_back(std::move(t));
-  }, "notifications/tools/list_changed");
+  impl_->edit(
+    [&](catalog& c) {
+      for (auto& existing : c.tools)
+        if (existing.name == t.name)
+          throw std::invalid_argument("a tool named '" + t.name + "' is already registered");
+      c.tools.push_back(std::move(t));
+    },
+    "notifications/tools/list_changed");
 }
 
 bool runtime::remove_tool(const std::string& name) {
   bool removed = false;
-  impl_->edit([&](catalog& c) {
-    auto i = std::remove_if(c.tools.begin(), c.tools.end(), [&](auto& t) { return t.name == name; });
-    removed = i != c.tools.end();
-    c.tools.erase(i, c.tools.end());
-  }, "notifications/tools/list_changed");
+  impl_->edit(
+    [&](catalog& c) {
+      auto i = std::remove_if(c.tools.begin(), c.tools.end(), [&](auto& t) { return t.name == name; });
+      removed = i != c.tools.end();
+      c.tools.erase(i, c.tools.end());
+    },
+    "notifications/tools/list_changed");
   return removed;
 }
 
 void runtime::add_resource(resource_spec r) {
-  impl_->edit([&](catalog& c) { c.resources.push_back(std::move(r)); },
-              "notifications/resources/list_changed");
+  impl_->edit([&](catalog& c) { c.resources.push_back(std::move(r)); }, "notifications/resources/list_changed");
 }
 
 void runtime::add_resource_template(resource_template_spec t) {
-  impl_->edit([&](catalog& c) { c.templates.push_back(std::move(t)); },
-              "notifications/resources/list_changed");
+  impl_->edit([&](catalog& c) { c.templates.push_back(std::move(t)); }, "notifications/resources/list_changed");
 }
 
 void runtime::add_prompt(prompt_spec p) {
-  impl_->edit([&](catalog& c) {
-    for (auto& existing : c.prompts)
-      if (existing.name == p.name)
-        throw std::invalid_argument("a prompt named '" + p.name + "' is already registered");
-    c.prompts.push_back(std::move(p));
-  }, "notifications/prompts/list_changed");
+  impl_->edit(
+    [&](catalog& c) {
+      for (auto& existing : c.prompts)
+        if (existing.name == p.name)
+          throw std::invalid_argument("a prompt named '" + p.name + "' is already registered");
+      c.prompts.push_back(std::move(p));
+    },
+    "notifications/prompts/list_changed");
 }
 
-void runtime::set_group(const std::string& group, std::vector<tool_spec> tools,
-                        std::vector<resource_spec> resources, std::vector<resource_template_spec> templates,
-                        std::vector<prompt_spec> prompts) {
+void runtime::set_group(const std::string& group, std::vector<tool_spec> tools, std::vector<resource_spec> resources,
+                        std::vector<resource_template_spec> templates, std::vector<prompt_spec> prompts) {
   // Replaces the group's items of one kind; true when what clients see of
   // them changed (so that only those lists are announced as changed).
   auto replace = [&](auto& have, auto& with) {
@@ -213,12 +221,14 @@ void runtime::set_group(const std::string& group, std::vector<tool_spec> tools,
   for (auto& t : tools)
     compile_schema(t);
   bool tools_changed = false, resources_changed = false, prompts_changed = false;
-  impl_->edit([&](catalog& c) {
-    tools_changed = replace(c.tools, tools);
-    resources_changed = replace(c.resources, resources);
-    resources_changed = replace(c.templates, templates) || resources_changed;
-    prompts_changed = replace(c.prompts, prompts);
-  }, nullptr);
+  impl_->edit(
+    [&](catalog& c) {
+      tools_changed = replace(c.tools, tools);
+      resources_changed = replace(c.resources, resources);
+      resources_changed = replace(c.templates, templates) || resources_changed;
+      prompts_changed = replace(c.prompts, prompts);
+    },
+    nullptr);
   auto s = impl_->sessions();
   if (!s)
     return;
@@ -353,18 +363,16 @@ void runtime::start() {
   // supervisors added by the host or the gateway, actors added to the root,
   // and last the health supervisor, which watches all of them.
   supervisor_spec root{names::root_supervisor, policy(restart_strategy::one_for_one), {}};
-  root.children.push_back(child_spec{names::session_supervisor,
-                                     [env](caf::actor_system& sys) {
-                                       return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env));
-                                     },
-                                     "session-supervisor"});
+  root.children.push_back(child_spec{
+    names::session_supervisor,
+    [env](caf::actor_system& sys) { return caf::actor_cast<caf::actor>(spawn_session_supervisor(sys, env)); },
+    "session-supervisor"});
   supervisor_spec ops{names::operations_supervisor, policy(restart_strategy::one_for_one), {}};
   ops.children.push_back(child_spec{limiter_actor_name, [env](caf::actor_system& sys) {
                                       return caf::actor_cast<caf::actor>(spawn_limiter(sys, env));
                                     }});
-  ops.children.push_back(child_spec{queue_actor_name, [env](caf::actor_system& sys) {
-                                      return caf::actor_cast<caf::actor>(spawn_queue(sys, env));
-                                    }});
+  ops.children.push_back(child_spec{
+    queue_actor_name, [env](caf::actor_system& sys) { return caf::actor_cast<caf::actor>(spawn_queue(sys, env)); }});
   ops.children.push_back(child_spec{alert_actor_name, [env](caf::actor_system& sys) {
                                       return caf::actor_cast<caf::actor>(spawn_alert_manager(sys, env));
                                     }});
@@ -390,14 +398,14 @@ void runtime::start() {
   for (auto& c : direct)
     root.children.push_back(std::move(c));
   root.children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
-                                       return caf::actor_cast<caf::actor>(spawn_health(sys, env, env->settings()->ops.health, env->service_names()));
+                                       return caf::actor_cast<caf::actor>(
+                                         spawn_health(sys, env, env->settings()->ops.health, env->service_names()));
                                      }});
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(root));
   // Actors initialize on the scheduler; return once the tree can take
   // requests, so that the first client message finds its actor.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!(env->names.contains(names::session_supervisor)
-           && env->names.contains(names::stateless_session))) {
+  while (!(env->names.contains(names::session_supervisor) && env->names.contains(names::stateless_session))) {
     if (std::chrono::steady_clock::now() > deadline)
       throw std::runtime_error("bulwark runtime did not start within 10 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -417,19 +425,19 @@ void runtime::stop() {
   self->monitor(root);
   self->send(root, atom::end_v);
   bool down = false;
-  self->receive_while([&] { return !down; })(
-    [&](caf::down_msg&) { down = true; },
-    caf::after(std::chrono::seconds(5)) >> [&] {
-      self->send_exit(root, caf::exit_reason::kill);
-      down = true;
-    });
+  self->receive_while([&] { return !down; })([&](caf::down_msg&) { down = true; },
+                                             caf::after(std::chrono::seconds(5)) >>
+                                               [&] {
+                                                 self->send_exit(root, caf::exit_reason::kill);
+                                                 down = true;
+                                               });
   // The supervisors stop their children; wait until the sessions are gone
   // so that no actor outlives the runtime's environment by much.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
     bool any = false;
     for (auto& [name, handle] : impl_->env->names.snapshot()) {
-      (void) name;
+      (void)name;
       if (handle && !handle->getf(caf::abstract_actor::is_terminated_flag))
         any = true;
     }
@@ -469,8 +477,7 @@ bool runtime::open_stream(const std::string& session_id, sink_ptr sink, std::str
   auto h = impl_->env->names.get(names::session_prefix + session_id);
   if (!h)
     return false;
-  caf::anon_send(caf::actor_cast<session_actor>(h), atom::listen_v, std::move(sink),
-                 std::move(last_event_id));
+  caf::anon_send(caf::actor_cast<session_actor>(h), atom::listen_v, std::move(sink), std::move(last_event_id));
   return true;
 }
 

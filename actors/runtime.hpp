@@ -40,9 +40,9 @@ inline const char* to_string(restart_strategy s) noexcept {
 
 /// Health of the runtime's actors as seen by its supervisors.
 struct runtime_status {
-  uint64_t sessions = 0;       ///< Live 2025-era sessions.
-  uint64_t restarts = 0;       ///< Actor restarts since start.
-  uint64_t escalations = 0;    ///< Restart-intensity breaches.
+  uint64_t sessions = 0; ///< Live 2025-era sessions.
+  uint64_t restarts = 0; ///< Actor restarts since start.
+  uint64_t escalations = 0; ///< Restart-intensity breaches.
   bool running = false;
 };
 

@@ -5,10 +5,10 @@
 
 #include <caf/all.hpp>
 
-#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
 
@@ -94,8 +94,8 @@ session_state::~session_state() {
     if (stopping && !r.call->done()) {
       outbound out;
       out.what = outbound::kind::response;
-      out.body = mcp::error_body(r.id, error_code::shutting_down,
-                                 "the server shut down before the call finished; retry later");
+      out.body =
+        mcp::error_body(r.id, error_code::shutting_down, "the server shut down before the call finished; retry later");
       out.http_status = 503;
       r.sink->deliver(std::move(out));
     }
@@ -146,13 +146,11 @@ void session_state::handle_request(const inbound_ptr& in) {
     dispatch_stateful(in, method, params);
 }
 
-void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& method,
-                                      const json::value& params) {
+void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& method, const json::value& params) {
   if (method == "initialize")
     return do_initialize(in, params);
   if (!rec->initialized && method != "ping")
-    return reply_error(in, error_code::invalid_request,
-                       "the session is not initialized: send initialize first");
+    return reply_error(in, error_code::invalid_request, "the session is not initialized: send initialize first");
   if (method == "ping")
     return reply(in, value(json::object{}), false);
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
@@ -193,8 +191,7 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
   reply_error(in, error_code::method_not_found, "method not found: " + method);
 }
 
-void session_state::dispatch_stateless(const inbound_ptr& in, const std::string& method,
-                                       const json::value& params) {
+void session_state::dispatch_stateless(const inbound_ptr& in, const std::string& method, const json::value& params) {
   // Every 2026-07-28 request declares its version and capabilities.
   auto* meta = params.find("_meta");
   if (!meta || !meta->is_object())
@@ -212,10 +209,8 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
     value supported(json::array{});
     for (auto& v : mcp::supported_versions())
       supported.push_back(v);
-    return reply_error(in, error_code::unsupported_protocol_version,
-                       "Unsupported protocol version",
-                       value::make_object({{"supported", std::move(supported)},
-                                           {"requested", version->as_string()}}),
+    return reply_error(in, error_code::unsupported_protocol_version, "Unsupported protocol version",
+                       value::make_object({{"supported", std::move(supported)}, {"requested", version->as_string()}}),
                        400);
   }
   auto* caps = meta->find(mcp::meta_client_capabilities);
@@ -228,8 +223,7 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
   if (auto* lvl = meta->find(mcp::meta_log_level)) {
     if (!lvl->is_string() || !(level = parse_log_level(lvl->as_string())))
       return reply_error(in, error_code::invalid_params,
-                         std::string("params._meta[\"") + std::string(mcp::meta_log_level)
-                           + "\"] must be a log level",
+                         std::string("params._meta[\"") + std::string(mcp::meta_log_level) + "\"] must be a log level",
                          {}, 400);
   }
   if (method == "server/discover") {
@@ -240,9 +234,9 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
     auto result = value::make_object({
       {"supportedVersions", std::move(supported)},
       {"capabilities", server_capabilities()},
-      {"_meta", value::make_object({{std::string(mcp::meta_server_info),
-                                     value::make_object({{"name", env->opts.server_name},
-                                                         {"version", env->opts.server_version}})}})},
+      {"_meta", value::make_object(
+                  {{std::string(mcp::meta_server_info),
+                    value::make_object({{"name", env->opts.server_name}, {"version", env->opts.server_version}})}})},
     });
     if (!env->opts.instructions.empty())
       result.set("instructions", env->opts.instructions);
@@ -266,8 +260,7 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
     return do_complete(in, params, client, level);
   if (method == "subscriptions/listen")
     return do_listen(in, params);
-  reply_error(in, error_code::method_not_found,
-              "method not found in protocol version 2026-07-28: " + method, {}, 404);
+  reply_error(in, error_code::method_not_found, "method not found in protocol version 2026-07-28: " + method, {}, 404);
 }
 
 void session_state::handle_notification(const json::value& msg) {
@@ -306,8 +299,7 @@ void session_state::handle_response(const json::value& msg) {
     const auto& text = (*err)["message"].as_string();
     outbound out;
     out.body = mcp::error_body(r.id, error_code::server_error,
-                               "the client answered our " + key + " request with an error: " + text,
-                               (*err)["data"]);
+                               "the client answered our " + key + " request with an error: " + text, (*err)["data"]);
     end_call(serial, std::move(out));
     return;
   }
@@ -344,9 +336,8 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
     if (v && json::dump(*v).size() > max)
       return refuse(std::string("params.") + field + " is larger than " + std::to_string(max) + " bytes",
                     value::make_object({{"limit", field}, {"maxBytes", static_cast<unsigned long long>(max)}}));
-  rec->protocol_version = mcp::is_stateful_version(version->as_string())
-                            ? version->as_string()
-                            : std::string(mcp::latest_stateful_version);
+  rec->protocol_version =
+    mcp::is_stateful_version(version->as_string()) ? version->as_string() : std::string(mcp::latest_stateful_version);
   rec->client_capabilities = caps ? *caps : value(json::object{});
   if (rec->identity.empty()) // the session supervisor set it when it made the record
     rec->identity = in->identity;
@@ -358,8 +349,7 @@ void session_state::do_initialize(const inbound_ptr& in, const json::value& para
   auto result = value::make_object({
     {"protocolVersion", rec->protocol_version},
     {"capabilities", server_capabilities()},
-    {"serverInfo", value::make_object({{"name", env->opts.server_name},
-                                       {"version", env->opts.server_version}})},
+    {"serverInfo", value::make_object({{"name", env->opts.server_name}, {"version", env->opts.server_version}})},
   });
   if (!env->opts.instructions.empty())
     result.set("instructions", env->opts.instructions);
@@ -382,12 +372,12 @@ struct has_visibility : std::false_type {};
 template <class Spec>
 struct has_visibility<Spec, std::void_t<decltype(std::declval<Spec>().visible)>> : std::true_type {};
 
-void session_state::do_list(const inbound_ptr& in, const std::string& method,
-                            const json::value& params, bool stateless, const client_view& client) {
+void session_state::do_list(const inbound_ptr& in, const std::string& method, const json::value& params, bool stateless,
+                            const client_view& client) {
   std::size_t offset = 0;
   if (!decode_cursor(params["cursor"], offset))
-    return reply_error(in, error_code::invalid_params, "params.cursor is not a cursor this server issued",
-                       {}, stateless ? 400 : 0);
+    return reply_error(in, error_code::invalid_params, "params.cursor is not a cursor this server issued", {},
+                       stateless ? 400 : 0);
   auto cat = env->current();
   value items(json::array{});
   std::size_t total = 0;
@@ -444,8 +434,7 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
   if (!ref.is_object() || !ref["type"].is_string())
     return reply_error(in, error_code::invalid_params, "params.ref must be an object with a type", {}, bad);
   if (!arg.is_object() || !arg["name"].is_string())
-    return reply_error(in, error_code::invalid_params,
-                       "params.argument must be an object with a name", {}, bad);
+    return reply_error(in, error_code::invalid_params, "params.argument must be an object with a name", {}, bad);
   if (!arg["value"].is_string() && !arg["value"].is_null())
     return reply_error(in, error_code::invalid_params, "params.argument.value must be a string", {}, bad);
   auto cat = env->current();
@@ -457,8 +446,7 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
   if (type == "ref/prompt") {
     auto* p = cat->find_prompt(ref["name"].as_string());
     if (!p)
-      return reply_error(in, error_code::invalid_params,
-                         "unknown prompt: " + ref["name"].as_string(), {}, bad);
+      return reply_error(in, error_code::invalid_params, "unknown prompt: " + ref["name"].as_string(), {}, bad);
     completions = &p->completions;
     complete = &p->complete;
     service = &p->service;
@@ -477,14 +465,13 @@ void session_state::do_complete(const inbound_ptr& in, const json::value& params
       return reply_error(in, error_code::invalid_params, "unknown resource template: " + uri, {}, bad);
     context += "resource\n" + uri;
   } else {
-    return reply_error(in, error_code::invalid_params,
-                       "params.ref.type must be ref/prompt or ref/resource", {}, bad);
+    return reply_error(in, error_code::invalid_params, "params.ref.type must be ref/prompt or ref/resource", {}, bad);
   }
   // A definition that answers for itself (a service behind the gateway)
   // runs as a call: it may wait, be cancelled and fail like one.
   if (*complete)
-    return start_call(in, "completion/complete", params, client, level, *complete, std::nullopt,
-                      std::move(context), *service);
+    return start_call(in, "completion/complete", params, client, level, *complete, std::nullopt, std::move(context),
+                      *service);
   std::vector<std::string> values;
   if (auto i = completions->find(arg["name"].as_string()); i != completions->end() && i->second)
     values = i->second(arg["value"].as_string());
@@ -546,9 +533,8 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
   listeners.push_back(std::move(l));
 }
 
-void session_state::do_call(const inbound_ptr& in, const std::string& method,
-                            const json::value& params, const client_view& client,
-                            std::optional<log_level> level) {
+void session_state::do_call(const inbound_ptr& in, const std::string& method, const json::value& params,
+                            const client_view& client, std::optional<log_level> level) {
   bool stateless = client.stateless;
   int bad = stateless ? 400 : 0;
   auto cat = env->current();
@@ -590,11 +576,10 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
       for (auto& a : prompt->arguments) {
         const auto* given = args ? args->find(a.name) : nullptr;
         if (a.required && (!given || given->is_null()))
-          return reply_error(in, error_code::invalid_params,
-                             "missing required argument: " + a.name, {}, bad);
+          return reply_error(in, error_code::invalid_params, "missing required argument: " + a.name, {}, bad);
         if (given && !given->is_string() && !given->is_null())
-          return reply_error(in, error_code::invalid_params,
-                             "prompt argument " + a.name + " must be a string", {}, bad);
+          return reply_error(in, error_code::invalid_params, "prompt argument " + a.name + " must be a string", {},
+                             bad);
       }
       handler = prompt->handler;
       service = prompt->service;
@@ -626,24 +611,22 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method,
   }
   if (!handler)
     return reply_error(in, error_code::internal_error, "no handler registered", {}, 500);
-  start_call(in, method, params, client, level, std::move(handler), std::move(arguments), std::move(context),
-             service);
+  start_call(in, method, params, client, level, std::move(handler), std::move(arguments), std::move(context), service);
 }
 
 void session_state::start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                                const client_view& client, std::optional<log_level> level, call_handler handler,
-                               std::optional<json::value> arguments, std::string context,
-                               const std::string& service) {
+                               std::optional<json::value> arguments, std::string context, const std::string& service) {
   bool stateless = client.stateless;
   if (!stateless && calls.size() >= env->opts.max_concurrent_requests) {
     auto max = env->opts.max_concurrent_requests;
-    return reply_error(in, error_code::session_limit,
-                       "too many concurrent requests in this session (at most " + std::to_string(max)
-                         + "); retry when one has been answered",
-                       value::make_object({{"limit", "concurrentRequests"},
-                                           {"max", static_cast<unsigned long long>(max)},
-                                           {"retry_after_seconds", 1}}),
-                       describe(error_code::session_limit).http_status);
+    return reply_error(
+      in, error_code::session_limit,
+      "too many concurrent requests in this session (at most " + std::to_string(max)
+        + "); retry when one has been answered",
+      value::make_object(
+        {{"limit", "concurrentRequests"}, {"max", static_cast<unsigned long long>(max)}, {"retry_after_seconds", 1}}),
+      describe(error_code::session_limit).http_status);
   }
 
   // Multi round-trip input (2026-07-28): the client's answers and our state.
@@ -652,23 +635,20 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
   if (stateless) {
     if (auto* ir = params.find("inputResponses"); ir && !ir->is_null()) {
       if (!ir->is_object())
-        return reply_error(in, error_code::invalid_params, "params.inputResponses must be an object",
-                           {}, 400);
+        return reply_error(in, error_code::invalid_params, "params.inputResponses must be an object", {}, 400);
       for (auto& [k, v] : ir->as_object())
         if (!v.is_object())
-          return reply_error(in, error_code::invalid_params,
-                             "params.inputResponses." + k + " must be an object", {}, 400);
+          return reply_error(in, error_code::invalid_params, "params.inputResponses." + k + " must be an object", {},
+                             400);
       input_responses = *ir;
     }
     if (auto* rs = params.find("requestState"); rs && !rs->is_null()) {
       if (!rs->is_string())
-        return reply_error(in, error_code::invalid_params, "params.requestState must be a string",
-                           {}, 400);
+        return reply_error(in, error_code::invalid_params, "params.requestState must be a string", {}, 400);
       // Sealed to the caller's identity too: another caller's replay of it
       // opens nothing.
       if (!crypto::unseal(env->state_key, client.identity + "\n" + context, rs->as_string(), request_state))
-        return reply_error(in, error_code::invalid_params,
-                           "params.requestState failed its integrity check", {}, 400);
+        return reply_error(in, error_code::invalid_params, "params.requestState failed its integrity check", {}, 400);
     }
   }
 
@@ -734,15 +714,13 @@ void session_state::admit(running& r, const std::string& service) {
   ticket->request.service = service_limited ? service : std::string();
   if (ops.queue_on_limit)
     ticket->request.max_wait = ops.max_limit_wait;
-  auto decide = [call = r.call, handler = r.handler, request = ticket->request,
-                 env = env](const admission& a) {
+  auto decide = [call = r.call, handler = r.handler, request = ticket->request, env = env](const admission& a) {
     call->resume([a, handler, request, env](const call_ptr& c) {
       if (!a.admitted) {
         auto retry = static_cast<double>(a.retry_after.count()) / 1000.0;
-        return c->fail(error_code::rate_limited, "rate limit reached: " + a.limit,
-                       value::make_object({{"limit", a.refused_by},
-                                           {"description", a.limit},
-                                           {"retry_after_seconds", retry}}));
+        return c->fail(
+          error_code::rate_limited, "rate limit reached: " + a.limit,
+          value::make_object({{"limit", a.refused_by}, {"description", a.limit}, {"retry_after_seconds", retry}}));
       }
       c->refund = [env, request] {
         if (auto l = env->names.get(limiter_actor_name))
@@ -807,19 +785,16 @@ void session_state::run(running& r) {
 
 // -- call_owner ------------------------------------------------------------------------------------
 
-void session_state::on_progress(call_context& c, double progress, std::optional<double> total,
-                                std::string message) {
+void session_state::on_progress(call_context& c, double progress, std::optional<double> total, std::string message) {
   auto i = calls.find(c.tag);
   if (i == calls.end() || i->second.progress_token.is_null())
     return;
-  auto params = value::make_object({{"progressToken", i->second.progress_token},
-                                     {"progress", progress}});
+  auto params = value::make_object({{"progressToken", i->second.progress_token}, {"progress", progress}});
   if (total)
     params.set("total", *total);
   if (!message.empty())
     params.set("message", std::move(message));
-  send_on(i->second, mcp::notification_body("notifications/progress", params),
-          outbound::kind::notification);
+  send_on(i->second, mcp::notification_body("notifications/progress", params), outbound::kind::notification);
 }
 
 void session_state::on_log(call_context& c, log_level lvl, json::value data, std::string logger) {
@@ -928,13 +903,11 @@ void session_state::on_input_required(call_context& c, json::value requests, std
   auto& r = i->second;
   if (!requests.is_object() || requests.size() == 0) {
     outbound out;
-    out.body = mcp::error_body(r.id, error_code::internal_error,
-                               "the handler asked for input without naming any");
+    out.body = mcp::error_body(r.id, error_code::internal_error, "the handler asked for input without naming any");
     return end_call(c.tag, std::move(out));
   }
   if (c.client().stateless) {
-    auto result = value::make_object({{"resultType", "input_required"},
-                                      {"inputRequests", std::move(requests)}});
+    auto result = value::make_object({{"resultType", "input_required"}, {"inputRequests", std::move(requests)}});
     if (!state.empty())
       result.set("requestState", crypto::seal(env->state_key, c.client().identity + "\n" + r.context, state));
     outbound out;
@@ -948,11 +921,11 @@ void session_state::on_input_required(call_context& c, json::value requests, std
     auto cap = capability_for(method);
     if (!cap.empty() && !c.client().has_capability(cap)) {
       outbound out;
-      out.body = mcp::error_body(
-        r.id, error_code::missing_client_capability,
-        "the client did not declare the " + std::string(cap) + " capability this request needs",
-        value::make_object({{"requiredCapabilities",
-                             value::make_object({{std::string(cap), value(json::object{})}})}}));
+      out.body =
+        mcp::error_body(r.id, error_code::missing_client_capability,
+                        "the client did not declare the " + std::string(cap) + " capability this request needs",
+                        value::make_object(
+                          {{"requiredCapabilities", value::make_object({{std::string(cap), value(json::object{})}})}}));
       return end_call(c.tag, std::move(out));
     }
   }
@@ -973,8 +946,7 @@ void session_state::on_input_required(call_context& c, json::value requests, std
   for (auto& [key, req] : requests.as_object()) {
     auto id = value("bulwark-" + std::to_string(++next_outgoing));
     outgoing[mcp::id_key(id)] = {c.tag, key};
-    send_on(r, mcp::request_body(id, req["method"].as_string(), req["params"]),
-            outbound::kind::request);
+    send_on(r, mcp::request_body(id, req["method"].as_string(), req["params"]), outbound::kind::request);
   }
 }
 
@@ -1025,8 +997,8 @@ void session_state::reply_once_shared(const inbound_ptr& in) {
   record(in->message["method"].as_string(), {}, "ok", 0, in->received);
 }
 
-void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message,
-                                json::value data, int http_status) {
+void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data,
+                                int http_status) {
   record(in->message["method"].as_string(), {}, "error", static_cast<int>(code), in->received);
   outbound out;
   out.body = mcp::error_body(in->message["id"], code, message, data);
@@ -1054,8 +1026,8 @@ bool session_state::may_stream(const running& r) const {
 }
 
 std::string session_state::too_many_streams() const {
-  return "too many SSE streams open in this session (at most "
-         + std::to_string(env->opts.max_streams) + "); retry when one has ended";
+  return "too many SSE streams open in this session (at most " + std::to_string(env->opts.max_streams)
+         + "); retry when one has ended";
 }
 
 void session_state::send_on(running& r, std::string body, outbound::kind what) {
@@ -1184,8 +1156,7 @@ void session_state::stream_closed(uint64_t serial) {
   if (i->second.call->client().stateless) {
     i->second.call->mark_cancelled();
     outbound out;
-    out.body = mcp::error_body(i->second.id, error_code::request_cancelled,
-                               "the client closed the response stream");
+    out.body = mcp::error_body(i->second.id, error_code::request_cancelled, "the client closed the response stream");
     end_call(serial, std::move(out));
   }
 }
@@ -1253,8 +1224,7 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
   if (!st.rec->stateless && st.env->opts.session_idle_timeout.count() > 0) {
     // Idle expiry is checked by the session itself; the supervisor sees a
     // normal exit and forgets the session.
-    self->delayed_send(caf::actor_cast<session_actor>(self), st.env->opts.session_idle_timeout,
-                       atom::sweep_v);
+    self->delayed_send(caf::actor_cast<session_actor>(self), st.env->opts.session_idle_timeout, atom::sweep_v);
   }
   return {
     [self](const inbound_ptr& in) {

@@ -25,17 +25,17 @@ struct session_state : call_owner {
   /// A request being worked on.
   struct running {
     call_ptr call;
-    call_handler handler;  ///< Called again when 2025-era input arrives.
+    call_handler handler; ///< Called again when 2025-era input arrives.
     sink_ptr sink;
-    json::value id;        ///< JSON-RPC id of the request.
+    json::value id; ///< JSON-RPC id of the request.
     json::value progress_token;
     std::optional<log_level> level; ///< 2026-07-28: per-request log level.
-    uint64_t stream = 0;   ///< 2025 era: SSE stream id for event ids.
+    uint64_t stream = 0; ///< 2025 era: SSE stream id for event ids.
     bool streamed = false; ///< True once a message preceded the response.
-    std::string context;   ///< What `requestState` is bound to.
-    json::value gathered;  ///< 2025 era: input responses collected so far.
+    std::string context; ///< What `requestState` is bound to.
+    json::value gathered; ///< 2025 era: input responses collected so far.
     std::size_t awaiting = 0;
-    std::string state;     ///< 2025 era: state to hand back with the input.
+    std::string state; ///< 2025 era: state to hand back with the input.
     std::chrono::steady_clock::time_point received; ///< When the request arrived.
   };
 
@@ -60,7 +60,7 @@ struct session_state : call_owner {
   /// When this session's shared directory entry was last refreshed.
   std::chrono::steady_clock::time_point shared_at;
 
-  std::unordered_map<uint64_t, running> calls;             ///< by sink serial
+  std::unordered_map<uint64_t, running> calls; ///< by sink serial
   std::unordered_map<std::string, uint64_t> by_request_id; ///< 2025 era: id -> serial
   /// Our requests to the client: id -> (call serial, input key).
   std::unordered_map<std::string, std::pair<uint64_t, std::string>> outgoing;
@@ -68,7 +68,7 @@ struct session_state : call_owner {
   uint64_t next_timer = 0;
   uint64_t next_outgoing = 0;
 
-  sink_ptr get_stream;      ///< 2025 era: the standalone SSE stream
+  sink_ptr get_stream; ///< 2025 era: the standalone SSE stream
   uint64_t get_stream_id = 0;
   std::vector<listener> listeners;
 
@@ -87,8 +87,7 @@ struct session_state : call_owner {
 
   // -- call_owner ---------------------------------------------------------------------
 
-  void on_progress(call_context& c, double progress, std::optional<double> total,
-                   std::string message) override;
+  void on_progress(call_context& c, double progress, std::optional<double> total, std::string message) override;
   void on_log(call_context& c, log_level lvl, json::value data, std::string logger) override;
   void on_after(const call_ptr& c, std::chrono::milliseconds delay, call_handler next) override;
   void on_finish(call_context& c, json::value result) override;
@@ -103,10 +102,10 @@ private:
   void dispatch_stateless(const inbound_ptr& in, const std::string& method, const json::value& params);
 
   void do_initialize(const inbound_ptr& in, const json::value& params);
-  void do_list(const inbound_ptr& in, const std::string& method, const json::value& params,
-               bool stateless, const client_view& client);
-  void do_call(const inbound_ptr& in, const std::string& method, const json::value& params,
-               const client_view& client, std::optional<log_level> level);
+  void do_list(const inbound_ptr& in, const std::string& method, const json::value& params, bool stateless,
+               const client_view& client);
+  void do_call(const inbound_ptr& in, const std::string& method, const json::value& params, const client_view& client,
+               std::optional<log_level> level);
   /// Registers a checked request as a running call and starts `handler`
   /// (through the rate limiter when a limit applies). `arguments`, when set,
   /// replace the params' own as the handler sees them; `context` binds a
@@ -123,8 +122,8 @@ private:
   /// keeps (log level, subscriptions) with `{}` once the entry holds the
   /// change, so that an instance taking the session over sees it.
   void reply_once_shared(const inbound_ptr& in);
-  void reply_error(const inbound_ptr& in, error_code code, std::string message,
-                   json::value data = {}, int http_status = 0);
+  void reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data = {},
+                   int http_status = 0);
   void run(running& r);
   /// Asks the rate limiter (when a limit applies) and then runs the call.
   void admit(running& r, const std::string& service);

@@ -8,9 +8,9 @@
 
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
-#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/crypto.hpp"
 #include "transport/redis_client.hpp"
 
@@ -164,7 +164,7 @@ return {1, 0, tostring(longest)}
 /// checks them.
 struct bucket_plan {
   struct level {
-    std::string name;  ///< user_quota, service, global
+    std::string name; ///< user_quota, service, global
     std::string label; ///< "free tier", "service web", "global"
     rate_limit limit;
   };
@@ -308,7 +308,8 @@ std::string session_key(const redis_client& r, const std::string& id) {
 }
 
 milliseconds session_ttl(const runtime_env& env) {
-  auto ttl = env.opts.ops.redis.session_ttl.count() > 0 ? env.opts.ops.redis.session_ttl : env.opts.session_idle_timeout;
+  auto ttl =
+    env.opts.ops.redis.session_ttl.count() > 0 ? env.opts.ops.redis.session_ttl : env.opts.session_idle_timeout;
   return duration_cast<milliseconds>(ttl);
 }
 

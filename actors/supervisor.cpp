@@ -91,8 +91,7 @@ void start_missing(supervisor_pointer self) {
 
 /// Stops a child on purpose (rest-for-one, escalation, shutdown): its down
 /// message no longer matches a child and is ignored.
-void stop_child(supervisor_pointer self, supervisor_state::child& c, const std::string& why,
-                const caf::error& reason) {
+void stop_child(supervisor_pointer self, supervisor_state::child& c, const std::string& why, const caf::error& reason) {
   if (!c.handle)
     return;
   auto& st = self->state;
@@ -155,17 +154,17 @@ void on_child_down(supervisor_pointer self, caf::down_msg& dm) {
       stop_child(self, st.children[j], "restarted with " + failed.spec.name + " (rest-for-one)",
                  caf::exit_reason::user_shutdown);
   if (!st.intensity.allow(self->clock().now())) {
-    auto what = failed.spec.name + " stopped (" + reason + ") after "
-                + std::to_string(st.policy.max_restarts) + " restarts within "
-                + std::to_string(st.policy.window.count()) + " s";
+    auto what = failed.spec.name + " stopped (" + reason + ") after " + std::to_string(st.policy.max_restarts)
+                + " restarts within " + std::to_string(st.policy.window.count()) + " s";
     st.env->supervisor_escalated(st.name_in_tree, true);
     if (!st.parent.empty()) {
       // Report up: stop every child and exit; the parent decides.
-      st.env->escalate({st.name_in_tree, failed.spec.name,
-                        st.name_in_tree + " exceeded its restart intensity: " + what, std::chrono::steady_clock::now()});
-      log::error("restart intensity exceeded; escalating",
-                 value::make_object({{"supervisor", st.name_in_tree}, {"actor", failed.spec.name},
-                                     {"parent", st.parent}, {"reason", reason}}));
+      st.env->escalate({st.name_in_tree, failed.spec.name, st.name_in_tree + " exceeded its restart intensity: " + what,
+                        std::chrono::steady_clock::now()});
+      log::error(
+        "restart intensity exceeded; escalating",
+        value::make_object(
+          {{"supervisor", st.name_in_tree}, {"actor", failed.spec.name}, {"parent", st.parent}, {"reason", reason}}));
       stop_all(self, "stopped: " + st.name_in_tree + " escalated", caf::exit_reason::user_shutdown);
       self->quit(caf::make_error(caf::sec::runtime_error, "restart intensity exceeded: " + what));
       return;
@@ -176,7 +175,8 @@ void on_child_down(supervisor_pointer self, caf::down_msg& dm) {
                         + std::to_string(st.policy.window.count()) + " s",
                       std::chrono::steady_clock::now()});
     log::error("restart intensity exceeded; backing off",
-               value::make_object({{"supervisor", st.name_in_tree}, {"actor", failed.spec.name},
+               value::make_object({{"supervisor", st.name_in_tree},
+                                   {"actor", failed.spec.name},
                                    {"max_restarts", static_cast<long long>(st.policy.max_restarts)},
                                    {"window_s", static_cast<long long>(st.policy.window.count())}}));
     st.restart_pending = true;
@@ -184,8 +184,8 @@ void on_child_down(supervisor_pointer self, caf::down_msg& dm) {
                        std::string("escalation back-off"));
     return;
   }
-  log::warn("actor restarted", value::make_object({{"actor", failed.spec.name}, {"supervisor", st.name_in_tree},
-                                                   {"reason", reason}}));
+  log::warn("actor restarted",
+            value::make_object({{"actor", failed.spec.name}, {"supervisor", st.name_in_tree}, {"reason", reason}}));
   if (st.restart_pending)
     return; // A restart is already scheduled; it starts this child too.
   auto delay = st.policy.backoff(st.intensity.recent() - 1);
@@ -274,8 +274,7 @@ struct sessions_state {
 
 using sessions_pointer = session_supervisor_actor::stateful_pointer<sessions_state>;
 
-session_actor start_session(sessions_pointer self, session_record_ptr rec,
-                            const std::string& registry_name) {
+session_actor start_session(sessions_pointer self, session_record_ptr rec, const std::string& registry_name) {
   auto& st = self->state;
   auto handle = self->system().spawn(session, st.env, rec);
   self->monitor(handle);
@@ -283,8 +282,7 @@ session_actor start_session(sessions_pointer self, session_record_ptr rec,
   st.env->actor_started(registry_name, "session", names::session_supervisor);
   st.children.emplace(handle.address(),
                       sessions_state::child{rec, registry_name,
-                                            restart_intensity(st.env->opts.max_restarts,
-                                                              st.env->opts.restart_window)});
+                                            restart_intensity(st.env->opts.max_restarts, st.env->opts.restart_window)});
   return handle;
 }
 
@@ -299,10 +297,9 @@ void adopt_sessions(sessions_pointer self) {
       return;
     }
     self->monitor(existing);
-    st.children.emplace(existing.address(),
-                        sessions_state::child{rec, name,
-                                              restart_intensity(st.env->opts.max_restarts,
-                                                                st.env->opts.restart_window)});
+    st.children.emplace(
+      existing.address(),
+      sessions_state::child{rec, name, restart_intensity(st.env->opts.max_restarts, st.env->opts.restart_window)});
   };
   bool have_stateless = false;
   for (auto& rec : st.env->session_records()) {
@@ -328,15 +325,14 @@ void refuse_session(const inbound& in, std::size_t max, bool total) {
   if (!in.sink)
     return;
   outbound out;
-  out.body = mcp::error_body(
-    in.message["id"], error_code::session_limit,
-    total ? "too many sessions on this server (at most " + std::to_string(max)
-              + "); retry once one has ended"
-          : "too many sessions for this caller (at most " + std::to_string(max)
-              + "); end one with DELETE, or wait until an idle one expires",
-    value::make_object({{"limit", total ? "sessions" : "sessionsPerIdentity"},
-                        {"max", static_cast<unsigned long long>(max)},
-                        {"retry_after_seconds", 1}}));
+  out.body = mcp::error_body(in.message["id"], error_code::session_limit,
+                             total ? "too many sessions on this server (at most " + std::to_string(max)
+                                       + "); retry once one has ended"
+                                   : "too many sessions for this caller (at most " + std::to_string(max)
+                                       + "); end one with DELETE, or wait until an idle one expires",
+                             value::make_object({{"limit", total ? "sessions" : "sessionsPerIdentity"},
+                                                 {"max", static_cast<unsigned long long>(max)},
+                                                 {"retry_after_seconds", 1}}));
   out.http_status = describe(error_code::session_limit).http_status;
   in.sink->deliver(std::move(out));
 }
@@ -393,20 +389,17 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
     if (!child.intensity.allow(self->clock().now()) && !child.rec->stateless) {
       st.env->actor_stopped(child.registry_name, "restarted too often", true);
       st.env->escalate({names::session_supervisor, child.registry_name,
-                        "session " + child.rec->id + " crashed more than "
-                          + std::to_string(st.env->opts.max_restarts) + " times within "
-                          + std::to_string(st.env->opts.restart_window.count()) + " s and was ended",
+                        "session " + child.rec->id + " crashed more than " + std::to_string(st.env->opts.max_restarts)
+                          + " times within " + std::to_string(st.env->opts.restart_window.count()) + " s and was ended",
                         std::chrono::steady_clock::now()});
       st.env->erase_session(child.rec->id);
       st.env->release_session_slot(child.rec->id);
       st.env->sessions--;
-      log::error("session restarted too often; ended",
-                 value::make_object({{"session", child.rec->id}}));
+      log::error("session restarted too often; ended", value::make_object({{"session", child.rec->id}}));
       return;
     }
     log::warn("session actor restarted",
-              value::make_object({{"session", child.rec->id},
-                                  {"reason", caf::to_string(dm.reason)}}));
+              value::make_object({{"session", child.rec->id}, {"reason", caf::to_string(dm.reason)}}));
     auto handle = start_session(self, child.rec, child.registry_name);
     // Keep the restart history with the new incarnation.
     st.children.find(handle.address())->second.intensity = std::move(child.intensity);

@@ -24,7 +24,7 @@ namespace bulwark {
 class restart_intensity {
 public:
   restart_intensity(uint32_t max_restarts, std::chrono::steady_clock::duration window)
-    : max_(max_restarts), window_(window) {}
+      : max_(max_restarts), window_(window) {}
 
   /// Records a restart at `now`; false when that exceeds the intensity.
   bool allow(std::chrono::steady_clock::time_point now);
@@ -60,7 +60,6 @@ struct supervisor_spec {
   supervision_policy policy;
   std::vector<child_spec> children;
 };
-
 
 /// Spawns the top of a supervision tree. Over its intensity it cannot report
 /// further up: it records the escalation and waits one window before it

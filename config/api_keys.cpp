@@ -47,7 +47,7 @@ bool is_sha256_hex(std::string_view s) {
 class members {
 public:
   members(const value& v, std::string path, const std::string& origin)
-    : v_(v), path_(std::move(path)), origin_(origin) {
+      : v_(v), path_(std::move(path)), origin_(origin) {
     if (!v_.is_object())
       fail(path_, "must be an object");
   }
@@ -275,7 +275,7 @@ std::string generate_api_key() {
 // -- file_watch ----------------------------------------------------------------------
 
 file_watch::file_watch(std::string path, std::chrono::milliseconds recheck)
-  : path_(std::move(path)), recheck_(recheck) {
+    : path_(std::move(path)), recheck_(recheck) {
   stamp_ = stamp_of(path_);
   next_check_ = (std::chrono::steady_clock::now() + recheck_).time_since_epoch().count();
 }
@@ -313,7 +313,7 @@ file_watch::file_stamp file_watch::stamp_of(const std::string& path) {
 // -- key_store -----------------------------------------------------------------------
 
 key_store::key_store(std::string path, std::set<std::string> tiers, std::chrono::milliseconds recheck)
-  : path_(std::move(path)), tiers_(std::move(tiers)), watch_(path_, recheck) {
+    : path_(std::move(path)), tiers_(std::move(tiers)), watch_(path_, recheck) {
   table_ = index(read_key_file(path_, tiers_));
 }
 

@@ -29,9 +29,9 @@ inline constexpr std::string_view api_key_prefix = "bwk_";
 
 /// One entry of the key file.
 struct api_key {
-  std::string name;   ///< Unique within the file; how operators name the key.
+  std::string name; ///< Unique within the file; how operators name the key.
   std::string sha256; ///< Lower-case hex SHA-256 of the key.
-  std::string tier;   ///< A tier of `rateLimits.tiers`.
+  std::string tier; ///< A tier of `rateLimits.tiers`.
   std::optional<priority> prio; ///< Default queue priority of its calls.
   /// Gateway policy for its calls (allow/deny over `server:tool`); null:
   /// the gateway's own.
@@ -54,8 +54,7 @@ struct key_file {
 /// Parses key-file text. Unknown members and bad values throw config_error
 /// naming `origin` and the member's path (`$.keys[1].tier`). A non-empty
 /// `tiers` lists the tier names a key may have.
-key_file parse_key_file(std::string_view text, const std::string& origin,
-                        const std::set<std::string>& tiers = {});
+key_file parse_key_file(std::string_view text, const std::string& origin, const std::set<std::string>& tiers = {});
 
 /// The file's text: one key per line, so that changes read well in a diff.
 std::string dump_key_file(const key_file& file);
@@ -100,8 +99,7 @@ private:
     long long mtime_ns = 0;
     bool exists = false;
     bool operator==(const file_stamp& o) const noexcept {
-      return device == o.device && inode == o.inode && size == o.size && mtime_ns == o.mtime_ns
-             && exists == o.exists;
+      return device == o.device && inode == o.inode && size == o.size && mtime_ns == o.mtime_ns && exists == o.exists;
     }
   };
   static file_stamp stamp_of(const std::string& path);
@@ -122,8 +120,7 @@ class key_store {
 public:
   /// Reads `path`; a server refuses to start on the config_error this
   /// throws. `tiers` as for parse_key_file.
-  key_store(std::string path, std::set<std::string> tiers,
-            std::chrono::milliseconds recheck = std::chrono::seconds(1));
+  key_store(std::string path, std::set<std::string> tiers, std::chrono::milliseconds recheck = std::chrono::seconds(1));
 
   /// The live entry whose key is `key`, or null (unknown or revoked).
   std::shared_ptr<const api_key> authenticate(std::string_view key);

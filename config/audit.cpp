@@ -44,7 +44,8 @@ bool lock_current(audit_file& f) {
       return false;
     if (::flock(f.fd, LOCK_EX) != 0)
       return false;
-    struct stat at_path {}, ours {};
+    struct stat at_path {
+    }, ours{};
     if (::stat(f.cfg.file.c_str(), &at_path) == 0 && ::fstat(f.fd, &ours) == 0 && at_path.st_ino == ours.st_ino
         && at_path.st_dev == ours.st_dev)
       return true;
@@ -143,8 +144,9 @@ void record(const entry& e) {
     }
   }
   if (!ok)
-    log::error("audit log not written", value::make_object({{"path", f.cfg.file}, {"event", e.event},
-                                                            {"error", std::system_category().message(errno)}}));
+    log::error(
+      "audit log not written",
+      value::make_object({{"path", f.cfg.file}, {"event", e.event}, {"error", std::system_category().message(errno)}}));
 }
 
 } // namespace bulwark::audit

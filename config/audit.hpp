@@ -18,21 +18,21 @@ namespace bulwark::audit {
 
 /// `audit.*` of the configuration.
 struct settings {
-  std::string file;                  ///< Empty: no audit log.
+  std::string file; ///< Empty: no audit log.
   std::uint64_t max_bytes = 10 << 20; ///< A write that would pass it rotates first.
-  int max_files = 5;                 ///< Rotated files kept (file.1 .. file.N).
+  int max_files = 5; ///< Rotated files kept (file.1 .. file.N).
 };
 
 /// One entry: who (identity, remote address), what (event, target,
 /// outcome), the trace id of the error answered, if any, and details.
 struct entry {
-  std::string event;    ///< "auth.failure", "policy.denied", "key.created", ...
-  std::string outcome;  ///< "denied", "refused", "ok", "failed".
+  std::string event; ///< "auth.failure", "policy.denied", "key.created", ...
+  std::string outcome; ///< "denied", "refused", "ok", "failed".
   std::string identity; ///< "key:<sha256>", "oauth:<sha256>", "anonymous", "cli:<user>", ...
-  std::string remote;   ///< The peer's address and port, when known.
-  std::string target;   ///< What it was about (a tool, a key's name, an action).
+  std::string remote; ///< The peer's address and port, when known.
+  std::string target; ///< What it was about (a tool, a key's name, an action).
   std::string trace_id;
-  json::value detail;   ///< More, as an object (redacted like the log).
+  json::value detail; ///< More, as an object (redacted like the log).
 };
 
 /// Opens the audit log for this process (creating it, mode 0600). Throws

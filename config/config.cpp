@@ -42,7 +42,7 @@ std::string first_text(const std::vector<config_error_entry>& errors) {
 config_error::config_error(const std::string& what) : std::runtime_error(what), errors_{entry_of(what)} {}
 
 config_error::config_error(std::vector<config_error_entry> errors)
-  : std::runtime_error(first_text(errors)), errors_(std::move(errors)) {}
+    : std::runtime_error(first_text(errors)), errors_(std::move(errors)) {}
 
 // -- the file ------------------------------------------------------------------------------
 
@@ -201,10 +201,11 @@ bool apply_args(config& cfg, int argc, char** argv) {
       throw config_error("config: " + why);
   if (cfg.http_enabled && cfg.auth.mode == auth_mode::none && !cfg.auth.allow_unauthenticated
       && !loopback_address(cfg.http.address))
-    throw config_error("config: $.auth.mode: \"none\" serves anyone who can reach " + cfg.http.address
-                       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile) or \"oauth\", "
-                       "or auth.allowUnauthenticated to true (--allow-unauthenticated) to serve it without "
-                       "authentication");
+    throw config_error(
+      "config: $.auth.mode: \"none\" serves anyone who can reach " + cfg.http.address
+      + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile) or \"oauth\", "
+        "or auth.allowUnauthenticated to true (--allow-unauthenticated) to serve it without "
+        "authentication");
   if (print) {
     std::cout << describe(cfg) << "\n";
     return false;

@@ -66,8 +66,8 @@ struct config {
   /// on the MCP server, 0 picks a free port (logged).
   int admin_port = -1;
   std::string admin_address = "127.0.0.1";
-  bool stdio = false;       ///< Serve one client on stdin/stdout.
-  bool fixtures = false;    ///< Register the conformance fixtures.
+  bool stdio = false; ///< Serve one client on stdin/stdout.
+  bool fixtures = false; ///< Register the conformance fixtures.
   bool fault_tools = false; ///< Register tools that fail on purpose.
   bool builtin_tools = true;
   log_level log = log_level::info;

@@ -77,14 +77,14 @@ struct redaction_rules {
 
 const std::vector<std::string>& default_secret_keys() {
   static const std::vector<std::string> keys = {
-    "password", "passwd", "secret", "token", "apikey", "api_key", "api-key", "access_key", "accesskey",
-    "private_key", "privatekey", "authorization", "cookie", "credential", "signature"};
+    "password",  "passwd",      "secret",     "token",         "apikey", "api_key",    "api-key",  "access_key",
+    "accesskey", "private_key", "privatekey", "authorization", "cookie", "credential", "signature"};
   return keys;
 }
 
 std::mutex rules_mtx;
-std::shared_ptr<const redaction_rules> rules = std::make_shared<const redaction_rules>(
-  redaction_rules{default_secret_keys(), {}});
+std::shared_ptr<const redaction_rules> rules =
+  std::make_shared<const redaction_rules>(redaction_rules{default_secret_keys(), {}});
 
 std::shared_ptr<const redaction_rules> current_rules() {
   std::lock_guard<std::mutex> guard(rules_mtx);
@@ -146,7 +146,7 @@ bool email_at(std::string_view t, std::size_t at, std::size_t& begin, std::size_
 /// The end of an API key of a well-known shape that starts at `i` (a
 /// prefix and at least 16 more word characters), else 0.
 std::size_t key_at(std::string_view t, std::size_t i) {
-  static const std::string_view key_prefixes[] = {"bwk_", "sk-", "ghp_", "gho_", "github_pat_",
+  static const std::string_view key_prefixes[] = {"bwk_",  "sk-",   "ghp_", "gho_",  "github_pat_",
                                                   "xoxb-", "xoxp-", "akia", "glpat-"};
   for (auto prefix : key_prefixes)
     if (starts_with_ci(t, i, prefix)) {
@@ -224,8 +224,8 @@ std::string scrub(std::string_view t, const redaction_rules& r) {
           while (v < t.size() && t[v] == ' ')
             ++v;
         }
-        while (v < t.size() && t[v] != '"' && t[v] != '\\' && t[v] != ',' && t[v] != '&' && t[v] != ';'
-               && t[v] != '}' && t[v] != ' ' && t[v] != '\n')
+        while (v < t.size() && t[v] != '"' && t[v] != '\\' && t[v] != ',' && t[v] != '&' && t[v] != ';' && t[v] != '}'
+               && t[v] != ' ' && t[v] != '\n')
           ++v;
         if (v > k) {
           out.append(t.substr(i, k - i)).append("[REDACTED]");

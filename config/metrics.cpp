@@ -12,17 +12,19 @@ namespace bulwark::metrics {
 
 std::string_view to_string(kind k) noexcept {
   switch (k) {
-    case kind::counter: return "counter";
-    case kind::gauge: return "gauge";
-    case kind::histogram: return "histogram";
+    case kind::counter:
+      return "counter";
+    case kind::gauge:
+      return "gauge";
+    case kind::histogram:
+      return "histogram";
   }
   return "untyped";
 }
 
 const std::vector<double>& default_latency_bounds() {
-  static const std::vector<double> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                          1,      2.5,     5,      10};
+  static const std::vector<double> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   return bounds;
 }
 
@@ -51,8 +53,8 @@ bool is_metric_name(std::string_view s) noexcept {
     return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':'
-              || (i > 0 && c >= '0' && c <= '9');
+    bool ok =
+      (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (i > 0 && c >= '0' && c <= '9');
     if (!ok)
       return false;
   }
@@ -64,8 +66,7 @@ bool is_label_name(std::string_view s) noexcept {
     return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
-              || (i > 0 && c >= '0' && c <= '9');
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
     if (!ok)
       return false;
   }
@@ -240,8 +241,7 @@ double histogram_snapshot::quantile(double q) const noexcept {
   // The first non-empty-so-far bucket that reaches the rank (Prometheus takes
   // the first that reaches it, which for q = 0 may be empty and divide 0/0).
   std::size_t b = 0;
-  while (b < bounds.size()
-         && (cumulative[b] == 0 || static_cast<double>(cumulative[b]) < rank))
+  while (b < bounds.size() && (cumulative[b] == 0 || static_cast<double>(cumulative[b]) < rank))
     ++b;
   if (b == bounds.size())
     return bounds.back(); // in +Inf: the largest finite bound is all we know
@@ -276,17 +276,14 @@ struct registry::family {
   std::map<label_vector, std::unique_ptr<series>> by_labels;
 };
 
-registry::registry(std::size_t max_series_per_family)
-  : max_series_(std::max<std::size_t>(max_series_per_family, 1)) {
-}
+registry::registry(std::size_t max_series_per_family) : max_series_(std::max<std::size_t>(max_series_per_family, 1)) {}
 
 registry::~registry() = default;
 
 namespace {
 
 [[noreturn]] void type_clash(std::string_view name, kind have, kind want) {
-  throw std::invalid_argument("metric '" + std::string(name) + "' is a "
-                              + std::string(to_string(have)) + ", not a "
+  throw std::invalid_argument("metric '" + std::string(name) + "' is a " + std::string(to_string(have)) + ", not a "
                               + std::string(to_string(want)));
 }
 
@@ -307,12 +304,10 @@ registry::family& registry::family_for(kind type, std::string_view name) {
   return ref;
 }
 
-void registry::describe(std::string_view name, std::string_view help, kind type,
-                        std::vector<double> bounds) {
+void registry::describe(std::string_view name, std::string_view help, kind type, std::vector<double> bounds) {
   check_metric_name(name);
   if (type != kind::histogram && !bounds.empty())
-    throw std::invalid_argument("metric '" + std::string(name)
-                                + "': only histograms take bounds");
+    throw std::invalid_argument("metric '" + std::string(name) + "': only histograms take bounds");
   if (type == kind::histogram) {
     if (bounds.empty())
       bounds = default_latency_bounds();
@@ -322,21 +317,18 @@ void registry::describe(std::string_view name, std::string_view help, kind type,
   auto& fam = family_for(type, name);
   if (type == kind::histogram && fam.bounds != bounds) {
     if (!fam.by_labels.empty())
-      throw std::invalid_argument("metric '" + std::string(name)
-                                  + "': bounds cannot change once it has series");
+      throw std::invalid_argument("metric '" + std::string(name) + "': bounds cannot change once it has series");
     fam.bounds = std::move(bounds);
   }
   fam.help = std::string(help);
 }
 
-registry::series& registry::find_or_add(kind type, std::string_view name,
-                                        const label_view* labels, std::size_t n) {
+registry::series& registry::find_or_add(kind type, std::string_view name, const label_view* labels, std::size_t n) {
   // Reused per thread, so that the hit path does not allocate.
   thread_local std::vector<label_view> sorted;
   thread_local std::string key;
   sorted.assign(labels, labels + n);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const label_view& a, const label_view& b) { return a.first < b.first; });
+  std::sort(sorted.begin(), sorted.end(), [](const label_view& a, const label_view& b) { return a.first < b.first; });
   encode(key, name, sorted, false);
   {
     std::shared_lock<std::shared_mutex> lock(mtx_);
@@ -347,8 +339,7 @@ registry::series& registry::find_or_add(kind type, std::string_view name,
     }
     // A full family sees new label values on every call when they come from
     // hostile input; its fold series is found without the exclusive lock.
-    if (auto f = families_.find(name);
-        f != families_.end() && f->second->by_labels.size() >= max_series_) {
+    if (auto f = families_.find(name); f != families_.end() && f->second->by_labels.size() >= max_series_) {
       encode(key, name, sorted, true);
       if (auto i = index_.find(key); i != index_.end()) {
         if (i->second->type != type)
@@ -362,8 +353,8 @@ registry::series& registry::find_or_add(kind type, std::string_view name,
   return add(type, name, sorted, key);
 }
 
-registry::series& registry::add(kind type, std::string_view name,
-                                const std::vector<label_view>& sorted, const std::string& key) {
+registry::series& registry::add(kind type, std::string_view name, const std::vector<label_view>& sorted,
+                                const std::string& key) {
   // Another thread may have added it between the locks.
   if (auto i = index_.find(key); i != index_.end()) {
     if (i->second->type != type)
@@ -374,14 +365,11 @@ registry::series& registry::add(kind type, std::string_view name,
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     auto label = sorted[i].first;
     if (!is_label_name(label) || label.substr(0, 2) == "__")
-      throw std::invalid_argument("metric '" + std::string(name) + "': bad label name '"
-                                  + std::string(label) + "'");
+      throw std::invalid_argument("metric '" + std::string(name) + "': bad label name '" + std::string(label) + "'");
     if (i > 0 && sorted[i - 1].first == label)
-      throw std::invalid_argument("metric '" + std::string(name) + "': label '"
-                                  + std::string(label) + "' given twice");
+      throw std::invalid_argument("metric '" + std::string(name) + "': label '" + std::string(label) + "' given twice");
     if (type == kind::histogram && label == "le")
-      throw std::invalid_argument("metric '" + std::string(name)
-                                  + "': 'le' is reserved for histogram buckets");
+      throw std::invalid_argument("metric '" + std::string(name) + "': 'le' is reserved for histogram buckets");
   }
   auto& fam = family_for(type, name);
   bool fold = fam.by_labels.size() >= max_series_;
@@ -521,8 +509,12 @@ json::value registry::to_json() const {
         label_obj.set(label, json::value(value));
       auto item = json::value::make_object({{"labels", std::move(label_obj)}});
       switch (fam->type) {
-        case kind::counter: item.set("value", json::value(s->count.value())); break;
-        case kind::gauge: item.set("value", finite_or_null(s->level.value())); break;
+        case kind::counter:
+          item.set("value", json::value(s->count.value()));
+          break;
+        case kind::gauge:
+          item.set("value", finite_or_null(s->level.value()));
+          break;
         case kind::histogram: {
           auto snap = s->hist->snapshot();
           item.set("count", json::value(snap.count));
@@ -533,8 +525,8 @@ json::value registry::to_json() const {
           auto buckets = json::value::make_array();
           for (std::size_t i = 0; i <= snap.bounds.size(); ++i) {
             auto le = i < snap.bounds.size() ? json::value(snap.bounds[i]) : json::value("+Inf");
-            buckets.push_back(json::value::make_object(
-              {{"le", std::move(le)}, {"count", json::value(snap.cumulative[i])}}));
+            buckets.push_back(
+              json::value::make_object({{"le", std::move(le)}, {"count", json::value(snap.cumulative[i])}}));
           }
           item.set("buckets", std::move(buckets));
           break;

@@ -142,8 +142,7 @@ public:
   /// series. Calling it again replaces the help. Throws std::invalid_argument
   /// on a bad name, a type other than the family's, bounds for a non-histogram,
   /// or new bounds for a histogram family that already has series.
-  void describe(std::string_view family, std::string_view help, kind type,
-                std::vector<double> bounds = {});
+  void describe(std::string_view family, std::string_view help, kind type, std::vector<double> bounds = {});
 
   // -- series --------------------------------------------------------------------
 
@@ -176,10 +175,8 @@ private:
   struct family;
   using label_view = std::pair<std::string_view, std::string_view>;
 
-  series& find_or_add(kind type, std::string_view family, const label_view* labels,
-                      std::size_t n);
-  series& add(kind type, std::string_view family, const std::vector<label_view>& sorted,
-              const std::string& key);
+  series& find_or_add(kind type, std::string_view family, const label_view* labels, std::size_t n);
+  series& add(kind type, std::string_view family, const std::vector<label_view>& sorted, const std::string& key);
   family& family_for(kind type, std::string_view name);
 
   std::size_t max_series_;

@@ -12,8 +12,9 @@ using json::value;
 namespace {
 
 bool under(const std::string& path, const std::string& prefix) {
-  return path == prefix || (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0
-                            && (path[prefix.size()] == '.' || path[prefix.size()] == '['));
+  return path == prefix
+         || (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0
+             && (path[prefix.size()] == '.' || path[prefix.size()] == '['));
 }
 
 /// Appends the paths where `a` and `b` differ. A section present on one
@@ -60,8 +61,7 @@ std::vector<std::string> derive_live_keys() {
   for (auto* s : all_settings())
     keys.emplace_back(fixed_part(s->path), s->live);
   auto all_live_under = [&](const std::string& prefix) {
-    return std::all_of(keys.begin(), keys.end(),
-                       [&](auto& k) { return !under(k.first, prefix) || k.second; });
+    return std::all_of(keys.begin(), keys.end(), [&](auto& k) { return !under(k.first, prefix) || k.second; });
   };
   std::vector<std::string> out;
   for (auto& [path, live] : keys) {

@@ -8,7 +8,6 @@
 #include <sstream>
 #include <type_traits>
 
-
 namespace bulwark {
 
 using json::value;
@@ -75,16 +74,26 @@ std::string bound_text(setting_type t, double x) {
 
 std::string setting_info::type_name() const {
   switch (type) {
-    case setting_type::boolean: return "boolean";
-    case setting_type::integer: return "integer";
-    case setting_type::seconds: return "seconds";
-    case setting_type::milliseconds: return "milliseconds";
-    case setting_type::number: return "number";
-    case setting_type::string: return "string";
-    case setting_type::string_list: return "list of strings";
-    case setting_type::string_map: return "object of strings";
-    case setting_type::enumeration: return "one of " + joined(values, ", ");
-    case setting_type::section: return "object";
+    case setting_type::boolean:
+      return "boolean";
+    case setting_type::integer:
+      return "integer";
+    case setting_type::seconds:
+      return "seconds";
+    case setting_type::milliseconds:
+      return "milliseconds";
+    case setting_type::number:
+      return "number";
+    case setting_type::string:
+      return "string";
+    case setting_type::string_list:
+      return "list of strings";
+    case setting_type::string_map:
+      return "object of strings";
+    case setting_type::enumeration:
+      return "one of " + joined(values, ", ");
+    case setting_type::section:
+      return "object";
   }
   return "?";
 }
@@ -130,8 +139,8 @@ void check_tls(const std::string& path, const service_tls& tls) {
   if (tls.cert_file.empty() != tls.key_file.empty())
     bad(path, "certFile and keyFile go together");
   // Readable now, so that a typo fails start-up rather than every call.
-  for (auto [key, file] : {std::pair{"caFile", &tls.ca_file}, std::pair{"certFile", &tls.cert_file},
-                           std::pair{"keyFile", &tls.key_file}})
+  for (auto [key, file] :
+       {std::pair{"caFile", &tls.ca_file}, std::pair{"certFile", &tls.cert_file}, std::pair{"keyFile", &tls.key_file}})
     if (!file->empty() && !std::ifstream(*file))
       bad(path + "." + key, "cannot read '" + *file + "'");
 }
@@ -233,8 +242,8 @@ struct table_builder {
   std::vector<setting_rule<T>> rules;
   bool live = false;
 
-  setting<T>& add(std::string path, setting_type type, std::string help,
-                  std::function<value(const T&)> get = {}, std::function<void(T&, const value&)> set = {}) {
+  setting<T>& add(std::string path, setting_type type, std::string help, std::function<value(const T&)> get = {},
+                  std::function<void(T&, const value&)> set = {}) {
     setting<T> s;
     s.path = std::move(path);
     s.type = type;
@@ -404,7 +413,8 @@ bool fits(const setting_info& s, const value& v, const std::string& path, errors
     case setting_type::string:
       return v.is_string() || refuse("must be a string");
     case setting_type::string_list:
-      if (!v.is_array() || std::any_of(v.as_array().begin(), v.as_array().end(), [](auto& x) { return !x.is_string(); }))
+      if (!v.is_array()
+          || std::any_of(v.as_array().begin(), v.as_array().end(), [](auto& x) { return !x.is_string(); }))
         return refuse("must be an array of strings");
       return true;
     case setting_type::string_map:
@@ -512,23 +522,31 @@ struct server_entry {
 table_builder<server_entry> server_keys() {
   table_builder<server_entry> k;
   k.live = true;
-  k.string("mcpServers.<name>.command", [](auto& e) -> auto& { return e.svc.command; },
-           "Program of a stdio server (searched in PATH); exactly one of command and url.");
-  k.strings("mcpServers.<name>.args", [](auto& e) -> auto& { return e.svc.args; }, "Arguments of the stdio server.");
-  k.pairs("mcpServers.<name>.env", [](auto& e) -> auto& { return e.svc.env; },
-          "Variables set for the stdio server.").is_secret();
-  k.string("mcpServers.<name>.cwd", [](auto& e) -> auto& { return e.svc.cwd; },
-           "Working directory of the stdio server.");
-  k.strings("mcpServers.<name>.inheritEnv", [](auto& e) -> auto& { return e.svc.inherit_env; },
-            "Variables of Bulwark's environment passed on to the stdio server besides PATH, HOME, LANG and the like.");
-  k.string("mcpServers.<name>.url", [](auto& e) -> auto& { return e.svc.url; },
-           "URL of a Streamable HTTP server (http:// or https://).");
-  k.pairs("mcpServers.<name>.headers", [](auto& e) -> auto& { return e.svc.headers; },
-          "Headers sent with every request to the HTTP server (credentials go here).").is_secret();
-  k.choice("mcpServers.<name>.type", {"stdio", "http", "streamable-http"},
-           "must be stdio, http or streamable-http (sse is not supported)",
-           [](const server_entry& e) { return e.type; }, [](server_entry& e, const std::string& s) { e.type = s; },
-           "The transport as other clients name it; must agree with command or url.");
+  k.string(
+    "mcpServers.<name>.command", [](auto& e) -> auto& { return e.svc.command; },
+    "Program of a stdio server (searched in PATH); exactly one of command and url.");
+  k.strings(
+    "mcpServers.<name>.args", [](auto& e) -> auto& { return e.svc.args; }, "Arguments of the stdio server.");
+  k.pairs(
+     "mcpServers.<name>.env", [](auto& e) -> auto& { return e.svc.env; }, "Variables set for the stdio server.")
+    .is_secret();
+  k.string(
+    "mcpServers.<name>.cwd", [](auto& e) -> auto& { return e.svc.cwd; }, "Working directory of the stdio server.");
+  k.strings(
+    "mcpServers.<name>.inheritEnv", [](auto& e) -> auto& { return e.svc.inherit_env; },
+    "Variables of Bulwark's environment passed on to the stdio server besides PATH, HOME, LANG and the like.");
+  k.string(
+    "mcpServers.<name>.url", [](auto& e) -> auto& { return e.svc.url; },
+    "URL of a Streamable HTTP server (http:// or https://).");
+  k.pairs(
+     "mcpServers.<name>.headers", [](auto& e) -> auto& { return e.svc.headers; },
+     "Headers sent with every request to the HTTP server (credentials go here).")
+    .is_secret();
+  k.choice(
+    "mcpServers.<name>.type", {"stdio", "http", "streamable-http"},
+    "must be stdio, http or streamable-http (sse is not supported)", [](const server_entry& e) { return e.type; },
+    [](server_entry& e, const std::string& s) { e.type = s; },
+    "The transport as other clients name it; must agree with command or url.");
   return k;
 }
 
@@ -612,84 +630,109 @@ void check_separator_value(const value& v, const std::string& path, errors_t&) {
 table_builder<service_settings> service_keys() {
   table_builder<service_settings> k;
   k.live = true;
-  k.millis("services.<name>.timeoutMs", [](auto& s) -> auto& { return s.timeout; }, 1, 3600000,
-           "Deadline of one downstream call.");
-  k.integer("services.<name>.retry.attempts", [](auto& s) -> auto& { return s.retry.attempts; }, 1, 10,
-            "Tries of an idempotent call, the first included.");
-  k.millis("services.<name>.retry.baseDelayMs", [](auto& s) -> auto& { return s.retry.base_delay; }, 0, 600000,
-           "Delay before the first retry; doubled for each next one.");
-  k.millis("services.<name>.retry.maxDelayMs", [](auto& s) -> auto& { return s.retry.max_delay; }, 0, 600000,
-           "Longest delay between retries (not below baseDelayMs).");
-  k.number("services.<name>.retry.jitter", [](auto& s) -> auto& { return s.retry.jitter; }, 0, 1,
-           "Share of each delay drawn at random.");
-  k.integer("services.<name>.breaker.consecutiveFailures",
-            [](auto& s) -> auto& { return s.breaker.consecutive_failures; }, 1, 100000,
-            "Failures in a row that open the breaker.");
-  k.number("services.<name>.breaker.failureRate", [](auto& s) -> auto& { return s.breaker.failure_rate; }, 0.01, 1,
-           "Share of failed calls in the window that opens the breaker.");
-  k.seconds("services.<name>.breaker.windowSeconds", [](auto& s) -> auto& { return s.breaker.window; }, 1, 86400,
-            "Window of the failure rate.");
-  k.integer("services.<name>.breaker.minimumCalls", [](auto& s) -> auto& { return s.breaker.minimum_calls; }, 1,
-            1000000, "Calls in the window before the failure rate counts.");
-  k.millis("services.<name>.breaker.openMs", [](auto& s) -> auto& { return s.breaker.open_duration; }, 1, 86400000,
-           "How long an open breaker refuses calls before it probes.");
-  k.integer("services.<name>.breaker.halfOpenProbes", [](auto& s) -> auto& { return s.breaker.half_open_probes; }, 1,
-            1000, "Calls let through while half open.");
-  k.integer("services.<name>.breaker.successesToClose",
-            [](auto& s) -> auto& { return s.breaker.successes_to_close; }, 1, 1000,
-            "Successful probes that close the breaker.");
-  k.millis("services.<name>.cache.ttlMs", [](auto& s) -> auto& { return s.cache_ttl; }, 0, 86400000LL * 7,
-           "How long a result stays fresh; 0: results are not cached.");
-  k.millis("services.<name>.cache.maxStaleMs", [](auto& s) -> auto& { return s.max_stale; }, 0, 86400000LL * 7,
-           "How long past its freshness a result may still answer when the service fails.");
-  k.strings("services.<name>.cache.tools", [](auto& s) -> auto& { return s.cacheable_tools; },
-            "Tools whose results are cached besides those marked readOnlyHint.");
-  k.boolean("services.<name>.cache.resources", [](auto& s) -> auto& { return s.cache_resources; },
-            "Cache resource reads too, per URI.");
-  k.choice("services.<name>.cache.scope", {"private", "public"}, "must be \"private\" or \"public\"",
-           [](const service_settings& s) { return s.cache_public ? "public" : "private"; },
-           [](service_settings& s, const std::string& w) { s.cache_public = w == "public"; },
-           "Whether cached results are kept per caller or shared between callers.");
-  k.strings("services.<name>.idempotentTools", [](auto& s) -> auto& { return s.idempotent_tools; },
-            "Tools retried on failure besides those marked idempotentHint.");
-  k.integer("services.<name>.ratePerMinute", [](auto& s) -> auto& { return s.rate_per_minute; }, 0, 100000000,
-            "Calls per minute the service takes from all callers together; 0: unlimited.");
-  k.choice("services.<name>.priority", {"critical", "high", "normal", "low"}, "",
-           [](const service_settings& s) { return s.priority; },
-           [](service_settings& s, const std::string& w) { s.priority = w; }, "Queue priority of the service's calls.");
-  k.choice("services.<name>.fallback", {"stale", "static", "none"}, "",
-           [](const service_settings& s) {
-             return s.fallback == fallback_mode::static_message ? "static"
-                    : s.fallback == fallback_mode::none        ? "none"
-                                                               : "stale";
-           },
-           [](service_settings& s, const std::string& w) {
-             s.fallback = w == "static" ? fallback_mode::static_message
-                          : w == "none" ? fallback_mode::none
-                                        : fallback_mode::stale;
-           },
-           "What answers when the service cannot: a stale cached result, the static message, or an error.");
-  k.string("services.<name>.fallbackMessage", [](auto& s) -> auto& { return s.fallback_message; },
-           "The static answer (required with fallback \"static\").");
-  k.choice("services.<name>.protocol", {"auto", "2025-11-25", "2026-07-28"}, "",
-           [](const service_settings& s) { return s.protocol; },
-           [](service_settings& s, const std::string& w) { s.protocol = w; },
-           "MCP era spoken to an HTTP service; auto asks server/discover first.");
-  k.choice("services.<name>.prefix", {"conditional", "always", "never"}, prefix_words, {},
-           [](service_settings& s, const std::string& w) { s.prefix = prefix_of(w); },
-           "How the service's tool names are prefixed; unset: gateway.prefix.")
+  k.millis(
+    "services.<name>.timeoutMs", [](auto& s) -> auto& { return s.timeout; }, 1, 3600000,
+    "Deadline of one downstream call.");
+  k.integer(
+    "services.<name>.retry.attempts", [](auto& s) -> auto& { return s.retry.attempts; }, 1, 10,
+    "Tries of an idempotent call, the first included.");
+  k.millis(
+    "services.<name>.retry.baseDelayMs", [](auto& s) -> auto& { return s.retry.base_delay; }, 0, 600000,
+    "Delay before the first retry; doubled for each next one.");
+  k.millis(
+    "services.<name>.retry.maxDelayMs", [](auto& s) -> auto& { return s.retry.max_delay; }, 0, 600000,
+    "Longest delay between retries (not below baseDelayMs).");
+  k.number(
+    "services.<name>.retry.jitter", [](auto& s) -> auto& { return s.retry.jitter; }, 0, 1,
+    "Share of each delay drawn at random.");
+  k.integer(
+    "services.<name>.breaker.consecutiveFailures", [](auto& s) -> auto& { return s.breaker.consecutive_failures; }, 1,
+    100000, "Failures in a row that open the breaker.");
+  k.number(
+    "services.<name>.breaker.failureRate", [](auto& s) -> auto& { return s.breaker.failure_rate; }, 0.01, 1,
+    "Share of failed calls in the window that opens the breaker.");
+  k.seconds(
+    "services.<name>.breaker.windowSeconds", [](auto& s) -> auto& { return s.breaker.window; }, 1, 86400,
+    "Window of the failure rate.");
+  k.integer(
+    "services.<name>.breaker.minimumCalls", [](auto& s) -> auto& { return s.breaker.minimum_calls; }, 1, 1000000,
+    "Calls in the window before the failure rate counts.");
+  k.millis(
+    "services.<name>.breaker.openMs", [](auto& s) -> auto& { return s.breaker.open_duration; }, 1, 86400000,
+    "How long an open breaker refuses calls before it probes.");
+  k.integer(
+    "services.<name>.breaker.halfOpenProbes", [](auto& s) -> auto& { return s.breaker.half_open_probes; }, 1, 1000,
+    "Calls let through while half open.");
+  k.integer(
+    "services.<name>.breaker.successesToClose", [](auto& s) -> auto& { return s.breaker.successes_to_close; }, 1, 1000,
+    "Successful probes that close the breaker.");
+  k.millis(
+    "services.<name>.cache.ttlMs", [](auto& s) -> auto& { return s.cache_ttl; }, 0, 86400000LL * 7,
+    "How long a result stays fresh; 0: results are not cached.");
+  k.millis(
+    "services.<name>.cache.maxStaleMs", [](auto& s) -> auto& { return s.max_stale; }, 0, 86400000LL * 7,
+    "How long past its freshness a result may still answer when the service fails.");
+  k.strings(
+    "services.<name>.cache.tools", [](auto& s) -> auto& { return s.cacheable_tools; },
+    "Tools whose results are cached besides those marked readOnlyHint.");
+  k.boolean(
+    "services.<name>.cache.resources", [](auto& s) -> auto& { return s.cache_resources; },
+    "Cache resource reads too, per URI.");
+  k.choice(
+    "services.<name>.cache.scope", {"private", "public"}, "must be \"private\" or \"public\"",
+    [](const service_settings& s) { return s.cache_public ? "public" : "private"; },
+    [](service_settings& s, const std::string& w) { s.cache_public = w == "public"; },
+    "Whether cached results are kept per caller or shared between callers.");
+  k.strings(
+    "services.<name>.idempotentTools", [](auto& s) -> auto& { return s.idempotent_tools; },
+    "Tools retried on failure besides those marked idempotentHint.");
+  k.integer(
+    "services.<name>.ratePerMinute", [](auto& s) -> auto& { return s.rate_per_minute; }, 0, 100000000,
+    "Calls per minute the service takes from all callers together; 0: unlimited.");
+  k.choice(
+    "services.<name>.priority", {"critical", "high", "normal", "low"}, "",
+    [](const service_settings& s) { return s.priority; },
+    [](service_settings& s, const std::string& w) { s.priority = w; }, "Queue priority of the service's calls.");
+  k.choice(
+    "services.<name>.fallback", {"stale", "static", "none"}, "",
+    [](const service_settings& s) {
+      return s.fallback == fallback_mode::static_message ? "static"
+             : s.fallback == fallback_mode::none         ? "none"
+                                                         : "stale";
+    },
+    [](service_settings& s, const std::string& w) {
+      s.fallback = w == "static" ? fallback_mode::static_message
+                   : w == "none" ? fallback_mode::none
+                                 : fallback_mode::stale;
+    },
+    "What answers when the service cannot: a stale cached result, the static message, or an error.");
+  k.string(
+    "services.<name>.fallbackMessage", [](auto& s) -> auto& { return s.fallback_message; },
+    "The static answer (required with fallback \"static\").");
+  k.choice(
+    "services.<name>.protocol", {"auto", "2025-11-25", "2026-07-28"}, "",
+    [](const service_settings& s) { return s.protocol; },
+    [](service_settings& s, const std::string& w) { s.protocol = w; },
+    "MCP era spoken to an HTTP service; auto asks server/discover first.");
+  k.choice(
+     "services.<name>.prefix", {"conditional", "always", "never"}, prefix_words, {},
+     [](service_settings& s, const std::string& w) { s.prefix = prefix_of(w); },
+     "How the service's tool names are prefixed; unset: gateway.prefix.")
     .get = [](const service_settings& s) { return s.prefix ? value(prefix_name(*s.prefix)) : value(); };
   auto& sep = k.add("services.<name>.separator", setting_type::string,
                     "Between the service's name and a tool's; unset: gateway.separator.");
   sep.get = [](const service_settings& s) { return s.separator ? value(*s.separator) : value(); };
   sep.set = [](service_settings& s, const value& v) { s.separator = v.as_string(); };
   sep.check = check_separator_value;
-  k.string("services.<name>.tls.caFile", [](auto& s) -> auto& { return s.tls.ca_file; },
-           "Certificates to trust for an https:// service instead of the system's.");
-  k.string("services.<name>.tls.certFile", [](auto& s) -> auto& { return s.tls.cert_file; },
-           "Client certificate presented to the service (with keyFile).");
-  k.string("services.<name>.tls.keyFile", [](auto& s) -> auto& { return s.tls.key_file; },
-           "Private key of the client certificate.");
+  k.string(
+    "services.<name>.tls.caFile", [](auto& s) -> auto& { return s.tls.ca_file; },
+    "Certificates to trust for an https:// service instead of the system's.");
+  k.string(
+    "services.<name>.tls.certFile", [](auto& s) -> auto& { return s.tls.cert_file; },
+    "Client certificate presented to the service (with keyFile).");
+  k.string(
+    "services.<name>.tls.keyFile", [](auto& s) -> auto& { return s.tls.key_file; },
+    "Private key of the client certificate.");
   k.rule("services.<name>.retry", [](const service_settings& s, const std::string& path, errors_t&) {
     if (s.retry.max_delay < s.retry.base_delay)
       bad(path + ".maxDelayMs", "must not be below baseDelayMs");
@@ -849,170 +892,223 @@ void check_token_hash(const char* what, const value& v, const std::string& path)
 
 table_builder<config> config_keys() {
   table_builder<config> k;
-  k.string("server.name", [](auto& c) -> auto& { return c.runtime.server_name; },
-           "Name the server gives in initialize and server/discover.");
-  k.string("server.version", [](auto& c) -> auto& { return c.runtime.server_version; },
-           "Version the server gives with its name.");
-  k.string("server.instructions", [](auto& c) -> auto& { return c.runtime.instructions; },
-           "Instructions for clients, sent in initialize.");
+  k.string(
+    "server.name", [](auto& c) -> auto& { return c.runtime.server_name; },
+    "Name the server gives in initialize and server/discover.");
+  k.string(
+    "server.version", [](auto& c) -> auto& { return c.runtime.server_version; },
+    "Version the server gives with its name.");
+  k.string(
+    "server.instructions", [](auto& c) -> auto& { return c.runtime.instructions; },
+    "Instructions for clients, sent in initialize.");
 
-  k.boolean("http.enabled", [](auto& c) -> auto& { return c.http_enabled; }, "Serve MCP over Streamable HTTP.")
+  k.boolean(
+     "http.enabled", [](auto& c) -> auto& { return c.http_enabled; }, "Serve MCP over Streamable HTTP.")
     .with_switch("--no-http", "false");
-  k.string("http.address", [](auto& c) -> auto& { return c.http.address; },
-           "Bind address; other than loopback needs authentication (auth.mode).")
+  k.string(
+     "http.address", [](auto& c) -> auto& { return c.http.address; },
+     "Bind address; other than loopback needs authentication (auth.mode).")
     .with_env("BULWARK_ADDRESS")
     .with_flag("--address", "ADDR");
-  k.integer("http.port", [](auto& c) -> auto& { return c.http.port; }, 0, 65535,
-            "TCP port (0 picks a free one; the chosen port is logged).")
+  k.integer(
+     "http.port", [](auto& c) -> auto& { return c.http.port; }, 0, 65535,
+     "TCP port (0 picks a free one; the chosen port is logged).")
     .with_env("BULWARK_PORT")
     .with_flag("--port", "N");
-  k.string("http.path", [](auto& c) -> auto& { return c.http.path; }, "Path of the MCP endpoint.").check =
-    [](const value& v, const std::string& path, errors_t&) {
-      if (v.as_string().empty() || v.as_string().front() != '/')
-        bad(path, "must start with '/'");
-    };
-  k.integer("http.bodyLimitBytes", [](auto& c) -> auto& { return c.http.body_limit; }, 1024, 64LL << 20,
-            "Largest request body; larger ones get 413.");
-  k.integer("http.headerLimitBytes", [](auto& c) -> auto& { return c.http.header_limit; }, 1024, 1 << 20,
-            "Largest request header block; larger ones get 431.");
-  k.integer("http.maxConnections", [](auto& c) -> auto& { return c.http.max_connections; }, 1, 1000000,
-            "Connections served at once; more get 503.");
-  k.seconds("http.readTimeoutSeconds", [](auto& c) -> auto& { return c.http.read_timeout; }, 1, 3600,
-            "Time to receive one whole request.");
-  k.seconds("http.idleTimeoutSeconds", [](auto& c) -> auto& { return c.http.idle_timeout; }, 1, 86400,
-            "Keep-alive between requests.");
-  k.seconds("http.writeTimeoutSeconds", [](auto& c) -> auto& { return c.http.write_timeout; }, 1, 3600,
-            "A connection whose writes make no progress this long is closed.");
-  k.integer("http.writeQueueLimitBytes", [](auto& c) -> auto& { return c.http.write_queue_limit; }, 16 << 10,
-            1LL << 30, "Bytes queued for a slow reader before its connection is closed.");
-  k.strings("http.allowedOrigins", [](auto& c) -> auto& { return c.http.allowed_origins; },
-            "Origins admitted besides loopback ones (browsers' Origin header).");
-  k.strings("http.allowedHosts", [](auto& c) -> auto& { return c.http.allowed_hosts; },
-            "Host header values admitted besides loopback ones.");
-  k.integer("http.threads", [](auto& c) -> auto& { return c.http.threads; }, 1, 64,
-            "I/O threads of the stealing scheduler.");
-  k.integer("http.maxConnectionsPerAddress", [](auto& c) -> auto& { return c.http.max_connections_per_address; }, 1,
-            1000000, "Connections one client address may hold; more get 503.");
-  k.integer("http.maxConnectionsPerIdentity", [](auto& c) -> auto& { return c.http.max_connections_per_identity; },
-            1, 1000000, "Connections one authenticated caller may hold; more get 503.");
-  k.integer("http.corsMaxAgeSeconds", [](auto& c) -> auto& { return c.http.cors_max_age; }, 0, 86400,
-            "How long browsers may cache a CORS preflight answer.");
+  k.string(
+     "http.path", [](auto& c) -> auto& { return c.http.path; }, "Path of the MCP endpoint.")
+    .check = [](const value& v, const std::string& path, errors_t&) {
+    if (v.as_string().empty() || v.as_string().front() != '/')
+      bad(path, "must start with '/'");
+  };
+  k.integer(
+    "http.bodyLimitBytes", [](auto& c) -> auto& { return c.http.body_limit; }, 1024, 64LL << 20,
+    "Largest request body; larger ones get 413.");
+  k.integer(
+    "http.headerLimitBytes", [](auto& c) -> auto& { return c.http.header_limit; }, 1024, 1 << 20,
+    "Largest request header block; larger ones get 431.");
+  k.integer(
+    "http.maxConnections", [](auto& c) -> auto& { return c.http.max_connections; }, 1, 1000000,
+    "Connections served at once; more get 503.");
+  k.seconds(
+    "http.readTimeoutSeconds", [](auto& c) -> auto& { return c.http.read_timeout; }, 1, 3600,
+    "Time to receive one whole request.");
+  k.seconds(
+    "http.idleTimeoutSeconds", [](auto& c) -> auto& { return c.http.idle_timeout; }, 1, 86400,
+    "Keep-alive between requests.");
+  k.seconds(
+    "http.writeTimeoutSeconds", [](auto& c) -> auto& { return c.http.write_timeout; }, 1, 3600,
+    "A connection whose writes make no progress this long is closed.");
+  k.integer(
+    "http.writeQueueLimitBytes", [](auto& c) -> auto& { return c.http.write_queue_limit; }, 16 << 10, 1LL << 30,
+    "Bytes queued for a slow reader before its connection is closed.");
+  k.strings(
+    "http.allowedOrigins", [](auto& c) -> auto& { return c.http.allowed_origins; },
+    "Origins admitted besides loopback ones (browsers' Origin header).");
+  k.strings(
+    "http.allowedHosts", [](auto& c) -> auto& { return c.http.allowed_hosts; },
+    "Host header values admitted besides loopback ones.");
+  k.integer(
+    "http.threads", [](auto& c) -> auto& { return c.http.threads; }, 1, 64, "I/O threads of the stealing scheduler.");
+  k.integer(
+    "http.maxConnectionsPerAddress", [](auto& c) -> auto& { return c.http.max_connections_per_address; }, 1, 1000000,
+    "Connections one client address may hold; more get 503.");
+  k.integer(
+    "http.maxConnectionsPerIdentity", [](auto& c) -> auto& { return c.http.max_connections_per_identity; }, 1, 1000000,
+    "Connections one authenticated caller may hold; more get 503.");
+  k.integer(
+    "http.corsMaxAgeSeconds", [](auto& c) -> auto& { return c.http.cors_max_age; }, 0, 86400,
+    "How long browsers may cache a CORS preflight answer.");
 
-  k.choice("auth.mode", {"none", "keys", "oauth"}, "must be \"none\", \"keys\" or \"oauth\"",
-           [](const config& c) {
-             return c.auth.mode == auth_mode::keys ? "keys" : c.auth.mode == auth_mode::oauth ? "oauth" : "none";
-           },
-           [](config& c, const std::string& w) {
-             c.auth.mode = w == "keys" ? auth_mode::keys : w == "oauth" ? auth_mode::oauth : auth_mode::none;
-           },
-           "How requests are authenticated: nobody (loopback only), API keys of the key file, or OAuth tokens.");
+  k.choice(
+    "auth.mode", {"none", "keys", "oauth"}, "must be \"none\", \"keys\" or \"oauth\"",
+    [](const config& c) {
+      return c.auth.mode == auth_mode::keys ? "keys" : c.auth.mode == auth_mode::oauth ? "oauth" : "none";
+    },
+    [](config& c, const std::string& w) {
+      c.auth.mode = w == "keys" ? auth_mode::keys : w == "oauth" ? auth_mode::oauth : auth_mode::none;
+    },
+    "How requests are authenticated: nobody (loopback only), API keys of the key file, or OAuth tokens.");
   k.live = true;
-  k.string("auth.keyFile", [](auto& c) -> auto& { return c.auth.key_file; },
-           "The API key file (bulwark keys ...); required with mode \"keys\".")
+  k.string(
+     "auth.keyFile", [](auto& c) -> auto& { return c.auth.key_file; },
+     "The API key file (bulwark keys ...); required with mode \"keys\".")
     .with_flag("--key-file", "FILE");
   k.live = false;
-  k.boolean("auth.allowUnauthenticated", [](auto& c) -> auto& { return c.auth.allow_unauthenticated; },
-            "Serve a non-loopback address with mode \"none\".")
+  k.boolean(
+     "auth.allowUnauthenticated", [](auto& c) -> auto& { return c.auth.allow_unauthenticated; },
+     "Serve a non-loopback address with mode \"none\".")
     .with_switch("--allow-unauthenticated", "true");
   k.live = true;
-  k.string("auth.oauth.issuer", [](auto& c) -> auto& { return c.auth.oauth.issuer; },
-           "Issuer (iss) of accepted access tokens.");
+  k.string(
+    "auth.oauth.issuer", [](auto& c) -> auto& { return c.auth.oauth.issuer; },
+    "Issuer (iss) of accepted access tokens.");
   // The resource names this server and where its metadata is served.
   k.live = false;
-  k.string("auth.oauth.resource", [](auto& c) -> auto& { return c.auth.oauth.resource; },
-           "This server's resource URI (the tokens' audience).");
+  k.string(
+    "auth.oauth.resource", [](auto& c) -> auto& { return c.auth.oauth.resource; },
+    "This server's resource URI (the tokens' audience).");
   k.live = true;
-  k.strings("auth.oauth.authorizationServers", [](auto& c) -> auto& { return c.auth.oauth.authorization_servers; },
-            "Authorization servers named in the protected resource metadata; empty: the issuer.");
-  k.string("auth.oauth.jwksFile", [](auto& c) -> auto& { return c.auth.oauth.jwks_file; },
-           "The issuer's signing keys (a JWKS file).");
-  k.seconds("auth.oauth.clockSkewSeconds", [](auto& c) -> auto& { return c.auth.oauth.clock_skew; }, 0, 600,
-            "Clock difference tolerated in exp and nbf.");
-  k.strings("auth.oauth.scopesSupported", [](auto& c) -> auto& { return c.auth.oauth.scopes_supported; },
-            "Scopes named in the protected resource metadata.");
+  k.strings(
+    "auth.oauth.authorizationServers", [](auto& c) -> auto& { return c.auth.oauth.authorization_servers; },
+    "Authorization servers named in the protected resource metadata; empty: the issuer.");
+  k.string(
+    "auth.oauth.jwksFile", [](auto& c) -> auto& { return c.auth.oauth.jwks_file; },
+    "The issuer's signing keys (a JWKS file).");
+  k.seconds(
+    "auth.oauth.clockSkewSeconds", [](auto& c) -> auto& { return c.auth.oauth.clock_skew; }, 0, 600,
+    "Clock difference tolerated in exp and nbf.");
+  k.strings(
+    "auth.oauth.scopesSupported", [](auto& c) -> auto& { return c.auth.oauth.scopes_supported; },
+    "Scopes named in the protected resource metadata.");
 
-  k.choice("errors.mode", {"production", "development"}, "must be \"production\" or \"development\"",
-           [](const config& c) {
-             return c.error_mode == mcp::error_mode::development ? "development" : "production";
-           },
-           [](config& c, const std::string& w) {
-             c.error_mode = w == "development" ? mcp::error_mode::development : mcp::error_mode::production;
-           },
-           "Whether clients see internal error details.")
+  k.choice(
+     "errors.mode", {"production", "development"}, "must be \"production\" or \"development\"",
+     [](const config& c) { return c.error_mode == mcp::error_mode::development ? "development" : "production"; },
+     [](config& c, const std::string& w) {
+       c.error_mode = w == "development" ? mcp::error_mode::development : mcp::error_mode::production;
+     },
+     "Whether clients see internal error details.")
     .with_switch("--dev", "development");
   k.live = false;
 
-  k.string("audit.file", [](auto& c) -> auto& { return c.audit.file; }, "The append-only audit log; empty: none.");
-  k.integer("audit.maxBytes", [](auto& c) -> auto& { return c.audit.max_bytes; }, 1024, 1LL << 40,
-            "Size at which the audit log is rotated.");
-  k.integer("audit.maxFiles", [](auto& c) -> auto& { return c.audit.max_files; }, 1, 1000,
-            "Rotated audit logs kept.");
+  k.string(
+    "audit.file", [](auto& c) -> auto& { return c.audit.file; }, "The append-only audit log; empty: none.");
+  k.integer(
+    "audit.maxBytes", [](auto& c) -> auto& { return c.audit.max_bytes; }, 1024, 1LL << 40,
+    "Size at which the audit log is rotated.");
+  k.integer(
+    "audit.maxFiles", [](auto& c) -> auto& { return c.audit.max_files; }, 1, 1000, "Rotated audit logs kept.");
 
-  k.boolean("stdio.enabled", [](auto& c) -> auto& { return c.stdio; }, "Serve one client on stdin/stdout.")
+  k.boolean(
+     "stdio.enabled", [](auto& c) -> auto& { return c.stdio; }, "Serve one client on stdin/stdout.")
     .with_switch("--stdio", "true");
 
-  k.seconds("sessions.idleTimeoutSeconds", [](auto& c) -> auto& { return c.runtime.session_idle_timeout; }, 1,
-            7 * 86400, "A session unused this long ends.");
-  k.integer("sessions.replayEvents", [](auto& c) -> auto& { return c.runtime.replay_events; }, 0, 100000,
-            "Events per stream kept for Last-Event-ID replay.");
-  k.integer("sessions.pageSize", [](auto& c) -> auto& { return c.runtime.page_size; }, 1, 10000,
-            "Entries per page of tools/list and the other lists.");
-  k.integer("sessions.listTtlMs", [](auto& c) -> auto& { return c.runtime.list_ttl_ms; }, 0, 86400000LL,
-            "ttlMs given with lists (2026-07-28).");
-  k.integer("sessions.maxPerIdentity", [](auto& c) -> auto& { return c.runtime.max_sessions_per_identity; }, 1,
-            1000000, "Sessions one caller may hold.");
-  k.integer("sessions.max", [](auto& c) -> auto& { return c.runtime.max_sessions; }, 1, 10000000,
-            "Sessions of all callers at once.");
-  k.integer("sessions.maxConcurrentRequests", [](auto& c) -> auto& { return c.runtime.max_concurrent_requests; }, 1,
-            100000, "Requests of one session in progress at once.");
-  k.integer("sessions.maxStreams", [](auto& c) -> auto& { return c.runtime.max_streams; }, 1, 1000,
-            "Open event streams of one session.");
+  k.seconds(
+    "sessions.idleTimeoutSeconds", [](auto& c) -> auto& { return c.runtime.session_idle_timeout; }, 1, 7 * 86400,
+    "A session unused this long ends.");
+  k.integer(
+    "sessions.replayEvents", [](auto& c) -> auto& { return c.runtime.replay_events; }, 0, 100000,
+    "Events per stream kept for Last-Event-ID replay.");
+  k.integer(
+    "sessions.pageSize", [](auto& c) -> auto& { return c.runtime.page_size; }, 1, 10000,
+    "Entries per page of tools/list and the other lists.");
+  k.integer(
+    "sessions.listTtlMs", [](auto& c) -> auto& { return c.runtime.list_ttl_ms; }, 0, 86400000LL,
+    "ttlMs given with lists (2026-07-28).");
+  k.integer(
+    "sessions.maxPerIdentity", [](auto& c) -> auto& { return c.runtime.max_sessions_per_identity; }, 1, 1000000,
+    "Sessions one caller may hold.");
+  k.integer(
+    "sessions.max", [](auto& c) -> auto& { return c.runtime.max_sessions; }, 1, 10000000,
+    "Sessions of all callers at once.");
+  k.integer(
+    "sessions.maxConcurrentRequests", [](auto& c) -> auto& { return c.runtime.max_concurrent_requests; }, 1, 100000,
+    "Requests of one session in progress at once.");
+  k.integer(
+    "sessions.maxStreams", [](auto& c) -> auto& { return c.runtime.max_streams; }, 1, 1000,
+    "Open event streams of one session.");
 
   k.live = true;
-  k.seconds("shutdown.drainSeconds", [](auto& c) -> auto& { return c.drain; }, 0, 3600,
-            "How long a graceful shutdown lets calls in flight finish.");
+  k.seconds(
+    "shutdown.drainSeconds", [](auto& c) -> auto& { return c.drain; }, 0, 3600,
+    "How long a graceful shutdown lets calls in flight finish.");
   k.live = false;
 
-  k.integer("supervision.maxRestarts", [](auto& c) -> auto& { return c.runtime.max_restarts; }, 0, 1000,
-            "Restarts of an actor within the window before its supervisor gives up.");
-  k.seconds("supervision.windowSeconds", [](auto& c) -> auto& { return c.runtime.restart_window; }, 1, 3600,
-            "Window of maxRestarts.");
-  k.millis("supervision.backoffInitialMs", [](auto& c) -> auto& { return c.runtime.restart_backoff_initial; }, 0,
-           60000, "Delay before the first restart; doubled for each next one.");
-  k.millis("supervision.backoffMaxMs", [](auto& c) -> auto& { return c.runtime.restart_backoff_max; }, 0, 600000,
-           "Longest delay before a restart.");
+  k.integer(
+    "supervision.maxRestarts", [](auto& c) -> auto& { return c.runtime.max_restarts; }, 0, 1000,
+    "Restarts of an actor within the window before its supervisor gives up.");
+  k.seconds(
+    "supervision.windowSeconds", [](auto& c) -> auto& { return c.runtime.restart_window; }, 1, 3600,
+    "Window of maxRestarts.");
+  k.millis(
+    "supervision.backoffInitialMs", [](auto& c) -> auto& { return c.runtime.restart_backoff_initial; }, 0, 60000,
+    "Delay before the first restart; doubled for each next one.");
+  k.millis(
+    "supervision.backoffMaxMs", [](auto& c) -> auto& { return c.runtime.restart_backoff_max; }, 0, 600000,
+    "Longest delay before a restart.");
 
-  k.choice("actors.scheduler", {"fused", "stealing"}, "-",
-           [](const config& c) { return c.scheduler; }, [](config& c, const std::string& w) { c.scheduler = w; },
-           "fused runs the HTTP I/O on the CAF workers; stealing is CAF's scheduler beside I/O threads.")
+  k.choice(
+     "actors.scheduler", {"fused", "stealing"}, "-", [](const config& c) { return c.scheduler; },
+     [](config& c, const std::string& w) { c.scheduler = w; },
+     "fused runs the HTTP I/O on the CAF workers; stealing is CAF's scheduler beside I/O threads.")
     .refusal = "expected \"fused\" or \"stealing\", got \"{value}\"";
-  k.integer("actors.workers", [](auto& c) -> auto& { return c.workers; }, 1, 64, "CAF scheduler threads.")
+  k.integer(
+     "actors.workers", [](auto& c) -> auto& { return c.workers; }, 1, 64, "CAF scheduler threads.")
     .with_env("BULWARK_WORKERS")
     .with_flag("--workers", "N");
-  k.integer("actors.spinMicros", [](auto& c) -> auto& { return c.spin_micros; }, 0, 10000,
-            "Fused scheduler: how long an idle worker polls before it sleeps.");
-  k.integer("actors.aggressivePollAttempts", [](auto& c) -> auto& { return c.aggressive_poll_attempts; }, 0, 100000,
-            "Stealing scheduler: polls before a worker backs off.");
-  k.integer("actors.moderatePollAttempts", [](auto& c) -> auto& { return c.moderate_poll_attempts; }, 0, 100000,
-            "Stealing scheduler: polls with short sleeps before a worker sleeps long.");
+  k.integer(
+    "actors.spinMicros", [](auto& c) -> auto& { return c.spin_micros; }, 0, 10000,
+    "Fused scheduler: how long an idle worker polls before it sleeps.");
+  k.integer(
+    "actors.aggressivePollAttempts", [](auto& c) -> auto& { return c.aggressive_poll_attempts; }, 0, 100000,
+    "Stealing scheduler: polls before a worker backs off.");
+  k.integer(
+    "actors.moderatePollAttempts", [](auto& c) -> auto& { return c.moderate_poll_attempts; }, 0, 100000,
+    "Stealing scheduler: polls with short sleeps before a worker sleeps long.");
 
   k.live = true;
-  k.choice("gateway.prefix", {"conditional", "always", "never"}, prefix_words,
-           [](const config& c) { return prefix_name(c.gateway.prefix); },
-           [](config& c, const std::string& w) { c.gateway.prefix = prefix_of(w); },
-           "Tool names get their service's name in front: only on a clash, always, or never.");
-  k.string("gateway.separator", [](auto& c) -> auto& { return c.gateway.separator; },
-           "Between a service's name and a tool's (1 to 8 of letters, digits, _ - . /).")
+  k.choice(
+    "gateway.prefix", {"conditional", "always", "never"}, prefix_words,
+    [](const config& c) { return prefix_name(c.gateway.prefix); },
+    [](config& c, const std::string& w) { c.gateway.prefix = prefix_of(w); },
+    "Tool names get their service's name in front: only on a clash, always, or never.");
+  k.string(
+     "gateway.separator", [](auto& c) -> auto& { return c.gateway.separator; },
+     "Between a service's name and a tool's (1 to 8 of letters, digits, _ - . /).")
     .check = check_separator_value;
   k.live = false;
-  k.integer("gateway.childMaxRestarts", [](auto& c) -> auto& { return c.gateway.child_max_restarts; }, 0, 1000,
-            "Restarts of a stdio server within the window before it is given up.");
+  k.integer(
+    "gateway.childMaxRestarts", [](auto& c) -> auto& { return c.gateway.child_max_restarts; }, 0, 1000,
+    "Restarts of a stdio server within the window before it is given up.");
   k.live = true;
-  k.boolean("gateway.gatewayTools", [](auto& c) -> auto& { return c.gateway.gateway_tools; },
-            "Offer list_servers, get_server_tools and execute_tool.");
-  k.section("gateway.policy", [](const config& c) { return show_policy(c.gateway.policy); },
-            [](config& c, const value& v, const std::string& path, errors_t&) { read_policy(v, path, c.gateway.policy); },
-            "Which server:tool patterns every client may call (allow, deny; deny wins).");
+  k.boolean(
+    "gateway.gatewayTools", [](auto& c) -> auto& { return c.gateway.gateway_tools; },
+    "Offer list_servers, get_server_tools and execute_tool.");
+  k.section(
+    "gateway.policy", [](const config& c) { return show_policy(c.gateway.policy); },
+    [](config& c, const value& v, const std::string& path, errors_t&) { read_policy(v, path, c.gateway.policy); },
+    "Which server:tool patterns every client may call (allow, deny; deny wins).");
   k.described("gateway.policy.allow", setting_type::string_list,
               "Patterns server:tool (* matches any run); non-empty: only matches are admitted.");
   k.described("gateway.policy.deny", setting_type::string_list, "Patterns server:tool refused.");
@@ -1034,8 +1130,9 @@ table_builder<config> config_keys() {
   k.described("gateway.agents.<client>.allow", setting_type::string_list, "As gateway.policy.allow.");
   k.described("gateway.agents.<client>.deny", setting_type::string_list, "As gateway.policy.deny.");
   k.live = false;
-  k.seconds("gateway.childRestartWindowSeconds", [](auto& c) -> auto& { return c.gateway.child_restart_window; }, 1,
-            86400, "Window of childMaxRestarts.");
+  k.seconds(
+    "gateway.childRestartWindowSeconds", [](auto& c) -> auto& { return c.gateway.child_restart_window; }, 1, 86400,
+    "Window of childMaxRestarts.");
 
   k.live = true;
   k.section("mcpServers", show_servers, read_servers,
@@ -1059,12 +1156,14 @@ table_builder<config> config_keys() {
     },
     "Windows per caller by tier name; a tier given replaces that tier, the others stay.");
   for (auto& [key, per] : windows)
-    k.described(std::string("rateLimits.tiers.<tier>.") + key, setting_type::integer, "Calls per window (1..1000000000).");
-  k.section("rateLimits.global", [](const config& c) { return show_windows(c.runtime.ops.limits.global); },
-            [](config& c, const value& v, const std::string& path, errors_t&) {
-              c.runtime.ops.limits.global = read_windows(v, path);
-            },
-            "Windows shared by every call through the gateway; none by default.");
+    k.described(std::string("rateLimits.tiers.<tier>.") + key, setting_type::integer,
+                "Calls per window (1..1000000000).");
+  k.section(
+    "rateLimits.global", [](const config& c) { return show_windows(c.runtime.ops.limits.global); },
+    [](config& c, const value& v, const std::string& path, errors_t&) {
+      c.runtime.ops.limits.global = read_windows(v, path);
+    },
+    "Windows shared by every call through the gateway; none by default.");
   for (auto& [key, per] : windows)
     k.described(std::string("rateLimits.global.") + key, setting_type::integer, "Calls per window (1..1000000000).");
   k.section(
@@ -1101,25 +1200,33 @@ table_builder<config> config_keys() {
   k.described("rateLimits.keys.<sha256>.tier", setting_type::string, "The key's tier.");
   k.described("rateLimits.keys.<sha256>.priority", setting_type::string,
               "Default queue priority of the key's calls: critical, high, normal or low.");
-  k.string("rateLimits.defaultTier", [](auto& c) -> auto& { return c.runtime.ops.default_tier; },
-           "Tier of API keys without one.");
-  k.string("rateLimits.anonymousTier", [](auto& c) -> auto& { return c.runtime.ops.anonymous_tier; },
-           "Tier of unauthenticated callers; empty: unlimited.");
-  k.choice("rateLimits.onLimit", {"refuse", "queue"}, "must be \"refuse\" or \"queue\"",
-           [](const config& c) { return c.runtime.ops.queue_on_limit ? "queue" : "refuse"; },
-           [](config& c, const std::string& w) { c.runtime.ops.queue_on_limit = w == "queue"; },
-           "A call over its limit is refused at once or waits for its turn.");
-  k.millis("rateLimits.maxQueueWaitMs", [](auto& c) -> auto& { return c.runtime.ops.max_limit_wait; }, 1, 3600000,
-           "Longest wait of a call over its limit (onLimit \"queue\").");
-  k.integer("rateLimits.maxTrackedCallers", [](auto& c) -> auto& { return c.runtime.ops.max_tracked_callers; }, 1,
-            100000000, "Callers whose buckets are kept at once.");
+  k.string(
+    "rateLimits.defaultTier", [](auto& c) -> auto& { return c.runtime.ops.default_tier; },
+    "Tier of API keys without one.");
+  k.string(
+    "rateLimits.anonymousTier", [](auto& c) -> auto& { return c.runtime.ops.anonymous_tier; },
+    "Tier of unauthenticated callers; empty: unlimited.");
+  k.choice(
+    "rateLimits.onLimit", {"refuse", "queue"}, "must be \"refuse\" or \"queue\"",
+    [](const config& c) { return c.runtime.ops.queue_on_limit ? "queue" : "refuse"; },
+    [](config& c, const std::string& w) { c.runtime.ops.queue_on_limit = w == "queue"; },
+    "A call over its limit is refused at once or waits for its turn.");
+  k.millis(
+    "rateLimits.maxQueueWaitMs", [](auto& c) -> auto& { return c.runtime.ops.max_limit_wait; }, 1, 3600000,
+    "Longest wait of a call over its limit (onLimit \"queue\").");
+  k.integer(
+    "rateLimits.maxTrackedCallers", [](auto& c) -> auto& { return c.runtime.ops.max_tracked_callers; }, 1, 100000000,
+    "Callers whose buckets are kept at once.");
 
-  k.integer("queue.capacity", [](auto& c) -> auto& { return c.runtime.ops.queue.capacity; }, 1, 10000000,
-            "Calls waiting at most; beyond it lower-priority work is shed.");
-  k.millis("queue.agingMs", [](auto& c) -> auto& { return c.runtime.ops.queue.aging; }, 0, 3600000,
-           "A waiting call rises one priority level per this much waiting; 0: no aging.");
-  k.integer("queue.maxConcurrentPerService", [](auto& c) -> auto& { return c.runtime.ops.max_concurrent_per_service; },
-            1, 100000, "Calls to one service in progress at once.");
+  k.integer(
+    "queue.capacity", [](auto& c) -> auto& { return c.runtime.ops.queue.capacity; }, 1, 10000000,
+    "Calls waiting at most; beyond it lower-priority work is shed.");
+  k.millis(
+    "queue.agingMs", [](auto& c) -> auto& { return c.runtime.ops.queue.aging; }, 0, 3600000,
+    "A waiting call rises one priority level per this much waiting; 0: no aging.");
+  k.integer(
+    "queue.maxConcurrentPerService", [](auto& c) -> auto& { return c.runtime.ops.max_concurrent_per_service; }, 1,
+    100000, "Calls to one service in progress at once.");
   k.section(
     "queue.toolPriorities",
     [](const config& c) {
@@ -1139,45 +1246,61 @@ table_builder<config> config_keys() {
     "Queue priority by tool name.");
   k.described("queue.toolPriorities.<tool>", setting_type::string, "critical, high, normal or low.");
 
-  k.integer("cache.maxEntries", [](auto& c) -> auto& { return c.runtime.ops.cache_entries; }, 1, 100000000,
-            "Results the cache holds at most.");
-  k.integer("cache.maxBytes", [](auto& c) -> auto& { return c.runtime.ops.cache_bytes; }, 1024, 1LL << 40,
-            "Bytes the cache holds at most.");
+  k.integer(
+    "cache.maxEntries", [](auto& c) -> auto& { return c.runtime.ops.cache_entries; }, 1, 100000000,
+    "Results the cache holds at most.");
+  k.integer(
+    "cache.maxBytes", [](auto& c) -> auto& { return c.runtime.ops.cache_bytes; }, 1024, 1LL << 40,
+    "Bytes the cache holds at most.");
 
-  k.millis("health.intervalMs", [](auto& c) -> auto& { return c.runtime.ops.health.interval; }, 50, 600000,
-           "How often health is judged.");
-  k.integer("health.enterChecks", [](auto& c) -> auto& { return c.runtime.ops.health.enter_checks; }, 1, 1000,
-            "Bad checks in a row that enter degraded mode.");
-  k.millis("health.exitAfterMs", [](auto& c) -> auto& { return c.runtime.ops.health.exit_after; }, 0, 86400000,
-           "Good health this long leaves degraded mode.");
-  k.seconds("health.stormWindowSeconds", [](auto& c) -> auto& { return c.runtime.ops.health.storm_window; }, 1, 86400,
-            "Window of restartStorm.");
-  k.integer("health.restartStorm", [](auto& c) -> auto& { return c.runtime.ops.health.thresholds.restart_storm; }, 0,
-            1000000, "Actor restarts within the storm window that mean degraded.");
-  k.number("health.queueFill", [](auto& c) -> auto& { return c.runtime.ops.health.thresholds.queue_fill; }, 0, 1,
-           "A queue fuller than this share means degraded.");
-  k.number("health.degradedBudgetScale", [](auto& c) -> auto& { return c.runtime.ops.health.degraded_budget_scale; },
-           0.01, 1, "Share of the rate budgets granted in degraded mode.");
+  k.millis(
+    "health.intervalMs", [](auto& c) -> auto& { return c.runtime.ops.health.interval; }, 50, 600000,
+    "How often health is judged.");
+  k.integer(
+    "health.enterChecks", [](auto& c) -> auto& { return c.runtime.ops.health.enter_checks; }, 1, 1000,
+    "Bad checks in a row that enter degraded mode.");
+  k.millis(
+    "health.exitAfterMs", [](auto& c) -> auto& { return c.runtime.ops.health.exit_after; }, 0, 86400000,
+    "Good health this long leaves degraded mode.");
+  k.seconds(
+    "health.stormWindowSeconds", [](auto& c) -> auto& { return c.runtime.ops.health.storm_window; }, 1, 86400,
+    "Window of restartStorm.");
+  k.integer(
+    "health.restartStorm", [](auto& c) -> auto& { return c.runtime.ops.health.thresholds.restart_storm; }, 0, 1000000,
+    "Actor restarts within the storm window that mean degraded.");
+  k.number(
+    "health.queueFill", [](auto& c) -> auto& { return c.runtime.ops.health.thresholds.queue_fill; }, 0, 1,
+    "A queue fuller than this share means degraded.");
+  k.number(
+    "health.degradedBudgetScale", [](auto& c) -> auto& { return c.runtime.ops.health.degraded_budget_scale; }, 0.01, 1,
+    "Share of the rate budgets granted in degraded mode.");
   k.live = false;
 
-  k.string("admin.tokenSha256", [](auto& c) -> auto& { return c.runtime.ops.admin_token_sha256; },
-           "Lower-case hex SHA-256 of the admin API's token; unset: the admin API refuses every action.")
+  k.string(
+     "admin.tokenSha256", [](auto& c) -> auto& { return c.runtime.ops.admin_token_sha256; },
+     "Lower-case hex SHA-256 of the admin API's token; unset: the admin API refuses every action.")
     .with_token_env("BULWARK_ADMIN_TOKEN")
     .is_secret();
   k.keys.back().check = [](const value& v, const std::string& path, errors_t&) { check_token_hash("admin", v, path); };
-  k.integer("admin.port", [](auto& c) -> auto& { return c.admin_port; }, -1, 65535,
-            "Port of the admin API and console page on their own listener; -1: on the MCP listener, 0: a free one.");
-  k.string("admin.address", [](auto& c) -> auto& { return c.admin_address; }, "Bind address of the admin listener.");
+  k.integer(
+    "admin.port", [](auto& c) -> auto& { return c.admin_port; }, -1, 65535,
+    "Port of the admin API and console page on their own listener; -1: on the MCP listener, 0: a free one.");
+  k.string(
+    "admin.address", [](auto& c) -> auto& { return c.admin_address; }, "Bind address of the admin listener.");
 
-  k.string("metrics.tokenSha256", [](auto& c) -> auto& { return c.runtime.ops.metrics_token_sha256; },
-           "Lower-case hex SHA-256 of the token /metrics demands; unset: /metrics is open.")
+  k.string(
+     "metrics.tokenSha256", [](auto& c) -> auto& { return c.runtime.ops.metrics_token_sha256; },
+     "Lower-case hex SHA-256 of the token /metrics demands; unset: /metrics is open.")
     .with_token_env("BULWARK_METRICS_TOKEN")
     .is_secret();
-  k.keys.back().check = [](const value& v, const std::string& path, errors_t&) { check_token_hash("metrics", v, path); };
-  k.choice("metrics.listener", {"main", "admin"}, "must be \"main\" or \"admin\"",
-           [](const config& c) { return c.runtime.ops.metrics_on_admin_only ? "admin" : "main"; },
-           [](config& c, const std::string& w) { c.runtime.ops.metrics_on_admin_only = w == "admin"; },
-           "Serve /metrics on the MCP listener or only on the admin listener.");
+  k.keys.back().check = [](const value& v, const std::string& path, errors_t&) {
+    check_token_hash("metrics", v, path);
+  };
+  k.choice(
+    "metrics.listener", {"main", "admin"}, "must be \"main\" or \"admin\"",
+    [](const config& c) { return c.runtime.ops.metrics_on_admin_only ? "admin" : "main"; },
+    [](config& c, const std::string& w) { c.runtime.ops.metrics_on_admin_only = w == "admin"; },
+    "Serve /metrics on the MCP listener or only on the admin listener.");
   k.rule("metrics", [](const config& c, const std::string& path, errors_t&) {
     if (c.runtime.ops.metrics_on_admin_only && c.admin_port < 0)
       bad(path + ".listener", "is \"admin\", but there is no admin listener (set admin.port)");
@@ -1195,23 +1318,31 @@ table_builder<config> config_keys() {
               "Events in the window before a rate counts (error_rate, cache_hit_rate).");
   k.described("alerts.rules.<rule>.cooldownSeconds", setting_type::number,
               "Quiet time per subject after the rule fired (0..31536000).");
-  k.string("alerts.webhook.url", [](auto& c) -> auto& { return c.runtime.ops.webhook.url; },
-           "Where alerts are POSTed (http:// or https://); empty: no webhook.");
-  k.string("alerts.webhook.tls.caFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.ca_file; },
-           "Certificates to trust for an https:// webhook instead of the system's.");
-  k.string("alerts.webhook.tls.certFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.cert_file; },
-           "Client certificate presented to the webhook (with keyFile).");
-  k.string("alerts.webhook.tls.keyFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.key_file; },
-           "Private key of the client certificate.");
-  k.pairs("alerts.webhook.headers", [](auto& c) -> auto& { return c.runtime.ops.webhook.headers; },
-          "Headers sent with each alert (credentials go here).")
+  k.string(
+    "alerts.webhook.url", [](auto& c) -> auto& { return c.runtime.ops.webhook.url; },
+    "Where alerts are POSTed (http:// or https://); empty: no webhook.");
+  k.string(
+    "alerts.webhook.tls.caFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.ca_file; },
+    "Certificates to trust for an https:// webhook instead of the system's.");
+  k.string(
+    "alerts.webhook.tls.certFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.cert_file; },
+    "Client certificate presented to the webhook (with keyFile).");
+  k.string(
+    "alerts.webhook.tls.keyFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.key_file; },
+    "Private key of the client certificate.");
+  k.pairs(
+     "alerts.webhook.headers", [](auto& c) -> auto& { return c.runtime.ops.webhook.headers; },
+     "Headers sent with each alert (credentials go here).")
     .is_secret();
-  k.millis("alerts.webhook.timeoutMs", [](auto& c) -> auto& { return c.runtime.ops.webhook.timeout; }, 1, 600000,
-           "Deadline of one webhook request.");
-  k.integer("alerts.webhook.attempts", [](auto& c) -> auto& { return c.runtime.ops.webhook.attempts; }, 1, 20,
-            "Tries of one alert, the first included.");
-  k.millis("alerts.webhook.baseDelayMs", [](auto& c) -> auto& { return c.runtime.ops.webhook.base_delay; }, 0, 600000,
-           "Delay before the first retry; doubled for each next one.");
+  k.millis(
+    "alerts.webhook.timeoutMs", [](auto& c) -> auto& { return c.runtime.ops.webhook.timeout; }, 1, 600000,
+    "Deadline of one webhook request.");
+  k.integer(
+    "alerts.webhook.attempts", [](auto& c) -> auto& { return c.runtime.ops.webhook.attempts; }, 1, 20,
+    "Tries of one alert, the first included.");
+  k.millis(
+    "alerts.webhook.baseDelayMs", [](auto& c) -> auto& { return c.runtime.ops.webhook.base_delay; }, 0, 600000,
+    "Delay before the first retry; doubled for each next one.");
   k.rule("alerts.webhook", [](const config& c, const std::string& path, errors_t&) {
     auto& w = c.runtime.ops.webhook;
     check_tls(path + ".tls", w.tls);
@@ -1221,8 +1352,9 @@ table_builder<config> config_keys() {
     if (!w.tls.empty() && !is_https(w.url))
       bad(path + ".tls", "applies to https:// URLs only");
   });
-  auto& admins = k.strings("alerts.adminKeys", [](auto& c) -> auto& { return c.runtime.ops.admin_identities; },
-                           "Lower-case hex SHA-256 of the API keys that hear alerts as MCP notifications.");
+  auto& admins = k.strings(
+    "alerts.adminKeys", [](auto& c) -> auto& { return c.runtime.ops.admin_identities; },
+    "Lower-case hex SHA-256 of the API keys that hear alerts as MCP notifications.");
   admins.get = [](const config& c) {
     value out(json::array{});
     for (auto& id : c.runtime.ops.admin_identities)
@@ -1241,48 +1373,63 @@ table_builder<config> config_keys() {
   };
   k.live = false;
 
-  auto& url = k.string("redis.url", [](auto& c) -> auto& { return c.runtime.ops.redis.url; },
-                       "Share state with other instances through Redis (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]); "
-                       "empty: no Redis.");
+  auto& url = k.string(
+    "redis.url", [](auto& c) -> auto& { return c.runtime.ops.redis.url; },
+    "Share state with other instances through Redis (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]); "
+    "empty: no Redis.");
   url.with_env("BULWARK_REDIS").with_flag("--redis", "URL");
   url.get = [](const config& c) { return value(without_password(c.runtime.ops.redis.url)); };
   url.check = [](const value& v, const std::string& path, errors_t&) { check_redis_url(path, v.as_string()); };
-  k.string("redis.keyPrefix", [](auto& c) -> auto& { return c.runtime.ops.redis.key_prefix; },
-           "Prefix of every Redis key Bulwark writes.");
-  k.millis("redis.connectTimeoutMs", [](auto& c) -> auto& { return c.runtime.ops.redis.connect_timeout; }, 1, 60000,
-           "Deadline of a connection to Redis.");
-  k.millis("redis.commandTimeoutMs", [](auto& c) -> auto& { return c.runtime.ops.redis.command_timeout; }, 1, 60000,
-           "Deadline of one Redis command.");
-  k.millis("redis.retryMs", [](auto& c) -> auto& { return c.runtime.ops.redis.retry_interval; }, 10, 600000,
-           "Delay before Redis is tried again after a failure.");
-  k.seconds("redis.sessionTtlSeconds", [](auto& c) -> auto& { return c.runtime.ops.redis.session_ttl; }, 0,
-            30 * 86400, "Lifetime of a shared session record; 0: sessions.idleTimeoutSeconds.");
-  k.millis("redis.cacheMaxTtlMs", [](auto& c) -> auto& { return c.runtime.ops.redis.cache_max_ttl; }, 1000,
-           30 * 86400000LL, "Longest lifetime of a shared cache entry.");
-  k.millis("redis.breakerTtlMs", [](auto& c) -> auto& { return c.runtime.ops.redis.breaker_ttl; }, 1000, 86400000LL,
-           "Lifetime of a shared breaker state.");
+  k.string(
+    "redis.keyPrefix", [](auto& c) -> auto& { return c.runtime.ops.redis.key_prefix; },
+    "Prefix of every Redis key Bulwark writes.");
+  k.millis(
+    "redis.connectTimeoutMs", [](auto& c) -> auto& { return c.runtime.ops.redis.connect_timeout; }, 1, 60000,
+    "Deadline of a connection to Redis.");
+  k.millis(
+    "redis.commandTimeoutMs", [](auto& c) -> auto& { return c.runtime.ops.redis.command_timeout; }, 1, 60000,
+    "Deadline of one Redis command.");
+  k.millis(
+    "redis.retryMs", [](auto& c) -> auto& { return c.runtime.ops.redis.retry_interval; }, 10, 600000,
+    "Delay before Redis is tried again after a failure.");
+  k.seconds(
+    "redis.sessionTtlSeconds", [](auto& c) -> auto& { return c.runtime.ops.redis.session_ttl; }, 0, 30 * 86400,
+    "Lifetime of a shared session record; 0: sessions.idleTimeoutSeconds.");
+  k.millis(
+    "redis.cacheMaxTtlMs", [](auto& c) -> auto& { return c.runtime.ops.redis.cache_max_ttl; }, 1000, 30 * 86400000LL,
+    "Longest lifetime of a shared cache entry.");
+  k.millis(
+    "redis.breakerTtlMs", [](auto& c) -> auto& { return c.runtime.ops.redis.breaker_ttl; }, 1000, 86400000LL,
+    "Lifetime of a shared breaker state.");
 
-  k.boolean("tools.builtin", [](auto& c) -> auto& { return c.builtin_tools; }, "Register the built-in tools.")
+  k.boolean(
+     "tools.builtin", [](auto& c) -> auto& { return c.builtin_tools; }, "Register the built-in tools.")
     .with_switch("--no-builtin-tools", "false");
-  k.boolean("tools.conformanceFixtures", [](auto& c) -> auto& { return c.fixtures; },
-            "Register the MCP conformance-suite fixtures.")
+  k.boolean(
+     "tools.conformanceFixtures", [](auto& c) -> auto& { return c.fixtures; },
+     "Register the MCP conformance-suite fixtures.")
     .with_switch("--fixtures", "true");
-  k.boolean("tools.faultTools", [](auto& c) -> auto& { return c.fault_tools; },
-            "Register tools that fail on purpose (gateway tests).")
+  k.boolean(
+     "tools.faultTools", [](auto& c) -> auto& { return c.fault_tools; },
+     "Register tools that fail on purpose (gateway tests).")
     .with_switch("--fault-tools", "true");
-  k.boolean("tools.validateArguments", [](auto& c) -> auto& { return c.runtime.validate_arguments; },
-            "Check tools/call arguments against the tool's input schema.");
+  k.boolean(
+    "tools.validateArguments", [](auto& c) -> auto& { return c.runtime.validate_arguments; },
+    "Check tools/call arguments against the tool's input schema.");
 
   k.live = true;
-  k.choice("log.level", {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"},
-           level_words(), [](const config& c) { return std::string(to_string(c.log)); },
-           [](config& c, const std::string& w) { c.log = *parse_log_level(w); }, "Least severity logged.")
+  k.choice(
+     "log.level", {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}, level_words(),
+     [](const config& c) { return std::string(to_string(c.log)); },
+     [](config& c, const std::string& w) { c.log = *parse_log_level(w); }, "Least severity logged.")
     .with_env("BULWARK_LOG_LEVEL")
     .with_flag("--log-level", "LEVEL");
-  k.strings("log.redactKeys", [](auto& c) -> auto& { return c.redact_keys; },
-            "Field names whose values the log hides, besides the built-in ones.");
-  k.strings("log.redactPatterns", [](auto& c) -> auto& { return c.redact_patterns; },
-            "Regular expressions (ECMAScript) of text the log hides.")
+  k.strings(
+    "log.redactKeys", [](auto& c) -> auto& { return c.redact_keys; },
+    "Field names whose values the log hides, besides the built-in ones.");
+  k.strings(
+     "log.redactPatterns", [](auto& c) -> auto& { return c.redact_patterns; },
+     "Regular expressions (ECMAScript) of text the log hides.")
     .check = [](const value& v, const std::string& path, errors_t& errors) {
     auto& xs = v.as_array();
     for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -1464,12 +1611,13 @@ std::string settings_reference_markdown() {
   for (auto* s : all_settings()) {
     if (top_of(s->path) != top) {
       top = top_of(s->path);
-      out += "\n## `" + top + "`\n\n| key | type | default | bounds | env | flag | reload | help |\n"
-             "|---|---|---|---|---|---|---|---|\n";
+      out += "\n## `" + top
+             + "`\n\n| key | type | default | bounds | env | flag | reload | help |\n"
+               "|---|---|---|---|---|---|---|---|\n";
     }
     out += "| `" + s->path + "` | " + cell(s->type_name()) + " | " + cell(default_text(*s)) + " | " + s->bounds()
-           + " | " + (s->env.empty() ? "" : "`" + s->env + "`" + (s->env_hashed ? " (the token)" : "")) + " | " + flag_text(*s) + " | "
-           + (s->live ? "live" : "restart") + " | " + cell(s->help) + " |\n";
+           + " | " + (s->env.empty() ? "" : "`" + s->env + "`" + (s->env_hashed ? " (the token)" : "")) + " | "
+           + flag_text(*s) + " | " + (s->live ? "live" : "restart") + " | " + cell(s->help) + " |\n";
   }
   return out;
 }

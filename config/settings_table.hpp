@@ -17,7 +17,7 @@ namespace bulwark {
 enum class setting_type : uint8_t {
   boolean,
   integer,
-  seconds,      ///< An integer count of seconds.
+  seconds, ///< An integer count of seconds.
   milliseconds, ///< An integer count of milliseconds.
   number,
   string,
@@ -33,17 +33,17 @@ struct setting_info {
   /// user chooses (`services.<name>.timeoutMs`).
   std::string path;
   setting_type type = setting_type::string;
-  double lo = 0, hi = 0;            ///< Bounds of numbers (inclusive).
-  std::vector<std::string> values;  ///< The words of an enumeration.
-  std::string refusal;              ///< An enumeration's message for other words.
-  std::string env;                  ///< BULWARK_* variable, if any.
+  double lo = 0, hi = 0; ///< Bounds of numbers (inclusive).
+  std::vector<std::string> values; ///< The words of an enumeration.
+  std::string refusal; ///< An enumeration's message for other words.
+  std::string env; ///< BULWARK_* variable, if any.
   /// The variable holds a token; the key keeps its SHA-256 (hex).
   bool env_hashed = false;
-  std::string flag;                 ///< Command-line flag, if any.
-  std::string flag_arg;             ///< The flag's argument ("N"); empty: a switch.
-  std::string flag_value;           ///< What a switch sets ("false", "development").
+  std::string flag; ///< Command-line flag, if any.
+  std::string flag_arg; ///< The flag's argument ("N"); empty: a switch.
+  std::string flag_value; ///< What a switch sets ("false", "development").
   std::string help;
-  bool live = false;   ///< A running server applies a change on reload.
+  bool live = false; ///< A running server applies a change on reload.
   bool secret = false; ///< Shown as "[redacted]" when set.
   bool example = true; ///< Listed with its default in config/examples/default.json.
   bool described = false; ///< Documented here, read by its section's own reader.

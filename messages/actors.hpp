@@ -6,10 +6,10 @@
 // request's `reply_sink`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -19,9 +19,9 @@
 #include <utility>
 
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
 #include <caf/type_id.hpp>
 #include <caf/typed_actor.hpp>
-#include <caf/replies_to.hpp>
 
 #include "messages/catalog.hpp"
 #include "messages/handoff.hpp"
@@ -86,10 +86,10 @@ using session_record_ptr = std::shared_ptr<session_record>;
 /// How one attempt of a downstream call ended, or the call as a whole.
 struct downstream_outcome {
   enum class kind : uint8_t {
-    result,    ///< The downstream answered with a result.
-    error,     ///< The downstream answered with a JSON-RPC error.
-    failure,   ///< No answer: transport failure, service down, breaker open.
-    timeout,   ///< No answer before the deadline.
+    result, ///< The downstream answered with a result.
+    error, ///< The downstream answered with a JSON-RPC error.
+    failure, ///< No answer: transport failure, service down, breaker open.
+    timeout, ///< No answer before the deadline.
     cancelled, ///< The client cancelled.
   };
   kind what = kind::failure;
@@ -123,8 +123,8 @@ struct downstream_outcome {
 /// One call from a client's handler to a downstream service.
 struct downstream_call {
   std::string service;
-  std::string method;   ///< tools/call, resources/read, prompts/get, ...
-  json::value params;   ///< As the downstream names things.
+  std::string method; ///< tools/call, resources/read, prompts/get, ...
+  json::value params; ///< As the downstream names things.
   bool idempotent = false;
   /// The calling client's capabilities, for a stateless (2026-07-28) service.
   json::value client_capabilities;
@@ -181,7 +181,7 @@ struct queued_work {
   queued_work() : id(next_id().fetch_add(1, std::memory_order_relaxed)) {}
   const uint64_t id;
   priority prio = priority::normal;
-  std::string lane;  ///< The service: at most so many of a lane run at once.
+  std::string lane; ///< The service: at most so many of a lane run at once.
   std::string owner; ///< The caller's identity (for queue_status).
   json::value request_id;
   std::string label; ///< What runs, e.g. the tool name.
@@ -252,8 +252,8 @@ struct http_exchange_end {
   std::string error;
   bool sent = false;
   bool timed_out = false;
-  bool malformed = false;  ///< See http_response::malformed.
-  std::string session_id;  ///< Mcp-Session-Id of the response, if any.
+  bool malformed = false; ///< See http_response::malformed.
+  std::string session_id; ///< Mcp-Session-Id of the response, if any.
   std::string retry_after; ///< Retry-After of the response, if any.
   /// A JSON response body, handled as the exchange's last line (one message
   /// instead of two), with the connector generation that sent the request.
@@ -283,38 +283,38 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
-  CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, end, "end")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, listen, "listen")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, closed, "closed")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, timer, "timer")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, notify, "notify")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, count, "count")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, sweep, "sweep")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, get, "get")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, resume, "resume")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, call, "call")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, done, "done")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, retry, "retry")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, cancel, "cancel")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, line, "line")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, exited, "exited")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, start, "start")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, expire, "expire")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, http_end, "http_end")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, answer, "answer")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, put, "put")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, drop, "drop")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, degrade, "degrade")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, sample, "sample")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, admit, "admit")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, refund, "refund")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, enqueue, "enqueue")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, position, "position")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, force, "force")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, watch, "watch")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, reload, "reload")
-  CAF_ADD_ATOM(bulwark, bulwark::atom, add, "add")
+CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
+CAF_ADD_ATOM(bulwark, bulwark::atom, end, "end")
+CAF_ADD_ATOM(bulwark, bulwark::atom, listen, "listen")
+CAF_ADD_ATOM(bulwark, bulwark::atom, closed, "closed")
+CAF_ADD_ATOM(bulwark, bulwark::atom, timer, "timer")
+CAF_ADD_ATOM(bulwark, bulwark::atom, notify, "notify")
+CAF_ADD_ATOM(bulwark, bulwark::atom, count, "count")
+CAF_ADD_ATOM(bulwark, bulwark::atom, sweep, "sweep")
+CAF_ADD_ATOM(bulwark, bulwark::atom, get, "get")
+CAF_ADD_ATOM(bulwark, bulwark::atom, resume, "resume")
+CAF_ADD_ATOM(bulwark, bulwark::atom, call, "call")
+CAF_ADD_ATOM(bulwark, bulwark::atom, done, "done")
+CAF_ADD_ATOM(bulwark, bulwark::atom, retry, "retry")
+CAF_ADD_ATOM(bulwark, bulwark::atom, cancel, "cancel")
+CAF_ADD_ATOM(bulwark, bulwark::atom, line, "line")
+CAF_ADD_ATOM(bulwark, bulwark::atom, exited, "exited")
+CAF_ADD_ATOM(bulwark, bulwark::atom, start, "start")
+CAF_ADD_ATOM(bulwark, bulwark::atom, expire, "expire")
+CAF_ADD_ATOM(bulwark, bulwark::atom, http_end, "http_end")
+CAF_ADD_ATOM(bulwark, bulwark::atom, answer, "answer")
+CAF_ADD_ATOM(bulwark, bulwark::atom, put, "put")
+CAF_ADD_ATOM(bulwark, bulwark::atom, drop, "drop")
+CAF_ADD_ATOM(bulwark, bulwark::atom, degrade, "degrade")
+CAF_ADD_ATOM(bulwark, bulwark::atom, sample, "sample")
+CAF_ADD_ATOM(bulwark, bulwark::atom, admit, "admit")
+CAF_ADD_ATOM(bulwark, bulwark::atom, refund, "refund")
+CAF_ADD_ATOM(bulwark, bulwark::atom, enqueue, "enqueue")
+CAF_ADD_ATOM(bulwark, bulwark::atom, position, "position")
+CAF_ADD_ATOM(bulwark, bulwark::atom, force, "force")
+CAF_ADD_ATOM(bulwark, bulwark::atom, watch, "watch")
+CAF_ADD_ATOM(bulwark, bulwark::atom, reload, "reload")
+CAF_ADD_ATOM(bulwark, bulwark::atom, add, "add")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -462,37 +462,35 @@ using limiter_actor = caf::typed_actor<
 
 /// The priority queue in front of the downstream services: four priorities,
 /// bounded, aging, at most so many calls running per service.
-using queue_actor = caf::typed_actor<
-  caf::reacts_to<atom::enqueue, queued_work_ptr>,
-  // Work with this id finished after running this many microseconds.
-  caf::reacts_to<atom::done, uint64_t, int64_t>,
-  // The caller gave up: leave the queue (refunding its rate-limit tokens).
-  caf::reacts_to<atom::cancel, uint64_t>,
-  // Internal: a delayed entry became ready or a deadline passed.
-  caf::reacts_to<atom::timer>,
-  // Degraded mode sheds LOW work.
-  caf::reacts_to<atom::degrade, bool>,
-  // A new configuration generation: its capacity, aging and concurrency.
-  caf::reacts_to<atom::reload>,
-  // Status: depth per priority, fill, counters, queued entries.
-  caf::replies_to<atom::get>::with<json::value>,
-  // Position and estimated wait of an owner's queued calls (request id, or
-  // null for all of them), to the callback.
-  caf::reacts_to<atom::position, std::string, json::value, json_reply>>;
+using queue_actor = caf::typed_actor<caf::reacts_to<atom::enqueue, queued_work_ptr>,
+                                     // Work with this id finished after running this many microseconds.
+                                     caf::reacts_to<atom::done, uint64_t, int64_t>,
+                                     // The caller gave up: leave the queue (refunding its rate-limit tokens).
+                                     caf::reacts_to<atom::cancel, uint64_t>,
+                                     // Internal: a delayed entry became ready or a deadline passed.
+                                     caf::reacts_to<atom::timer>,
+                                     // Degraded mode sheds LOW work.
+                                     caf::reacts_to<atom::degrade, bool>,
+                                     // A new configuration generation: its capacity, aging and concurrency.
+                                     caf::reacts_to<atom::reload>,
+                                     // Status: depth per priority, fill, counters, queued entries.
+                                     caf::replies_to<atom::get>::with<json::value>,
+                                     // Position and estimated wait of an owner's queued calls (request id, or
+                                     // null for all of them), to the callback.
+                                     caf::reacts_to<atom::position, std::string, json::value, json_reply>>;
 
 /// Alert rules with cooldowns, fed by the health supervisor; delivers to the
 /// log, a webhook and admin sessions.
-using alert_actor = caf::typed_actor<
-  caf::reacts_to<atom::sample, health_sample>,
-  // Internal: try a webhook delivery again.
-  caf::reacts_to<atom::retry, uint64_t>,
-  // Internal: a webhook delivery ended (id, HTTP status, error).
-  caf::reacts_to<atom::done, uint64_t, int32_t, std::string>,
-  // A new configuration generation: its rules (their cooldowns start
-  // over) and webhook.
-  caf::reacts_to<atom::reload>,
-  // Status: rules, counts, history, webhook.
-  caf::replies_to<atom::get>::with<json::value>>;
+using alert_actor = caf::typed_actor<caf::reacts_to<atom::sample, health_sample>,
+                                     // Internal: try a webhook delivery again.
+                                     caf::reacts_to<atom::retry, uint64_t>,
+                                     // Internal: a webhook delivery ended (id, HTTP status, error).
+                                     caf::reacts_to<atom::done, uint64_t, int32_t, std::string>,
+                                     // A new configuration generation: its rules (their cooldowns start
+                                     // over) and webhook.
+                                     caf::reacts_to<atom::reload>,
+                                     // Status: rules, counts, history, webhook.
+                                     caf::replies_to<atom::get>::with<json::value>>;
 
 /// A supervisor over a set of children (the root, the operations
 /// supervisor, one per downstream service). Children report by their down

@@ -7,7 +7,7 @@ namespace bulwark {
 // -- call_context -------------------------------------------------------------------
 
 call_context::call_context(std::string method, json::value params, client_view client)
-  : method_(std::move(method)), params_(std::move(params)), client_(std::move(client)) {
+    : method_(std::move(method)), params_(std::move(params)), client_(std::move(client)) {
   if (auto* args = params_.find("arguments"); args && args->is_object())
     args_in_params_ = args;
   else
@@ -85,8 +85,7 @@ const resource_spec* catalog::find_resource(std::string_view uri) const noexcept
   return nullptr;
 }
 
-const resource_template_spec* catalog::match_template(std::string_view uri,
-                                                      json::value& vars) const {
+const resource_template_spec* catalog::match_template(std::string_view uri, json::value& vars) const {
   for (auto& t : templates) {
     json::value v(json::object{});
     if (match_uri_template(t.uri_template, uri, v)) {
@@ -111,9 +110,7 @@ json::value catalog::describe(const tool_spec& t) {
   out.set("name", t.name);
   set_if(out, "title", t.title);
   out.set("description", t.description);
-  out.set("inputSchema", t.input_schema.is_object()
-                           ? t.input_schema
-                           : json::value::make_object({{"type", "object"}}));
+  out.set("inputSchema", t.input_schema.is_object() ? t.input_schema : json::value::make_object({{"type", "object"}}));
   if (t.output_schema.is_object())
     out.set("outputSchema", t.output_schema);
   if (t.annotations.is_object())
@@ -210,7 +207,8 @@ void resource_watches::on_change(std::function<void()> f) {
 
 std::string describe(watch_refusal r) {
   switch (r) {
-    case watch_refusal::none: return {};
+    case watch_refusal::none:
+      return {};
     case watch_refusal::uri_too_long:
       return "the resource URI is longer than " + std::to_string(max_uri_bytes) + " bytes";
     case watch_refusal::too_many:
@@ -293,8 +291,10 @@ void resource_watches::changed() {
 }
 
 watch_set::watch_set(watch_set&& other) noexcept
-  : registry_(std::move(other.registry_)), identity_(std::move(other.identity_)), uris_(std::move(other.uris_)),
-    bytes_(other.bytes_) {
+    : registry_(std::move(other.registry_)),
+      identity_(std::move(other.identity_)),
+      uris_(std::move(other.uris_)),
+      bytes_(other.bytes_) {
   other.uris_.clear();
   other.bytes_ = 0;
 }

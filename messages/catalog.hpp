@@ -34,16 +34,14 @@ std::optional<log_level> parse_log_level(std::string_view s) noexcept;
 /// What the server knows of the client behind a request.
 struct client_view {
   std::string protocol_version; ///< Negotiated (2025 era) or declared (2026 era).
-  bool stateless = false;       ///< True for the 2026-07-28 era.
-  json::value capabilities;     ///< The client's declared capabilities.
-  json::value info;             ///< clientInfo, when given.
+  bool stateless = false; ///< True for the 2026-07-28 era.
+  json::value capabilities; ///< The client's declared capabilities.
+  json::value info; ///< clientInfo, when given.
   /// Who is calling: "key:<SHA-256 of its bearer key>", "anonymous" or
   /// "stdio". Private cached results and rate limits are kept per identity.
   std::string identity;
 
-  bool has_capability(std::string_view name) const noexcept {
-    return capabilities.find(name) != nullptr;
-  }
+  bool has_capability(std::string_view name) const noexcept { return capabilities.find(name) != nullptr; }
 };
 
 class call_context;
@@ -58,8 +56,7 @@ using call_handler = std::function<void(const call_ptr&)>;
 class call_owner {
 public:
   virtual ~call_owner() = default;
-  virtual void on_progress(call_context& c, double progress, std::optional<double> total,
-                           std::string message) = 0;
+  virtual void on_progress(call_context& c, double progress, std::optional<double> total, std::string message) = 0;
   virtual void on_log(call_context& c, log_level lvl, json::value data, std::string logger) = 0;
   virtual void on_after(const call_ptr& c, std::chrono::milliseconds delay, call_handler next) = 0;
   virtual void on_finish(call_context& c, json::value result) = 0;
@@ -94,9 +91,7 @@ public:
   const json::value& arguments() const noexcept { return args_in_params_ ? *args_in_params_ : arguments_; }
   const client_view& client() const noexcept { return client_; }
   /// The client's answer to the input request named `key`, if it sent one.
-  const json::value* input_response(std::string_view key) const noexcept {
-    return input_responses_.find(key);
-  }
+  const json::value* input_response(std::string_view key) const noexcept { return input_responses_.find(key); }
   const json::value& input_responses() const noexcept { return input_responses_; }
   /// The state the handler asked to get back with the input (verified).
   const std::string& request_state() const noexcept { return request_state_; }
@@ -106,8 +101,7 @@ public:
   // -- while working -------------------------------------------------------------
 
   /// Sends a progress notification when the client asked for progress.
-  void progress(double progress, std::optional<double> total = std::nullopt,
-                std::string message = {});
+  void progress(double progress, std::optional<double> total = std::nullopt, std::string message = {});
   /// Sends a log notification, subject to the client's log level.
   void log(log_level lvl, json::value data, std::string logger = {});
   /// Runs `next` after `delay` inside the same actor, unless the call ended.
@@ -216,10 +210,10 @@ struct tool_spec {
   std::string name;
   std::string title;
   std::string description;
-  json::value input_schema;  ///< Defaults to `{"type":"object"}`.
+  json::value input_schema; ///< Defaults to `{"type":"object"}`.
   json::value output_schema; ///< Null when the tool declares none.
-  json::value annotations;   ///< Null when the tool declares none.
-  json::value meta;          ///< `_meta` of the tool definition, if any.
+  json::value annotations; ///< Null when the tool declares none.
+  json::value meta; ///< `_meta` of the tool definition, if any.
   call_handler handler;
   /// Definitions of a group are replaced together (`runtime::set_group`).
   std::string group;
@@ -252,8 +246,8 @@ struct resource_spec {
   std::string description;
   std::string mime_type;
   call_handler handler; ///< Finishes with a ReadResourceResult.
-  std::string group;    ///< See `runtime::set_group`.
-  std::string service;  ///< See `tool_spec::service`.
+  std::string group; ///< See `runtime::set_group`.
+  std::string service; ///< See `tool_spec::service`.
 };
 
 struct resource_template_spec {

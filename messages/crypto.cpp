@@ -30,8 +30,8 @@ std::string random_hex(std::size_t n) {
 std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
@@ -167,8 +167,7 @@ std::string seal(std::string_view key, std::string_view context, std::string_vie
   return base64url_encode(out);
 }
 
-bool unseal(std::string_view key, std::string_view context, std::string_view token,
-            std::string& state) {
+bool unseal(std::string_view key, std::string_view context, std::string_view token, std::string& state) {
   std::string raw;
   if (!base64url_decode(token, raw) || raw.size() < nonce_size + tag_size)
     return false;
@@ -183,7 +182,8 @@ bool unseal(std::string_view key, std::string_view context, std::string_view tok
   bool ok = c.ctx && EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, bytes(k), bytes(nonce)) == 1
             && EVP_DecryptUpdate(c.ctx, nullptr, &n, bytes(context), static_cast<int>(context.size())) == 1
             && EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(plain.data()), &n, bytes(ct),
-                                 static_cast<int>(ct.size())) == 1
+                                 static_cast<int>(ct.size()))
+                 == 1
             && EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, tag_size, tag.data()) == 1;
   int last = 0;
   ok = ok && EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(plain.data()) + n, &last) == 1;

@@ -33,7 +33,6 @@ std::string seal(std::string_view key, std::string_view context, std::string_vie
 
 /// Reverses `seal`; false when the token was altered or made for another
 /// context or key.
-bool unseal(std::string_view key, std::string_view context, std::string_view token,
-            std::string& state);
+bool unseal(std::string_view key, std::string_view context, std::string_view token, std::string& state);
 
 } // namespace bulwark::crypto

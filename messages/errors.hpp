@@ -12,29 +12,29 @@ namespace bulwark {
 
 enum class error_code : int32_t {
   // -- JSON-RPC 2.0 ----------------------------------------------------------
-  parse_error = -32700,      ///< The body is not valid JSON.
-  invalid_request = -32600,  ///< Valid JSON, but not a JSON-RPC 2.0 request.
+  parse_error = -32700, ///< The body is not valid JSON.
+  invalid_request = -32600, ///< Valid JSON, but not a JSON-RPC 2.0 request.
   method_not_found = -32601, ///< No such method (in this protocol era).
-  invalid_params = -32602,   ///< A parameter is missing or has the wrong shape.
-  internal_error = -32603,   ///< A bug or an unexpected failure inside Bulwark.
+  invalid_params = -32602, ///< A parameter is missing or has the wrong shape.
+  internal_error = -32603, ///< A bug or an unexpected failure inside Bulwark.
 
   // -- MCP 2026-07-28 ----------------------------------------------------------
-  header_mismatch = -32020,              ///< Mcp-* headers disagree with the body.
-  missing_client_capability = -32021,    ///< The request needs a capability the client lacks.
+  header_mismatch = -32020, ///< Mcp-* headers disagree with the body.
+  missing_client_capability = -32021, ///< The request needs a capability the client lacks.
   unsupported_protocol_version = -32022, ///< The requested protocol version is not served.
 
   // -- Bulwark (-32000..-32019) ------------------------------------------------
-  server_error = -32000,      ///< Generic server-side failure without more detail.
+  server_error = -32000, ///< Generic server-side failure without more detail.
   deadline_exceeded = -32001, ///< The request's deadline passed before an answer.
-  actor_restarted = -32003,   ///< The actor serving the request stopped; safe to retry.
-  overloaded = -32004,        ///< Admission refused (queue full, rate limited); see retry_after.
+  actor_restarted = -32003, ///< The actor serving the request stopped; safe to retry.
+  overloaded = -32004, ///< Admission refused (queue full, rate limited); see retry_after.
   service_unavailable = -32005, ///< A downstream is unavailable (breaker open, gone).
   request_cancelled = -32006, ///< The client cancelled the request.
-  shutting_down = -32007,     ///< The server is stopping and takes no new work.
-  session_limit = -32008,     ///< Too many sessions or concurrent requests.
-  denied_by_policy = -32009,  ///< A gateway policy rule denies this call (named in the error).
-  rate_limited = -32010,      ///< A rate limit refused the call; data names it and retry_after_seconds.
-  unauthorized = -32011,      ///< The request carries no valid API key (auth.mode "keys").
+  shutting_down = -32007, ///< The server is stopping and takes no new work.
+  session_limit = -32008, ///< Too many sessions or concurrent requests.
+  denied_by_policy = -32009, ///< A gateway policy rule denies this call (named in the error).
+  rate_limited = -32010, ///< A rate limit refused the call; data names it and retry_after_seconds.
+  unauthorized = -32011, ///< The request carries no valid API key (auth.mode "keys").
 };
 
 /// Describes one entry of the error table.

@@ -347,8 +347,7 @@ std::size_t padding() noexcept {
 
 bool parse_padded(std::string_view text, value& out, parse_error& err, int max_depth) {
   od::document doc;
-  auto code = tl_parser.iterate(text.data(), text.size(), text.size() + simdjson::SIMDJSON_PADDING)
-                .get(doc);
+  auto code = tl_parser.iterate(text.data(), text.size(), text.size() + simdjson::SIMDJSON_PADDING).get(doc);
   if (code) {
     err.message = std::string("invalid JSON: ") + simdjson::error_message(code);
     return false;

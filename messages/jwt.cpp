@@ -34,8 +34,7 @@ using ecdsa_sig = std::unique_ptr<ECDSA_SIG, deleter<ECDSA_SIG, ECDSA_SIG_free>>
 }
 
 /// A base64url member of a JWK, decoded.
-std::string member_bytes(const value& jwk, const char* name, const std::string& origin,
-                         const std::string& path) {
+std::string member_bytes(const value& jwk, const char* name, const std::string& origin, const std::string& path) {
   auto* m = jwk.find(name);
   if (!m || !m->is_string() || m->as_string().empty())
     bad(origin, path + "." + name, "is required (a base64url string)");
@@ -46,8 +45,8 @@ std::string member_bytes(const value& jwk, const char* name, const std::string& 
 }
 
 bignum to_bignum(std::string_view bytes) {
-  return bignum(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()), nullptr));
+  return bignum(
+    BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()), nullptr));
 }
 
 std::shared_ptr<void> from_params(const char* type, const OSSL_PARAM* p) {
@@ -89,8 +88,7 @@ std::shared_ptr<void> ec_key(const value& jwk, const std::string& origin, const 
     bad(origin, path, "x and y of a P-256 key must be 32 bytes each");
   std::string point = "\x04" + x + y;
   param_builder bld(OSSL_PARAM_BLD_new());
-  if (!bld
-      || OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1
+  if (!bld || OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1
       || OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1)
     bad(origin, path, "cannot build the EC key");
   params p(OSSL_PARAM_BLD_to_param(bld.get()));
@@ -144,12 +142,9 @@ bool signature_valid(const public_key& key, std::string_view signing_input, std:
   }
   md_ctx ctx(EVP_MD_CTX_new());
   return ctx
-         && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
-                                 static_cast<EVP_PKEY*>(key.pkey.get()))
-              == 1
+         && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key.pkey.get())) == 1
          && EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                             reinterpret_cast<const unsigned char*>(signing_input.data()),
-                             signing_input.size())
+                             reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size())
               == 1;
 }
 
@@ -230,8 +225,7 @@ std::string canonical_uri(std::string_view uri) {
   return out;
 }
 
-std::string verify(std::string_view token, const key_set& keys, const expectations& expect,
-                   int64_t now, claims& out) {
+std::string verify(std::string_view token, const key_set& keys, const expectations& expect, int64_t now, claims& out) {
   // Structure: three base64url parts.
   auto d1 = token.find('.');
   auto d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);

@@ -53,7 +53,7 @@ key_set parse_jwks(std::string_view text, const std::string& origin);
 
 /// What a token must say to be admitted.
 struct expectations {
-  std::string issuer;   ///< `iss`, compared exactly.
+  std::string issuer; ///< `iss`, compared exactly.
   std::string audience; ///< Must be `aud` or one of its members.
   std::chrono::seconds clock_skew{60}; ///< Leeway on `exp` and `nbf`.
 };
@@ -70,8 +70,7 @@ struct claims {
 /// (seconds since the epoch). Returns an empty string and fills `out` when
 /// the token is admitted; otherwise why not, in words fit for the client
 /// (never containing the token or any part of it).
-std::string verify(std::string_view token, const key_set& keys, const expectations& expect,
-                   int64_t now, claims& out);
+std::string verify(std::string_view token, const key_set& keys, const expectations& expect, int64_t now, claims& out);
 
 /// `uri` as RFC 8707 resources compare: scheme and host lower-cased, one
 /// trailing '/' dropped.

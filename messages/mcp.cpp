@@ -21,8 +21,7 @@ constexpr error_info errors[] = {
   {error_code::parse_error, "parse_error", 400, "The body is not valid JSON."},
   {error_code::invalid_request, "invalid_request", 400,
    "Valid JSON but not a JSON-RPC 2.0 request (batches included); the message says why."},
-  {error_code::method_not_found, "method_not_found", 404,
-   "No such method in the request's protocol era."},
+  {error_code::method_not_found, "method_not_found", 404, "No such method in the request's protocol era."},
   {error_code::invalid_params, "invalid_params", 400,
    "A parameter is missing or malformed; the message names it. Also: unknown tool, prompt "
    "or resource, bad cursor, tampered requestState."},
@@ -36,8 +35,7 @@ constexpr error_info errors[] = {
   {error_code::unsupported_protocol_version, "unsupported_protocol_version", 400,
    "The protocol version is not served; `data.supported` lists those that are."},
   {error_code::server_error, "server_error", 500, "A server-side failure without more detail."},
-  {error_code::deadline_exceeded, "deadline_exceeded", 504,
-   "The request's deadline passed before it was answered."},
+  {error_code::deadline_exceeded, "deadline_exceeded", 504, "The request's deadline passed before it was answered."},
   {error_code::actor_restarted, "actor_restarted", 503,
    "The actor serving the request stopped (crash, kill or restart) before answering; the "
    "request may be retried."},
@@ -50,7 +48,9 @@ constexpr error_info errors[] = {
   {error_code::shutting_down, "shutting_down", 503, "The server is stopping and takes no new work."},
   {error_code::session_limit, "session_limit", 429, "Too many sessions or concurrent requests."},
   {error_code::denied_by_policy, "DENIED_BY_POLICY", 403, "A gateway policy rule denies this call; the rule is named."},
-  {error_code::rate_limited, "RATE_LIMITED", 429, "A rate limit refused the call; data.limit names it (user_quota, service, global) and data.retry_after_seconds says when to retry."},
+  {error_code::rate_limited, "RATE_LIMITED", 429,
+   "A rate limit refused the call; data.limit names it (user_quota, service, global) and data.retry_after_seconds says "
+   "when to retry."},
   {error_code::unauthorized, "unauthorized", 401,
    "The request needs `Authorization: Bearer <key>` with a live API key; the WWW-Authenticate "
    "header says whether the key given was not valid (`error=\"invalid_token\"`)."},
@@ -78,8 +78,8 @@ std::string reply_sink::abandoned_body() const {
 // -- log levels ------------------------------------------------------------------------
 
 namespace {
-constexpr std::string_view level_names[] = {"debug",    "info",  "notice", "warning",
-                                            "error",    "critical", "alert", "emergency"};
+constexpr std::string_view level_names[] = {"debug", "info",     "notice", "warning",
+                                            "error", "critical", "alert",  "emergency"};
 } // namespace
 
 std::string_view to_string(log_level lvl) noexcept {
@@ -103,8 +103,7 @@ const std::vector<std::string>& stateful_versions() {
 }
 
 const std::vector<std::string>& supported_versions() {
-  static const std::vector<std::string> v{"2026-07-28", "2025-11-25", "2025-06-18",
-                                          "2025-03-26"};
+  static const std::vector<std::string> v{"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"};
   return v;
 }
 
@@ -139,10 +138,8 @@ classified classify(const json::value& msg) {
   auto* id = msg.find("id");
   // JSON-RPC 2.0: an error response whose request's id could not be read
   // (a parse error, an invalid request) has a null id.
-  bool null_id_error = id && id->is_null() && !msg.find("method") && msg.find("error")
-                       && !msg.find("result");
-  if (id && !null_id_error
-      && !(id->is_string() || id->is_integer() || (id->is_number() && !id->is_integer()))) {
+  bool null_id_error = id && id->is_null() && !msg.find("method") && msg.find("error") && !msg.find("result");
+  if (id && !null_id_error && !(id->is_string() || id->is_integer() || (id->is_number() && !id->is_integer()))) {
     out.reason = "\"id\" must be a string or a number";
     return out;
   }
@@ -239,8 +236,7 @@ json::value internal_tool_failure(std::string_view tool, std::string_view detail
   return text_result(std::move(text), true);
 }
 
-std::string error_body(const json::value& id, error_code code, std::string_view message,
-                       const json::value& given) {
+std::string error_body(const json::value& id, error_code code, std::string_view message, const json::value& given) {
   auto trace = new_trace_id();
   json::value data = given;
   if (data.is_null())
@@ -290,8 +286,7 @@ std::string notification_body(std::string_view method, const json::value& params
   return out;
 }
 
-std::string request_body(const json::value& id, std::string_view method,
-                         const json::value& params) {
+std::string request_body(const json::value& id, std::string_view method, const json::value& params) {
   std::string out;
   out.append(R"({"jsonrpc":"2.0","id":)");
   write_id(out, id);
@@ -344,8 +339,7 @@ bool matches_body(std::string_view header, const json::value& body) {
 
 /// Collects `x-mcp-header` annotations reachable through `properties` only.
 void collect_param_headers(const json::value& schema, std::vector<std::string>& path,
-                           std::vector<std::pair<std::string, std::vector<std::string>>>& out,
-                           int depth) {
+                           std::vector<std::pair<std::string, std::vector<std::string>>>& out, int depth) {
   if (depth > 16)
     return;
   auto* props = schema.find("properties");
@@ -363,8 +357,8 @@ void collect_param_headers(const json::value& schema, std::vector<std::string>& 
 } // namespace
 
 std::string encode_header_value(std::string_view text) {
-  bool plain = header_safe(text) && !text.empty() && text.front() != ' ' && text.back() != ' '
-               && text.front() != '\t' && text.back() != '\t' && text.rfind(b64_prefix, 0) != 0;
+  bool plain = header_safe(text) && !text.empty() && text.front() != ' ' && text.back() != ' ' && text.front() != '\t'
+               && text.back() != '\t' && text.rfind(b64_prefix, 0) != 0;
   return plain ? std::string(text) : std::string(b64_prefix) + base64_encode(text) + std::string(b64_suffix);
 }
 
@@ -389,8 +383,8 @@ const json::value* mirrored_name(std::string_view method, const json::value& par
   return nullptr;
 }
 
-bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
-                            const json::value& tool_schema, std::string& why) {
+bool check_mirrored_headers(const mirrored_headers& h, const json::value& body, const json::value& tool_schema,
+                            std::string& why) {
   const auto& method = body["method"].as_string();
   const auto& params = body["params"];
   // MCP-Protocol-Version must be present and equal the _meta version.
@@ -409,8 +403,7 @@ bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
     return false;
   }
   if (trim(*h.method) != method) {
-    why = "Mcp-Method header '" + std::string(trim(*h.method)) + "' does not match body method '"
-          + method + "'";
+    why = "Mcp-Method header '" + std::string(trim(*h.method)) + "' does not match body method '" + method + "'";
     return false;
   }
   if (auto* name_source = mirrored_name(method, params)) {
@@ -526,8 +519,8 @@ json::value completion_result(std::vector<std::string> values) {
   for (std::size_t i = 0; i < total && i < most; ++i)
     shown.push_back(std::move(values[i]));
   return json::value::make_object({{"completion", json::value::make_object({{"values", std::move(shown)},
-                                                                           {"total", static_cast<long long>(total)},
-                                                                           {"hasMore", total > most}})}});
+                                                                            {"total", static_cast<long long>(total)},
+                                                                            {"hasMore", total > most}})}});
 }
 
 namespace {

@@ -30,8 +30,7 @@ bool is_stateless_version(std::string_view v) noexcept;
 // -- _meta keys (2026-07-28) ------------------------------------------------------
 
 inline constexpr std::string_view meta_protocol_version = "io.modelcontextprotocol/protocolVersion";
-inline constexpr std::string_view meta_client_capabilities =
-  "io.modelcontextprotocol/clientCapabilities";
+inline constexpr std::string_view meta_client_capabilities = "io.modelcontextprotocol/clientCapabilities";
 inline constexpr std::string_view meta_client_info = "io.modelcontextprotocol/clientInfo";
 inline constexpr std::string_view meta_log_level = "io.modelcontextprotocol/logLevel";
 inline constexpr std::string_view meta_server_info = "io.modelcontextprotocol/serverInfo";
@@ -58,8 +57,7 @@ std::string result_body(const json::value& id, const json::value& result);
 /// too, so that the log line of the error carries it. `data.detail` holds
 /// internal details (exception text, a service's transport error): the
 /// observer always gets it; the client only in development mode.
-std::string error_body(const json::value& id, error_code code, std::string_view message,
-                       const json::value& data = {});
+std::string error_body(const json::value& id, error_code code, std::string_view message, const json::value& data = {});
 
 /// A fresh trace id: 16 hex digits from a per-thread generator (trace ids
 /// need to be unique, not secret). An `error_body` whose `data` already has
@@ -124,8 +122,8 @@ const json::value* mirrored_name(std::string_view method, const json::value& par
 /// fills `why` and returns false on a mismatch (answered with -32020).
 /// `tool_schema` is the called tool's input schema for `x-mcp-header` checks
 /// (null when not a tools/call or unknown tool).
-bool check_mirrored_headers(const mirrored_headers& h, const json::value& body,
-                            const json::value& tool_schema, std::string& why);
+bool check_mirrored_headers(const mirrored_headers& h, const json::value& body, const json::value& tool_schema,
+                            std::string& why);
 
 /// The `Mcp-Param-*` headers a client sends for a tools/call: one per
 /// `x-mcp-header` property of `tool_schema` present in `arguments`, as

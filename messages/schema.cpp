@@ -37,8 +37,7 @@ json::value errors_to_json(const std::vector<error>& errors) {
   json::array out;
   out.reserve(errors.size());
   for (auto& e : errors)
-    out.push_back(
-      json::value::make_object({{"path", e.path}, {"keyword", e.keyword}, {"message", e.message}}));
+    out.push_back(json::value::make_object({{"path", e.path}, {"keyword", e.keyword}, {"message", e.message}}));
   return json::value(std::move(out));
 }
 
@@ -69,8 +68,7 @@ bool stripped(unsigned char c) noexcept {
 }
 
 bool strip(std::string& s) {
-  auto end =
-    std::remove_if(s.begin(), s.end(), [](char c) { return stripped(static_cast<unsigned char>(c)); });
+  auto end = std::remove_if(s.begin(), s.end(), [](char c) { return stripped(static_cast<unsigned char>(c)); });
   if (end == s.end())
     return false;
   s.erase(end, s.end());

@@ -44,9 +44,9 @@ public:
 
 private:
   struct pending_ref {
-    int from;           ///< The node holding the `$ref`.
+    int from; ///< The node holding the `$ref`.
     std::string target; ///< The reference as written.
-    std::string where;  ///< Its schema location, for messages.
+    std::string where; ///< Its schema location, for messages.
   };
 
   bool failed() const noexcept { return !problem_.empty(); }
@@ -155,8 +155,7 @@ private:
   }
 
   /// A list of subschemas (`allOf`...).
-  void list(const json::value& s, std::string_view key, std::vector<int>& out, int depth,
-            bool allow_empty = false) {
+  void list(const json::value& s, std::string_view key, std::vector<int>& out, int depth, bool allow_empty = false) {
     auto* v = s.find(key);
     if (!v)
       return;
@@ -287,11 +286,10 @@ private:
       }
       for (auto& [name, sub] : v->as_object())
         n.properties.emplace_back(name, child(sub, "properties", name, depth));
-      std::stable_sort(n.properties.begin(), n.properties.end(),
-                       [](auto& a, auto& b) { return a.first < b.first; });
-      n.properties.erase(std::unique(n.properties.begin(), n.properties.end(),
-                                     [](auto& a, auto& b) { return a.first == b.first; }),
-                         n.properties.end());
+      std::stable_sort(n.properties.begin(), n.properties.end(), [](auto& a, auto& b) { return a.first < b.first; });
+      n.properties.erase(
+        std::unique(n.properties.begin(), n.properties.end(), [](auto& a, auto& b) { return a.first == b.first; }),
+        n.properties.end());
     }
     if (auto* v = s.find("patternProperties")) {
       descend d(*this, "patternProperties");
@@ -490,9 +488,8 @@ private:
         int j = next.back();
         next.pop_back();
         if (state[j] == open) {
-          problem_ =
-            "#" + location_of(j)
-            + ": a cycle of $ref/allOf/anyOf/oneOf/not/if applies this schema to the same value without end";
+          problem_ = "#" + location_of(j)
+                     + ": a cycle of $ref/allOf/anyOf/oneOf/not/if applies this schema to the same value without end";
           return;
         }
         if (state[j] == unseen)
@@ -541,13 +538,13 @@ private:
   }
 
   static bool constrains(const node& n) {
-    return n.reject || n.types || n.const_value || n.enum_values || n.minimum || n.maximum
-           || n.exclusive_minimum || n.exclusive_maximum || n.multiple_of || n.min_length || n.max_length
-           || n.pattern >= 0 || !n.prefix_items.empty() || n.items >= 0 || n.contains >= 0 || n.min_items
-           || n.max_items || n.unique_items || !n.properties.empty() || !n.pattern_properties.empty()
-           || n.additional_properties >= 0 || n.property_names >= 0 || !n.required.empty() || n.min_properties
-           || n.max_properties || !n.dependent_required.empty() || !n.dependent_schemas.empty()
-           || !n.all_of.empty() || !n.any_of.empty() || !n.one_of.empty() || n.not_schema >= 0
+    return n.reject || n.types || n.const_value || n.enum_values || n.minimum || n.maximum || n.exclusive_minimum
+           || n.exclusive_maximum || n.multiple_of || n.min_length || n.max_length || n.pattern >= 0
+           || !n.prefix_items.empty() || n.items >= 0 || n.contains >= 0 || n.min_items || n.max_items || n.unique_items
+           || !n.properties.empty() || !n.pattern_properties.empty() || n.additional_properties >= 0
+           || n.property_names >= 0 || !n.required.empty() || n.min_properties || n.max_properties
+           || !n.dependent_required.empty() || !n.dependent_schemas.empty() || !n.all_of.empty() || !n.any_of.empty()
+           || !n.one_of.empty() || n.not_schema >= 0
            || (n.if_schema >= 0 && (n.then_schema >= 0 || n.else_schema >= 0));
   }
 

@@ -15,9 +15,15 @@ constexpr std::string_view ecma_space =
 /// ECMA-262 `.`: anything but a line terminator.
 constexpr std::string_view ecma_dot = "[^\\n\\r\\x{2028}\\x{2029}]";
 
-bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_alnum(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 std::string code_point(uint32_t cp) {
   char buf[16];
@@ -352,10 +358,10 @@ pattern::pattern(std::string source) : source_(std::move(source)) {
   o.set_never_capture(true); // only whether it matches
   auto re = std::make_unique<RE2>(translated, o);
   if (!re->ok()) {
-    problem_ = re->error_code() == RE2::ErrorPatternTooLarge
-                 ? "is too complex (its matcher would need more than "
-                     + std::to_string(max_pattern_memory >> 20) + " MiB)"
-                 : "is not a valid regular expression (" + syntax_error(re->error_code()) + ")";
+    problem_ =
+      re->error_code() == RE2::ErrorPatternTooLarge
+        ? "is too complex (its matcher would need more than " + std::to_string(max_pattern_memory >> 20) + " MiB)"
+        : "is not a valid regular expression (" + syntax_error(re->error_code()) + ")";
     return;
   }
   re_ = std::move(re);

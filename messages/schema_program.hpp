@@ -24,7 +24,7 @@ struct validator::program {
   struct node {
     bool trivial = true; ///< Has no constraint: accepts everything.
     bool reject = false; ///< The `false` schema.
-    uint8_t types = 0;   ///< type_bit mask; 0 means any type.
+    uint8_t types = 0; ///< type_bit mask; 0 means any type.
     std::optional<json::value> const_value;
     std::optional<json::array> enum_values;
     // numbers

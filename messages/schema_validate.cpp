@@ -94,8 +94,7 @@ std::optional<std::pair<std::size_t, std::size_t>> find_duplicate(const json::ar
 /// failure and words nothing.
 class evaluation {
 public:
-  evaluation(const program& prog, std::vector<error>* out, bool explain)
-      : prog_(prog), out_(out), explain_(explain) {}
+  evaluation(const program& prog, std::vector<error>* out, bool explain) : prog_(prog), out_(out), explain_(explain) {}
 
   bool truncated() const noexcept { return truncated_; }
 
@@ -140,8 +139,7 @@ private:
   }
 
   /// Applies a child schema; a `false` child fails under the parent's keyword.
-  bool apply(int index, const json::value& v, std::string_view keyword,
-             const char* rejected = "is not allowed") {
+  bool apply(int index, const json::value& v, std::string_view keyword, const char* rejected = "is not allowed") {
     if (prog_.nodes[index].reject)
       return note(keyword, rejected);
     return eval(index, v);
@@ -166,8 +164,7 @@ private:
         return false;
     }
     if (n.enum_values
-        && std::none_of(n.enum_values->begin(), n.enum_values->end(),
-                        [&](const json::value& e) { return e == v; })) {
+        && std::none_of(n.enum_values->begin(), n.enum_values->end(), [&](const json::value& e) { return e == v; })) {
       ok = note("enum", enum_message(*n.enum_values));
       if (done())
         return false;
@@ -249,23 +246,20 @@ private:
     bool ok = true;
     std::size_t length = code_points(s);
     if (n.min_length && length < *n.min_length
-        && fails(ok, "minLength",
-                 "must be at least " + counted(*n.min_length, "character", "characters") + " long"))
+        && fails(ok, "minLength", "must be at least " + counted(*n.min_length, "character", "characters") + " long"))
       return false;
     if (n.max_length && length > *n.max_length
-        && fails(ok, "maxLength",
-                 "must be at most " + counted(*n.max_length, "character", "characters") + " long"))
+        && fails(ok, "maxLength", "must be at most " + counted(*n.max_length, "character", "characters") + " long"))
       return false;
     if (n.pattern >= 0) {
       int found = search(n.pattern, s, length);
       if (found < 0
-          && fails(ok, "pattern", "is too long to check against the pattern (" + std::to_string(length)
-                                    + " characters; at most " + std::to_string(max_pattern_input)
-                                    + " are checked)"))
+          && fails(ok, "pattern",
+                   "is too long to check against the pattern (" + std::to_string(length) + " characters; at most "
+                     + std::to_string(max_pattern_input) + " are checked)"))
         return false;
       if (found == 0
-          && fails(ok, "pattern",
-                   "must match the pattern " + shown(json::value(prog_.patterns[n.pattern].source()))))
+          && fails(ok, "pattern", "must match the pattern " + shown(json::value(prog_.patterns[n.pattern].source()))))
         return false;
     }
     return ok;
@@ -307,19 +301,20 @@ private:
         matching += probe(n.contains, item);
       std::size_t least = n.min_contains.value_or(1);
       if (matching < least
-          && fails(ok, n.min_contains ? "minContains" : "contains", "must contain at least "
-                                                                      + counted(least, "item", "items")
-                                                                      + " matching the contains schema"))
+          && fails(ok, n.min_contains ? "minContains" : "contains",
+                   "must contain at least " + counted(least, "item", "items") + " matching the contains schema"))
         return false;
       if (n.max_contains && matching > *n.max_contains
-          && fails(ok, "maxContains", "must contain at most " + counted(*n.max_contains, "item", "items")
-                                        + " matching the contains schema"))
+          && fails(ok, "maxContains",
+                   "must contain at most " + counted(*n.max_contains, "item", "items")
+                     + " matching the contains schema"))
         return false;
     }
     if (n.unique_items) {
       if (auto dup = find_duplicate(a)) {
-        if (fails(ok, "uniqueItems", "must not contain duplicates (items " + std::to_string(dup->first) + " and "
-                                       + std::to_string(dup->second) + " are equal)"))
+        if (fails(ok, "uniqueItems",
+                  "must not contain duplicates (items " + std::to_string(dup->first) + " and "
+                    + std::to_string(dup->second) + " are equal)"))
           return false;
       }
     }
@@ -333,12 +328,10 @@ private:
       return done();
     };
     if (n.min_properties && o.size() < *n.min_properties
-        && fails(ok, "minProperties",
-                 "must have at least " + counted(*n.min_properties, "property", "properties")))
+        && fails(ok, "minProperties", "must have at least " + counted(*n.min_properties, "property", "properties")))
       return false;
     if (n.max_properties && o.size() > *n.max_properties
-        && fails(ok, "maxProperties",
-                 "must have at most " + counted(*n.max_properties, "property", "properties")))
+        && fails(ok, "maxProperties", "must have at most " + counted(*n.max_properties, "property", "properties")))
       return false;
     auto has = [&](const std::string& name) {
       return std::any_of(o.begin(), o.end(), [&](auto& m) { return m.first == name; });
@@ -361,8 +354,8 @@ private:
           return false;
       }
     }
-    bool per_member = !n.properties.empty() || !n.pattern_properties.empty() || n.additional_properties >= 0
-                      || n.property_names >= 0;
+    bool per_member =
+      !n.properties.empty() || !n.pattern_properties.empty() || n.additional_properties >= 0 || n.property_names >= 0;
     for (std::size_t m = 0; per_member && m < o.size(); ++m) {
       auto& [name, value] = o[m];
       step s(path_, name);
@@ -383,8 +376,8 @@ private:
         if (found > 0 && !apply(schema, value, "patternProperties") && failed())
           return false;
       }
-      if (!known && n.additional_properties >= 0
-          && !apply(n.additional_properties, value, "additionalProperties") && failed())
+      if (!known && n.additional_properties >= 0 && !apply(n.additional_properties, value, "additionalProperties")
+          && failed())
         return false;
       if (n.property_names >= 0 && !probe(n.property_names, json::value(name))
           && fails(ok, "propertyNames", "is not an allowed property name"))
@@ -430,8 +423,8 @@ private:
     };
     if (n.ref >= 0) {
       if (ref_depth_ >= max_ref_depth) {
-        note("$ref", "is nested too deeply to validate (more than " + std::to_string(max_ref_depth)
-                       + " levels of $ref)");
+        note("$ref",
+             "is nested too deeply to validate (more than " + std::to_string(max_ref_depth) + " levels of $ref)");
         if (failed())
           return false;
       } else {
@@ -452,8 +445,8 @@ private:
     if (!n.any_of.empty()) {
       bool any = std::any_of(n.any_of.begin(), n.any_of.end(), [&](int b) { return probe(b, v); });
       if (!any) {
-        note("anyOf", "must match at least one of " + counted(n.any_of.size(), "schema", "schemas")
-                        + closest(n.any_of, v));
+        note("anyOf",
+             "must match at least one of " + counted(n.any_of.size(), "schema", "schemas") + closest(n.any_of, v));
         if (failed())
           return false;
       }
@@ -506,8 +499,7 @@ std::vector<error> errors_of(const program& prog, const json::value& instance) {
   run.eval(prog.root, instance);
   if (run.truncated())
     errors.push_back(
-      {"", "truncated",
-       "more errors not shown (only the first " + std::to_string(max_errors) + " are listed)"});
+      {"", "truncated", "more errors not shown (only the first " + std::to_string(max_errors) + " are listed)"});
   return errors;
 }
 

@@ -15,8 +15,8 @@ namespace bulwark {
 /// How downstream names appear to clients.
 enum class prefix_mode : uint8_t {
   conditional, ///< `svc<sep>name` only where two services offer the same name.
-  always,      ///< Every name is `svc<sep>name`.
-  never,       ///< Names as the service has them; a clash fails start-up.
+  always, ///< Every name is `svc<sep>name`.
+  never, ///< Names as the service has them; a clash fails start-up.
 };
 
 struct retry_settings {
@@ -28,26 +28,26 @@ struct retry_settings {
 
 struct breaker_settings {
   uint32_t consecutive_failures = 5; ///< Opens after this many failures in a row.
-  double failure_rate = 0.5;         ///< ... or at this failure share over the window,
-  std::chrono::seconds window{30};   ///< counted over this sliding window,
-  uint32_t minimum_calls = 10;       ///< once it holds at least this many calls.
+  double failure_rate = 0.5; ///< ... or at this failure share over the window,
+  std::chrono::seconds window{30}; ///< counted over this sliding window,
+  uint32_t minimum_calls = 10; ///< once it holds at least this many calls.
   std::chrono::milliseconds open_duration{30000};
-  uint32_t half_open_probes = 1;     ///< Calls let through while half-open.
-  uint32_t successes_to_close = 1;   ///< Probe successes that close it again.
+  uint32_t half_open_probes = 1; ///< Calls let through while half-open.
+  uint32_t successes_to_close = 1; ///< Probe successes that close it again.
 };
 
 enum class fallback_mode : uint8_t {
-  stale,  ///< A stale cached result, then the static message, then an error.
+  stale, ///< A stale cached result, then the static message, then an error.
   static_message, ///< The static message, then an error.
-  none,   ///< A typed error with `retry_after_seconds`.
+  none, ///< A typed error with `retry_after_seconds`.
 };
 
 /// TLS for an https:// service. The service's certificate is always
 /// verified and must name the URL's host.
 struct service_tls {
-  std::string ca_file;   ///< PEM certificates to trust; empty: the system's store.
+  std::string ca_file; ///< PEM certificates to trust; empty: the system's store.
   std::string cert_file; ///< A client certificate (PEM chain), with
-  std::string key_file;  ///< its key: both or neither.
+  std::string key_file; ///< its key: both or neither.
 
   bool empty() const noexcept { return ca_file.empty() && cert_file.empty() && key_file.empty(); }
 };

@@ -33,10 +33,14 @@ std::optional<priority> parse_priority(std::string_view text) {
 
 const char* to_string(priority p) noexcept {
   switch (p) {
-    case priority::critical: return "critical";
-    case priority::high: return "high";
-    case priority::normal: return "normal";
-    case priority::low: return "low";
+    case priority::critical:
+      return "critical";
+    case priority::high:
+      return "high";
+    case priority::normal:
+      return "normal";
+    case priority::low:
+      return "low";
   }
   return "normal";
 }
@@ -55,9 +59,8 @@ struct rule_traits {
 };
 
 constexpr rule_traits known_rules[] = {
-  {"error_rate", true, true, true},      {"upstream_budget", true, true, false},
-  {"cache_hit_rate", true, true, true},  {"p95_latency", true, false, false},
-  {"breaker_open", false, false, false}, {"queue_fill", true, true, false},
+  {"error_rate", true, true, true},    {"upstream_budget", true, true, false}, {"cache_hit_rate", true, true, true},
+  {"p95_latency", true, false, false}, {"breaker_open", false, false, false},  {"queue_fill", true, true, false},
 };
 
 const rule_traits* traits_of(std::string_view name) {

@@ -104,27 +104,26 @@ alert_config default_alert_config();
 /// `minCount` (a whole number; only for the rate rules), `cooldownSeconds`,
 /// `enabled` (0 or 1). Returns why it cannot be set (unknown rule or key, a
 /// value out of range), or an empty string when it was set.
-std::string apply_alert_setting(alert_config& cfg, const std::string& rule, const std::string& key,
-                                double value);
+std::string apply_alert_setting(alert_config& cfg, const std::string& rule, const std::string& key, double value);
 
 // -- operations ------------------------------------------------------------------
 
 /// A configured API key (by the SHA-256 of the key, never the key itself).
 struct key_settings {
-  std::string tier;                ///< Empty: the default tier for keys.
-  std::optional<priority> prio;    ///< Default priority of its calls.
+  std::string tier; ///< Empty: the default tier for keys.
+  std::optional<priority> prio; ///< Default priority of its calls.
   /// The key's own gateway policy (key file); null: the gateway's.
   std::shared_ptr<const access_policy> policy;
 };
 
 struct health_thresholds {
-  double queue_fill = 0.8;     ///< Fuller than this is degraded.
+  double queue_fill = 0.8; ///< Fuller than this is degraded.
   uint64_t restart_storm = 10; ///< This many actor restarts within the storm window is degraded.
 };
 
 struct health_settings {
-  std::chrono::milliseconds interval{1000};    ///< Between checks.
-  uint32_t enter_checks = 1;                   ///< Troubled checks in a row that switch degraded mode on.
+  std::chrono::milliseconds interval{1000}; ///< Between checks.
+  uint32_t enter_checks = 1; ///< Troubled checks in a row that switch degraded mode on.
   std::chrono::milliseconds exit_after{10000}; ///< Clean for this long switches it off.
   std::chrono::seconds storm_window{60};
   health_thresholds thresholds;
@@ -268,7 +267,7 @@ struct http_options {
   std::string address = "127.0.0.1";
   uint16_t port = 8080; ///< 0 picks a free port.
   std::string path = "/mcp"; ///< Empty: no MCP endpoint (an admin-only listener).
-  std::size_t body_limit = 1 << 20;   ///< Larger bodies get 413.
+  std::size_t body_limit = 1 << 20; ///< Larger bodies get 413.
   std::size_t header_limit = 16 << 10; ///< Larger header blocks get 431.
   std::size_t max_connections = 1024;
   /// Connections from one client address that no request has yet named a
@@ -284,7 +283,7 @@ struct http_options {
   /// floods an address with connections uses up its own share, not the
   /// address: other callers from the same host are still served.
   std::size_t max_connections_per_identity = 512;
-  std::chrono::seconds read_timeout{30};  ///< To receive one whole request.
+  std::chrono::seconds read_timeout{30}; ///< To receive one whole request.
   std::chrono::seconds idle_timeout{120}; ///< Keep-alive between requests.
   /// A write the client takes no byte of for this long ends the connection
   /// (and the SSE stream on it) with a reset. While bytes wait for the

@@ -21,15 +21,15 @@ namespace bulwark {
 struct outbound {
   enum class kind : uint8_t {
     notification, ///< Related to the request; more messages may follow.
-    request,      ///< A server-to-client request (2025 era only).
-    response,     ///< The final answer; ends a request stream.
+    request, ///< A server-to-client request (2025 era only).
+    response, ///< The final answer; ends a request stream.
   };
 
   std::string body; ///< The serialized JSON-RPC message.
   kind what = kind::response;
-  int http_status = 200;  ///< Status for a response that is the whole HTTP answer.
+  int http_status = 200; ///< Status for a response that is the whole HTTP answer.
   std::string session_id; ///< Set on the answer that creates a 2025-era session.
-  std::string event_id;   ///< SSE event id (2025 era); empty when not resumable.
+  std::string event_id; ///< SSE event id (2025 era); empty when not resumable.
   /// Ends the exchange without a message: a cancelled request gets no
   /// response (the HTTP stream just ends).
   bool silent = false;
@@ -45,9 +45,7 @@ public:
   reply_sink& operator=(const reply_sink&) = delete;
 
   /// A process-wide unique number naming this sink.
-  uint64_t serial() const noexcept {
-    return serial_;
-  }
+  uint64_t serial() const noexcept { return serial_; }
 
   /// Registers what to do when the client goes away before the final
   /// response; runs at once when it already has.
@@ -61,27 +59,19 @@ public:
   virtual bool open() const noexcept = 0;
 
   /// True once a response has been delivered.
-  bool answered() const noexcept {
-    return answered_.load(std::memory_order_acquire);
-  }
+  bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }
 
   /// The JSON-RPC id of the request this sink answers (null for streams that
   /// are not tied to a request).
-  const json::value& request_id() const noexcept {
-    return id_;
-  }
-  void set_request_id(json::value id) {
-    id_ = std::move(id);
-  }
+  const json::value& request_id() const noexcept { return id_; }
+  void set_request_id(json::value id) { id_ = std::move(id); }
 
 protected:
   /// Transports call this when the client went away.
   void notify_closed();
 
   /// Marks the sink answered; returns false when it already was.
-  bool mark_answered() noexcept {
-    return !answered_.exchange(true, std::memory_order_acq_rel);
-  }
+  bool mark_answered() noexcept { return !answered_.exchange(true, std::memory_order_acq_rel); }
 
   /// The answer for a request whose sink is released unanswered: the actor
   /// that held it stopped (crashed, was killed, or shut down).

@@ -40,8 +40,8 @@ void register_builtin_tools(runtime& rt) {
   echo.description = "Returns the given text unchanged.";
   echo.input_schema = value::make_object({
     {"type", "object"},
-    {"properties", value::make_object({{"text", value::make_object({{"type", "string"},
-                                                                    {"description", "Text to return"}})}})},
+    {"properties",
+     value::make_object({{"text", value::make_object({{"type", "string"}, {"description", "Text to return"}})}})},
     {"required", value::make_array({"text"})},
   });
   echo.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});
@@ -91,9 +91,8 @@ void register_builtin_tools(runtime& rt) {
                       "of the way; cancellable.";
   sleep.input_schema = value::make_object({
     {"type", "object"},
-    {"properties", value::make_object({{"ms", value::make_object({{"type", "integer"},
-                                                                  {"minimum", 0},
-                                                                  {"maximum", 60000}})}})},
+    {"properties",
+     value::make_object({{"ms", value::make_object({{"type", "integer"}, {"minimum", 0}, {"maximum", 60000}})}})},
     {"required", value::make_array({"ms"})},
   });
   sleep.annotations = value::make_object({{"readOnlyHint", true}, {"idempotentHint", true}});

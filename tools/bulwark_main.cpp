@@ -18,8 +18,8 @@
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
-#include "config/audit.hpp"
 #include "config/api_keys.hpp"
+#include "config/audit.hpp"
 #include "config/config.hpp"
 #include "config/log.hpp"
 #include "config/reload.hpp"
@@ -93,7 +93,7 @@ std::shared_ptr<bulwark::key_store> load_keys(const bulwark::config& cfg) {
 class configuration {
 public:
   configuration(bulwark::config current, int argc, char** argv)
-    : current_(std::move(current)), argc_(argc), argv_(argv), loaded_at_(now()) {}
+      : current_(std::move(current)), argc_(argc), argv_(argv), loaded_at_(now()) {}
 
   /// Who checks credentials (null with `auth.mode` "none"): a reload may
   /// install a new one.
@@ -172,8 +172,8 @@ public:
       value errors(json::array{}), restart(json::array{});
       for (auto& k : plan.restart_required) {
         restart.push_back(k);
-        errors.push_back(value::make_object({{"path", k.substr(0, k.find(' '))},
-                                             {"message", "needs a restart to change"}}));
+        errors.push_back(
+          value::make_object({{"path", k.substr(0, k.find(' '))}, {"message", "needs a restart to change"}}));
       }
       return refuse(std::move(errors), std::move(restart));
     }
@@ -241,7 +241,9 @@ public:
   }
 
 private:
-  static std::string now() { return bulwark::log::utc(std::chrono::system_clock::now(), bulwark::log::time_digits::millis); }
+  static std::string now() {
+    return bulwark::log::utc(std::chrono::system_clock::now(), bulwark::log::time_digits::millis);
+  }
 
   static bulwark::json::value live_key_list() {
     bulwark::json::value out(bulwark::json::array{});
@@ -312,19 +314,21 @@ int main(int argc, char** argv) {
   // Every error answered carries a trace id; its log line carries the same.
   // Admission refusals come in floods under overload: they log at debug.
   mcp::set_error_mode(cfg.error_mode);
-  mcp::set_error_observer([](std::string_view trace, error_code code, std::string_view message, std::string_view detail) {
-    auto level = code == error_code::overloaded || code == error_code::rate_limited ? log_level::debug : log_level::info;
-    auto fields = json::value::make_object({{"traceId", std::string(trace)},
-                                            {"code", static_cast<long long>(code)},
-                                            {"message", std::string(message)}});
-    if (!detail.empty())
-      fields.set("detail", std::string(detail));
-    log::write(level, "error answered", fields);
-  });
+  mcp::set_error_observer(
+    [](std::string_view trace, error_code code, std::string_view message, std::string_view detail) {
+      auto level =
+        code == error_code::overloaded || code == error_code::rate_limited ? log_level::debug : log_level::info;
+      auto fields = json::value::make_object(
+        {{"traceId", std::string(trace)}, {"code", static_cast<long long>(code)}, {"message", std::string(message)}});
+      if (!detail.empty())
+        fields.set("detail", std::string(detail));
+      log::write(level, "error answered", fields);
+    });
   if (cfg.auth.mode == auth_mode::keys)
-    log::info("authentication: API keys", json::value::make_object({
-      {"keyFile", cfg.auth.key_file},
-      {"liveKeys", static_cast<unsigned long long>(cfg.runtime.ops.api_keys->size())}}));
+    log::info(
+      "authentication: API keys",
+      json::value::make_object({{"keyFile", cfg.auth.key_file},
+                                {"liveKeys", static_cast<unsigned long long>(cfg.runtime.ops.api_keys->size())}}));
   else if (cfg.http_enabled && !loopback_address(cfg.http.address))
     log::warn("serving a non-loopback address without authentication (auth.allowUnauthenticated)",
               json::value::make_object({{"address", cfg.http.address}}));
@@ -391,12 +395,12 @@ int main(int argc, char** argv) {
       add_admin_routes(*admin, rt, control);
       try {
         auto port = admin->start();
-        log::info("admin listening", json::value::make_object({{"address", opts.address},
-                                                               {"port", static_cast<int>(port)}}));
+        log::info("admin listening",
+                  json::value::make_object({{"address", opts.address}, {"port", static_cast<int>(port)}}));
       } catch (const std::exception& e) {
-        log::error("cannot serve the admin API", json::value::make_object({{"address", opts.address},
-                                                                           {"port", cfg.admin_port},
-                                                                           {"error", e.what()}}));
+        log::error(
+          "cannot serve the admin API",
+          json::value::make_object({{"address", opts.address}, {"port", cfg.admin_port}, {"error", e.what()}}));
         rt.stop();
         return 1;
       }
@@ -417,13 +421,13 @@ int main(int argc, char** argv) {
         add_admin_routes(*http, rt, control);
       try {
         auto port = http->start();
-        log::info("listening", json::value::make_object({{"address", cfg.http.address},
-                                                         {"port", static_cast<int>(port)},
-                                                         {"path", cfg.http.path}}));
+        log::info("listening",
+                  json::value::make_object(
+                    {{"address", cfg.http.address}, {"port", static_cast<int>(port)}, {"path", cfg.http.path}}));
       } catch (const std::exception& e) {
-        log::error("cannot serve HTTP", json::value::make_object({{"address", cfg.http.address},
-                                                                   {"port", static_cast<int>(cfg.http.port)},
-                                                                   {"error", e.what()}}));
+        log::error("cannot serve HTTP",
+                   json::value::make_object(
+                     {{"address", cfg.http.address}, {"port", static_cast<int>(cfg.http.port)}, {"error", e.what()}}));
         rt.stop();
         return 1;
       }

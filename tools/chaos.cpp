@@ -112,7 +112,8 @@ options parse(int argc, char** argv) {
 }
 
 /// One request to the admin API; (status, body), status 0 on a transport error.
-std::pair<int, std::string> exchange(const options& o, http::verb verb, const std::string& path, const std::string& body) {
+std::pair<int, std::string> exchange(const options& o, http::verb verb, const std::string& path,
+                                     const std::string& body) {
   try {
     net::io_context io;
     tcp::resolver resolver(io);
@@ -144,8 +145,10 @@ int main(int argc, char** argv) {
   auto o = parse(argc, argv);
   std::mt19937 rng(o.seed);
   auto start = std::chrono::steady_clock::now();
-  auto end = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration));
-  auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(1.0 / o.rate));
+  auto end =
+    start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration));
+  auto period =
+    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(1.0 / o.rate));
   std::map<std::string, int> killed, killed_kinds;
   int accepted = 0, refused = 0, skipped = 0;
   std::size_t cursor = 0; // --cycle: the next kind's index
@@ -195,9 +198,10 @@ int main(int argc, char** argv) {
       continue;
     }
     auto victim = candidates[std::uniform_int_distribution<std::size_t>(0, candidates.size() - 1)(rng)];
-    auto kill = exchange(o, http::verb::post, "actors/kill", bulwark::json::dump(value::make_object({{"name", victim}})));
-    std::cout << "t=" << t << "s kill " << victim << " -> " << (kill.first ? "HTTP " + std::to_string(kill.first) : kill.second)
-              << "\n";
+    auto kill =
+      exchange(o, http::verb::post, "actors/kill", bulwark::json::dump(value::make_object({{"name", victim}})));
+    std::cout << "t=" << t << "s kill " << victim << " -> "
+              << (kill.first ? "HTTP " + std::to_string(kill.first) : kill.second) << "\n";
     if (kill.first == 200) {
       ++accepted;
       ++killed[victim];

@@ -15,27 +15,41 @@ namespace {
 /// The standard reason phrase, for errors whose answer names none.
 std::string reason_phrase(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "refused";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "refused";
   }
 }
 
 } // namespace
 
 admin_client::admin_client(std::string host, std::string port, std::string token)
-  : host_(std::move(host)), port_(std::move(port)), token_(std::move(token)) {}
+    : host_(std::move(host)), port_(std::move(port)), token_(std::move(token)) {}
 
 std::string admin_client::url() const {
   return "http://" + (host_.find(':') == std::string::npos ? host_ : "[" + host_ + "]") + ":" + port_;
@@ -72,14 +86,15 @@ reply admin_client::exchange(const char* method, const std::string& path, std::s
   try {
     http_client client(io, std::move(o));
     net::posix::stream_descriptor ctrl_c(io);
-    auto id = client.send(method, std::move(body), {}, {},
-                          [&](http_response res) {
-                            answer = std::move(res);
-                            finished = true;
-                            if (ctrl_c.is_open())
-                              ctrl_c.cancel();
-                          },
-                          limit);
+    auto id = client.send(
+      method, std::move(body), {}, {},
+      [&](http_response res) {
+        answer = std::move(res);
+        finished = true;
+        if (ctrl_c.is_open())
+          ctrl_c.cancel();
+      },
+      limit);
     if (interrupt_fd() >= 0) {
       if (int fd = ::dup(interrupt_fd()); fd >= 0) {
         ctrl_c.assign(fd);
@@ -109,8 +124,8 @@ reply admin_client::exchange(const char* method, const std::string& path, std::s
     return r;
   }
   if (answer.timed_out) {
-    r.problem = "no answer within " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count())
-                + " s";
+    r.problem =
+      "no answer within " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s";
     return r;
   }
   if (!answer.error.empty()) {

@@ -36,8 +36,12 @@ std::string fixed(double x, int decimals) {
   return bulwark::text::trimmed_number(x, decimals);
 }
 
-std::string number(double d) { return std::isfinite(d) ? fixed(d, 3) : "-"; }
-std::string percent(double ratio) { return fixed(ratio * 100, 1) + "%"; }
+std::string number(double d) {
+  return std::isfinite(d) ? fixed(d, 3) : "-";
+}
+std::string percent(double ratio) {
+  return fixed(ratio * 100, 1) + "%";
+}
 
 std::string byte_size(double n) {
   static const char* units[] = {"B", "KB", "MB", "GB", "TB"};
@@ -528,7 +532,8 @@ void render_breakers(std::ostream& out, const json::array& rows) {
 }
 
 void render_config(std::ostream& out, const value& answer) {
-  pairs p{{"generation", text(answer["generation"])}, {"source", text(answer["source"])},
+  pairs p{{"generation", text(answer["generation"])},
+          {"source", text(answer["source"])},
           {"loaded at", text(answer["loadedAt"])}};
   print_pairs(out, p, "");
   const auto& config = answer["config"];

@@ -60,7 +60,7 @@ void print_pairs(std::ostream& out, const pairs& lines, const std::string& inden
 
 /// How member names show.
 enum class names {
-  labels,   ///< "fastFailures" as "fast failures", column headers in capitals
+  labels, ///< "fastFailures" as "fast failures", column headers in capitals
   verbatim, ///< as written, e.g. configuration keys
 };
 

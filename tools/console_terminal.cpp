@@ -145,7 +145,9 @@ void install_signal_handlers(bool terminal) {
     sigaction(sig, &sa, nullptr);
 }
 
-bool interrupted() { return interrupt_flag != 0; }
+bool interrupted() {
+  return interrupt_flag != 0;
+}
 
 void clear_interrupt() {
   char buf[64];
@@ -155,7 +157,9 @@ void clear_interrupt() {
   interrupt_flag = 0;
 }
 
-int interrupt_fd() { return interrupt_pipe[0]; }
+int interrupt_fd() {
+  return interrupt_pipe[0];
+}
 
 bool pause_for(steady::duration d) {
   if (interrupt_pipe[0] < 0) {
@@ -210,7 +214,9 @@ alternate_screen::~alternate_screen() {
   term.alt_screen = 0;
 }
 
-void emit(const std::string& s) { write_all(STDOUT_FILENO, s.data(), s.size()); }
+void emit(const std::string& s) {
+  write_all(STDOUT_FILENO, s.data(), s.size());
+}
 
 winsize terminal_size() {
   winsize ws{};
@@ -384,11 +390,19 @@ line_editor::state* state_of(EditLine* el) {
   return static_cast<line_editor::state*>(data);
 }
 
-char* prompt_of(EditLine* el) { return state_of(el)->prompt.data(); }
+char* prompt_of(EditLine* el) {
+  return state_of(el)->prompt.data();
+}
 
-unsigned char tab_key(EditLine* el, int) { return state_of(el)->on_tab(); }
-unsigned char up_key(EditLine* el, int) { return state_of(el)->step(true); }
-unsigned char down_key(EditLine* el, int) { return state_of(el)->step(false); }
+unsigned char tab_key(EditLine* el, int) {
+  return state_of(el)->on_tab();
+}
+unsigned char up_key(EditLine* el, int) {
+  return state_of(el)->step(true);
+}
+unsigned char down_key(EditLine* el, int) {
+  return state_of(el)->step(false);
+}
 
 } // namespace
 

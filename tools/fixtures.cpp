@@ -35,12 +35,12 @@ std::string wav_base64() {
   u32(36 + samples);
   wav += "WAVEfmt ";
   u32(16);
-  u16(1);    // PCM
-  u16(1);    // mono
+  u16(1); // PCM
+  u16(1); // mono
   u32(8000); // sample rate
   u32(8000); // byte rate
-  u16(1);    // block align
-  u16(8);    // bits per sample
+  u16(1); // block align
+  u16(8); // bits per sample
   wav += "data";
   u32(samples);
   wav.append(samples, static_cast<char>(0x80));
@@ -128,9 +128,8 @@ value missing_capability(std::string_view cap) {
 
 void register_tools(runtime& rt) {
   // test_simple_text stays first: some checks call the first listed tool.
-  add(rt, "test_simple_text", "Returns a simple text response.", {}, [](const call_ptr& c) {
-    c->finish(mcp::text_result("This is a simple text response for testing."));
-  });
+  add(rt, "test_simple_text", "Returns a simple text response.", {},
+      [](const call_ptr& c) { c->finish(mcp::text_result("This is a simple text response for testing.")); });
   add(rt, "test_image_content", "Returns an image.", {}, [](const call_ptr& c) {
     c->finish(value::make_object({{"content", value::make_array({content_image()})}}));
   });
@@ -146,53 +145,47 @@ void register_tools(runtime& rt) {
     c->finish(value::make_object(
       {{"content", value::make_array({value::make_object({{"type", "resource"}, {"resource", res}})})}}));
   });
-  add(rt, "test_multiple_content_types", "Returns text, an image and a resource.", {},
-      [](const call_ptr& c) {
-        auto res = value::make_object({{"uri", "test://mixed-content-resource"},
-                                       {"mimeType", "application/json"},
-                                       {"text", R"({"test":"data","value":123})"}});
-        c->finish(value::make_object(
-          {{"content", value::make_array({mcp::text_content("Multiple content types test:"), content_image(),
-                                          value::make_object({{"type", "resource"}, {"resource", res}})})}}));
-      });
-  add(rt, "test_error_handling", "Always fails with a tool error.", {}, [](const call_ptr&) {
-    throw tool_error("This tool intentionally returns an error for testing");
+  add(rt, "test_multiple_content_types", "Returns text, an image and a resource.", {}, [](const call_ptr& c) {
+    auto res = value::make_object({{"uri", "test://mixed-content-resource"},
+                                   {"mimeType", "application/json"},
+                                   {"text", R"({"test":"data","value":123})"}});
+    c->finish(value::make_object(
+      {{"content", value::make_array({mcp::text_content("Multiple content types test:"), content_image(),
+                                      value::make_object({{"type", "resource"}, {"resource", res}})})}}));
   });
-  add(rt, "test_tool_with_progress", "Reports progress 0, 50 and 100 of 100.", {},
-      [](const call_ptr& c) {
-        c->progress(0, 100);
-        c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
-          c->progress(50, 100);
-          c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
-            c->progress(100, 100);
-            c->finish(mcp::text_result("Progress test completed"));
-          });
-        });
+  add(rt, "test_error_handling", "Always fails with a tool error.", {},
+      [](const call_ptr&) { throw tool_error("This tool intentionally returns an error for testing"); });
+  add(rt, "test_tool_with_progress", "Reports progress 0, 50 and 100 of 100.", {}, [](const call_ptr& c) {
+    c->progress(0, 100);
+    c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
+      c->progress(50, 100);
+      c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
+        c->progress(100, 100);
+        c->finish(mcp::text_result("Progress test completed"));
       });
-  add(rt, "test_tool_with_logging", "Sends three log messages while it runs.", {},
-      [](const call_ptr& c) {
-        c->log(log_level::info, "Tool execution started");
-        c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
-          c->log(log_level::info, "Tool processing data");
-          c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
-            c->log(log_level::info, "Tool execution completed");
-            c->finish(mcp::text_result("Logging test completed"));
-          });
-        });
+    });
+  });
+  add(rt, "test_tool_with_logging", "Sends three log messages while it runs.", {}, [](const call_ptr& c) {
+    c->log(log_level::info, "Tool execution started");
+    c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
+      c->log(log_level::info, "Tool processing data");
+      c->after(std::chrono::milliseconds(50), [](const call_ptr& c) {
+        c->log(log_level::info, "Tool execution completed");
+        c->finish(mcp::text_result("Logging test completed"));
       });
+    });
+  });
   add(rt, "test_sampling", "Asks the client's LLM to answer a prompt.",
-      object_schema({{"prompt", string_type("The prompt to send to the LLM")}}, {"prompt"}),
-      [](const call_ptr& c) {
+      object_schema({{"prompt", string_type("The prompt to send to the LLM")}}, {"prompt"}), [](const call_ptr& c) {
         if (c->input_response("sampling"))
           return c->finish(mcp::text_result("LLM response: " + sampled_text(c, "sampling")));
         if (!c->client().has_capability("sampling"))
-          return c->fail(error_code::missing_client_capability,
-                         "test_sampling needs the client's sampling capability", missing_capability("sampling"));
+          return c->fail(error_code::missing_client_capability, "test_sampling needs the client's sampling capability",
+                         missing_capability("sampling"));
         c->require_input(requests({{"sampling", sample(c->arguments()["prompt"].as_string(), 100)}}));
       });
   add(rt, "test_elicitation", "Asks the user for a username and an email address.",
-      object_schema({{"message", string_type("The message to show the user")}}, {"message"}),
-      [](const call_ptr& c) {
+      object_schema({{"message", string_type("The message to show the user")}}, {"message"}), [](const call_ptr& c) {
         if (auto* r = c->input_response("user_info"))
           return c->finish(mcp::text_result("User response: action=" + (*r)["action"].as_string()
                                             + ", content=" + json::dump((*r)["content"])));
@@ -200,15 +193,13 @@ void register_tools(runtime& rt) {
           return c->fail(error_code::missing_client_capability,
                          "test_elicitation needs the client's elicitation capability",
                          missing_capability("elicitation"));
-        c->require_input(requests(
-          {{"user_info",
-            elicit(c->arguments()["message"].as_string(),
-                   object_schema({{"username", string_type("User's response")},
-                                  {"email", string_type("User's email address")}},
-                                 {"username", "email"}))}}));
+        c->require_input(requests({{"user_info", elicit(c->arguments()["message"].as_string(),
+                                                        object_schema({{"username", string_type("User's response")},
+                                                                       {"email", string_type("User's email address")}},
+                                                                      {"username", "email"}))}}));
       });
-  add(rt, "test_elicitation_sep1034_defaults", "Elicitation with defaults for every primitive type.",
-      {}, [](const call_ptr& c) {
+  add(rt, "test_elicitation_sep1034_defaults", "Elicitation with defaults for every primitive type.", {},
+      [](const call_ptr& c) {
         if (auto* r = c->input_response("defaults"))
           return c->finish(mcp::text_result("Elicitation completed: action=" + (*r)["action"].as_string()
                                             + ", content=" + json::dump((*r)["content"])));
@@ -230,58 +221,52 @@ void register_tools(runtime& rt) {
         if (auto* r = c->input_response("enums"))
           return c->finish(mcp::text_result("Elicitation completed: action=" + (*r)["action"].as_string()
                                             + ", content=" + json::dump((*r)["content"])));
-        auto titled = [](const char* v, const char* t) {
-          return value::make_object({{"const", v}, {"title", t}});
-        };
+        auto titled = [](const char* v, const char* t) { return value::make_object({{"const", v}, {"title", t}}); };
         auto schema = object_schema({
-          {"untitledSingle", value::make_object({{"type", "string"},
-                                                 {"enum", value::make_array({"option1", "option2", "option3"})}})},
-          {"titledSingle",
-           value::make_object({{"type", "string"},
-                               {"oneOf", value::make_array({titled("value1", "First Option"),
-                                                            titled("value2", "Second Option"),
-                                                            titled("value3", "Third Option")})}})},
+          {"untitledSingle",
+           value::make_object({{"type", "string"}, {"enum", value::make_array({"option1", "option2", "option3"})}})},
+          {"titledSingle", value::make_object({{"type", "string"},
+                                               {"oneOf", value::make_array({titled("value1", "First Option"),
+                                                                            titled("value2", "Second Option"),
+                                                                            titled("value3", "Third Option")})}})},
           {"legacyEnum",
            value::make_object({{"type", "string"},
                                {"enum", value::make_array({"opt1", "opt2", "opt3"})},
                                {"enumNames", value::make_array({"Option One", "Option Two", "Option Three"})}})},
           {"untitledMulti",
-           value::make_object({{"type", "array"},
-                               {"minItems", 1},
-                               {"maxItems", 3},
-                               {"items", value::make_object({{"type", "string"},
-                                                             {"enum", value::make_array({"option1", "option2",
-                                                                                         "option3"})}})}})},
+           value::make_object(
+             {{"type", "array"},
+              {"minItems", 1},
+              {"maxItems", 3},
+              {"items", value::make_object(
+                          {{"type", "string"}, {"enum", value::make_array({"option1", "option2", "option3"})}})}})},
           {"titledMulti",
-           value::make_object({{"type", "array"},
-                               {"minItems", 1},
-                               {"maxItems", 3},
-                               {"items", value::make_object({{"anyOf", value::make_array(
-                                                                         {titled("value1", "First Choice"),
-                                                                          titled("value2", "Second Choice"),
-                                                                          titled("value3", "Third Choice")})}})}})},
+           value::make_object(
+             {{"type", "array"},
+              {"minItems", 1},
+              {"maxItems", 3},
+              {"items", value::make_object({{"anyOf", value::make_array({titled("value1", "First Choice"),
+                                                                         titled("value2", "Second Choice"),
+                                                                         titled("value3", "Third Choice")})}})}})},
         });
         c->require_input(requests({{"enums", elicit("Please choose from the enum fields", schema)}}));
       });
 
   // -- 2026-07-28 server-stateless fixtures ------------------------------------------------
-  add(rt, "test_missing_capability", "Needs the client's sampling capability.", {},
-      [](const call_ptr& c) {
-        if (!c->client().has_capability("sampling"))
-          return c->fail(error_code::missing_client_capability,
-                         "test_missing_capability needs the client's sampling capability",
-                         missing_capability("sampling"));
-        if (c->input_response("answer"))
-          return c->finish(mcp::text_result("sampled: " + sampled_text(c, "answer")));
-        c->require_input(requests({{"answer", sample("Say hello", 20)}}));
-      });
-  add(rt, "test_streaming_elicitation", "Asks for input through an input_required result.", {},
-      [](const call_ptr& c) {
-        if (auto* name = accepted(c, "user_name", "name"))
-          return c->finish(mcp::text_result("Hello, " + name->as_string() + "!"));
-        c->require_input(requests({{"user_name", elicit("What is your name?",
-                                                        object_schema({{"name", string_type()}}, {"name"}))}}));
-      });
+  add(rt, "test_missing_capability", "Needs the client's sampling capability.", {}, [](const call_ptr& c) {
+    if (!c->client().has_capability("sampling"))
+      return c->fail(error_code::missing_client_capability,
+                     "test_missing_capability needs the client's sampling capability", missing_capability("sampling"));
+    if (c->input_response("answer"))
+      return c->finish(mcp::text_result("sampled: " + sampled_text(c, "answer")));
+    c->require_input(requests({{"answer", sample("Say hello", 20)}}));
+  });
+  add(rt, "test_streaming_elicitation", "Asks for input through an input_required result.", {}, [](const call_ptr& c) {
+    if (auto* name = accepted(c, "user_name", "name"))
+      return c->finish(mcp::text_result("Hello, " + name->as_string() + "!"));
+    c->require_input(
+      requests({{"user_name", elicit("What is your name?", object_schema({{"name", string_type()}}, {"name"}))}}));
+  });
   add(rt, "test_logging_tool", "Logs when the request asks for logs.", {}, [](const call_ptr& c) {
     c->log(log_level::info, "logging tool ran");
     c->finish(mcp::text_result("Logging tool completed"));
@@ -314,8 +299,9 @@ void register_tools(runtime& rt) {
         p.name = "test_dynamic_prompt_" + std::to_string(++*prompt_counter);
         p.description = "Added by test_trigger_prompt_change.";
         p.handler = [](const call_ptr& c) {
-          c->finish(value::make_object({{"messages", value::make_array({value::make_object(
-                                                       {{"role", "user"}, {"content", mcp::text_content("dynamic")}})})}}));
+          c->finish(value::make_object(
+            {{"messages", value::make_array(
+                            {value::make_object({{"role", "user"}, {"content", mcp::text_content("dynamic")}})})}}));
         };
         rt.add_prompt(std::move(p));
         c->finish(mcp::text_result("prompt list changed"));
@@ -323,64 +309,57 @@ void register_tools(runtime& rt) {
 
   // -- multi round-trip (input_required) fixtures ---------------------------------------------
   auto name_schema = object_schema({{"name", string_type()}}, {"name"});
-  add(rt, "test_input_required_result_elicitation", "Asks for the user's name.", {},
-      [name_schema](const call_ptr& c) {
-        if (auto* name = accepted(c, "user_name", "name"); name && name->is_string())
-          return c->finish(mcp::text_result("Hello, " + name->as_string() + "!"));
-        c->require_input(requests({{"user_name", elicit("What is your name?", name_schema)}}));
-      });
-  add(rt, "test_input_required_result_sampling", "Asks the client's LLM a question.", {},
-      [](const call_ptr& c) {
-        if (c->input_response("capital_question"))
-          return c->finish(mcp::text_result("The model answered: " + sampled_text(c, "capital_question")));
-        c->require_input(requests({{"capital_question", sample("What is the capital of France?", 100)}}));
-      });
-  add(rt, "test_input_required_result_list_roots", "Asks for the client's roots.", {},
-      [](const call_ptr& c) {
-        if (auto* r = c->input_response("client_roots")) {
-          std::string uris;
-          for (auto& root : (*r)["roots"].as_array())
-            uris += (uris.empty() ? "" : ", ") + root["uri"].as_string();
-          return c->finish(mcp::text_result("Client roots: " + uris));
-        }
-        c->require_input(requests({{"client_roots", list_roots()}}));
-      });
+  add(rt, "test_input_required_result_elicitation", "Asks for the user's name.", {}, [name_schema](const call_ptr& c) {
+    if (auto* name = accepted(c, "user_name", "name"); name && name->is_string())
+      return c->finish(mcp::text_result("Hello, " + name->as_string() + "!"));
+    c->require_input(requests({{"user_name", elicit("What is your name?", name_schema)}}));
+  });
+  add(rt, "test_input_required_result_sampling", "Asks the client's LLM a question.", {}, [](const call_ptr& c) {
+    if (c->input_response("capital_question"))
+      return c->finish(mcp::text_result("The model answered: " + sampled_text(c, "capital_question")));
+    c->require_input(requests({{"capital_question", sample("What is the capital of France?", 100)}}));
+  });
+  add(rt, "test_input_required_result_list_roots", "Asks for the client's roots.", {}, [](const call_ptr& c) {
+    if (auto* r = c->input_response("client_roots")) {
+      std::string uris;
+      for (auto& root : (*r)["roots"].as_array())
+        uris += (uris.empty() ? "" : ", ") + root["uri"].as_string();
+      return c->finish(mcp::text_result("Client roots: " + uris));
+    }
+    c->require_input(requests({{"client_roots", list_roots()}}));
+  });
   auto ok_schema = object_schema({{"ok", value::make_object({{"type", "boolean"}})}}, {"ok"});
-  add(rt, "test_input_required_result_request_state", "Round-trips requestState.", {},
-      [ok_schema](const call_ptr& c) {
-        if (c->input_response("confirm") && c->request_state() == "awaiting-confirm")
-          return c->finish(mcp::text_result("state-ok: confirmed="
-                                            + json::dump((*c->input_response("confirm"))["content"]["ok"])));
-        c->require_input(requests({{"confirm", elicit("Please confirm", ok_schema)}}), "awaiting-confirm");
-      });
+  add(rt, "test_input_required_result_request_state", "Round-trips requestState.", {}, [ok_schema](const call_ptr& c) {
+    if (c->input_response("confirm") && c->request_state() == "awaiting-confirm")
+      return c->finish(
+        mcp::text_result("state-ok: confirmed=" + json::dump((*c->input_response("confirm"))["content"]["ok"])));
+    c->require_input(requests({{"confirm", elicit("Please confirm", ok_schema)}}), "awaiting-confirm");
+  });
   add(rt, "test_input_required_result_multiple_inputs", "Asks for three inputs at once.", {},
       [name_schema](const call_ptr& c) {
-        if (c->request_state() == "awaiting-three" && c->input_response("user_name")
-            && c->input_response("greeting") && c->input_response("client_roots"))
-          return c->finish(mcp::text_result("Got all inputs: name, greeting ("
-                                            + sampled_text(c, "greeting") + ") and roots"));
+        if (c->request_state() == "awaiting-three" && c->input_response("user_name") && c->input_response("greeting")
+            && c->input_response("client_roots"))
+          return c->finish(
+            mcp::text_result("Got all inputs: name, greeting (" + sampled_text(c, "greeting") + ") and roots"));
         c->require_input(requests({{"user_name", elicit("What is your name?", name_schema)},
                                    {"greeting", sample("Generate a greeting", 50)},
                                    {"client_roots", list_roots()}}),
                          "awaiting-three");
       });
-  add(rt, "test_input_required_result_multi_round", "Asks in two rounds.", {},
-      [name_schema](const call_ptr& c) {
-        const auto& state = c->request_state();
-        if (state.rfind("round-2:", 0) == 0) {
-          if (auto* color = accepted(c, "step2", "color"))
-            return c->finish(mcp::text_result("Name: " + state.substr(8)
-                                              + ", favorite color: " + color->as_string()));
-        }
-        if (state == "round-1") {
-          if (auto* name = accepted(c, "step1", "name"); name && name->is_string())
-            return c->require_input(
-              requests({{"step2", elicit("Step 2: What is your favorite color?",
-                                         object_schema({{"color", string_type()}}, {"color"}))}}),
-              "round-2:" + name->as_string());
-        }
-        c->require_input(requests({{"step1", elicit("Step 1: What is your name?", name_schema)}}), "round-1");
-      });
+  add(rt, "test_input_required_result_multi_round", "Asks in two rounds.", {}, [name_schema](const call_ptr& c) {
+    const auto& state = c->request_state();
+    if (state.rfind("round-2:", 0) == 0) {
+      if (auto* color = accepted(c, "step2", "color"))
+        return c->finish(mcp::text_result("Name: " + state.substr(8) + ", favorite color: " + color->as_string()));
+    }
+    if (state == "round-1") {
+      if (auto* name = accepted(c, "step1", "name"); name && name->is_string())
+        return c->require_input(requests({{"step2", elicit("Step 2: What is your favorite color?",
+                                                           object_schema({{"color", string_type()}}, {"color"}))}}),
+                                "round-2:" + name->as_string());
+    }
+    c->require_input(requests({{"step1", elicit("Step 1: What is your name?", name_schema)}}), "round-1");
+  });
   add(rt, "test_input_required_result_tampered_state", "Rejects an altered requestState.", {},
       [ok_schema](const call_ptr& c) {
         // The session verifies the state's signature before this runs.
@@ -420,14 +399,14 @@ void register_tools(runtime& rt) {
   };
   rt.add_tool(std::move(schema_tool));
   add(rt, "test_custom_headers", "Echoes region (mirrored in the Mcp-Param-Region header).",
-      object_schema({{"region", value::make_object({{"type", "string"}, {"x-mcp-header", "Region"}})}},
-                    {"region"}),
+      object_schema({{"region", value::make_object({{"type", "string"}, {"x-mcp-header", "Region"}})}}, {"region"}),
       [](const call_ptr& c) { c->finish(mcp::text_result("region: " + c->arguments()["region"].as_string())); });
 }
 
 value text_contents(const std::string& uri, const char* mime, std::string text) {
-  return value::make_object({{"contents", value::make_array({value::make_object(
-                                            {{"uri", uri}, {"mimeType", mime}, {"text", std::move(text)}})})}});
+  return value::make_object(
+    {{"contents",
+      value::make_array({value::make_object({{"uri", uri}, {"mimeType", mime}, {"text", std::move(text)}})})}});
 }
 
 void register_resources(runtime& rt) {
@@ -437,8 +416,7 @@ void register_resources(runtime& rt) {
   text.description = "A static text resource.";
   text.mime_type = "text/plain";
   text.handler = [](const call_ptr& c) {
-    c->finish(text_contents("test://static-text", "text/plain",
-                            "This is the content of the static text resource."));
+    c->finish(text_contents("test://static-text", "text/plain", "This is the content of the static text resource."));
   };
   rt.add_resource(std::move(text));
 
@@ -448,10 +426,9 @@ void register_resources(runtime& rt) {
   binary.description = "A static binary resource (a PNG image).";
   binary.mime_type = "image/png";
   binary.handler = [](const call_ptr& c) {
-    c->finish(value::make_object({{"contents", value::make_array({value::make_object(
-                                                 {{"uri", "test://static-binary"},
-                                                  {"mimeType", "image/png"},
-                                                  {"blob", png_base64}})})}}));
+    c->finish(value::make_object(
+      {{"contents", value::make_array({value::make_object(
+                      {{"uri", "test://static-binary"}, {"mimeType", "image/png"}, {"blob", png_base64}})})}}));
   };
   rt.add_resource(std::move(binary));
 
@@ -506,9 +483,8 @@ void register_prompts(runtime& rt) {
   with_args.description = "A prompt with two required arguments.";
   with_args.arguments = {{"arg1", "First test argument", true}, {"arg2", "Second test argument", true}};
   with_args.handler = [](const call_ptr& c) {
-    c->finish(prompt_result({mcp::text_content("Prompt with arguments: arg1='"
-                                               + c->arguments()["arg1"].as_string() + "', arg2='"
-                                               + c->arguments()["arg2"].as_string() + "'")}));
+    c->finish(prompt_result({mcp::text_content("Prompt with arguments: arg1='" + c->arguments()["arg1"].as_string()
+                                               + "', arg2='" + c->arguments()["arg2"].as_string() + "'")}));
   };
   with_args.completions["arg1"] = [](std::string_view partial) {
     std::vector<std::string> out;
@@ -546,9 +522,8 @@ void register_prompts(runtime& rt) {
   needs_input.handler = [](const call_ptr& c) {
     if (auto* ctx = accepted(c, "user_context", "context"); ctx && ctx->is_string())
       return c->finish(prompt_result({mcp::text_content("Use this context: " + ctx->as_string())}));
-    c->require_input(requests({{"user_context",
-                                elicit("What context should the prompt use?",
-                                       object_schema({{"context", string_type()}}, {"context"}))}}));
+    c->require_input(requests({{"user_context", elicit("What context should the prompt use?",
+                                                       object_schema({{"context", string_type()}}, {"context"}))}}));
   };
   rt.add_prompt(std::move(needs_input));
 }

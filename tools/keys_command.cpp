@@ -177,8 +177,14 @@ std::string operator_identity() {
 }
 
 void audit_key(const char* event, const api_key& k, const std::string& path) {
-  audit::record({event, "ok", operator_identity(), {}, k.name, {},
-                 json::value::make_object({{"tier", k.tier}, {"sha256Prefix", k.sha256.substr(0, 8)}, {"keyFile", path}})});
+  audit::record(
+    {event,
+     "ok",
+     operator_identity(),
+     {},
+     k.name,
+     {},
+     json::value::make_object({{"tier", k.tier}, {"sha256Prefix", k.sha256.substr(0, 8)}, {"keyFile", path}})});
 }
 
 int create(const options& o, const config& cfg, const std::string& path) {
@@ -280,8 +286,8 @@ int revoke(const options& o, const std::string& path) {
 
 int run_keys_command(int argc, char** argv) {
   try {
-    if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h"
-                      || std::string(argv[1]) == "help")) {
+    if (argc >= 2
+        && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help")) {
       std::cout << keys_usage;
       return 0;
     }

@@ -78,37 +78,36 @@ struct options {
   std::string bind; ///< Source address of every connection (--bind); empty: the system's choice.
 };
 
-const char* usage_text =
-  "usage: bulwark-loadgen [options]\n"
-  "  --url URL          http://127.0.0.1:PORT/mcp (loopback hosts only; default port 8080)\n"
-  "  --connections N    keep-alive connections (default 8)\n"
-  "  --duration S       measured seconds (default 5, max 600)\n"
-  "  --warmup S         seconds before measuring (default 1)\n"
-  "  --rate R           total requests/s, paced per connection (default: closed loop);\n"
-  "                     latency then counts from each request's due time, not its send\n"
-  "  --op ping|call     ping (2025) / server/discover (2026), or tools/call\n"
-  "  --tool NAME        tool for --op call (default echo)\n"
-  "  --args JSON        tool arguments object (default {\"text\":\"hello\"})\n"
-  "  --era 2025|2026    protocol era (default 2025)\n"
-  "  --threads N        I/O threads (default 1)\n"
-  "  --header 'K: V'    extra request header (repeatable), e.g. Mcp-Param-* headers\n"
-  "  --bind ADDR        connect from this loopback address (e.g. 127.0.0.2)\n"
-  "  --json             print one JSON object instead of a text line\n"
-  "  --label TEXT       label to put in the output\n"
-  "Output: one line of name=value pairs (or, with --json, one JSON object with the same\n"
-  "names): requests, errors, rps, p50_us p90_us p99_us p999_us max_us (successful\n"
-  "requests), errors_by. With --rate also, over the requests due in the measured window:\n"
-  "  due            requests due (= sent + unsent)\n"
-  "  behind         sent >= 100 us after their due time (a late connection catches up\n"
-  "                 back to back; nothing is skipped)\n"
-  "  unsent         due, but the run ended before they could be sent\n"
-  "  behind_pct     100 * (behind + unsent) / due: the share not sent on time\n"
-  "  max_behind_us  the largest send lag; lag_p50_us, lag_p99_us its quantiles over\n"
-  "                 sent requests (the part of each latency the generator added by\n"
-  "                 sending late)\n"
-  "  from_send_p50_us, from_send_p99_us  latency from the actual send instead, which\n"
-  "                 leaves out waits behind earlier answers (for comparison only)\n"
-  "Exit status: 0 when requests were made and none failed, 1 otherwise, 2 on bad usage.\n";
+const char* usage_text = "usage: bulwark-loadgen [options]\n"
+                         "  --url URL          http://127.0.0.1:PORT/mcp (loopback hosts only; default port 8080)\n"
+                         "  --connections N    keep-alive connections (default 8)\n"
+                         "  --duration S       measured seconds (default 5, max 600)\n"
+                         "  --warmup S         seconds before measuring (default 1)\n"
+                         "  --rate R           total requests/s, paced per connection (default: closed loop);\n"
+                         "                     latency then counts from each request's due time, not its send\n"
+                         "  --op ping|call     ping (2025) / server/discover (2026), or tools/call\n"
+                         "  --tool NAME        tool for --op call (default echo)\n"
+                         "  --args JSON        tool arguments object (default {\"text\":\"hello\"})\n"
+                         "  --era 2025|2026    protocol era (default 2025)\n"
+                         "  --threads N        I/O threads (default 1)\n"
+                         "  --header 'K: V'    extra request header (repeatable), e.g. Mcp-Param-* headers\n"
+                         "  --bind ADDR        connect from this loopback address (e.g. 127.0.0.2)\n"
+                         "  --json             print one JSON object instead of a text line\n"
+                         "  --label TEXT       label to put in the output\n"
+                         "Output: one line of name=value pairs (or, with --json, one JSON object with the same\n"
+                         "names): requests, errors, rps, p50_us p90_us p99_us p999_us max_us (successful\n"
+                         "requests), errors_by. With --rate also, over the requests due in the measured window:\n"
+                         "  due            requests due (= sent + unsent)\n"
+                         "  behind         sent >= 100 us after their due time (a late connection catches up\n"
+                         "                 back to back; nothing is skipped)\n"
+                         "  unsent         due, but the run ended before they could be sent\n"
+                         "  behind_pct     100 * (behind + unsent) / due: the share not sent on time\n"
+                         "  max_behind_us  the largest send lag; lag_p50_us, lag_p99_us its quantiles over\n"
+                         "                 sent requests (the part of each latency the generator added by\n"
+                         "                 sending late)\n"
+                         "  from_send_p50_us, from_send_p99_us  latency from the actual send instead, which\n"
+                         "                 leaves out waits behind earlier answers (for comparison only)\n"
+                         "Exit status: 0 when requests were made and none failed, 1 otherwise, 2 on bad usage.\n";
 
 struct usage_error {
   std::string message;
@@ -221,7 +220,7 @@ bool parse_args(int argc, char** argv, options& o) {
 // -- target ------------------------------------------------------------------------------------
 
 struct target {
-  std::string host;        ///< As written, lower case: 127.0.0.1, localhost or [::1].
+  std::string host; ///< As written, lower case: 127.0.0.1, localhost or [::1].
   std::string connect_host; ///< For the resolver (no brackets).
   uint16_t port = 80;
   std::string host_header; ///< host[:port]
@@ -283,8 +282,7 @@ target parse_url(const std::string& url) {
 
 /// A header value: plain when safe, else the =?base64?...?= form MCP uses.
 std::string header_value(std::string_view v) {
-  bool edge_space = !v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' '
-                                   || v.back() == '\t');
+  bool edge_space = !v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t');
   if (text::header_safe(v) && !edge_space)
     return std::string(v);
   return "=?base64?" + bulwark::mcp::base64_encode(v) + "?=";
@@ -334,9 +332,8 @@ std::string classify(const response& res, uint64_t id) {
   int status = res.result_int();
   std::string_view body(res.body().data(), res.body().size());
   auto ct_it = res.find(http::field::content_type);
-  std::string_view ctype = ct_it == res.end()
-                             ? std::string_view{}
-                             : std::string_view(ct_it->value().data(), ct_it->value().size());
+  std::string_view ctype =
+    ct_it == res.end() ? std::string_view{} : std::string_view(ct_it->value().data(), ct_it->value().size());
   std::string sse;
   std::string_view payload = body;
   if (starts_with_ci(ctype, "text/event-stream")) {
@@ -390,15 +387,15 @@ struct plan {
   target tgt;
   std::vector<tcp::endpoint> endpoints;
   std::optional<net::ip::address> source; ///< --bind: connect from here.
-  bool modern = false;       ///< 2026 era.
-  std::string method;        ///< The measured method.
-  std::string note;          ///< E.g. ping replaced by server/discover.
-  std::string common_head;   ///< POST line, Host, Content-Type, Accept, extras.
-  std::string op_head_2026;  ///< common_head plus the 2026 mirrored headers.
-  std::string delete_head;   ///< DELETE line, Host, extras (2025 cleanup).
+  bool modern = false; ///< 2026 era.
+  std::string method; ///< The measured method.
+  std::string note; ///< E.g. ping replaced by server/discover.
+  std::string common_head; ///< POST line, Host, Content-Type, Accept, extras.
+  std::string op_head_2026; ///< common_head plus the 2026 mirrored headers.
+  std::string delete_head; ///< DELETE line, Host, extras (2025 cleanup).
   std::string body_prefix = R"({"jsonrpc":"2.0","id":)";
-  std::string op_suffix;     ///< After the id, for the measured request.
-  std::string init_suffix;   ///< After the id, for initialize.
+  std::string op_suffix; ///< After the id, for the measured request.
+  std::string init_suffix; ///< After the id, for initialize.
   std::string initialized_body = R"({"jsonrpc":"2.0","method":"notifications/initialized"})";
   clk::time_point t0, warm_end, stop_at, hard_stop;
   clk::duration interval{0}; ///< Per-connection pacing interval (--rate).
@@ -408,7 +405,7 @@ struct plan {
 
 struct stats {
   std::vector<uint64_t> lat_ns; ///< OK requests only.
-  uint64_t requests = 0;        ///< In the window: OK + errors.
+  uint64_t requests = 0; ///< In the window: OK + errors.
   uint64_t ok = 0;
   uint64_t errors = 0;
   uint64_t warmup_requests = 0;
@@ -416,8 +413,8 @@ struct stats {
   uint64_t connects = 0;
   uint64_t sessions = 0;
   bulwark::loadgen::schedule_tally schedule; ///< Paced only; unsent added at the report.
-  std::vector<uint64_t> lag_ns;              ///< Send lag of measured paced requests.
-  std::vector<uint64_t> from_send_ns;        ///< Paced OK requests: latency from the send.
+  std::vector<uint64_t> lag_ns; ///< Send lag of measured paced requests.
+  std::vector<uint64_t> from_send_ns; ///< Paced OK requests: latency from the send.
   std::map<std::string, uint64_t> errors_by;
   std::map<std::string, uint64_t> setup_errors_by;
 };
@@ -427,21 +424,19 @@ struct stats {
 class conn : public std::enable_shared_from_this<conn> {
 public:
   conn(plan& p, net::any_io_executor ex, int index, std::function<void()> on_done)
-    : p_(p), ex_(ex), sock_(ex), pace_(ex), on_done_(std::move(on_done)) {
+      : p_(p), ex_(ex), sock_(ex), pace_(ex), on_done_(std::move(on_done)) {
     st.lat_ns.reserve(p.reserve_per_conn);
     if (p.interval.count() > 0) {
       st.lag_ns.reserve(p.reserve_per_conn);
       st.from_send_ns.reserve(p.reserve_per_conn);
-      schedule_ = bulwark::loadgen::send_schedule(
-        p.t0 + p.interval * index / std::max(1, p.opt.connections), p.interval);
+      schedule_ =
+        bulwark::loadgen::send_schedule(p.t0 + p.interval * index / std::max(1, p.opt.connections), p.interval);
     }
   }
 
   /// Requests due in the measured window that were never sent (call after
   /// the loop has stopped).
-  uint64_t unsent() const {
-    return schedule_.untaken(p_.warm_end, p_.stop_at);
-  }
+  uint64_t unsent() const { return schedule_.untaken(p_.warm_end, p_.stop_at); }
 
   stats st;
 
@@ -480,9 +475,7 @@ private:
 
   /// Whether a request that started (closed loop) or was due (paced) at
   /// `start` is measured.
-  bool in_window(clk::time_point start) const {
-    return start >= p_.warm_end && start < p_.stop_at;
-  }
+  bool in_window(clk::time_point start) const { return start >= p_.warm_end && start < p_.stop_at; }
 
   void count_error(const std::string& why) {
     st.requests++;
@@ -519,10 +512,9 @@ private:
       return sock_.async_connect(p_.endpoints.front(),
                                  [self = shared_from_this()](beast::error_code ec) { self->on_connect(ec); });
     }
-    net::async_connect(sock_, p_.endpoints,
-                       [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-                         self->on_connect(ec);
-                       });
+    net::async_connect(sock_, p_.endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+      self->on_connect(ec);
+    });
   }
 
   void on_connect(beast::error_code ec) {
@@ -648,15 +640,13 @@ private:
       measured_from_ = slot.due;
       if (in_window(slot.due)) {
         st.schedule.sent(slot);
-        st.lag_ns.push_back(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(slot.lag()).count()));
+        st.lag_ns.push_back(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(slot.lag()).count()));
       }
     }
     deadline_ = req_start_ + request_timeout;
     net::async_write(sock_, net::buffer(out_),
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_write(ec);
-                     });
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
   void on_write(beast::error_code ec) {
@@ -667,9 +657,7 @@ private:
     parser_.emplace();
     parser_->body_limit(64u << 20);
     http::async_read(sock_, buf_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void io_fail(beast::error_code ec) {
@@ -677,8 +665,8 @@ private:
     std::string why;
     if (timed_out_)
       why = "timeout";
-    else if (ec == http::error::end_of_stream || ec == net::error::eof
-             || ec == net::error::connection_reset || ec == net::error::broken_pipe)
+    else if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset
+             || ec == net::error::broken_pipe)
       why = "closed_by_server";
     else
       why = "io: " + ec.message();
@@ -721,8 +709,8 @@ private:
             st.lat_ns.push_back(static_cast<uint64_t>(
               std::chrono::duration_cast<std::chrono::nanoseconds>(end - measured_from_).count()));
             if (schedule_.paced())
-              st.from_send_ns.push_back(static_cast<uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(end - req_start_).count()));
+              st.from_send_ns.push_back(
+                static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(end - req_start_).count()));
           } else {
             st.errors++;
             st.errors_by[why]++;
@@ -791,8 +779,7 @@ private:
 
   /// After the run: end a 2025-era session politely, then close.
   void finish() {
-    if (!p_.modern && have_session_ && !session_id_.empty() && sock_.is_open()
-        && clk::now() < p_.hard_stop - 1s)
+    if (!p_.modern && have_session_ && !session_id_.empty() && sock_.is_open() && clk::now() < p_.hard_stop - 1s)
       return send(phase::deleting);
     done();
   }
@@ -825,7 +812,7 @@ private:
   phase phase_ = phase::connecting;
   uint64_t next_id_ = 1;
   uint64_t cur_id_ = 0;
-  clk::time_point req_start_{};     ///< When the running request was written.
+  clk::time_point req_start_{}; ///< When the running request was written.
   clk::time_point measured_from_{}; ///< Its latency's start: req_start_, or its due time if paced.
   clk::time_point deadline_ = clk::time_point::max();
   bulwark::loadgen::send_schedule schedule_; ///< Unpaced without --rate.
@@ -869,11 +856,10 @@ void build_plan(plan& p) {
   }
   if (p.modern) {
     params.set("_meta",
-               json::value::make_object(
-                 {{"io.modelcontextprotocol/protocolVersion", std::string(version_2026)},
-                  {"io.modelcontextprotocol/clientCapabilities", json::value::make_object()}}));
-    p.op_head_2026 = p.common_head + "MCP-Protocol-Version: " + std::string(version_2026)
-                     + "\r\nMcp-Method: " + p.method + "\r\n";
+               json::value::make_object({{"io.modelcontextprotocol/protocolVersion", std::string(version_2026)},
+                                         {"io.modelcontextprotocol/clientCapabilities", json::value::make_object()}}));
+    p.op_head_2026 =
+      p.common_head + "MCP-Protocol-Version: " + std::string(version_2026) + "\r\nMcp-Method: " + p.method + "\r\n";
     if (p.method == "tools/call")
       p.op_head_2026 += "Mcp-Name: " + header_value(o.tool) + "\r\n";
   }
@@ -975,9 +961,7 @@ int main(int argc, char** argv) {
     io = &*mt_ioc;
   }
 
-  auto to_dur = [](double s) {
-    return std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s));
-  };
+  auto to_dur = [](double s) { return std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s)); };
   p.t0 = clk::now();
   p.warm_end = p.t0 + to_dur(o.warmup);
   p.stop_at = p.warm_end + to_dur(o.duration);
@@ -1002,8 +986,8 @@ int main(int argc, char** argv) {
     }
   };
   for (int i = 0; i < o.connections; ++i) {
-    net::any_io_executor ex = o.threads > 1 ? net::any_io_executor(net::make_strand(*io))
-                                            : net::any_io_executor(io->get_executor());
+    net::any_io_executor ex =
+      o.threads > 1 ? net::any_io_executor(net::make_strand(*io)) : net::any_io_executor(io->get_executor());
     conns.push_back(std::make_shared<conn>(p, ex, i, on_done));
   }
 
@@ -1092,8 +1076,7 @@ int main(int argc, char** argv) {
   std::string era = o.era == 2026 ? "2026" : "2025";
   const auto& sched = total.schedule;
   double behind_pct = std::round(sched.behind_share() * 100.0 * 100) / 100;
-  auto max_behind_us =
-    static_cast<uint64_t>(std::chrono::round<std::chrono::microseconds>(sched.max_lag).count());
+  auto max_behind_us = static_cast<uint64_t>(std::chrono::round<std::chrono::microseconds>(sched.max_lag).count());
   uint64_t lag_p50 = quantile_us(total.lag_ns, 0.50), lag_p99 = quantile_us(total.lag_ns, 0.99);
   uint64_t send_p50 = quantile_us(total.from_send_ns, 0.50), send_p99 = quantile_us(total.from_send_ns, 0.99);
 
@@ -1192,8 +1175,7 @@ int main(int argc, char** argv) {
       std::string s;
       for (auto& [k, v] : total.setup_errors_by)
         s += (s.empty() ? "" : ",") + k + ":" + std::to_string(v);
-      line += " setup_errors=" + std::to_string(total.setup_errors) + " setup_errors_by="
-              + text_value(s);
+      line += " setup_errors=" + std::to_string(total.setup_errors) + " setup_errors_by=" + text_value(s);
     }
     if (hard_stopped)
       line += " hard_stopped=1";

@@ -25,7 +25,7 @@ inline constexpr std::chrono::microseconds behind_threshold{100};
 
 /// One paced request's place in its connection's schedule.
 struct send_slot {
-  clock::time_point due;  ///< When the schedule wanted it sent.
+  clock::time_point due; ///< When the schedule wanted it sent.
   clock::time_point sent; ///< When it went out (never before `due`).
 
   /// How late it went out.
@@ -84,7 +84,7 @@ private:
 /// How well a paced run held its schedule, over the requests due in the
 /// measured window.
 struct schedule_tally {
-  uint64_t due = 0;    ///< Requests due in the window: sent + unsent.
+  uint64_t due = 0; ///< Requests due in the window: sent + unsent.
   uint64_t behind = 0; ///< Sent, but behind schedule.
   uint64_t unsent = 0; ///< Due, but the run ended before they could go out.
   clock::duration max_lag{0};

@@ -31,7 +31,7 @@ namespace {
 class keys_authenticator final : public authenticator {
 public:
   keys_authenticator(std::shared_ptr<key_store> keys, std::string realm)
-    : keys_(std::move(keys)), realm_(std::move(realm)) {}
+      : keys_(std::move(keys)), realm_(std::move(realm)) {}
 
   auth_verdict check(std::string_view authorization) const override {
     auth_verdict v;
@@ -71,8 +71,10 @@ std::string read_text(const std::string& path) {
 class jwt_authenticator final : public authenticator {
 public:
   explicit jwt_authenticator(oauth_settings s)
-    : settings_(std::move(s)), watch_(settings_.jwks_file, std::chrono::seconds(1)),
-      keys_(std::make_shared<const jwt::key_set>(jwt::parse_jwks(read_text(settings_.jwks_file), settings_.jwks_file))) {
+      : settings_(std::move(s)),
+        watch_(settings_.jwks_file, std::chrono::seconds(1)),
+        keys_(
+          std::make_shared<const jwt::key_set>(jwt::parse_jwks(read_text(settings_.jwks_file), settings_.jwks_file))) {
     expect_.issuer = settings_.issuer;
     expect_.audience = settings_.resource;
     expect_.clock_skew = settings_.clock_skew;
@@ -103,8 +105,8 @@ public:
     if (watch_.due() && watch_.changed())
       reload();
     jwt::claims claims;
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count();
+    auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto why = jwt::verify(token, *current(), expect_, now, claims);
     if (!why.empty()) {
       v.challenge = challenge_ + ", error=\"invalid_token\"";
@@ -125,15 +127,15 @@ private:
 
   void reload() const {
     try {
-      auto set = std::make_shared<const jwt::key_set>(
-        jwt::parse_jwks(read_text(settings_.jwks_file), settings_.jwks_file));
+      auto set =
+        std::make_shared<const jwt::key_set>(jwt::parse_jwks(read_text(settings_.jwks_file), settings_.jwks_file));
       auto n = set->keys.size();
       {
         std::lock_guard<std::mutex> guard(mtx_);
         keys_ = std::move(set);
       }
-      log::info("JWK Set reloaded", json::value::make_object({{"path", settings_.jwks_file},
-                                                              {"keys", static_cast<unsigned long long>(n)}}));
+      log::info("JWK Set reloaded", json::value::make_object(
+                                      {{"path", settings_.jwks_file}, {"keys", static_cast<unsigned long long>(n)}}));
     } catch (const std::exception& e) {
       log::error("JWK Set not reloaded; the previous keys stay in force",
                  json::value::make_object({{"path", settings_.jwks_file}, {"error", e.what()}}));

@@ -75,8 +75,7 @@ std::string_view bearer_token(std::string_view authorization) noexcept;
 bool bearer_matches(const std::string& sha256, const std::string& authorization);
 
 /// `auth.mode` "keys": a bearer API key that is live in `keys`.
-std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys,
-                                                       std::string realm = "bulwark");
+std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys, std::string realm = "bulwark");
 
 /// Where the protected resource metadata is served (RFC 9728 §3): the
 /// well-known prefix followed by the resource's path, if it has one.

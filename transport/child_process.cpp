@@ -9,9 +9,9 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <mutex>
 #include <stdexcept>
-#include <linux/close_range.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <thread>
@@ -97,7 +97,7 @@ std::vector<std::string> child_environment(const child_spec_options& opts, char*
 struct child_process::impl {
   child_callbacks cb;
   pid_t pid = -1;
-  int in_fd = -1;  // our end of the child's stdin
+  int in_fd = -1; // our end of the child's stdin
   int out_fd = -1; // child's stdout
   int err_fd = -1; // child's stderr
   std::thread reader, err_reader, writer;
@@ -108,8 +108,7 @@ struct child_process::impl {
   std::atomic<bool> exited{false};
 };
 
-child_process::child_process(const child_spec_options& opts, child_callbacks cb)
-  : impl_(std::make_unique<impl>()) {
+child_process::child_process(const child_spec_options& opts, child_callbacks cb) : impl_(std::make_unique<impl>()) {
   auto& d = *impl_;
   d.cb = std::move(cb);
   int in[2], out[2], err[2], status_pipe[2];
@@ -156,12 +155,12 @@ child_process::child_process(const child_spec_options& opts, child_callbacks cb)
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) {
       int e = errno;
-      (void) !::write(status_pipe[1], &e, sizeof e);
+      (void)!::write(status_pipe[1], &e, sizeof e);
       ::_exit(127);
     }
     ::execvpe(argv[0], argv.data(), envp.data());
     int e = errno;
-    (void) !::write(status_pipe[1], &e, sizeof e);
+    (void)!::write(status_pipe[1], &e, sizeof e);
     ::_exit(127);
   }
   ::close(in[0]);
@@ -181,9 +180,8 @@ child_process::child_process(const child_spec_options& opts, child_callbacks cb)
     ::close(err[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    throw std::runtime_error("cannot start '" + opts.command + "'"
-                             + (opts.cwd.empty() ? "" : " in '" + opts.cwd + "'") + ": "
-                             + std::strerror(child_errno));
+    throw std::runtime_error("cannot start '" + opts.command + "'" + (opts.cwd.empty() ? "" : " in '" + opts.cwd + "'")
+                             + ": " + std::strerror(child_errno));
   }
   d.pid = pid;
   d.in_fd = in[1];

@@ -31,18 +31,18 @@ struct child_spec_options {
 /// sanitizer runtimes' options (a child built with a sanitizer reports where
 /// Bulwark's own reports go).
 inline constexpr const char* default_child_environment[] = {
-  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR",
-  "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"};
+  "PATH",     "HOME", "USER", "LOGNAME", "SHELL",        "LANG",         "LANGUAGE",      "LC_ALL",
+  "LC_CTYPE", "TERM", "TZ",   "TMPDIR",  "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"};
 
 /// The environment a child started with `opts` gets, as NAME=VALUE strings;
 /// `ours` is ours (`environ`).
 std::vector<std::string> child_environment(const child_spec_options& opts, char** ours);
 
 struct child_callbacks {
-  std::function<void(std::string line)> on_line;     ///< One stdout line, without '\n'.
-  std::function<void(std::string line)> on_stderr;   ///< One stderr line.
-  std::function<void(std::string what)> on_garbage;  ///< A line over the limit (dropped).
-  std::function<void(int status)> on_exit;           ///< Once, after stdout closed; waitpid status.
+  std::function<void(std::string line)> on_line; ///< One stdout line, without '\n'.
+  std::function<void(std::string line)> on_stderr; ///< One stderr line.
+  std::function<void(std::string what)> on_garbage; ///< A line over the limit (dropped).
+  std::function<void(int status)> on_exit; ///< Once, after stdout closed; waitpid status.
 };
 
 class child_process {

@@ -71,11 +71,11 @@ bool is_field_value(std::string_view s) {
 // -- URL ---------------------------------------------------------------------
 
 struct endpoint_url {
-  bool tls = false;      ///< https.
-  std::string host;      ///< Without brackets for IPv6 literals.
-  std::string port;      ///< Decimal.
+  bool tls = false; ///< https.
+  std::string host; ///< Without brackets for IPv6 literals.
+  std::string port; ///< Decimal.
   std::string authority; ///< As written: the Host header.
-  std::string target;    ///< Path and query, at least "/".
+  std::string target; ///< Path and query, at least "/".
 };
 
 /// The URL is not repeated: its path or query may hold a token.
@@ -171,8 +171,8 @@ std::unique_ptr<ssl::context> tls_context(const service_tls& o) {
     beast::error_code ec;
     fn(ec);
     if (ec)
-      throw std::invalid_argument("http_client: cannot use " + what + " '" + file + "': "
-                                  + openssl_reason(ec.message()));
+      throw std::invalid_argument("http_client: cannot use " + what + " '" + file
+                                  + "': " + openssl_reason(ec.message()));
   };
   if (!o.ca_file.empty())
     load("the CA file", o.ca_file, [&](beast::error_code& ec) { ctx->load_verify_file(o.ca_file, ec); });
@@ -292,9 +292,9 @@ struct connection {
   net::steady_timer timer; ///< Bounds resolving, connecting and the TLS handshake.
   beast::flat_buffer buf;
   std::optional<http::response_parser<http::buffer_body>> parser;
-  std::string out;                 ///< The request bytes being written.
+  std::string out; ///< The request bytes being written.
   const exchange* owner = nullptr; ///< The exchange it carries, if any.
-  bool reused = false;             ///< It carried an exchange before.
+  bool reused = false; ///< It carried an exchange before.
   std::array<char, read_size> chunk;
 };
 
@@ -335,8 +335,7 @@ const std::string* http_response::header(std::string_view lower_name) const {
 // -- the client ----------------------------------------------------------------
 
 struct http_client::impl : std::enable_shared_from_this<impl> {
-  impl(net::io_context& ctx, http_client_options o)
-    : io(ctx), opts(std::move(o)), url(parse_url(opts.url)) {
+  impl(net::io_context& ctx, http_client_options o) : io(ctx), opts(std::move(o)), url(parse_url(opts.url)) {
     opts.max_connections = std::max<std::size_t>(1, opts.max_connections);
     if (url.tls)
       tls_ctx = tls_context(opts.tls);
@@ -525,7 +524,8 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
         return;
       conn->timer.cancel();
       if (ec)
-        return self->finish(ex, "TLS handshake with " + self->shown_url() + " failed: " + handshake_error(*conn->tls, ec));
+        return self->finish(ex,
+                            "TLS handshake with " + self->shown_url() + " failed: " + handshake_error(*conn->tls, ec));
       self->write_request(conn, ex);
     });
   }
@@ -820,14 +820,14 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
 // -- public interface ------------------------------------------------------------
 
 http_client::http_client(net::io_context& io, http_client_options opts)
-  : impl_(std::make_shared<impl>(io, std::move(opts))) {}
+    : impl_(std::make_shared<impl>(io, std::move(opts))) {}
 
 http_client::~http_client() {
   stop();
 }
 
-uint64_t http_client::send(std::string method, std::string body, http_header_list extra_headers,
-                           event_fn on_event, done_fn done, std::chrono::milliseconds timeout) {
+uint64_t http_client::send(std::string method, std::string body, http_header_list extra_headers, event_fn on_event,
+                           done_fn done, std::chrono::milliseconds timeout) {
   auto ex = std::make_shared<exchange>();
   ex->id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
   ex->method = std::move(method);

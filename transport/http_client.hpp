@@ -105,8 +105,8 @@ public:
   /// every case, including errors, timeouts, `cancel` and `stop`. `timeout`
   /// bounds the whole exchange, queueing included (0: none). Callbacks run on
   /// the io_context's thread. Thread-safe. Returns an id for `cancel`.
-  uint64_t send(std::string method, std::string body, http_header_list extra_headers,
-                event_fn on_event, done_fn done, std::chrono::milliseconds timeout);
+  uint64_t send(std::string method, std::string body, http_header_list extra_headers, event_fn on_event, done_fn done,
+                std::chrono::milliseconds timeout);
 
   /// Ends that exchange with error "cancelled" and closes its connection.
   /// Thread-safe; unknown or finished ids are ignored.

@@ -230,8 +230,8 @@ std::optional<http_refusal> judge_post_body(http_request& req, http_post_message
   auto accept_it = req.find(http::field::accept);
   std::string_view accept = accept_it == req.end() ? std::string_view("*/*") : text::view(accept_it->value());
   if (!http_accepts(accept, "application/json") || !http_accepts(accept, "text/event-stream"))
-    return http_refusal{406, error_code::invalid_request,
-                        "Accept must list application/json and text/event-stream", {}};
+    return http_refusal{
+      406, error_code::invalid_request, "Accept must list application/json and text/event-stream", {}};
 
   // Body: simdjson wants padding after the input.
   auto& body = req.body();
@@ -242,14 +242,12 @@ std::optional<http_refusal> judge_post_body(http_request& req, http_post_message
     return http_refusal{400, error_code::parse_error, "Parse error: " + perr.message, {}};
   out.cls = mcp::classify(out.msg);
   if (out.cls.kind == mcp::message_kind::invalid)
-    return http_refusal{400, error_code::invalid_request, "Invalid Request: " + out.cls.reason,
-                        out.msg["id"]};
+    return http_refusal{400, error_code::invalid_request, "Invalid Request: " + out.cls.reason, out.msg["id"]};
   return std::nullopt;
 }
 
 std::optional<http_refusal> judge_post_route(mcp_header_set& headers, const http_post_message& m,
-                                             const http_session_lookup& lookup,
-                                             http_post_route& out) {
+                                             const http_session_lookup& lookup, http_post_route& out) {
   const auto& msg = m.msg;
   auto kind = m.cls.kind;
   auto& session_id = headers.session_id;
@@ -268,8 +266,7 @@ std::optional<http_refusal> judge_post_route(mcp_header_set& headers, const http
   } else if (modern_header || meta_version.is_string()) {
     out.stateless = true;
   } else if (!sid.empty()) {
-    auto r = refuse(error_code::invalid_request,
-                    "session not found: it ended or never existed; initialize a new one");
+    auto r = refuse(error_code::invalid_request, "session not found: it ended or never existed; initialize a new one");
     r.status = 404;
     return r;
   } else if (kind == mcp::message_kind::request && method == "initialize") {

@@ -50,27 +50,23 @@ class http_request_reader {
 public:
   enum class step {
     need_more, ///< The buffer holds no complete request yet.
-    ready,     ///< `take()` the request.
-    refused,   ///< `refusal()` says why; the connection answers and closes.
+    ready, ///< `take()` the request.
+    refused, ///< `refusal()` says why; the connection answers and closes.
   };
 
   http_request_reader(std::size_t header_limit, std::size_t body_limit)
-    : header_limit_(header_limit), body_limit_(body_limit) {}
+      : header_limit_(header_limit), body_limit_(body_limit) {}
 
   /// Consumes bytes of `buffer` until a request is complete, more bytes are
   /// needed or the request is refused.
   step read(boost::beast::flat_buffer& buffer);
 
   /// A request is partly read.
-  bool in_progress() const noexcept {
-    return parser_.has_value();
-  }
+  bool in_progress() const noexcept { return parser_.has_value(); }
 
   /// The request whose header was just accepted asked for
   /// `Expect: 100-continue`; true once per request.
-  bool take_continue() noexcept {
-    return std::exchange(continue_, false);
-  }
+  bool take_continue() noexcept { return std::exchange(continue_, false); }
 
   /// The complete request (after `step::ready`).
   http_request take();
@@ -78,9 +74,7 @@ public:
   /// Forgets a partly read request (after a refusal nothing more is read).
   void reset() noexcept;
 
-  const http_refusal& refusal() const noexcept {
-    return refusal_;
-  }
+  const http_refusal& refusal() const noexcept { return refusal_; }
 
 private:
   step refuse(int status, std::string message);
@@ -144,7 +138,6 @@ struct http_post_route {
 /// 2026-07-28 requests the mirrored headers against the body. A refusal
 /// otherwise.
 std::optional<http_refusal> judge_post_route(mcp_header_set& headers, const http_post_message& m,
-                                             const http_session_lookup& lookup,
-                                             http_post_route& out);
+                                             const http_session_lookup& lookup, http_post_route& out);
 
 } // namespace bulwark

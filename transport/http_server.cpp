@@ -14,15 +14,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "config/metrics.hpp"
-#include "transport/endpoint.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/actors.hpp"
 #include "messages/crypto.hpp"
 #include "messages/mcp.hpp"
 #include "messages/text.hpp"
 #include "transport/auth.hpp"
+#include "transport/endpoint.hpp"
 #include "transport/http_request.hpp"
 #include "transport/io_scheduler.hpp"
 
@@ -42,25 +42,44 @@ namespace {
 
 const char* reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 
@@ -147,8 +166,7 @@ struct http_server::impl {
   /// Admits a new connection from `address`, or says why not.
   enum class admission { admitted, over_total, over_address, dropped };
   admission admit(const std::string& address);
-  void forget(const connection* c, const std::string& address, bool counted, std::string& caller,
-              bool refused) {
+  void forget(const connection* c, const std::string& address, bool counted, std::string& caller, bool refused) {
     std::lock_guard<std::mutex> guard(live_mtx);
     live.erase(c);
     release_locked(address, counted, caller);
@@ -201,15 +219,13 @@ namespace {
 class http_sink final : public reply_sink, public std::enable_shared_from_this<http_sink> {
 public:
   http_sink(std::weak_ptr<connection> conn, strand_t ex, bool long_lived)
-    : conn_(std::move(conn)), ex_(std::move(ex)), long_lived_(long_lived) {}
+      : conn_(std::move(conn)), ex_(std::move(ex)), long_lived_(long_lived) {}
 
   ~http_sink() override;
 
   void deliver(outbound msg) override;
 
-  bool open() const noexcept override {
-    return !gone_.load(std::memory_order_acquire);
-  }
+  bool open() const noexcept override { return !gone_.load(std::memory_order_acquire); }
 
   /// The connection reports the client gone.
   void client_gone() {
@@ -217,9 +233,7 @@ public:
     notify_closed();
   }
 
-  bool long_lived() const noexcept {
-    return long_lived_;
-  }
+  bool long_lived() const noexcept { return long_lived_; }
 
 private:
   void post(outbound msg, bool end_stream);
@@ -235,12 +249,13 @@ class connection : public std::enable_shared_from_this<connection> {
 
 public:
   connection(tcp::socket sock, http_server::impl& server, std::string address, bool counted)
-    : sock_(std::move(sock)), timer_(sock_.get_executor()), server_(server),
-      address_(std::move(address)), counted_(counted) {}
+      : sock_(std::move(sock)),
+        timer_(sock_.get_executor()),
+        server_(server),
+        address_(std::move(address)),
+        counted_(counted) {}
 
-  ~connection() {
-    server_.forget(this, address_, counted_, caller_, refused_);
-  }
+  ~connection() { server_.forget(this, address_, counted_, caller_, refused_); }
 
   void start() {
     beast::error_code ec;
@@ -261,20 +276,18 @@ public:
   /// 503 with -32004 for a connection over a connection limit: `limit` (at
   /// most `max`) in its data, and Retry-After: 1.
   void respond_over_limit(std::string message, std::size_t max, const char* limit) {
-    respond(503,
-            mcp::error_body(json::value(), error_code::overloaded, message,
-                            json::value::make_object({{"limit", limit},
-                                                      {"max", static_cast<unsigned long long>(max)},
-                                                      {"retry_after_seconds", 1}})),
-            "\r\nRetry-After: 1");
+    respond(
+      503,
+      mcp::error_body(json::value(), error_code::overloaded, message,
+                      json::value::make_object(
+                        {{"limit", limit}, {"max", static_cast<unsigned long long>(max)}, {"retry_after_seconds", 1}})),
+      "\r\nRetry-After: 1");
   }
 
   /// Runs on the strand: one message for the exchange `serial`.
   void on_outbound(uint64_t serial, outbound msg, bool end_stream);
 
-  strand_t strand() {
-    return *sock_.get_executor().target<strand_t>();
-  }
+  strand_t strand() { return *sock_.get_executor().target<strand_t>(); }
 
   /// The peer as "address:port" (for the audit log), or empty.
   std::string remote_address() const {
@@ -320,9 +333,7 @@ private:
       return;
     reading_ = true;
     sock_.async_read_some(buffer_.prepare(16 * 1024),
-                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                            self->on_read(ec, n);
-                          });
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
   }
 
   void on_read(beast::error_code ec, std::size_t n) {
@@ -359,10 +370,8 @@ private:
 
   void do_read_drain() {
     reading_ = true;
-    sock_.async_read_some(net::buffer(drain_buf_), [self = shared_from_this()](beast::error_code ec,
-                                                                              std::size_t n) {
-      self->on_read(ec, n);
-    });
+    sock_.async_read_some(net::buffer(drain_buf_),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
   }
 
   // The connection's deadlines (idle, read or linger in `deadline_`, a
@@ -425,8 +434,7 @@ private:
     if (in_request_ && !draining_ && !close_after_write_) {
       // Part of a request came, not all of it in time: say so, then close.
       in_request_ = false;
-      return fail(408, "the request did not arrive within "
-                         + std::to_string(server_.opts.read_timeout.count()) + " s");
+      return fail(408, "the request did not arrive within " + std::to_string(server_.opts.read_timeout.count()) + " s");
     }
     close();
   }
@@ -640,9 +648,7 @@ private:
     // One step at a time rather than `async_write`, so that every byte the
     // client takes counts as progress.
     sock_.async_write_some(net::buffer(front.data() + write_offset_, front.size() - write_offset_),
-                           [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                             self->on_write(ec, n);
-                           });
+                           [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
   }
 
   /// The queue is empty: the write deadline ends, and the deadlines that
@@ -684,25 +690,25 @@ private:
 
   tcp::socket sock_;
   net::steady_timer timer_;
-  clock::time_point deadline_ = clock::time_point::max();   ///< When `on_timer` acts.
+  clock::time_point deadline_ = clock::time_point::max(); ///< When `on_timer` acts.
   clock::time_point wait_until_ = clock::time_point::max(); ///< The pending wait's end.
   http_server::impl& server_;
   beast::flat_buffer buffer_;
   http_request_reader reader_{server_.opts.header_limit, server_.opts.body_limit};
   bool reading_ = false;
   bool closed_ = false;
-  bool busy_ = false;         ///< A request is being answered.
-  bool streaming_ = false;    ///< SSE headers are out.
-  bool sse_allowed_ = true;   ///< The client accepts text/event-stream.
-  bool long_lived_ = false;   ///< GET or listen stream: no final response.
+  bool busy_ = false; ///< A request is being answered.
+  bool streaming_ = false; ///< SSE headers are out.
+  bool sse_allowed_ = true; ///< The client accepts text/event-stream.
+  bool long_lived_ = false; ///< GET or listen stream: no final response.
   bool keep_alive_ = true;
   bool close_after_write_ = false;
   bool writing_ = false;
   bool draining_ = false;
   bool in_request_ = false; ///< Part of a request has come; the read timeout runs.
-  bool refused_ = false;    ///< Answered over a connection limit.
-  std::string address_;     ///< The client's address.
-  bool counted_ = false;    ///< Counted in the server's per-address table.
+  bool refused_ = false; ///< Answered over a connection limit.
+  std::string address_; ///< The client's address.
+  bool counted_ = false; ///< Counted in the server's per-address table.
   /// The identity this connection counts for in the server's per-caller
   /// table (with `address_`); empty before a request named one.
   std::string caller_;
@@ -714,7 +720,7 @@ private:
   std::string pending_headers_; ///< Extra headers for the eventual response.
   std::deque<std::string> writes_;
   std::size_t write_offset_ = 0; ///< Bytes of `writes_.front()` already sent.
-  std::size_t queued_ = 0;       ///< Bytes in `writes_` the socket has not taken.
+  std::size_t queued_ = 0; ///< Bytes in `writes_` the socket has not taken.
   /// While bytes are queued: when the client, taking none, is given up on.
   clock::time_point write_deadline_ = clock::time_point::max();
   /// Who sent the current MCP request: "key:<sha256>" or "anonymous".
@@ -814,8 +820,7 @@ void connection::handle(request req) {
   auto target = std::string_view(req.target().data(), req.target().size());
   auto path = target.substr(0, target.find('?'));
   if (!http_origin_allowed(server_.opts, req))
-    return respond(403, http_error_body(error_code::invalid_request,
-                                        "Host or Origin is not allowed for this server"),
+    return respond(403, http_error_body(error_code::invalid_request, "Host or Origin is not allowed for this server"),
                    {});
   if (path != server_.opts.path) {
     if (req.method() == http::verb::get) {
@@ -843,8 +848,9 @@ void connection::handle(request req) {
       auto reply = handler(view);
       return respond(reply.status, std::move(reply.body), reply.headers, reply.content_type);
     }
-    return respond(404, http_error_body(error_code::invalid_request,
-                                        server_.opts.path.empty() ? std::string("not found")
+    return respond(404,
+                   http_error_body(error_code::invalid_request, server_.opts.path.empty()
+                                                                  ? std::string("not found")
                                                                   : "no MCP endpoint here; use " + server_.opts.path),
                    {});
   }
@@ -870,8 +876,9 @@ void connection::handle(request req) {
                      json::value::make_object({{"reason", verdict.message},
                                                {"presented", verdict.credential_present},
                                                {"method", std::string(text::view(req.method_string()))}})});
-      return respond(401, mcp::error_body(json::value(), error_code::unauthorized, verdict.message,
-                                          json::value::make_object({{"traceId", trace}})),
+      return respond(401,
+                     mcp::error_body(json::value(), error_code::unauthorized, verdict.message,
+                                     json::value::make_object({{"traceId", trace}})),
                      "\r\nWWW-Authenticate: " + verdict.challenge);
     }
     identity_ = std::move(verdict.identity);
@@ -894,8 +901,8 @@ void connection::handle(request req) {
     if (server_.refused_identity)
       server_.refused_identity->inc();
     auto max = server_.opts.max_connections_per_identity;
-    return respond_over_limit("too many connections for this caller from this address (at most "
-                                + std::to_string(max) + "); reuse one, close one or retry later",
+    return respond_over_limit("too many connections for this caller from this address (at most " + std::to_string(max)
+                                + "); reuse one, close one or retry later",
                               max, "connectionsPerIdentity");
   }
   // Several instances: a session created on another one is taken over
@@ -930,9 +937,9 @@ void connection::route(request& req) {
     case http::verb::delete_:
       return handle_delete(req);
     default:
-      return respond(405, http_error_body(error_code::invalid_request,
-                                          "method not allowed: use POST (or GET/DELETE with a "
-                                          "2025-era session)"),
+      return respond(405,
+                     http_error_body(error_code::invalid_request, "method not allowed: use POST (or GET/DELETE with a "
+                                                                  "2025-era session)"),
                      "\r\nAllow: POST, GET, DELETE, OPTIONS");
   }
 }
@@ -953,9 +960,10 @@ void connection::handle_preflight(const request& req) {
     return respond(204, {}, "\r\nAllow: POST, GET, DELETE, OPTIONS");
   auto origin = cors_origin(req);
   if (!origin)
-    return respond(403, http_error_body(error_code::invalid_request,
-                                        "cross-origin requests from this Origin are not allowed "
-                                        "(http.allowedOrigins)"),
+    return respond(403,
+                   http_error_body(error_code::invalid_request,
+                                   "cross-origin requests from this Origin are not allowed "
+                                   "(http.allowedOrigins)"),
                    {});
   // The 2026-07-28 mirrored headers include Mcp-Param-{Name}, one per
   // argument: echo those the browser asks for (CORS has no prefix wildcard).
@@ -1003,13 +1011,12 @@ void connection::handle_post(request& req) {
   const auto& method = msg["method"].as_string();
   auto& rt = *server_.rt;
   std::shared_ptr<const catalog> cat;
-  http_session_lookup lookup{
-    [&](const std::string& sid) { return rt.has_session(sid, identity_); },
-    [&](const std::string& tool) -> const json::value* {
-      cat = rt.current_catalog();
-      auto* t = cat->find_tool(tool);
-      return t ? &t->input_schema : nullptr;
-    }};
+  http_session_lookup lookup{[&](const std::string& sid) { return rt.has_session(sid, identity_); },
+                             [&](const std::string& tool) -> const json::value* {
+                               cat = rt.current_catalog();
+                               auto* t = cat->find_tool(tool);
+                               return t ? &t->input_schema : nullptr;
+                             }};
   http_post_route route;
   if (auto refused = judge_post_route(mcp_headers, m, lookup, route))
     return respond(refused->status, refused->body(), {});
@@ -1041,29 +1048,27 @@ void connection::handle_post(request& req) {
 void connection::handle_get(request& req) {
   auto sid = req.find("mcp-session-id");
   if (sid == req.end())
-    return respond(405, http_error_body(error_code::invalid_request,
-                                        "GET needs a 2025-era session (Mcp-Session-Id); "
-                                        "2026-07-28 clients use POST subscriptions/listen"),
+    return respond(405,
+                   http_error_body(error_code::invalid_request, "GET needs a 2025-era session (Mcp-Session-Id); "
+                                                                "2026-07-28 clients use POST subscriptions/listen"),
                    "\r\nAllow: POST, GET, DELETE");
   auto accept_it = req.find(http::field::accept);
   if (accept_it == req.end() || !http_accepts(text::view(accept_it->value()), "text/event-stream"))
-    return respond(406, http_error_body(error_code::invalid_request,
-                                        "Accept must list text/event-stream"),
-                   {});
+    return respond(406, http_error_body(error_code::invalid_request, "Accept must list text/event-stream"), {});
   std::string id(trim(text::view(sid->value())));
   std::string last_event;
   if (auto le = req.find("last-event-id"); le != req.end())
     last_event = std::string(trim(text::view(le->value())));
   if (server_.rt->has_session(id, identity_) && !server_.rt->stream_allowed(id)) {
     auto max = server_.rt->settings()->max_streams;
-    return respond(describe(error_code::session_limit).http_status,
-                   http_error_body(error_code::session_limit,
-                                   "too many SSE streams open in this session (at most "
-                                     + std::to_string(max) + "); retry when one has ended",
-                                   json::value::make_object({{"limit", "streams"},
-                                                             {"max", static_cast<unsigned long long>(max)},
-                                                             {"retry_after_seconds", 1}})),
-                   "\r\nRetry-After: 1");
+    return respond(
+      describe(error_code::session_limit).http_status,
+      http_error_body(
+        error_code::session_limit,
+        "too many SSE streams open in this session (at most " + std::to_string(max) + "); retry when one has ended",
+        json::value::make_object(
+          {{"limit", "streams"}, {"max", static_cast<unsigned long long>(max)}, {"retry_after_seconds", 1}})),
+      "\r\nRetry-After: 1");
   }
   auto sink = std::make_shared<http_sink>(weak_from_this(), strand(), true);
   active_serial_ = sink->serial();
@@ -1083,8 +1088,8 @@ void connection::handle_get(request& req) {
 void connection::handle_delete(request& req) {
   auto sid = req.find("mcp-session-id");
   if (sid == req.end())
-    return respond(405, http_error_body(error_code::invalid_request,
-                                        "DELETE needs a 2025-era session (Mcp-Session-Id)"),
+    return respond(405,
+                   http_error_body(error_code::invalid_request, "DELETE needs a 2025-era session (Mcp-Session-Id)"),
                    "\r\nAllow: POST, GET, DELETE");
   if (!server_.rt->end_session(std::string(trim(text::view(sid->value()))), identity_))
     return respond(404, http_error_body(error_code::invalid_request, "session not found"), {});
@@ -1123,8 +1128,7 @@ void http_server::impl::do_accept() {
         if (admitted)
           conn->start();
         else if (verdict == admission::over_total)
-          conn->start_refused("the server has too many connections; retry later",
-                              opts.max_connections, "connections");
+          conn->start_refused("the server has too many connections; retry later", opts.max_connections, "connections");
         else
           conn->start_refused("too many connections from this address; close one or retry later",
                               opts.max_connections_per_address, "connectionsPerAddress");
@@ -1152,8 +1156,7 @@ http_server::impl::admission http_server::impl::admit(const std::string& address
   return over_total ? admission::over_total : admission::over_address;
 }
 
-http_server::http_server(mcp_endpoint* rt, http_options opts)
-  : impl_(std::make_unique<impl>(rt, std::move(opts))) {}
+http_server::http_server(mcp_endpoint* rt, http_options opts) : impl_(std::make_unique<impl>(rt, std::move(opts))) {}
 
 http_server::~http_server() {
   stop();

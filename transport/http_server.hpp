@@ -10,8 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,11 +35,11 @@ using http_route = std::function<http_reply()>;
 
 /// A request to a path served by an `http_handler` or a request route.
 struct http_request_view {
-  std::string method;        ///< "GET", "POST", ...
-  std::string path;          ///< Without the query.
+  std::string method; ///< "GET", "POST", ...
+  std::string path; ///< Without the query.
   std::string authorization; ///< The Authorization header (empty if none).
-  std::string remote;        ///< The peer as "address:port" (empty if unknown).
-  std::string body;          ///< Empty for a GET route.
+  std::string remote; ///< The peer as "address:port" (empty if unknown).
+  std::string body; ///< Empty for a GET route.
 };
 
 /// Handles GET requests to an extra path, seeing who asks.

@@ -142,9 +142,7 @@ public:
     return new fused_coordinator(sys, spin);
   }
 
-  std::chrono::microseconds spin() const noexcept {
-    return spin_;
-  }
+  std::chrono::microseconds spin() const noexcept { return spin_; }
 
   std::vector<net::io_context*> io_contexts() {
     std::vector<net::io_context*> out;
@@ -153,9 +151,7 @@ public:
     return out;
   }
 
-  net::io_context& io(std::size_t worker) {
-    return *ios_[worker];
-  }
+  net::io_context& io(std::size_t worker) { return *ios_[worker]; }
 
 protected:
   void start() override {

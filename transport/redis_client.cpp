@@ -58,7 +58,8 @@ redis_reply convert(const redisReply* r) {
       for (size_t i = 0; i < r->elements; ++i)
         out.elements.push_back(convert(r->element[i]));
       break;
-    default: break; // nil
+    default:
+      break; // nil
   }
   return out;
 }
@@ -144,9 +145,9 @@ struct redis_client::impl {
     };
     // %b: the password may hold any byte, spaces included.
     if (!endpoint.user.empty()) {
-      if (!check(reply_ptr(static_cast<redisReply*>(redisCommand(c.get(), "AUTH %b %b", endpoint.user.data(),
-                                                                 endpoint.user.size(), endpoint.password.data(),
-                                                                 endpoint.password.size())))))
+      if (!check(reply_ptr(
+            static_cast<redisReply*>(redisCommand(c.get(), "AUTH %b %b", endpoint.user.data(), endpoint.user.size(),
+                                                  endpoint.password.data(), endpoint.password.size())))))
         return nullptr;
     } else if (!endpoint.password.empty()
                && !check(reply_ptr(static_cast<redisReply*>(
@@ -367,7 +368,7 @@ struct redis_client::impl {
 };
 
 redis_client::redis_client(redis_settings settings, std::string instance)
-  : settings_(std::move(settings)), impl_(std::make_shared<impl>()) {
+    : settings_(std::move(settings)), impl_(std::make_shared<impl>()) {
   impl_->settings = settings_;
   impl_->instance = std::move(instance);
   impl_->endpoint = parse_redis_url(settings_.url, impl_->url_error);
@@ -475,20 +476,20 @@ std::string redis_client::problem() const {
 json::value redis_client::status() const {
   std::lock_guard<std::mutex> guard(impl_->mtx);
   auto& i = *impl_;
-  return value::make_object({{"breaker", i.up ? "closed" : "open"},
-                             {"available", i.up.load()},
-                             {"subscribed", i.subscribed.load()},
-                             {"endpoint", i.endpoint.host + ":" + std::to_string(i.endpoint.port) + "/"
-                                            + std::to_string(i.endpoint.db)},
-                             {"keyPrefix", settings_.key_prefix},
-                             {"instance", i.instance},
-                             {"queued", static_cast<unsigned long long>(i.queue.size())},
-                             {"sent", static_cast<unsigned long long>(i.sent)},
-                             {"failed", static_cast<unsigned long long>(i.failed)},
-                             {"outages", static_cast<unsigned long long>(i.outages)},
-                             {"published", static_cast<unsigned long long>(i.published)},
-                             {"received", static_cast<unsigned long long>(i.received)},
-                             {"error", i.last_error}});
+  return value::make_object(
+    {{"breaker", i.up ? "closed" : "open"},
+     {"available", i.up.load()},
+     {"subscribed", i.subscribed.load()},
+     {"endpoint", i.endpoint.host + ":" + std::to_string(i.endpoint.port) + "/" + std::to_string(i.endpoint.db)},
+     {"keyPrefix", settings_.key_prefix},
+     {"instance", i.instance},
+     {"queued", static_cast<unsigned long long>(i.queue.size())},
+     {"sent", static_cast<unsigned long long>(i.sent)},
+     {"failed", static_cast<unsigned long long>(i.failed)},
+     {"outages", static_cast<unsigned long long>(i.outages)},
+     {"published", static_cast<unsigned long long>(i.published)},
+     {"received", static_cast<unsigned long long>(i.received)},
+     {"error", i.last_error}});
 }
 
 } // namespace bulwark

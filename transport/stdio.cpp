@@ -7,10 +7,10 @@
 #include <string>
 #include <thread>
 
-#include "transport/endpoint.hpp"
 #include "config/log.hpp"
 #include "messages/actors.hpp"
 #include "messages/mcp.hpp"
+#include "transport/endpoint.hpp"
 
 namespace bulwark {
 
@@ -33,8 +33,7 @@ struct stdio_channel {
 
 class stdio_sink final : public reply_sink {
 public:
-  stdio_sink(std::shared_ptr<stdio_channel> ch, bool long_lived)
-    : ch_(std::move(ch)), long_lived_(long_lived) {
+  stdio_sink(std::shared_ptr<stdio_channel> ch, bool long_lived) : ch_(std::move(ch)), long_lived_(long_lived) {
     if (!long_lived_)
       ch_->in_flight++;
   }
@@ -61,9 +60,7 @@ public:
       ch_->write_line(msg.body);
   }
 
-  bool open() const noexcept override {
-    return true;
-  }
+  bool open() const noexcept override { return true; }
 
 private:
   std::shared_ptr<stdio_channel> ch_;
@@ -85,14 +82,12 @@ void serve_stdio(mcp_endpoint& rt, stdio_options opts, std::FILE* in, std::FILE*
     json::value msg;
     json::parse_error perr;
     if (!json::parse(text, msg, perr)) {
-      ch->write_line(mcp::error_body(json::value(), error_code::parse_error,
-                                     "Parse error: " + perr.message));
+      ch->write_line(mcp::error_body(json::value(), error_code::parse_error, "Parse error: " + perr.message));
       return;
     }
     auto cls = mcp::classify(msg);
     if (cls.kind == mcp::message_kind::invalid) {
-      ch->write_line(mcp::error_body(msg["id"], error_code::invalid_request,
-                                     "Invalid Request: " + cls.reason));
+      ch->write_line(mcp::error_body(msg["id"], error_code::invalid_request, "Invalid Request: " + cls.reason));
       return;
     }
     auto item = std::make_shared<inbound>();
@@ -128,8 +123,7 @@ void serve_stdio(mcp_endpoint& rt, stdio_options opts, std::FILE* in, std::FILE*
     if (c == '\n') {
       if (too_long) {
         ch->write_line(mcp::error_body(json::value(), error_code::invalid_request,
-                                       "message exceeds " + std::to_string(opts.line_limit)
-                                         + " bytes"));
+                                       "message exceeds " + std::to_string(opts.line_limit) + " bytes"));
         too_long = false;
       } else {
         handle_line(line);

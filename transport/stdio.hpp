@@ -15,7 +15,6 @@ struct stdio_options {
 
 /// Reads messages from `in` until EOF and answers on `out`; returns when the
 /// input ends and every answer has been written (or `drain` passed).
-void serve_stdio(mcp_endpoint& rt, stdio_options opts = {}, std::FILE* in = stdin,
-                 std::FILE* out = stdout);
+void serve_stdio(mcp_endpoint& rt, stdio_options opts = {}, std::FILE* in = stdin, std::FILE* out = stdout);
 
 } // namespace bulwark

@@ -28,7 +28,7 @@
 
 // The host's own atoms, in a type ID block after Bulwark's.
 CAF_BEGIN_TYPE_ID_BLOCK(inventory_host, caf::id_block::bulwark::end)
-  CAF_ADD_ATOM(inventory_host, inventory_host::atom, report, "report")
+CAF_ADD_ATOM(inventory_host, inventory_host::atom, report, "report")
 CAF_END_TYPE_ID_BLOCK(inventory_host)
 
 namespace inventory_host {
@@ -203,11 +203,11 @@ int main(int argc, char** argv) {
   rt.add_tool(std::move(stock_tool));
   rt.add_tool(bulwark::actor_tool(
     rt, "reserve", "Takes `quantity` of `item` out of stock.",
-    value::make_object({{"type", "object"},
-                        {"properties", value::make_object({{"item", string},
-                                                           {"quantity", value::make_object({{"type", "integer"},
-                                                                                            {"minimum", 1}})}})},
-                        {"required", value::make_array({"item", "quantity"})}}),
+    value::make_object(
+      {{"type", "object"},
+       {"properties", value::make_object(
+                        {{"item", string}, {"quantity", value::make_object({{"type", "integer"}, {"minimum", 1}})}})},
+       {"required", value::make_array({"item", "quantity"})}}),
     find, opts));
   rt.start();
 

@@ -34,9 +34,8 @@ json::value parse_or_die(std::string_view text) {
   json::value v;
   json::parse_error err;
   if (!json::parse(text, v, err)) {
-    std::fprintf(stderr, "fuzz_codec: our own output does not parse (%s): %.*s\n",
-                 err.message.c_str(), static_cast<int>(std::min<std::size_t>(text.size(), 400)),
-                 text.data());
+    std::fprintf(stderr, "fuzz_codec: our own output does not parse (%s): %.*s\n", err.message.c_str(),
+                 static_cast<int>(std::min<std::size_t>(text.size(), 400)), text.data());
     std::abort();
   }
   return v;

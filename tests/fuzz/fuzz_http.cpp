@@ -22,8 +22,8 @@
 
 #include "messages/json.hpp"
 #include "messages/mcp.hpp"
-#include "transport/http_request.hpp"
 #include "tests/fuzz/fuzz.hpp"
+#include "transport/http_request.hpp"
 
 using namespace bulwark;
 
@@ -93,9 +93,7 @@ void judge(http_request& req) {
       FUZZ_REQUIRE(!sid.empty());
       return sid == "live-session";
     },
-    [&](const std::string& tool) -> const json::value* {
-      return tool == "echo" ? &echo_schema() : nullptr;
-    }};
+    [&](const std::string& tool) -> const json::value* { return tool == "echo" ? &echo_schema() : nullptr; }};
   http_post_route route;
   bool modern_header = headers.protocol_version.has_value();
   if (auto refused = judge_post_route(headers, m, lookup, route))
@@ -104,8 +102,7 @@ void judge(http_request& req) {
     FUZZ_REQUIRE(asked_session && route.session_id == "live-session");
     FUZZ_REQUIRE(!route.stateless && !route.acknowledge_only);
   } else if (route.stateless) {
-    FUZZ_REQUIRE(modern_header
-                 || m.msg["params"]["_meta"][mcp::meta_protocol_version].is_string());
+    FUZZ_REQUIRE(modern_header || m.msg["params"]["_meta"][mcp::meta_protocol_version].is_string());
     FUZZ_REQUIRE(m.cls.kind != mcp::message_kind::response);
     FUZZ_REQUIRE(route.acknowledge_only == (m.cls.kind == mcp::message_kind::notification));
   } else {

@@ -11,8 +11,8 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
-#include <string_view>
 #include <string>
+#include <string_view>
 
 extern "C" void bulwark_ubsan_log_path() {}
 

@@ -75,9 +75,7 @@ public:
   void on_progress(call_context&, double, std::optional<double>, std::string) override {}
   void on_log(call_context&, log_level, value, std::string) override {}
   void on_after(const call_ptr&, std::chrono::milliseconds, call_handler) override {}
-  void on_finish(call_context&, value result) override {
-    got = outcome{true, std::move(result), {}, {}, {}};
-  }
+  void on_finish(call_context&, value result) override { got = outcome{true, std::move(result), {}, {}, {}}; }
   void on_fail(call_context&, error_code code, std::string message, value data) override {
     got = outcome{false, {}, code, std::move(message), std::move(data)};
   }
@@ -103,12 +101,13 @@ struct fixture : test::simulated_system {
   }
 
   tool_spec tool(std::string name, actor_tool_options opts = {}) {
-    return actor_tool(rt, std::move(name), "test tool", value::make_object({{"type", "object"}}),
-                      [this] {
-                        ++lookups;
-                        return current;
-                      },
-                      opts);
+    return actor_tool(
+      rt, std::move(name), "test tool", value::make_object({{"type", "object"}}),
+      [this] {
+        ++lookups;
+        return current;
+      },
+      opts);
   }
 
   /// A call of `spec` with `args`, as a session would run it.

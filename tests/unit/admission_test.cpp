@@ -30,8 +30,7 @@ admission_request call(std::string key, std::string tier = "free", std::string s
 
 /// Admits `req` at `now` until the first refusal; returns how many got in
 /// and the refusal.
-std::pair<int, admission> burst(rate_buckets& rb, const admission_request& req, time_point now,
-                                int limit = 100'000) {
+std::pair<int, admission> burst(rate_buckets& rb, const admission_request& req, time_point now, int limit = 100'000) {
   for (int n = 0; n < limit; ++n) {
     auto a = rb.check(req, now);
     if (!a.admitted)
@@ -406,7 +405,7 @@ TEST_CASE("a reload keeps the buckets' levels under the new limits", "[limiter]"
   SECTION("a window of the same period keeps what is used") {
     auto next = cfg;
     next.tiers["free"] = {{20, minutes(1)}, {300, hours(1)}}; // more per minute
-    next.services["svc"] = {{50, minutes(1)}};                // fewer
+    next.services["svc"] = {{50, minutes(1)}}; // fewer
     rb.reconfigure(next, t0);
     CHECK_THAT(rb.key_tokens("alice", t0), exactly({3, 293}));
     CHECK_THAT(rb.service_tokens("svc", t0), exactly({50})); // 70 left, at most the new 50
@@ -751,8 +750,7 @@ struct reference_queue {
         auto& c = items[k];
         if (c.prio <= prio)
           continue;
-        if (!victim || c.prio > items[*victim].prio
-            || (c.prio == items[*victim].prio && c.seq > items[*victim].seq))
+        if (!victim || c.prio > items[*victim].prio || (c.prio == items[*victim].prio && c.seq > items[*victim].seq))
           victim = k;
       }
       if (!victim)

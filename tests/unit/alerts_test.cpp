@@ -61,8 +61,7 @@ const value& rule_status(const value& status, const std::string& name) {
 
 // -- sliding window -------------------------------------------------------------------
 
-TEST_CASE("sliding window: a count stays for the span and is forgotten exactly when its slot leaves it",
-          "[alerts]") {
+TEST_CASE("sliding window: a count stays for the span and is forgotten exactly when its slot leaves it", "[alerts]") {
   sliding_window w; // 5 minutes in 30 slots of 10 s
   CHECK(w.span() == 5min);
   CHECK(w.slot_width() == 10s);
@@ -132,8 +131,7 @@ TEST_CASE("sliding window: sums every slot of the span; reused slots start empty
 
 // -- rules at their thresholds ----------------------------------------------------------
 
-TEST_CASE("default alert config: the six rules with their thresholds, counts and 15 minute cooldowns",
-          "[alerts]") {
+TEST_CASE("default alert config: the six rules with their thresholds, counts and 15 minute cooldowns", "[alerts]") {
   auto cfg = default_alert_config();
   REQUIRE(cfg.rules.size() == 6);
   struct expected {
@@ -142,7 +140,7 @@ TEST_CASE("default alert config: the six rules with their thresholds, counts and
     uint64_t min_count;
     const char* severity;
   };
-  expected want[] = {{"error_rate", 0.05, 100, "warning"}, {"upstream_budget", 0.9, 0, "warning"},
+  expected want[] = {{"error_rate", 0.05, 100, "warning"},   {"upstream_budget", 0.9, 0, "warning"},
                      {"cache_hit_rate", 0.6, 50, "warning"}, {"p95_latency", 2.0, 0, "warning"},
                      {"breaker_open", 0, 0, "critical"},     {"queue_fill", 0.8, 0, "warning"}};
   for (std::size_t i = 0; i < 6; ++i) {
@@ -185,7 +183,7 @@ TEST_CASE("error_rate fires above 5% with at least 100 requests", "[alerts]") {
 
 TEST_CASE("cache_hit_rate fires below 60% with at least 50 lookups", "[alerts]") {
   CHECK(fresh(lookups(50, 30)).empty()); // exactly 60%
-  CHECK(fresh(lookups(49, 0)).empty());  // too few lookups
+  CHECK(fresh(lookups(49, 0)).empty()); // too few lookups
   CHECK(fresh(lookups(0, 0)).empty());
 
   auto a = fresh(lookups(50, 29));
@@ -263,8 +261,8 @@ TEST_CASE("a healthy sample fires nothing; a sick one fires every rule", "[alert
   for (auto& x : a)
     names.push_back(x.rule);
   CHECK(names
-        == std::vector<std::string>{"error_rate", "upstream_budget", "cache_hit_rate", "p95_latency",
-                                    "breaker_open", "queue_fill"});
+        == std::vector<std::string>{"error_rate", "upstream_budget", "cache_hit_rate", "p95_latency", "breaker_open",
+                                    "queue_fill"});
 }
 
 // -- cooldown, subjects, history --------------------------------------------------------
@@ -408,8 +406,7 @@ TEST_CASE("apply_alert_setting sets known keys and rejects unknown names and bad
   CHECK_THAT(e, Catch::Contains("threshold, minCount, cooldownSeconds, enabled"));
   CHECK_THAT(apply_alert_setting(cfg, "error_rate", "cooldown", 60), Catch::Contains("unknown key"));
   // Keys that mean nothing for a rule are unknown for it.
-  CHECK_THAT(apply_alert_setting(cfg, "breaker_open", "threshold", 0.5),
-             Catch::Contains("unknown key \"threshold\""));
+  CHECK_THAT(apply_alert_setting(cfg, "breaker_open", "threshold", 0.5), Catch::Contains("unknown key \"threshold\""));
   CHECK_THAT(apply_alert_setting(cfg, "p95_latency", "minCount", 5), Catch::Contains("unknown key \"minCount\""));
 
   CHECK_FALSE(apply_alert_setting(cfg, "error_rate", "threshold", 1.5).empty());

@@ -90,9 +90,11 @@ const std::string hash_a(64, 'a');
 
 TEST_CASE("a key file parses with every member and round-trips through its text") {
   auto text = R"({"keys":[
-    {"name":"ci","sha256":")" + hash_a + R"(","tier":"paid","priority":"high",
+    {"name":"ci","sha256":")"
+              + hash_a + R"(","tier":"paid","priority":"high",
      "policy":{"allow":["mem:*"],"deny":["mem:delete_*"]},"created":"2025-01-01T00:00:00Z"},
-    {"name":"old.key","sha256":")" + std::string(64, 'b') + R"(","tier":"free","created":"x","revoked":"2025-02-01T00:00:00Z"}]})";
+    {"name":"old.key","sha256":")"
+              + std::string(64, 'b') + R"(","tier":"free","created":"x","revoked":"2025-02-01T00:00:00Z"}]})";
   auto f = parse_key_file(text, "k.json", {"free", "paid"});
   REQUIRE(f.keys.size() == 2);
   CHECK(f.keys[0].name == "ci");
@@ -114,18 +116,25 @@ TEST_CASE("key file errors name the file and the member") {
   auto entry = [](const std::string& members) {
     return R"({"keys":[{"name":"a","sha256":")" + hash_a + R"(","tier":"free")" + members + "}]}";
   };
-  CHECK(error_of("{\"keys\":") .rfind("keys: k.json: ", 0) == 0);
+  CHECK(error_of("{\"keys\":").rfind("keys: k.json: ", 0) == 0);
   CHECK(error_of(R"({"key":[]})") == "keys: k.json: $.key: unknown key");
   CHECK(error_of(R"({"keys":{}})") == "keys: k.json: $.keys: must be an array of keys");
   CHECK(error_of(entry(R"(,"colour":"red")")) == "keys: k.json: $.keys[0].colour: unknown key");
   CHECK(error_of(R"({"keys":[{"name":"a","tier":"free"}]})") == "keys: k.json: $.keys[0].sha256: is required");
-  CHECK(error_of(R"({"keys":[{"name":"a","sha256":"ABC","tier":"free"}]})").find("$.keys[0].sha256: must be the lower-case hex SHA-256") != std::string::npos);
-  CHECK(error_of(R"({"keys":[{"name":"a b","sha256":")" + hash_a + R"(","tier":"free"}]})").find("$.keys[0].name: a key name may hold only") != std::string::npos);
-  CHECK(error_of(entry(R"(,"priority":"urgent")")) == "keys: k.json: $.keys[0].priority: must be one of critical, high, normal, low");
-  CHECK(error_of(entry(R"(,"policy":{"allow":["nocolon"]})")).find("$.keys[0].policy.allow: each pattern") != std::string::npos);
+  CHECK(error_of(R"({"keys":[{"name":"a","sha256":"ABC","tier":"free"}]})")
+          .find("$.keys[0].sha256: must be the lower-case hex SHA-256")
+        != std::string::npos);
+  CHECK(error_of(R"({"keys":[{"name":"a b","sha256":")" + hash_a + R"(","tier":"free"}]})")
+          .find("$.keys[0].name: a key name may hold only")
+        != std::string::npos);
+  CHECK(error_of(entry(R"(,"priority":"urgent")"))
+        == "keys: k.json: $.keys[0].priority: must be one of critical, high, normal, low");
+  CHECK(error_of(entry(R"(,"policy":{"allow":["nocolon"]})")).find("$.keys[0].policy.allow: each pattern")
+        != std::string::npos);
   CHECK(error_of(entry(R"(,"policy":{"permit":[]})")) == "keys: k.json: $.keys[0].policy.permit: unknown key");
   CHECK(error_of(entry(R"(,"revoked":3)")).find("$.keys[0].revoked:") != std::string::npos);
-  CHECK(error_of(entry(""), {"paid"}).find("$.keys[0].tier: no tier named 'free' in rateLimits.tiers (paid)") != std::string::npos);
+  CHECK(error_of(entry(""), {"paid"}).find("$.keys[0].tier: no tier named 'free' in rateLimits.tiers (paid)")
+        != std::string::npos);
   auto two = R"({"keys":[{"name":"a","sha256":")" + hash_a + R"(","tier":"free"},{"name":"a","sha256":")"
              + std::string(64, 'c') + R"(","tier":"free"}]})";
   CHECK(error_of(two) == "keys: k.json: $.keys[1].name: another key is named 'a'");
@@ -260,7 +269,7 @@ TEST_CASE("the key store looks at its file at most once per interval") {
   f.keys[0].revoked = "now";
   write_key_file(path, f);
   CHECK(store.authenticate("bwk_a")); // the interval has not passed
-  CHECK(store.reload());              // an explicit look sees it at once
+  CHECK(store.reload()); // an explicit look sees it at once
   CHECK_FALSE(store.authenticate("bwk_a"));
 }
 
@@ -272,8 +281,10 @@ TEST_CASE("a server does not start on a bad key file") {
     key_store store(path, {"free"});
     FAIL("expected a config_error");
   } catch (const config_error& e) {
-    CHECK(std::string(e.what()) == "keys: " + path + ": $.keys[0].sha256: must be the lower-case hex SHA-256 of "
-                                                      "the key (64 characters), never the key itself");
+    CHECK(std::string(e.what())
+          == "keys: " + path
+               + ": $.keys[0].sha256: must be the lower-case hex SHA-256 of "
+                 "the key (64 characters), never the key itself");
   }
   CHECK_THROWS_AS(key_store(dir.path + "/none.json", {}), config_error);
 }
@@ -306,8 +317,8 @@ TEST_CASE("the key authenticator: a live bearer key, else a challenge") {
 }
 
 TEST_CASE("loopback addresses") {
-  for (auto a : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LocalHost", "::ffff:127.0.0.1",
-                 "0:0:0:0:0:0:0:1"})
+  for (auto a :
+       {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LocalHost", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"})
     CHECK(loopback_address(a));
   for (auto a : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "128.0.0.1", "::ffff:10.0.0.1", "example.com", "",
                  "127.0.0.1.nip.io", "localhost.example"})
@@ -334,16 +345,18 @@ TEST_CASE("auth settings are strict and a non-loopback bind needs authentication
   CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"keyfile":"x"}})", "t"), "config: $.auth.keyfile: unknown key");
   apply_json(cfg, R"({"auth":{"mode":"oauth","oauth":{"issuer":"https://as","resource":"https://rs/mcp",
                       "jwksFile":"/j.json","clockSkewSeconds":5,"scopesSupported":["a"],
-                      "authorizationServers":["https://as2"]}}})", "t");
+                      "authorizationServers":["https://as2"]}}})",
+             "t");
   CHECK(cfg.auth.mode == auth_mode::oauth);
   CHECK(cfg.auth.oauth.clock_skew == std::chrono::seconds(5));
   CHECK(cfg.auth.oauth.authorization_servers == std::vector<std::string>{"https://as2"});
   CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"oauth":{"clockSkewSeconds":601}}})", "t"),
                     Catch::Contains("$.auth.oauth.clockSkewSeconds"));
-  CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"oauth":{"jwks":"x"}}})", "t"), "config: $.auth.oauth.jwks: unknown key");
+  CHECK_THROWS_WITH(apply_json(cfg, R"({"auth":{"oauth":{"jwks":"x"}}})", "t"),
+                    "config: $.auth.oauth.jwks: unknown key");
   CHECK_NOTHROW(args({"--port", "0"}));
-  CHECK_THROWS_WITH(args({"--address", "0.0.0.0"}), Catch::Contains("$.auth.mode")
-                                                       && Catch::Contains("allowUnauthenticated"));
+  CHECK_THROWS_WITH(args({"--address", "0.0.0.0"}),
+                    Catch::Contains("$.auth.mode") && Catch::Contains("allowUnauthenticated"));
   CHECK(args({"--address", "0.0.0.0", "--allow-unauthenticated"}).auth.allow_unauthenticated);
   CHECK_NOTHROW(args({"--address", "0.0.0.0", "--no-http", "--stdio"}));
   CHECK(args({"--key-file", "/k.json"}).auth.key_file == "/k.json");

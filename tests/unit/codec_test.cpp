@@ -34,20 +34,17 @@ TEST_CASE("classify says why a message is invalid") {
   CHECK(batch.kind == mcp::message_kind::invalid);
   CHECK(batch.reason.find("batch") != std::string::npos);
   CHECK(mcp::classify(parse(R"({"id":1,"method":"ping"})")).reason.find("jsonrpc") != std::string::npos);
-  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":{},"method":"ping"})")).reason.find("id")
-        != std::string::npos);
-  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":""})")).reason.find("method")
-        != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":{},"method":"ping"})")).reason.find("id") != std::string::npos);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":""})")).reason.find("method") != std::string::npos);
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":"x","params":[1]})")).reason.find("params")
         != std::string::npos);
-  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"result":{},"error":{}})")).kind
-        == mcp::message_kind::invalid);
+  CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"result":{},"error":{}})")).kind == mcp::message_kind::invalid);
   CHECK(mcp::classify(parse(R"("just a string")")).kind == mcp::message_kind::invalid);
 }
 
 TEST_CASE("error bodies echo the id and carry data") {
-  auto body = mcp::error_body(value("abc"), error_code::invalid_params, "bad \"x\"",
-                              value::make_object({{"uri", "test://x"}}));
+  auto body =
+    mcp::error_body(value("abc"), error_code::invalid_params, "bad \"x\"", value::make_object({{"uri", "test://x"}}));
   auto v = parse(body);
   CHECK(v["id"].as_string() == "abc");
   CHECK(v["error"]["code"].as_int() == -32602);
@@ -55,11 +52,10 @@ TEST_CASE("error bodies echo the id and carry data") {
   CHECK(v["error"]["data"]["uri"].as_string() == "test://x");
   CHECK(parse(mcp::error_body(value(), error_code::parse_error, "x"))["id"].is_null());
   // A service's trace id is kept; an empty one is replaced by ours.
-  auto kept = parse(mcp::error_body(value(1), error_code::internal_error, "x",
-                                    value::make_object({{"traceId", "svc-trace-7"}})));
+  auto kept =
+    parse(mcp::error_body(value(1), error_code::internal_error, "x", value::make_object({{"traceId", "svc-trace-7"}})));
   CHECK(kept["error"]["data"]["traceId"].as_string() == "svc-trace-7");
-  auto empty = parse(mcp::error_body(value(1), error_code::internal_error, "x",
-                                     value::make_object({{"traceId", ""}})));
+  auto empty = parse(mcp::error_body(value(1), error_code::internal_error, "x", value::make_object({{"traceId", ""}})));
   CHECK_FALSE(empty["error"]["data"]["traceId"].as_string().empty());
 }
 
@@ -82,9 +78,9 @@ TEST_CASE("base64 decoding is strict") {
   std::string out;
   CHECK(mcp::base64_decode("SGVsbG8=", out));
   CHECK(out == "Hello");
-  CHECK_FALSE(mcp::base64_decode("SGVsbG8", out));   // missing padding
+  CHECK_FALSE(mcp::base64_decode("SGVsbG8", out)); // missing padding
   CHECK_FALSE(mcp::base64_decode("SGVs!!!bG8=", out)); // bad characters
-  CHECK_FALSE(mcp::base64_decode("SG=sbG8=", out));  // padding in the middle
+  CHECK_FALSE(mcp::base64_decode("SG=sbG8=", out)); // padding in the middle
   CHECK(mcp::base64_encode("Hello, \xE4\xB8\x96") == "SGVsbG8sIOS4lg==");
 }
 
@@ -264,7 +260,8 @@ TEST_CASE("data.detail reaches the client only in development mode; the observer
   mcp::set_error_mode(mcp::error_mode::development);
   auto dev = parse(mcp::error_body(value(1), error_code::service_unavailable, "service web failed", data));
   CHECK(dev["error"]["data"]["detail"].as_string() == "connect 10.0.0.7:9000: refused");
-  CHECK(mcp::internal_tool_failure("t", "/etc/secret: EACCES")["content"].as_array()[0]["text"].as_string().find("/etc/secret")
+  CHECK(mcp::internal_tool_failure("t", "/etc/secret: EACCES")["content"].as_array()[0]["text"].as_string().find(
+          "/etc/secret")
         != std::string::npos);
   mcp::set_error_mode(mcp::error_mode::production);
   mcp::set_error_observer(nullptr);

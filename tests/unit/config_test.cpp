@@ -41,8 +41,7 @@ TEST_CASE("config: the http write timeout and write queue limit") {
                     "config: $.http.writeQueueLimitBytes: must be between 16384 and 1073741824");
   CHECK_THROWS_WITH(apply_json(cfg, R"({"http":{"writeQueueLimitBytes":-1}})", "t"),
                     "config: $.http.writeQueueLimitBytes: must be between 16384 and 1073741824");
-  CHECK_THROWS_WITH(apply_json(cfg, R"({"http":{"writeTimeout":5}})", "t"),
-                    "config: $.http.writeTimeout: unknown key");
+  CHECK_THROWS_WITH(apply_json(cfg, R"({"http":{"writeTimeout":5}})", "t"), "config: $.http.writeTimeout: unknown key");
   // A refused value leaves the setting as it was.
   CHECK(cfg.http.write_timeout == 5s);
   CHECK(cfg.http.write_queue_limit == 65536);
@@ -117,8 +116,7 @@ TEST_CASE("config: a reload plan names the changed keys and those that need a re
                          "gateway":{"policy":{"deny":["a:x"]},"prefix":"always"},"log":{"level":"info"},
                          "actors":{"scheduler":"stealing","workers":2}})");
     auto plan = plan_reload(before, after);
-    CHECK(plan.restart_required
-          == std::vector<std::string>{"$.actors.scheduler", "$.actors.workers", "$.http.port"});
+    CHECK(plan.restart_required == std::vector<std::string>{"$.actors.scheduler", "$.actors.workers", "$.http.port"});
   }
   SECTION("a whole file against the embedded defaults") {
     auto plan = plan_reload(json::value{}, before);
@@ -208,8 +206,8 @@ TEST_CASE("config: environment variables and flags come from the table") {
     return cfg;
   };
   ::unsetenv("BULWARK_CONFIG");
-  auto cfg = args({"--port", "0", "--workers", "3", "--dev", "--no-builtin-tools", "--log-level", "debug",
-                   "--fixtures", "--fault-tools", "--key-file", "/k"});
+  auto cfg = args({"--port", "0", "--workers", "3", "--dev", "--no-builtin-tools", "--log-level", "debug", "--fixtures",
+                   "--fault-tools", "--key-file", "/k"});
   CHECK(cfg.http.port == 0);
   CHECK(cfg.workers == 3);
   CHECK(cfg.error_mode == mcp::error_mode::development);
@@ -219,8 +217,9 @@ TEST_CASE("config: environment variables and flags come from the table") {
   CHECK(cfg.auth.key_file == "/k");
   CHECK(args({"--stdio", "--no-http"}).stdio);
   CHECK_THROWS_WITH(args({"--port", "65536"}), "config: --port: must be an integer between 0 and 65535");
-  CHECK_THROWS_WITH(args({"--log-level", "loud"}),
-                    "config: --log-level: must be one of debug, info, notice, warning, error, critical, alert, emergency");
+  CHECK_THROWS_WITH(
+    args({"--log-level", "loud"}),
+    "config: --log-level: must be one of debug, info, notice, warning, error, critical, alert, emergency");
   CHECK_THROWS_WITH(args({"--bogus"}), "config: unknown option --bogus (see --help)");
   CHECK_THROWS_WITH(args({"--port"}), "config: --port needs a value");
 
@@ -247,7 +246,8 @@ TEST_CASE("config: --print-config shows every key of the table, secrets redacted
   config cfg;
   apply_json(cfg, R"({"admin":{"tokenSha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
                       "mcpServers":{"a":{"url":"http://h/mcp","headers":{"Authorization":"Bearer s3cret"}}},
-                      "services":{"a":{"timeoutMs":1234}}})", "t");
+                      "services":{"a":{"timeoutMs":1234}}})",
+             "t");
   auto text = describe(cfg);
   CHECK(text.find("s3cret") == std::string::npos);
   CHECK(text.find("0123456789abcdef0123") == std::string::npos);
@@ -272,12 +272,27 @@ TEST_CASE("config: --print-config shows every key of the table, secrets redacted
 
 TEST_CASE("config: the live keys come from the table") {
   CHECK(live_keys()
-        == std::vector<std::string>{"$.auth.keyFile", "$.auth.oauth.issuer", "$.auth.oauth.authorizationServers",
-                                    "$.auth.oauth.jwksFile", "$.auth.oauth.clockSkewSeconds",
-                                    "$.auth.oauth.scopesSupported", "$.errors", "$.shutdown", "$.gateway.prefix",
-                                    "$.gateway.separator", "$.gateway.gatewayTools", "$.gateway.policy",
-                                    "$.gateway.agents", "$.mcpServers", "$.services", "$.rateLimits", "$.queue",
-                                    "$.cache", "$.health", "$.alerts", "$.log"});
+        == std::vector<std::string>{"$.auth.keyFile",
+                                    "$.auth.oauth.issuer",
+                                    "$.auth.oauth.authorizationServers",
+                                    "$.auth.oauth.jwksFile",
+                                    "$.auth.oauth.clockSkewSeconds",
+                                    "$.auth.oauth.scopesSupported",
+                                    "$.errors",
+                                    "$.shutdown",
+                                    "$.gateway.prefix",
+                                    "$.gateway.separator",
+                                    "$.gateway.gatewayTools",
+                                    "$.gateway.policy",
+                                    "$.gateway.agents",
+                                    "$.mcpServers",
+                                    "$.services",
+                                    "$.rateLimits",
+                                    "$.queue",
+                                    "$.cache",
+                                    "$.health",
+                                    "$.alerts",
+                                    "$.log"});
   CHECK(live_key("$.log.level"));
   CHECK(live_key("$.services.a.retry.attempts"));
   CHECK(!live_key("$.http.port"));

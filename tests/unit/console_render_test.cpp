@@ -45,7 +45,8 @@ TEST_CASE("console config: the header lines, then the settings under their keys 
 }
 
 TEST_CASE("console config: embedded defaults, an empty configuration, control characters") {
-  auto out = config_text(R"({"generation":1,"source":"embedded defaults","loadedAt":"2026-12-06T16:00:00Z","config":{}})");
+  auto out =
+    config_text(R"({"generation":1,"source":"embedded defaults","loadedAt":"2026-12-06T16:00:00Z","config":{}})");
   CHECK(out.find("source      embedded defaults\n") != std::string::npos);
   CHECK(out.find("config: -\n") != std::string::npos);
   auto hostile = config_text(R"({"generation":1,"source":"x\u001b[2Jy","config":{"a\u001bb":"c\u0007"}})");
@@ -54,16 +55,19 @@ TEST_CASE("console config: embedded defaults, an empty configuration, control ch
 }
 
 TEST_CASE("console reload: applied, with the changed keys") {
-  auto [applied, out] = reload_text(R"({"outcome":"applied","generation":4,"changed":["health.intervalMs","services.fx.timeoutMs"]})");
+  auto [applied, out] =
+    reload_text(R"({"outcome":"applied","generation":4,"changed":["health.intervalMs","services.fx.timeoutMs"]})");
   CHECK(applied);
-  CHECK(out == "outcome     applied\n"
-               "generation  4\n"
-               "changed     health.intervalMs\n"
-               "            services.fx.timeoutMs\n");
+  CHECK(out
+        == "outcome     applied\n"
+           "generation  4\n"
+           "changed     health.intervalMs\n"
+           "            services.fx.timeoutMs\n");
 }
 
 TEST_CASE("console reload: unchanged, the list empty or missing") {
-  for (auto answer : {R"({"outcome":"unchanged","generation":4,"changed":[]})", R"({"outcome":"unchanged","generation":4})"}) {
+  for (auto answer :
+       {R"({"outcome":"unchanged","generation":4,"changed":[]})", R"({"outcome":"unchanged","generation":4})"}) {
     auto [applied, out] = reload_text(answer);
     CHECK(applied);
     CHECK(out == "outcome     unchanged\ngeneration  4\nchanged     nothing\n");
@@ -75,19 +79,22 @@ TEST_CASE("console reload: refused, each error as path: message, and what needs 
     "errors":[{"path":"$.services.x.timeout","message":"must be at least 1"},{"path":"$.http","message":"unknown key 'prot'"}],
     "restartRequired":["http.port","http.host"]})");
   CHECK_FALSE(applied);
-  CHECK(out == "outcome     refused\n"
-               "generation  4\n"
-               "errors:\n"
-               "  $.services.x.timeout: must be at least 1\n"
-               "  $.http: unknown key 'prot'\n"
-               "needs a restart: http.port, http.host\n");
+  CHECK(out
+        == "outcome     refused\n"
+           "generation  4\n"
+           "errors:\n"
+           "  $.services.x.timeout: must be at least 1\n"
+           "  $.http: unknown key 'prot'\n"
+           "needs a restart: http.port, http.host\n");
 }
 
 TEST_CASE("console reload: refused with only one of the lists") {
-  auto [a1, restart_only] = reload_text(R"({"outcome":"refused","generation":2,"errors":[],"restartRequired":["http.port"]})");
+  auto [a1, restart_only] =
+    reload_text(R"({"outcome":"refused","generation":2,"errors":[],"restartRequired":["http.port"]})");
   CHECK_FALSE(a1);
   CHECK(restart_only == "outcome     refused\ngeneration  2\nneeds a restart: http.port\n");
-  auto [a2, errors_only] = reload_text(R"({"outcome":"refused","generation":2,"errors":[{"path":"$.x","message":"bad"}]})");
+  auto [a2, errors_only] =
+    reload_text(R"({"outcome":"refused","generation":2,"errors":[{"path":"$.x","message":"bad"}]})");
   CHECK_FALSE(a2);
   CHECK(errors_only == "outcome     refused\ngeneration  2\nerrors:\n  $.x: bad\n");
 }

@@ -9,17 +9,17 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/gateway.hpp"
 #include "config/config.hpp"
-#include "transport/child_process.hpp"
 #include "tests/unit/support.hpp"
+#include "transport/child_process.hpp"
 
 using namespace bulwark;
 using namespace std::chrono_literals;
@@ -125,7 +125,7 @@ TEST_CASE("breaker: half-open admits exactly the probe count and closes after en
   CHECK_FALSE(p3.allowed); // only two probes at a time
   b.record(later, true, true);
   CHECK(b.state() == breaker_state::half_open); // one of two successes
-  CHECK(b.admit(later).allowed);                // a probe slot freed
+  CHECK(b.admit(later).allowed); // a probe slot freed
   b.record(later, true, true);
   CHECK(b.state() == breaker_state::closed);
 }
@@ -158,7 +158,8 @@ TEST_CASE("mcpServers and services are read in the shape other clients use, stri
     "gateway": {"prefix": "never", "separator": "."},
     "services": {"remote": {"timeoutMs": 2500, "retry": {"attempts": 2}, "breaker": {"openMs": 5000},
                             "fallback": "static", "fallbackMessage": "try later", "idempotentTools": ["get"]}}
-  })", "test");
+  })",
+             "test");
   REQUIRE(cfg.gateway.services.size() == 2);
   auto& files = cfg.gateway.services[0];
   CHECK(files.is_stdio());
@@ -187,14 +188,14 @@ TEST_CASE("mcpServers and services are read in the shape other clients use, stri
              Catch::Contains("$.services.a.fallbackMessage"));
   CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "ftp://h/mcp"}}})"),
              Catch::Contains("$.mcpServers.a.url: must be an http:// or https:// URL"));
-  CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"),
-             Catch::Contains("$.gateway.prefix"));
+  CHECK_THAT(config_error_of(R"({"gateway": {"prefix": "sometimes"}})"), Catch::Contains("$.gateway.prefix"));
 }
 
 TEST_CASE("config: a misspelt key is named, and type must agree with command or url") {
   // The unknown key, not the missing one it was meant to be.
   CHECK(config_error_of(R"({"mcpServers": {"a": {"comand": "x"}}})") == "config: $.mcpServers.a.comand: unknown key");
-  CHECK(config_error_of(R"({"mcpServers": {"a": {"uri": "http://h/mcp"}}})") == "config: $.mcpServers.a.uri: unknown key");
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"uri": "http://h/mcp"}}})")
+        == "config: $.mcpServers.a.uri: unknown key");
   CHECK(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
                            "services": {"a": {"fallback": "static", "fallbackMesage": "later"}}})")
         == "config: $.services.a.fallbackMesage: unknown key");
@@ -204,7 +205,8 @@ TEST_CASE("config: a misspelt key is named, and type must agree with command or 
   CHECK(config_error_of(R"({"mcpServers": {"a": {"command": "x"}},
                            "services": {"a": {"retry": {"baseDelayMs": 10, "maxDelay": 5}}}})")
         == "config: $.services.a.retry.maxDelay: unknown key");
-  CHECK(config_error_of(R"({"alerts": {"webhook": {"ulr": "http://h/"}}})") == "config: $.alerts.webhook.ulr: unknown key");
+  CHECK(config_error_of(R"({"alerts": {"webhook": {"ulr": "http://h/"}}})")
+        == "config: $.alerts.webhook.ulr: unknown key");
   // Contradictions are refused with their path.
   CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"type": "stdio", "url": "http://h/mcp"}}})"),
              Catch::StartsWith("config: $.mcpServers.a.type: is \"stdio\", but the entry has a \"url\""));
@@ -218,15 +220,23 @@ TEST_CASE("config: a misspelt key is named, and type must agree with command or 
              Catch::StartsWith("config: $.mcpServers.a.inheritEnv: "));
   config cfg;
   apply_json(cfg, R"({"mcpServers": {"a": {"type": "stdio", "command": "x", "inheritEnv": ["NODE_OPTIONS"]},
-                                      "b": {"type": "http", "url": "http://h/mcp"}}})", "t");
+                                      "b": {"type": "http", "url": "http://h/mcp"}}})",
+             "t");
   CHECK(cfg.gateway.services.at(0).inherit_env == std::vector<std::string>{"NODE_OPTIONS"});
   CHECK(cfg.gateway.services.at(1).url == "http://h/mcp");
 }
 
 TEST_CASE("a stdio child gets the default variables, the ones named, and its own env; nothing else") {
-  std::string vars[] = {"PATH=/usr/bin", "HOME=/home/b", "LANG=C.UTF-8", "BULWARK_ADMIN_TOKEN=t0ken",
-                        "BULWARK_REDIS=redis://:pw@h", "NODE_OPTIONS=--x", "AWS_SECRET_ACCESS_KEY=k", "TZ=UTC",
-                        "A=ours", "UBSAN_OPTIONS=log_path=/r/ubsan"};
+  std::string vars[] = {"PATH=/usr/bin",
+                        "HOME=/home/b",
+                        "LANG=C.UTF-8",
+                        "BULWARK_ADMIN_TOKEN=t0ken",
+                        "BULWARK_REDIS=redis://:pw@h",
+                        "NODE_OPTIONS=--x",
+                        "AWS_SECRET_ACCESS_KEY=k",
+                        "TZ=UTC",
+                        "A=ours",
+                        "UBSAN_OPTIONS=log_path=/r/ubsan"};
   std::vector<char*> ours;
   for (auto& v : vars)
     ours.push_back(v.data());
@@ -236,9 +246,9 @@ TEST_CASE("a stdio child gets the default variables, the ones named, and its own
   o.inherit = {"NODE_OPTIONS", "NOT_SET_HERE"};
   auto env = child_environment(o, ours.data());
   std::sort(env.begin(), env.end());
-  CHECK(env == std::vector<std::string>{"A=theirs", "HOME=/home/b", "LANG=C.UTF-8", "MEMORY_FILE_PATH=/m",
-                                         "NODE_OPTIONS=--x", "PATH=/usr/bin", "TZ=UTC",
-                                         "UBSAN_OPTIONS=log_path=/r/ubsan"});
+  CHECK(env
+        == std::vector<std::string>{"A=theirs", "HOME=/home/b", "LANG=C.UTF-8", "MEMORY_FILE_PATH=/m",
+                                    "NODE_OPTIONS=--x", "PATH=/usr/bin", "TZ=UTC", "UBSAN_OPTIONS=log_path=/r/ubsan"});
   o.inherit.clear();
   env = child_environment(o, ours.data());
   CHECK(std::find(env.begin(), env.end(), "NODE_OPTIONS=--x") == env.end());
@@ -310,8 +320,9 @@ TEST_CASE("config: TLS files of an https service") {
     return R"({"mcpServers": {"a": {"url": ")" + url + R"("}}, "services": {"a": {"tls": )" + tls + "}}}";
   };
   config cfg;
-  apply_json(cfg, with("https://h/mcp", R"({"caFile": ")" + dir + R"(/ca.pem", "certFile": ")" + dir
-                                            + R"(/c.pem", "keyFile": ")" + dir + R"(/k.pem"})"),
+  apply_json(cfg,
+             with("https://h/mcp", R"({"caFile": ")" + dir + R"(/ca.pem", "certFile": ")" + dir
+                                     + R"(/c.pem", "keyFile": ")" + dir + R"(/k.pem"})"),
              "test");
   auto& tls = cfg.gateway.services.at(0).settings.tls;
   CHECK(tls.ca_file == dir + "/ca.pem");
@@ -356,7 +367,8 @@ TEST_CASE("policy patterns: deny wins, a non-empty allow list admits only matche
 TEST_CASE("gateway policy and agents are read from the config, patterns checked") {
   config cfg;
   apply_json(cfg, R"({"gateway": {"gatewayTools": true, "policy": {"deny": ["*:delete_*"]},
-                                  "agents": {"ci-bot": {"allow": ["fx:*"]}}}})", "test");
+                                  "agents": {"ci-bot": {"allow": ["fx:*"]}}}})",
+             "test");
   CHECK(cfg.gateway.gateway_tools);
   CHECK(cfg.gateway.policy.deny.at(0) == "*:delete_*");
   CHECK(cfg.gateway.agents.at("ci-bot").allow.at(0) == "fx:*");
@@ -387,7 +399,7 @@ TEST_CASE("result cache: fresh, then stale only on request, then gone; LRU withi
   c.put("b", v(2), 1s, 1s, t);
   c.put("c", v(3), 1s, 1s, t);
   REQUIRE(c.get("a", t, false)); // a is now the most recent
-  c.put("d", v(4), 1s, 1s, t);   // evicts b, the least recent
+  c.put("d", v(4), 1s, 1s, t); // evicts b, the least recent
   CHECK(c.get("a", t, false));
   CHECK_FALSE(c.get("b", t, false));
   CHECK(c.evictions == 1);

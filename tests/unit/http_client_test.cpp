@@ -71,9 +71,7 @@ struct collector {
     };
   }
 
-  bool wait(std::chrono::milliseconds limit = 5s) {
-    return future.wait_for(limit) == std::future_status::ready;
-  }
+  bool wait(std::chrono::milliseconds limit = 5s) { return future.wait_for(limit) == std::future_status::ready; }
 
   outcome result() {
     std::lock_guard<std::mutex> guard(mtx);
@@ -90,7 +88,6 @@ outcome call(http_client& client, std::string method, std::string body, http_hea
   UNSCOPED_INFO("status " << r.resp.status << ", error: " << r.resp.error);
   return r;
 }
-
 
 // -- a scripted raw server ------------------------------------------------------
 
@@ -148,9 +145,7 @@ public:
       return steady::now() < deadline;
     }
 
-    void sleep(std::chrono::milliseconds d) {
-      std::this_thread::sleep_for(d);
-    }
+    void sleep(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
     /// Closes with a reset instead of a FIN.
     void reset() {
@@ -189,7 +184,7 @@ public:
   };
 
   explicit raw_server(std::vector<script> scripts)
-    : scripts_(std::move(scripts)), acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+      : scripts_(std::move(scripts)), acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
     port_ = acceptor_.local_endpoint().port();
     thread_ = std::thread([this] { serve(); });
   }
@@ -203,13 +198,9 @@ public:
     thread_.join();
   }
 
-  uint16_t port() const {
-    return port_;
-  }
+  uint16_t port() const { return port_; }
 
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/mcp";
-  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/mcp"; }
 
   std::atomic<int> accepted{0};
   std::atomic<int> requests{0};
@@ -237,8 +228,8 @@ private:
 };
 
 std::string json_response(std::string_view body, std::string_view extra = {}) {
-  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size())
-         + "\r\n" + std::string(extra) + "\r\n" + std::string(body);
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n"
+         + std::string(extra) + "\r\n" + std::string(body);
 }
 
 http_client_options options_for(const std::string& url) {
@@ -382,7 +373,8 @@ TEST_CASE("http_client: SSE events arrive as they are written", "[http_client]")
       if (!c.read_request())
         return;
       c.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
-      c.write_chunk(": keep-alive comment\r\nevent: message\r\nid: 7\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"p\"}\r\n\r\n");
+      c.write_chunk(
+        ": keep-alive comment\r\nevent: message\r\nid: 7\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"p\"}\r\n\r\n");
       c.sleep(200ms);
       mark();
       // One event split across chunks (and lines), then an empty event.
@@ -488,7 +480,8 @@ TEST_CASE("http_client: broken and hostile servers", "[http_client]") {
                     [&](raw_server::conn& c) {
                       if (!c.read_request())
                         return;
-                      c.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+                      c.write(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
                       for (int i = 0; i < 4; ++i)
                         c.write_chunk(std::string(512, 'y'));
                       c.write("0\r\n\r\n");
@@ -641,8 +634,8 @@ TEST_CASE("http_client: cancel and stop", "[http_client]") {
 
 TEST_CASE("http_client: only http and https URLs", "[http_client]") {
   net::io_context io;
-  for (auto url : {"https://", "ftp://host/x", "127.0.0.1:80/mcp", "http://", "http://:80/",
-                   "http://host:0/", "http://host:99999/", "http://user@host/"}) {
+  for (auto url : {"https://", "ftp://host/x", "127.0.0.1:80/mcp", "http://", "http://:80/", "http://host:0/",
+                   "http://host:99999/", "http://user@host/"}) {
     INFO(url);
     try {
       http_client client(io, options_for(url));

@@ -214,7 +214,8 @@ private:
       sn->res.result(http::status::ok);
       sn->res.version(11);
       sn->res.set(http::field::content_type, "application/json");
-      sn->res.body() = R"({"jsonrpc":"2.0","id":1,"result":{"received":)" + std::to_string(sn->req.body().size()) + "}}";
+      sn->res.body() =
+        R"({"jsonrpc":"2.0","id":1,"result":{"received":)" + std::to_string(sn->req.body().size()) + "}}";
       sn->res.keep_alive(true);
       sn->res.prepare_payload();
       http::async_write(sn->stream, sn->res, [this, sn](beast::error_code ec, std::size_t) {
@@ -245,14 +246,14 @@ const std::string ping = R"({"jsonrpc":"2.0","id":1,"method":"ping"})";
 http_response call(http_client& client) {
   std::promise<http_response> p;
   auto f = p.get_future();
-  client.send("POST", ping, {{"Accept", "application/json, text/event-stream"}}, nullptr,
-              [&p](http_response r) { p.set_value(std::move(r)); }, 5000ms);
+  client.send(
+    "POST", ping, {{"Accept", "application/json, text/event-stream"}}, nullptr,
+    [&p](http_response r) { p.set_value(std::move(r)); }, 5000ms);
   REQUIRE(f.wait_for(10s) == std::future_status::ready);
   auto r = f.get();
   UNSCOPED_INFO("status " << r.status << ", error: " << r.error);
   return r;
 }
-
 
 /// A CA, and a server certificate it issued for 127.0.0.1 and localhost.
 struct test_pki {
@@ -314,8 +315,8 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
   SECTION("a certificate from another CA") {
     tls_server server(pki.server_cert, pki.server_key);
     auto other = issue("Other CA", "", true);
-    http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp",
-                                        pki.dir.cert("other", other)));
+    http_client client(
+      loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp", pki.dir.cert("other", other)));
     auto r = call(client);
     CHECK(r.status == 0);
     CHECK_THAT(r.error, Catch::Contains("certificate verification failed"));
@@ -369,8 +370,8 @@ TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_
         thread.join();
       }
     } join{plain, t};
-    http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(plain.local_endpoint().port()) + "/mcp",
-                                        pki.ca_file));
+    http_client client(
+      loop.io, options("https://127.0.0.1:" + std::to_string(plain.local_endpoint().port()) + "/mcp", pki.ca_file));
     auto r = call(client);
     CHECK(r.status == 0);
     CHECK_THAT(r.error, Catch::Contains("TLS handshake with"));
@@ -444,8 +445,7 @@ TEST_CASE("https: alerts reach a webhook over TLS, verified against its caFile",
   SECTION("trusted: the alert is posted") {
     webhook.tls.ca_file = pki.ca_file;
   }
-  SECTION("the system's store does not know the test CA: nothing is posted") {
-  }
+  SECTION("the system's store does not know the test CA: nothing is posted") {}
   auto alerts = spawn_alert_manager(*s.sys, s.env);
   s.spawned.push_back(caf::actor_cast<caf::actor>(alerts));
   s.sched->run();

@@ -51,7 +51,9 @@ TEST_CASE("JSON writer escapes what it must and keeps UTF-8") {
 TEST_CASE("JSON writer turns bytes that are not UTF-8 into U+FFFD, so its output parses") {
   // A lone continuation byte, a truncated sequence, an overlong '/', a
   // surrogate, beyond U+10FFFF; then valid 2-, 3- and 4-byte sequences.
-  std::string bad = "a\x80" "b\xE2\x82" "c\xC0\xAF\xED\xA0\x80\xF4\x90\x80\x80";
+  std::string bad = "a\x80"
+                    "b\xE2\x82"
+                    "c\xC0\xAF\xED\xA0\x80\xF4\x90\x80\x80";
   std::string good = "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
   auto text = json::dump(value(bad + good));
   CHECK(text.find("\\ufffd") != std::string::npos);

@@ -42,7 +42,8 @@ struct signer {
     BIGNUM *n = nullptr, *e = nullptr;
     EVP_PKEY_get_bn_param(s.key.get(), OSSL_PKEY_PARAM_RSA_N, &n);
     EVP_PKEY_get_bn_param(s.key.get(), OSSL_PKEY_PARAM_RSA_E, &e);
-    s.jwk = json::value::make_object({{"kty", "RSA"}, {"kid", kid},
+    s.jwk = json::value::make_object({{"kty", "RSA"},
+                                      {"kid", kid},
                                       {"n", crypto::base64url_encode(bn_bytes(n))},
                                       {"e", crypto::base64url_encode(bn_bytes(e))}});
     BN_free(n);
@@ -59,7 +60,9 @@ struct signer {
     EVP_PKEY_get_octet_string_param(s.key.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &len);
     REQUIRE(len == 65);
     auto raw = std::string(reinterpret_cast<char*>(point), len);
-    s.jwk = json::value::make_object({{"kty", "EC"}, {"crv", "P-256"}, {"kid", kid},
+    s.jwk = json::value::make_object({{"kty", "EC"},
+                                      {"crv", "P-256"},
+                                      {"kid", kid},
                                       {"x", crypto::base64url_encode(raw.substr(1, 32))},
                                       {"y", crypto::base64url_encode(raw.substr(33, 32))}});
     return s;
@@ -103,8 +106,11 @@ std::string jwks_text(std::initializer_list<json::value> keys) {
 constexpr int64_t t0 = 1'800'000'000;
 
 json::value claims(int64_t exp = t0 + 300) {
-  return json::value::make_object({{"iss", "https://as.example"}, {"aud", "https://rs.example/mcp"},
-                                   {"sub", "alice"}, {"exp", exp}, {"scope", "mcp:tools"}});
+  return json::value::make_object({{"iss", "https://as.example"},
+                                   {"aud", "https://rs.example/mcp"},
+                                   {"sub", "alice"},
+                                   {"exp", exp},
+                                   {"scope", "mcp:tools"}});
 }
 
 jwt::expectations expect() {
@@ -127,8 +133,8 @@ TEST_CASE("base64url decoding refuses what no bytes encode", "[jwt]") {
   CHECK(crypto::base64url_decode(crypto::base64url_encode("any carnal pleas"), out));
   CHECK(out == "any carnal pleas");
   CHECK_FALSE(crypto::base64url_decode("abcde", out)); // 4n+1 characters
-  CHECK_FALSE(crypto::base64url_decode("ab+/", out));  // the other alphabet
-  CHECK_FALSE(crypto::base64url_decode("ab==", out));  // padding
+  CHECK_FALSE(crypto::base64url_decode("ab+/", out)); // the other alphabet
+  CHECK_FALSE(crypto::base64url_decode("ab==", out)); // padding
 }
 
 TEST_CASE("a JWK Set yields RSA and P-256 keys and skips what cannot verify", "[jwt]") {

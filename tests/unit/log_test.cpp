@@ -26,7 +26,8 @@ TEST_CASE("redaction: tokens, JWTs, keys, e-mail addresses and secret-named valu
   CHECK(redact_text(R"({"client_secret":"s3cr3t","name":"x"})") == R"({"client_secret":"[REDACTED]","name":"x"})");
   CHECK(redact_text(R"(line {\"apiKey\":\"abc123\"})") == R"(line {\"apiKey\":\"[REDACTED]\"})");
   // What is not a secret stays.
-  CHECK(redact_text("cache key web\ntools/call\nsearch; 12 entries") == "cache key web\ntools/call\nsearch; 12 entries");
+  CHECK(redact_text("cache key web\ntools/call\nsearch; 12 entries")
+        == "cache key web\ntools/call\nsearch; 12 entries");
   CHECK(redact_text("sk-short and a@b and x@y.z1") == "sk-short and a@b and x@y.z1");
   CHECK(redact_text("the breaker of web is open") == "the breaker of web is open");
 }

@@ -41,8 +41,7 @@ struct sample {
 };
 
 bool metric_name_char(char c, bool first) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':'
-         || (!first && c >= '0' && c <= '9');
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (!first && c >= '0' && c <= '9');
 }
 
 bool label_name_char(char c, bool first) {
@@ -136,7 +135,7 @@ std::optional<sample> parse_sample(const std::string& line) {
 
 struct exposition {
   std::map<std::string, std::string> types; // family -> type
-  std::map<std::string, std::string> help;  // family -> help as written
+  std::map<std::string, std::string> help; // family -> help as written
   std::vector<sample> samples;
 };
 
@@ -177,8 +176,7 @@ bool read_exposition(const std::string& text, exposition& out) {
       std::istringstream words(line.substr(7));
       std::string name, type, extra;
       words >> name >> type;
-      if (name.empty() || (words >> extra)
-          || (type != "counter" && type != "gauge" && type != "histogram")
+      if (name.empty() || (words >> extra) || (type != "counter" && type != "gauge" && type != "histogram")
           || out.types.count(name)) {
         UNSCOPED_INFO("bad TYPE: " << line);
         return false;
@@ -197,8 +195,7 @@ bool read_exposition(const std::string& text, exposition& out) {
     if (out.types.count(current)) {
       auto& type = out.types[current];
       if (type == "histogram")
-        belongs = s->name == current + "_bucket" || s->name == current + "_sum"
-                  || s->name == current + "_count";
+        belongs = s->name == current + "_bucket" || s->name == current + "_sum" || s->name == current + "_count";
       else
         belongs = s->name == current;
     }
@@ -271,8 +268,7 @@ TEST_CASE("counters and gauges sum exactly under concurrent updates", "[metrics]
         reg.counter("calls_total", {{"outcome", "ok"}}).inc();
         reg.counter("bytes_total").inc(3);
         reg.gauge("in_flight").add(0.5);
-        reg.counter("per_thread_total", {{"thread", self}, {"bucket", std::to_string(i % 7)}})
-          .inc();
+        reg.counter("per_thread_total", {{"thread", self}, {"bucket", std::to_string(i % 7)}}).inc();
       }
       reg.gauge("in_flight").add(-0.25 * per_thread);
     });
@@ -286,9 +282,7 @@ TEST_CASE("counters and gauges sum exactly under concurrent updates", "[metrics]
   uint64_t total = 0;
   for (int t = 0; t < threads; ++t)
     for (int b = 0; b < 7; ++b)
-      total += reg.counter("per_thread_total", {{"bucket", std::to_string(b)},
-                                                {"thread", std::to_string(t)}})
-                 .value();
+      total += reg.counter("per_thread_total", {{"bucket", std::to_string(b)}, {"thread", std::to_string(t)}}).value();
   CHECK(total == uint64_t(threads) * per_thread);
 }
 
@@ -298,8 +292,7 @@ TEST_CASE("rendering while series are added and updated stays well-formed", "[me
   std::thread writer([&] {
     for (int i = 0; i < 2000; ++i) {
       reg.counter("tool_calls_total", {{"tool", "t" + std::to_string(i % 300)}}).inc();
-      reg.histogram("tool_latency_seconds", {{"tool", "t" + std::to_string(i % 50)}})
-        .observe(i * 1e-4);
+      reg.histogram("tool_latency_seconds", {{"tool", "t" + std::to_string(i % 50)}}).observe(i * 1e-4);
     }
     done = true;
   });
@@ -332,12 +325,12 @@ TEST_CASE("gauges set, add and go negative", "[metrics]") {
 
 TEST_CASE("a value equal to a bound falls into that bound's bucket", "[metrics]") {
   metrics::histogram h({0.1, 0.5, 1});
-  h.observe(0.1);       // le=0.1
+  h.observe(0.1); // le=0.1
   h.observe(0.1000001); // le=0.5
-  h.observe(0.5);       // le=0.5
-  h.observe(1);         // le=1
+  h.observe(0.5); // le=0.5
+  h.observe(1); // le=1
   h.observe(1.0000001); // +Inf
-  h.observe(-3);        // le=0.1 (below everything)
+  h.observe(-3); // le=0.1 (below everything)
   h.observe(std::nan("")); // dropped
   auto s = h.snapshot();
   REQUIRE(s.cumulative.size() == 4);
@@ -371,8 +364,7 @@ TEST_CASE("histogram bounds must be finite and ascending", "[metrics]") {
   CHECK_THROWS_AS(metrics::histogram(std::vector<double>{}), std::invalid_argument);
   CHECK_THROWS_AS(metrics::histogram({1, 0.5}), std::invalid_argument);
   CHECK_THROWS_AS(metrics::histogram({1, 1}), std::invalid_argument);
-  CHECK_THROWS_AS(metrics::histogram({1, std::numeric_limits<double>::infinity()}),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(metrics::histogram({1, std::numeric_limits<double>::infinity()}), std::invalid_argument);
   CHECK_NOTHROW(metrics::histogram({-1, 0, 1}));
 }
 
@@ -385,7 +377,7 @@ TEST_CASE("quantiles interpolate linearly inside the bucket", "[metrics]") {
   for (int i = 0; i < 4; ++i)
     h.observe(3); // (2, 4]
   CHECK(h.quantile(0.25) == Approx(0.5)); // rank 2 of 4 in (0, 1]
-  CHECK(h.quantile(0.5) == Approx(1.0));  // rank 4: top of the first bucket
+  CHECK(h.quantile(0.5) == Approx(1.0)); // rank 4: top of the first bucket
   CHECK(h.quantile(0.75) == Approx(3.0)); // rank 6: half-way through (2, 4]
   CHECK(h.quantile(1.0) == Approx(4.0));
   CHECK(h.quantile(0.0) == Approx(0.0));
@@ -444,8 +436,7 @@ TEST_CASE("the series cap folds new label sets into \"other\"", "[metrics]") {
   registry reg(3);
   auto& first = reg.counter("tool_calls_total", {{"tool", "t0"}, {"outcome", "ok"}});
   for (int i = 0; i < 10; ++i)
-    reg.counter("tool_calls_total", {{"tool", "t" + std::to_string(i)}, {"outcome", "ok"}})
-      .inc();
+    reg.counter("tool_calls_total", {{"tool", "t" + std::to_string(i)}, {"outcome", "ok"}}).inc();
   CHECK(reg.series_count("tool_calls_total") == 4); // three + the fold series
   CHECK(first.value() == 1);
   auto& folded = reg.counter("tool_calls_total", {{"tool", "other"}, {"outcome", "other"}});
@@ -507,8 +498,7 @@ TEST_CASE("bad names and mismatched types are rejected", "[metrics]") {
   CHECK_THROWS_AS(reg.describe("used_total", "x", kind::gauge), std::invalid_argument);
   reg.describe("lat_seconds", "latency", kind::histogram, {0.1, 1});
   reg.histogram("lat_seconds").observe(0.5);
-  CHECK_THROWS_AS(reg.describe("lat_seconds", "latency", kind::histogram, {0.2, 1}),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(reg.describe("lat_seconds", "latency", kind::histogram, {0.2, 1}), std::invalid_argument);
   CHECK(reg.histogram("lat_seconds").bounds() == std::vector<double>{0.1, 1});
 }
 
@@ -562,16 +552,11 @@ TEST_CASE("Prometheus output is well-formed text format 0.0.4", "[metrics]") {
   CHECK(third->value == 1.0 / 3); // round-trips exactly
 
   // Histogram lines.
-  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"0.0001\"} 2\n")
-        != std::string::npos);
-  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"0.00025\"} 2\n")
-        != std::string::npos);
-  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"0.005\"} 4\n")
-        != std::string::npos);
-  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"1\"} 6\n")
-        != std::string::npos);
-  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"+Inf\"} 7\n")
-        != std::string::npos);
+  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"0.0001\"} 2\n") != std::string::npos);
+  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"0.00025\"} 2\n") != std::string::npos);
+  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"0.005\"} 4\n") != std::string::npos);
+  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"1\"} 6\n") != std::string::npos);
+  CHECK(text.find("bulwark_call_seconds_bucket{service=\"a\",le=\"+Inf\"} 7\n") != std::string::npos);
   CHECK(text.find("bulwark_call_seconds_count{service=\"a\"} 7\n") != std::string::npos);
   auto sum = find_sample(e, "bulwark_call_seconds_sum", {{"service", "a"}});
   REQUIRE(sum);
@@ -619,8 +604,7 @@ TEST_CASE("label values and help text are escaped", "[metrics]") {
   reg.counter("escaped_total", {{"tool", nasty}}).inc(5);
   auto text = reg.prometheus();
   INFO(text);
-  CHECK(text.find("escaped_total{tool=\"say \\\"hi\\\"\\\\now\\nnext} line,x=\\\"y\\\"\"} 5\n")
-        != std::string::npos);
+  CHECK(text.find("escaped_total{tool=\"say \\\"hi\\\"\\\\now\\nnext} line,x=\\\"y\\\"\"} 5\n") != std::string::npos);
   CHECK(text.find("# HELP escaped_total a\\\\b\\nc \"quoted\"\n") != std::string::npos);
   exposition e;
   REQUIRE(read_exposition(text, e));

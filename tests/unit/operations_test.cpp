@@ -18,15 +18,15 @@
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
-#include "config/metrics.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
-#include "messages/crypto.hpp"
-#include "transport/http_server.hpp"
-#include "tests/unit/simulated.hpp"
+#include "config/metrics.hpp"
 #include "messages/actors.hpp"
+#include "messages/crypto.hpp"
+#include "tests/unit/simulated.hpp"
+#include "transport/http_server.hpp"
 
 using namespace bulwark;
 using json::value;
@@ -207,7 +207,9 @@ TEST_CASE("health supervisor: an open breaker switches degraded mode on; it goes
   auto told = std::make_shared<std::vector<bool>>();
   auto limiter = s.sys->spawn([told]() -> caf::behavior {
     return {[told](atom::degrade, bool on) { told->push_back(on); },
-            [](atom::get) { return value::make_object({{"usage", json::object{}}}); }};
+            [](atom::get) {
+              return value::make_object({{"usage", json::object{}}});
+            }};
   });
   // A stand-in session supervisor that takes the mode's log notifications.
   auto notified = std::make_shared<int>(0);
@@ -309,7 +311,8 @@ TEST_CASE("health assessment: an escalation is degraded with the supervisor's re
   health_thresholds t;
   health_inputs in;
   in.recent_escalations = 1;
-  in.escalations = {"service/web exceeded its restart intensity: connector/web stopped (kill) after 5 restarts within 10 s"};
+  in.escalations = {
+    "service/web exceeded its restart intensity: connector/web stopped (kill) after 5 restarts within 10 s"};
   auto v = assess(in, t);
   CHECK(v.level == health_level::degraded);
   REQUIRE(v.reasons.size() == 1);
@@ -326,9 +329,7 @@ TEST_CASE("health assessment: an escalation is degraded with the supervisor's re
 TEST_CASE("health supervisor: reports a recent escalation with its reason, and forgets it after the storm window",
           "[operations]") {
   simulated s;
-  auto core = s.sys->spawn([]() -> caf::behavior {
-    return {[](atom::notify, const std::string&, const value&) {}};
-  });
+  auto core = s.sys->spawn([]() -> caf::behavior { return {[](atom::notify, const std::string&, const value&) {}}; });
   s.spawned = {core};
   s.env->names.put(names::session_supervisor, core);
   s.env->names.put(names::stateless_session, core);
@@ -363,7 +364,8 @@ TEST_CASE("config: admission sections are read strictly, with the key's path in 
     "queue": {"capacity": 10, "maxConcurrentPerService": 2, "toolPriorities": {"slow": "low"}},
     "health": {"intervalMs": 250, "exitAfterMs": 500},
     "alerts": {"rules": {"breaker_open": {"cooldownSeconds": 60}}}
-  })", "test");
+  })",
+             "test");
   auto& ops = cfg.runtime.ops;
   REQUIRE(ops.limits.tiers["gold"].size() == 2);
   CHECK(ops.limits.tiers["gold"][0].count == 5);
@@ -377,7 +379,8 @@ TEST_CASE("config: admission sections are read strictly, with the key's path in 
   CHECK(ops.tool_priorities["slow"] == priority::low);
   CHECK(ops.health.interval == 250ms);
   CHECK(cfg.gateway.services[0].settings.cache_public);
-  auto rule = std::find_if(ops.alerts.rules.begin(), ops.alerts.rules.end(), [](auto& r) { return r.name == "breaker_open"; });
+  auto rule =
+    std::find_if(ops.alerts.rules.begin(), ops.alerts.rules.end(), [](auto& r) { return r.name == "breaker_open"; });
   REQUIRE(rule != ops.alerts.rules.end());
   CHECK(rule->cooldown == 60000ms);
 
@@ -391,18 +394,24 @@ TEST_CASE("config: admission sections are read strictly, with the key's path in 
     return std::string();
   };
   CHECK(refused(R"({"queue": {"capacty": 3}})").find("$.queue.capacty: unknown key") != std::string::npos);
-  CHECK(refused(R"({"rateLimits": {"keys": {"abc": {"tier": "free"}}}})").find("$.rateLimits.keys.abc") != std::string::npos);
+  CHECK(refused(R"({"rateLimits": {"keys": {"abc": {"tier": "free"}}}})").find("$.rateLimits.keys.abc")
+        != std::string::npos);
   CHECK(refused(R"({"rateLimits": {"onLimit": "wait"}})").find("$.rateLimits.onLimit") != std::string::npos);
-  CHECK(refused(R"({"queue": {"toolPriorities": {"x": "urgent"}}})").find("$.queue.toolPriorities.x") != std::string::npos);
+  CHECK(refused(R"({"queue": {"toolPriorities": {"x": "urgent"}}})").find("$.queue.toolPriorities.x")
+        != std::string::npos);
   CHECK(refused(R"({"health": {"queueFill": 2}})").find("$.health.queueFill") != std::string::npos);
-  CHECK(refused(R"({"alerts": {"webhook": {"url": "ftp://x"}}})").find("$.alerts.webhook.url: must be an http:// or https:// URL")
+  CHECK(refused(R"({"alerts": {"webhook": {"url": "ftp://x"}}})")
+          .find("$.alerts.webhook.url: must be an http:// or https:// URL")
         != std::string::npos);
   CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x", "tls": {"certFile": "a.pem"}}}})")
-          .find("$.alerts.webhook.tls: certFile and keyFile go together") != std::string::npos);
+          .find("$.alerts.webhook.tls: certFile and keyFile go together")
+        != std::string::npos);
   CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x", "tls": {"caFile": "/nonexistent/ca.pem"}}}})")
-          .find("$.alerts.webhook.tls.caFile: cannot read '/nonexistent/ca.pem'") != std::string::npos);
+          .find("$.alerts.webhook.tls.caFile: cannot read '/nonexistent/ca.pem'")
+        != std::string::npos);
   CHECK(refused(R"({"alerts": {"webhook": {"url": "https://x", "tls": {"ca": "x"}}}})")
-          .find("$.alerts.webhook.tls.ca: unknown key") != std::string::npos);
+          .find("$.alerts.webhook.tls.ca: unknown key")
+        != std::string::npos);
 
   // An https:// webhook, with files of its own or the system's store.
   char tmpl[] = "/tmp/bulwark-ca-XXXXXX";
@@ -411,9 +420,11 @@ TEST_CASE("config: admission sections are read strictly, with the key's path in 
   close(fd);
   std::string ca = tmpl;
   CHECK(refused((R"({"alerts": {"webhook": {"url": "http://x", "tls": {"caFile": ")" + ca + R"("}}}})").c_str())
-          .find("$.alerts.webhook.tls: applies to https:// URLs only") != std::string::npos);
+          .find("$.alerts.webhook.tls: applies to https:// URLs only")
+        != std::string::npos);
   config https;
-  apply_json(https, R"({"alerts": {"webhook": {"url": "https://hooks.example/a", "tls": {"caFile": ")" + ca + R"("}}}})",
+  apply_json(https,
+             R"({"alerts": {"webhook": {"url": "https://hooks.example/a", "tls": {"caFile": ")" + ca + R"("}}}})",
              "test");
   CHECK(https.runtime.ops.webhook.url == "https://hooks.example/a");
   CHECK(https.runtime.ops.webhook.tls.ca_file == ca);
@@ -443,9 +454,7 @@ TEST_CASE("alert manager: a rule fires, stays quiet for its cooldown, then fires
     caf::anon_send(alerts, atom::sample_v, h);
     s.sched->run();
   };
-  auto fired = [&] {
-    return s.env->metrics->counter("bulwark_alerts_total", {{"rule", "breaker_open"}}).value();
-  };
+  auto fired = [&] { return s.env->metrics->counter("bulwark_alerts_total", {{"rule", "breaker_open"}}).value(); };
   sample(t0);
   CHECK(fired() == 1);
   REQUIRE(notified->size() == 1);
@@ -536,7 +545,8 @@ TEST_CASE("breaker: an open breaker fails fast with no wait on the service", "[b
   CHECK(outcome->waited.count() == 0);
 }
 
-TEST_CASE("operator routes: details only on loopback, with the admin token or on the admin listener; metrics behind their token") {
+TEST_CASE("operator routes: details only on loopback, with the admin token or on the admin listener; metrics behind "
+          "their token") {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 1);
   caf::actor_system sys{cfg};
@@ -623,10 +633,13 @@ TEST_CASE("operator routes: metrics on the admin listener only") {
   config c;
   CHECK_THROWS_WITH(apply_json(c, R"({"metrics": {"listener": "admin"}})", "t"),
                     "config: $.metrics.listener: is \"admin\", but there is no admin listener (set admin.port)");
-  CHECK_THROWS_WITH(apply_json(c, R"({"metrics": {"listner": "admin"}})", "t"), "config: $.metrics.listner: unknown key");
+  CHECK_THROWS_WITH(apply_json(c, R"({"metrics": {"listner": "admin"}})", "t"),
+                    "config: $.metrics.listner: unknown key");
   config ok;
-  apply_json(ok, R"({"admin": {"port": 0}, "metrics": {"listener": "admin", "tokenSha256": ")"
-                   + crypto::sha256_hex("t") + R"("}})", "t");
+  apply_json(ok,
+             R"({"admin": {"port": 0}, "metrics": {"listener": "admin", "tokenSha256": ")" + crypto::sha256_hex("t")
+               + R"("}})",
+             "t");
   CHECK(ok.runtime.ops.metrics_on_admin_only);
   CHECK(ok.runtime.ops.metrics_token_sha256 == crypto::sha256_hex("t"));
 }
@@ -694,8 +707,7 @@ TEST_CASE("breaker: a call it never took (killed first, or gone) is answered: no
   CHECK_FALSE(late->reached);
 }
 
-TEST_CASE("breaker: an attempt the connector never took is retried (it did not reach the service), once",
-          "[breaker]") {
+TEST_CASE("breaker: an attempt the connector never took is retried (it did not reach the service), once", "[breaker]") {
   simulated s;
   auto ran = std::make_shared<std::vector<std::string>>();
   auto first = answering_connector(s, ran, "first");

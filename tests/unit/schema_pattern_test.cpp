@@ -61,9 +61,8 @@ TEST_CASE("schema pattern searches anywhere unless anchored") {
   // Realistic patterns stay well within the complexity bound.
   CHECK(valid(compile(R"({"pattern":"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"})"),
               R"("123e4567-e89b-12d3-a456-426614174000")"));
-  CHECK(
-    valid(compile(R"({"pattern":"^[a-zA-Z0-9._%+-]{1,64}@[a-zA-Z0-9-]{1,63}(\\.[a-zA-Z0-9-]{1,63}){1,8}$"})"),
-          R"("ada@example.co.uk")"));
+  CHECK(valid(compile(R"({"pattern":"^[a-zA-Z0-9._%+-]{1,64}@[a-zA-Z0-9-]{1,63}(\\.[a-zA-Z0-9-]{1,63}){1,8}$"})"),
+              R"("ada@example.co.uk")"));
   CHECK(valid(compile(R"({"pattern":"^x{2}\\{1,2\\}$"})"), R"("xx{1,2}")")); // escaped braces
   // Patterns see characters, not bytes.
   auto single_char = compile(R"({"pattern":"^.$"})");
@@ -106,8 +105,8 @@ TEST_CASE("schema pattern dialect: ECMA-262 constructs as RE2 runs them") {
   CHECK_FALSE(matches("^.$", "\n"));
   CHECK_FALSE(matches("^.$", "\xE2\x80\xA8")); // U+2028
   // \s is ECMA-262's white space, beyond ASCII; \S its complement.
-  CHECK(matches("^\\s$", "\xC2\xA0"));         // no-break space
-  CHECK(matches("^\\s$", "\xEF\xBB\xBF"));     // byte order mark
+  CHECK(matches("^\\s$", "\xC2\xA0")); // no-break space
+  CHECK(matches("^\\s$", "\xEF\xBB\xBF")); // byte order mark
   CHECK(matches("^\\s$", "\v"));
   CHECK_FALSE(matches("^\\S$", "\xC2\xA0"));
   CHECK(matches("^[\\s\\S]+$", "a b\nc"));
@@ -155,11 +154,11 @@ TEST_CASE("schema pattern refusals say why") {
   CHECK(contains(refusal(std::string(100, '(') + "a" + std::string(100, ')')), "nests groups"));
 
   // In a schema: unusable, accepting everything, the location named.
-  for (auto text : {R"({"pattern":"(?<=a)b"})", R"({"pattern":"(ab)\\1"})", R"({"pattern":"a{0,30000}"})",
-                    R"({"pattern":"a{1,93290753385477518443}"})",
-                    R"({"pattern":"x{294775808,93290753385477518443138175217808,9"})",
-                    R"({"pattern":"(a)\\12345678901234567890"})", R"({"pattern":"(?:(a|b){0,200}c){0,200}"})",
-                    R"({"properties":{"a":{"pattern":"([a-z]"}}})", R"({"patternProperties":{"(":{}}})"}) {
+  for (auto text :
+       {R"({"pattern":"(?<=a)b"})", R"({"pattern":"(ab)\\1"})", R"({"pattern":"a{0,30000}"})",
+        R"({"pattern":"a{1,93290753385477518443}"})", R"({"pattern":"x{294775808,93290753385477518443138175217808,9"})",
+        R"({"pattern":"(a)\\12345678901234567890"})", R"({"pattern":"(?:(a|b){0,200}c){0,200}"})",
+        R"({"properties":{"a":{"pattern":"([a-z]"}}})", R"({"patternProperties":{"(":{}}})"}) {
     INFO(text);
     schema::validator v(parse(text));
     CHECK_FALSE(v.usable());

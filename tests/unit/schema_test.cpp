@@ -15,7 +15,6 @@ using namespace bulwark;
 using namespace bulwark::test;
 using json::value;
 
-
 // -- types --------------------------------------------------------------------
 
 TEST_CASE("schema type accepts the named JSON types") {
@@ -343,7 +342,7 @@ TEST_CASE("schema anyOf reports one error at its location") {
 
 TEST_CASE("schema oneOf needs exactly one match") {
   auto v = compile(R"({"oneOf":[{"type":"integer"},{"minimum":10}]})");
-  CHECK(valid(v, "3"));    // only the first
+  CHECK(valid(v, "3")); // only the first
   CHECK(valid(v, "10.5")); // only the second
   auto e = single(v, "12");
   CHECK(e.keyword == "oneOf");
@@ -459,8 +458,7 @@ TEST_CASE("schema $ref depth is bounded") {
 
 TEST_CASE("schema $ref cycles that never reach a value leave the schema unusable") {
   for (auto text :
-       {R"({"$ref":"#"})",
-        R"({"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})",
+       {R"({"$ref":"#"})", R"({"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})",
         R"({"anyOf":[{"type":"string"},{"$ref":"#"}]})",
         R"({"$defs":{"a":{"allOf":[{"$ref":"#/$defs/a"}]}},"properties":{"x":{"$ref":"#/$defs/a"}}})"}) {
     INFO(text);
@@ -578,8 +576,7 @@ TEST_CASE("schema errors as JSON and as a summary") {
         == R"([{"path":"/name","keyword":"required","message":"is required"},)"
            R"({"path":"/age","keyword":"minimum","message":"must be at least 0"}])");
   CHECK(schema::summary(errs) == "arguments are invalid: /name is required; /age must be at least 0");
-  CHECK(schema::summary(errors(v, "[]"))
-        == "arguments are invalid: the arguments must be an object, got an array");
+  CHECK(schema::summary(errors(v, "[]")) == "arguments are invalid: the arguments must be an object, got an array");
   CHECK(json::dump(schema::errors_to_json({})) == "[]");
 }
 
@@ -609,16 +606,15 @@ TEST_CASE("schema validators are shared safely between threads") {
 
 TEST_CASE("schema conformance fixture: contact details") {
   // Verbatim, split across lines.
-  auto v =
-    compile(R"({"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",)"
-            R"("$defs":{"address":{"$anchor":"addressDef","type":"object","properties":)"
-            R"({"street":{"type":"string"},"city":{"type":"string"}}}},"properties":)"
-            R"({"name":{"type":"string"},"address":{"$ref":"#/$defs/address"},)"
-            R"("contactMethod":{"type":"string","enum":["phone","email"]},"phone":{"type":"string"},)"
-            R"("email":{"type":"string"}},"allOf":[{"anyOf":[{"required":["phone"]},)"
-            R"({"required":["email"]}]}],"if":{"properties":{"contactMethod":{"const":"phone"}},)"
-            R"("required":["contactMethod"]},"then":{"required":["phone"]},"else":{"required":["email"]},)"
-            R"("additionalProperties":false})");
+  auto v = compile(R"({"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",)"
+                   R"("$defs":{"address":{"$anchor":"addressDef","type":"object","properties":)"
+                   R"({"street":{"type":"string"},"city":{"type":"string"}}}},"properties":)"
+                   R"({"name":{"type":"string"},"address":{"$ref":"#/$defs/address"},)"
+                   R"("contactMethod":{"type":"string","enum":["phone","email"]},"phone":{"type":"string"},)"
+                   R"("email":{"type":"string"}},"allOf":[{"anyOf":[{"required":["phone"]},)"
+                   R"({"required":["email"]}]}],"if":{"properties":{"contactMethod":{"const":"phone"}},)"
+                   R"("required":["contactMethod"]},"then":{"required":["phone"]},"else":{"required":["email"]},)"
+                   R"("additionalProperties":false})");
 
   CHECK(valid(v, R"({"name":"Ada","contactMethod":"phone","phone":"555"})"));
   CHECK(valid(v, R"({"name":"Ada","contactMethod":"email","email":"a@b.c"})"));
@@ -660,8 +656,7 @@ TEST_CASE("schema conformance fixture: contact details") {
 // -- sanitizing ----------------------------------------------------------------
 
 TEST_CASE("strip_control_characters cleans strings and names") {
-  auto v =
-    parse(R"({"a":"x\u0000y\u0007z\u007f","b":["ok\ttab\nline\r",{"c\u0001":"\u001b[31mred"}],"n":1})");
+  auto v = parse(R"({"a":"x\u0000y\u0007z\u007f","b":["ok\ttab\nline\r",{"c\u0001":"\u001b[31mred"}],"n":1})");
   CHECK(schema::strip_control_characters(v));
   CHECK(json::dump(v) == R"({"a":"xyz","b":["ok\ttab\nline\r",{"c":"[31mred"}],"n":1})");
   CHECK_FALSE(schema::strip_control_characters(v));

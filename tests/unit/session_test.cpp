@@ -42,8 +42,7 @@ struct fixture {
   }
 
   /// Sends one message; returns the parsed final answer.
-  std::pair<value, outbound> send(const std::string& body, const std::string& session = {},
-                                  bool stateless = false) {
+  std::pair<value, outbound> send(const std::string& body, const std::string& session = {}, bool stateless = false) {
     auto sink = std::make_shared<capture_sink>();
     auto out = dispatch(body, session, stateless, sink);
     return {parse(out.body), out};
@@ -98,18 +97,19 @@ TEST_CASE("a 2025-era session negotiates, answers and pages") {
   auto [badcursor, bc] = f.send(R"({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"cursor":"zz"}})", sid);
   CHECK(badcursor["error"]["code"].as_int() == -32602);
 
-  auto [call, c] = f.send(R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}})",
-                          sid);
+  auto [call, c] =
+    f.send(R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}})", sid);
   CHECK(call["id"].as_int() == 6);
   CHECK(call["result"]["content"].as_array()[0]["text"].as_string() == "hi");
   CHECK(call["result"].find("resultType") == nullptr); // 2026-only field
 
   auto [unknown, u] = f.send(R"({"jsonrpc":"2.0","id":7,"method":"no/such"})", sid);
   CHECK(unknown["error"]["code"].as_int() == -32601);
-  auto [badlevel, bl] = f.send(R"({"jsonrpc":"2.0","id":8,"method":"logging/setLevel","params":{"level":"loud"}})", sid);
+  auto [badlevel, bl] =
+    f.send(R"({"jsonrpc":"2.0","id":8,"method":"logging/setLevel","params":{"level":"loud"}})", sid);
   CHECK(badlevel["error"]["code"].as_int() == -32602);
-  auto [again, a] = f.send(R"({"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-11-25"}})",
-                           sid);
+  auto [again, a] =
+    f.send(R"({"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-11-25"}})", sid);
   CHECK(again["error"]["code"].as_int() == -32600);
 }
 
@@ -133,18 +133,20 @@ TEST_CASE("stateless requests are validated per request") {
   CHECK(oldver["error"]["data"]["requested"].as_string() == "2024-01-01");
   CHECK(o2.http_status == 400);
 
-  auto [ping, o3] = f.send(std::string(R"({"jsonrpc":"2.0","id":3,"method":"ping","params":{)") + meta + "}}", {}, true);
+  auto [ping, o3] =
+    f.send(std::string(R"({"jsonrpc":"2.0","id":3,"method":"ping","params":{)") + meta + "}}", {}, true);
   CHECK(ping["error"]["code"].as_int() == -32601);
   CHECK(o3.http_status == 404);
 
-  auto [list, o4] = f.send(std::string(R"({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{)") + meta + "}}",
-                           {}, true);
+  auto [list, o4] =
+    f.send(std::string(R"({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{)") + meta + "}}", {}, true);
   CHECK(list["result"]["resultType"].as_string() == "complete");
   CHECK(list["result"]["ttlMs"].is_integer());
   CHECK(list["result"]["cacheScope"].as_string() == "public");
 
   auto [call, o5] = f.send(std::string(R"({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"add",
-    "arguments":{"a":2,"b":40},)") + meta + "}}",
+    "arguments":{"a":2,"b":40},)")
+                             + meta + "}}",
                            {}, true);
   CHECK(call["id"].as_string() == "x");
   CHECK(call["result"]["structuredContent"]["sum"].as_int() == 42);
@@ -187,7 +189,8 @@ TEST_CASE("a prompt or template that completes for itself is answered later, as 
   CHECK_FALSE(r1["result"].find("resultType"));
 
   auto [r2, o2] = f.send(std::string(R"({"jsonrpc":"2.0","id":8,"method":"completion/complete","params":{
-    "ref":{"type":"ref/prompt","name":"pick"},"argument":{"name":"arg","value":"x"},)") + meta + "}}",
+    "ref":{"type":"ref/prompt","name":"pick"},"argument":{"name":"arg","value":"x"},)")
+                           + meta + "}}",
                          {}, true);
   CHECK(r2["result"]["completion"]["values"].as_array()[0].as_string() == "x-pick");
   CHECK(r2["result"]["resultType"].as_string() == "complete");
@@ -231,7 +234,8 @@ TEST_CASE("cancellation answers the cancelled call and stops its work") {
   auto sid = f.initialize();
   auto sink = std::make_shared<capture_sink>();
   auto in = std::make_shared<inbound>();
-  in->message = parse(R"({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"sleep","arguments":{"ms":10000}}})");
+  in->message =
+    parse(R"({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"sleep","arguments":{"ms":10000}}})");
   in->kind = mcp::message_kind::request;
   in->session_id = sid;
   sink->set_request_id(in->message["id"]);
@@ -256,7 +260,8 @@ TEST_CASE("killing a session actor answers its in-flight request at once and the
   auto captured = std::make_shared<capture_sink>();
   {
     auto in = std::make_shared<inbound>();
-    in->message = parse(R"({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":20000}}})");
+    in->message =
+      parse(R"({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":20000}}})");
     in->kind = mcp::message_kind::request;
     in->session_id = sid;
     auto sink = std::make_shared<abandoning_sink>(captured);
@@ -277,8 +282,8 @@ TEST_CASE("killing a session actor answers its in-flight request at once and the
   // (negotiated version, capabilities) survives.
   bool back = false;
   for (int i = 0; i < 100 && !back; ++i) {
-    auto [v, o] = f.send(R"({"jsonrpc":"2.0","id":43,"method":"tools/call","params":{"name":"echo","arguments":{"text":"again"}}})",
-                         sid);
+    auto [v, o] = f.send(
+      R"({"jsonrpc":"2.0","id":43,"method":"tools/call","params":{"name":"echo","arguments":{"text":"again"}}})", sid);
     back = v.find("result") != nullptr;
     if (!back)
       std::this_thread::sleep_for(10ms);
@@ -421,9 +426,8 @@ TEST_CASE("a session's resource subscriptions outlive its actor and are given ba
   fixture f;
   auto watches = f.rt->environment()->watches;
   auto subscribe = [&](const std::string& sid, const char* method) {
-    auto [v, o] = f.send(std::string(R"({"jsonrpc":"2.0","id":5,"method":")") + method
-                           + R"(","params":{"uri":"test://watched"}})",
-                         sid);
+    auto [v, o] = f.send(
+      std::string(R"({"jsonrpc":"2.0","id":5,"method":")") + method + R"(","params":{"uri":"test://watched"}})", sid);
     REQUIRE(v.find("result"));
   };
   auto sid = f.initialize();
@@ -454,9 +458,10 @@ TEST_CASE("a session, and a listen stream, watch at most 1000 resources") {
   fixture f;
   auto sid = f.initialize();
   auto subscribe = [&](int i) {
-    return f.send(R"({"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{"uri":"test://r/)"
-                    + std::to_string(i) + R"("}})",
-                  sid)
+    return f
+      .send(R"({"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{"uri":"test://r/)" + std::to_string(i)
+              + R"("}})",
+            sid)
       .first;
   };
   for (int i = 0; i < 1000; ++i)
@@ -470,8 +475,8 @@ TEST_CASE("a session, and a listen stream, watch at most 1000 resources") {
   std::string uris;
   for (int i = 0; i < 1001; ++i)
     uris += (i ? ",\"test://l/" : "\"test://l/") + std::to_string(i) + "\"";
-  auto [listen, out] = f.send(std::string(R"({"jsonrpc":"2.0","id":6,"method":"subscriptions/listen","params":{)") + meta
-                                + R"(,"notifications":{"resourceSubscriptions":[)" + uris + "]}}}",
+  auto [listen, out] = f.send(std::string(R"({"jsonrpc":"2.0","id":6,"method":"subscriptions/listen","params":{)")
+                                + meta + R"(,"notifications":{"resourceSubscriptions":[)" + uris + "]}}}",
                               {}, true);
   CHECK(listen["error"]["code"].as_int() == -32602);
   CHECK(out.http_status == 400);

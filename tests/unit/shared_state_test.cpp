@@ -8,8 +8,8 @@
 #include <chrono>
 #include <thread>
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "actors/cache.hpp"
@@ -94,7 +94,8 @@ TEST_CASE("config: the redis section is read strictly, with the key's path in er
   CHECK(refused.find("$.redis.url") != std::string::npos);
   CHECK(refused.find("port must be between") != std::string::npos);
   CHECK(refused.find("hunter2") == std::string::npos);
-  CHECK(test::config_error_of(R"({"redis": {"commandTimeoutMs": 0}})").find("$.redis.commandTimeoutMs") != std::string::npos);
+  CHECK(test::config_error_of(R"({"redis": {"commandTimeoutMs": 0}})").find("$.redis.commandTimeoutMs")
+        != std::string::npos);
 
   config flags;
   std::string url = "redis://127.0.0.1:6399/1";

@@ -32,7 +32,7 @@ struct simulated_system {
     for (auto& h : spawned)
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     for (auto& [name, handle] : env->names.snapshot()) {
-      (void) name;
+      (void)name;
       if (handle)
         caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
     }

@@ -33,9 +33,7 @@ struct deterministic : simulated_system {
     cat->tools.push_back(hang);
     tool_spec echo;
     echo.name = "echo";
-    echo.handler = [](const call_ptr& c) {
-      c->finish(mcp::text_result(c->arguments()["text"].as_string(), false));
-    };
+    echo.handler = [](const call_ptr& c) { c->finish(mcp::text_result(c->arguments()["text"].as_string(), false)); };
     cat->tools.push_back(echo);
     env->replace(std::move(cat));
   }
@@ -51,9 +49,7 @@ struct deterministic : simulated_system {
     return s;
   }
 
-  caf::actor get(const std::string& name) {
-    return caf::actor_cast<caf::actor>(env->names.get(name));
-  }
+  caf::actor get(const std::string& name) { return caf::actor_cast<caf::actor>(env->names.get(name)); }
 
   void kill(const caf::actor& h) {
     caf::anon_send_exit(h, caf::exit_reason::kill);
@@ -95,9 +91,8 @@ const std::string modern_meta = R"("_meta":{"io.modelcontextprotocol/protocolVer
   "io.modelcontextprotocol/clientCapabilities":{}})";
 
 std::string call(int id, const std::string& tool, const std::string& args) {
-  return R"({"jsonrpc":"2.0","id":)" + std::to_string(id)
-         + R"(,"method":"tools/call","params":{"name":")" + tool + R"(","arguments":)" + args + ","
-         + modern_meta + "}}";
+  return R"({"jsonrpc":"2.0","id":)" + std::to_string(id) + R"(,"method":"tools/call","params":{"name":")" + tool
+         + R"(","arguments":)" + args + "," + modern_meta + "}}";
 }
 
 caf::actor spawn_plain_child(caf::actor_system& sys) {
@@ -173,16 +168,16 @@ TEST_CASE("supervisor: rest-for-one restarts the stopped child and the ones afte
   deterministic f(5, 10s);
   auto root = spawn_root_supervisor(
     *f.sys, f.env,
-    f.spec("root", {child_spec{"a", spawn_plain_child}, child_spec{"b", spawn_plain_child},
-                    child_spec{"c", spawn_plain_child}},
+    f.spec("root",
+           {child_spec{"a", spawn_plain_child}, child_spec{"b", spawn_plain_child}, child_spec{"c", spawn_plain_child}},
            restart_strategy::rest_for_one));
   f.sched->run();
   auto a0 = f.get("a"), b0 = f.get("b"), c0 = f.get("c");
   REQUIRE((a0 && b0 && c0));
 
   CHECK(f.kill_registered("b"));
-  CHECK(f.get("a") == a0);   // before it: untouched
-  CHECK(f.get("c") != c0);   // after it: restarted too
+  CHECK(f.get("a") == a0); // before it: untouched
+  CHECK(f.get("c") != c0); // after it: restarted too
   CHECK(f.get("c"));
   CHECK(c0->getf(caf::abstract_actor::is_terminated_flag));
   auto tree = f.env->actor_tree();
@@ -204,9 +199,8 @@ TEST_CASE("supervisor: a nested supervisor over its intensity stops its children
   deterministic f(1, 10s);
   supervisor_spec root_spec = f.spec("root", {});
   root_spec.policy.max_restarts = 5;
-  root_spec.children.push_back(
-    nested_supervisor(f.env, f.spec("group", {child_spec{"w", spawn_plain_child}, child_spec{"v", spawn_plain_child}}),
-                      "root"));
+  root_spec.children.push_back(nested_supervisor(
+    f.env, f.spec("group", {child_spec{"w", spawn_plain_child}, child_spec{"v", spawn_plain_child}}), "root"));
   auto root = spawn_root_supervisor(*f.sys, f.env, std::move(root_spec));
   f.sched->run();
   auto group0 = f.get("group");
@@ -258,8 +252,9 @@ TEST_CASE("supervisor: a group added while running starts; one dropped leaves th
   auto root = spawn_root_supervisor(*f.sys, f.env, f.spec("root", {child_spec{"a", spawn_plain_child}}));
   f.sched->run();
   auto group = [&] {
-    return nested_supervisor(f.env, f.spec("svc", {child_spec{"c", spawn_plain_child}, child_spec{"b", spawn_plain_child}},
-                                           restart_strategy::rest_for_one),
+    return nested_supervisor(f.env,
+                             f.spec("svc", {child_spec{"c", spawn_plain_child}, child_spec{"b", spawn_plain_child}},
+                                    restart_strategy::rest_for_one),
                              "root");
   };
   caf::anon_send(root, atom::add_v, group());

@@ -46,9 +46,7 @@ public:
     cv_.notify_all();
   }
 
-  bool open() const noexcept override {
-    return true;
-  }
+  bool open() const noexcept override { return true; }
 
   ~capture_sink() override = default;
 
@@ -90,9 +88,7 @@ public:
       mark_answered();
     out_->deliver(std::move(msg));
   }
-  bool open() const noexcept override {
-    return true;
-  }
+  bool open() const noexcept override { return true; }
 
 private:
   std::shared_ptr<capture_sink> out_;
