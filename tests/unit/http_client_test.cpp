@@ -1,11 +1,14 @@
 // The HTTP/1.1 client for downstream MCP servers: against our own server in
-// echo mode, and against a scripted raw server for streams and failures.
+// echo mode, against a scripted raw server for streams and failures, and over
+// TLS (https:// services) against a TLS server on loopback whose certificates
+// are issued here, by a test CA, per test.
 #include <catch2/catch.hpp>
 
 #include <poll.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
@@ -22,12 +25,14 @@
 #include "messages/json.hpp"
 #include "messages/text.hpp"
 #include "tests/unit/io_loop.hpp"
+#include "tests/unit/tls.hpp"
 #include "transport/http_client.hpp"
 #include "transport/http_server.hpp"
 
 using namespace bulwark;
 using namespace std::chrono_literals;
 namespace net = boost::asio;
+namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
 
@@ -671,4 +676,194 @@ TEST_CASE("http_client: host names are resolved", "[http_client]") {
   // localhost may resolve to ::1 first; the resolver's list is tried in turn.
   CHECK(r.resp.error.empty());
   CHECK(r.resp.status == 200);
+}
+
+namespace {
+
+// -- over TLS: the test CA and its TLS server (tests/unit/tls.hpp) ---------------
+
+using test::identity;
+using test::issue;
+using test::pem_dir;
+using test::test_pki;
+using test::tls_server;
+
+http_response call(http_client& client) {
+  std::promise<http_response> p;
+  auto f = p.get_future();
+  client.send(
+    "POST", ping, {{"Accept", "application/json, text/event-stream"}}, nullptr,
+    [&p](http_response r) { p.set_value(std::move(r)); }, 5000ms);
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  auto r = f.get();
+  UNSCOPED_INFO("status " << r.status << ", error: " << r.error);
+  return r;
+}
+
+http_client_options options(const std::string& url, const std::string& ca_file) {
+  http_client_options o;
+  o.url = url;
+  o.tls.ca_file = ca_file;
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("https: a request over TLS, the server verified against the CA file", "[http_client][tls]") {
+  test_pki pki;
+  tls_server server(pki.server_cert, pki.server_key);
+  io_loop loop;
+  auto port = std::to_string(server.port());
+
+  SECTION("by IP address, twice over one connection") {
+    http_client client(loop.io, options("https://127.0.0.1:" + port + "/mcp", pki.ca_file));
+    for (int i = 0; i < 2; ++i) {
+      auto r = call(client);
+      CHECK(r.error.empty());
+      CHECK(r.status == 200);
+      CHECK(r.body == R"({"jsonrpc":"2.0","id":1,"result":{"received":)" + std::to_string(ping.size()) + "}}");
+    }
+    CHECK(server.handshakes() == 1);
+  }
+
+  SECTION("by host name") {
+    http_client client(loop.io, options("https://localhost:" + port + "/mcp", pki.ca_file));
+    auto r = call(client);
+    CHECK(r.error.empty());
+    CHECK(r.status == 200);
+  }
+}
+
+TEST_CASE("https: a server that cannot prove who it is gets no request", "[http_client][tls]") {
+  test_pki pki;
+  io_loop loop;
+
+  SECTION("its CA is not trusted (the system's store, no CA file)") {
+    tls_server server(pki.server_cert, pki.server_key);
+    http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp", ""));
+    auto r = call(client);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.error, Catch::Contains("TLS handshake with https://127.0.0.1:"));
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: unable to get local issuer certificate"));
+  }
+
+  SECTION("a certificate from another CA") {
+    tls_server server(pki.server_cert, pki.server_key);
+    auto other = issue("Other CA", "", true);
+    http_client client(
+      loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp", pki.dir.cert("other", other)));
+    auto r = call(client);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed"));
+  }
+
+  SECTION("its certificate names another host") {
+    auto elsewhere = issue("elsewhere.test", "DNS:elsewhere.test", false, &pki.ca);
+    tls_server server(pki.dir.cert("elsewhere", elsewhere), pki.dir.key("elsewhere", elsewhere));
+    auto port = std::to_string(server.port());
+    http_client by_ip(loop.io, options("https://127.0.0.1:" + port + "/mcp", pki.ca_file));
+    auto r = call(by_ip);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: IP address mismatch"));
+    http_client by_name(loop.io, options("https://localhost:" + port + "/mcp", pki.ca_file));
+    r = call(by_name);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: hostname mismatch"));
+  }
+
+  SECTION("it expired") {
+    identity old = issue("localhost", "IP:127.0.0.1", false, &pki.ca);
+    X509_gmtime_adj(X509_getm_notBefore(old.cert.get()), -7200);
+    X509_gmtime_adj(X509_getm_notAfter(old.cert.get()), -3600);
+    REQUIRE(X509_sign(old.cert.get(), pki.ca.key.get(), EVP_sha256()) > 0);
+    tls_server server(pki.dir.cert("old", old), pki.dir.key("old", old));
+    http_client client(loop.io, options("https://127.0.0.1:" + std::to_string(server.port()) + "/mcp", pki.ca_file));
+    auto r = call(client);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.error, Catch::Contains("certificate verification failed: certificate has expired"));
+  }
+
+  SECTION("it does not speak TLS at all") {
+    tcp::acceptor plain(loop.io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    std::thread t([&] {
+      // Answers the ClientHello with plain HTTP, then closes.
+      tcp::socket s(plain.get_executor());
+      beast::error_code ec;
+      plain.accept(s, ec);
+      char buf[512];
+      s.read_some(net::buffer(buf), ec);
+      net::write(s, net::buffer(std::string("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")), ec);
+      s.close(ec);
+    });
+    // However the call ends, the thread ends too: shutting the listening
+    // socket down wakes an accept that is still waiting.
+    struct joiner {
+      tcp::acceptor& listener;
+      std::thread& thread;
+      ~joiner() {
+        ::shutdown(listener.native_handle(), SHUT_RDWR);
+        thread.join();
+      }
+    } join{plain, t};
+    http_client client(
+      loop.io, options("https://127.0.0.1:" + std::to_string(plain.local_endpoint().port()) + "/mcp", pki.ca_file));
+    auto r = call(client);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.error, Catch::Contains("TLS handshake with"));
+  }
+}
+
+TEST_CASE("https: a client certificate for a server that demands one", "[http_client][tls]") {
+  test_pki pki;
+  tls_server server(pki.server_cert, pki.server_key, pki.ca_file);
+  io_loop loop;
+  auto url = "https://127.0.0.1:" + std::to_string(server.port()) + "/mcp";
+
+  SECTION("with one the server's CA issued") {
+    auto client_id = issue("bulwark", "", false, &pki.ca);
+    auto o = options(url, pki.ca_file);
+    o.tls.cert_file = pki.dir.cert("client", client_id);
+    o.tls.key_file = pki.dir.key("client", client_id);
+    http_client client(loop.io, o);
+    auto r = call(client);
+    CHECK(r.error.empty());
+    CHECK(r.status == 200);
+  }
+
+  SECTION("without one") {
+    http_client client(loop.io, options(url, pki.ca_file));
+    auto r = call(client);
+    CHECK(r.status == 0);
+    CHECK_FALSE(r.error.empty());
+  }
+}
+
+TEST_CASE("https: TLS files that cannot be used fail the client's construction", "[http_client][tls]") {
+  test_pki pki;
+  net::io_context io;
+  auto fails_with = [&](const http_client_options& o) -> std::string {
+    try {
+      http_client client(io, o);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  auto garbage = pki.dir.text("garbage.pem", "not a certificate\n");
+  auto o = options("https://127.0.0.1/mcp", garbage);
+  CHECK_THAT(fails_with(o), Catch::Contains("cannot use the CA file '" + garbage + "'"));
+
+  o = options("https://127.0.0.1/mcp", pki.ca_file);
+  o.tls.cert_file = pki.server_cert;
+  CHECK_THAT(fails_with(o), Catch::Contains("needs both its certificate and key files"));
+
+  auto stranger = issue("stranger", "", false);
+  o.tls.key_file = pki.dir.key("stranger", stranger);
+  auto mismatch = fails_with(o);
+  CHECK_THAT(mismatch, Catch::Contains("cannot use the client key '" + o.tls.key_file + "'"));
+  CHECK_THAT(mismatch, Catch::Contains("key values mismatch"));
+
+  o.tls.key_file = pki.server_key;
+  CHECK(fails_with(o) == "accepted");
+  CHECK(fails_with(options("https://example.test/mcp", "")) == "accepted");
 }

@@ -1,6 +1,6 @@
-// Session actors and their supervisors, driven through the runtime with
-// capturing sinks: the protocol state machine, exactly-one-answer under
-// kills, and restarts that keep the session usable.
+// Session actors, driven through the runtime with capturing sinks: the
+// protocol state machine, exactly-one-answer under kills, restarts that keep
+// the session usable, and the resources a session watches.
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
@@ -8,8 +8,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/env.hpp"
 #include "actors/runtime.hpp"
-#include "actors/supervisor.hpp"
 #include "messages/actors.hpp"
 #include "tests/unit/support.hpp"
 #include "tools/builtin_tools.hpp"
@@ -78,7 +78,7 @@ const char* meta = R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-0
 
 } // namespace
 
-TEST_CASE("a 2025-era session negotiates, answers and pages") {
+TEST_CASE("a 2025-era session negotiates, answers and pages", "[session]") {
   fixture f;
   auto sid = f.initialize();
   CHECK(f.rt->has_session(sid));
@@ -113,14 +113,14 @@ TEST_CASE("a 2025-era session negotiates, answers and pages") {
   CHECK(again["error"]["code"].as_int() == -32600);
 }
 
-TEST_CASE("initialize falls back to the newest stateful version") {
+TEST_CASE("initialize falls back to the newest stateful version", "[session]") {
   fixture f;
   auto [v, out] = f.send(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
     "protocolVersion":"1999-01-01","capabilities":{}}})");
   CHECK(v["result"]["protocolVersion"].as_string() == "2025-11-25");
 }
 
-TEST_CASE("stateless requests are validated per request") {
+TEST_CASE("stateless requests are validated per request", "[session]") {
   fixture f;
   auto [nometa, o1] = f.send(R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}})", {}, true);
   CHECK(nometa["error"]["code"].as_int() == -32602);
@@ -153,7 +153,7 @@ TEST_CASE("stateless requests are validated per request") {
   CHECK(call["result"]["resultType"].as_string() == "complete");
 }
 
-TEST_CASE("a prompt or template that completes for itself is answered later, as a call") {
+TEST_CASE("a prompt or template that completes for itself is answered later, as a call", "[session]") {
   fixture f;
   prompt_spec p;
   p.name = "pick";
@@ -207,7 +207,7 @@ TEST_CASE("a prompt or template that completes for itself is answered later, as 
   CHECK(r4["error"]["code"].as_int() == -32602);
 }
 
-TEST_CASE("progress notifications precede the answer and follow the token") {
+TEST_CASE("progress notifications precede the answer and follow the token", "[session]") {
   fixture f;
   auto sid = f.initialize();
   auto sink = std::make_shared<capture_sink>();
@@ -229,7 +229,7 @@ TEST_CASE("progress notifications precede the answer and follow the token") {
   CHECK(parse(msgs.back().body)["result"]["content"].as_array()[0]["text"].as_string() == "slept 50 ms");
 }
 
-TEST_CASE("cancellation answers the cancelled call and stops its work") {
+TEST_CASE("cancellation answers the cancelled call and stops its work", "[session]") {
   fixture f;
   auto sid = f.initialize();
   auto sink = std::make_shared<capture_sink>();
@@ -254,7 +254,7 @@ TEST_CASE("cancellation answers the cancelled call and stops its work") {
   CHECK(out.body.empty());
 }
 
-TEST_CASE("killing a session actor answers its in-flight request at once and the session lives on") {
+TEST_CASE("killing a session actor answers its in-flight request at once and the session lives on", "[session]") {
   fixture f;
   auto sid = f.initialize();
   auto captured = std::make_shared<capture_sink>();
@@ -292,7 +292,7 @@ TEST_CASE("killing a session actor answers its in-flight request at once and the
   CHECK(f.rt->status().restarts >= 1);
 }
 
-TEST_CASE("killing the session supervisor keeps the sessions it had") {
+TEST_CASE("killing the session supervisor keeps the sessions it had", "[session]") {
   fixture f;
   auto sid = f.initialize();
   REQUIRE(f.rt->kill_actor("session-supervisor"));
@@ -325,7 +325,7 @@ TEST_CASE("killing the session supervisor keeps the sessions it had") {
   CHECK(sid2 != sid);
 }
 
-TEST_CASE("DELETE ends a session: later requests find no session") {
+TEST_CASE("DELETE ends a session: later requests find no session", "[session]") {
   fixture f;
   auto sid = f.initialize();
   REQUIRE(f.rt->end_session(sid));
@@ -333,96 +333,7 @@ TEST_CASE("DELETE ends a session: later requests find no session") {
   CHECK_FALSE(f.rt->end_session(sid));
 }
 
-TEST_CASE("restart intensity allows N restarts per window") {
-  restart_intensity ri(3, std::chrono::seconds(10));
-  auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
-  CHECK(ri.allow(t0));
-  CHECK(ri.allow(t0 + 1s));
-  CHECK(ri.allow(t0 + 2s));
-  CHECK_FALSE(ri.allow(t0 + 3s));
-  // Old restarts leave the window.
-  CHECK(ri.allow(t0 + 14s));
-}
-
-TEST_CASE("resource watches count each URI once per holder and are given back however the holder ends") {
-  auto watches = std::make_shared<resource_watches>();
-  int changes = 0;
-  watches->on_change([&] { ++changes; });
-  // Whether `set` newly holds `uri` (and nothing refused it).
-  auto insert = [&](watch_set& set, const std::string& uri) {
-    bool added = false;
-    REQUIRE(set.insert(watches, uri, "alice", added) == watch_refusal::none);
-    return added;
-  };
-  {
-    watch_set a;
-    CHECK(insert(a, "test://one"));
-    CHECK_FALSE(insert(a, "test://one")); // held already: counted once
-    CHECK(changes == 1);
-    watch_set b;
-    CHECK(insert(b, "test://one"));
-    CHECK(changes == 1); // a second watcher changes nothing outside
-    CHECK(watches->watched() == std::vector<std::string>{"test://one"});
-    CHECK(a.erase("test://one"));
-    CHECK_FALSE(a.erase("test://one"));
-    CHECK(watches->watched() == std::vector<std::string>{"test://one"}); // b still watches
-    CHECK(changes == 1);
-    // Moving a set moves its URIs, which stay counted once.
-    watch_set c = std::move(b);
-    CHECK(watches->watched() == std::vector<std::string>{"test://one"});
-    insert(a, "test://two");
-    CHECK(changes == 2);
-    c = std::move(a); // c gives back test://one, takes test://two
-    CHECK(watches->watched() == std::vector<std::string>{"test://two"});
-    CHECK(changes == 3);
-  } // c destroyed
-  CHECK(watches->watched().empty());
-  CHECK(changes == 4);
-}
-
-TEST_CASE("watched resources are bounded in count and bytes, per holder, per caller and per server") {
-  auto watches = std::make_shared<resource_watches>();
-  bool added = false;
-  watch_set s;
-  CHECK(s.insert(watches, "file:///" + std::string(max_uri_bytes, 'A'), "alice", added) == watch_refusal::uri_too_long);
-  CHECK_FALSE(added);
-  // Bytes per holder: 8 KiB URIs fill 256 KiB after 32.
-  auto big = [](int i) { return "file:///" + std::to_string(i) + std::string(max_uri_bytes - 20, 'A'); };
-  int i = 0;
-  while (s.insert(watches, big(i), "alice", added) == watch_refusal::none) {
-    REQUIRE(added);
-    REQUIRE(++i < 100);
-  }
-  CHECK(s.insert(watches, big(i), "alice", added) == watch_refusal::session_bytes);
-  CHECK(i == static_cast<int>(max_watched_bytes / (max_uri_bytes - 12)));
-  CHECK(watches->watched().size() == static_cast<std::size_t>(i));
-  // Bytes per caller over all its holders: four more sets, and the fifth is refused.
-  std::vector<watch_set> more(4);
-  watch_refusal last = watch_refusal::none;
-  for (auto& m : more)
-    for (int j = 0; j < i && last == watch_refusal::none; ++j)
-      last = m.insert(watches, big(1000 + static_cast<int>(&m - more.data()) * 100 + j), "alice", added);
-  CHECK(last == watch_refusal::identity_bytes);
-  // Another caller has its own budget.
-  watch_set bob;
-  CHECK(bob.insert(watches, big(5000), "bob", added) == watch_refusal::none);
-  CHECK(added);
-  // Count per holder.
-  watch_set many;
-  for (std::size_t k = 0; k < max_watched_resources; ++k)
-    REQUIRE(many.insert(watches, "test://" + std::to_string(k), "carol", added) == watch_refusal::none);
-  CHECK(many.insert(watches, "test://one-more", "carol", added) == watch_refusal::too_many);
-  // What a refused insert would have taken is given back with the rest.
-  s = watch_set();
-  more.clear();
-  bob = watch_set();
-  many = watch_set();
-  CHECK(watches->watched().empty());
-  watch_set again;
-  CHECK(again.insert(watches, big(1), "alice", added) == watch_refusal::none);
-}
-
-TEST_CASE("a session's resource subscriptions outlive its actor and are given back when it ends") {
+TEST_CASE("a session's resource subscriptions outlive its actor and are given back when it ends", "[session]") {
   fixture f;
   auto watches = f.rt->environment()->watches;
   auto subscribe = [&](const std::string& sid, const char* method) {
@@ -454,7 +365,7 @@ TEST_CASE("a session's resource subscriptions outlive its actor and are given ba
   CHECK(released);
 }
 
-TEST_CASE("a session, and a listen stream, watch at most 1000 resources") {
+TEST_CASE("a session, and a listen stream, watch at most 1000 resources", "[session]") {
   fixture f;
   auto sid = f.initialize();
   auto subscribe = [&](int i) {

@@ -1,18 +1,27 @@
 // An actor system on CAF's deterministic test coordinator: actors run only
 // when a test runs the scheduler, and time moves only when it advances the
 // actor clock. Stopping stops every actor registered in `env` (and any the
-// test lists in `spawned`).
+// test lists in `spawned`). `simulated` adds what the tests of the
+// operational actors need: a root supervisor over them, kills, and steps of
+// the actor clock.
 #pragma once
 
+#include <catch2/catch.hpp>
+
+#include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/env.hpp"
+#include "actors/supervisor.hpp"
 
 namespace bulwark::test {
+
+using namespace std::chrono_literals;
 
 struct simulated_system {
   caf::actor_system_config cfg;
@@ -41,6 +50,35 @@ struct simulated_system {
 
   simulated_system(const simulated_system&) = delete;
   simulated_system& operator=(const simulated_system&) = delete;
+};
+
+/// The shared simulated system, with helpers for supervised operational actors.
+struct simulated : simulated_system {
+  /// Runs the named actors under a root supervisor.
+  void supervise(std::vector<child_spec> children) {
+    supervisor_spec spec{"root-supervisor", {}, std::move(children)};
+    spec.policy.backoff_initial = 0ms; // restarts at once: the tests kill in quick succession
+    spawned.push_back(caf::actor_cast<caf::actor>(spawn_root_supervisor(*sys, env, std::move(spec))));
+    sched->run();
+  }
+
+  void kill(const std::string& name) {
+    auto h = env->names.get(name);
+    REQUIRE(h);
+    caf::anon_send_exit(h, caf::exit_reason::kill);
+    sched->run();
+    auto again = env->names.get(name);
+    REQUIRE(again);
+    CHECK(again != h);
+  }
+
+  /// Advances the actor clock in steps of `step` (firing what falls due).
+  void advance(std::chrono::milliseconds total, std::chrono::milliseconds step = 100ms) {
+    for (auto t = 0ms; t < total; t += step) {
+      sched->advance_time(step);
+      sched->run();
+    }
+  }
 };
 
 } // namespace bulwark::test

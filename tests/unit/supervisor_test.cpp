@@ -101,7 +101,18 @@ caf::actor spawn_plain_child(caf::actor_system& sys) {
 
 } // namespace
 
-TEST_CASE("root supervisor: restarts within its intensity, then backs off one window") {
+TEST_CASE("restart intensity allows N restarts per window", "[supervisor]") {
+  restart_intensity ri(3, std::chrono::seconds(10));
+  auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  CHECK(ri.allow(t0));
+  CHECK(ri.allow(t0 + 1s));
+  CHECK(ri.allow(t0 + 2s));
+  CHECK_FALSE(ri.allow(t0 + 3s));
+  // Old restarts leave the window.
+  CHECK(ri.allow(t0 + 14s));
+}
+
+TEST_CASE("root supervisor: restarts within its intensity, then backs off one window", "[supervisor]") {
   deterministic f(2, 10s);
   auto root = spawn_root_supervisor(*f.sys, f.env, f.spec("root", {child_spec{"worker", spawn_plain_child}}));
   f.sched->run();
@@ -131,7 +142,7 @@ TEST_CASE("root supervisor: restarts within its intensity, then backs off one wi
   CHECK(f.env->escalations == 1);
 }
 
-TEST_CASE("supervisor: back-off grows between restarts within a window") {
+TEST_CASE("supervisor: back-off grows between restarts within a window", "[supervisor]") {
   deterministic f(5, 10s);
   auto s = f.spec("root", {child_spec{"worker", spawn_plain_child}});
   s.policy.backoff_initial = 100ms;
@@ -164,7 +175,7 @@ TEST_CASE("supervisor: back-off grows between restarts within a window") {
   CHECK(f.env->escalations == 0);
 }
 
-TEST_CASE("supervisor: rest-for-one restarts the stopped child and the ones after it") {
+TEST_CASE("supervisor: rest-for-one restarts the stopped child and the ones after it", "[supervisor]") {
   deterministic f(5, 10s);
   auto root = spawn_root_supervisor(
     *f.sys, f.env,
@@ -195,7 +206,7 @@ TEST_CASE("supervisor: rest-for-one restarts the stopped child and the ones afte
   CHECK(f.get("b") == b1);
 }
 
-TEST_CASE("supervisor: a nested supervisor over its intensity stops its children and reports up") {
+TEST_CASE("supervisor: a nested supervisor over its intensity stops its children and reports up", "[supervisor]") {
   deterministic f(1, 10s);
   supervisor_spec root_spec = f.spec("root", {});
   root_spec.policy.max_restarts = 5;
@@ -232,7 +243,7 @@ TEST_CASE("supervisor: a nested supervisor over its intensity stops its children
   CHECK(f.env->actor_tree()["group"].restarts == 1);
 }
 
-TEST_CASE("supervisor: a killed nested supervisor takes over the children it left running") {
+TEST_CASE("supervisor: a killed nested supervisor takes over the children it left running", "[supervisor]") {
   deterministic f(5, 10s);
   supervisor_spec root_spec = f.spec("root", {});
   root_spec.children.push_back(nested_supervisor(f.env, f.spec("group", {child_spec{"w", spawn_plain_child}}), "root"));
@@ -247,7 +258,8 @@ TEST_CASE("supervisor: a killed nested supervisor takes over the children it lef
   CHECK(f.get("w") != w0);
 }
 
-TEST_CASE("supervisor: a group added while running starts; one dropped leaves the registry and the tree at once") {
+TEST_CASE("supervisor: a group added while running starts; one dropped leaves the registry and the tree at once",
+          "[supervisor]") {
   deterministic f(5, 10s);
   auto root = spawn_root_supervisor(*f.sys, f.env, f.spec("root", {child_spec{"a", spawn_plain_child}}));
   f.sched->run();
@@ -304,7 +316,8 @@ TEST_CASE("supervisor: a group added while running starts; one dropped leaves th
   CHECK(f.env->restarts == 1); // the kill above; drops and replacements are no restarts
 }
 
-TEST_CASE("supervisor: a child that stops while its supervisor is down is restarted and counted by the next one") {
+TEST_CASE("supervisor: a child that stops while its supervisor is down is restarted and counted by the next one",
+          "[supervisor]") {
   deterministic f(5, 10s);
   supervisor_spec root_spec = f.spec("root", {});
   root_spec.children.push_back(nested_supervisor(f.env, f.spec("group", {child_spec{"w", spawn_plain_child}}), "root"));
@@ -332,7 +345,7 @@ TEST_CASE("supervisor: a child that stops while its supervisor is down is restar
   CHECK(f.env->restarts == 3);
 }
 
-TEST_CASE("session supervisor: a killed session's in-flight call is answered at once") {
+TEST_CASE("session supervisor: a killed session's in-flight call is answered at once", "[supervisor]") {
   deterministic f(5, 10s);
   auto sup = spawn_session_supervisor(*f.sys, f.env);
   f.sched->run();
@@ -363,7 +376,8 @@ TEST_CASE("session supervisor: a killed session's in-flight call is answered at 
   CHECK(f.env->restarts == 1);
 }
 
-TEST_CASE("session supervisor: a 2025-era session keeps its id across restarts until it crashes too often") {
+TEST_CASE("session supervisor: a 2025-era session keeps its id across restarts until it crashes too often",
+          "[supervisor]") {
   deterministic f(2, 10s);
   auto sup = spawn_session_supervisor(*f.sys, f.env);
   f.sched->run();

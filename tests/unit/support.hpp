@@ -1,5 +1,5 @@
-// Test support shared by the actor tests: sinks that capture what a session
-// delivers, a JSON parse helper, and the error a config text gets.
+// Test support shared by the unit tests: sinks that capture what a session
+// delivers, JSON parse helpers, and the error a config text gets.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -98,6 +98,14 @@ inline json::value parse(std::string_view text) {
   json::value v;
   json::parse_error err;
   INFO(text);
+  REQUIRE(json::parse(text, v, err));
+  return v;
+}
+
+/// A JSON document that must parse (the configuration tests' name for it).
+inline json::value doc(const std::string& text) {
+  json::value v;
+  json::parse_error err;
   REQUIRE(json::parse(text, v, err));
   return v;
 }

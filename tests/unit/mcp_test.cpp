@@ -1,9 +1,7 @@
-// The JSON-RPC/MCP codec: envelope checks, error bodies, mirrored headers,
-// base64, sealed requestState and URI templates.
+// The JSON-RPC/MCP codec: envelope checks, error bodies and the error table,
+// base64, completion results and mirrored headers.
 #include <catch2/catch.hpp>
 
-#include "messages/catalog.hpp"
-#include "messages/crypto.hpp"
 #include "messages/mcp.hpp"
 #include "tests/unit/support.hpp"
 
@@ -11,7 +9,7 @@ using namespace bulwark;
 using json::value;
 using test::parse;
 
-TEST_CASE("classify tells requests, notifications and responses apart") {
+TEST_CASE("classify tells requests, notifications and responses apart", "[mcp]") {
   using mcp::message_kind;
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":1,"method":"ping"})")).kind == message_kind::request);
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","method":"notifications/initialized"})")).kind
@@ -19,7 +17,7 @@ TEST_CASE("classify tells requests, notifications and responses apart") {
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":"a","result":{}})")).kind == message_kind::response);
 }
 
-TEST_CASE("an error response with a null id is a response, as our own parse errors are") {
+TEST_CASE("an error response with a null id is a response, as our own parse errors are", "[mcp]") {
   using mcp::message_kind;
   auto ours = parse(mcp::error_body(value(), error_code::parse_error, "Parse error"));
   CHECK(ours["id"].is_null());
@@ -29,7 +27,7 @@ TEST_CASE("an error response with a null id is a response, as our own parse erro
   CHECK(mcp::classify(parse(R"({"jsonrpc":"2.0","id":null,"method":"ping"})")).kind == message_kind::invalid);
 }
 
-TEST_CASE("classify says why a message is invalid") {
+TEST_CASE("classify says why a message is invalid", "[mcp]") {
   auto batch = mcp::classify(parse(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])"));
   CHECK(batch.kind == mcp::message_kind::invalid);
   CHECK(batch.reason.find("batch") != std::string::npos);
@@ -42,7 +40,7 @@ TEST_CASE("classify says why a message is invalid") {
   CHECK(mcp::classify(parse(R"("just a string")")).kind == mcp::message_kind::invalid);
 }
 
-TEST_CASE("error bodies echo the id and carry data") {
+TEST_CASE("error bodies echo the id and carry data", "[mcp]") {
   auto body =
     mcp::error_body(value("abc"), error_code::invalid_params, "bad \"x\"", value::make_object({{"uri", "test://x"}}));
   auto v = parse(body);
@@ -59,7 +57,7 @@ TEST_CASE("error bodies echo the id and carry data") {
   CHECK_FALSE(empty["error"]["data"]["traceId"].as_string().empty());
 }
 
-TEST_CASE("the error table has unique codes in the documented ranges") {
+TEST_CASE("the error table has unique codes in the documented ranges", "[mcp]") {
   std::size_t n = 0;
   auto* table = error_table(n);
   REQUIRE(n >= 10);
@@ -74,7 +72,7 @@ TEST_CASE("the error table has unique codes in the documented ranges") {
   }
 }
 
-TEST_CASE("base64 decoding is strict") {
+TEST_CASE("base64 decoding is strict", "[mcp]") {
   std::string out;
   CHECK(mcp::base64_decode("SGVsbG8=", out));
   CHECK(out == "Hello");
@@ -84,7 +82,7 @@ TEST_CASE("base64 decoding is strict") {
   CHECK(mcp::base64_encode("Hello, \xE4\xB8\x96") == "SGVsbG8sIOS4lg==");
 }
 
-TEST_CASE("a completion result carries at most 100 values and says when there are more") {
+TEST_CASE("a completion result carries at most 100 values and says when there are more", "[mcp]") {
   std::vector<std::string> many;
   for (int i = 0; i < 150; ++i)
     many.push_back("v" + std::to_string(i));
@@ -105,7 +103,7 @@ TEST_CASE("a completion result carries at most 100 values and says when there ar
   CHECK(r["hasMore"].is_bool());
 }
 
-TEST_CASE("mirrored headers must agree with the body") {
+TEST_CASE("mirrored headers must agree with the body", "[mcp]") {
   auto body = parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
     "name":"get","arguments":{"region":"us-west1","n":42},
     "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})");
@@ -156,80 +154,6 @@ TEST_CASE("mirrored headers must agree with the body") {
   CHECK(mcp::check_mirrored_headers(derived, object_arg, schema, why));
 }
 
-TEST_CASE("sealed requestState detects tampering and context changes") {
-  std::string key = "k3y";
-  auto token = crypto::seal(key, "tools/call\nx", "round-1");
-  std::string state;
-  CHECK(crypto::unseal(key, "tools/call\nx", token, state));
-  CHECK(state == "round-1");
-  CHECK_FALSE(crypto::unseal(key, "tools/call\ny", token, state));
-  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", token + "-TAMPERED", state));
-  CHECK_FALSE(crypto::unseal("other", "tools/call\nx", token, state));
-  auto flipped = token;
-  flipped[0] = flipped[0] == 'A' ? 'B' : 'A';
-  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", flipped, state));
-  auto last = token;
-  last.back() = last.back() == 'A' ? 'B' : 'A';
-  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", last, state));
-  CHECK_FALSE(crypto::unseal(key, "tools/call\nx", "", state));
-}
-
-TEST_CASE("base64url decoding takes only the canonical text of some bytes") {
-  std::string out;
-  // "QQ" is 'A' (0x41): 12 bits, the last 4 zero. "QR" sets one of them.
-  CHECK(crypto::base64url_decode("QQ", out));
-  CHECK(out == "A");
-  CHECK_FALSE(crypto::base64url_decode("QR", out));
-  // "QUE" is "AA": 18 bits, the last 2 zero. "QUF" sets one.
-  CHECK(crypto::base64url_decode("QUE", out));
-  CHECK(out == "AA");
-  CHECK_FALSE(crypto::base64url_decode("QUF", out));
-  CHECK(crypto::base64url_decode("QUFB", out));
-  CHECK(out == "AAA");
-  // Every token's last character, changed, fails to unseal.
-  for (int i = 0; i < 64; ++i) {
-    auto token = crypto::seal("k3y", "ctx", std::string(static_cast<std::size_t>(i), 'x'));
-    auto last = token;
-    last.back() = last.back() == 'A' ? 'B' : 'A';
-    std::string state;
-    CHECK_FALSE(crypto::unseal("k3y", "ctx", last, state));
-  }
-}
-
-TEST_CASE("sealed requestState cannot be read by the client") {
-  std::string key = "k3y";
-  std::string secret = "parking-token-0123456789\n{\"id\":7}";
-  auto a = crypto::seal(key, "ctx", secret);
-  auto b = crypto::seal(key, "ctx", secret);
-  CHECK(a != b); // a fresh nonce each time
-  std::string raw;
-  REQUIRE(crypto::base64url_decode(a, raw));
-  CHECK(raw.find("parking-token") == std::string::npos);
-  CHECK(a.find(crypto::base64url_encode("parking-token")) == std::string::npos);
-  std::string state;
-  CHECK(crypto::unseal(key, "ctx", b, state));
-  CHECK(state == secret);
-}
-
-TEST_CASE("session ids are 128-bit and visible ASCII") {
-  auto a = crypto::random_hex(16);
-  auto b = crypto::random_hex(16);
-  CHECK(a.size() == 32);
-  CHECK(a != b);
-  for (char c : a)
-    CHECK((c >= 0x21 && c <= 0x7E));
-}
-
-TEST_CASE("URI templates match one segment per variable") {
-  value vars(json::object{});
-  CHECK(match_uri_template("test://template/{id}/data", "test://template/123/data", vars));
-  CHECK(vars["id"].as_string() == "123");
-  value none(json::object{});
-  CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template/1/2/data", none));
-  CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template//data", none));
-  CHECK_FALSE(match_uri_template("test://template/{id}/data", "test://template/1/datax", none));
-}
-
 namespace {
 
 std::string observed_trace, observed_detail;
@@ -241,7 +165,7 @@ void remember(std::string_view trace, error_code, std::string_view, std::string_
 
 } // namespace
 
-TEST_CASE("data.detail reaches the client only in development mode; the observer always") {
+TEST_CASE("data.detail reaches the client only in development mode; the observer always", "[mcp]") {
   mcp::set_error_observer(remember);
   auto data = value::make_object({{"detail", "connect 10.0.0.7:9000: refused"}, {"service", "web"}});
   auto prod = parse(mcp::error_body(value(1), error_code::service_unavailable, "service web failed", data));
