@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "actors/policy.hpp"
 #include "messages/json.hpp"
 #include "messages/service.hpp"
 
@@ -24,22 +25,6 @@ class gateway_error : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
 };
-
-/// The exposed name of downstream tool `tool` of `service`, given which
-/// services offer a tool of that name (in config order).
-std::string exposed_tool_name(const std::string& service, const std::string& tool, prefix_mode mode,
-                              const std::string& separator, bool clashes);
-
-/// `*` matches any run of characters, everything else itself.
-bool glob_match(std::string_view pattern, std::string_view text);
-
-struct policy_decision {
-  bool allowed = true;
-  std::string rule; ///< The deciding rule, e.g. "deny memory:delete_*".
-};
-
-/// Whether `policy` lets a client use `server`'s `tool`.
-policy_decision check_policy(const access_policy& policy, const std::string& server, const std::string& tool);
 
 class gateway {
 public:

@@ -64,7 +64,7 @@ run_ctest() {
 }
 
 run_test() {
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=ON > /dev/null
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULWARK_TESTS=ON -DBULWARK_WERROR=ON > /dev/null
   ninja -C build -j2
   check_registered build
   run_ctest build 900 "$@"
