@@ -2,18 +2,18 @@
 // access policy's patterns.
 #include <catch2/catch.hpp>
 
-#include "actors/gateway.hpp"
+#include "actors/policy.hpp"
 
 using namespace bulwark;
 
-TEST_CASE("exposed tool names follow the prefix mode", "[gateway]") {
+TEST_CASE("exposed tool names follow the prefix mode", "[policy]") {
   CHECK(exposed_tool_name("svc", "t", prefix_mode::always, "__", false) == "svc__t");
   CHECK(exposed_tool_name("svc", "t", prefix_mode::never, "__", true) == "t");
   CHECK(exposed_tool_name("svc", "t", prefix_mode::conditional, ".", false) == "t");
   CHECK(exposed_tool_name("svc", "t", prefix_mode::conditional, ".", true) == "svc.t");
 }
 
-TEST_CASE("policy patterns: deny wins, a non-empty allow list admits only matches", "[gateway]") {
+TEST_CASE("policy patterns: deny wins, a non-empty allow list admits only matches", "[policy]") {
   CHECK(glob_match("memory:*", "memory:read_graph"));
   CHECK(glob_match("*:delete_*", "memory:delete_entities"));
   CHECK(glob_match("a*b*c", "axxbyyc"));
