@@ -1,4 +1,4 @@
-// The gateway's pieces that need no processes: exposed tool names and the
+// actors/policy: the names downstream tools are exposed under, and the
 // access policy's patterns.
 #include <catch2/catch.hpp>
 
