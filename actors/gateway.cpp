@@ -12,6 +12,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/ask.hpp"
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/connector.hpp"
@@ -27,6 +28,13 @@ namespace bulwark {
 
 using json::value;
 using namespace std::chrono;
+
+namespace {
+
+/// How long the queue_status tool waits for the queue's answer.
+constexpr auto queue_status_timeout = std::chrono::seconds(5);
+
+} // namespace
 
 struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
   runtime& rt;
@@ -996,7 +1004,8 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
       if (!queue)
         return c->fail(error_code::actor_restarted, "the request queue is restarting; retry",
                        value::make_object({{"retry_after_seconds", 1}}));
-      auto reply = reply_once<value>(
+      ask(
+        self.rt.system(), caf::actor_cast<queue_actor>(queue), queue_status_timeout,
         [c](value status) {
           c->resume([status = std::move(status)](const call_ptr& c) {
             auto r = mcp::text_result(json::dump(status));
@@ -1004,15 +1013,14 @@ struct gateway::impl : std::enable_shared_from_this<gateway::impl> {
             c->finish(std::move(r));
           });
         },
-        // The queue was gone, or killed before it answered.
-        [c](auto&) {
+        // The queue was gone, killed before it answered, or too slow.
+        [c](const caf::error&) {
           c->resume([](const call_ptr& c) {
-            c->fail(error_code::actor_restarted, "the request queue restarted before it answered; retry",
+            c->fail(error_code::actor_restarted, "the request queue did not answer (restarted or busy); retry",
                     value::make_object({{"retry_after_seconds", 1}}));
           });
-        });
-      caf::anon_send(caf::actor_cast<queue_actor>(queue), atom::position_v, c->client().identity,
-                     c->arguments()["requestId"], std::move(reply));
+        },
+        atom::position_v, c->client().identity, c->arguments()["requestId"]);
     });
     return t;
   }

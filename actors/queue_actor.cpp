@@ -195,7 +195,7 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
         status.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
         return status;
       },
-      [self](atom::position, const std::string& owner, const value& request_id, const json_reply& reply) {
+      [self](atom::position, const std::string& owner, const value& request_id) -> value {
         auto& st = self->state;
         auto now = self->clock().now();
         value out(json::array{});
@@ -213,12 +213,12 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
                                             {"estimatedWaitMs", static_cast<long long>(p->estimated_wait.count())}}));
         }
         auto d = st.core.depth();
-        reply(value::make_object({{"queued", std::move(out)},
-                                  {"depth", value::make_object({{"critical", static_cast<unsigned long long>(d[0])},
-                                                                {"high", static_cast<unsigned long long>(d[1])},
-                                                                {"normal", static_cast<unsigned long long>(d[2])},
-                                                                {"low", static_cast<unsigned long long>(d[3])}})},
-                                  {"averageServiceMs", st.core.average_service_time().count() / 1000.0}}));
+        return value::make_object({{"queued", std::move(out)},
+                                   {"depth", value::make_object({{"critical", static_cast<unsigned long long>(d[0])},
+                                                                 {"high", static_cast<unsigned long long>(d[1])},
+                                                                 {"normal", static_cast<unsigned long long>(d[2])},
+                                                                 {"low", static_cast<unsigned long long>(d[3])}})},
+                                   {"averageServiceMs", st.core.average_service_time().count() / 1000.0}});
       },
     };
   });

@@ -10,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "actors/ask.hpp"
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
 #include "actors/health.hpp"
@@ -489,6 +490,14 @@ bool runtime::session_elsewhere(const std::string& id) const {
          && !(env.unknown_sessions && env.unknown_sessions->contains(id, std::chrono::steady_clock::now()));
 }
 
+namespace {
+
+/// How long a request held for a session taken over from the shared
+/// directory waits for the session supervisor.
+constexpr auto take_over_timeout = std::chrono::seconds(5);
+
+} // namespace
+
 void runtime::take_over_session(const std::string& id, std::function<void()> done) {
   // `done` runs exactly once, also when a message on the way is dropped (a
   // supervisor that stopped): the request then finds no session.
@@ -503,12 +512,23 @@ void runtime::take_over_session(const std::string& id, std::function<void()> don
   auto finish = std::make_shared<once>();
   finish->f = std::move(done);
   auto env = impl_->env;
-  lookup_session(env, id, [env, finish](session_record_ptr rec) {
+  auto* sys = &impl_->sys;
+  lookup_session(env, id, [env, sys, finish](session_record_ptr rec) {
     auto sessions = env->names.get(names::session_supervisor);
     if (!rec || !sessions)
       return (*finish)();
-    caf::anon_send(caf::actor_cast<session_supervisor_actor>(sessions), atom::open_v, std::move(rec),
-                   json_reply([finish](json::value) { (*finish)(); }));
+    // Whether it started or not, the held request goes on: it finds the
+    // session, or gets 404 as for any unknown one. (The id is copied before
+    // the call: the record is moved into it.)
+    auto session = rec->id;
+    ask(
+      *sys, caf::actor_cast<session_supervisor_actor>(sessions), take_over_timeout, [finish](bool) { (*finish)(); },
+      [finish, session](const caf::error& e) {
+        log::warn("session take-over got no answer",
+                  json::value::make_object({{"session", session}, {"error", to_string(e)}}));
+        (*finish)();
+      },
+      atom::open_v, std::move(rec));
   });
 }
 

@@ -428,7 +428,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
       auto handle = start_session(self, rec, names::session_prefix + rec->id);
       self->send(handle, std::move(in));
     },
-    [self](atom::open, session_record_ptr& rec, json_reply& reply) {
+    [self](atom::open, session_record_ptr& rec) -> bool {
       auto& st = self->state;
       auto name = names::session_prefix + rec->id;
       // Two requests may have looked the session up at once: one actor.
@@ -438,7 +438,7 @@ session_supervisor_actor::behavior_type session_supervisor(sessions_pointer self
         start_session(self, rec, name);
         log::info("session taken over from the shared directory", value::make_object({{"session", rec->id}}));
       }
-      reply(json::value(st.env->names.contains(name)));
+      return st.env->names.contains(name);
     },
     [self](atom::end, const std::string& id) {
       if (auto h = self->state.env->names.get(names::session_prefix + id))

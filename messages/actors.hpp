@@ -242,10 +242,6 @@ struct child_spec {
 /// One downstream service as a configuration generation has it.
 using service_config_ptr = std::shared_ptr<const service_config>;
 
-/// An answer that comes back as JSON through a callback (on the answering
-/// actor's thread).
-using json_reply = std::function<void(json::value)>;
-
 /// The end of one HTTP exchange with a downstream (its messages arrive as lines).
 struct http_exchange_end {
   int status = 0;
@@ -276,7 +272,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::cache_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_ticket_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::queued_work_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::json_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
@@ -345,8 +340,8 @@ using session_supervisor_actor = caf::typed_actor<
   // An `initialize` request: create a 2025-era session and hand it over.
   caf::reacts_to<atom::open, inbound_ptr>,
   // A session from the shared directory (created on another instance):
-  // start its actor here, then call back.
-  caf::reacts_to<atom::open, session_record_ptr, json_reply>,
+  // start its actor here; answers whether it is live here now.
+  caf::replies_to<atom::open, session_record_ptr>::with<bool>,
   // End the session with this id (DELETE or idle expiry).
   caf::reacts_to<atom::end, std::string>,
   // Pass a notification to every live session.
@@ -476,8 +471,8 @@ using queue_actor = caf::typed_actor<caf::reacts_to<atom::enqueue, queued_work_p
                                      // Status: depth per priority, fill, counters, queued entries.
                                      caf::replies_to<atom::get>::with<json::value>,
                                      // Position and estimated wait of an owner's queued calls (request id, or
-                                     // null for all of them), to the callback.
-                                     caf::reacts_to<atom::position, std::string, json::value, json_reply>>;
+                                     // null for all of them), and the depth per priority.
+                                     caf::replies_to<atom::position, std::string, json::value>::with<json::value>>;
 
 /// Alert rules with cooldowns, fed by the health supervisor; delivers to the
 /// log, a webhook and admin sessions.
