@@ -7,43 +7,16 @@
 
 #include "tools/console_terminal.hpp"
 #include "transport/http_client.hpp"
+#include "transport/http_server.hpp"
 
 namespace bulwark::console {
 
 namespace {
 
-/// The standard reason phrase, for errors whose answer names none.
-std::string reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Content Too Large";
-    case 422:
-      return "Unprocessable Content";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "refused";
-  }
+/// What an error answer without a message of its own is called.
+std::string refusal_text(int status) {
+  auto r = http_reason_phrase(status);
+  return r.empty() ? std::string("refused") : std::string(r);
 }
 
 } // namespace
@@ -140,7 +113,7 @@ reply admin_client::exchange(const char* method, const std::string& path, std::s
     r.body = json::value();
     r.problem = "the answer is not JSON: " + answer.body.substr(0, 120);
   } else if (r.status >= 400) {
-    r.problem = r.body["error"].is_string() ? r.body["error"].as_string() : reason_phrase(r.status);
+    r.problem = r.body["error"].is_string() ? r.body["error"].as_string() : refusal_text(r.status);
     if (r.problem.empty())
       r.problem = "refused";
   } else if (r.status < 200 || r.status >= 300) {

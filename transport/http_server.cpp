@@ -40,7 +40,19 @@ namespace {
 
 // -- HTTP helpers ------------------------------------------------------------------
 
-const char* reason(int status) {
+using text::trim;
+
+using text::lower;
+
+using text::iequals;
+
+std::string http_error_body(error_code code, std::string_view message, const json::value& data = {}) {
+  return mcp::error_body(json::value(), code, message, data);
+}
+
+} // namespace
+
+std::string_view http_reason_phrase(int status) {
   switch (status) {
     case 100:
       return "Continue";
@@ -64,33 +76,36 @@ const char* reason(int status) {
       return "Not Acceptable";
     case 408:
       return "Request Timeout";
+    case 409:
+      return "Conflict";
     case 413:
       return "Payload Too Large";
     case 415:
       return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
     case 429:
       return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
     case 504:
       return "Gateway Timeout";
     default:
-      return "Unknown";
+      return {};
   }
 }
 
-using text::trim;
+namespace {
 
-using text::lower;
-
-using text::iequals;
-
-std::string http_error_body(error_code code, std::string_view message, const json::value& data = {}) {
-  return mcp::error_body(json::value(), code, message, data);
+std::string_view reason_or_unknown(int status) {
+  auto r = http_reason_phrase(status);
+  return r.empty() ? std::string_view("Unknown") : r;
 }
 
 } // namespace
@@ -510,7 +525,7 @@ private:
                std::string_view content_type = "application/json") {
     std::string out;
     out.reserve(160 + body.size());
-    out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason(status));
+    out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason_or_unknown(status));
     out.append("\r\nServer: bulwark");
     if (!body.empty() || status >= 200) {
       if (!body.empty())

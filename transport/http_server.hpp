@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "messages/settings.hpp"
@@ -20,6 +21,10 @@
 namespace bulwark {
 
 class mcp_endpoint;
+
+/// The reason phrase of an HTTP status that Bulwark sends or meets ("Not
+/// Found"); empty for one it does not name.
+std::string_view http_reason_phrase(int status);
 
 /// A plain HTTP response for extra routes (health, metrics, admin).
 struct http_reply {
