@@ -1,7 +1,10 @@
 // The gateway: downstream MCP servers behind one Bulwark endpoint. Each
-// service gets a connector and a breaker under the root supervisor; their
-// tools are aggregated into the runtime's catalog under exposed names
-// (prefix modes) and calls are routed by name.
+// service gets a connector and a breaker under a supervisor of its own; the
+// router (actors/gateway_router.hpp) gathers what they offer into the
+// runtime's catalog under exposed names (prefix modes), and a call runs
+// from its catalog entry (actors/gateway_calls.hpp) through the cache, the
+// queue, the breaker and the connector. This class registers those actors
+// and is how `main` talks to the router.
 #pragma once
 
 #include <chrono>
@@ -35,9 +38,10 @@ public:
   gateway(const gateway&) = delete;
   gateway& operator=(const gateway&) = delete;
 
-  /// After `rt.start()`: waits until every service listed its tools or
-  /// `limit` passed. Throws gateway_error on a name clash in `never` mode.
-  /// Returns the services that are not ready yet.
+  /// After `rt.start()`: asks the router, and waits (for `main`), until
+  /// every service listed its tools or `limit` passed. Throws gateway_error
+  /// on a name clash in `never` mode. Returns the services that are not
+  /// ready yet.
   std::vector<std::string> wait_ready(std::chrono::milliseconds limit);
 
   /// A new configuration generation (a reload), applied as changes of the
@@ -46,7 +50,8 @@ public:
   /// and stops; a service whose transport changed gets a new subtree; one
   /// whose settings changed keeps running with them (its breaker keeps its
   /// state unless its thresholds changed). Naming and policies apply to the
-  /// catalog and the next call. Clients see list_changed.
+  /// catalog and the next call. Clients see list_changed. The router applies
+  /// it; this returns once it has (the reload's answer says it is in force).
   void reconfigure(gateway_config next, std::chrono::milliseconds drain);
 
   struct impl;

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
@@ -156,6 +157,47 @@ private:
 };
 using downstream_call_ptr = std::shared_ptr<downstream_call>;
 
+/// What a downstream call reports to: the client call of the moment. A call
+/// that needed client input continues under the client's next call
+/// (2026-07-28) or the same call run again (2025 era), so the target
+/// changes. The breaker's and the connector's threads read the slot and the
+/// router sets it; it is one atomic pointer (std::atomic_load/store), no lock
+/// of ours.
+class call_binding {
+public:
+  explicit call_binding(call_ptr c) : current_(std::move(c)) {}
+  call_ptr get() const { return std::atomic_load(&current_); }
+  void set(call_ptr c) { std::atomic_store(&current_, std::move(c)); }
+  /// The call waited for client input at least once: the router may hold a
+  /// parked entry of it to forget when it ends.
+  std::atomic<bool> parked{false};
+
+private:
+  call_ptr current_;
+};
+using call_binding_ptr = std::shared_ptr<call_binding>;
+
+/// A downstream call that waits for the client's answer to its service's
+/// request (sampling, elicitation, roots), kept by the gateway's router
+/// under a token the client quotes in its `requestState`.
+struct parked_input {
+  downstream_call_ptr call;
+  call_binding_ptr target;
+  caf::actor connector; ///< Which sends the answer down (untyped: see connector_actor).
+};
+
+/// Whether the gateway's services have listed their tools (start-up).
+struct gateway_readiness {
+  /// Services that have not listed their tools yet.
+  std::vector<std::string> not_ready;
+  /// Why the gateway refuses to start (a name clash in prefix mode never);
+  /// empty when it does not.
+  std::string refusal;
+};
+
+/// One configuration generation of the gateway.
+using gateway_config_ptr = std::shared_ptr<const gateway_config>;
+
 /// A cached result and how old it is.
 struct cache_hit {
   json::value result;
@@ -276,6 +318,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::call_binding_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::parked_input)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_readiness)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_config_ptr)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
 CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -310,6 +356,10 @@ CAF_ADD_ATOM(bulwark, bulwark::atom, force, "force")
 CAF_ADD_ATOM(bulwark, bulwark::atom, watch, "watch")
 CAF_ADD_ATOM(bulwark, bulwark::atom, reload, "reload")
 CAF_ADD_ATOM(bulwark, bulwark::atom, add, "add")
+CAF_ADD_ATOM(bulwark, bulwark::atom, publish, "publish")
+CAF_ADD_ATOM(bulwark, bulwark::atom, status, "status")
+CAF_ADD_ATOM(bulwark, bulwark::atom, park, "park")
+CAF_ADD_ATOM(bulwark, bulwark::atom, ready, "ready")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -372,17 +422,65 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<atom::expire>,
   // Internal: reopen the change stream of an HTTP service (generation).
   caf::reacts_to<atom::listen, uint64_t>,
-  // The resources clients watch changed: subscribe the service to those it
-  // owns (asked through the gateway hooks), and unsubscribe it from the rest.
-  // Changes within a short while are coalesced into one.
-  caf::reacts_to<atom::watch>,
+  // From the router: the resources clients watch that this service owns
+  // (its reads go to it). Subscribe the service to them and unsubscribe it
+  // from the rest; changes within a short while are coalesced into one.
+  caf::reacts_to<atom::watch, std::vector<std::string>>,
   // Internal: the coalesced watch change falls due.
   caf::reacts_to<atom::watch, bool>,
   // A reload changed the service's settings (not its transport: that
   // starts a new connector): timeouts apply to calls from now on.
   caf::reacts_to<atom::reload, service_config_ptr>,
+  // A (restarted) gateway router: report to it from now on, and tell it
+  // the service's lists and status again (atom::publish, atom::status).
+  caf::reacts_to<atom::publish, caf::actor>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
+
+/// The gateway's router: which services the generation has and what they
+/// offer, under which exposed names (the catalog's "gateway" group, with
+/// each entry's handler, policy and cache rules), whether they are ready,
+/// and the downstream calls that wait for client input. Connectors report
+/// to it; the gateway tools and main ask it. Its state is rebuilt from the
+/// connectors when it restarts.
+using gateway_router_actor = caf::typed_actor<
+  // A connector's current list of its service (service, method such as
+  // tools/list, the items), after start-up and after each list_changed.
+  caf::reacts_to<atom::publish, std::string, std::string, json::value>,
+  // A connector's service became ready (true, no problem) or failed to
+  // start or to stay up (false, why).
+  caf::reacts_to<atom::status, std::string, bool, std::string>,
+  // The service said something changed (service, the notification's
+  // method, the updated resource's URI): cached results of it are dropped.
+  caf::reacts_to<atom::drop, std::string, std::string, std::string>,
+  // The service reported a resource as updated: clients watching it hear so.
+  caf::reacts_to<atom::notify, std::string>,
+  // The resources clients watch changed: each connector is told those its
+  // service owns.
+  caf::reacts_to<atom::watch>,
+  // A downstream call waits for client input, under this token.
+  caf::reacts_to<atom::park, std::string, parked_input>,
+  // The client answered (token, the JSON-RPC response body for the service,
+  // the client's call that carries the answer): the parked call reports to
+  // that call from now on, and the answer goes down. An unknown token is
+  // answered on the call (-32602).
+  caf::reacts_to<atom::answer, std::string, std::string, call_ptr>,
+  // A downstream call that had waited for input ended: forget its entries.
+  caf::reacts_to<atom::drop, call_binding_ptr>,
+  // A new generation (and the drain time of removed services, ms), applied
+  // as changes of the actor tree; answers once the catalog shows it.
+  caf::replies_to<atom::reload, gateway_config_ptr, int64_t>::with<bool>,
+  // Internal: check a removed service's drain (its name, the removal's number).
+  caf::reacts_to<atom::drop, std::string, uint64_t>,
+  // Whether every service listed its tools; answered once they all did
+  // (or their start failed), or when the time (ms) is up.
+  caf::replies_to<atom::ready, int64_t>::with<gateway_readiness>,
+  // Internal: answer the readiness questions whose time is up; end the
+  // wait for restarted connectors' reports.
+  caf::reacts_to<atom::timer>,
+  // The services (one by name, or all for ""): status, why not ready, the
+  // listed tools and their exposed names (for the gateway tools).
+  caf::replies_to<atom::get, std::string>::with<json::value>>;
 
 /// Results of cacheable calls, fresh and stale.
 using cache_actor = caf::typed_actor<

@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 
-import { adminRequest, assert, callTool, harness, until } from './harness.mjs';
+import { adminRequest, assert, callTool, harness, modernRequest, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-admin-' });
 const { bulwark, dir } = run;
@@ -128,6 +128,25 @@ await run.main(async () => {
     const limiter = after.actors.find((x) => x.name === 'limiter');
     assert(limiter.restarts === 1 && /kill/.test(limiter.lastExit) && limiter.state === 'running'
       && limiter.parent === 'operations-supervisor' && limiter.uptimeSeconds < 5, `the limiter's entry: ${JSON.stringify(limiter)}`);
+    assert((await call('test_simple_text')).result, 'calls still work');
+  });
+
+  await check('a killed gateway router comes back and rebuilds the catalog from the connectors', async () => {
+    const before = (await admin('GET', 'actors')).body.actors.find((x) => x.name === 'gateway-router');
+    assert(before?.parent === 'operations-supervisor' && before.kind === 'gateway-router', `the router's entry: ${JSON.stringify(before)}`);
+    const r = await admin('POST', 'actors/kill', { name: 'gateway-router' });
+    assert(r.status === 200 && JSON.stringify(r.body.killed) === '["gateway-router"]', JSON.stringify(r));
+    const rebuilt = await until('the catalog rebuilt', async () => {
+      const line = logs.find((l) => l.startsWith('[front]') && l.includes('"msg":"gateway catalog rebuilt'));
+      return line ? JSON.parse(line.slice('[front] '.length)) : null;
+    });
+    assert(JSON.stringify(rebuilt.unreported) === '[]', `every connector reported: ${JSON.stringify(rebuilt)}`);
+    const after = (await admin('GET', 'actors')).body.actors.find((x) => x.name === 'gateway-router');
+    assert(after.restarts === before.restarts + 1 && after.state === 'running', `restarted once: ${JSON.stringify(after)}`);
+    // The service's tools are listed and routed by the new router's entries.
+    const listed = await modernRequest(port, 'tools/list', {});
+    const list = (listed.json?.result?.tools ?? []).map((t) => t.name);
+    assert(list.includes('test_simple_text') && list.includes('fault_count'), `web's tools listed: ${list}`);
     assert((await call('test_simple_text')).result, 'calls still work');
   });
 
