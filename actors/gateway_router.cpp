@@ -320,6 +320,7 @@ namespace {
 /// A removed service's subtree stops (after its drain).
 void stop_removed(router_pointer self, const std::string& name) {
   self->state.removing.erase(name);
+  self->state.seed->draining.erase(name);
   self->state.rt->stop_group(service_supervisor_name(name));
   log::info("service stopped", value::make_object({{"service", name}}));
 }
@@ -359,6 +360,7 @@ void reconfigure(router_pointer self, gateway_config_ptr after, milliseconds dra
     forget(name);
   for (auto& name : fresh) {
     st.removing.erase(name);
+    st.seed->draining.erase(name);
     forget(name);
   }
   rt.environment()->set_service_names(std::move(names));
@@ -384,6 +386,7 @@ void reconfigure(router_pointer self, gateway_config_ptr after, milliseconds dra
   for (auto& name : removed) {
     auto number = ++st.removals;
     st.removing[name] = router_state::removal{number, steady_clock::now() + drain};
+    st.seed->draining.insert(name);
     log::info("service removed; its calls in flight may finish", value::make_object({{"service", name}}));
     self->send(self, atom::drop_v, name, number);
   }
@@ -454,6 +457,10 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
         self->send(caf::actor_cast<connector_actor>(c), atom::publish_v, caf::actor_cast<caf::actor>(self));
       }
     }
+    // Removed services that were draining: their drain ended with the
+    // router that timed it.
+    for (auto name : std::set<std::string>(st.seed->draining))
+      stop_removed(self, name);
     st.recover_until = steady_clock::now() + recovery_wait;
     self->delayed_send(self, recovery_wait, atom::timer_v);
     log::info("gateway router started again; asking the connectors what their services offer",

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,11 @@ struct gateway_seed {
   /// A service's subtree (its connector, then its breaker), for a service a
   /// reload adds.
   std::function<std::vector<std::pair<std::string, spawn_fn>>(const service_config&)> children;
+
+  /// Removed services whose drain has not ended. Only the router touches
+  /// it (one router runs at a time): a restarted router stops them at once,
+  /// since the drain's timer died with its predecessor.
+  std::set<std::string> draining;
 
 private:
   gateway_config_ptr cfg_;

@@ -42,6 +42,14 @@ void with_services(const gateway_context_ptr& ctx, const call_ptr& c, std::strin
     atom::get_v, std::move(server));
 }
 
+/// Finishes a call with `shown` as the result's text and `structured` as its
+/// structured content.
+void finish_structured(const call_ptr& c, const value& shown, value structured) {
+  auto r = mcp::text_result(json::dump(shown));
+  r.set("structuredContent", std::move(structured));
+  c->finish(std::move(r));
+}
+
 /// The named service of the router's answer, or null.
 const value* find_service(const value& services, const std::string& name) {
   for (auto& s : services.as_array())
@@ -109,11 +117,7 @@ tool_spec queue_status_tool(const gateway_context_ptr& ctx) {
     ask(
       ctx->rt->system(), caf::actor_cast<queue_actor>(queue), answer_timeout,
       [c](value status) {
-        c->resume([status = std::move(status)](const call_ptr& c) {
-          auto r = mcp::text_result(json::dump(status));
-          r.set("structuredContent", status);
-          c->finish(std::move(r));
-        });
+        c->resume([status = std::move(status)](const call_ptr& c) { finish_structured(c, status, status); });
       },
       // The queue was gone, killed before it answered, or too slow.
       [c](const caf::error&) {
@@ -155,9 +159,7 @@ std::vector<tool_spec> gateway_tools(const gateway_context_ptr& ctx) {
           entry.set("reason", s["reason"]);
         out.push_back(std::move(entry));
       }
-      auto r = mcp::text_result(json::dump(out));
-      r.set("structuredContent", value::make_object({{"servers", std::move(out)}}));
-      c->finish(std::move(r));
+      finish_structured(c, out, value::make_object({{"servers", out}}));
     });
   };
   out.push_back(std::move(list));
@@ -186,9 +188,7 @@ std::vector<tool_spec> gateway_tools(const gateway_context_ptr& ctx) {
       for (auto& t : (*s)["tools"].as_array())
         if (ctx->decide(c->client(), server, str_or_empty(t["name"])).allowed)
           tools.push_back(t);
-      auto r = mcp::text_result(json::dump(tools));
-      r.set("structuredContent", value::make_object({{"server", server}, {"tools", std::move(tools)}}));
-      c->finish(std::move(r));
+      finish_structured(c, tools, value::make_object({{"server", server}, {"tools", tools}}));
     });
   };
   out.push_back(std::move(get));
