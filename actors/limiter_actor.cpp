@@ -78,13 +78,13 @@ limiter_actor spawn_limiter(caf::actor_system& sys, env_ptr env) {
             busy.retry_after = seconds(1);
             if (env.metrics)
               env.metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", "global"}}).inc();
-            return t->reply(busy);
+            return t->answer(busy);
           }
         }
         auto verdict = env.buckets->check(t->request, now);
         if (!verdict.admitted && env.metrics)
           env.metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", verdict.refused_by}}).inc();
-        t->reply(verdict);
+        t->answer(verdict);
       },
       [self](atom::refund, const admission_request& r) {
         auto& env = self->state.env;

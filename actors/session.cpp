@@ -708,45 +708,56 @@ void session_state::admit(running& r, const std::string& service) {
   if (!limiter)
     return r.call->fail(error_code::actor_restarted, "the rate limiter is restarting; retry",
                         value::make_object({{"retry_after_seconds", 1}}));
-  auto ticket = std::make_shared<admission_ticket>();
-  ticket->request.key = r.call->client().identity;
-  ticket->request.tier = key.tier;
-  ticket->request.service = service_limited ? service : std::string();
+  admission_request request;
+  request.key = r.call->client().identity;
+  request.tier = key.tier;
+  request.service = service_limited ? service : std::string();
   if (ops.queue_on_limit)
-    ticket->request.max_wait = ops.max_limit_wait;
-  auto decide = [call = r.call, handler = r.handler, request = ticket->request, env = env](const admission& a) {
-    call->resume([a, handler, request, env](const call_ptr& c) {
-      if (!a.admitted) {
-        auto retry = static_cast<double>(a.retry_after.count()) / 1000.0;
-        return c->fail(
-          error_code::rate_limited, "rate limit reached: " + a.limit,
-          value::make_object({{"limit", a.refused_by}, {"description", a.limit}, {"retry_after_seconds", retry}}));
-      }
-      c->refund = [env, request] {
-        if (auto l = env->names.get(limiter_actor_name))
-          caf::anon_send(caf::actor_cast<limiter_actor>(l), atom::refund_v, request);
-      };
-      if (a.delay.count() > 0) {
-        // Parked: a service call waits in the priority queue, other calls here.
-        if (!request.service.empty()) {
-          c->not_before = std::chrono::steady_clock::now() + a.delay;
-        } else {
-          c->after(a.delay, handler);
-          return;
-        }
-      }
-      handler(c);
-    });
-  };
-  // A limiter that is gone, or killed before it decides, never answers:
-  // the ticket's end does.
-  ticket->reply = reply_once<const admission&>(std::move(decide), [call = r.call](auto&) {
-    call->resume([](const call_ptr& c) {
-      c->fail(error_code::actor_restarted, "the rate limiter restarted before it admitted the call; retry",
-              value::make_object({{"retry_after_seconds", 1}}));
-    });
-  });
+    request.max_wait = ops.max_limit_wait;
+  r.admission = request;
+  // The verdict comes back as atom::admit (see `admitted`); a limiter that
+  // is gone, or killed before it decides, never answers: the ticket's end
+  // does.
+  auto ticket = std::make_shared<admission_ticket>(std::move(request), caf::actor_cast<caf::actor>(self), r.call->tag);
   caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, std::move(ticket));
+}
+
+namespace {
+
+/// Gives an admitted call's tokens back to the limiter.
+void give_back_tokens(const env_ptr& env, const admission_request& request) {
+  if (auto l = env->names.get(limiter_actor_name))
+    caf::anon_send(caf::actor_cast<limiter_actor>(l), atom::refund_v, request);
+}
+
+} // namespace
+
+void session_state::admitted(uint64_t serial, const admission& a) {
+  auto i = calls.find(serial);
+  if (i == calls.end())
+    return; // the call ended (cancelled, its client gone) before the verdict
+  auto& r = i->second;
+  const auto& c = r.call;
+  if (a.undecided)
+    return c->fail(error_code::actor_restarted, "the rate limiter restarted before it admitted the call; retry",
+                   value::make_object({{"retry_after_seconds", 1}}));
+  if (!a.admitted) {
+    auto retry = static_cast<double>(a.retry_after.count()) / 1000.0;
+    return c->fail(
+      error_code::rate_limited, "rate limit reached: " + a.limit,
+      value::make_object({{"limit", a.refused_by}, {"description", a.limit}, {"retry_after_seconds", retry}}));
+  }
+  c->refund = [env = env, request = r.admission] { give_back_tokens(env, request); };
+  if (a.delay.count() > 0) {
+    // Parked: a service call waits in the priority queue, other calls here.
+    if (!r.admission.service.empty()) {
+      c->not_before = std::chrono::steady_clock::now() + a.delay;
+    } else {
+      c->after(a.delay, r.handler);
+      return;
+    }
+  }
+  run(r);
 }
 
 namespace {
@@ -1245,6 +1256,7 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
     [self](atom::closed, uint64_t serial) { self->state.stream_closed(serial); },
     [self](atom::timer, uint64_t id) { self->state.fire_timer(id); },
     [self](atom::resume, call_ptr& call, call_handler& next) { self->state.continue_call(call, next); },
+    [self](atom::admit, uint64_t serial, const admission& a) { self->state.admitted(serial, a); },
     [self](atom::notify, const std::string& method, const json::value& params) {
       self->state.broadcast(method, params);
     },

@@ -37,6 +37,9 @@ struct session_state : call_owner {
     std::size_t awaiting = 0;
     std::string state; ///< 2025 era: state to hand back with the input.
     std::chrono::steady_clock::time_point received; ///< When the request arrived.
+    /// What the rate limiter was asked (its tokens go back if the call
+    /// never runs); empty key when no limit applied.
+    admission_request admission;
   };
 
   /// A 2026-07-28 `subscriptions/listen` stream.
@@ -81,6 +84,8 @@ struct session_state : call_owner {
   void open_stream(sink_ptr sink, const std::string& last_event_id);
   void stream_closed(uint64_t serial);
   void fire_timer(uint64_t id);
+  /// The rate limiter's verdict on the call `serial`.
+  void admitted(uint64_t serial, const admission& a);
   /// Runs a continuation of `call` unless it ended (timers, `resume`).
   void continue_call(const call_ptr& call, const call_handler& next);
   void broadcast(const std::string& method, const json::value& params);

@@ -219,7 +219,7 @@ bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double
   if (plan->keys.empty()) {
     admission ok;
     ok.admitted = true;
-    ticket->reply(ok);
+    ticket->answer(ok);
     return true;
   }
   auto args = script_args(*plan, "take", ticket->request.max_wait, scale);
@@ -250,7 +250,7 @@ bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double
                        if (env->metrics)
                          env->metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", a.refused_by}}).inc();
                      }
-                     ticket->reply(a);
+                     ticket->answer(a);
                    });
   return true;
 }

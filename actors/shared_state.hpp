@@ -32,7 +32,7 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env);
 
 /// Decides `ticket` with the shared buckets (one Lua script, atomic across
 /// instances) at degraded-mode `scale`; the verdict goes to the ticket's
-/// reply. When Redis fails for this call, the ticket goes back to `limiter`
+/// session (admission_ticket::answer). When Redis fails for this call, the ticket goes back to `limiter`
 /// marked `local`. False (nothing sent) for a request the shared buckets do
 /// not cover (an unknown tier): decide it locally.
 bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double scale, const caf::actor& limiter);

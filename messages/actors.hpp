@@ -208,13 +208,33 @@ using cache_reply = std::function<void(std::optional<cache_hit>)>;
 
 // -- admission ---------------------------------------------------------------------------
 
-/// A call asking the rate limiter to be let in; the verdict goes to `reply`
-/// (on the limiter's thread: hop back with `call_context::resume`).
-struct admission_ticket {
+/// A call asking the rate limiter to be let in. The verdict goes to the
+/// session that asked, as `atom::admit, serial, admission` (see
+/// session_actor). A ticket destroyed unanswered (the limiter stopped before
+/// it decided, or the message carrying the ticket was dropped) sends an
+/// undecided admission instead, so no call waits for a verdict that is not
+/// coming. (CAF 0.17 drops an undelivered response promise without a word,
+/// so a typed request to the limiter could not say so at once.)
+class admission_ticket {
+public:
+  /// `session` is the asking session actor; `serial` its call's.
+  admission_ticket(admission_request req, caf::actor session, uint64_t serial);
+  ~admission_ticket();
+  admission_ticket(const admission_ticket&) = delete;
+  admission_ticket& operator=(const admission_ticket&) = delete;
+
   admission_request request;
-  std::function<void(const admission&)> reply;
   /// Decide with this instance's buckets only (Redis failed for this call).
   bool local = false;
+
+  /// Sends the verdict to the session; once (later calls do nothing). Safe
+  /// from any thread.
+  void answer(const admission& a);
+
+private:
+  caf::actor session_;
+  uint64_t serial_;
+  std::atomic<bool> answered_{false};
 };
 using admission_ticket_ptr = std::shared_ptr<admission_ticket>;
 
@@ -313,6 +333,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::http_exchange_end)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::cache_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_ticket_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::queued_work_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
@@ -378,6 +399,9 @@ using session_actor = caf::typed_actor<
   caf::reacts_to<atom::timer, uint64_t>,
   // A call's continuation from another thread or actor (`call_context::resume`).
   caf::reacts_to<atom::resume, call_ptr, call_handler>,
+  // The rate limiter's verdict on the call with this serial (its
+  // admission_ticket): run it, park it, or refuse it.
+  caf::reacts_to<atom::admit, uint64_t, admission>,
   // A server-wide notification (list_changed, resources/updated) to pass on.
   caf::reacts_to<atom::notify, std::string, json::value>,
   // The client ended the session (HTTP DELETE).
@@ -539,7 +563,8 @@ using breaker_actor = caf::typed_actor<
 /// Token buckets per key (by tier), per service and global. Its buckets
 /// live outside the actor, so a restart hands nobody a fresh quota.
 using limiter_actor = caf::typed_actor<
-  // Admit a call or refuse it; the verdict goes to the ticket's reply.
+  // Admit a call or refuse it; the verdict goes to the asking session
+  // (`atom::admit, serial, admission`: see admission_ticket).
   caf::reacts_to<atom::admit, admission_ticket_ptr>,
   // An admitted call never ran (shed, cancelled in the queue): give its tokens back.
   caf::reacts_to<atom::refund, admission_request>,

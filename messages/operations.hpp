@@ -39,6 +39,9 @@ struct admission {
   std::chrono::milliseconds retry_after{0};
   /// Admitted, but the call must wait this long before it runs (queue mode).
   std::chrono::milliseconds delay{0};
+  /// Neither admitted nor refused: the limiter stopped before it decided
+  /// (see admission_ticket). The call is answered "retry".
+  bool undecided = false;
 };
 
 // -- health ---------------------------------------------------------------------------

@@ -19,16 +19,28 @@ namespace {
 
 using test::simulated;
 
+/// Stands in for the asking session: keeps the verdicts it is sent.
+caf::actor verdict_sink(simulated& s, std::optional<admission>& got, uint64_t& serial) {
+  return s.sys->spawn([&got, &serial](caf::event_based_actor*) -> caf::behavior {
+    return {[&got, &serial](atom::admit, uint64_t n, const admission& a) {
+      serial = n;
+      got = a;
+    }};
+  });
+}
+
 /// Asks the limiter; returns its verdict.
 admission ask(simulated& s, const std::string& key, const std::string& tier) {
   std::optional<admission> got;
-  auto t = std::make_shared<admission_ticket>();
-  t->request.key = key;
-  t->request.tier = tier;
-  t->reply = [&got](const admission& a) { got = a; };
-  caf::anon_send(caf::actor_cast<limiter_actor>(s.env->names.get(limiter_actor_name)), atom::admit_v, t);
+  uint64_t serial = 0;
+  admission_request req;
+  req.key = key;
+  req.tier = tier;
+  auto t = std::make_shared<admission_ticket>(req, verdict_sink(s, got, serial), 42);
+  caf::anon_send(caf::actor_cast<limiter_actor>(s.env->names.get(limiter_actor_name)), atom::admit_v, std::move(t));
   s.sched->run();
   REQUIRE(got);
+  CHECK(serial == 42); // the verdict names the call it is for
   return *got;
 }
 
@@ -61,4 +73,49 @@ TEST_CASE("limiter actor: buckets survive its restart and refill on the actor cl
   s.sched->advance_time(100ms);
   CHECK(ask(s, "key:a", "tiny").admitted);
   CHECK_FALSE(ask(s, "key:a", "tiny").admitted);
+}
+
+TEST_CASE("limiter actor: a ticket the limiter never decided answers its session as undecided", "[limiter_actor]") {
+  simulated s;
+  std::optional<admission> got;
+  uint64_t serial = 0;
+  {
+    // The message carrying the ticket is dropped: its receiver is gone.
+    auto gone = s.sys->spawn([](caf::event_based_actor*) -> caf::behavior { return {[](atom::admit) {}}; });
+    caf::anon_send_exit(gone, caf::exit_reason::kill);
+    s.sched->run();
+    auto t = std::make_shared<admission_ticket>(admission_request{}, verdict_sink(s, got, serial), 7);
+    caf::anon_send(caf::actor_cast<limiter_actor>(gone), atom::admit_v, std::move(t));
+  }
+  s.sched->run();
+  REQUIRE(got);
+  CHECK(serial == 7);
+  CHECK(got->undecided);
+  CHECK_FALSE(got->admitted);
+}
+
+TEST_CASE("limiter actor: a ticket answers once", "[limiter_actor]") {
+  simulated s;
+  std::optional<admission> got;
+  uint64_t serial = 0;
+  int verdicts = 0;
+  auto sink = s.sys->spawn([&](caf::event_based_actor*) -> caf::behavior {
+    return {[&](atom::admit, uint64_t n, const admission& a) {
+      serial = n;
+      got = a;
+      ++verdicts;
+    }};
+  });
+  {
+    admission yes;
+    yes.admitted = true;
+    admission_ticket t(admission_request{}, sink, 3);
+    t.answer(yes);
+    t.answer(admission{}); // later answers, and the ticket's end, send nothing
+  }
+  s.sched->run();
+  CHECK(verdicts == 1);
+  REQUIRE(got);
+  CHECK(got->admitted);
+  CHECK_FALSE(got->undecided);
 }
