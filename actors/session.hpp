@@ -146,6 +146,9 @@ private:
   void send_standalone(std::string body);
   std::string next_event_id(uint64_t stream, const std::string& body);
   client_view stateful_client() const;
+  static const json::value& empty_object();
+  /// What Bulwark offers (initialize, server/discover).
+  static json::value server_capabilities();
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
