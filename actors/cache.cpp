@@ -59,13 +59,6 @@ std::string invalidation_scope(const std::string& prefix) {
   return "m:" + prefix.substr(0, second);
 }
 
-void look_up(const cache_actor& cache, std::string key, bool allow_stale, cache_reply found) {
-  auto reply = reply_once<std::optional<cache_hit>>(std::move(found), [](cache_reply& f) { f(std::nullopt); });
-  if (!cache)
-    return reply(std::nullopt);
-  caf::anon_send(cache, atom::get_v, std::move(key), allow_stale, std::move(reply));
-}
-
 std::string canonical_json(const value& v) {
   std::string out;
   write_canonical(out, v);
@@ -248,20 +241,21 @@ return gen
 
 /// Looks `key` up in Redis after a miss (or a stale copy) in memory; a copy
 /// found there answers and is kept here too.
-void shared_get(cache_pointer self, const std::string& key, const std::string& tag, bool allow_stale, cache_reply reply,
-                std::optional<cache_hit> local) {
+void shared_get(cache_pointer self, const std::string& tag, cache_lookup_ptr lookup, std::optional<cache_hit> local) {
   auto& st = self->state;
   auto me = caf::actor_cast<cache_actor>(self);
-  st.shared->command({"GET", st.shared->key("cache:" + tag + ":" + key)}, [me, key, tag, allow_stale,
-                                                                           reply = std::move(reply),
+  const auto& key = lookup->key;
+  st.shared->command({"GET", st.shared->key("cache:" + tag + ":" + key)}, [me, tag, lookup = std::move(lookup),
                                                                            local = std::move(local)](redis_reply r) {
+    const auto& key = lookup->key;
+    auto allow_stale = lookup->allow_stale;
     auto copy = r.type == redis_reply::kind::string ? decode_copy(r.str) : std::nullopt;
     bool usable = copy && copy->age_ms < copy->ttl_ms + copy->stale_ms && (allow_stale || copy->age_ms < copy->ttl_ms);
     caf::anon_send(me, atom::done_v, usable);
     if (!usable)
-      return reply(local);
+      return lookup->answer(local);
     bool stale = copy->age_ms >= copy->ttl_ms;
-    reply(cache_hit{copy->result, milliseconds(copy->age_ms), stale});
+    lookup->answer(cache_hit{copy->result, milliseconds(copy->age_ms), stale});
     caf::anon_send(me, atom::put_v, key, std::move(copy->result), copy->ttl_ms, copy->stale_ms, copy->age_ms, tag);
   });
 }
@@ -304,15 +298,15 @@ cache_actor::behavior_type cache_behavior(cache_pointer self, std::size_t max_en
     [self](atom::reload, std::size_t max_entries, std::size_t max_bytes) {
       self->state.cache->resize(max_entries, max_bytes);
     },
-    [self](atom::get, const std::string& key, bool allow_stale, cache_reply& reply) {
+    [self](atom::get, cache_lookup_ptr& lookup) {
       auto& st = self->state;
-      auto hit = st.cache->get(key, self->clock().now(), allow_stale);
+      auto hit = st.cache->get(lookup->key, self->clock().now(), lookup->allow_stale);
       if ((hit && !hit->stale) || !st.shared || !st.shared->available())
-        return reply(std::move(hit));
-      auto tag = shared_tag(self, key);
+        return lookup->answer(std::move(hit));
+      auto tag = shared_tag(self, lookup->key);
       if (tag.empty())
-        return reply(std::move(hit));
-      shared_get(self, key, tag, allow_stale, std::move(reply), std::move(hit));
+        return lookup->answer(std::move(hit));
+      shared_get(self, tag, std::move(lookup), std::move(hit));
     },
     [self](atom::put, const std::string& key, value& result, int64_t ttl_ms, int64_t stale_ms) {
       auto& st = self->state;

@@ -66,11 +66,8 @@ std::string invalidation_scope(const std::string& prefix);
 /// Registry name of the cache actor.
 inline const std::string cache_actor_name = "cache";
 
-/// Looks `key` up in `cache` (fresh copies only, or stale ones too); `found`
-/// runs exactly once, on the cache's thread or the one that drops the
-/// message: a lookup the cache never answers (it is gone, or killed before it
-/// takes the message) is a miss.
-void look_up(const cache_actor& cache, std::string key, bool allow_stale, cache_reply found);
+/// (A call's lookup is sent by its session: see `look_up` in
+/// actors/session.hpp.)
 
 class redis_client;
 

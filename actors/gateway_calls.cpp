@@ -9,6 +9,7 @@
 #include "actors/limiter_actor.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
+#include "actors/session.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
@@ -245,15 +246,13 @@ void conclude(const route_ptr& r, const call_ptr& c, downstream_outcome o, const
     c->finish(std::move(result));
   };
   if (cache && svc.settings.fallback == fallback_mode::stale) {
-    auto on_hit = [c, o, static_or_error, service = svc.name](std::optional<cache_hit> hit) {
-      c->resume([hit, o, static_or_error, service](const call_ptr& c) {
-        if (hit)
-          return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age));
-        static_or_error(c, o);
-      });
-    };
     // No answer from the cache is no stale copy.
-    look_up(caf::actor_cast<cache_actor>(cache), key, true, std::move(on_hit));
+    look_up(c, caf::actor_cast<cache_actor>(cache), key, true,
+            [o, static_or_error, service = svc.name](const call_ptr& c, std::optional<cache_hit> hit) {
+              if (hit)
+                return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age));
+              static_or_error(c, o);
+            });
     return;
   }
   if (svc.settings.fallback == fallback_mode::none)
@@ -282,17 +281,16 @@ void run_call(const route_ptr& r, const call_ptr& c, value params) {
   }
   if (!key.empty()) {
     if (auto cache = r->ctx->rt->find(cache_actor_name)) {
-      auto on_hit = [r, c, params, key](std::optional<cache_hit> hit) {
-        c->resume([r, hit, params, key](const call_ptr& c) {
-          if (hit) {
-            c->give_back(); // answered from memory: the service was not used
-            return c->finish(with_cache_hints(c, marked(hit->result, *hit, r->svc->name), hit->age, r->svc.get()));
-          }
-          call_service(r, c, params, key);
-        });
-      };
       // A lookup the cache never answers counts as a miss.
-      look_up(caf::actor_cast<cache_actor>(cache), key, false, std::move(on_hit));
+      look_up(c, caf::actor_cast<cache_actor>(cache), key, false,
+              [r, params, key](const call_ptr& c, std::optional<cache_hit> hit) {
+                if (hit) {
+                  c->give_back(); // answered from memory: the service was not used
+                  return c->finish(
+                    with_cache_hints(c, marked(hit->result, *hit, r->svc->name), hit->age, r->svc.get()));
+                }
+                call_service(r, c, params, key);
+              });
       return;
     }
   }

@@ -60,6 +60,8 @@ session_state::~session_state() {
     rec->response_streams = 0;
   for (auto& [id, t] : timers)
     t.first->detach();
+  for (auto& [token, l] : lookups)
+    l.first->detach();
 }
 
 // -- dispatch -------------------------------------------------------------------------------
@@ -306,6 +308,7 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
     [self](atom::timer, uint64_t id) { self->state.fire_timer(id); },
     [self](atom::resume, call_ptr& call, call_handler& next) { self->state.continue_call(call, next); },
     [self](atom::admit, uint64_t serial, const admission& a) { self->state.admitted(serial, a); },
+    [self](atom::found, uint64_t token, std::optional<cache_hit>& hit) { self->state.found(token, std::move(hit)); },
     [self](atom::notify, const std::string& method, const json::value& params) {
       self->state.broadcast(method, params);
     },

@@ -8,6 +8,7 @@
 // `actor_restarted` when the actor stops.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,9 @@
 #include "messages/actors.hpp"
 
 namespace bulwark {
+
+/// What runs on a session with a cache lookup's answer (a copy, or a miss).
+using lookup_handler = std::function<void(const call_ptr&, std::optional<cache_hit>)>;
 
 struct session_state : call_owner {
   static inline const char* name = "session";
@@ -68,6 +72,9 @@ struct session_state : call_owner {
   /// Our requests to the client: id -> (call serial, input key).
   std::unordered_map<std::string, std::pair<uint64_t, std::string>> outgoing;
   std::unordered_map<uint64_t, std::pair<call_ptr, call_handler>> timers;
+  /// Cache lookups of calls, by token: the call and what runs with the answer.
+  std::unordered_map<uint64_t, std::pair<call_ptr, lookup_handler>> lookups;
+  uint64_t next_lookup = 0;
   uint64_t next_timer = 0;
   uint64_t next_outgoing = 0;
 
@@ -84,6 +91,10 @@ struct session_state : call_owner {
   void open_stream(sink_ptr sink, const std::string& last_event_id);
   void stream_closed(uint64_t serial);
   void fire_timer(uint64_t id);
+  /// Looks `key` up in `cache` for call `c`; see `look_up` below.
+  void look_up(const call_ptr& c, const cache_actor& cache, std::string key, bool allow_stale, lookup_handler then);
+  /// The cache's answer to lookup `token`.
+  void found(uint64_t token, std::optional<cache_hit> hit);
   /// The rate limiter's verdict on the call `serial`.
   void admitted(uint64_t serial, const admission& a);
   /// Runs a continuation of `call` unless it ended (timers, `resume`).
@@ -152,6 +163,13 @@ private:
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
+
+/// Looks `key` up in `cache` (fresh copies only, or stale ones too) for call
+/// `c`, from the session that runs it (call it there: in a handler or a
+/// continuation). `then` runs on that session with the answer unless the call
+/// ended meanwhile; a lookup the cache never answers (it is gone, or was
+/// killed before it answered) is a miss.
+void look_up(const call_ptr& c, const cache_actor& cache, std::string key, bool allow_stale, lookup_handler then);
 
 /// The session actor's behavior.
 session_actor::behavior_type session(session_pointer self, env_ptr env, session_record_ptr rec);

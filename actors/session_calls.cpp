@@ -353,6 +353,30 @@ void session_state::fire_timer(uint64_t id) {
   continue_call(call, next);
 }
 
+void session_state::look_up(const call_ptr& c, const cache_actor& cache, std::string key, bool allow_stale,
+                            lookup_handler then) {
+  if (!cache)
+    return then(c, std::nullopt);
+  auto token = ++next_lookup;
+  lookups.emplace(token, std::make_pair(c, std::move(then)));
+  auto lookup = std::make_shared<cache_lookup>(std::move(key), allow_stale, caf::actor_cast<caf::actor>(self), token);
+  caf::anon_send(cache, atom::get_v, std::move(lookup));
+}
+
+void session_state::found(uint64_t token, std::optional<cache_hit> hit) {
+  auto i = lookups.find(token);
+  if (i == lookups.end())
+    return;
+  auto [call, then] = std::move(i->second);
+  lookups.erase(i);
+  continue_call(call, [&then, &hit](const call_ptr& c) { then(c, std::move(hit)); });
+}
+
+void look_up(const call_ptr& c, const cache_actor& cache, std::string key, bool allow_stale, lookup_handler then) {
+  if (auto* session = dynamic_cast<session_state*>(c->owner()))
+    session->look_up(c, cache, std::move(key), allow_stale, std::move(then));
+}
+
 void session_state::continue_call(const call_ptr& call, const call_handler& next) {
   auto c = calls.find(call->tag);
   if (call->done() || call->cancelled() || c == calls.end() || c->second.call != call)

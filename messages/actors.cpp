@@ -27,4 +27,23 @@ void admission_ticket::answer(const admission& a) {
   caf::anon_send(caf::actor_cast<session_actor>(session_), atom::admit_v, serial_, a);
 }
 
+cache_lookup::cache_lookup(std::string k, bool stale, caf::actor session, uint64_t token)
+    : key(std::move(k)), allow_stale(stale), session_(std::move(session)), token_(token) {}
+
+cache_lookup::~cache_lookup() {
+  if (answered_.load())
+    return;
+  try {
+    answer(std::nullopt);
+  } catch (...) {
+    // A destructor must not throw; answering only sends a message.
+  }
+}
+
+void cache_lookup::answer(std::optional<cache_hit> hit) {
+  if (answered_.exchange(true) || !session_)
+    return;
+  caf::anon_send(caf::actor_cast<session_actor>(session_), atom::found_v, token_, std::move(hit));
+}
+
 } // namespace bulwark

@@ -204,7 +204,32 @@ struct cache_hit {
   std::chrono::milliseconds age{0};
   bool stale = false;
 };
-using cache_reply = std::function<void(std::optional<cache_hit>)>;
+
+/// A lookup in the cache for a session's call. The cache answers the
+/// session with `atom::found, token, std::optional<cache_hit>` (see
+/// session_actor); a lookup destroyed unanswered (the cache stopped before
+/// it answered, or the message carrying it was dropped) answers a miss.
+class cache_lookup {
+public:
+  cache_lookup(std::string key, bool allow_stale, caf::actor session, uint64_t token);
+  ~cache_lookup();
+  cache_lookup(const cache_lookup&) = delete;
+  cache_lookup& operator=(const cache_lookup&) = delete;
+
+  const std::string key;
+  /// A stale copy will do (a fallback for a failed call).
+  const bool allow_stale;
+
+  /// Sends the answer to the session; once (later calls do nothing). Safe
+  /// from any thread.
+  void answer(std::optional<cache_hit> hit);
+
+private:
+  caf::actor session_;
+  uint64_t token_;
+  std::atomic<bool> answered_{false};
+};
+using cache_lookup_ptr = std::shared_ptr<cache_lookup>;
 
 // -- admission ---------------------------------------------------------------------------
 
@@ -330,7 +355,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::call_handler)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::downstream_call_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::http_exchange_end)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::cache_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::cache_lookup_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<bulwark::cache_hit>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_ticket_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::admission)
@@ -381,6 +407,7 @@ CAF_ADD_ATOM(bulwark, bulwark::atom, publish, "publish")
 CAF_ADD_ATOM(bulwark, bulwark::atom, status, "status")
 CAF_ADD_ATOM(bulwark, bulwark::atom, park, "park")
 CAF_ADD_ATOM(bulwark, bulwark::atom, ready, "ready")
+CAF_ADD_ATOM(bulwark, bulwark::atom, found, "found")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -399,6 +426,9 @@ using session_actor = caf::typed_actor<
   caf::reacts_to<atom::timer, uint64_t>,
   // A call's continuation from another thread or actor (`call_context::resume`).
   caf::reacts_to<atom::resume, call_ptr, call_handler>,
+  // The cache's answer to a lookup of one of its calls (the lookup's token):
+  // a copy, or a miss.
+  caf::reacts_to<atom::found, uint64_t, std::optional<cache_hit>>,
   // The rate limiter's verdict on the call with this serial (its
   // admission_ticket): run it, park it, or refuse it.
   caf::reacts_to<atom::admit, uint64_t, admission>,
@@ -508,8 +538,9 @@ using gateway_router_actor = caf::typed_actor<
 
 /// Results of cacheable calls, fresh and stale.
 using cache_actor = caf::typed_actor<
-  // Look up a key (fresh only, or stale too); the answer goes to the callback.
-  caf::reacts_to<atom::get, std::string, bool, cache_reply>,
+  // Look up a key (fresh only, or stale too); the answer goes to the asking
+  // session (`atom::found`: see cache_lookup).
+  caf::reacts_to<atom::get, cache_lookup_ptr>,
   // Store a result: key, result, ttl ms, max stale ms.
   caf::reacts_to<atom::put, std::string, json::value, int64_t, int64_t>,
   // Internal: a copy found in the shared cache, kept in memory here only

@@ -132,6 +132,8 @@ public:
   // -- for the owning actor ---------------------------------------------------------
 
   void attach(call_owner* owner) noexcept { owner_ = owner; }
+  /// The actor's state that runs the call (null once it ended).
+  call_owner* owner() const noexcept { return owner_; }
   void detach() noexcept { owner_ = nullptr; }
   /// Marks the call cancelled and runs the cancel hook once.
   void mark_cancelled() {

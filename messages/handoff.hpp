@@ -5,13 +5,14 @@
 // without a word: when its receiver has terminated already (a registry
 // entry may still name an incarnation that died a moment ago), and when the
 // receiver is killed while the message waits in its mailbox. Bulwark hands a
-// client's call from actor to actor in asynchronous messages (a reply
-// closure for the cache, queued work, a downstream call for the breaker and
-// the connector), so every such message carries what answers the call if it
-// is dropped:
+// client's call from actor to actor in asynchronous messages (a lookup for
+// the cache, an admission ticket for the limiter, queued work, a downstream
+// call for the breaker and the connector), so every such message carries
+// what answers the call if it is dropped:
 //
-//  - a reply closure is wrapped with `reply_once`: destroyed without having
-//    been called, it runs its `lost` fallback;
+//  - a request that is answered to the asking session (`cache_lookup`,
+//    `admission_ticket` in messages/actors.hpp) answers in its destructor
+//    when nobody did: a miss, an undecided admission;
 //  - a message that hands over an object shared with others (a downstream
 //    call) carries a `handoff`: the receiver takes it as it takes the call;
 //    destroyed untaken, it runs its fallback.
@@ -23,7 +24,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <utility>
 
@@ -75,36 +75,6 @@ private:
 template <class Lost>
 handoff_ptr make_handoff(Lost lost) {
   return std::make_shared<detail::handoff_with<Lost>>(std::move(lost));
-}
-
-/// Wraps the one-shot callback `f` (taking an `Arg`) so that it runs exactly
-/// once: when the wrapper is called (later calls do nothing), or, when every
-/// copy of the wrapper is destroyed without that (the message carrying it was
-/// dropped), as `lost(f)`.
-template <class Arg, class F, class Lost>
-std::function<void(Arg)> reply_once(F f, Lost lost) {
-  struct state {
-    F f;
-    Lost lost;
-    std::atomic<bool> used{false};
-    state(F f_, Lost lost_) : f(std::move(f_)), lost(std::move(lost_)) {}
-    state(const state&) = delete;
-    state& operator=(const state&) = delete;
-    ~state() {
-      if (used.exchange(true))
-        return;
-      try {
-        lost(f);
-      } catch (...) {
-        // See handoff_with.
-      }
-    }
-  };
-  auto s = std::make_shared<state>(std::move(f), std::move(lost));
-  return [s](Arg a) {
-    if (!s->used.exchange(true))
-      s->f(std::forward<Arg>(a));
-  };
 }
 
 } // namespace bulwark

@@ -98,19 +98,32 @@ TEST_CASE("shared cache: an invalidation prefix starts a new generation of the s
   CHECK(invalidation_scope("web2\n") != invalidation_scope("web\n"));
 }
 
+namespace {
+
+/// Stands in for the asking session: hands each answer to `f`.
+template <class F>
+caf::actor answers_to(test::simulated& s, F f) {
+  return s.sys->spawn([f](caf::event_based_actor*) -> caf::behavior {
+    return {[f](atom::found, uint64_t, std::optional<cache_hit>& hit) mutable { f(std::move(hit)); }};
+  });
+}
+
+} // namespace
+
 TEST_CASE("cache actor: fresh for the TTL, then stale until max stale, on the actor clock", "[cache]") {
   simulated s;
   auto cache = spawn_cache(*s.sys, 100, 1 << 20);
   s.spawned.push_back(caf::actor_cast<caf::actor>(cache));
   std::optional<cache_hit> got;
   bool answered = false;
+  auto session = answers_to(s, [&](std::optional<cache_hit> h) {
+    got = std::move(h);
+    answered = true;
+  });
   auto lookup = [&](bool stale) {
     answered = false;
-    cache_reply reply = [&](std::optional<cache_hit> h) {
-      got = std::move(h);
-      answered = true;
-    };
-    caf::anon_send(cache, atom::get_v, std::string("svc\ntools/call\n*\n{}"), stale, reply);
+    caf::anon_send(cache, atom::get_v,
+                   std::make_shared<cache_lookup>("svc\ntools/call\n*\n{}", stale, session, uint64_t{1}));
     s.sched->run();
     REQUIRE(answered);
   };
@@ -147,24 +160,27 @@ TEST_CASE("cache actor: a lookup it never answers (killed first, or gone) is a m
   s.sched->run();
   int answers = 0;
   std::optional<cache_hit> got;
-  auto found = [&](std::optional<cache_hit> h) {
+  auto session = answers_to(s, [&](std::optional<cache_hit> h) {
     ++answers;
     got = std::move(h);
+  });
+  auto look_up = [&](bool stale) {
+    caf::anon_send(cache, atom::get_v, std::make_shared<cache_lookup>(key, stale, session, uint64_t{1}));
   };
-  look_up(cache, key, false, found);
+  look_up(false);
   s.sched->run();
   CHECK(answers == 1); // a live cache answers once
   CHECK(got);
 
   answers = 0;
   caf::anon_send_exit(cache, caf::exit_reason::kill);
-  look_up(cache, key, false, found);
+  look_up(false);
   s.sched->run();
   CHECK(answers == 1);
   CHECK_FALSE(got);
 
   answers = 0;
-  look_up(cache, key, true, found); // the dead incarnation
+  look_up(true); // the dead incarnation
   s.sched->run();
   CHECK(answers == 1);
   CHECK_FALSE(got);
