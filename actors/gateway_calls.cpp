@@ -404,6 +404,14 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
       // no capability for): its budget is given back, as for a cache hit.
       if (o.what == downstream_outcome::kind::result && !o.reached)
         c->give_back();
+      if (o.what == downstream_outcome::kind::refused) {
+        // Refused by the queue while it waited for its turn: it never ran,
+        // so what it took of the rate limits goes back.
+        c->give_back();
+        auto data = o.data.is_object() ? std::move(o.data) : value(json::object{});
+        data.set("reachedService", false);
+        return c->fail(static_cast<error_code>(o.code), o.message, std::move(data));
+      }
       if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
         // A stateless service needs client input: ask our client, keeping
         // the service's state inside ours.
@@ -423,9 +431,9 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
     send_call(handle, dc);
     return;
   }
-  // Wait for a turn in the priority queue; the queue frees the service's
-  // slot when the call's outcome arrives.
-  auto work = std::make_shared<queued_work>();
+  // Wait for a turn in the priority queue, which sends the call to the
+  // service's breaker; its end frees the service's slot in the queue.
+  auto work = std::make_shared<queued_work>(dc);
   work->prio = priority_of(*r->ctx, c, *r->svc);
   work->lane = service;
   work->owner = c->client().identity;
@@ -433,28 +441,13 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
   work->label = c->method() == "tools/call" ? tool_of(*c) : r->method;
   work->not_before = c->not_before;
   work->deadline = dc->deadline;
-  auto slot = std::make_shared<std::function<void()>>();
+  auto qh = caf::actor_cast<queue_actor>(queue);
   auto on_done = std::move(dc->on_done);
-  dc->on_done = [slot, on_done](downstream_outcome o) {
-    if (*slot)
-      (*slot)();
+  dc->on_done = [qh, id = work->id, on_done](downstream_outcome o) {
+    if (o.what != downstream_outcome::kind::refused)
+      caf::anon_send(qh, atom::done_v, id);
     on_done(std::move(o));
   };
-  // The breaker of the moment the call's turn comes: one that restarted
-  // while the call waited took no calls of its predecessor's.
-  work->start = [rt = &rt, dc, slot, service](std::function<void()> finished) {
-    *slot = std::move(finished);
-    send_call(caf::actor_cast<breaker_actor>(rt->find(breaker_name(service))), dc);
-  };
-  work->reject = [c, refund = c->refund](error_code code, std::string message, value data) {
-    if (refund)
-      refund();
-    if (!data.is_object())
-      data = value(json::object{});
-    data.set("reachedService", false); // refused while it waited for its turn
-    c->resume([code, message, data](const call_ptr& c) { c->fail(code, message, data); });
-  };
-  auto qh = caf::actor_cast<queue_actor>(queue);
   c->on_cancel([dc, rt = &rt, service, qh, id = work->id] {
     caf::anon_send(qh, atom::cancel_v, id);
     if (auto breaker = rt->find(breaker_name(service)))

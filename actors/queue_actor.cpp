@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/breaker.hpp"
 #include "actors/queue.hpp"
 #include "config/metrics.hpp"
 
@@ -86,15 +87,17 @@ void pump(queue_pointer self) {
       continue;
     auto w = std::move(i->second);
     st.waiting.erase(i);
+    auto call = w->take();
+    if (!call)
+      continue;
     st.busy[w->lane]++;
     st.running.emplace(*id, std::make_pair(w->lane, now));
-    // Reports to this queue: a restarted queue does not know the call (its
-    // slots start free), so nothing is lost when this one is gone.
-    auto finished = [q = caf::actor_cast<queue_actor>(self), id = *id, start = steady_clock::now()] {
-      auto took = duration_cast<microseconds>(steady_clock::now() - start).count();
-      caf::anon_send(q, atom::done_v, id, static_cast<int64_t>(took));
-    };
-    w->run(std::move(finished));
+    // The breaker of the moment the call's turn comes: one that restarted
+    // while the call waited took no calls of its predecessor's. The call's
+    // entry reports its end to this queue (atom::done): a restarted queue
+    // does not know the call (its slots start free), so nothing is lost
+    // when this one is gone.
+    send_call(caf::actor_cast<breaker_actor>(st.env->names.get(breaker_name(w->lane))), call);
   }
   st.publish_depth();
   std::optional<caf::actor_clock::time_point> next = st.core.next_ready(now);
@@ -137,16 +140,17 @@ queue_actor spawn_queue(caf::actor_system& sys, env_ptr env) {
                  value::make_object({{"retry_after_seconds", 1}}));
         pump(self);
       },
-      [self](atom::done, uint64_t id, int64_t micros) {
+      [self](atom::done, uint64_t id) {
         auto& st = self->state;
         auto i = st.running.find(id);
         if (i == st.running.end())
-          return; // Started by an earlier incarnation of the queue.
+          return; // Started by an earlier incarnation of the queue, or refused.
         auto& busy = st.busy[i->second.first];
         if (busy > 0)
           --busy;
+        auto took = duration_cast<microseconds>(self->clock().now() - i->second.second);
         st.running.erase(i);
-        st.core.record_service_time(microseconds(micros));
+        st.core.record_service_time(took);
         pump(self);
       },
       [self](atom::cancel, uint64_t id) {

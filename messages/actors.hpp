@@ -92,6 +92,7 @@ struct downstream_outcome {
     failure, ///< No answer: transport failure, service down, breaker open.
     timeout, ///< No answer before the deadline.
     cancelled, ///< The client cancelled.
+    refused, ///< Never sent: the priority queue refused it (full, shed, expired, restarted).
   };
   kind what = kind::failure;
   json::value result;
@@ -263,9 +264,16 @@ private:
 };
 using admission_ticket_ptr = std::shared_ptr<admission_ticket>;
 
-/// Downstream work waiting for its turn in the priority queue.
+/// A downstream call waiting for its turn in the priority queue. When its
+/// turn comes the queue sends the call to its service's breaker (`lane`),
+/// and the call's end is reported back with `atom::done, id` (which frees
+/// the lane's slot). A call the queue will not run (full, shed, expired,
+/// cancelled, restarted) ends with a `refused` outcome carrying the error;
+/// so does one destroyed before it ran or was refused (the message that
+/// carried it to the queue was dropped, or the queue that held it stopped).
 struct queued_work {
-  queued_work() : id(next_id().fetch_add(1, std::memory_order_relaxed)) {}
+  explicit queued_work(downstream_call_ptr c)
+      : id(next_id().fetch_add(1, std::memory_order_relaxed)), call(std::move(c)) {}
   const uint64_t id;
   priority prio = priority::normal;
   std::string lane; ///< The service: at most so many of a lane run at once.
@@ -273,43 +281,35 @@ struct queued_work {
   json::value request_id;
   std::string label; ///< What runs, e.g. the tool name.
   std::chrono::steady_clock::time_point not_before{}, deadline{};
-  /// Runs the work; it calls `finished` once when it is over (whatever the
-  /// outcome), which frees its lane's slot. The queue calls `run` instead.
-  std::function<void(std::function<void()> finished)> start;
-  /// The queue will not run it (full, shed, expired, restarted): answer the
-  /// call with this error. The queue calls `refuse` instead.
-  std::function<void(error_code code, std::string message, json::value data)> reject;
 
-  /// Runs `start`; from now on the work answers for itself.
-  void run(std::function<void()> finished) {
-    reject = nullptr;
-    if (auto s = std::exchange(start, nullptr))
-      s(std::move(finished));
-  }
-  /// Runs `reject` unless the work ran or was refused already.
+  /// The call, for the breaker: from now on it answers for itself. Null
+  /// when it was refused already.
+  downstream_call_ptr take() { return std::exchange(call, nullptr); }
+
+  /// Ends the call with the queue's error (`data` gets `reachedService:
+  /// false`) unless it ran or was refused already.
   void refuse(error_code code, std::string message, json::value data) {
-    start = nullptr;
-    if (auto r = std::exchange(reject, nullptr))
-      r(code, std::move(message), std::move(data));
+    auto c = std::exchange(call, nullptr);
+    if (!c)
+      return;
+    auto o = downstream_outcome::without_answer(downstream_outcome::kind::refused, code, std::move(message), false);
+    o.data = std::move(data);
+    c->complete(std::move(o));
   }
 
   queued_work(const queued_work&) = delete;
   queued_work& operator=(const queued_work&) = delete;
-  /// Work that was neither run nor refused is refused now: the message that
-  /// carried it to the queue was dropped (the queue was gone or killed
-  /// before it took the work), or the queue that held it stopped.
   ~queued_work() {
-    if (!reject)
-      return;
     try {
       refuse(error_code::actor_restarted, "the request queue restarted before the call ran; retry",
              json::value::make_object({{"retry_after_seconds", 1}}));
     } catch (...) {
-      // A destructor must not throw; `reject` only resumes the call.
+      // A destructor must not throw; completing the call only resumes it.
     }
   }
 
 private:
+  downstream_call_ptr call;
   static std::atomic<uint64_t>& next_id() {
     static std::atomic<uint64_t> n{1};
     return n;
@@ -612,8 +612,9 @@ using limiter_actor = caf::typed_actor<
 /// The priority queue in front of the downstream services: four priorities,
 /// bounded, aging, at most so many calls running per service.
 using queue_actor = caf::typed_actor<caf::reacts_to<atom::enqueue, queued_work_ptr>,
-                                     // Work with this id finished after running this many microseconds.
-                                     caf::reacts_to<atom::done, uint64_t, int64_t>,
+                                     // The call with this id ended (its entry reports it): its lane's slot
+                                     // is free.
+                                     caf::reacts_to<atom::done, uint64_t>,
                                      // The caller gave up: leave the queue (refunding its rate-limit tokens).
                                      caf::reacts_to<atom::cancel, uint64_t>,
                                      // Internal: a delayed entry became ready or a deadline passed.
