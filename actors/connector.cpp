@@ -35,8 +35,6 @@ struct connector_state {
   env_ptr env;
   service_config svc;
   gateway_hooks_ptr hooks;
-  /// Where the service's lists, status and changes go.
-  gateway_router_actor router;
   /// The watched resource URIs this service owns, as the router last said.
   std::vector<std::string> owned;
 
@@ -296,8 +294,8 @@ void set_problem(connector_pointer self, std::string why) {
   if (why == st.problem)
     return;
   st.problem = std::move(why);
-  if (st.router)
-    self->send(st.router, atom::status_v, st.svc.name, false, st.problem);
+  if (auto router = st.hooks->router())
+    self->send(router, atom::status_v, st.svc.name, false, st.problem);
 }
 
 /// A service URL as logs and reasons show it: without user information or
@@ -556,8 +554,8 @@ void became_ready(connector_pointer self) {
   st.ph = connector_state::phase::ready;
   st.backoff_step = 0;
   st.problem.clear();
-  if (st.router)
-    self->send(st.router, atom::status_v, st.svc.name, true, std::string());
+  if (auto router = st.hooks->router())
+    self->send(router, atom::status_v, st.svc.name, true, std::string());
   log::info("service ready",
             log_fields(st, {{"protocolVersion", st.protocol_version}, {"transport", st.child ? "stdio" : "http"}}));
   // Everything the service logs reaches Bulwark, which filters per client
@@ -636,8 +634,8 @@ void on_response(connector_pointer self, int64_t id, const value& msg, steady_cl
       } else {
         st.lists[method] = std::move(into);
         st.building.erase(method);
-        if (st.router)
-          self->send(st.router, atom::publish_v, st.svc.name, method, st.lists[method]);
+        if (auto router = st.hooks->router())
+          self->send(router, atom::publish_v, st.svc.name, method, st.lists[method]);
       }
       break;
     }
@@ -697,8 +695,8 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
       log::debug("service log message", log_fields(st, {{"params", params}}));
   }
   if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated")
-    if (st.router)
-      self->send(st.router, atom::drop_v, st.svc.name, method,
+    if (auto router = st.hooks->router())
+      self->send(router, atom::drop_v, st.svc.name, method,
                  params["uri"].is_string() ? params["uri"].as_string() : std::string());
   if (method == "notifications/tools/list_changed") {
     fetch_list(self, "tools/list", value());
@@ -708,8 +706,8 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
   } else if (method == "notifications/prompts/list_changed") {
     fetch_list(self, "prompts/list", value());
   } else if (method == "notifications/resources/updated") {
-    if (params["uri"].is_string() && st.router)
-      self->send(st.router, atom::notify_v, params["uri"].as_string());
+    if (auto router = st.hooks->router(); router && params["uri"].is_string())
+      self->send(router, atom::notify_v, params["uri"].as_string());
   }
 }
 
@@ -893,12 +891,11 @@ void start(connector_pointer self) {
 }
 
 connector_actor::behavior_type connector_behavior(connector_pointer self, env_ptr env, service_config svc,
-                                                  gateway_hooks_ptr hooks, gateway_router_actor router) {
+                                                  gateway_hooks_ptr hooks) {
   auto& st = self->state;
   st.env = std::move(env);
   st.svc = std::move(svc);
   st.hooks = std::move(hooks);
-  st.router = std::move(router);
   st.intensity = restart_intensity(st.hooks->child_max_restarts, st.hooks->child_restart_window);
   self->send(self, atom::start_v);
   return {
@@ -976,17 +973,19 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
     },
     [self](atom::line, uint64_t gen, std::string& text, int64_t via) { on_line(self, gen, text, via); },
     [self](atom::answer, std::string& body) { transmit(self, "", std::move(body), -1); },
-    [self](atom::publish, caf::actor& router) {
-      // A restarted router knows nothing yet: tell it what the service
+    [self](atom::publish) {
+      // A (restarted) router knows nothing yet: tell it what the service
       // offers and how it is.
       auto& st = self->state;
-      st.router = caf::actor_cast<gateway_router_actor>(router);
+      auto router = st.hooks->router();
+      if (!router)
+        return;
       for (auto& [method, items] : st.lists)
-        self->send(st.router, atom::publish_v, st.svc.name, method, items);
+        self->send(router, atom::publish_v, st.svc.name, method, items);
       if (st.ph == connector_state::phase::ready)
-        self->send(st.router, atom::status_v, st.svc.name, true, std::string());
+        self->send(router, atom::status_v, st.svc.name, true, std::string());
       else if (!st.problem.empty())
-        self->send(st.router, atom::status_v, st.svc.name, false, st.problem);
+        self->send(router, atom::status_v, st.svc.name, false, st.problem);
     },
     [self](atom::exited, uint64_t gen, int status) {
       auto& st = self->state;
@@ -1183,9 +1182,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
 
 } // namespace
 
-connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc, gateway_hooks_ptr hooks,
-                                gateway_router_actor router) {
-  return sys.spawn(connector_behavior, std::move(env), std::move(svc), std::move(hooks), std::move(router));
+connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc, gateway_hooks_ptr hooks) {
+  return sys.spawn(connector_behavior, std::move(env), std::move(svc), std::move(hooks));
 }
 
 } // namespace bulwark

@@ -40,7 +40,7 @@ struct gateway::impl {
 
   explicit impl(runtime& r) : rt(r) {}
 
-  gateway_router_actor router() const { return caf::actor_cast<gateway_router_actor>(rt.find(gateway_router_name)); }
+  gateway_router_actor router() const { return hooks->router(); }
 };
 
 namespace {
@@ -63,9 +63,8 @@ service_children(runtime& rt, gateway_seed_ptr seed, gateway_hooks_ptr hooks, co
   };
   auto env = rt.environment();
   std::vector<std::pair<std::string, gateway_seed::spawn_fn>> out;
-  out.emplace_back(connector_name(s.name), [current, hooks, env, &rt](caf::actor_system& sys) {
-    auto router = caf::actor_cast<gateway_router_actor>(rt.find(gateway_router_name));
-    return caf::actor_cast<caf::actor>(spawn_connector(sys, env, current(), hooks, router));
+  out.emplace_back(connector_name(s.name), [current, hooks, env](caf::actor_system& sys) {
+    return caf::actor_cast<caf::actor>(spawn_connector(sys, env, current(), hooks));
   });
   auto spawned = std::make_shared<int>(0);
   out.emplace_back(breaker_name(s.name), [current, spawned, env](caf::actor_system& sys) {
@@ -96,9 +95,9 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
   };
   // Watched resources changed: the router tells each connector which of
   // them its service owns.
-  rt.environment()->watches->on_change([&rt] {
-    if (auto router = rt.find(gateway_router_name))
-      caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::watch_v);
+  rt.environment()->watches->on_change([hooks = d.hooks] {
+    if (auto router = hooks->router())
+      caf::anon_send(router, atom::watch_v);
   });
   auto current = d.seed->current();
   std::vector<std::string> service_names;
@@ -114,12 +113,16 @@ gateway::gateway(runtime& rt, gateway_config cfg) : impl_(std::make_shared<impl>
       return caf::actor_cast<caf::actor>(spawn_cache(sys, ops.cache_entries, ops.cache_bytes, rt.environment()->redis));
     },
     names::operations_supervisor);
-  // The router before the services: connectors report to it from their start.
+  // Connectors see the router as soon as it exists; then it asks them for
+  // what they reported before (to nobody, or to its predecessor).
   auto started = std::make_shared<int>(0);
   rt.add_supervised(
     gateway_router_name,
-    [&rt, seed = d.seed, started](caf::actor_system& sys) {
-      return caf::actor_cast<caf::actor>(spawn_gateway_router(sys, rt, seed, (*started)++ > 0));
+    [&rt, seed = d.seed, hooks = d.hooks, started](caf::actor_system& sys) {
+      auto router = spawn_gateway_router(sys, rt, seed, (*started)++ > 0);
+      hooks->set_router(router);
+      caf::anon_send(router, atom::publish_v);
+      return caf::actor_cast<caf::actor>(router);
     },
     names::operations_supervisor);
   // Per service, rest-for-one: the breaker's calls in flight went to the
@@ -168,9 +171,15 @@ gateway::~gateway() {
 }
 
 std::vector<std::string> gateway::wait_ready(milliseconds limit) {
+  // The router starts with the tree, shortly after `rt.start()` returns.
+  auto until = steady_clock::now() + limit;
   auto router = impl_->router();
+  while (!router && steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(1));
+    router = impl_->router();
+  }
   if (!router)
-    throw gateway_error("the gateway's router is not running");
+    throw gateway_error("the gateway's router did not start");
   gateway_readiness r;
   bool answered = false;
   caf::scoped_actor self{impl_->rt.system()};

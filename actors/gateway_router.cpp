@@ -63,7 +63,8 @@ struct router_state {
   std::vector<std::pair<caf::typed_response_promise<gateway_readiness>, steady_clock::time_point>> waiting;
 
   /// A restarted router: the catalog is published once every connector
-  /// reported, or when `recover_until` passes.
+  /// asked (`awaiting`) reported, or when `recover_until` passes.
+  bool recovering = false;
   std::set<std::string> awaiting;
   steady_clock::time_point recover_until{};
 
@@ -143,7 +144,7 @@ struct router_state {
   /// Whether start-up may go on: every service listed its tools or failed
   /// to start (it is reported, and its tools appear once it starts).
   bool settled() const {
-    if (!awaiting.empty())
+    if (recovering)
       return false;
     return std::all_of(cfg->services.begin(), cfg->services.end(), [&](auto& s) {
       return listed(s.name) || (problems.count(s.name) && !ready_services.count(s.name));
@@ -265,6 +266,7 @@ void end_recovery(router_pointer self) {
   for (auto& name : st.awaiting)
     missing.push_back(name);
   st.awaiting.clear();
+  st.recovering = false;
   republish(self);
   log::info("gateway catalog rebuilt from the connectors' reports",
             value::make_object({{"services", static_cast<unsigned long long>(st.cfg->services.size())},
@@ -450,25 +452,35 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
   st.seed = std::move(seed);
   st.cfg = st.seed->current();
   if (restarted) {
-    // Ask every connector what its service offers; publish once they said.
-    for (auto& s : st.cfg->services) {
-      if (auto c = rt->find(connector_name(s.name))) {
-        st.awaiting.insert(s.name);
-        self->send(caf::actor_cast<connector_actor>(c), atom::publish_v, caf::actor_cast<caf::actor>(self));
-      }
-    }
+    // The connectors are asked what their services offer once they can see
+    // this router (atom::publish from the spawn function); the catalog is
+    // published once they said.
+    st.recovering = true;
     // Removed services that were draining: their drain ended with the
     // router that timed it.
     for (auto name : std::set<std::string>(st.seed->draining))
       stop_removed(self, name);
     st.recover_until = steady_clock::now() + recovery_wait;
     self->delayed_send(self, recovery_wait, atom::timer_v);
-    log::info("gateway router started again; asking the connectors what their services offer",
-              value::make_object({{"services", static_cast<unsigned long long>(st.awaiting.size())}}));
-  }
-  if (st.awaiting.empty())
+    log::info("gateway router started again; asking the connectors what their services offer");
+  } else {
     republish(self);
+  }
   return {
+    [self](atom::publish) {
+      // Connectors that reported before this router existed (or to its
+      // predecessor) tell it again.
+      auto& st = self->state;
+      for (auto& s : st.cfg->services) {
+        if (auto c = st.rt->find(connector_name(s.name))) {
+          if (st.recovering)
+            st.awaiting.insert(s.name);
+          self->send(caf::actor_cast<connector_actor>(c), atom::publish_v);
+        }
+      }
+      if (st.recovering && st.awaiting.empty())
+        end_recovery(self);
+    },
     [self](atom::publish, std::string& service, std::string& method, value& items) {
       auto& st = self->state;
       if (!st.cfg
@@ -476,7 +488,7 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
         return; // removed by a reload, and draining
       auto count = static_cast<unsigned long long>(items.as_array().size());
       st.lists[service][method] = std::move(items);
-      if (st.awaiting.empty())
+      if (!st.recovering)
         republish(self);
       log::info("service listed", value::make_object({{"service", service}, {"method", method}, {"items", count}}));
       // A URI may have changed hands: each service learns what it owns.
@@ -496,7 +508,7 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
         st.ready_services.erase(service);
         st.problems[service] = std::move(problem);
       }
-      if (!st.awaiting.empty() && st.awaiting.erase(service) && st.awaiting.empty())
+      if (st.recovering && st.awaiting.erase(service) && st.awaiting.empty())
         end_recovery(self);
       answer_ready(self);
     },
@@ -571,7 +583,7 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
     },
     [self](atom::timer) {
       auto& st = self->state;
-      if (!st.awaiting.empty() && steady_clock::now() >= st.recover_until)
+      if (st.recovering && steady_clock::now() >= st.recover_until)
         end_recovery(self);
       answer_ready(self);
     },

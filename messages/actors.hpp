@@ -485,9 +485,9 @@ using connector_actor = caf::typed_actor<
   // A reload changed the service's settings (not its transport: that
   // starts a new connector): timeouts apply to calls from now on.
   caf::reacts_to<atom::reload, service_config_ptr>,
-  // A (restarted) gateway router: report to it from now on, and tell it
-  // the service's lists and status again (atom::publish, atom::status).
-  caf::reacts_to<atom::publish, caf::actor>,
+  // From a (re)started gateway router: tell it the service's lists and
+  // status again (atom::publish, atom::status).
+  caf::reacts_to<atom::publish>,
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 
@@ -534,7 +534,10 @@ using gateway_router_actor = caf::typed_actor<
   caf::reacts_to<atom::timer>,
   // The services (one by name, or all for ""): status, why not ready, the
   // listed tools and their exposed names (for the gateway tools).
-  caf::replies_to<atom::get, std::string>::with<json::value>>;
+  caf::replies_to<atom::get, std::string>::with<json::value>,
+  // From its spawn function, once connectors can see it: ask every
+  // connector for its service's lists and status.
+  caf::reacts_to<atom::publish>>;
 
 /// Results of cacheable calls, fresh and stale.
 using cache_actor = caf::typed_actor<
