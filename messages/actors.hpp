@@ -162,8 +162,9 @@ using downstream_call_ptr = std::shared_ptr<downstream_call>;
 /// that needed client input continues under the client's next call
 /// (2026-07-28) or the same call run again (2025 era), so the target
 /// changes. The breaker's and the connector's threads read the slot and the
-/// router sets it; it is one atomic pointer (std::atomic_load/store), no lock
-/// of ours.
+/// router sets it, through std::atomic_load/store on the shared pointer
+/// (which libstdc++ guards with a lock from a small internal pool, held for
+/// the copy only).
 class call_binding {
 public:
   explicit call_binding(call_ptr c) : current_(std::move(c)) {}
