@@ -177,7 +177,7 @@ void fail_missing(const call_ptr& c, const std::string& method, const std::strin
 std::string tool_of(const call_context& c) {
   if (!c.tool.empty())
     return c.tool;
-  return c.params()["name"].is_string() ? c.params()["name"].as_string() : std::string();
+  return c.params()["name"].as_string();
 }
 
 /// A call's priority: the tool's configured one, else its caller's key's,
@@ -460,11 +460,6 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
 
 // -- entries ---------------------------------------------------------------------------
 
-std::string str(const value& v, std::string_view key) {
-  const auto& x = v[key];
-  return x.is_string() ? x.as_string() : std::string();
-}
-
 /// The handler of an entry that sends `method` to the service, with the
 /// parameters `params` makes of the client's call.
 call_handler route(const gateway_context_ptr& ctx, const service_config& s, std::string method,
@@ -498,10 +493,10 @@ template <class Spec>
 Spec make_readable(const gateway_context_ptr& ctx, const service_config& s, const value& r) {
   Spec spec;
   spec.service = s.name;
-  spec.name = str(r, "name");
-  spec.title = str(r, "title");
-  spec.description = str(r, "description");
-  spec.mime_type = str(r, "mimeType");
+  spec.name = r["name"].as_string();
+  spec.title = r["title"].as_string();
+  spec.description = r["description"].as_string();
+  spec.mime_type = r["mimeType"].as_string();
   // Reading changes nothing, so a read is cacheable whenever the service
   // caches at all (unless `cache.resources` is false).
   bool cacheable = s.settings.cache_ttl.count() > 0 && s.settings.cache_resources;
@@ -521,19 +516,19 @@ tool_spec make_tool(const gateway_context_ptr& ctx, const service_config& s, con
   tool_spec spec;
   spec.name = exposed;
   spec.service = s.name;
-  spec.title = str(tool, "title");
-  spec.description = str(tool, "description");
+  spec.title = tool["title"].as_string();
+  spec.description = tool["description"].as_string();
   spec.input_schema = tool["inputSchema"].is_object() ? tool["inputSchema"] : value::make_object({{"type", "object"}});
   if (tool["outputSchema"].is_object())
     spec.output_schema = tool["outputSchema"];
   if (tool["annotations"].is_object())
     spec.annotations = tool["annotations"];
   auto name = tool["name"].as_string();
-  bool idempotent = tool["annotations"]["idempotentHint"].is_bool() && tool["annotations"]["idempotentHint"].as_bool();
+  bool idempotent = tool["annotations"]["idempotentHint"].as_bool();
   idempotent = idempotent
                || std::find(s.settings.idempotent_tools.begin(), s.settings.idempotent_tools.end(), name)
                     != s.settings.idempotent_tools.end();
-  bool read_only = tool["annotations"]["readOnlyHint"].is_bool() && tool["annotations"]["readOnlyHint"].as_bool();
+  bool read_only = tool["annotations"]["readOnlyHint"].as_bool();
   bool cacheable = s.settings.cache_ttl.count() > 0
                    && (read_only
                        || std::find(s.settings.cacheable_tools.begin(), s.settings.cacheable_tools.end(), name)
@@ -564,11 +559,11 @@ prompt_spec make_prompt(const gateway_context_ptr& ctx, const service_config& s,
   prompt_spec spec;
   spec.name = exposed;
   spec.service = s.name;
-  spec.title = str(prompt, "title");
-  spec.description = str(prompt, "description");
+  spec.title = prompt["title"].as_string();
+  spec.description = prompt["description"].as_string();
   for (auto& a : prompt["arguments"].as_array())
     spec.arguments.push_back(
-      prompt_argument{str(a, "name"), str(a, "description"), a["required"].is_bool() && a["required"].as_bool()});
+      prompt_argument{a["name"].as_string(), a["description"].as_string(), a["required"].as_bool()});
   auto name = prompt["name"].as_string();
   // Reading a prompt changes nothing: it may be sent again.
   spec.handler = route(

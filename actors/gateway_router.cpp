@@ -68,6 +68,12 @@ struct router_state {
   std::set<std::string> awaiting;
   steady_clock::time_point recover_until{};
 
+  /// Whether the generation in force has this service (one a reload
+  /// removed may still be draining, and reporting).
+  bool has_service(const std::string& service) const {
+    return std::any_of(cfg->services.begin(), cfg->services.end(), [&](auto& s) { return s.name == service; });
+  }
+
   std::string status_of(const std::string& service) const {
     if (ready_services.count(service))
       return "ready";
@@ -483,8 +489,7 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
     },
     [self](atom::publish, std::string& service, std::string& method, value& items) {
       auto& st = self->state;
-      if (!st.cfg
-          || std::none_of(st.cfg->services.begin(), st.cfg->services.end(), [&](auto& s) { return s.name == service; }))
+      if (!st.has_service(service))
         return; // removed by a reload, and draining
       auto count = static_cast<unsigned long long>(items.as_array().size());
       st.lists[service][method] = std::move(items);
@@ -498,7 +503,7 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
     },
     [self](atom::status, std::string& service, bool ready, std::string& problem) {
       auto& st = self->state;
-      if (std::none_of(st.cfg->services.begin(), st.cfg->services.end(), [&](auto& s) { return s.name == service; }))
+      if (!st.has_service(service))
         return;
       if (ready) {
         st.ready_services.insert(service);

@@ -18,11 +18,6 @@ namespace {
 /// How long a gateway tool waits for the router's or the queue's answer.
 constexpr auto answer_timeout = std::chrono::seconds(5);
 
-const std::string& str_or_empty(const value& v) {
-  static const std::string empty;
-  return v.is_string() ? v.as_string() : empty;
-}
-
 /// Runs `then(c, services)` on the call's session with what the router
 /// says of the services (`server`, or all of them for ""); a router that
 /// does not answer fails the call with a typed error.
@@ -53,14 +48,14 @@ void finish_structured(const call_ptr& c, const value& shown, value structured) 
 /// The named service of the router's answer, or null.
 const value* find_service(const value& services, const std::string& name) {
   for (auto& s : services.as_array())
-    if (str_or_empty(s["name"]) == name)
+    if (s["name"].as_string() == name)
       return &s;
   return nullptr;
 }
 
 /// Whether the service listed its tools, or is ready (with none).
 bool has_tools_to_show(const value& s) {
-  return (s["listed"].is_bool() && s["listed"].as_bool()) || str_or_empty(s["status"]) == "ready";
+  return s["listed"].as_bool() || s["status"].as_string() == "ready";
 }
 
 /// The service named by the call's `server` argument; answers the call
@@ -145,10 +140,10 @@ std::vector<tool_spec> gateway_tools(const gateway_context_ptr& ctx) {
     with_services(ctx, c, "", [ctx](const call_ptr& c, const value& services) {
       value out(json::array{});
       for (auto& s : services.as_array()) {
-        const auto& name = str_or_empty(s["name"]);
+        const auto& name = s["name"].as_string();
         long long visible = 0;
         for (auto& t : s["tools"].as_array())
-          if (ctx->decide(c->client(), name, str_or_empty(t["name"])).allowed)
+          if (ctx->decide(c->client(), name, t["name"].as_string()).allowed)
             ++visible;
         auto entry = value::make_object({{"name", name},
                                          {"transport", s["transport"]},
@@ -183,10 +178,10 @@ std::vector<tool_spec> gateway_tools(const gateway_context_ptr& ctx) {
                        value::make_object({{"server", server}}));
       // A service that never listed its tools has none to show: say why.
       if (!has_tools_to_show(*s))
-        return fail_not_ready(c, server, str_or_empty((*s)["status"]), str_or_empty((*s)["reason"]));
+        return fail_not_ready(c, server, (*s)["status"].as_string(), (*s)["reason"].as_string());
       value tools(json::array{});
       for (auto& t : (*s)["tools"].as_array())
-        if (ctx->decide(c->client(), server, str_or_empty(t["name"])).allowed)
+        if (ctx->decide(c->client(), server, t["name"].as_string()).allowed)
           tools.push_back(t);
       finish_structured(c, tools, value::make_object({{"server", server}, {"tools", tools}}));
     });
@@ -204,7 +199,7 @@ std::vector<tool_spec> gateway_tools(const gateway_context_ptr& ctx) {
                                         {"arguments", value::make_object({{"type", "object"}})}})},
      {"required", value::make_array({"server", "tool"})}});
   // The named service's rate budget applies, as to its own tools.
-  exec.service_of = [](const value& arguments) { return str_or_empty(arguments["server"]); };
+  exec.service_of = [](const value& arguments) { return arguments["server"].as_string(); };
   exec.handler = [ctx](const call_ptr& c) {
     if (!c->tool.empty() && !c->request_state().empty()) {
       // A 2025-era call runs again once its client answered what the
@@ -226,9 +221,9 @@ std::vector<tool_spec> gateway_tools(const gateway_context_ptr& ctx) {
       return;
     with_services(ctx, c, server, [ctx, server, tool](const call_ptr& c, const value& services) {
       const auto* s = find_service(services, server);
-      std::string exposed = s ? str_or_empty((*s)["exposed"][tool]) : std::string();
-      if (exposed.empty() && s && str_or_empty((*s)["status"]) != "ready")
-        return fail_not_ready(c, server, str_or_empty((*s)["status"]), str_or_empty((*s)["reason"]));
+      std::string exposed = s ? (*s)["exposed"][tool].as_string() : std::string();
+      if (exposed.empty() && s && (*s)["status"].as_string() != "ready")
+        return fail_not_ready(c, server, (*s)["status"].as_string(), (*s)["reason"].as_string());
       execute_exposed(*ctx, c, server, tool, exposed);
     });
   };
