@@ -18,6 +18,7 @@
 #include "actors/runtime.hpp"
 #include "messages/actors.hpp"
 #include "messages/catalog.hpp"
+#include "messages/crypto.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -71,8 +72,6 @@ struct runtime_env {
   /// generation (a reload that changes it is refused).
   runtime_options opts;
   registry names;
-  /// Key that signs `requestState` (HMAC-SHA256).
-  std::string state_key;
 
   std::atomic<uint64_t> restarts{0};
   std::atomic<uint64_t> escalations{0};
@@ -338,7 +337,53 @@ struct runtime_env {
     return out;
   }
 
+  // -- the keys that seal `requestState` ------------------------------------------
+
+  /// States are sealed with the first key and open with any: the configured
+  /// key and the one before its rotation; else the key the fleet shares
+  /// through Redis (once known) and this process's own, which sealed what
+  /// was asked before the fleet's key arrived.
+  std::vector<std::string> state_keys() const {
+    std::lock_guard<std::mutex> guard(keys_mtx_);
+    std::vector<std::string> out;
+    auto add = [&out](const std::string& k) {
+      if (!k.empty())
+        out.push_back(k);
+    };
+    if (!configured_key_.empty()) {
+      add(configured_key_);
+      add(previous_key_);
+    } else {
+      add(fleet_key_);
+      add(own_key_);
+    }
+    return out;
+  }
+
+  /// The keys of `sessions.stateKeyFile` and `sessions.previousStateKeyFile`
+  /// (empty: none configured).
+  void configure_state_keys(std::string current, std::string previous) {
+    std::lock_guard<std::mutex> guard(keys_mtx_);
+    configured_key_ = std::move(current);
+    previous_key_ = std::move(previous);
+  }
+
+  /// The key the fleet shares through Redis.
+  void adopt_fleet_key(std::string key) {
+    std::lock_guard<std::mutex> guard(keys_mtx_);
+    fleet_key_ = std::move(key);
+  }
+
+  /// Empty until Redis told it.
+  std::string fleet_key() const {
+    std::lock_guard<std::mutex> guard(keys_mtx_);
+    return fleet_key_;
+  }
+
 private:
+  mutable std::mutex keys_mtx_;
+  std::string configured_key_, previous_key_, fleet_key_;
+  std::string own_key_ = crypto::random_hex(32);
   mutable std::mutex settings_mtx_;
   std::shared_ptr<const runtime_options> settings_;
   std::vector<std::string> services_;

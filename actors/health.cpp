@@ -270,7 +270,7 @@ void evaluate(health_pointer self) {
   for (auto& s : st.services)
     if (!st.reached.count(s))
       unreached.push_back(s);
-  ready = ready && unreached.empty();
+  ready = ready && (unreached.empty() || !st.settings.ready_waits_for_services);
 
   value reasons(json::array{}), waiting(json::array{});
   for (auto& r : verdict.reasons)

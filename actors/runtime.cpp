@@ -46,7 +46,7 @@ struct runtime::impl {
   impl(caf::actor_system& s, runtime_options opts) : sys(s), env(std::make_shared<runtime_env>()) {
     env->opts = std::move(opts);
     env->install_settings(std::make_shared<const runtime_options>(env->opts));
-    env->state_key = env->opts.state_secret.empty() ? crypto::random_hex(32) : env->opts.state_secret;
+    env->configure_state_keys(env->opts.state_key, env->opts.previous_state_key);
     env->metrics = std::make_shared<metrics::registry>();
     env->latency = std::make_shared<metrics::histogram>();
     env->buckets = std::make_shared<rate_buckets>(env->opts.ops.limits);
@@ -312,6 +312,7 @@ void runtime::stop_group(const std::string& name) {
 
 void runtime::reconfigure(runtime_options opts) {
   auto& env = *impl_->env;
+  env.configure_state_keys(opts.state_key, opts.previous_state_key);
   env.install_settings(std::make_shared<const runtime_options>(std::move(opts)));
   // The actors that keep settings of their own take the new generation;
   // sessions read it through their settings view.

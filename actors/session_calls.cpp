@@ -159,7 +159,11 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
         return reply_error(in, error_code::invalid_params, "params.requestState must be a string", {}, 400);
       // Sealed to the caller's identity too: another caller's replay of it
       // opens nothing.
-      if (!crypto::unseal(env->state_key, client.identity + "\n" + context, rs->as_string(), request_state))
+      auto keys = env->state_keys();
+      auto bound_to = client.identity + "\n" + context;
+      if (std::none_of(keys.begin(), keys.end(), [&](const std::string& key) {
+            return crypto::unseal(key, bound_to, rs->as_string(), request_state);
+          }))
         return reply_error(in, error_code::invalid_params, "params.requestState failed its integrity check", {}, 400);
     }
   }
@@ -424,22 +428,14 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
   record(c.method(), call_name(i->second), "error", static_cast<int>(code), i->second.received, &c);
   outbound out;
   out.body = mcp::error_body(i->second.id, code, message, data);
-  // 2026-07-28 answers protocol-level refusals with an HTTP status too.
-  if (c.client().stateless) {
-    switch (code) {
-      case error_code::invalid_params:
-      case error_code::missing_client_capability:
-      case error_code::header_mismatch:
-      case error_code::unsupported_protocol_version:
-        out.http_status = 400;
-        break;
-      case error_code::method_not_found:
-        out.http_status = 404;
-        break;
-      default:
-        break;
-    }
-  }
+  out.http_status = whole_answer_status(code, c.client().stateless);
+  // A service that was reached and failed: the call may have had its
+  // effect, so nothing should take the answer for a refusal and send the
+  // call again (as a balancer does with a 503).
+  if (code == error_code::service_unavailable && data["reachedService"].as_bool())
+    out.http_status = 502;
+  if (out.http_status == 429 || out.http_status == 503)
+    out.retry_after = mcp::retry_after_header(data);
   end_call(c.tag, std::move(out));
 }
 
@@ -456,7 +452,7 @@ void session_state::on_input_required(call_context& c, json::value requests, std
   if (c.client().stateless) {
     auto result = value::make_object({{"resultType", "input_required"}, {"inputRequests", std::move(requests)}});
     if (!state.empty())
-      result.set("requestState", crypto::seal(env->state_key, c.client().identity + "\n" + r.context, state));
+      result.set("requestState", crypto::seal(env->state_keys().front(), c.client().identity + "\n" + r.context, state));
     outbound out;
     out.body = mcp::result_body(r.id, result);
     return end_call(c.tag, std::move(out));
@@ -551,6 +547,8 @@ void session_state::reply_error(const inbound_ptr& in, error_code code, std::str
   out.body = mcp::error_body(in->message["id"], code, message, data);
   if (http_status != 0)
     out.http_status = http_status;
+  if (out.http_status == 429 || out.http_status == 503)
+    out.retry_after = mcp::retry_after_header(data);
   in->sink->deliver(std::move(out));
 }
 

@@ -21,6 +21,39 @@ using namespace std::chrono;
 
 // -- the client and its subscriptions -----------------------------------------------------
 
+namespace {
+
+/// The key that seals `requestState` on every instance: the first instance
+/// to ask stores one, and every instance reads what is stored. One that
+/// knew the key already stores that (a Redis emptied meanwhile keeps the
+/// fleet's key). Redis is trusted with the fleet's state already; the key
+/// is never logged.
+void share_state_key(const env_ptr& env) {
+  auto client = env->redis;
+  if (!client)
+    return;
+  std::weak_ptr<runtime_env> weak = env;
+  auto name = client->key("state-key");
+  auto known = env->fleet_key();
+  client->command({"SET", name, known.empty() ? crypto::random_hex(32) : known, "NX"}, [weak, name](const redis_reply&) {
+    auto env = weak.lock();
+    if (!env || !env->redis)
+      return;
+    env->redis->command({"GET", name}, [weak](const redis_reply& r) {
+      auto env = weak.lock();
+      if (!env)
+        return;
+      if (r.type == redis_reply::kind::string && r.str.size() >= 32)
+        env->adopt_fleet_key(r.str);
+      else
+        log::warn("the fleet's requestState key is not readable in Redis; this instance seals with its own",
+                  value::make_object({{"reply", r.failed() ? r.str : std::string("not a key")}}));
+    });
+  });
+}
+
+} // namespace
+
 std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
   auto client = std::make_shared<redis_client>(env->opts.ops.redis, crypto::random_hex(8));
   std::weak_ptr<runtime_env> weak = env;
@@ -79,6 +112,7 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     auto env = weak.lock();
     if (!env)
       return;
+    share_state_key(env);
     // Invalidations may have happened meanwhile: the cache's generations
     // are read again.
     if (auto cache = env->names.get(cache_actor_name))

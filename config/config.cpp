@@ -138,6 +138,31 @@ std::string usage() {
   return out;
 }
 
+void read_state_keys(config& cfg) {
+  auto read = [](const std::string& file, const char* path) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+      throw config_error(std::string("config: ") + path + ": cannot read " + file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto key = ss.str();
+    // A trailing newline (echo, an editor) is not part of the key.
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+      key.pop_back();
+    if (key.size() < 32)
+      throw config_error(std::string("config: ") + path + ": " + file + " holds " + std::to_string(key.size())
+                         + " bytes; a sealing key has at least 32");
+    return key;
+  };
+  auto& r = cfg.runtime;
+  if (r.state_key_file.empty() && !r.previous_state_key_file.empty())
+    throw config_error("config: $.sessions.previousStateKeyFile: needs sessions.stateKeyFile (the key in force)");
+  r.state_key = r.state_key_file.empty() ? std::string() : read(r.state_key_file, "$.sessions.stateKeyFile");
+  r.previous_state_key = r.previous_state_key_file.empty()
+                           ? std::string()
+                           : read(r.previous_state_key_file, "$.sessions.previousStateKeyFile");
+}
+
 bool apply_args(config& cfg, int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // The file comes first so that flags override it.
@@ -206,6 +231,7 @@ bool apply_args(config& cfg, int argc, char** argv) {
       + ", which is not a loopback address; set auth.mode to \"keys\" (with auth.keyFile) or \"oauth\", "
         "or auth.allowUnauthenticated to true (--allow-unauthenticated) to serve it without "
         "authentication");
+  read_state_keys(cfg);
   if (print) {
     std::cout << describe(cfg) << "\n";
     return false;

@@ -90,6 +90,10 @@ struct config {
   int moderate_poll_attempts = 0;
   /// How long a graceful shutdown lets calls in flight finish.
   std::chrono::seconds drain{10};
+  /// After SIGTERM, how long /ready fails while everything is still served,
+  /// before the drain: a balancer's health checks take the instance out of
+  /// rotation first.
+  std::chrono::milliseconds ready_grace{0};
   std::string source = "embedded defaults"; ///< Where the settings came from.
   /// The configuration file as read (null without one): a reload compares
   /// the next one with it, key by key.
@@ -106,8 +110,13 @@ std::vector<config_error_entry> check_json(const std::string& text);
 /// Applies BULWARK_* environment variables. Throws config_error.
 void apply_env(config& cfg);
 
+/// Reads the `requestState` sealing keys that `sessions.stateKeyFile` and
+/// `sessions.previousStateKeyFile` name. Throws config_error.
+void read_state_keys(config& cfg);
+
 /// Parses the command line (`--config FILE` is read first, wherever it
-/// stands). Returns false when the program should exit (after --help).
+/// stands) and reads the files the settings name. Returns false when the
+/// program should exit (after --help).
 bool apply_args(config& cfg, int argc, char** argv);
 
 /// True for addresses only this host can reach: 127.0.0.0/8, ::1 (also as

@@ -937,6 +937,9 @@ table_builder<config> config_keys() {
     "http.idleTimeoutSeconds", [](auto& c) -> auto& { return c.http.idle_timeout; }, 1, 86400,
     "Keep-alive between requests.");
   k.seconds(
+    "http.sseKeepAliveSeconds", [](auto& c) -> auto& { return c.http.sse_keep_alive; }, 0, 3600,
+    "An idle event stream sends a comment this often, so that proxies keep it open; 0: never.");
+  k.seconds(
     "http.writeTimeoutSeconds", [](auto& c) -> auto& { return c.http.write_timeout; }, 1, 3600,
     "A connection whose writes make no progress this long is closed.");
   k.integer(
@@ -1030,6 +1033,16 @@ table_builder<config> config_keys() {
   k.integer(
     "sessions.replayEvents", [](auto& c) -> auto& { return c.runtime.replay_events; }, 0, 100000,
     "Events per stream kept for Last-Event-ID replay.");
+  k.live = true;
+  k.string(
+     "sessions.stateKeyFile", [](auto& c) -> auto& { return c.runtime.state_key_file; },
+     "File holding the key that seals requestState, the same on every instance (at least 32 bytes); empty: a key "
+     "the fleet shares through Redis, or this process's own.")
+    .with_env("BULWARK_STATE_KEY_FILE");
+  k.string(
+    "sessions.previousStateKeyFile", [](auto& c) -> auto& { return c.runtime.previous_state_key_file; },
+    "File holding the key used before a rotation: states it sealed still open.");
+  k.live = false;
   k.integer(
     "sessions.pageSize", [](auto& c) -> auto& { return c.runtime.page_size; }, 1, 10000,
     "Entries per page of tools/list and the other lists.");
@@ -1053,6 +1066,10 @@ table_builder<config> config_keys() {
   k.seconds(
     "shutdown.drainSeconds", [](auto& c) -> auto& { return c.drain; }, 0, 3600,
     "How long a graceful shutdown lets calls in flight finish.");
+  k.millis(
+    "shutdown.readyGraceMs", [](auto& c) -> auto& { return c.ready_grace; }, 0, 600000,
+    "After SIGTERM, how long /ready answers 503 while everything is still served, before the drain begins "
+    "(set it above the balancer's health-check interval).");
   k.live = false;
 
   k.integer(
@@ -1253,6 +1270,12 @@ table_builder<config> config_keys() {
     "cache.maxBytes", [](auto& c) -> auto& { return c.runtime.ops.cache_bytes; }, 1024, 1LL << 40,
     "Bytes the cache holds at most.");
 
+  k.choice(
+    "health.readiness", {"services", "core"}, "must be \"services\" or \"core\"",
+    [](const config& c) { return c.runtime.ops.health.ready_waits_for_services ? "services" : "core"; },
+    [](config& c, const std::string& w) { c.runtime.ops.health.ready_waits_for_services = w == "services"; },
+    "When /ready answers 200: \"services\" once every downstream service is ready or has failed to start, "
+    "\"core\" as soon as Bulwark's own actors run.");
   k.millis(
     "health.intervalMs", [](auto& c) -> auto& { return c.runtime.ops.health.interval; }, 50, 600000,
     "How often health is judged.");

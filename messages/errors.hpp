@@ -51,6 +51,12 @@ const error_info* error_table(std::size_t& count) noexcept;
 /// The entry for `code`; a generic entry for codes outside the table.
 const error_info& describe(error_code code) noexcept;
 
+/// The HTTP status of an answer that is the error alone (not part of an
+/// event stream): 429 and 503 for refusals in both eras (a proxy or client
+/// slows down or asks elsewhere), 400 and 404 for protocol refusals of
+/// 2026-07-28 (`stateless`), else 200.
+int whole_answer_status(error_code code, bool stateless) noexcept;
+
 constexpr int32_t to_int(error_code c) noexcept {
   return static_cast<int32_t>(c);
 }

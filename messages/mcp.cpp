@@ -70,6 +70,44 @@ const error_info& describe(error_code code) noexcept {
   return errors[4]; // internal_error
 }
 
+int whole_answer_status(error_code code, bool stateless) noexcept {
+  switch (code) {
+    // Refusals a proxy or client acts on: slow down, or ask elsewhere.
+    case error_code::rate_limited:
+    case error_code::overloaded:
+    case error_code::session_limit:
+    case error_code::service_unavailable:
+    case error_code::shutting_down:
+    case error_code::actor_restarted:
+      return describe(code).http_status;
+    // 2026-07-28 answers protocol-level refusals with a status too.
+    case error_code::invalid_params:
+    case error_code::missing_client_capability:
+    case error_code::header_mismatch:
+    case error_code::unsupported_protocol_version:
+      return stateless ? 400 : 200;
+    case error_code::method_not_found:
+      return stateless ? 404 : 200;
+    default:
+      return 200;
+  }
+}
+
+namespace mcp {
+
+int retry_after_header(const json::value& data) noexcept {
+  const auto& v = data["retry_after_seconds"];
+  if (!v.is_number())
+    return 0;
+  auto s = v.as_double();
+  if (!(s > 0))
+    return 0;
+  // Whole seconds, rounded up: a client that waits that long is admitted.
+  return s >= 86400 ? 86400 : static_cast<int>(std::ceil(s));
+}
+
+} // namespace mcp
+
 std::string reply_sink::abandoned_body() const {
   return mcp::error_body(id_, error_code::actor_restarted,
                          "the actor serving this request stopped before answering; retry");

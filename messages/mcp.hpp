@@ -59,6 +59,10 @@ std::string result_body(const json::value& id, const json::value& result);
 /// observer always gets it; the client only in development mode.
 std::string error_body(const json::value& id, error_code code, std::string_view message, const json::value& data = {});
 
+/// The `Retry-After` seconds for an error's `data` (its
+/// `retry_after_seconds`, rounded up to whole seconds); 0: none known.
+int retry_after_header(const json::value& data) noexcept;
+
 /// A fresh trace id: 16 hex digits from a per-thread generator (trace ids
 /// need to be unique, not secret). An `error_body` whose `data` already has
 /// a `traceId` keeps it, so a caller that records the id elsewhere (the

@@ -129,6 +129,9 @@ struct health_settings {
   health_thresholds thresholds;
   /// Degraded mode multiplies rate budgets by this (tightens them).
   double degraded_budget_scale = 0.5;
+  /// /ready waits for every downstream service's first start to end (ready
+  /// or failed); false: Bulwark's own actors are enough.
+  bool ready_waits_for_services = true;
 };
 
 /// Where alerts go besides the log.
@@ -289,6 +292,9 @@ struct http_options {
   /// (and the SSE stream on it) with a reset. While bytes wait for the
   /// client, the idle and read timeouts wait too.
   std::chrono::seconds write_timeout{30};
+  /// An event stream with nothing to send this long sends a comment, so
+  /// that proxies with an idle timeout keep it (0: never).
+  std::chrono::seconds sse_keep_alive{15};
   /// Bytes of answers waiting for the client to take them, per connection
   /// (an SSE stream is one connection's answer). A write that would queue
   /// more ends the connection with a reset; one answer larger than this
@@ -349,8 +355,14 @@ struct runtime_options {
   /// Check tools/call arguments against the tool's input schema (-32602
   /// listing every failing field).
   bool validate_arguments = true;
-  /// Key for signing `requestState` (random per process when empty).
-  std::string state_secret;
+  /// Files holding the keys that seal `requestState` (`sessions.stateKeyFile`,
+  /// `sessions.previousStateKeyFile`): every instance of a fleet seals with
+  /// the same key, so any of them continues a round another began.
+  std::string state_key_file, previous_state_key_file;
+  /// What those files hold (read when the configuration is read). With no
+  /// file, a key shared through Redis, or without Redis one of this
+  /// process's own.
+  std::string state_key, previous_state_key;
   /// Rate limits, queue, cache bounds, health checks and alerts.
   operations_options ops;
 };

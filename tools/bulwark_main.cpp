@@ -117,9 +117,10 @@ public:
     }
   }
 
-  std::chrono::seconds drain() const {
+  /// The drain deadline and the readiness grace before it.
+  std::pair<std::chrono::seconds, std::chrono::milliseconds> shutdown_times() const {
     std::lock_guard<std::mutex> guard(mtx_);
-    return current_.drain;
+    return {current_.drain, current_.ready_grace};
   }
 
   bulwark::json::value view() const {
@@ -164,6 +165,13 @@ public:
       return refuse(std::move(errors), value(json::array{}));
     }
     auto plan = plan_reload(current_.document, next.document);
+    // A rotated sealing key is a change though its file's name is not.
+    auto rotated = [&](const std::string& now, const std::string& before, const char* path) {
+      if (now != before && std::find(plan.changed.begin(), plan.changed.end(), path) == plan.changed.end())
+        plan.changed.push_back(path);
+    };
+    rotated(next.runtime.state_key, current_.runtime.state_key, "$.sessions.stateKeyFile");
+    rotated(next.runtime.previous_state_key, current_.runtime.previous_state_key, "$.sessions.previousStateKeyFile");
     // (The gateway exists exactly when the server started with services.)
     if (current_.gateway.services.empty() != next.gateway.services.empty())
       plan.restart_required.push_back("$.mcpServers (Bulwark started " + std::string(gw_ ? "with" : "without")
@@ -188,7 +196,6 @@ public:
     }
     // What the server made of its settings at start and keeps.
     next.runtime.ops.api_keys = current_.runtime.ops.api_keys;
-    next.runtime.state_secret = current_.runtime.state_secret;
     // New credentials' checkers are made (and may fail) before anything
     // changes.
     auto touched = [&](const std::string& prefix) {
@@ -365,18 +372,17 @@ int main(int argc, char** argv) {
     if (!cfg.gateway.services.empty())
       gw = std::make_unique<gateway>(rt, cfg.gateway);
     rt.start();
-    if (gw) {
-      try {
-        auto missing = gw->wait_ready(std::chrono::seconds(15));
-        for (auto& name : missing)
-          log::warn("service not ready at start-up; its tools appear once it is",
-                    json::value::make_object({{"service", name}}));
-      } catch (const gateway_error& e) {
-        // Nothing serves yet: exit at once. The stdio services see their
-        // input close and end themselves.
-        log::error("gateway refused to start", json::value::make_object({{"error", e.what()}}));
-        std::_Exit(1);
-      }
+    if (!cfg.runtime.ops.redis.url.empty() && cfg.runtime.state_key.empty()) {
+      // States sealed before the fleet's key arrives open on this instance
+      // only: wait for it as long as Redis is given to answer.
+      auto env = rt.environment();
+      auto until = std::chrono::steady_clock::now() + cfg.runtime.ops.redis.connect_timeout
+                   + 2 * cfg.runtime.ops.redis.command_timeout;
+      while (env->fleet_key().empty() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (env->fleet_key().empty())
+        log::warn("Redis has not given the fleet's requestState key yet: until it does, rounds begun here continue "
+                  "only here");
     }
 
     live.attach(&rt, gw.get());
@@ -432,6 +438,23 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    if (gw) {
+      // HTTP serves already (/ready tells a balancer whether the services
+      // are up); a stdio client and the start-up log wait, at most 15 s, for
+      // every service to list its tools or fail.
+      try {
+        auto missing = gw->wait_ready(std::chrono::seconds(15));
+        for (auto& name : missing)
+          log::warn("service not ready at start-up; its tools appear once it is",
+                    json::value::make_object({{"service", name}}));
+      } catch (const gateway_error& e) {
+        // The services' tools cannot be named apart: exit at once. The stdio
+        // services see their input close and end themselves.
+        log::error("gateway refused to start", json::value::make_object({{"error", e.what()}}));
+        std::fflush(stderr);
+        std::_Exit(1);
+      }
+    }
     log::info("bulwark started",
               json::value::make_object({{"version", cfg.runtime.server_version},
                                         {"config", cfg.source},
@@ -471,14 +494,22 @@ int main(int argc, char** argv) {
       std::unique_lock<std::mutex> guard(stop_mtx);
       stop_cv.wait(guard, [] { return stop_requested; });
     }
-    // Graceful: stop accepting, let calls in flight finish until the drain
-    // deadline, then answer the rest with shutting_down and stop.
-    auto drain = live.drain();
+    // Graceful: /ready fails first (a balancer takes the instance out of
+    // rotation during the grace), then new requests are refused unserved,
+    // calls in flight finish until the drain deadline, the rest are
+    // answered with shutting_down, and the process stops.
+    auto [drain, grace] = live.shutdown_times();
+    int64_t left = rt.drain();
+    if (grace.count() > 0) {
+      log::info("leaving rotation: /ready answers 503",
+                json::value::make_object({{"grace_ms", static_cast<long long>(grace.count())}}));
+      std::this_thread::sleep_for(grace);
+    }
     log::info("draining", json::value::make_object({{"deadline_s", static_cast<long long>(drain.count())}}));
     if (http)
       http->drain();
     auto drain_until = std::chrono::steady_clock::now() + drain;
-    int64_t left = rt.drain();
+    left = rt.drain();
     while (left > 0 && std::chrono::steady_clock::now() < drain_until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       left = rt.drain();

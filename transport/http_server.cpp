@@ -429,14 +429,26 @@ private:
 
   void on_wake() {
     wait_until_ = clock::time_point::max();
+    if (closed_)
+      return;
+    auto now = clock::now();
+    // An event stream that said nothing for a while says that it lives:
+    // a proxy with an idle timeout would cut it. (Not while bytes wait for
+    // the client: those are its sign of life.)
+    if (streaming_ && now >= keep_alive_at_ && queued_ == 0) {
+      write_chunk(": keep-alive\n\n");
+      if (closed_)
+        return;
+      keep_alive_at_ = now + server_.opts.sse_keep_alive;
+    }
     // While bytes wait for the client, only the write's deadline counts: a
     // connection that is taking its answer is neither idle nor reading.
     auto due = queued_ > 0 ? write_deadline_ : deadline_;
-    if (closed_ || due == clock::time_point::max())
+    auto next = streaming_ ? std::min(due, keep_alive_at_) : due;
+    if (next == clock::time_point::max())
       return;
-    auto now = clock::now();
     if (now < due)
-      return wait(std::min(due, now + shortest_timeout()));
+      return wait(std::min(next, now + shortest_timeout()));
     if (queued_ > 0)
       return drop_slow_reader(slow_reader::write_timeout);
     deadline_ = clock::time_point::max();
@@ -553,6 +565,15 @@ private:
     out.append("\r\n\r\n");
     write_raw(std::move(out));
     streaming_ = true;
+    stream_spoke();
+  }
+
+  /// The stream sent something: its keep-alive comment waits a period.
+  void stream_spoke() {
+    if (server_.opts.sse_keep_alive.count() <= 0)
+      return;
+    keep_alive_at_ = clock::now() + server_.opts.sse_keep_alive;
+    wake_by(keep_alive_at_);
   }
 
   void write_chunk(std::string_view payload) {
@@ -573,11 +594,13 @@ private:
       ev.append("id: ").append(msg.event_id).append("\n");
     ev.append("event: message\ndata: ").append(msg.body).append("\n\n");
     write_chunk(ev);
+    stream_spoke();
   }
 
   void end_sse() {
     write_raw("0\r\n\r\n");
     streaming_ = false;
+    keep_alive_at_ = clock::time_point::max();
     finish_exchange();
   }
 
@@ -707,6 +730,8 @@ private:
   net::steady_timer timer_;
   clock::time_point deadline_ = clock::time_point::max(); ///< When `on_timer` acts.
   clock::time_point wait_until_ = clock::time_point::max(); ///< The pending wait's end.
+  /// When an event stream with nothing to say sends a comment.
+  clock::time_point keep_alive_at_ = clock::time_point::max();
   http_server::impl& server_;
   beast::flat_buffer buffer_;
   http_request_reader reader_{server_.opts.header_limit, server_.opts.body_limit};
@@ -753,6 +778,7 @@ http_sink::~http_sink() {
   if (!long_lived_ && (request_id().is_string() || request_id().is_number())) {
     msg.body = abandoned_body();
     msg.http_status = 503;
+    msg.retry_after = 1;
     mark_answered();
     post(std::move(msg), false);
   } else {
@@ -804,6 +830,8 @@ void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
   std::string headers = pending_headers_;
   if (!msg.session_id.empty())
     headers.append("\r\nMcp-Session-Id: ").append(msg.session_id);
+  if (msg.retry_after > 0)
+    headers.append("\r\nRetry-After: ").append(std::to_string(msg.retry_after));
   // A stream that ends before it began (a refused listen or GET) is a plain
   // answer, with its status: a client, or a gateway deciding whether to ask
   // again, must see the refusal as one.
@@ -877,8 +905,19 @@ void connection::handle(request req) {
                          "WWW-Authenticate, Retry-After");
   }
   if (server_.draining.load()) {
+    // The listener stays open through a drain so that health checks see
+    // /ready fail; a request is refused unserved, with its own id, and a
+    // balancer may send it elsewhere at once.
     keep_alive_ = false;
-    return respond(503, http_error_body(error_code::shutting_down, "the server is shutting down; retry later"), {});
+    json::value message, id;
+    json::parse_error err;
+    if (json::parse(std::string_view(req.body()), message, err) && message.is_object()
+        && (message["id"].is_string() || message["id"].is_number()))
+      id = message["id"];
+    return respond(503,
+                   mcp::error_body(id, error_code::shutting_down, "the server is shutting down; retry elsewhere",
+                                   json::value::make_object({{"retry_after_seconds", 1}})),
+                   "\r\nRetry-After: 1");
   }
   std::string_view authorization;
   if (auto auth = req.find(http::field::authorization); auth != req.end())
@@ -1230,19 +1269,9 @@ uint16_t http_server::start() {
   return d.bound_port;
 }
 
-/// Closes the listening socket (on its I/O context).
-void close_acceptor(http_server::impl& d) {
-  net::post(*d.iocs.front(), [&d] {
-    beast::error_code ec;
-    if (d.acceptor)
-      d.acceptor->close(ec);
-  });
-}
-
 void http_server::drain() {
-  if (!impl_ || impl_->draining.exchange(true))
-    return;
-  close_acceptor(*impl_);
+  if (impl_)
+    impl_->draining = true;
 }
 
 void http_server::stop() {

@@ -78,9 +78,11 @@ public:
   /// Binds and starts the I/O threads; returns the bound port. Throws on a
   /// bind failure.
   uint16_t start();
-  /// Graceful shutdown, first step: stops accepting; requests on open
-  /// connections get 503 with -32007 (shutting_down) and the connection
-  /// closes; answers already under way still go out.
+  /// Graceful shutdown: MCP requests get 503 with -32007 (shutting_down),
+  /// their own id and `Retry-After`, and their connection closes; health
+  /// and metrics routes are still served (so a balancer sees /ready fail)
+  /// and answers already under way still go out. `stop` closes the
+  /// listener.
   void drain();
   /// Stops accepting, closes connections and joins the I/O threads.
   void stop();

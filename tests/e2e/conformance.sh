@@ -28,8 +28,12 @@ start() {
   pids+=("$pid")
   port=""
   for _ in $(seq 1 200); do
-    port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$' || true)
-    [ -n "$port" ] && break
+    # Served once it has started whole: a gateway's services have listed
+    # their tools.
+    if grep -q '"msg":"bulwark started"' "$log" 2>/dev/null; then
+      port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+      [ -n "$port" ] && break
+    fi
     kill -0 "$pid" 2>/dev/null || { echo "bulwark exited early"; cat "$log"; exit 1; }
     sleep 0.1
   done

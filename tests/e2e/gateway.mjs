@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { assert, callTool, harness, readEvents, scaled, until } from './harness.mjs';
+import { assert, callTool, harness, readEvents, request, rpcError, scaled, until } from './harness.mjs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -378,8 +378,9 @@ try {
       assert(Date.now() - t0 < scaled(3000), 'the timeout took too long');
     }
     const t0 = Date.now();
-    const err = await call('fx__fault_count', { key: 'open' }).then(() => null, (e) => e);
-    assert(err && err.code === -32005, `expected -32005 while open, got ${err?.code} ${err?.message}`);
+    const err = await call('fx__fault_count', { key: 'open' }).then(() => null, rpcError);
+    assert(err && err.code === -32005 && err.httpStatus === 503,
+           `expected -32005 with HTTP 503 while open, got ${err?.code} (HTTP ${err?.httpStatus}) ${err?.message}`);
     assert(err.data?.breaker === 'open', `breaker state in data: ${JSON.stringify(err.data)}`);
     assert(err.data?.retry_after_seconds > 0, 'retry_after missing');
     assert(Date.now() - t0 < scaled(200), `failing fast took ${Date.now() - t0} ms`);
@@ -550,8 +551,8 @@ try {
         ['prompt', () => c.getPrompt({ name: 'test_simple_prompt' })],
         ['completion', () => c.complete({ ref: { type: 'ref/prompt', name: 'test_prompt_with_arguments' }, argument: { name: 'arg1', value: 'p' } })],
       ]) {
-        const err = await attempt().then((x) => ({ answered: x }), (e) => e);
-        assert(err.code === -32005 && err.data?.retry_after_seconds > 0, `${what}: ${JSON.stringify(err)}`);
+        const err = await attempt().then((x) => ({ answered: x }), rpcError);
+        assert(err.code === -32005 && err.httpStatus === 503 && err.data?.retry_after_seconds > 0, `${what}: ${JSON.stringify(err)}`);
       }
     } finally {
       await c.close();
@@ -592,8 +593,8 @@ try {
       }
       // Six spent: the next call of any kind is refused without the service.
       for (const [what, attempt] of calls) {
-        const err = await attempt().then((x) => ({ answered: x }), (e) => e);
-        assert(err.code === -32010 && err.data?.limit === 'service' && err.data.retry_after_seconds > 0,
+        const err = await attempt().then((x) => ({ answered: x }), rpcError);
+        assert(err.code === -32010 && err.httpStatus === 429 && err.data?.limit === 'service' && err.data.retry_after_seconds > 0,
                `${what} over the budget: ${JSON.stringify(err)}`);
       }
       // Another service has its own budget. A completion it cannot offer is
@@ -604,7 +605,7 @@ try {
       }
       const greeting = await c.getPrompt({ name: 'greeting', arguments: { who: 'you' } });
       assert(greeting.messages[0].content.text === 'Hello, you', JSON.stringify(greeting));
-      const again = await c.getPrompt({ name: 'greeting', arguments: { who: 'you' } }).then((x) => ({ answered: x }), (e) => e);
+      const again = await c.getPrompt({ name: 'greeting', arguments: { who: 'you' } }).then((x) => ({ answered: x }), rpcError);
       assert(again.code === -32010 && again.data?.limit === 'service', JSON.stringify(again));
     } finally {
       await c.close();
@@ -628,6 +629,39 @@ try {
     for (let i = 0; i < 200 && !line.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
     proc.kill('SIGKILL');
     assert(line.test(stderr), `no verification failure logged:\n${stderr.slice(-1500)}`);
+  });
+
+  await check('HTTP is served at once while a service starts; /ready names it until its tools appear', async () => {
+    const slowCfg = join(dir, 'slow-start.json');
+    // The service answers only after 2 s (a slow npx download, say).
+    writeFileSync(slowCfg, JSON.stringify({
+      mcpServers: { slow: { command: '/bin/sh', args: ['-c', `sleep ${2 * Math.ceil(scaled(1))}; exec "$0" --stdio --no-http --log-level error`, bulwark] } },
+      health: { intervalMs: 100 },
+    }));
+    const t0 = Date.now();
+    const proc = spawn(bulwark, ['--config', slowCfg, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    pids.push(proc.pid);
+    let stderr = '';
+    proc.stderr.on('data', (d) => (stderr += d));
+    try {
+      let port;
+      await until('the "listening" line', () => (port = Number((stderr.match(/"msg":"listening".*?"port":(\d+)/) || [])[1])), scaled(5000));
+      const listenedAfter = Date.now() - t0;
+      assert(listenedAfter < scaled(1500), `listening only after ${listenedAfter} ms`);
+      const early = await request(port, 'GET', { path: '/ready?verbose=1' });
+      assert(early.status === 503, `/ready while the service starts: ${early.status} ${early.text}`);
+      const health = await request(port, 'GET', { path: '/health' });
+      assert(health.status === 200 || health.status === 503, `/health answers: ${health.status}`);
+      const before = await callTool(port, 'echo', { text: 'core' });
+      assert(before.result?.content?.[0]?.text === 'core', `the built-ins are served meanwhile: ${JSON.stringify(before)}`);
+      await until('GET /ready answering 200', async () => (await request(port, 'GET', { path: '/ready' })).status === 200, scaled(8000));
+      const list = await request(port, 'POST', { body: { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } },
+                                                 headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' } });
+      const names = (list.json?.result?.tools ?? []).map((t) => t.name);
+      assert(names.includes('slow__echo') && names.includes('slow__add'), `the service's tools once it is ready: ${names.join(',')}`);
+    } finally {
+      proc.kill('SIGKILL');
+    }
   });
 
   await check('a name clash in prefix mode never stops start-up, naming both services', async () => {

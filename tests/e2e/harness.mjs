@@ -14,6 +14,24 @@ export function assert(cond, why) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/// The JSON-RPC error inside an SDK client's failure. A refusal whose whole
+/// answer is the error carries its HTTP status (429, 503), and the SDK
+/// clients report those as HTTP errors with the body in their text: that
+/// body's error, with `httpStatus` set. Anything else as it is.
+export function rpcError(e) {
+  if (!(e instanceof Error)) return e;
+  const text = String(e.text ?? e.data?.text ?? e.message ?? '');
+  const at = text.indexOf('{"jsonrpc"');
+  if (at < 0) return e;
+  try {
+    const body = JSON.parse(text.slice(at));
+    if (body.error) return { ...body.error, id: body.id, httpStatus: e.code ?? e.data?.status ?? e.status };
+  } catch {
+    // not a JSON-RPC body
+  }
+  return e;
+}
+
 /// How much slower than usual the server under test may be: the sanitizer
 /// build sets BULWARK_TEST_TIME_SCALE (ctest's environment), and time bounds
 /// (never counts or expected results) are multiplied by it.
@@ -270,7 +288,10 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
     }
   };
 
-  /// Starts bulwark with `argv`; resolves with the HTTP port it logs.
+  /// Starts bulwark with `argv`; resolves with the HTTP port it logs, once
+  /// it has started whole ("bulwark started": a gateway's services have
+  /// listed their tools or failed; HTTP is served before that, and /ready
+  /// tells when it is).
   run.startBulwark = (argv, label) => {
     const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     run.pids.push(child.pid);
@@ -278,14 +299,16 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
     return new Promise((resolvePort, reject) => {
       const timer = setTimeout(() => reject(new Error(`${label}: no "listening" line in ${scaled(20)} s`)), scaled(20_000));
       child.once('exit', (code) => reject(new Error(`${label} exited early with ${code}:\n${run.logs.slice(-20).join('\n')}`)));
+      let port;
       createInterface({ input: child.stderr }).on('line', (line) => {
         run.logs.push(`[${label}] ${line}`);
         if (run.logs.length > 400) run.logs.shift();
         try {
           const rec = JSON.parse(line);
-          if (rec.msg === 'listening') {
+          if (rec.msg === 'listening') port = rec.port;
+          if (rec.msg === 'bulwark started' && port !== undefined) {
             clearTimeout(timer);
-            resolvePort(rec.port);
+            resolvePort(port);
           }
         } catch {
           // not JSON

@@ -471,15 +471,18 @@ run.main(async () => {
     await until('no longer degraded', shared, 5000);
   });
 
-  await check('every key in Redis carries the prefix and a TTL', async () => {
+  await check('every key in Redis carries the prefix and a TTL, but the fleet\'s sealing key', async () => {
     // Bulk strings of a RESP array answer (keys hold no CR LF of their own
     // here: the cache keys' newlines are bare LF).
     const lines = (await redisCommand(redisPort, 'KEYS', '*')).split('\r\n');
     const keys = lines.filter((_, i) => i > 0 && lines[i - 1].startsWith('$'));
-    for (const kind of ['rl:', 'cache:', 'session:', 'breaker:'])
+    for (const kind of ['rl:', 'cache:', 'session:', 'breaker:', 'state-key'])
       assert(keys.some((k) => k.startsWith(prefix + kind)), `a ${kind} key among ${JSON.stringify(keys)}`);
     for (const k of keys) {
       assert(k.startsWith(prefix), `unprefixed key ${JSON.stringify(k)}`);
+      // One key per prefix that must outlive every instance: were it to
+      // expire, rounds begun before would not open on instances started after.
+      if (k === `${prefix}state-key`) continue;
       const ttl = Number((await redisCommand(redisPort, 'PTTL', k)).split('\r\n')[0].slice(1));
       assert(ttl > 0, `${JSON.stringify(k)} has a TTL (PTTL ${ttl})`);
     }

@@ -3,9 +3,11 @@
 //
 //   node tests/e2e/shutdown.mjs --bulwark build/bulwark
 //
-// SIGTERM: new connections are refused, a request on an open connection gets
-// 503 with -32007, a call in flight finishes with its result, and the
-// process exits 0. A call that outlasts the drain deadline is answered with
+// SIGTERM: the listener stays open and /ready answers 503; a new request,
+// on an open connection or a new one, gets 503 with -32007, its own id and
+// Retry-After; a call in flight finishes with its result, and the process
+// exits 0. With shutdown.readyGraceMs, /ready fails first while calls are
+// still served. A call that outlasts the drain deadline is answered with
 // -32007 and the process still exits 0. A second signal exits at once.
 // Every process is killed by pid.
 
@@ -13,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { assert, callTool, harness, scaled, sleep, timeScale } from './harness.mjs';
+import { assert, callTool, harness, request, scaled, sleep, timeScale } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-shutdown-' });
 const { bulwark, dir } = run;
@@ -75,9 +77,19 @@ await run.main(async () => {
     const t0 = Date.now();
     process.kill(s.child.pid, 'SIGTERM');
     await sleep(scaled(150));
-    assert(!(await connects(s.port)), 'a new connection is refused while draining');
+    // The listener stays open so that a balancer's health check sees the
+    // drain; MCP requests are refused unserved, with their own id.
+    assert(await connects(s.port), 'the listener stays open while draining');
+    const ready = await request(s.port, 'GET', { path: '/ready' });
+    assert(ready.status === 503 && ready.json?.ready === false, `/ready while draining: ${ready.status} ${ready.text}`);
     const late = await open.send(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }));
-    assert(late.status === 503 && JSON.parse(late.body).error.code === -32007, `a late request: ${JSON.stringify(late)}`);
+    const lateBody = JSON.parse(late.body);
+    assert(late.status === 503 && lateBody.error.code === -32007 && lateBody.id === 9,
+           `a late request on an open connection: ${JSON.stringify(late)}`);
+    const fresh = await request(s.port, 'POST', { body: { jsonrpc: '2.0', id: 'late-1', method: 'ping' } });
+    assert(fresh.status === 503 && fresh.json?.error?.code === -32007 && fresh.json?.id === 'late-1'
+           && fresh.headers.get('retry-after') === '1',
+           `a request on a new connection: ${fresh.status} retry-after=${fresh.headers.get('retry-after')} ${fresh.text}`);
     open.close();
     const r = await inflight;
     assert(r.result?.structuredContent?.executions === 1, `the call in flight finished: ${JSON.stringify(r)}`);
@@ -99,6 +111,28 @@ await run.main(async () => {
     assert(e.at - t0 >= scaled(1800) && e.at - t0 < scaled(5000), `it waited for the ${2 * timeScale} s deadline: ${e.at - t0} ms`);
     assert(logs.some((l) => l.startsWith('[b]') && l.includes('"msg":"draining"')), 'draining is logged');
     assert(logs.some((l) => l.startsWith('[b]') && l.includes('"unfinished_calls":1')), 'the unfinished call is logged');
+  });
+
+  await check('with readyGraceMs, /ready fails at once while calls are still served, then the drain refuses', async () => {
+    const graceCfg = join(dir, 'grace.json');
+    writeFileSync(graceCfg, JSON.stringify({ http: { port: 0 }, shutdown: { drainSeconds: 2 * timeScale, readyGraceMs: scaled(1000) } }));
+    const port = await startBulwark(['--config', graceCfg, '--fault-tools'], 'g');
+    const child = run.started.g;
+    const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    const inflight = callTool(port, 'fault_count', { key: 'grace', hangMs: scaled(1600) });
+    await sleep(scaled(100));
+    process.kill(child.pid, 'SIGTERM');
+    await sleep(scaled(200));
+    const ready = await request(port, 'GET', { path: '/ready' });
+    assert(ready.status === 503, `/ready during the grace: ${ready.status}`);
+    const served = await callTool(port, 'fault_count', { key: 'during-grace' });
+    assert(served.result?.structuredContent?.executions === 1, `a call during the grace is served: ${JSON.stringify(served)}`);
+    await sleep(scaled(1000));
+    const refused = await request(port, 'POST', { body: { jsonrpc: '2.0', id: 77, method: 'ping' } });
+    assert(refused.status === 503 && refused.json?.id === 77, `after the grace: ${refused.status} ${refused.text}`);
+    const r = await inflight;
+    assert(r.result?.structuredContent?.executions === 1, `the call in flight finished: ${JSON.stringify(r)}`);
+    assert((await exited) === 0, 'exit code 0');
   });
 
   await check('a second signal exits at once', async () => {

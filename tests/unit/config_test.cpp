@@ -221,6 +221,41 @@ TEST_CASE("config: TLS files of an https service", "[config]") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("config: the requestState sealing keys are read from their files", "[config]") {
+  char tmpl[] = "/tmp/bulwark-statekey-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl;
+  std::ofstream(dir + "/now") << std::string(40, 'k') << "\n";
+  std::ofstream(dir + "/before") << std::string(32, 'p');
+  std::ofstream(dir + "/short") << "not-32-bytes";
+  auto read = [](const std::string& text) {
+    config cfg;
+    apply_json(cfg, text, "test");
+    read_state_keys(cfg);
+    return cfg;
+  };
+  auto both = read(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/now", "previousStateKeyFile": ")" + dir
+                   + R"(/before"}})");
+  CHECK(both.runtime.state_key == std::string(40, 'k')); // without its newline
+  CHECK(both.runtime.previous_state_key == std::string(32, 'p'));
+  CHECK(read("{}").runtime.state_key.empty());
+  auto error_of = [&](const std::string& text) -> std::string {
+    try {
+      read(text);
+    } catch (const config_error& e) {
+      return e.what();
+    }
+    return {};
+  };
+  CHECK_THAT(error_of(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/short"}})"),
+             Catch::Contains("$.sessions.stateKeyFile") && Catch::Contains("holds 12 bytes; a sealing key has at least 32"));
+  CHECK_THAT(error_of(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/missing"}})"),
+             Catch::Contains("$.sessions.stateKeyFile: cannot read"));
+  CHECK_THAT(error_of(R"({"sessions": {"previousStateKeyFile": ")" + dir + R"(/before"}})"),
+             Catch::Contains("$.sessions.previousStateKeyFile: needs sessions.stateKeyFile"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("gateway policy and agents are read from the config, patterns checked", "[config]") {
   config cfg;
   apply_json(cfg, R"({"gateway": {"gatewayTools": true, "policy": {"deny": ["*:delete_*"]},

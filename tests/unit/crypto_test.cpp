@@ -1,8 +1,11 @@
-// Crypto: sealed requestState, base64url and session ids.
+// Crypto: sealed requestState and the keys a fleet seals it with,
+// base64url and session ids.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 
+#include "actors/env.hpp"
 #include "messages/crypto.hpp"
 
 using namespace bulwark;
@@ -69,4 +72,34 @@ TEST_CASE("session ids are 128-bit and visible ASCII", "[crypto]") {
   CHECK(a != b);
   for (char c : a)
     CHECK((c >= 0x21 && c <= 0x7E));
+}
+
+TEST_CASE("a fleet's state keys: the configured one seals and the one before a rotation still opens", "[crypto]") {
+  runtime_env env;
+  auto seal_with = [&](const std::string& state) { return crypto::seal(env.state_keys().front(), "ctx", state); };
+  auto opens = [&](const std::string& token) {
+    std::string out;
+    auto keys = env.state_keys();
+    return std::any_of(keys.begin(), keys.end(), [&](auto& k) { return crypto::unseal(k, "ctx", token, out); });
+  };
+  // Alone: this process's own key.
+  auto own = seal_with("a");
+  CHECK(opens(own));
+  // The fleet's key arrives from Redis: it seals from now on, and what the
+  // own key sealed meanwhile still opens here.
+  env.adopt_fleet_key(std::string(64, 'f'));
+  auto fleet = seal_with("b");
+  std::string opened;
+  CHECK(crypto::unseal(std::string(64, 'f'), "ctx", fleet, opened));
+  CHECK(opens(own));
+  // A configured key wins; after a rotation the previous one still opens,
+  // and one that is neither does not.
+  env.configure_state_keys(std::string(32, 'A'), {});
+  auto before = seal_with("c");
+  env.configure_state_keys(std::string(32, 'B'), std::string(32, 'A'));
+  CHECK(opens(before));
+  CHECK(opens(seal_with("d")));
+  CHECK_FALSE(opens(fleet));
+  env.configure_state_keys(std::string(32, 'C'), std::string(32, 'B'));
+  CHECK_FALSE(opens(before));
 }

@@ -72,6 +72,35 @@ TEST_CASE("the error table has unique codes in the documented ranges", "[mcp]") 
   }
 }
 
+TEST_CASE("an error that is the whole answer gets the table's status, with Retry-After in whole seconds", "[mcp]") {
+  for (bool stateless : {false, true}) {
+    CHECK(whole_answer_status(error_code::rate_limited, stateless) == 429);
+    CHECK(whole_answer_status(error_code::overloaded, stateless) == 429);
+    CHECK(whole_answer_status(error_code::session_limit, stateless) == 429);
+    CHECK(whole_answer_status(error_code::service_unavailable, stateless) == 503);
+    CHECK(whole_answer_status(error_code::shutting_down, stateless) == 503);
+    CHECK(whole_answer_status(error_code::actor_restarted, stateless) == 503);
+    CHECK(whole_answer_status(error_code::internal_error, stateless) == 200);
+  }
+  // Protocol refusals carry a status in 2026-07-28 only.
+  CHECK(whole_answer_status(error_code::invalid_params, true) == 400);
+  CHECK(whole_answer_status(error_code::invalid_params, false) == 200);
+  CHECK(whole_answer_status(error_code::method_not_found, true) == 404);
+  CHECK(whole_answer_status(error_code::method_not_found, false) == 200);
+
+  auto after = [](json::value seconds) {
+    return mcp::retry_after_header(value::make_object({{"retry_after_seconds", std::move(seconds)}}));
+  };
+  CHECK(after(29.985) == 30); // rounded up: a client that waits that long is admitted
+  CHECK(after(1) == 1);
+  CHECK(after(0.001) == 1);
+  CHECK(after(0) == 0);
+  CHECK(after(-3) == 0);
+  CHECK(after("soon") == 0);
+  CHECK(after(1e12) == 86400);
+  CHECK(mcp::retry_after_header(value()) == 0);
+}
+
 TEST_CASE("base64 decoding is strict", "[mcp]") {
   std::string out;
   CHECK(mcp::base64_decode("SGVsbG8=", out));

@@ -25,7 +25,7 @@ struct deterministic : simulated_system {
   deterministic(uint32_t max_restarts, std::chrono::seconds window) {
     env->opts.max_restarts = max_restarts;
     env->opts.restart_window = window;
-    env->state_key = "test-key";
+    env->configure_state_keys("test-key-of-thirty-two-bytes-len", {});
     auto cat = std::make_shared<catalog>();
     tool_spec hang;
     hang.name = "hang"; // never answers on its own
