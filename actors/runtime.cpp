@@ -277,6 +277,8 @@ void runtime::notify_resource_updated(const std::string& uri) {
   if (auto s = impl_->sessions())
     caf::anon_send(s, atom::notify_v, std::string("notifications/resources/updated"),
                    json::value::make_object({{"uri", uri}}));
+  // A client may watch it through another instance.
+  share_resource_update(impl_->env, uri);
 }
 
 namespace {

@@ -136,9 +136,12 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
       auto refused = rec->subscriptions.insert(env->watches, uri->as_string(), rec->identity, added);
       if (refused != watch_refusal::none)
         return reply_error(in, error_code::invalid_params, describe(refused));
-      if (added)
+      if (added) {
+        share_subscription(env, rec->id, uri->as_string(), true);
         return reply_once_shared(in);
+      }
     } else if (rec->subscriptions.erase(uri->as_string())) {
+      share_subscription(env, rec->id, uri->as_string(), false);
       return reply_once_shared(in);
     }
     return reply(in, value(json::object{}), false);
@@ -283,6 +286,11 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
   st.self = self;
   st.env = std::move(env);
   st.rec = std::move(rec);
+  if (st.env->redis && !st.rec->stateless && st.rec->next_stream == 1) {
+    // Several instances number this session's streams, and any of them may
+    // replay any stream: each starts its numbers at a random base.
+    st.rec->next_stream = (std::strtoull(crypto::random_hex(4).c_str(), nullptr, 16) << 20) + 1;
+  }
   if (!st.rec->stateless && st.env->opts.session_idle_timeout.count() > 0) {
     // Idle expiry is checked by the session itself; the supervisor sees a
     // normal exit and forgets the session.
@@ -303,6 +311,20 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
     },
     [self](atom::listen, sink_ptr& sink, const std::string& last_event_id) {
       self->state.open_stream(std::move(sink), last_event_id);
+    },
+    [self](atom::listen, sink_ptr& sink, const std::string& last_event_id, const json::value& kept) {
+      self->state.resume_stream(std::move(sink), last_event_id, kept);
+    },
+    [self](atom::watch, const std::string& uri, bool on) {
+      // Another instance took the subscription (and its watch limits); this
+      // copy of the session follows.
+      auto& st = self->state;
+      if (on) {
+        bool added = false;
+        st.rec->subscriptions.insert(st.env->watches, uri, st.rec->identity, added);
+      } else {
+        st.rec->subscriptions.erase(uri);
+      }
     },
     [self](atom::closed, uint64_t serial) { self->state.stream_closed(serial); },
     [self](atom::timer, uint64_t id) { self->state.fire_timer(id); },

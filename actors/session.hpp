@@ -89,6 +89,9 @@ struct session_state : call_owner {
 
   void handle(const inbound_ptr& in);
   void open_stream(sink_ptr sink, const std::string& last_event_id);
+  /// `open_stream` for a stream this instance does not know, with the events
+  /// another instance kept of it (`shared_events`).
+  void resume_stream(sink_ptr sink, const std::string& last_event_id, const json::value& kept);
   void stream_closed(uint64_t serial);
   void fire_timer(uint64_t id);
   /// Looks `key` up in `cache` for call `c`; see `look_up` below.
@@ -155,7 +158,11 @@ private:
   std::string too_many_streams() const;
   void end_call(uint64_t serial, outbound out);
   void send_standalone(std::string body);
-  std::string next_event_id(uint64_t stream, const std::string& body);
+  /// Numbers event `body` of `stream` and keeps it for replay (`last`: the
+  /// answer that ends a POST's stream).
+  std::string next_event_id(uint64_t stream, const std::string& body, bool last = false);
+  /// Makes `sink` the session's GET stream.
+  void become_get_stream(sink_ptr sink);
   client_view stateful_client() const;
   static const json::value& empty_object();
   /// What Bulwark offers (initialize, server/discover).

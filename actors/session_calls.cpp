@@ -452,7 +452,8 @@ void session_state::on_input_required(call_context& c, json::value requests, std
   if (c.client().stateless) {
     auto result = value::make_object({{"resultType", "input_required"}, {"inputRequests", std::move(requests)}});
     if (!state.empty())
-      result.set("requestState", crypto::seal(env->state_keys().front(), c.client().identity + "\n" + r.context, state));
+      result.set("requestState",
+                 crypto::seal(env->state_keys().front(), c.client().identity + "\n" + r.context, state));
     outbound out;
     out.body = mcp::result_body(r.id, result);
     return end_call(c.tag, std::move(out));
@@ -552,12 +553,14 @@ void session_state::reply_error(const inbound_ptr& in, error_code code, std::str
   in->sink->deliver(std::move(out));
 }
 
-std::string session_state::next_event_id(uint64_t stream, const std::string& body) {
+std::string session_state::next_event_id(uint64_t stream, const std::string& body, bool last) {
   auto& s = rec->streams[stream];
   auto seq = s.next_seq++;
   s.events.emplace_back(seq, body);
   while (s.events.size() > env->opts.replay_events)
     s.events.pop_front();
+  if (env->redis)
+    share_event(env, rec->id, stream, seq, body, last);
   // Keep a bounded number of streams per session.
   while (rec->streams.size() > 64)
     rec->streams.erase(rec->streams.begin());
@@ -601,7 +604,7 @@ void session_state::end_call(uint64_t serial, outbound out) {
   auto& r = i->second;
   out.what = outbound::kind::response;
   if (r.streamed && !r.call->client().stateless && !out.silent) {
-    out.event_id = next_event_id(r.stream, out.body);
+    out.event_id = next_event_id(r.stream, out.body, true);
     rec->streams[r.stream].ended = true;
   }
   r.sink->deliver(std::move(out));

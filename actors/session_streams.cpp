@@ -21,50 +21,92 @@ using json::value;
 
 // -- streams -----------------------------------------------------------------------------------------
 
+namespace {
+
+/// "stream-seq", as `next_event_id` writes it.
+bool parse_event_id(const std::string& id, uint64_t& stream, uint64_t& seq) {
+  auto dash = id.find('-');
+  if (dash == std::string::npos)
+    return false;
+  stream = std::strtoull(id.substr(0, dash).c_str(), nullptr, 10);
+  seq = std::strtoull(id.substr(dash + 1).c_str(), nullptr, 10);
+  return true;
+}
+
+/// Sends `sink` the events of `stream` after `seq` from `events` ((seq,
+/// body) pairs, oldest first); `ended`: the last one is the answer that ends
+/// a POST's stream, so the resumed stream ends with it, or at once when the
+/// client had it all. True when the stream has ended.
+template <class Events>
+bool replay(const sink_ptr& sink, uint64_t stream, uint64_t seq, const Events& events, bool ended) {
+  for (auto& [n, body] : events) {
+    if (n <= seq)
+      continue;
+    outbound out;
+    out.what = outbound::kind::notification;
+    out.body = body;
+    out.event_id = std::to_string(stream) + "-" + std::to_string(n);
+    if (ended && n == events.back().first)
+      out.what = outbound::kind::response;
+    sink->deliver(std::move(out));
+  }
+  if (!ended)
+    return false;
+  // A finished POST stream: nothing follows its response, and the session's
+  // GET stream (if open) stays the one it is.
+  if (events.empty() || events.back().first <= seq) {
+    outbound out;
+    out.what = outbound::kind::response;
+    out.silent = true; // the client had it all: end at once
+    sink->deliver(std::move(out));
+  }
+  return true;
+}
+
+} // namespace
+
 void session_state::open_stream(sink_ptr sink, const std::string& last_event_id) {
   // Resume: replay what the client missed on the stream it names.
-  if (!last_event_id.empty()) {
-    auto dash = last_event_id.find('-');
-    if (dash != std::string::npos) {
-      uint64_t stream = std::strtoull(last_event_id.substr(0, dash).c_str(), nullptr, 10);
-      uint64_t seq = std::strtoull(last_event_id.substr(dash + 1).c_str(), nullptr, 10);
-      if (auto s = rec->streams.find(stream); s != rec->streams.end()) {
-        const auto& events = s->second.events;
-        for (auto& [n, body] : events) {
-          if (n <= seq)
-            continue;
-          outbound out;
-          out.what = outbound::kind::notification;
-          out.body = body;
-          out.event_id = std::to_string(stream) + "-" + std::to_string(n);
-          // The response that ended a POST's stream ends the resumed one.
-          if (s->second.ended && n == events.back().first)
-            out.what = outbound::kind::response;
-          sink->deliver(std::move(out));
-        }
-        if (s->second.ended) {
-          // A finished POST stream: nothing follows its response, and the
-          // session's GET stream (if open) stays the one it is.
-          if (events.empty() || events.back().first <= seq) {
-            outbound out;
-            out.what = outbound::kind::response;
-            out.silent = true; // the client had it all: end at once
-            sink->deliver(std::move(out));
-          }
-          return;
-        }
+  uint64_t stream = 0, seq = 0;
+  if (!last_event_id.empty() && parse_event_id(last_event_id, stream, seq)) {
+    auto s = rec->streams.find(stream);
+    if (s != rec->streams.end() && replay(sink, stream, seq, s->second.events, s->second.ended))
+      return;
+    // The stream of a call that still runs goes on on this connection:
+    // what the call sends from now on, its response last, comes here and
+    // not to the POST connection the client lost (which nobody reads).
+    // Then this is that call's stream, not the session's GET stream.
+    for (auto& [serial, r] : calls)
+      if (r.stream == stream && r.streamed && !r.call->client().stateless) {
+        r.sink = std::move(sink);
+        return;
       }
-      // The stream of a call that still runs goes on on this connection:
-      // what the call sends from now on, its response last, comes here and
-      // not to the POST connection the client lost (which nobody reads).
-      // Then this is that call's stream, not the session's GET stream.
-      for (auto& [serial, r] : calls)
-        if (r.stream == stream && r.streamed && !r.call->client().stateless) {
-          r.sink = std::move(sink);
-          return;
-        }
+    if (s == rec->streams.end() && env->redis) {
+      // Another instance served that stream (it may be gone): replay what
+      // the fleet kept of it.
+      auto handle = caf::actor_cast<session_actor>(self);
+      shared_events(env, rec->id, stream, [handle, sink, last_event_id](json::value kept) {
+        caf::anon_send(handle, atom::listen_v, sink, last_event_id, std::move(kept));
+      });
+      return;
     }
   }
+  become_get_stream(std::move(sink));
+}
+
+void session_state::resume_stream(sink_ptr sink, const std::string& last_event_id, const json::value& kept) {
+  uint64_t stream = 0, seq = 0;
+  if (parse_event_id(last_event_id, stream, seq) && kept.is_array() && kept.size() > 0) {
+    std::vector<std::pair<uint64_t, std::string>> events;
+    for (auto& e : kept.as_array())
+      events.emplace_back(static_cast<uint64_t>(e["seq"].as_int()), e["body"].as_string());
+    if (replay(sink, stream, seq, events, kept.as_array().back()["last"].as_bool()))
+      return;
+  }
+  become_get_stream(std::move(sink));
+}
+
+void session_state::become_get_stream(sink_ptr sink) {
   get_stream = std::move(sink);
   get_stream_id = rec->next_stream++;
   auto self_handle = caf::actor_cast<session_actor>(self);

@@ -35,21 +35,22 @@ void share_state_key(const env_ptr& env) {
   std::weak_ptr<runtime_env> weak = env;
   auto name = client->key("state-key");
   auto known = env->fleet_key();
-  client->command({"SET", name, known.empty() ? crypto::random_hex(32) : known, "NX"}, [weak, name](const redis_reply&) {
-    auto env = weak.lock();
-    if (!env || !env->redis)
-      return;
-    env->redis->command({"GET", name}, [weak](const redis_reply& r) {
+  client->command(
+    {"SET", name, known.empty() ? crypto::random_hex(32) : known, "NX"}, [weak, name](const redis_reply&) {
       auto env = weak.lock();
-      if (!env)
+      if (!env || !env->redis)
         return;
-      if (r.type == redis_reply::kind::string && r.str.size() >= 32)
-        env->adopt_fleet_key(r.str);
-      else
-        log::warn("the fleet's requestState key is not readable in Redis; this instance seals with its own",
-                  value::make_object({{"reply", r.failed() ? r.str : std::string("not a key")}}));
+      env->redis->command({"GET", name}, [weak](const redis_reply& r) {
+        auto env = weak.lock();
+        if (!env)
+          return;
+        if (r.type == redis_reply::kind::string && r.str.size() >= 32)
+          env->adopt_fleet_key(r.str);
+        else
+          log::warn("the fleet's requestState key is not readable in Redis; this instance seals with its own",
+                    value::make_object({{"reply", r.failed() ? r.str : std::string("not a key")}}));
+      });
     });
-  });
 }
 
 } // namespace
@@ -83,6 +84,33 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
       env->names.erase(name, h.address());
       caf::anon_send(caf::actor_cast<session_actor>(h), atom::end_v);
     }
+  });
+  // A client of a session subscribed or unsubscribed through another
+  // instance ("instance\nsession\n+uri" or "-uri"): this instance's actor of
+  // that session, if it has one, follows.
+  client->subscribe("watches", [weak, me](const std::string& message) {
+    auto first = message.find('\n');
+    auto second = first == std::string::npos ? first : message.find('\n', first + 1);
+    if (second == std::string::npos || second + 2 > message.size() || message.compare(0, first, me) == 0)
+      return;
+    auto env = weak.lock();
+    if (!env)
+      return;
+    if (auto h = env->names.get(names::session_prefix + message.substr(first + 1, second - first - 1)))
+      caf::anon_send(caf::actor_cast<session_actor>(h), atom::watch_v, message.substr(second + 2),
+                     message[second + 1] == '+');
+  });
+  // A resource was updated on another instance ("instance\nuri"): this
+  // instance's sessions that watch it are told.
+  client->subscribe("updates", [weak, me](const std::string& message) {
+    auto nl = message.find('\n');
+    if (nl == std::string::npos || message.compare(0, nl, me) == 0)
+      return;
+    if (auto env = weak.lock())
+      if (auto s = env->names.get(names::session_supervisor))
+        caf::anon_send(caf::actor_cast<session_supervisor_actor>(s), atom::notify_v,
+                       std::string("notifications/resources/updated"),
+                       value::make_object({{"uri", message.substr(nl + 1)}}));
   });
   // Another instance's breaker opened or closed: this one's follows.
   client->subscribe("breakers", [weak, me](const std::string& message) {
@@ -383,6 +411,59 @@ void retract_session(const env_ptr& env, const std::string& id) {
     return;
   env->redis->command({"DEL", session_key(*env->redis, id)}, [](redis_reply) {});
   env->redis->publish("sessions", env->redis->instance() + "\n" + id);
+}
+
+void share_subscription(const env_ptr& env, const std::string& id, const std::string& uri, bool on) {
+  if (!shared(env))
+    return;
+  env->redis->publish("watches", env->redis->instance() + "\n" + id + "\n" + (on ? "+" : "-") + uri);
+}
+
+void share_resource_update(const env_ptr& env, const std::string& uri) {
+  if (!shared(env))
+    return;
+  env->redis->publish("updates", env->redis->instance() + "\n" + uri);
+}
+
+namespace {
+
+std::string events_key(const redis_client& r, const std::string& id, uint64_t stream) {
+  return r.key("events:" + id + ":" + std::to_string(stream));
+}
+
+} // namespace
+
+void share_event(const env_ptr& env, const std::string& id, uint64_t stream, uint64_t seq, const std::string& body,
+                 bool last) {
+  auto keep = env ? env->opts.replay_events : 0;
+  if (!shared(env) || keep == 0)
+    return;
+  auto& r = *env->redis;
+  auto key = events_key(r, id, stream);
+  // "seq flag\nbody": the flag says whether the event ends a POST's stream.
+  r.command({"RPUSH", key, std::to_string(seq) + (last ? " E\n" : " N\n") + body}, [](redis_reply) {});
+  r.command({"LTRIM", key, "-" + std::to_string(keep), "-1"}, [](redis_reply) {});
+  r.command({"PEXPIRE", key, std::to_string(session_ttl(*env).count())}, [](redis_reply) {});
+}
+
+void shared_events(const env_ptr& env, const std::string& id, uint64_t stream, std::function<void(json::value)> done) {
+  if (!shared(env))
+    return done(value(json::array{}));
+  env->redis->command(
+    {"LRANGE", events_key(*env->redis, id, stream), "0", "-1"}, [done = std::move(done)](const redis_reply& r) {
+      value events(json::array{});
+      for (auto& e : r.elements) {
+        auto space = e.str.find(' ');
+        auto nl = e.str.find('\n');
+        if (e.type != redis_reply::kind::string || space == std::string::npos || nl != space + 2)
+          continue;
+        events.push_back(
+          value::make_object({{"seq", static_cast<unsigned long long>(std::strtoull(e.str.c_str(), nullptr, 10))},
+                              {"last", e.str[space + 1] == 'E'},
+                              {"body", e.str.substr(nl + 1)}}));
+      }
+      done(std::move(events));
+    });
 }
 
 void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done) {

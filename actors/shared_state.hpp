@@ -89,6 +89,28 @@ void retract_session(const env_ptr& env, const std::string& id);
 /// `env->unknown_sessions`.
 void lookup_session(const env_ptr& env, const std::string& id, std::function<void(session_record_ptr)> done);
 
+// -- what a session's clients see, on every instance -------------------------------------------------
+
+/// Tells the other instances that a client of 2025-era session `id`
+/// subscribed to `uri` (`on`) or unsubscribed: an instance that serves the
+/// session too (its GET stream, say) follows.
+void share_subscription(const env_ptr& env, const std::string& id, const std::string& uri, bool on);
+
+/// Tells the other instances that resource `uri` was updated: each passes it
+/// on to its own sessions that watch it.
+void share_resource_update(const env_ptr& env, const std::string& uri);
+
+/// Keeps event `seq` of stream `stream` of session `id` (`last`: the answer
+/// that ends a POST's stream) for `Last-Event-ID` replay on any instance:
+/// the latest `sessions.replayEvents` of each stream, for the session TTL.
+void share_event(const env_ptr& env, const std::string& id, uint64_t stream, uint64_t seq, const std::string& body,
+                 bool last);
+
+/// The kept events of stream `stream` of session `id`, oldest first, as
+/// `[{"seq", "body", "last"}]` (empty: none, or Redis unavailable), to
+/// `done` on the Redis thread or at once.
+void shared_events(const env_ptr& env, const std::string& id, uint64_t stream, std::function<void(json::value)> done);
+
 // -- breakers and degraded mode --------------------------------------------------------------
 
 /// Tells the other instances (and instances started later, for the breaker

@@ -421,6 +421,12 @@ using session_actor = caf::typed_actor<
   caf::reacts_to<inbound_ptr>,
   // A 2025-era standalone SSE stream (HTTP GET), resuming after an event id.
   caf::reacts_to<atom::listen, sink_ptr, std::string>,
+  // The same, with the events another instance kept of the stream the client
+  // names (`shared_events`: [{"seq", "body", "last"}]), to replay first.
+  caf::reacts_to<atom::listen, sink_ptr, std::string, json::value>,
+  // A client of this session subscribed to a resource URI (true) or
+  // unsubscribed through another instance.
+  caf::reacts_to<atom::watch, std::string, bool>,
   // The response stream of a request (by sink serial) was closed by the client.
   caf::reacts_to<atom::closed, uint64_t>,
   // Internal: a handler's `after` continuation is due.

@@ -33,13 +33,13 @@
 //    served (shutdown.readyGraceMs), then a new request gets 503 with
 //    Retry-After and its own id while a call in flight finishes, and the
 //    process exits 0. Then a rolling restart under load: 8 clients (four
-//    2026-07-28 callers, four 2025-era sessions) call the `record` fixture
-//    with unique keys through haproxy while each instance in turn gets
-//    SIGTERM (shutdown.readyGraceMs 1500, drainSeconds 5), exits, is started
-//    again on its port and seen UP by haproxy: no call fails, and every key
-//    is in exactly one instance's --execution-log file.
-// 5. (Expected to fail until Last-Event-ID replay is shared through Redis.)
-//    A 2025-era GET stream resumed with Last-Event-ID through haproxy after
+//    2026-07-28 callers, four 2025-era sessions) call `fault_count` with
+//    unique keys through haproxy while each instance in turn gets SIGTERM
+//    (shutdown.readyGraceMs 1500, drainSeconds 5), exits, is started again
+//    on its port and seen UP by haproxy: no call fails, and every key is in
+//    exactly one line of the instances' execution logs
+//    (BULWARK_EXECUTION_LOG).
+// 5. A 2025-era GET stream resumed with Last-Event-ID through haproxy after
 //    its instance was killed (SIGKILL) replays the events after that id.
 //
 // Every process (redis-server, haproxy, each bulwark) is killed by pid.
@@ -191,7 +191,7 @@ let fleetNo = 0;
 /// Three instances with one config (`config` plus Redis) behind haproxy
 /// whose idle timeout is `timeout`; `extra(i)` are more arguments of
 /// instance i. Resolves with the fleet; `fleet.stop()` kills all of it.
-async function startFleet(name, config, { timeout = '30s', extra = () => [] } = {}) {
+async function startFleet(name, config, { timeout = '30s', extra = () => [], env = () => undefined } = {}) {
   const n = ++fleetNo;
   const cfgPath = join(run.dir, `${name}.json`);
   writeFileSync(cfgPath, JSON.stringify({
@@ -204,7 +204,7 @@ async function startFleet(name, config, { timeout = '30s', extra = () => [] } = 
   fleet.start = async (i) => {
     const label = `${name}-b${i + 1}${fleet.generation[i]++ ? `-${fleet.generation[i]}` : ''}`;
     fleet.labels[i] = label;
-    const port = await startBulwark(fleet.argv(i), label);
+    const port = await startBulwark(fleet.argv(i), label, env(i));
     assert(port === ports[i], `${label} listens on ${port}, not ${ports[i]}`);
   };
   fleet.stop = async () => {
@@ -585,7 +585,7 @@ run.main(async () => {
     if (fleet) {
       await inputRequiredChecks(fleet, 'redis key');
       await sdkV1Checks(fleet);
-      await check('(expected to fail until replay is shared through Redis) Last-Event-ID through haproxy after the GET stream\'s instance is killed', async () => {
+      await check('Last-Event-ID through haproxy after the GET stream\'s instance is killed', async () => {
         const sid = await openSession(fleet.lbPort, {});
         const get = await rawStream(fleet.url, 'GET', { 'mcp-session-id': sid, 'mcp-protocol-version': V25 });
         const i = Number(get.server?.slice(1)) - 1;
@@ -622,9 +622,9 @@ run.main(async () => {
   {
     let fleet = null;
     const execLog = (i) => join(run.dir, `executions-${i + 1}.log`);
-    await check('[roll] a fleet with shutdown.readyGraceMs 1500, drainSeconds 5 and --execution-log starts behind haproxy', async () => {
+    await check('[roll] a fleet with shutdown.readyGraceMs 1500, drainSeconds 5 and execution logs starts behind haproxy', async () => {
       fleet = await startFleet('roll', { sessions: { stateKeyFile: keyFile }, shutdown: { drainSeconds: 5, readyGraceMs: 1500 } },
-                               { extra: (i) => ['--execution-log', execLog(i)] });
+                               { extra: () => ['--fault-tools'], env: (i) => ({ BULWARK_EXECUTION_LOG: execLog(i) }) });
     });
     if (!fleet) {
       await check('rolling restart under 8 clients', async () => {
@@ -636,7 +636,7 @@ run.main(async () => {
         let stop = false;
         let rolling = false;
         const record = (client, key, r, t0) => {
-          const ok = r.status === 200 && textOf(r.json) === `recorded ${key}`;
+          const ok = r.status === 200 && r.json?.result?.structuredContent?.key === key;
           calls.push({ client, key, ok, ms: Date.now() - t0, during: rolling,
                        why: ok ? null : `HTTP ${r.status} on ${r.server}: ${r.text.slice(0, 200)}` });
         };
@@ -651,14 +651,14 @@ run.main(async () => {
         const modernClient = async (c) => {
           for (let n = 0; !stop && n < 5000; n++) {
             const key = `m${c}-${n}`;
-            await attempt(c, key, () => modern(fleet.url, 'tools/call', { name: 'record', arguments: { key } }));
+            await attempt(c, key, () => modern(fleet.url, 'tools/call', { name: 'fault_count', arguments: { key } }));
           }
         };
         const sessionClient = async (c) => {
           const sid = await openSession(fleet.lbPort, {});
           for (let n = 0; !stop && n < 5000; n++) {
             const key = `s${c}-${n}`;
-            await attempt(c, key, () => inSession(fleet.url, sid, 'tools/call', { name: 'record', arguments: { key } }));
+            await attempt(c, key, () => inSession(fleet.url, sid, 'tools/call', { name: 'fault_count', arguments: { key } }));
           }
         };
         const clients = [0, 1, 2, 3].map(modernClient).concat([4, 5, 6, 7].map(sessionClient));
@@ -695,7 +695,10 @@ run.main(async () => {
         const counts = new Map();
         for (let i = 0; i < 3; i++) {
           const text = existsSync(execLog(i)) ? readFileSync(execLog(i), 'utf8') : '';
-          for (const k of text.split('\n').filter(Boolean)) counts.set(k, (counts.get(k) ?? 0) + 1);
+          for (const line of text.split('\n').filter(Boolean)) {
+            const k = JSON.parse(line).key;
+            counts.set(k, (counts.get(k) ?? 0) + 1);
+          }
         }
         const twice = [...counts].filter(([, n]) => n > 1).map(([k, n]) => `${k}x${n}`);
         const lost = calls.filter((c) => c.ok && !counts.has(c.key)).map((c) => c.key);

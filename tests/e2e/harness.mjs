@@ -288,12 +288,13 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
     }
   };
 
-  /// Starts bulwark with `argv`; resolves with the HTTP port it logs, once
+  /// Starts bulwark with `argv` (and `env` added to the environment);
+  /// resolves with the HTTP port it logs, once
   /// it has started whole ("bulwark started": a gateway's services have
   /// listed their tools or failed; HTTP is served before that, and /ready
   /// tells when it is).
-  run.startBulwark = (argv, label) => {
-    const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  run.startBulwark = (argv, label, env = undefined) => {
+    const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: env && { ...process.env, ...env } });
     run.pids.push(child.pid);
     run.started[label] = child;
     return new Promise((resolvePort, reject) => {

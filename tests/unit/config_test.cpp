@@ -234,8 +234,8 @@ TEST_CASE("config: the requestState sealing keys are read from their files", "[c
     read_state_keys(cfg);
     return cfg;
   };
-  auto both = read(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/now", "previousStateKeyFile": ")" + dir
-                   + R"(/before"}})");
+  auto both =
+    read(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/now", "previousStateKeyFile": ")" + dir + R"(/before"}})");
   CHECK(both.runtime.state_key == std::string(40, 'k')); // without its newline
   CHECK(both.runtime.previous_state_key == std::string(32, 'p'));
   CHECK(read("{}").runtime.state_key.empty());
@@ -248,7 +248,8 @@ TEST_CASE("config: the requestState sealing keys are read from their files", "[c
     return {};
   };
   CHECK_THAT(error_of(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/short"}})"),
-             Catch::Contains("$.sessions.stateKeyFile") && Catch::Contains("holds 12 bytes; a sealing key has at least 32"));
+             Catch::Contains("$.sessions.stateKeyFile")
+               && Catch::Contains("holds 12 bytes; a sealing key has at least 32"));
   CHECK_THAT(error_of(R"({"sessions": {"stateKeyFile": ")" + dir + R"(/missing"}})"),
              Catch::Contains("$.sessions.stateKeyFile: cannot read"));
   CHECK_THAT(error_of(R"({"sessions": {"previousStateKeyFile": ")" + dir + R"(/before"}})"),
