@@ -53,6 +53,19 @@ session_state::~session_state() {
       r.sink->deliver(std::move(out));
     }
   }
+  // The server ends its subscriptions: each listen request gets the
+  // completion result that tells a graceful end from a lost connection (the
+  // client subscribes again, on another instance of a fleet).
+  if (stopping)
+    for (auto& l : listeners) {
+      outbound out;
+      out.what = outbound::kind::response;
+      out.body = mcp::result_body(
+        l.subscription_id,
+        value::make_object({{"resultType", "complete"},
+                            {"_meta", value::make_object({{std::string(mcp::meta_subscription_id), l.subscription_id}})}}));
+      l.sink->deliver(std::move(out));
+    }
   if (env)
     env->inflight -= static_cast<int64_t>(calls.size());
   // The calls' streams end with this actor; a restarted one starts afresh.

@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { assert, callTool, harness, request, scaled, sleep, timeScale } from './harness.mjs';
+import { assert, callTool, harness, readEvents, request, scaled, sleep, timeScale, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-shutdown-' });
 const { bulwark, dir } = run;
@@ -133,6 +133,31 @@ await run.main(async () => {
     const r = await inflight;
     assert(r.result?.structuredContent?.executions === 1, `the call in flight finished: ${JSON.stringify(r)}`);
     assert((await exited) === 0, 'exit code 0');
+  });
+
+  await check('SIGTERM ends a subscriptions/listen stream with its completion result, then closes it', async () => {
+    const s = await server('l');
+    const ac = new AbortController();
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+    const res = await fetch(`http://127.0.0.1:${s.port}/mcp`, {
+      method: 'POST', signal: ac.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+                 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'sub-1', method: 'subscriptions/listen',
+                             params: { _meta: meta, notifications: { toolsListChanged: true } } }),
+    });
+    const messages = [];
+    readEvents(res, (m) => messages.push(m));
+    try {
+      await until('the acknowledgement', () => messages.some((m) => m.method === 'notifications/subscriptions/acknowledged'), 3000);
+      process.kill(s.child.pid, 'SIGTERM');
+      const done = await until('the completion result', () => messages.find((m) => m.id === 'sub-1'), 5000);
+      assert(done.result?.resultType === 'complete' && done.result._meta?.['io.modelcontextprotocol/subscriptionId'] === 'sub-1',
+             `the completion: ${JSON.stringify(done)}`);
+      assert((await s.exited).code === 0, 'exit code 0');
+    } finally {
+      ac.abort();
+    }
   });
 
   await check('a second signal exits at once', async () => {
