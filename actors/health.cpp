@@ -442,6 +442,23 @@ health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings s
   });
 }
 
+void refresh_read_metrics(const runtime_env& env) {
+  auto& m = *env.metrics;
+  m.gauge("bulwark_sessions", {}).set(static_cast<double>(env.sessions.load()));
+  m.gauge("bulwark_uptime_seconds", {}).set(duration_cast<duration<double>>(steady_clock::now() - env.started).count());
+  if (!env.redis)
+    return;
+  auto r = env.redis->status();
+  auto count = [&r](const char* field) { return static_cast<uint64_t>(r[field].as_int()); };
+  m.gauge("bulwark_redis_up", {}).set(r["available"].as_bool() ? 1 : 0);
+  m.gauge("bulwark_redis_subscribed", {}).set(r["subscribed"].as_bool() ? 1 : 0);
+  m.counter("bulwark_redis_commands_total", {}).raise_to(count("sent"));
+  m.counter("bulwark_redis_command_failures_total", {}).raise_to(count("failed"));
+  m.counter("bulwark_redis_outages_total", {}).raise_to(count("outages"));
+  m.counter("bulwark_redis_messages_total", {{"direction", "published"}}).raise_to(count("published"));
+  m.counter("bulwark_redis_messages_total", {{"direction", "received"}}).raise_to(count("received"));
+}
+
 void add_operator_routes(http_server& server, runtime& rt, bool admin_listener) {
   auto env = rt.environment();
   const auto& ops = rt.options().ops;
@@ -491,12 +508,7 @@ void add_operator_routes(http_server& server, runtime& rt, bool admin_listener) 
   server.add_route("/ready", readiness);
   if (ops.metrics_on_admin_only && !admin_listener)
     return;
-  auto refresh = [env] {
-    auto& m = *env->metrics;
-    m.gauge("bulwark_sessions", {}).set(static_cast<double>(env->sessions.load()));
-    m.gauge("bulwark_uptime_seconds", {})
-      .set(duration_cast<duration<double>>(steady_clock::now() - env->started).count());
-  };
+  auto refresh = [env] { refresh_read_metrics(*env); };
   // With a metrics token, a scrape must carry it (Prometheus:
   // `authorization: {credentials_file: ...}`).
   auto refused = [token = ops.metrics_token_sha256](const http_request_view& req) -> std::optional<http_reply> {

@@ -22,6 +22,7 @@ namespace bulwark {
 
 class http_server;
 class runtime;
+struct runtime_env;
 
 /// Healthy < degraded < unhealthy.
 enum class health_level : uint8_t { healthy, degraded, unhealthy };
@@ -103,6 +104,10 @@ health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings s
 /// gets only the status of the health routes; `/metrics` demands the
 /// metrics token when one is set, and is left out there when configured
 /// for the admin listener only.
+/// Sets the metrics that are read rather than kept up to date (sessions,
+/// uptime, the Redis client's counts) before a scrape.
+void refresh_read_metrics(const runtime_env& env);
+
 void add_operator_routes(http_server& server, runtime& rt, bool admin_listener = false);
 
 } // namespace bulwark

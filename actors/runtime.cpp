@@ -104,6 +104,16 @@ struct runtime::impl {
     m.describe("bulwark_health_status", "0 healthy, 1 degraded, 2 unhealthy.", kind::gauge);
     m.describe("bulwark_alerts_total", "Alerts fired, by rule.", kind::counter);
     m.describe("bulwark_uptime_seconds", "Seconds since the runtime was created.", kind::gauge);
+    m.describe("bulwark_redis_up", "1 while Redis (redis.url) answers; 0 while this instance uses its local state.",
+               kind::gauge);
+    m.describe("bulwark_redis_subscribed", "1 while this instance receives the fleet's messages through Redis.",
+               kind::gauge);
+    m.describe("bulwark_redis_commands_total", "Redis commands sent (round trips are pipelined).", kind::counter);
+    m.describe("bulwark_redis_command_failures_total",
+               "Redis commands that failed or were dropped while Redis was unreachable.", kind::counter);
+    m.describe("bulwark_redis_outages_total", "Times Redis became unreachable.", kind::counter);
+    m.describe("bulwark_redis_messages_total", "Messages to and from the other instances, by direction.",
+               kind::counter);
     m.describe("bulwark_http_slow_readers_total",
                "HTTP connections ended because their client did not read its answers, by reason "
                "(write_timeout, queue_limit).",
@@ -115,12 +125,7 @@ struct runtime::impl {
   }
 
   /// Gauges that are read rather than kept up to date.
-  void refresh_gauges() const {
-    auto& m = *env->metrics;
-    m.gauge("bulwark_sessions", {}).set(static_cast<double>(env->sessions.load()));
-    m.gauge("bulwark_uptime_seconds", {})
-      .set(std::chrono::duration<double>(std::chrono::steady_clock::now() - env->started).count());
-  }
+  void refresh_gauges() const { refresh_read_metrics(*env); }
 
   session_supervisor_actor sessions() const {
     return caf::actor_cast<session_supervisor_actor>(env->names.get(names::session_supervisor));

@@ -40,6 +40,12 @@ class counter {
 public:
   void inc(uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
   uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  /// Follows a count kept elsewhere: takes `v` when it is higher.
+  void raise_to(uint64_t v) noexcept {
+    auto now = value_.load(std::memory_order_relaxed);
+    while (now < v && !value_.compare_exchange_weak(now, v, std::memory_order_relaxed)) {
+    }
+  }
 
 private:
   std::atomic<uint64_t> value_{0};

@@ -110,6 +110,9 @@ struct redis_client::impl {
   std::condition_variable cv;
   std::deque<pending> queue;
   bool stopping = false;
+  /// The subscription's connection broke: the command connection opens
+  /// again too, and says whether Redis is back.
+  bool reconnect = false;
   std::atomic<bool> up{false};
   bool reported = false; ///< The current outage was logged.
   std::string last_error;
@@ -221,9 +224,15 @@ struct redis_client::impl {
       }
       {
         std::unique_lock<std::mutex> lock(mtx);
-        cv.wait(lock, [&] { return stopping || !queue.empty() || !batch.empty(); });
+        cv.wait(lock, [&] { return stopping || reconnect || !queue.empty() || !batch.empty(); });
         if (stopping)
           break;
+        if (reconnect && batch.empty()) {
+          reconnect = false;
+          lock.unlock();
+          c.reset();
+          continue;
+        }
         // One pipeline: everything that queued up while the last one ran.
         while (!queue.empty() && batch.size() < 512) {
           batch.push_back(std::move(queue.front()));
@@ -361,6 +370,15 @@ struct redis_client::impl {
         }
       }
       subscribed = false;
+      // A Redis that closed the connection is gone for commands too: say so
+      // now rather than at the next command, and let the command connection
+      // find out when it is back.
+      went_down(c->errstr[0] ? c->errstr : "the subscription's connection was lost");
+      {
+        std::lock_guard<std::mutex> guard(mtx);
+        reconnect = true;
+      }
+      cv.notify_all();
       if (!pause(settings.retry_interval))
         return;
     }

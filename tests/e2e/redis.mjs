@@ -523,6 +523,34 @@ run.main(async () => {
     assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on a: ${JSON.stringify(second)}`);
   });
 
+  await check('instances that make no calls notice a lost Redis at once, and /metrics has the Redis series', async () => {
+    const metric = async (port, line) => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(scaled(5000)) })).text();
+      const m = text.match(new RegExp(`^${line} (\\S+)$`, 'm'));
+      return m ? Number(m[1]) : undefined;
+    };
+    for (const p of ports) {
+      assert(await metric(p, 'bulwark_redis_up') === 1, `:${p} bulwark_redis_up 1`);
+      assert(await metric(p, 'bulwark_redis_commands_total') > 0, `:${p} counts its Redis commands`);
+    }
+    const outagesBefore = await metric(ports[0], 'bulwark_redis_outages_total');
+    // No calls from here on: only the lost connection tells.
+    await sleep(scaled(300));
+    const t0 = Date.now();
+    await stop('redis');
+    const noticed = await until('every quiet instance degraded by Redis', async () => {
+      for (const p of ports)
+        if (!(await health(p)).reasons?.some((x) => x.includes('redis unreachable'))) return false;
+      return Date.now() - t0;
+    }, 5000);
+    // The health check runs every 100 ms here; a second is its slack.
+    assert(noticed < scaled(1000), `noticed after ${noticed} ms`);
+    for (const p of ports) assert(await metric(p, 'bulwark_redis_up') === 0, `:${p} bulwark_redis_up 0`);
+    assert(await metric(ports[0], 'bulwark_redis_outages_total') === outagesBefore + 1, 'the outage is counted');
+    await startRedis(redisPort);
+    await until('shared state on every instance', shared, 15_000);
+  });
+
   // A Redis that hangs (SIGSTOP: connections stay open, nothing answers) is
   // worse than one that is gone: every command waits its commandTimeoutMs.
   const slackMs = 500;
