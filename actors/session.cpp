@@ -62,8 +62,9 @@ session_state::~session_state() {
       out.what = outbound::kind::response;
       out.body = mcp::result_body(
         l.subscription_id,
-        value::make_object({{"resultType", "complete"},
-                            {"_meta", value::make_object({{std::string(mcp::meta_subscription_id), l.subscription_id}})}}));
+        value::make_object(
+          {{"resultType", "complete"},
+           {"_meta", value::make_object({{std::string(mcp::meta_subscription_id), l.subscription_id}})}}));
       l.sink->deliver(std::move(out));
     }
   if (env)
