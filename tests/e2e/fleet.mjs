@@ -17,7 +17,8 @@
 //    raw HTTP and with the official v2 client (@modelcontextprotocol/client
 //    pinned to 2026-07-28, which fulfils the rounds itself); once with a key
 //    file (`sessions.stateKeyFile`) and once with the key shared through
-//    Redis only.
+//    Redis only; and once through a fleet that is a gateway in front of a
+//    2026-07-28 service, whose own requestState travels inside the fleet's.
 // 2. The official v1 SDK client (@modelcontextprotocol/sdk, 2025-11-25 over
 //    Streamable HTTP) through haproxy: tools, a call, a resource, a prompt
 //    (answered by several instances), progress notifications, and a
@@ -313,6 +314,25 @@ function assertSpread(servers, what) {
     assert(servers[i] !== servers[i - 1], `${what}: rounds ${i} and ${i + 1} both went to ${servers[i]} (${servers}); the check needs different instances`);
 }
 
+/// Three rounds of the multi_round fixture `tool` through `fleet`, raw HTTP,
+/// consecutive rounds on different instances.
+async function multiRound(fleet, tool) {
+  const servers = [];
+  const call = async (extra) => {
+    const r = await modern(fleet.url, 'tools/call', { name: tool, arguments: {}, ...extra }, { capabilities: { elicitation: {} } });
+    servers.push(r.server);
+    return r;
+  };
+  const r1 = await call({});
+  assert(r1.json?.result?.inputRequests?.step1 && r1.json.result.requestState, `round 1: ${r1.text.slice(0, 300)}`);
+  const r2 = await call({ requestState: r1.json.result.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'Ada' } } } });
+  assert(r2.json?.result?.inputRequests?.step2 && r2.json.result.requestState,
+         `round 2 on ${r2.server} (round 1 on ${servers[0]}): HTTP ${r2.status} ${r2.text.slice(0, 300)}`);
+  const r3 = await call({ requestState: r2.json.result.requestState, inputResponses: { step2: { action: 'accept', content: { color: 'teal' } } } });
+  assert(textOf(r3.json) === 'Name: Ada, favorite color: teal', `round 3 on ${r3.server}: HTTP ${r3.status} ${r3.text.slice(0, 300)}`);
+  assertSpread(servers, 'multi_round');
+}
+
 /// The input_required checks (1) through `fleet`, named by `variant`.
 async function inputRequiredChecks(fleet, variant) {
   await check(`[${variant}] requestState round trip (test_input_required_result_request_state) across instances, raw HTTP`, async () => {
@@ -329,23 +349,8 @@ async function inputRequiredChecks(fleet, variant) {
            `round 2 on ${second.server} (round 1 on ${first.server}): HTTP ${second.status} ${second.text.slice(0, 300)}`);
   });
 
-  await check(`[${variant}] three rounds of test_input_required_result_multi_round, each on another instance, raw HTTP`, async () => {
-    const tool = 'test_input_required_result_multi_round';
-    const servers = [];
-    const call = async (extra) => {
-      const r = await modern(fleet.url, 'tools/call', { name: tool, arguments: {}, ...extra }, { capabilities: { elicitation: {} } });
-      servers.push(r.server);
-      return r;
-    };
-    const r1 = await call({});
-    assert(r1.json?.result?.inputRequests?.step1 && r1.json.result.requestState, `round 1: ${r1.text.slice(0, 300)}`);
-    const r2 = await call({ requestState: r1.json.result.requestState, inputResponses: { step1: { action: 'accept', content: { name: 'Ada' } } } });
-    assert(r2.json?.result?.inputRequests?.step2 && r2.json.result.requestState,
-           `round 2 on ${r2.server} (round 1 on ${servers[0]}): HTTP ${r2.status} ${r2.text.slice(0, 300)}`);
-    const r3 = await call({ requestState: r2.json.result.requestState, inputResponses: { step2: { action: 'accept', content: { color: 'teal' } } } });
-    assert(textOf(r3.json) === 'Name: Ada, favorite color: teal', `round 3 on ${r3.server}: HTTP ${r3.status} ${r3.text.slice(0, 300)}`);
-    assertSpread(servers, 'multi_round');
-  });
+  await check(`[${variant}] three rounds of test_input_required_result_multi_round, each on another instance, raw HTTP`,
+              () => multiRound(fleet, 'test_input_required_result_multi_round'));
 
   await check(`[${variant}] the official v2 client pinned to ${V26} completes multi_round and request_state across instances`, async () => {
     // Which instance answered each tools/call round, as haproxy says.
@@ -613,6 +618,25 @@ run.main(async () => {
         const got = resumed.events.map((e) => e.id);
         assert(JSON.stringify(got) === JSON.stringify(want),
                `resumed on ${resumed.server} after ${get.server} was killed: replayed ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+      });
+      await fleet.stop();
+    }
+  }
+
+  // -- 1 through a gateway: the fleet fronts a 2026-07-28 service, whose
+  // own requestState travels inside the fleet's sealed state.
+  {
+    let fleet = null;
+    await check('[gateway] a fleet in front of a stateless service starts behind haproxy', async () => {
+      const downPort = await startBulwark(['--fixtures', '--address', '127.0.0.1', '--port', '0'], 'downstream');
+      fleet = await startFleet('gateway', { sessions: { stateKeyFile: keyFile }, mcpServers: { down: { url: `http://127.0.0.1:${downPort}/mcp` } } });
+    });
+    if (fleet) {
+      await check('[gateway] a service\'s multi-round input, relayed by the fleet, continues on any instance', async () => {
+        const tools = await modern(fleet.url, 'tools/list', {});
+        const tool = 'down__test_input_required_result_multi_round';
+        assert((tools.json?.result?.tools ?? []).some((t) => t.name === tool), `the service's tool is listed: ${tools.text.slice(0, 300)}`);
+        await multiRound(fleet, tool);
       });
       await fleet.stop();
     }
