@@ -271,6 +271,10 @@ void evaluate(health_pointer self) {
     if (!st.reached.count(s))
       unreached.push_back(s);
   ready = ready && (unreached.empty() || !st.settings.ready_waits_for_services);
+  // A fleet member that has not reached Redis yet would not find the
+  // sessions the fleet shares: it waits for the first connection's outcome
+  // (an unreachable Redis makes it ready, degraded).
+  ready = ready && (!st.env->redis || st.env->redis->settled());
 
   value reasons(json::array{}), waiting(json::array{});
   for (auto& r : verdict.reasons)

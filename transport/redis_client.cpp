@@ -114,6 +114,7 @@ struct redis_client::impl {
   /// again too, and says whether Redis is back.
   bool reconnect = false;
   std::atomic<bool> up{false};
+  std::atomic<bool> settled{false}; ///< The first connection attempt ended.
   bool reported = false; ///< The current outage was logged.
   std::string last_error;
   uint64_t sent = 0, failed = 0, outages = 0, published = 0, received = 0;
@@ -214,6 +215,7 @@ struct redis_client::impl {
         c = connect(why);
         if (!c) {
           went_down(why);
+          settled.store(true, std::memory_order_release);
           if (!pause(settings.retry_interval))
             return;
           continue;
@@ -221,6 +223,7 @@ struct redis_client::impl {
         came_up();
         for (auto& f : connected)
           f();
+        settled.store(true, std::memory_order_release);
       }
       {
         std::unique_lock<std::mutex> lock(mtx);
@@ -423,6 +426,10 @@ void redis_client::stop() {
 
 bool redis_client::available() const noexcept {
   return impl_->up.load(std::memory_order_relaxed);
+}
+
+bool redis_client::settled() const noexcept {
+  return impl_->settled.load(std::memory_order_acquire);
 }
 
 void redis_client::command(std::vector<std::string> args, redis_callback done) {

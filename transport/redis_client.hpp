@@ -68,6 +68,9 @@ public:
 
   /// True while the breaker is closed: commands are expected to succeed.
   bool available() const noexcept;
+  /// True once the first connection attempt has ended (connected or not):
+  /// until then an instance cannot know what the fleet shares.
+  bool settled() const noexcept;
   /// Queues a command; `done` gets its answer, or an error answer when Redis
   /// is unavailable (then at once, on the calling thread).
   void command(std::vector<std::string> args, redis_callback done);

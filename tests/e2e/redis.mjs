@@ -590,4 +590,29 @@ run.main(async () => {
     const second = await call(ports[2], 'fault_count', { key: 'after-hang' });
     assert(cacheMark(second)?.stale === false && text(second) === text(first), `a hit on c: ${JSON.stringify(second)}`);
   });
+
+  await check('a new instance is not ready until its first connection to Redis has ended, then ready degraded', async () => {
+    const redis = run.started.redis;
+    const keyFile = join(run.dir, 'state.key');
+    writeFileSync(keyFile, 'k'.repeat(64));
+    const lateCfg = join(run.dir, 'late.json');
+    writeFileSync(lateCfg, JSON.stringify({
+      http: { port: 0 }, sessions: { stateKeyFile: keyFile }, health: { intervalMs: 100 },
+      redis: { url: `redis://127.0.0.1:${redisPort}/0`, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 },
+    }));
+    // A hung Redis: the first connection attempt takes its whole timeout.
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      const port = await startBulwark(['--config', lateCfg], 'late');
+      await sleep(scaled(400)); // a few health checks
+      const early = await fetch(`http://127.0.0.1:${port}/ready`);
+      assert(early.status === 503, `/ready before Redis answered or failed: ${early.status}`);
+      await until('/ready 200 once the attempt failed', async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, 8000);
+      const h = await health(port);
+      assert(h.reasons?.some((x) => x.includes('redis unreachable')), `ready, degraded by Redis: ${JSON.stringify(h.reasons)}`);
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+      await stop('late');
+    }
+  });
 });
