@@ -28,6 +28,7 @@ namespace bulwark {
 
 class redis_client;
 class recent_misses;
+class lease_book;
 
 namespace metrics {
 class registry;
@@ -100,6 +101,9 @@ struct runtime_env {
   /// State shared with other instances (`redis.url`); null: this instance
   /// keeps everything in memory alone.
   std::shared_ptr<redis_client> redis;
+  /// Tokens taken from the shared buckets ahead of this instance's calls
+  /// (with `redis`).
+  std::shared_ptr<lease_book> leases;
   /// Session ids the shared directory did not have a moment ago (with
   /// `redis`): asked again only after a few seconds.
   std::shared_ptr<recent_misses> unknown_sessions;

@@ -53,6 +53,7 @@ struct runtime::impl {
     describe_metrics(*env->metrics);
     if (!env->opts.ops.redis.url.empty()) {
       env->redis = make_shared_state(env);
+      env->leases = std::make_shared<lease_book>();
       env->unknown_sessions = std::make_shared<recent_misses>(unknown_session_capacity, unknown_session_memory);
     }
   }

@@ -1,6 +1,7 @@
 #include "actors/shared_state.hpp"
 
 #include <algorithm>
+#include <any>
 #include <cmath>
 #include <cstdlib>
 
@@ -167,12 +168,15 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
 namespace {
 
 /// Token buckets, one hash per window: `t` tokens at `ts` ms (Redis time, so
-/// that all instances share one clock). ARGV: mode ("take" or "give"), the
-/// longest wait allowed in ms (queue mode), the degraded-mode scale, then
-/// (count, period ms) per key. A take that some bucket refuses changes
-/// nothing and answers {0, index of that bucket, wait ms}; an admitted one
-/// answers {1, 0, longest wait ms}. A bucket expires once it would be full
-/// again: a full bucket and a missing one are the same.
+/// that all instances share one clock). ARGV: mode ("lease" or "give"), the
+/// longest wait allowed in ms (queue mode), the degraded-mode scale, the
+/// tokens wanted (a lease) or given back, then (count, period ms) per key.
+/// A lease that some bucket refuses changes nothing and answers {0, index of
+/// that bucket, wait ms}; an admitted one takes the same number of tokens
+/// from every bucket, at least one and at most as many as each holds (or
+/// one that the call waits for, in queue mode), and answers {1, 0, longest
+/// wait ms, tokens taken}. A bucket expires once it would be full again: a
+/// full bucket and a missing one are the same.
 const redis_script& bucket_script() {
   static const redis_script script(R"lua(
 local t = redis.call('TIME')
@@ -180,11 +184,13 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local mode = ARGV[1]
 local max_wait = tonumber(ARGV[2])
 local scale = tonumber(ARGV[3])
+local amount = tonumber(ARGV[4])
 local tokens, caps, rates = {}, {}, {}
 local longest = 0
+local fewest = amount
 for i = 1, #KEYS do
-  local count = tonumber(ARGV[2 + 2 * i])
-  local per = tonumber(ARGV[3 + 2 * i])
+  local count = tonumber(ARGV[3 + 2 * i])
+  local per = tonumber(ARGV[4 + 2 * i])
   local cap = 0
   if count > 0 then cap = math.max(1, count * scale) end
   local rate = 0
@@ -198,18 +204,24 @@ for i = 1, #KEYS do
     tok = math.min(cap, tok)
   end
   tokens[i], caps[i], rates[i] = tok, cap, rate
-  if mode == 'take' and tok < 1 then
-    local wait = -1
-    if rate > 0 then wait = (1 - tok) / rate end
-    if wait < 0 or wait > max_wait then
-      return {0, i, tostring(wait)}
+  if mode == 'lease' then
+    if tok < 1 then
+      local wait = -1
+      if rate > 0 then wait = (1 - tok) / rate end
+      if wait < 0 or wait > max_wait then
+        return {0, i, tostring(wait)}
+      end
+      longest = math.max(longest, wait)
+      fewest = 1
+    else
+      fewest = math.min(fewest, math.floor(tok))
     end
-    longest = math.max(longest, wait)
   end
 end
+if fewest < 1 then fewest = 1 end
 for i = 1, #KEYS do
-  local tok = tokens[i] - 1
-  if mode ~= 'take' then tok = math.min(caps[i], tokens[i] + 1) end
+  local tok = tokens[i] - fewest
+  if mode ~= 'lease' then tok = math.min(caps[i], tokens[i] + amount) end
   redis.call('HSET', KEYS[i], 't', tostring(tok), 'ts', tostring(now))
   if rates[i] > 0 then
     redis.call('PEXPIRE', KEYS[i], math.ceil((caps[i] - tok) / rates[i]) + 1000)
@@ -217,7 +229,7 @@ for i = 1, #KEYS do
     redis.call('PEXPIRE', KEYS[i], 86400000)
   end
 end
-return {1, 0, tostring(longest)}
+return {1, 0, tostring(longest), fewest}
 )lua");
   return script;
 }
@@ -259,8 +271,9 @@ std::optional<bucket_plan> plan_for(const runtime_env& env, const admission_requ
   return p;
 }
 
-std::vector<std::string> script_args(const bucket_plan& p, const char* mode, milliseconds max_wait, double scale) {
-  std::vector<std::string> args{mode, std::to_string(max_wait.count()), std::to_string(scale)};
+std::vector<std::string> script_args(const bucket_plan& p, const char* mode, milliseconds max_wait, double scale,
+                                     long long amount) {
+  std::vector<std::string> args{mode, std::to_string(max_wait.count()), std::to_string(scale), std::to_string(amount)};
   for (auto& l : p.levels) {
     args.push_back(std::to_string(l.limit.count));
     args.push_back(std::to_string(l.limit.per.count()));
@@ -272,9 +285,108 @@ milliseconds ceil_ms(double ms) {
   return milliseconds(ms > 0 ? static_cast<milliseconds::rep>(std::ceil(ms - 1e-6)) : 0);
 }
 
+/// The name of the lease of a request's plan: what chooses its buckets (so
+/// that a token is spent without making the plan).
+std::string lease_name(const admission_request& r) {
+  std::string out;
+  out.reserve(r.tier.size() + r.key.size() + r.service.size() + 2);
+  out.append(r.tier).push_back('\n');
+  out.append(r.service).push_back('\n');
+  out.append(r.key);
+  return out;
+}
+
+/// Gives the tokens of leases whose time is up back to the shared buckets
+/// (at most four times a second).
+void return_expired_leases(const env_ptr& env, steady_clock::time_point now, double scale) {
+  for (auto& [name, left] : env->leases->expired(now)) {
+    auto plan = std::any_cast<bucket_plan>(&left.plan);
+    if (plan && left.tokens > 0)
+      env->redis->eval(bucket_script(), plan->keys, script_args(*plan, "give", milliseconds(0), scale, left.tokens),
+                       [](redis_reply) {});
+  }
+}
+
 } // namespace
 
+// -- lease_book ---------------------------------------------------------------------------
+
+long long lease_book::size_for(const std::vector<rate_limit>& limits, double scale) {
+  long long size = max_lease;
+  for (auto& l : limits)
+    size = std::min(size, static_cast<long long>(std::floor(static_cast<double>(l.count) * scale / 16)));
+  return std::max<long long>(1, size);
+}
+
+bool lease_book::spend(const std::string& name, clock::time_point now) {
+  std::lock_guard<std::mutex> guard(mtx_);
+  auto i = leases_.find(name);
+  if (i == leases_.end() || i->second.tokens < 1 || now >= i->second.until)
+    return false;
+  --i->second.tokens;
+  return true;
+}
+
+void lease_book::keep(const std::string& name, long long tokens, std::any plan, clock::time_point now) {
+  std::lock_guard<std::mutex> guard(mtx_);
+  auto& l = leases_[name];
+  if (now >= l.until) {
+    // What an expired lease still held is given back by `expired` first.
+    if (l.tokens > 0)
+      due_.push_back({name, l});
+    l.tokens = 0;
+  }
+  l.tokens += tokens;
+  l.until = now + life;
+  l.plan = std::move(plan);
+}
+
+bool lease_book::give_back(const std::string& name, clock::time_point now) {
+  std::lock_guard<std::mutex> guard(mtx_);
+  auto i = leases_.find(name);
+  if (i == leases_.end() || now >= i->second.until)
+    return false;
+  ++i->second.tokens;
+  return true;
+}
+
+std::vector<std::pair<std::string, lease_book::lease>> lease_book::expired(clock::time_point now) {
+  std::vector<std::pair<std::string, lease>> out;
+  // Looked at without the lock on every call: a sweep is rare.
+  auto at = now.time_since_epoch().count();
+  if (at - last_sweep_.load(std::memory_order_relaxed) < sweep_every.count())
+    return out;
+  std::lock_guard<std::mutex> guard(mtx_);
+  last_sweep_.store(at, std::memory_order_relaxed);
+  out.swap(due_);
+  for (auto i = leases_.begin(); i != leases_.end();) {
+    if (now >= i->second.until) {
+      if (i->second.tokens > 0)
+        out.emplace_back(i->first, std::move(i->second));
+      i = leases_.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::size_t lease_book::size() const {
+  std::lock_guard<std::mutex> guard(mtx_);
+  return leases_.size();
+}
+
 bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double scale, const caf::actor& limiter) {
+  // A token leased before: no round trip.
+  auto now = steady_clock::now();
+  return_expired_leases(env, now, scale);
+  auto name = lease_name(ticket->request);
+  if (env->leases->spend(name, now)) {
+    admission ok;
+    ok.admitted = true;
+    ticket->answer(ok);
+    return true;
+  }
   auto plan = plan_for(*env, ticket->request);
   if (!plan)
     return false;
@@ -284,44 +396,59 @@ bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double
     ticket->answer(ok);
     return true;
   }
-  auto args = script_args(*plan, "take", ticket->request.max_wait, scale);
-  auto levels = plan->levels;
+  std::vector<rate_limit> limits;
+  for (auto& l : plan->levels)
+    limits.push_back(l.limit);
+  auto want = lease_book::size_for(limits, scale);
+  auto args = script_args(*plan, "lease", ticket->request.max_wait, scale, want);
   std::weak_ptr<runtime_env> weak = env;
-  env->redis->eval(bucket_script(), plan->keys, args,
-                   [weak, ticket, levels = std::move(levels), scale, limiter](redis_reply r) {
-                     auto env = weak.lock();
-                     if (!env)
-                       return;
-                     if (r.failed() || r.type != redis_reply::kind::array || r.elements.size() != 3) {
-                       // Decided here after all, with this instance's buckets.
-                       ticket->local = true;
-                       caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, ticket);
-                       return;
-                     }
-                     admission a;
-                     auto wait = std::strtod(r.elements[2].str.c_str(), nullptr);
-                     if (r.elements[0].integer == 1) {
-                       a.admitted = true;
-                       a.delay = ceil_ms(wait);
-                     } else {
-                       auto index = static_cast<std::size_t>(std::max<long long>(1, r.elements[1].integer)) - 1;
-                       const auto& l = levels.at(std::min(index, levels.size() - 1));
-                       a.refused_by = l.name;
-                       a.limit = l.label + ": " + describe(l.limit, scale);
-                       a.retry_after = std::max(wait >= 0 ? ceil_ms(wait) : l.limit.per, milliseconds(1));
-                       if (env->metrics)
-                         env->metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", a.refused_by}}).inc();
-                     }
-                     ticket->answer(a);
-                   });
+  auto keys = plan->keys;
+  env->redis->eval(
+    bucket_script(), keys, args,
+    [weak, ticket, plan = std::move(*plan), name = std::move(name), scale, limiter](redis_reply r) mutable {
+      auto env = weak.lock();
+      if (!env)
+        return;
+      if (r.failed() || r.type != redis_reply::kind::array || r.elements.size() < 3) {
+        // Decided here after all, with this instance's buckets.
+        ticket->local = true;
+        caf::anon_send(caf::actor_cast<limiter_actor>(limiter), atom::admit_v, ticket);
+        return;
+      }
+      admission a;
+      auto wait = std::strtod(r.elements[2].str.c_str(), nullptr);
+      if (r.elements[0].integer == 1) {
+        a.admitted = true;
+        a.delay = ceil_ms(wait);
+        // This call takes one token; the rest is spent here by the next
+        // calls of the same kind, without a round trip.
+        auto taken = r.elements.size() > 3 ? r.elements[3].integer : 1;
+        if (taken > 1)
+          env->leases->keep(name, taken - 1, std::any(std::move(plan)), steady_clock::now());
+      } else {
+        const auto& levels = plan.levels;
+        auto index = static_cast<std::size_t>(std::max<long long>(1, r.elements[1].integer)) - 1;
+        const auto& l = levels.at(std::min(index, levels.size() - 1));
+        a.refused_by = l.name;
+        a.limit = l.label + ": " + describe(l.limit, scale);
+        a.retry_after = std::max(wait >= 0 ? ceil_ms(wait) : l.limit.per, milliseconds(1));
+        if (env->metrics)
+          env->metrics->counter("bulwark_rate_limit_refusals_total", {{"limit", a.refused_by}}).inc();
+      }
+      ticket->answer(a);
+    });
   return true;
 }
 
 void shared_refund(const env_ptr& env, const admission_request& request, double scale) {
+  // Into the lease it may have come from, while that lasts.
+  if (env->leases->give_back(lease_name(request), steady_clock::now()))
+    return;
   auto plan = plan_for(*env, request);
   if (!plan || plan->keys.empty())
     return;
-  env->redis->eval(bucket_script(), plan->keys, script_args(*plan, "give", milliseconds(0), scale), [](redis_reply) {});
+  env->redis->eval(bucket_script(), plan->keys, script_args(*plan, "give", milliseconds(0), scale, 1),
+                   [](redis_reply) {});
 }
 
 // -- the session directory -------------------------------------------------------------------

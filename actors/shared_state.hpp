@@ -5,6 +5,8 @@
 // when Redis is unavailable the callers use their local state instead.
 #pragma once
 
+#include <any>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -13,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -30,12 +34,60 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env);
 
 // -- rate limits ----------------------------------------------------------------------
 
-/// Decides `ticket` with the shared buckets (one Lua script, atomic across
-/// instances) at degraded-mode `scale`; the verdict goes to the ticket's
-/// session (admission_ticket::answer). When Redis fails for this call, the ticket goes back to `limiter`
+/// Decides `ticket` with the shared buckets at degraded-mode `scale`: with a
+/// token of this instance's lease for its buckets, at once; else with one
+/// Lua script, atomic across instances, that also leases more tokens
+/// (`lease_book`). The verdict goes to the ticket's session
+/// (admission_ticket::answer). When Redis fails for this call, the ticket goes back to `limiter`
 /// marked `local`. False (nothing sent) for a request the shared buckets do
 /// not cover (an unknown tier): decide it locally.
 bool shared_admit(const env_ptr& env, const admission_ticket_ptr& ticket, double scale, const caf::actor& limiter);
+
+/// Tokens this instance took from the shared buckets ahead of its calls, so
+/// that most calls are decided without a Redis round trip. A lease belongs
+/// to one plan (the buckets one kind of call passes: its caller's windows,
+/// its service's, the global ones) and holds as many tokens of each: at
+/// most `size_for` (a sixteenth of the smallest limit, at most 64, at least
+/// one, so that a small limit is decided in Redis call by call). A lease
+/// lasts `life`; what it did not spend is given back then. Tokens are taken
+/// from Redis before they are spent, so the instances together never admit
+/// more than a limit; a lease only lends a limit's tokens to one instance
+/// for a moment. Thread-safe: the limiter spends, the Redis thread keeps.
+class lease_book {
+public:
+  using clock = std::chrono::steady_clock;
+  static constexpr long long max_lease = 64;
+  static constexpr std::chrono::milliseconds life{1000};
+
+  struct lease {
+    long long tokens = 0;
+    clock::time_point until;
+    std::any plan; ///< What giving its tokens back needs.
+  };
+
+  /// Tokens to ask for at once, for a plan of these limits.
+  static long long size_for(const std::vector<rate_limit>& limits, double scale);
+
+  /// Spends one token of lease `name`; false when it has none (or is over).
+  bool spend(const std::string& name, clock::time_point now);
+  /// Adds `tokens` to lease `name`, which lasts `life` from `now`.
+  void keep(const std::string& name, long long tokens, std::any plan, clock::time_point now);
+  /// A refunded call's token goes back into lease `name`; false when it has
+  /// none that lasts.
+  bool give_back(const std::string& name, clock::time_point now);
+  /// Removes the leases whose time is up and returns those with tokens left
+  /// (at most every 250 ms; empty otherwise).
+  std::vector<std::pair<std::string, lease>> expired(clock::time_point now);
+  std::size_t size() const;
+
+private:
+  mutable std::mutex mtx_;
+  std::unordered_map<std::string, lease> leases_;
+  std::vector<std::pair<std::string, lease>> due_;
+  /// When `expired` last looked (clock ticks), and how often it does.
+  std::atomic<clock::rep> last_sweep_{0};
+  static constexpr clock::duration sweep_every = std::chrono::milliseconds(250);
+};
 
 /// Gives an admitted call's tokens back to the shared buckets.
 void shared_refund(const env_ptr& env, const admission_request& request, double scale);

@@ -20,7 +20,7 @@ import { assert, harness, scaled, sleep, until } from './harness.mjs';
 
 const argv = process.argv.slice(2);
 const hostPath = resolve(argv[argv.indexOf('--host') + 1] ?? '');
-const run = harness({ bulwark: hostPath, scratch: 'bulwark-embed-', watchdogMs: 90_000 });
+const run = harness({ bulwark: hostPath, scratch: 'bulwark-embed-', watchdogMs: 90_000, startedLine: null });
 const { check, logs } = run;
 
 const REQUEST_TIMEOUT_MS = scaled(10_000);

@@ -226,7 +226,7 @@ export async function adminRequest(port, token, method, path, body, headers) {
 /// through it and exits; the watchdog ends a run that takes too long.
 /// `bulwark` defaults to the `--bulwark PATH` argument; `run.dir` is a
 /// scratch directory (named after `scratch`) removed at the end.
-export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000, onFinish = () => {} } = {}) {
+export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000, onFinish = () => {}, startedLine = 'bulwark started' } = {}) {
   const argv = process.argv.slice(2);
   const run = { passed: 0, failed: 0, logs: [], pids: [], started: {} };
   run.bulwark = bulwark ?? resolve(argv[argv.indexOf('--bulwark') + 1] ?? '');
@@ -292,7 +292,8 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
   /// resolves with the HTTP port it logs, once
   /// it has started whole ("bulwark started": a gateway's services have
   /// listed their tools or failed; HTTP is served before that, and /ready
-  /// tells when it is).
+  /// tells when it is; a host program that logs no such line passes
+  /// `startedLine: null` to the harness).
   run.startBulwark = (argv, label, env = undefined) => {
     const child = spawn(bulwark, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: env && { ...process.env, ...env } });
     run.pids.push(child.pid);
@@ -307,7 +308,7 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
         try {
           const rec = JSON.parse(line);
           if (rec.msg === 'listening') port = rec.port;
-          if (rec.msg === 'bulwark started' && port !== undefined) {
+          if ((startedLine === null || rec.msg === startedLine) && port !== undefined) {
             clearTimeout(timer);
             resolvePort(port);
           }

@@ -179,6 +179,9 @@ run.main(async () => {
   const keyResumed = 'key-limited-after-the-hang';
   const sha = (s) => createHash('sha256').update(s).digest('hex');
   const limit = 6;
+  // A limit whose sixteenth is 10: each round trip leases ten tokens.
+  const wideLimit = 160;
+  const keyWide = 'key-with-a-wide-limit';
   const commandTimeoutMs = 1000;
   const prefix = `e2e-${process.pid}:`;
   const cfgPath = join(run.dir, 'front.json');
@@ -200,10 +203,10 @@ run.main(async () => {
     },
     gateway: { prefix: 'never' },
     rateLimits: {
-      tiers: { tiny: { perMinute: limit } },
+      tiers: { tiny: { perMinute: limit }, wide: { perHour: wideLimit } },
       // Without authentication only known keys name a caller.
       keys: { [sha(keyBefore)]: { tier: 'tiny' }, [sha(keyAfter)]: { tier: 'tiny' }, [sha('someone-else')]: { tier: 'tiny' },
-             [sha(keyHang)]: { tier: 'tiny' }, [sha(keyResumed)]: { tier: 'tiny' } },
+             [sha(keyHang)]: { tier: 'tiny' }, [sha(keyResumed)]: { tier: 'tiny' }, [sha(keyWide)]: { tier: 'wide' } },
     },
     health: { intervalMs: 100, exitAfterMs: 300 },
     admin: { tokenSha256: sha(adminToken) },
@@ -273,6 +276,29 @@ run.main(async () => {
     const { admitted, refused } = await spread(keyBefore, 3 * limit);
     assert(admitted === limit, `admitted ${admitted} of ${3 * limit} (limit ${limit} in total)`);
     assert(refused === 2 * limit, `refused ${refused}`);
+  });
+
+  await check(`a limit of ${wideLimit} per hour: tokens leased ten at a time, none beyond the limit, none lost`, async () => {
+    const scripts = async () => {
+      const c = await commandCalls();
+      return (c.evalsha ?? 0) + (c.eval ?? 0);
+    };
+    const before = await scripts();
+    const first = await spread(keyWide, wideLimit);
+    const trips = (await scripts()) - before;
+    // Another instance may hold the last tokens of its lease for a moment:
+    // at most ten each of the other two.
+    assert(first.admitted <= wideLimit && first.admitted >= wideLimit - 2 * 10,
+           `admitted ${first.admitted} of ${wideLimit} calls (limit ${wideLimit})`);
+    // 16 leases of ten, a few smaller ones near the end, the refusals: far
+    // fewer than one script per call.
+    assert(trips <= wideLimit / 3, `${trips} scripts for ${wideLimit} calls`);
+    // A lease lasts a second; what it did not spend goes back, and no more.
+    await sleep(scaled(1500));
+    const then = await spread(keyWide, 45);
+    console.log(`  ${first.admitted} of ${wideLimit} calls admitted with ${trips} scripts; ${then.admitted} more once the leases ended`);
+    assert(first.admitted + then.admitted === wideLimit,
+           `admitted ${first.admitted} + ${then.admitted} after the leases ended, limit ${wideLimit}`);
   });
 
   await check('a result cached through one instance is a hit on the others', async () => {

@@ -69,6 +69,8 @@ TEST_CASE("config: the live keys come from the table", "[reload]") {
                                     "$.auth.oauth.clockSkewSeconds",
                                     "$.auth.oauth.scopesSupported",
                                     "$.errors",
+                                    "$.sessions.stateKeyFile",
+                                    "$.sessions.previousStateKeyFile",
                                     "$.shutdown",
                                     "$.gateway.prefix",
                                     "$.gateway.separator",
