@@ -58,7 +58,7 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { assert, harness, openSession, scaled, sleep, until } from './harness.mjs';
+import { assert, harness, openSession, redisCommand, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
@@ -116,16 +116,18 @@ function startRedis(port) {
   });
 }
 
-/// haproxy's view of the backend's servers (b1..b3): name -> status (UP, DOWN...).
+/// haproxy's view of the backend's servers (b1..b3): name -> status (UP,
+/// DOWN...). A server haproxy has not checked yet counts as UP in its
+/// statistics; here it is "UNCHECKED" until a check has passed.
 async function serverStates(statsPort) {
   const res = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`, { signal: AbortSignal.timeout(scaled(2000)) });
   const lines = (await res.text()).split('\n').filter(Boolean);
   const head = lines[0].replace(/^# /, '').split(',');
-  const [px, sv, st] = ['pxname', 'svname', 'status'].map((k) => head.indexOf(k));
+  const [px, sv, st, chk] = ['pxname', 'svname', 'status', 'check_status'].map((k) => head.indexOf(k));
   const out = {};
   for (const l of lines.slice(1)) {
     const f = l.split(',');
-    if (f[px] === 'bulwark' && /^b\d$/.test(f[sv])) out[f[sv]] = f[st];
+    if (f[px] === 'bulwark' && /^b\d$/.test(f[sv])) out[f[sv]] = f[st] === 'UP' && f[chk] !== 'L7OK' ? 'UNCHECKED' : f[st];
   }
   return out;
 }
@@ -200,7 +202,7 @@ async function startFleet(name, config, { timeout = '30s', extra = () => [], env
     redis: { url: `redis://127.0.0.1:${run.redisPort}/0`, keyPrefix: `fleet-${process.pid}-${n}:`, retryMs: 200 },
   }));
   const ports = await freePorts(3);
-  const fleet = { name, ports, labels: [], generation: [0, 0, 0] };
+  const fleet = { name, ports, labels: [], generation: [0, 0, 0], prefix: `fleet-${process.pid}-${n}:` };
   fleet.argv = (i) => ['--config', cfgPath, '--fixtures', '--address', '127.0.0.1', '--port', String(ports[i]), ...extra(i)];
   fleet.start = async (i) => {
     const label = `${name}-b${i + 1}${fleet.generation[i]++ ? `-${fleet.generation[i]}` : ''}`;
@@ -351,6 +353,37 @@ async function inputRequiredChecks(fleet, variant) {
 
   await check(`[${variant}] three rounds of test_input_required_result_multi_round, each on another instance, raw HTTP`,
               () => multiRound(fleet, 'test_input_required_result_multi_round'));
+
+  await check(`[${variant}] the official v2 client pinned to ${V26}: tools, a call, a resource, a prompt and progress, on several instances`, async () => {
+    const servers = [];
+    const tapFetch = async (input, init) => {
+      const res = await fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(scaled(10_000)) });
+      servers.push(res.headers.get('x-bulwark-server'));
+      return res;
+    };
+    const client = new ClientV2({ name: 'bulwark-fleet-e2e', version: '1.0.0' },
+                                { capabilities: {}, versionNegotiation: { mode: { pin: V26 } } });
+    const opts = { timeout: scaled(10_000) };
+    try {
+      await client.connect(new TransportV2(new URL(fleet.url), { fetch: tapFetch }), opts);
+      const { tools } = await client.listTools(undefined, opts);
+      assert(tools.some((t) => t.name === 'echo'), `tools: ${tools.map((t) => t.name)}`);
+      const echoed = await client.callTool({ name: 'echo', arguments: { text: 'fleet v2' } }, opts);
+      assert(textOf(echoed) === 'fleet v2', `echo: ${JSON.stringify(echoed)}`);
+      const { contents } = await client.readResource({ uri: 'test://static-text' }, opts);
+      assert(contents[0]?.text === 'This is the content of the static text resource.', `resource: ${JSON.stringify(contents)}`);
+      const prompt = await client.getPrompt({ name: 'test_prompt_with_arguments', arguments: { arg1: 'alpha-2', arg2: 'beta-3' } }, opts);
+      const text = prompt.messages.map((m) => m.content.text ?? '').join('\n');
+      assert(text.includes('alpha-2') && text.includes('beta-3'), `prompt: ${text}`);
+      const seen = [];
+      const r = await client.callTool({ name: 'test_tool_with_progress', arguments: {} }, { ...opts, onprogress: (p) => seen.push(p.progress) });
+      assert(textOf(r) === 'Progress test completed' && JSON.stringify(seen) === '[0,50,100]', `progress ${JSON.stringify(seen)}: ${JSON.stringify(r)}`);
+      const on = new Set(servers.filter(Boolean));
+      assert(on.size >= 2, `answered by ${[...on]} only: round robin should spread them`);
+    } finally {
+      await Promise.race([client.close().catch(() => {}), sleep(2000)]);
+    }
+  });
 
   await check(`[${variant}] the official v2 client pinned to ${V26} completes multi_round and request_state across instances`, async () => {
     // Which instance answered each tools/call round, as haproxy says.
@@ -608,6 +641,12 @@ run.main(async () => {
         get.close();
         const all = get.events;
         assert(all.every((e) => e.id), `event ids: ${JSON.stringify(all)}`);
+        // Events go to Redis beside the stream, not before it: a process
+        // killed at once loses the last milliseconds' writes. Wait for them,
+        // so that this check is about another instance's replay.
+        const stream = all[0].id.split('-')[0];
+        const kept = `${fleet.prefix}events:${sid}:${stream}`;
+        await until('the six events in Redis', async () => (await redisCommand(run.redisPort, 'LLEN', kept)).startsWith(':6\r\n'), 5000);
         await kill(fleet.labels[i]);
         await until(`haproxy to see ${get.server} DOWN`, async () => (await serverStates(fleet.statsPort))[get.server] !== 'UP', 5000);
         const resumed = await rawStream(fleet.url, 'GET', { 'mcp-session-id': sid, 'mcp-protocol-version': V25, 'last-event-id': all[1].id });

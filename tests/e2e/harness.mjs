@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,6 +14,21 @@ export function assert(cond, why) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// Sends one command to the Redis on `port` (then QUIT); resolves with the
+/// raw RESP answer text.
+export function redisCommand(port, ...words) {
+  const encode = (ws) => `*${ws.length}\r\n` + ws.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('');
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const s = connect(port, '127.0.0.1', () => s.write(encode(words) + encode(['QUIT'])));
+    s.setTimeout(5000, () => s.destroy(new Error('redis: no answer in 5 s')));
+    s.on('data', (d) => (out += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+}
+
 
 /// The JSON-RPC error inside an SDK client's failure. A refusal whose whole
 /// answer is the error carries its HTTP status (429, 503), and the SDK

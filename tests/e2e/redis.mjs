@@ -28,11 +28,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { adminRequest, assert, callTool as call, harness, scaled, sleep, until } from './harness.mjs';
+import { adminRequest, assert, callTool as call, harness, redisCommand, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const redisServer = args.includes('--redis-server') ? args[args.indexOf('--redis-server') + 1] : 'redis-server';
@@ -69,20 +69,6 @@ function startRedis(port) {
         resolve();
       }
     });
-  });
-}
-
-/// Sends one command to the Redis on `port` (then QUIT); resolves with the
-/// raw RESP answer text.
-function redisCommand(port, ...words) {
-  const encode = (ws) => `*${ws.length}\r\n` + ws.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('');
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const s = connect(port, '127.0.0.1', () => s.write(encode(words) + encode(['QUIT'])));
-    s.setTimeout(5000, () => s.destroy(new Error('redis: no answer in 5 s')));
-    s.on('data', (d) => (out += d));
-    s.on('error', reject);
-    s.on('close', () => resolve(out));
   });
 }
 
