@@ -48,7 +48,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +57,7 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { assert, harness, openSession, redisCommand, scaled, sleep, until } from './harness.mjs';
+import { assert, freePort, harness, openSession, readStream, redisCommand, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
@@ -76,44 +75,11 @@ const meta26 = (capabilities = {}) => ({
   'io.modelcontextprotocol/clientCapabilities': capabilities,
 });
 
-/// A free loopback port (closed again before use).
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
 /// `n` distinct free loopback ports.
 async function freePorts(n) {
   const ports = new Set();
   while (ports.size < n) ports.add(await freePort());
   return [...ports];
-}
-
-/// Starts redis-server on `port` (no persistence); resolves when it accepts
-/// connections. Registered with the harness, which kills it by pid.
-function startRedis(port) {
-  const child = spawn(redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-                      { stdio: ['ignore', 'pipe', 'pipe'] });
-  run.pids.push(child.pid);
-  run.started.redis = child;
-  return new Promise((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server: not ready in 10 s')), 10_000);
-    child.once('error', (e) => reject(new Error(`cannot start ${redisServer}: ${e.message}`)));
-    child.once('exit', (code) => reject(new Error(`redis-server exited early with ${code}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      logs.push(`[redis] ${line}`);
-      if (line.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolveReady();
-      }
-    });
-  });
 }
 
 /// haproxy's view of the backend's servers (b1..b3): name -> status (UP,
@@ -280,30 +246,16 @@ async function rawStream(url, method, headers, body) {
     s.closing = true;
     ac.abort();
   };
-  (async () => {
-    const decoder = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk, { stream: true });
-        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2)) {
-          let id = null;
-          const data = [];
-          for (const line of buf.slice(0, i).split('\n')) {
-            if (line.startsWith(': keep-alive')) s.comments++;
-            else if (line.startsWith('id:')) id = line.slice(3).trim();
-            else if (line.startsWith('data:')) data.push(line.slice(5).trim());
-          }
-          if (data.join('')) s.events.push({ id, data: JSON.parse(data.join('\n')) });
-        }
-      }
-    } catch {
-      // cut, or closed by close()
-    }
+  readStream(res, {
+    onEvent: (id, data) => s.events.push({ id, data }),
+    onComment: (text) => {
+      if (text === 'keep-alive') s.comments++;
+    },
+  }).then(() => {
     s.cut = !s.closing;
     s.ended = true;
     s.endedAt = Date.now();
-  })();
+  });
   return s;
 }
 
@@ -568,7 +520,7 @@ async function drainCheck(fleet) {
 
 run.main(async () => {
   run.redisPort = await freePort();
-  await startRedis(run.redisPort);
+  await run.startRedis(run.redisPort, redisServer);
   const keyFile = join(run.dir, 'state.key');
   writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
 

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,6 +14,18 @@ export function assert(cond, why) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// A free loopback port (closed again before use).
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolvePort(port));
+    });
+  });
+}
 
 /// Sends one command to the Redis on `port` (then QUIT); resolves with the
 /// raw RESP answer text.
@@ -53,6 +65,32 @@ export function rpcError(e) {
 /// (never counts or expected results) are multiplied by it.
 export const timeScale = Math.max(1, Number(process.env.BULWARK_TEST_TIME_SCALE) || 1);
 export const scaled = (ms) => ms * timeScale;
+
+/// Reads the event stream `res` until it ends or is aborted: `onEvent` gets
+/// each event's id (null when it has none) and its data parsed as JSON
+/// (events without data are left out), `onComment` each comment line's
+/// text. Resolves when the stream is over.
+export async function readStream(res, { onEvent = () => {}, onComment = () => {} } = {}) {
+  const decoder = new TextDecoder();
+  let buf = '';
+  try {
+    for await (const chunk of res.body) {
+      buf += decoder.decode(chunk, { stream: true });
+      for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2)) {
+        let id = null;
+        const data = [];
+        for (const line of buf.slice(0, i).split('\n')) {
+          if (line.startsWith(':')) onComment(line.slice(1).trim());
+          else if (line.startsWith('id:')) id = line.slice(3).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).trim());
+        }
+        if (data.join('')) onEvent(id, JSON.parse(data.join('\n')));
+      }
+    }
+  } catch {
+    // Aborted by its owner, or cut.
+  }
+}
 
 /// Polls `fn` until it returns a truthy value or `ms` pass.
 /// Reads the event stream `res` in the background and calls `onMessage` with
@@ -330,6 +368,27 @@ export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000
           }
         } catch {
           // not JSON
+        }
+      });
+    });
+  };
+
+  /// Starts `redisServer` on `port` (no persistence) as `redis`; resolves
+  /// when it accepts connections. Killed by pid like the rest.
+  run.startRedis = (port, redisServer = 'redis-server') => {
+    const child = spawn(redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+                        { stdio: ['ignore', 'pipe', 'pipe'] });
+    run.pids.push(child.pid);
+    run.started.redis = child;
+    return new Promise((resolveReady, reject) => {
+      const timer = setTimeout(() => reject(new Error('redis-server: not ready in 10 s')), 10_000);
+      child.once('error', (e) => reject(new Error(`cannot start ${redisServer}: ${e.message}`)));
+      child.once('exit', (code) => reject(new Error(`redis-server exited early with ${code}`)));
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        run.logs.push(`[redis] ${line}`);
+        if (line.includes('Ready to accept connections')) {
+          clearTimeout(timer);
+          resolveReady();
         }
       });
     });

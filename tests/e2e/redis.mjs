@@ -25,52 +25,16 @@
 // SIGCONT they share state again. Every process is killed by pid (Redis
 // is sent SIGCONT first).
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 
-import { adminRequest, assert, callTool as call, harness, redisCommand, scaled, sleep, until } from './harness.mjs';
+import { adminRequest, assert, callTool as call, freePort, harness, redisCommand, scaled, sleep, until } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const redisServer = args.includes('--redis-server') ? args[args.indexOf('--redis-server') + 1] : 'redis-server';
 const run = harness({ scratch: 'bulwark-redis-', watchdogMs: 150_000 });
 const { check, startBulwark, stop, logs } = run;
-
-/// A free loopback port (closed again before use).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/// Starts redis-server on `port` (no persistence); resolves when it accepts
-/// connections. Registered with the harness, which kills it by pid.
-function startRedis(port) {
-  const child = spawn(redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-                      { stdio: ['ignore', 'pipe', 'pipe'] });
-  run.pids.push(child.pid);
-  run.started.redis = child;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server: not ready in 10 s')), 10_000);
-    child.once('error', (e) => reject(new Error(`cannot start ${redisServer}: ${e.message}`)));
-    child.once('exit', (code) => reject(new Error(`redis-server exited early with ${code}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      logs.push(`[redis] ${line}`);
-      if (line.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-}
 
 /// How often Redis ran each command so far (INFO commandstats), by lower-case name.
 async function commandCalls() {
@@ -156,7 +120,7 @@ function openStream(port, sessionId) {
 run.main(async () => {
   const redisPort = await freePort();
   run.redisPort = redisPort;
-  await startRedis(redisPort);
+  await run.startRedis(redisPort, redisServer);
   const downPort = await startBulwark(['--port', '0', '--fixtures', '--fault-tools', '--no-builtin-tools'], 'down');
   const adminToken = 'admin-token-for-the-redis-test';
   const keyBefore = 'key-limited-before-the-outage';
@@ -523,7 +487,7 @@ run.main(async () => {
   });
 
   await check('after Redis is started again the instances share state again', async () => {
-    await startRedis(redisPort);
+    await run.startRedis(redisPort, redisServer);
     await until('shared state on every instance', shared, 15_000);
     // Redis came back empty: keyAfter's single local call is not counted there.
     const { admitted } = await spread(keyAfter, 3 * limit);
@@ -559,7 +523,7 @@ run.main(async () => {
     assert(noticed < scaled(1000), `noticed after ${noticed} ms`);
     for (const p of ports) assert(await metric(p, 'bulwark_redis_up') === 0, `:${p} bulwark_redis_up 0`);
     assert(await metric(ports[0], 'bulwark_redis_outages_total') === outagesBefore + 1, 'the outage is counted');
-    await startRedis(redisPort);
+    await run.startRedis(redisPort, redisServer);
     await until('shared state on every instance', shared, 15_000);
   });
 

@@ -14,7 +14,7 @@
 // a GET stream resumed from an event in its middle replays exactly the
 // events after it. Every process is killed by pid.
 
-import { assert, harness, openSession, request, scaled, sleep, until } from './harness.mjs';
+import { assert, harness, openSession, readStream, request, scaled, sleep, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-resume-', watchdogMs: 60_000 });
 const { check } = run;
@@ -37,27 +37,9 @@ async function sse(port, method, headers, body) {
          `${method}: an SSE stream, got HTTP ${res.status} ${res.headers.get('content-type')}: ${res.status === 200 ? '' : await res.text()}`);
   const events = [];
   let ended = false;
-  const done = (async () => {
-    const decoder = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk, { stream: true });
-        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2)) {
-          let id = null;
-          const data = [];
-          for (const line of buf.slice(0, i).split('\n')) {
-            if (line.startsWith('id:')) id = line.slice(3).trim();
-            else if (line.startsWith('data:')) data.push(line.slice(5).trim());
-          }
-          if (data.join('')) events.push({ id, data: JSON.parse(data.join('\n')) });
-        }
-      }
-    } catch {
-      // Dropped by close().
-    }
+  const done = readStream(res, { onEvent: (id, data) => events.push({ id, data }) }).then(() => {
     ended = true;
-  })();
+  });
   return { events, done, ended: () => ended, close: () => ac.abort() };
 }
 
