@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/cache.hpp"
 #include "actors/supervisor.hpp"
 #include "config/log.hpp"
 #include "transport/child_process.hpp"
@@ -694,10 +695,15 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
     else
       log::debug("service log message", log_fields(st, {{"params", params}}));
   }
-  if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated")
-    if (auto router = st.hooks->router())
-      self->send(router, atom::drop_v, st.svc.name, method,
-                 params["uri"].is_string() ? params["uri"].as_string() : std::string());
+  // Straight to the cache, before the answer of a call in flight goes on
+  // (a service tells of a change before it answers the call that made it):
+  // a read the client sends after that answer finds the stale copy gone.
+  if (method.find("list_changed") != std::string::npos || method == "notifications/resources/updated") {
+    auto prefix =
+      stale_results_prefix(st.svc.name, method, params["uri"].is_string() ? params["uri"].as_string() : std::string());
+    if (auto cache = st.env->names.get(cache_actor_name); cache && !prefix.empty())
+      self->send(caf::actor_cast<cache_actor>(cache), atom::drop_v, std::move(prefix));
+  }
   if (method == "notifications/tools/list_changed") {
     fetch_list(self, "tools/list", value());
   } else if (method == "notifications/resources/list_changed") {
@@ -1181,6 +1187,19 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
 }
 
 } // namespace
+
+std::string stale_results_prefix(const std::string& service, const std::string& method, const std::string& uri) {
+  std::string what = method == "notifications/tools/list_changed"     ? "tools/call"
+                     : method == "notifications/prompts/list_changed" ? "prompts/get"
+                                                                      : "resources/read";
+  std::string prefix = service + "\n" + what + "\n";
+  if (method == "notifications/resources/updated") {
+    if (uri.empty() || uri.find('\n') != std::string::npos)
+      return {}; // no read of it was kept
+    prefix += uri + "\n";
+  }
+  return prefix;
+}
 
 connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc, gateway_hooks_ptr hooks) {
   return sys.spawn(connector_behavior, std::move(env), std::move(svc), std::move(hooks));

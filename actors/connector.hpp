@@ -48,6 +48,13 @@ private:
 };
 using gateway_hooks_ptr = std::shared_ptr<gateway_hooks>;
 
+/// The prefix of the cached results that a service's change notification
+/// `method` makes stale (the gateway keys them service, method, URI for a
+/// read, caller, arguments): a changed list drops every result of its kind,
+/// an updated resource the reads of `uri` for every caller. Empty: nothing
+/// was kept for it.
+std::string stale_results_prefix(const std::string& service, const std::string& method, const std::string& uri);
+
 /// Spawns a service's connector, which reports its lists, status and
 /// changes to the gateway's router (`hooks->router()`).
 connector_actor spawn_connector(caf::actor_system& sys, env_ptr env, service_config svc, gateway_hooks_ptr hooks);

@@ -517,22 +517,6 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
         end_recovery(self);
       answer_ready(self);
     },
-    [self](atom::drop, std::string& service, std::string& method, std::string& uri) {
-      // What the service changed can no longer be answered from memory: a
-      // changed list drops every result of its kind, an updated resource
-      // the reads of its URI (for every caller).
-      std::string what = method == "notifications/tools/list_changed"     ? "tools/call"
-                         : method == "notifications/prompts/list_changed" ? "prompts/get"
-                                                                          : "resources/read";
-      std::string prefix = service + "\n" + what + "\n";
-      if (method == "notifications/resources/updated") {
-        if (uri.empty() || uri.find('\n') != std::string::npos)
-          return; // no read of it was kept
-        prefix += uri + "\n";
-      }
-      if (auto cache = self->state.rt->find(cache_actor_name))
-        self->send(caf::actor_cast<cache_actor>(cache), atom::drop_v, prefix);
-    },
     [self](atom::notify, std::string& uri) { self->state.rt->notify_resource_updated(uri); },
     [self](atom::watch) { push_watches(self); },
     [self](atom::park, std::string& token, parked_input& p) {

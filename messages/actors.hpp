@@ -511,9 +511,6 @@ using gateway_router_actor = caf::typed_actor<
   // A connector's service became ready (true, no problem) or failed to
   // start or to stay up (false, why).
   caf::reacts_to<atom::status, std::string, bool, std::string>,
-  // The service said something changed (service, the notification's
-  // method, the updated resource's URI): cached results of it are dropped.
-  caf::reacts_to<atom::drop, std::string, std::string, std::string>,
   // The service reported a resource as updated: clients watching it hear so.
   caf::reacts_to<atom::notify, std::string>,
   // The resources clients watch changed: each connector is told those its

@@ -662,6 +662,21 @@ try {
     } finally {
       proc.kill('SIGKILL');
     }
+    // With health.readiness "core", /ready does not wait for the service.
+    const coreCfg = join(dir, 'slow-start-core.json');
+    writeFileSync(coreCfg, JSON.stringify({ ...JSON.parse(readFileSync(slowCfg, 'utf8')), health: { intervalMs: 100, readiness: 'core' } }));
+    const core = spawn(bulwark, ['--config', coreCfg, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    pids.push(core.pid);
+    let coreErr = '';
+    core.stderr.on('data', (d) => (coreErr += d));
+    try {
+      let port;
+      await until('the "listening" line', () => (port = Number((coreErr.match(/"msg":"listening".*?"port":(\d+)/) || [])[1])), scaled(5000));
+      await until('GET /ready answering 200 while the service starts', async () => (await request(port, 'GET', { path: '/ready' })).status === 200, scaled(1500));
+      assert(!/"msg":"service listed","service":"slow"/.test(coreErr), 'ready before the service listed its tools');
+    } finally {
+      core.kill('SIGKILL');
+    }
   });
 
   await check('a name clash in prefix mode never stops start-up, naming both services', async () => {
