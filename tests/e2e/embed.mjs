@@ -16,7 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { assert, harness, scaled, sleep, until } from './harness.mjs';
+import { assert, harness, rpcError, scaled, sleep, until } from './harness.mjs';
 
 const argv = process.argv.slice(2);
 const hostPath = resolve(argv[argv.indexOf('--host') + 1] ?? '');
@@ -50,8 +50,11 @@ async function callFails(client, name, args) {
     const result = await client.callTool({ name, arguments: args }, undefined, reqOpts);
     throw new Error(`${name} answered instead of failing: ${JSON.stringify(result)}`);
   } catch (err) {
-    if (!(err instanceof McpError)) throw err;
-    return err;
+    // An error that is the whole HTTP answer comes with its status (503
+    // for -32005), which the SDK reports as an HTTP error around it.
+    const e = rpcError(err);
+    if (!(e instanceof McpError) && e.httpStatus === undefined) throw err;
+    return e;
   }
 }
 
@@ -105,7 +108,7 @@ run.main(async () => {
     for (let i = 1; i <= FAILURES_TO_OPEN; i++) {
       const err = await callFails(client, 'stock', {});
       const d = err.data ?? {};
-      assert(err.code === SERVICE_UNAVAILABLE, `call ${i}: code ${err.code}: ${err.message}`);
+      assert(err.code === SERVICE_UNAVAILABLE && err.httpStatus === 503, `call ${i}: code ${err.code} (HTTP ${err.httpStatus}): ${err.message}`);
       assert(err.message.includes('the actor of tool stock is down'), `call ${i}: message ${err.message}`);
       assert(d.tool === 'stock' && d.reason === 'actor_down', `call ${i}: data ${JSON.stringify(d)}`);
       assert(typeof d.retry_after_seconds === 'number' && d.retry_after_seconds > 0, `call ${i}: retry_after ${d.retry_after_seconds}`);

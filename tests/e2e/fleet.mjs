@@ -24,7 +24,10 @@
 //    (answered by several instances), progress notifications, and a
 //    resource subscription made through haproxy: an update announced on
 //    each instance in turn (test_update_resource sent to it directly, with
-//    the client's session) reaches the client's GET stream.
+//    the client's session) reaches the client's GET stream; with the GET
+//    stream's instance killed, the SDK resumes it with Last-Event-ID on
+//    another instance, and an update announced on the third reaches it. The
+//    v2 client's tools, call, resource, prompt and progress, likewise.
 // 3. With `http.sseKeepAliveSeconds: 1` and haproxy's idle timeouts at 2 s,
 //    a 2025-era GET stream and a 2026-07-28 subscriptions/listen stream
 //    stay open through 10 idle periods and carry `: keep-alive` comments;
@@ -385,7 +388,7 @@ async function inputRequiredChecks(fleet, variant) {
 async function sdkV1Checks(fleet) {
   const served = [];
   const tapFetch = async (input, init) => {
-    const entry = { method: init?.method ?? 'GET', server: null };
+    const entry = { method: init?.method ?? 'GET', server: null, lastEventId: new Headers(init?.headers).get('last-event-id') };
     served.push(entry);
     try {
       const res = await fetch(input, init);
@@ -452,6 +455,25 @@ async function sdkV1Checks(fleet) {
       }
       assert(delivered.length === 3 && updates.every((u) => u === 'test://watched-resource'),
              `GET stream on ${stream}, subscribed on ${subscribedOn}: only the updates announced on [${delivered}] of b1,b2,b3 reached the client`);
+    });
+    await check('[sdk v1] its GET stream\'s instance killed, the SDK resumes with Last-Event-ID on another, and the updates keep coming', async () => {
+      const sid = transport.sessionId;
+      const stream = served.filter((x) => x.method === 'GET' && x.status === 200).at(-1)?.server;
+      const i = Number(stream?.slice(1)) - 1;
+      assert(i >= 0 && i < 3, `the SDK's GET stream: ${JSON.stringify(served)}`);
+      const from = served.length;
+      await kill(fleet.labels[i]);
+      const resumed = await until('the SDK\'s GET again, with Last-Event-ID, answered by another instance',
+                                  () => served.slice(from).find((x) => x.method === 'GET' && x.lastEventId && x.status === 200), 8000);
+      assert(resumed.server !== stream, `resumed on ${resumed.server}, the killed instance was ${stream}`);
+      // The update is announced on the third instance, neither the killed
+      // one nor the one that holds the stream now.
+      const third = [0, 1, 2].find((k) => `b${k + 1}` !== stream && `b${k + 1}` !== resumed.server);
+      const before = updates.length;
+      const r = await inSession(`http://127.0.0.1:${fleet.ports[third]}/mcp`, sid, 'tools/call',
+                                { name: 'test_update_resource', arguments: { uri: 'test://watched-resource' } });
+      assert(textOf(r.json) === 'updated test://watched-resource', `update on b${third + 1}: ${r.text}`);
+      await until(`the update announced on b${third + 1} on the stream resumed on ${resumed.server}`, () => updates.length > before, 3000);
     });
   } finally {
     await Promise.race([client.close().catch(() => {}), sleep(2000)]);
