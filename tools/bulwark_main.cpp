@@ -499,7 +499,7 @@ int main(int argc, char** argv) {
     // calls in flight finish until the drain deadline, the rest are
     // answered with shutting_down, and the process stops.
     auto [drain, grace] = live.shutdown_times();
-    int64_t left = rt.drain();
+    rt.drain(); // /ready answers 503 from now on
     if (grace.count() > 0) {
       log::info("leaving rotation: /ready answers 503",
                 json::value::make_object({{"grace_ms", static_cast<long long>(grace.count())}}));
@@ -509,7 +509,7 @@ int main(int argc, char** argv) {
     if (http)
       http->drain();
     auto drain_until = std::chrono::steady_clock::now() + drain;
-    left = rt.drain();
+    int64_t left = rt.drain();
     while (left > 0 && std::chrono::steady_clock::now() < drain_until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       left = rt.drain();

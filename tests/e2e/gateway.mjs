@@ -634,48 +634,49 @@ try {
   await check('HTTP is served at once while a service starts; /ready names it until its tools appear', async () => {
     const slowCfg = join(dir, 'slow-start.json');
     // The service answers only after 2 s (a slow npx download, say).
-    writeFileSync(slowCfg, JSON.stringify({
+    const slow = {
       mcpServers: { slow: { command: '/bin/sh', args: ['-c', `sleep ${2 * Math.ceil(scaled(1))}; exec "$0" --stdio --no-http --log-level error`, bulwark] } },
       health: { intervalMs: 100 },
-    }));
+    };
+    writeFileSync(slowCfg, JSON.stringify(slow));
+    /// Starts bulwark with `cfg`; resolves once it logs its port (not once
+    /// it has started whole: that is what this check is about).
+    const listening = async (cfg) => {
+      const proc = spawn(bulwark, ['--config', cfg, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      pids.push(proc.pid);
+      const server = { proc, stderr: '' };
+      proc.stderr.on('data', (d) => (server.stderr += d));
+      await until('the "listening" line', () => (server.port = Number((server.stderr.match(/"msg":"listening".*?"port":(\d+)/) || [])[1])), 5000);
+      return server;
+    };
     const t0 = Date.now();
-    const proc = spawn(bulwark, ['--config', slowCfg, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    pids.push(proc.pid);
-    let stderr = '';
-    proc.stderr.on('data', (d) => (stderr += d));
+    const s = await listening(slowCfg);
     try {
-      let port;
-      await until('the "listening" line', () => (port = Number((stderr.match(/"msg":"listening".*?"port":(\d+)/) || [])[1])), scaled(5000));
       const listenedAfter = Date.now() - t0;
       assert(listenedAfter < scaled(1500), `listening only after ${listenedAfter} ms`);
-      const early = await request(port, 'GET', { path: '/ready?verbose=1' });
+      const early = await request(s.port, 'GET', { path: '/ready' });
       assert(early.status === 503, `/ready while the service starts: ${early.status} ${early.text}`);
-      const health = await request(port, 'GET', { path: '/health' });
+      const health = await request(s.port, 'GET', { path: '/health' });
       assert(health.status === 200 || health.status === 503, `/health answers: ${health.status}`);
-      const before = await callTool(port, 'echo', { text: 'core' });
+      const before = await callTool(s.port, 'echo', { text: 'core' });
       assert(before.result?.content?.[0]?.text === 'core', `the built-ins are served meanwhile: ${JSON.stringify(before)}`);
-      await until('GET /ready answering 200', async () => (await request(port, 'GET', { path: '/ready' })).status === 200, scaled(8000));
-      const list = await request(port, 'POST', { body: { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } },
-                                                 headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' } });
+      await until('GET /ready answering 200', async () => (await request(s.port, 'GET', { path: '/ready' })).status === 200, 8000);
+      const list = await request(s.port, 'POST', { body: { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } },
+                                                   headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' } });
       const names = (list.json?.result?.tools ?? []).map((t) => t.name);
       assert(names.includes('slow__echo') && names.includes('slow__add'), `the service's tools once it is ready: ${names.join(',')}`);
     } finally {
-      proc.kill('SIGKILL');
+      s.proc.kill('SIGKILL');
     }
     // With health.readiness "core", /ready does not wait for the service.
     const coreCfg = join(dir, 'slow-start-core.json');
-    writeFileSync(coreCfg, JSON.stringify({ ...JSON.parse(readFileSync(slowCfg, 'utf8')), health: { intervalMs: 100, readiness: 'core' } }));
-    const core = spawn(bulwark, ['--config', coreCfg, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    pids.push(core.pid);
-    let coreErr = '';
-    core.stderr.on('data', (d) => (coreErr += d));
+    writeFileSync(coreCfg, JSON.stringify({ ...slow, health: { intervalMs: 100, readiness: 'core' } }));
+    const core = await listening(coreCfg);
     try {
-      let port;
-      await until('the "listening" line', () => (port = Number((coreErr.match(/"msg":"listening".*?"port":(\d+)/) || [])[1])), scaled(5000));
-      await until('GET /ready answering 200 while the service starts', async () => (await request(port, 'GET', { path: '/ready' })).status === 200, scaled(1500));
-      assert(!/"msg":"service listed","service":"slow"/.test(coreErr), 'ready before the service listed its tools');
+      await until('GET /ready answering 200 while the service starts', async () => (await request(core.port, 'GET', { path: '/ready' })).status === 200, 1500);
+      assert(!/"msg":"service listed","service":"slow"/.test(core.stderr), 'ready before the service listed its tools');
     } finally {
-      core.kill('SIGKILL');
+      core.proc.kill('SIGKILL');
     }
   });
 
