@@ -1,5 +1,6 @@
 #include "actors/admin.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include <caf/all.hpp>
@@ -61,6 +62,9 @@ action_result action(runtime& rt, const env_ptr& env, const std::string& what, c
       return refused(400, "body must name an actor (\"name\") or a kind (\"kind\"); see GET /admin/api/actors");
     value killed(json::array{});
     if (!name.empty()) {
+      if (name == names::root_supervisor)
+        return refused(409, "the root supervisor is not killed from the admin API: nothing would restart it, and "
+                            "the server would stop; stop Bulwark with SIGTERM instead");
       if (!rt.kill_actor(name))
         return refused(404, "no running actor named '" + name + "'");
       killed.push_back(name);
@@ -87,8 +91,8 @@ action_result action(runtime& rt, const env_ptr& env, const std::string& what, c
   if (what == "breakers") {
     const auto& service = body["service"].as_string();
     const auto& state = body["state"].as_string();
-    if (state != "open" && state != "closed" && state != "half_open")
-      return refused(400, "body.state must be \"open\", \"closed\" or \"half_open\"");
+    if (state != "open" && state != "closed" && state != "half_open" && state != "auto")
+      return refused(400, "body.state must be \"open\" or \"closed\" (held until \"auto\"), \"half_open\" or \"auto\"");
     auto breaker = env->names.get(breaker_name(service));
     if (!breaker)
       return refused(404, "no breaker for a service named '" + service + "'");
@@ -100,6 +104,11 @@ action_result action(runtime& rt, const env_ptr& env, const std::string& what, c
     std::string prefix = body["service"].is_string() ? body["service"].as_string() + "\n" : body["prefix"].as_string();
     if (prefix.empty() || prefix == "\n")
       return refused(400, "body.service or body.prefix must be a non-empty string");
+    if (body["service"].is_string()) {
+      auto services = env->service_names();
+      if (std::find(services.begin(), services.end(), body["service"].as_string()) == services.end())
+        return refused(404, "no service named '" + body["service"].as_string() + "'");
+    }
     auto cache = env->names.get(cache_actor_name);
     if (!cache)
       return refused(503, "the cache is restarting (and empty); nothing to invalidate");

@@ -1,13 +1,16 @@
 #include "actors/breaker.hpp"
 
 #include <algorithm>
+#include <map>
 #include <random>
 #include <unordered_map>
 
 #include <caf/all.hpp>
 
+#include "actors/gateway_calls.hpp"
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
+#include "messages/crypto.hpp"
 
 namespace bulwark {
 
@@ -76,6 +79,9 @@ void circuit_breaker::move_to(clock::time_point now, breaker_state to, std::stri
 }
 
 circuit_breaker::admission circuit_breaker::admit(clock::time_point now) {
+  if (held_)
+    return state_ == breaker_state::open ? admission{false, false, duration_cast<milliseconds>(s_.open_duration)}
+                                         : admission{true, false, milliseconds(0)};
   if (state_ == breaker_state::open) {
     auto waited = now - opened_at_;
     if (waited < s_.open_duration) {
@@ -99,6 +105,8 @@ void circuit_breaker::release(bool probe) {
 }
 
 void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
+  if (held_)
+    return; // an operator decides
   if (state_ == breaker_state::half_open) {
     if (!probe)
       return; // admitted before the breaker opened; says nothing about now
@@ -143,8 +151,17 @@ void circuit_breaker::record(clock::time_point now, bool success, bool probe) {
   }
 }
 
-void circuit_breaker::force(clock::time_point now, breaker_state to, std::string why) {
+void circuit_breaker::force(clock::time_point now, breaker_state to, std::string why, bool hold) {
+  held_ = hold && to != breaker_state::half_open;
   move_to(now, to, std::move(why));
+}
+
+void circuit_breaker::release(clock::time_point now) {
+  if (!held_)
+    return;
+  held_ = false;
+  if (state_ == breaker_state::open)
+    move_to(now, breaker_state::half_open, "released by an operator");
 }
 
 // -- handing calls over ---------------------------------------------------------------------
@@ -190,6 +207,15 @@ struct breaker_actor_state {
   };
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, attempt> attempts;
+
+  /// A downstream call that waits for the client's answer to its service's
+  /// request (sampling, elicitation, roots), under the token the client
+  /// quotes in its `requestState`.
+  struct parked_input {
+    downstream_call_ptr call;
+    caf::actor connector; ///< Which sends the answer down (untyped: see connector_actor).
+  };
+  std::map<std::string, parked_input> parked;
   uint64_t calls = 0, failures = 0, fast_failures = 0, retries = 0;
 
   ~breaker_actor_state() {
@@ -286,11 +312,13 @@ void try_call(breaker_pointer self, uint64_t id) {
     ++st.fast_failures;
     auto o = downstream_outcome::without_answer(downstream_outcome::kind::failure, error_code::service_unavailable,
                                                 "service " + st.svc.name + " is unavailable: its circuit breaker is "
-                                                  + std::string(to_string(st.cb->state())),
+                                                  + std::string(to_string(st.cb->state()))
+                                                  + (st.cb->held() ? " (held so by an operator)" : ""),
                                                 false);
     o.retry_after = adm.retry_after;
     o.data = value::make_object({{"service", st.svc.name},
                                  {"breaker", std::string(to_string(st.cb->state()))},
+                                 {"forced", st.cb->held()},
                                  {"retry_after_seconds", static_cast<double>(adm.retry_after.count()) / 1000.0}});
     return finish(st, id, std::move(o)); // fail fast: no retry against an open breaker
   }
@@ -327,7 +355,8 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
   // A restarted breaker lost what it knew about the service: it starts
   // half-open, so the first calls probe the service instead of trusting it.
   if (restarted) {
-    st.cb->force(steady_clock::now(), breaker_state::half_open);
+    st.cb->force(steady_clock::now(), breaker_state::half_open,
+                 "restarted: it no longer knows how the service is doing");
     log_transition(st);
   } else {
     // A new instance joins its peers' view of the service.
@@ -371,19 +400,30 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       if (st.cb->transitions() != before)
         log_transition(st);
     },
-    // Operators: open, close or half-open the breaker by hand.
+    // Operators: hold the breaker open or closed, half-open it once, or
+    // release it ("auto").
     [self](atom::force, const std::string& to) {
       auto& st = self->state;
-      auto state = to == "open"        ? breaker_state::open
-                   : to == "half_open" ? breaker_state::half_open
-                                       : breaker_state::closed;
-      st.cb->force(steady_clock::now(), state);
-      log_transition(st);
+      auto before = st.cb->transitions();
+      if (to == "auto") {
+        bool was = st.cb->held();
+        st.cb->release(steady_clock::now());
+        if (was)
+          log::info("breaker released by an operator", value::make_object({{"service", st.svc.name}}));
+      } else {
+        auto state = to == "open"        ? breaker_state::open
+                     : to == "half_open" ? breaker_state::half_open
+                                         : breaker_state::closed;
+        st.cb->force(steady_clock::now(), state, "forced by an operator", state != breaker_state::half_open);
+      }
+      if (st.cb->transitions() != before)
+        log_transition(st);
     },
     [self](atom::force, const std::string& to, bool) {
       auto& st = self->state;
       auto state = to == "open" ? breaker_state::open : breaker_state::closed;
-      if (st.cb->state() == state)
+      // An operator's hold is this instance's own.
+      if (st.cb->state() == state || st.cb->held())
         return;
       st.cb->force(steady_clock::now(), state, "another instance's breaker is " + to);
       log_transition(st, true);
@@ -416,19 +456,78 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       if (same)
         return;
       // New thresholds judge from a clean slate. Calls in flight report to
-      // the new breaker (a probe's slot does not carry over).
+      // the new breaker (a probe's slot does not carry over). An operator's
+      // hold stays.
+      auto held = st.cb->held() ? std::optional<breaker_state>(st.cb->state()) : std::nullopt;
       st.cb = std::make_unique<circuit_breaker>(st.svc.settings.breaker);
       for (auto& [id, a] : st.attempts)
         a.probe = false;
+      if (held) {
+        st.cb->force(steady_clock::now(), *held, "forced by an operator", true);
+        log::info("breaker thresholds changed; the operator's hold stays",
+                  value::make_object({{"service", st.svc.name}, {"state", std::string(to_string(*held))}}));
+        return;
+      }
       publish_breaker(st.env, st.svc.name, "closed");
       log::info("breaker thresholds changed; the breaker starts closed",
                 value::make_object({{"service", st.svc.name}}));
+    },
+    [self](atom::notify, const downstream_call_ptr& dc, std::string& method, value& params) {
+      if (dc->target)
+        relay_notification(dc->target, method, params);
+    },
+    [self](atom::park, const downstream_call_ptr& dc, std::string& method, value& params, value& request_id,
+           caf::actor& connector) {
+      auto& st = self->state;
+      if (dc->completed() || !dc->target)
+        return; // over already (timed out, cancelled): its outcome is on its way
+      // Calls whose time is up no longer wait: their entries go, so the map
+      // stays bounded by the calls that can still be answered.
+      auto now = steady_clock::now();
+      for (auto i = st.parked.begin(); i != st.parked.end();)
+        i = i->second.call->deadline < now ? st.parked.erase(i) : std::next(i);
+      auto token = crypto::random_hex(16);
+      st.parked.emplace(token, breaker_actor_state::parked_input{dc, connector});
+      relay_input_request(dc->target, token, method, params, request_id, connector);
+    },
+    [self](atom::answer, std::string& token, std::string& body, call_ptr& c) {
+      auto& st = self->state;
+      auto i = st.parked.find(token);
+      if (i == st.parked.end() || i->second.call->completed()) {
+        c->resume([](const call_ptr& c) {
+          c->fail(error_code::invalid_params, "the service call this input belongs to has ended; call the tool again");
+        });
+        return;
+      }
+      auto p = std::move(i->second);
+      st.parked.erase(i);
+      // The downstream call reports to the call that carries the answer.
+      p.call->target = c;
+      c->resume([dc = p.call, env = st.env](const call_ptr& c) {
+        c->on_cancel([dc, env] {
+          if (auto breaker = env->names.get(breaker_name(dc->service)))
+            caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::cancel_v, dc);
+        });
+      });
+      if (p.connector)
+        self->send(caf::actor_cast<connector_actor>(p.connector), atom::answer_v, std::move(body));
+    },
+    [self](atom::done, const downstream_call_ptr& dc, downstream_outcome& o, const handoff_ptr& handed) {
+      handed->take();
+      auto& st = self->state;
+      for (auto i = st.parked.begin(); i != st.parked.end();)
+        i = i->second.call == dc ? st.parked.erase(i) : std::next(i);
+      // Let go of the client's call: its cancel hook holds this downstream
+      // call, so keeping it would be a cycle.
+      if (auto to = std::exchange(dc->target, nullptr))
+        relay_outcome(*dc, to, std::move(o));
     },
     [self](atom::get) -> value {
       auto& st = self->state;
       return value::make_object({{"service", st.svc.name},
                                  {"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
                                  {"state", std::string(to_string(st.cb->state()))},
+                                 {"forced", st.cb->held()},
                                  {"transitions", static_cast<unsigned long long>(st.cb->transitions())},
                                  {"calls", static_cast<unsigned long long>(st.calls)},
                                  {"failures", static_cast<unsigned long long>(st.failures)},

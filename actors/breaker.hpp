@@ -1,7 +1,9 @@
 // The circuit breaker of one downstream service: a state machine (testable
 // with any clock) and the actor in front of the service's connector that uses
 // it, retries with back-off and jitter, and falls back when the service
-// cannot answer.
+// cannot answer. The actor is also its calls' listener: it passes their
+// notifications, input requests and outcomes on to the client calls they
+// belong to, and keeps the calls that wait for client input.
 #pragma once
 
 #include <array>
@@ -27,7 +29,9 @@ std::string_view to_string(breaker_state s) noexcept;
 /// failure share over the sliding window reaches `failure_rate` with at
 /// least `minimum_calls` calls in it. OPEN fails fast for `open_duration`,
 /// then HALF_OPEN admits `half_open_probes` calls at a time: a failed probe
-/// opens it again, `successes_to_close` successful probes close it.
+/// opens it again, `successes_to_close` successful probes close it. An
+/// operator may hold it open or closed: it stays so, whatever the calls
+/// do, until released.
 class circuit_breaker {
 public:
   using clock = std::chrono::steady_clock;
@@ -47,10 +51,18 @@ public:
   /// Gives back an admission that was not used (e.g. the call was cancelled).
   void release(bool probe);
 
-  /// Forces a state (operators); counts as a transition.
-  void force(clock::time_point now, breaker_state to, std::string why = "forced");
+  /// Forces a state; counts as a transition. A `hold` (an operator's open
+  /// or closed) keeps it there until `release`: an open breaker refuses
+  /// every call, a closed one lets every call through, and outcomes move
+  /// neither.
+  void force(clock::time_point now, breaker_state to, std::string why, bool hold = false);
+  /// Ends an operator's hold: a held-open breaker half-opens (the next call
+  /// probes the service), a held-closed one counts failures again.
+  void release(clock::time_point now);
 
   breaker_state state() const noexcept { return state_; }
+  /// An operator holds the state.
+  bool held() const noexcept { return held_; }
   uint64_t transitions() const noexcept { return transitions_; }
   uint32_t consecutive_failures() const noexcept { return consecutive_; }
   std::size_t window_calls() const noexcept { return window_calls_; }
@@ -67,6 +79,7 @@ private:
 
   breaker_settings s_;
   breaker_state state_ = breaker_state::closed;
+  bool held_ = false;
   clock::time_point opened_at_{};
   uint32_t consecutive_ = 0;
   uint32_t probes_in_flight_ = 0;

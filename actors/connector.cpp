@@ -395,8 +395,7 @@ void arm_sweep(connector_pointer self) {
 /// (stdio services only: see `connector_state::asking`).
 bool may_be_asked(const connector_state& st, const downstream_call& call) {
   const auto& caps = call.client_capabilities;
-  return st.svc.is_stdio() && call.on_input_request && caps.is_object()
-         && (caps.find("sampling") || caps.find("elicitation"));
+  return st.svc.is_stdio() && call.listener && caps.is_object() && (caps.find("sampling") || caps.find("elicitation"));
 }
 
 void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_call_ptr& call,
@@ -677,8 +676,8 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
       return;
     int64_t id = std::strtoll(token.as_string().c_str() + 3, nullptr, 10);
     auto i = st.pending.find(id);
-    if (i != st.pending.end() && i->second.call && i->second.call->on_notification)
-      i->second.call->on_notification(method, params);
+    if (i != st.pending.end() && i->second.call && i->second.call->listener)
+      self->send(i->second.call->listener, atom::notify_v, i->second.call, method, params);
   } else if (method == "notifications/message") {
     // On the response stream of a call it is that call's; on stdio it is
     // the call's only while that call is the only one in flight. Any other
@@ -690,8 +689,8 @@ void on_notification(connector_pointer self, const value& msg, int64_t via) {
         to = &p;
         ++calls;
       }
-    if (calls == 1 && to->call->on_notification)
-      to->call->on_notification(method, params);
+    if (calls == 1 && to->call->listener)
+      self->send(to->call->listener, atom::notify_v, to->call, method, params);
     else
       log::debug("service log message", log_fields(st, {{"params", params}}));
   }
@@ -747,11 +746,12 @@ void on_server_request(connector_pointer self, const value& msg, int64_t via) {
                             : method == "elicitation/create"   ? "elicitation"
                                                                : "roots";
     auto* p = method == "roots/list" && via < 0 ? nullptr : related_call(st, via);
-    bool can = p && p->call->on_input_request && p->call->client_capabilities.is_object()
-               && p->call->client_capabilities.find(need);
+    bool can =
+      p && p->call->listener && p->call->client_capabilities.is_object() && p->call->client_capabilities.find(need);
     if (can) {
       // The client answers through atom::answer.
-      p->call->on_input_request(method, msg["params"], msg["id"]);
+      self->send(p->call->listener, atom::park_v, p->call, method, msg["params"], msg["id"],
+                 caf::actor_cast<caf::actor>(self));
       return;
     }
     if (method == "roots/list")

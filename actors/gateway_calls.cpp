@@ -75,6 +75,24 @@ void fail_not_ready(const call_ptr& c, const std::string& service, const std::st
   c->fail(error_code::service_unavailable, "service " + service + " is starting; retry shortly", std::move(data));
 }
 
+// -- the call path ---------------------------------------------------------------------
+
+/// One route: a method of one service, with how its entry is called.
+struct route_spec {
+  gateway_context_ptr ctx;
+  std::shared_ptr<const service_config> svc;
+  std::string method; ///< tools/call, prompts/get, resources/read, completion/complete
+  bool idempotent = false;
+  bool cacheable = false;
+};
+using route_ptr = std::shared_ptr<const route_spec>;
+
+/// What the router needs of a downstream call's route to answer its client.
+struct downstream_route {
+  route_ptr r;
+  std::string cache_key;
+};
+
 namespace {
 
 // -- answers ---------------------------------------------------------------------------
@@ -204,16 +222,6 @@ priority priority_of(const gateway_context& ctx, const call_ptr& c, const servic
 
 // -- the call path ---------------------------------------------------------------------
 
-/// One route: a method of one service, with how its entry is called.
-struct route_spec {
-  gateway_context_ptr ctx;
-  std::shared_ptr<const service_config> svc;
-  std::string method; ///< tools/call, prompts/get, resources/read, completion/complete
-  bool idempotent = false;
-  bool cacheable = false;
-};
-using route_ptr = std::shared_ptr<const route_spec>;
-
 void call_service(const route_ptr& r, const call_ptr& c, value params, const std::string& cache_key);
 
 /// Answers a call from the service's outcome: caches a good result; when
@@ -297,9 +305,10 @@ void run_call(const route_ptr& r, const call_ptr& c, value params) {
   call_service(r, c, std::move(params), key);
 }
 
-/// The client answered what a service asked (2025 era, or a 2026-07-28
-/// service behind a stateful one): the router passes the answer down and
-/// lets the downstream call report to this call from now on.
+/// The client answered what a service asked (a 2025-era client, or a
+/// 2026-07-28 client of a stateful service): the service's breaker passes
+/// the answer down and lets the downstream call report to this call from
+/// now on.
 void resume_with_input(const route_ptr& r, const call_ptr& c) {
   const auto& state = c->request_state();
   auto nl = state.find('\n');
@@ -311,7 +320,11 @@ void resume_with_input(const route_ptr& r, const call_ptr& c) {
   std::string body = response && response->is_object()
                        ? mcp::result_body(request_id, *response)
                        : mcp::error_body(request_id, error_code::invalid_request, "the client gave no answer");
-  caf::anon_send(r->ctx->router, atom::answer_v, state.substr(0, nl), std::move(body), c);
+  // The service's breaker keeps the downstream call that waits for it.
+  auto breaker = r->ctx->rt->find(breaker_name(r->svc->name));
+  if (!breaker)
+    return c->fail(error_code::invalid_params, "the service call this input belongs to has ended; call the tool again");
+  caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::answer_v, state.substr(0, nl), std::move(body), c);
 }
 
 void call_service(const route_ptr& r, const call_ptr& c, value params, const std::string& cache_key) {
@@ -340,90 +353,9 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
   dc->client_capabilities = c->client().capabilities;
   // Retries share the service timeout's budget several times over.
   dc->deadline = steady_clock::now() + r->svc->settings.timeout * 3;
-  auto target = std::make_shared<call_binding>(c);
-  dc->on_notification = [target](const std::string& method, const value& params) {
-    auto call = target->get();
-    if (!call)
-      return;
-    call->resume([method, params](const call_ptr& c) {
-      if (method == "notifications/progress") {
-        std::optional<double> total;
-        if (params["total"].is_number())
-          total = params["total"].as_double();
-        c->progress(params["progress"].as_double(), total,
-                    params["message"].is_string() ? params["message"].as_string() : std::string());
-      } else if (method == "notifications/message") {
-        auto lvl = params["level"].is_string() ? parse_log_level(params["level"].as_string()) : std::nullopt;
-        c->log(lvl.value_or(log_level::info), params["data"],
-               params["logger"].is_string() ? params["logger"].as_string() : std::string());
-      }
-    });
-  };
-  dc->on_input_request = [r, target, dc_weak = std::weak_ptr<downstream_call>(dc)](
-                           const std::string& method, const value& params, const value& request_id) {
-    auto call = target->get();
-    auto dc = dc_weak.lock();
-    if (!call || !dc)
-      return;
-    // Park the downstream call with the router; the client's answer finds
-    // it by token.
-    auto token = crypto::random_hex(16);
-    auto connector = r->ctx->rt->find(connector_name(r->svc->name));
-    target->parked = true;
-    caf::anon_send(r->ctx->router, atom::park_v, token, parked_input{dc, target, connector});
-    auto state = token + "\n" + json::dump(request_id);
-    call->resume([method, params, state, request_id, connector](const call_ptr& c) {
-      if (auto missing = missing_capability(c, method)) {
-        // Refuse like a direct server would, and tell the service.
-        if (connector)
-          caf::anon_send(caf::actor_cast<connector_actor>(connector), atom::answer_v,
-                         mcp::error_body(request_id, error_code::missing_client_capability,
-                                         "the client has no " + *missing + " capability"));
-        return fail_missing(c, method, *missing);
-      }
-      c->require_input(value::make_object({{"request", value::make_object({{"method", method}, {"params", params}})}}),
-                       state);
-    });
-  };
-  dc->on_done = [r, target, cache_key](downstream_outcome o) {
-    if (target->parked)
-      caf::anon_send(r->ctx->router, atom::drop_v, target);
-    // The downstream call is over: let go of the client's call (the call's
-    // cancel hook holds this downstream call, so keeping it would be a cycle).
-    auto call = target->get();
-    target->set(nullptr);
-    if (!call)
-      return;
-    call->resume([r, o = std::move(o), cache_key](const call_ptr& c) mutable {
-      const auto& service = r->svc->name;
-      if (o.waited.count() > 0) {
-        c->upstream = service;
-        c->upstream_wait += o.waited;
-      }
-      // Answered for the service without asking it (a completion it has
-      // no capability for): its budget is given back, as for a cache hit.
-      if (o.what == downstream_outcome::kind::result && !o.reached)
-        c->give_back();
-      if (o.what == downstream_outcome::kind::refused) {
-        // Refused by the queue while it waited for its turn: it never ran,
-        // so what it took of the rate limits goes back.
-        c->give_back();
-        auto data = o.data.is_object() ? std::move(o.data) : value(json::object{});
-        data.set("reachedService", false);
-        return c->fail(static_cast<error_code>(o.code), o.message, std::move(data));
-      }
-      if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
-        // A stateless service needs client input: ask our client, keeping
-        // the service's state inside ours.
-        const auto& requests = o.result["inputRequests"];
-        for (auto& [key, req] : requests.as_object())
-          if (auto missing = missing_capability(c, req["method"].as_string()))
-            return fail_missing(c, req["method"].as_string(), *missing);
-        return c->require_input(requests, "ds\n" + o.result["requestState"].as_string());
-      }
-      conclude(r, c, std::move(o), cache_key);
-    });
-  };
+  dc->listener = caf::actor_cast<downstream_listener>(breaker);
+  dc->target = c;
+  dc->route = std::make_shared<const downstream_route>(downstream_route{r, cache_key});
   auto handle = caf::actor_cast<breaker_actor>(breaker);
   auto queue = rt.find(queue_actor_name);
   if (!queue) {
@@ -442,12 +374,8 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
   work->not_before = c->not_before;
   work->deadline = dc->deadline;
   auto qh = caf::actor_cast<queue_actor>(queue);
-  auto on_done = std::move(dc->on_done);
-  dc->on_done = [qh, id = work->id, on_done](downstream_outcome o) {
-    if (o.what != downstream_outcome::kind::refused)
-      caf::anon_send(qh, atom::done_v, id);
-    on_done(std::move(o));
-  };
+  dc->queue = qh;
+  dc->queue_slot = work->id;
   c->on_cancel([dc, rt = &rt, service, qh, id = work->id] {
     caf::anon_send(qh, atom::cancel_v, id);
     if (auto breaker = rt->find(breaker_name(service)))
@@ -587,6 +515,76 @@ resource_template_spec make_template(const gateway_context_ptr& ctx, const servi
   spec.uri_template = t["uriTemplate"].as_string();
   spec.complete = completion(ctx, s, value::make_object({{"type", "ref/resource"}, {"uri", spec.uri_template}}));
   return spec;
+}
+
+// -- a downstream call's reports (the router's side) -----------------------------------------
+
+void relay_notification(const call_ptr& to, const std::string& method, const value& params) {
+  to->resume([method, params](const call_ptr& c) {
+    if (method == "notifications/progress") {
+      std::optional<double> total;
+      if (params["total"].is_number())
+        total = params["total"].as_double();
+      c->progress(params["progress"].as_double(), total,
+                  params["message"].is_string() ? params["message"].as_string() : std::string());
+    } else if (method == "notifications/message") {
+      auto lvl = params["level"].is_string() ? parse_log_level(params["level"].as_string()) : std::nullopt;
+      c->log(lvl.value_or(log_level::info), params["data"],
+             params["logger"].is_string() ? params["logger"].as_string() : std::string());
+    }
+  });
+}
+
+void relay_input_request(const call_ptr& to, const std::string& token, const std::string& method, const value& params,
+                         const value& request_id, const caf::actor& connector) {
+  auto state = token + "\n" + json::dump(request_id);
+  to->resume([method, params, state, request_id, connector](const call_ptr& c) {
+    if (auto missing = missing_capability(c, method)) {
+      // Refuse like a direct server would, and tell the service.
+      if (connector)
+        caf::anon_send(caf::actor_cast<connector_actor>(connector), atom::answer_v,
+                       mcp::error_body(request_id, error_code::missing_client_capability,
+                                       "the client has no " + *missing + " capability"));
+      return fail_missing(c, method, *missing);
+    }
+    c->require_input(value::make_object({{"request", value::make_object({{"method", method}, {"params", params}})}}),
+                     state);
+  });
+}
+
+void relay_outcome(const downstream_call& dc, const call_ptr& to, downstream_outcome o) {
+  if (!dc.route)
+    return;
+  to->resume([route = dc.route, o = std::move(o)](const call_ptr& c) mutable {
+    const auto& r = route->r;
+    const auto& service = r->svc->name;
+    if (o.waited.count() > 0) {
+      c->upstream = service;
+      c->upstream_wait += o.waited;
+    }
+    // Answered for the service without asking it (a completion it has
+    // no capability for): its budget is given back, as for a cache hit.
+    if (o.what == downstream_outcome::kind::result && !o.reached)
+      c->give_back();
+    if (o.what == downstream_outcome::kind::refused) {
+      // Refused by the queue while it waited for its turn: it never ran,
+      // so what it took of the rate limits goes back.
+      c->give_back();
+      auto data = o.data.is_object() ? std::move(o.data) : value(json::object{});
+      data.set("reachedService", false);
+      return c->fail(static_cast<error_code>(o.code), o.message, std::move(data));
+    }
+    if (o.what == downstream_outcome::kind::result && o.result["resultType"].as_string() == "input_required") {
+      // A stateless service needs client input: ask our client, keeping
+      // the service's state inside ours.
+      const auto& requests = o.result["inputRequests"];
+      for (auto& [key, req] : requests.as_object())
+        if (auto missing = missing_capability(c, req["method"].as_string()))
+          return fail_missing(c, req["method"].as_string(), *missing);
+      return c->require_input(requests, "ds\n" + o.result["requestState"].as_string());
+    }
+    conclude(r, c, std::move(o), route->cache_key);
+  });
 }
 
 } // namespace bulwark

@@ -59,4 +59,23 @@ resource_template_spec make_template(const gateway_context_ptr& ctx, const servi
 void fail_not_ready(const call_ptr& c, const std::string& service, const std::string& status,
                     const std::string& problem);
 
+// -- a downstream call's reports (downstream_listener) ------------------------------------
+
+/// The router passes a downstream call's reports on to the client call
+/// they go to (`downstream_call::target`), each as that call's
+/// continuation on its session.
+
+/// A progress or log notification of the service.
+void relay_notification(const call_ptr& to, const std::string& method, const json::value& params);
+
+/// The service asks the client (method, params, its request id): the call
+/// answers input_required with `token` in its state, or refuses for a
+/// client without the capability (and tells the service through `connector`).
+void relay_input_request(const call_ptr& to, const std::string& token, const std::string& method,
+                         const json::value& params, const json::value& request_id, const caf::actor& connector);
+
+/// The downstream call's final outcome: the answer, the fallbacks, or the
+/// input a stateless service needs.
+void relay_outcome(const downstream_call& dc, const call_ptr& to, downstream_outcome o);
+
 } // namespace bulwark

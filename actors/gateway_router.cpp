@@ -47,9 +47,6 @@ struct router_state {
   /// service -> its tool's name -> the exposed name.
   std::map<std::string, std::map<std::string, std::string>> exposed;
 
-  /// Downstream calls waiting for the client's input, by token.
-  std::map<std::string, parked_input> parked;
-
   /// Services being removed: a removal's number (a drain that ends after the
   /// service came back leaves the new one alone) and when it ends at last.
   struct removal {
@@ -519,41 +516,6 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
     },
     [self](atom::notify, std::string& uri) { self->state.rt->notify_resource_updated(uri); },
     [self](atom::watch) { push_watches(self); },
-    [self](atom::park, std::string& token, parked_input& p) {
-      auto& st = self->state;
-      // Calls whose time is up no longer wait: their entries go, so the map
-      // stays bounded by the calls that can still be answered.
-      auto now = steady_clock::now();
-      for (auto i = st.parked.begin(); i != st.parked.end();)
-        i = i->second.call && i->second.call->deadline < now ? st.parked.erase(i) : std::next(i);
-      st.parked.emplace(std::move(token), std::move(p));
-    },
-    [self](atom::answer, std::string& token, std::string& body, call_ptr& c) {
-      auto& st = self->state;
-      auto i = st.parked.find(token);
-      if (i == st.parked.end()) {
-        c->resume([](const call_ptr& c) {
-          c->fail(error_code::invalid_params, "the service call this input belongs to has ended; call the tool again");
-        });
-        return;
-      }
-      auto p = std::move(i->second);
-      st.parked.erase(i);
-      p.target->set(c);
-      c->resume([dc = p.call, rt = st.rt](const call_ptr& c) {
-        c->on_cancel([dc, rt] {
-          if (auto breaker = rt->find(breaker_name(dc->service)))
-            caf::anon_send(caf::actor_cast<breaker_actor>(breaker), atom::cancel_v, dc);
-        });
-      });
-      if (p.connector)
-        self->send(caf::actor_cast<connector_actor>(p.connector), atom::answer_v, std::move(body));
-    },
-    [self](atom::drop, call_binding_ptr& target) {
-      auto& st = self->state;
-      for (auto i = st.parked.begin(); i != st.parked.end();)
-        i = i->second.target == target ? st.parked.erase(i) : std::next(i);
-    },
     [self](atom::reload, gateway_config_ptr& next, int64_t drain_ms) {
       reconfigure(self, std::move(next), milliseconds(drain_ms));
       return true;

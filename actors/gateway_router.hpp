@@ -1,6 +1,6 @@
 // The gateway's router: one actor that knows which services the generation
-// has, what they offer and under which exposed names, whether they are
-// ready, and which downstream calls wait for client input. It builds the
+// has, what they offer and under which exposed names, and whether they are
+// ready. It builds the
 // catalog's "gateway" group (the entries of actors/gateway_calls.hpp and
 // the gateway tools), applies reloads as changes of the actor tree, and
 // answers the gateway tools and start-up. Its interface is

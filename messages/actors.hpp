@@ -122,71 +122,16 @@ struct downstream_outcome {
   bool unanswered() const noexcept { return what == kind::failure || what == kind::timeout; }
 };
 
-/// One call from a client's handler to a downstream service.
-struct downstream_call {
-  std::string service;
-  std::string method; ///< tools/call, resources/read, prompts/get, ...
-  json::value params; ///< As the downstream names things.
-  bool idempotent = false;
-  /// The calling client's capabilities, for a stateless (2026-07-28) service.
-  json::value client_capabilities;
-  std::chrono::steady_clock::time_point deadline;
-  /// Progress and log notifications for the client. Runs on an actor's
-  /// thread: hop (`call_context::resume`) before touching a session.
-  std::function<void(const std::string& method, const json::value& params)> on_notification;
-  /// The service asks the client something (sampling/createMessage,
-  /// elicitation/create, roots/list) while working on this call; answer with
-  /// atom::answer to the connector, quoting `request_id`.
-  std::function<void(const std::string& method, const json::value& params, const json::value& request_id)>
-    on_input_request;
-  /// The final outcome, after retries and fallbacks; exactly once: call it
-  /// through `complete`.
-  std::function<void(downstream_outcome)> on_done;
-  std::atomic<bool> cancelled{false};
-
-  /// Ends the call with `o` (runs `on_done`) unless it has ended already:
-  /// the breaker, and the fallback of a message that carried the call and
-  /// was dropped, both end it this way, so one of them answers.
-  void complete(downstream_outcome o) {
-    if (!completed_.exchange(true) && on_done)
-      on_done(std::move(o));
-  }
-  bool completed() const noexcept { return completed_.load(); }
-
-private:
-  std::atomic<bool> completed_{false};
-};
+struct downstream_call;
+/// A call to a downstream service, shared by the session that started it,
+/// the priority queue, the service's breaker and connector, and the
+/// gateway's router (defined below the actor interfaces it names).
 using downstream_call_ptr = std::shared_ptr<downstream_call>;
 
-/// What a downstream call reports to: the client call of the moment. A call
-/// that needed client input continues under the client's next call
-/// (2026-07-28) or the same call run again (2025 era), so the target
-/// changes. The breaker's and the connector's threads read the slot and the
-/// router sets it, through std::atomic_load/store on the shared pointer
-/// (which libstdc++ guards with a lock from a small internal pool, held for
-/// the copy only).
-class call_binding {
-public:
-  explicit call_binding(call_ptr c) : current_(std::move(c)) {}
-  call_ptr get() const { return std::atomic_load(&current_); }
-  void set(call_ptr c) { std::atomic_store(&current_, std::move(c)); }
-  /// The call waited for client input at least once: the router may hold a
-  /// parked entry of it to forget when it ends.
-  std::atomic<bool> parked{false};
-
-private:
-  call_ptr current_;
-};
-using call_binding_ptr = std::shared_ptr<call_binding>;
-
-/// A downstream call that waits for the client's answer to its service's
-/// request (sampling, elicitation, roots), kept by the gateway's router
-/// under a token the client quotes in its `requestState`.
-struct parked_input {
-  downstream_call_ptr call;
-  call_binding_ptr target;
-  caf::actor connector; ///< Which sends the answer down (untyped: see connector_actor).
-};
+/// How the gateway answers the client's call from a downstream call's
+/// reports: the route and cache key the call came through. Opaque here;
+/// actors/gateway_calls.cpp defines it and only the router reads it.
+struct downstream_route;
 
 /// Whether the gateway's services have listed their tools (start-up).
 struct gateway_readiness {
@@ -289,25 +234,12 @@ struct queued_work {
 
   /// Ends the call with the queue's error (`data` gets `reachedService:
   /// false`) unless it ran or was refused already.
-  void refuse(error_code code, std::string message, json::value data) {
-    auto c = std::exchange(call, nullptr);
-    if (!c)
-      return;
-    auto o = downstream_outcome::without_answer(downstream_outcome::kind::refused, code, std::move(message), false);
-    o.data = std::move(data);
-    c->complete(std::move(o));
-  }
+  void refuse(error_code code, std::string message, json::value data);
 
   queued_work(const queued_work&) = delete;
   queued_work& operator=(const queued_work&) = delete;
-  ~queued_work() {
-    try {
-      refuse(error_code::actor_restarted, "the request queue restarted before the call ran; retry",
-             json::value::make_object({{"retry_after_seconds", 1}}));
-    } catch (...) {
-      // A destructor must not throw; completing the call only resumes it.
-    }
-  }
+  /// Refuses the call (actor_restarted) unless it ran or was refused.
+  ~queued_work();
 
 private:
   downstream_call_ptr call;
@@ -366,8 +298,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::call_binding_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::parked_input)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_readiness)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_config_ptr)
 
@@ -498,10 +428,30 @@ using connector_actor = caf::typed_actor<
   // Status: state, pending calls, tools.
   caf::replies_to<atom::get>::with<json::value>>;
 
+/// What hears of a downstream call while it runs and when it ends: the
+/// service's breaker, which knows which client call the downstream call
+/// reports to (`downstream_call::target`) and turns each report into that
+/// call's continuation on its session (`call_context::resume`). The
+/// connector, the breaker itself and the queue send these; nothing answers
+/// them.
+using downstream_listener = caf::typed_actor<
+  // From the connector: a progress or log notification of the call, for its
+  // client.
+  caf::reacts_to<atom::notify, downstream_call_ptr, std::string, json::value>,
+  // From the connector: the service asks the call's client (method, params,
+  // the service's request id). The client's answer goes to the connector
+  // as atom::answer.
+  caf::reacts_to<atom::park, downstream_call_ptr, std::string, json::value, json::value, caf::actor>,
+  // The call's final outcome, exactly once (`downstream_call::complete`),
+  // from the breaker, or from the queue for a call it never ran. The
+  // handoff fails the client's call if this message is dropped (the
+  // listener is gone).
+  caf::reacts_to<atom::done, downstream_call_ptr, downstream_outcome, handoff_ptr>>;
+
 /// The gateway's router: which services the generation has and what they
 /// offer, under which exposed names (the catalog's "gateway" group, with
-/// each entry's handler, policy and cache rules), whether they are ready,
-/// and the downstream calls that wait for client input. Connectors report
+/// each entry's handler, policy and cache rules) and whether they are
+/// ready. Connectors report
 /// to it; the gateway tools and main ask it. Its state is rebuilt from the
 /// connectors when it restarts.
 using gateway_router_actor = caf::typed_actor<
@@ -516,15 +466,6 @@ using gateway_router_actor = caf::typed_actor<
   // The resources clients watch changed: each connector is told those its
   // service owns.
   caf::reacts_to<atom::watch>,
-  // A downstream call waits for client input, under this token.
-  caf::reacts_to<atom::park, std::string, parked_input>,
-  // The client answered (token, the JSON-RPC response body for the service,
-  // the client's call that carries the answer): the parked call reports to
-  // that call from now on, and the answer goes down. An unknown token is
-  // answered on the call (-32602).
-  caf::reacts_to<atom::answer, std::string, std::string, call_ptr>,
-  // A downstream call that had waited for input ended: forget its entries.
-  caf::reacts_to<atom::drop, call_binding_ptr>,
   // A new generation (and the drain time of removed services, ms), applied
   // as changes of the actor tree; answers once the catalog shows it.
   caf::replies_to<atom::reload, gateway_config_ptr, int64_t>::with<bool>,
@@ -595,8 +536,14 @@ using breaker_actor = caf::typed_actor<
   // fallbacks apply from now on; the breaker keeps its state unless its
   // thresholds changed (then it starts closed under the new ones).
   caf::reacts_to<atom::reload, service_config_ptr>,
+  // The client answered what the service asked (the token its call was
+  // parked under, the JSON-RPC response body for the service, the client's
+  // call that carries the answer): the downstream call reports to that
+  // call from now on, and the answer goes down. An unknown token is
+  // answered on the call (-32602).
+  caf::reacts_to<atom::answer, std::string, std::string, call_ptr>,
   // Status: state, counts, transitions.
-  caf::replies_to<atom::get>::with<json::value>>;
+  caf::replies_to<atom::get>::with<json::value>>::extend_with<downstream_listener>;
 
 /// Token buckets per key (by tier), per service and global. Its buckets
 /// live outside the actor, so a restart hands nobody a fresh quota.
@@ -681,5 +628,49 @@ using health_actor = caf::typed_actor<
 /// its arguments in, the result out (see actors/actor_tool.hpp for what the
 /// result may be and how failures are answered).
 using tool_actor = caf::typed_actor<caf::replies_to<atom::call, std::string, json::value>::with<json::value>>;
+
+// -- a downstream call ----------------------------------------------------------------
+
+/// One call from a client's handler to a downstream service. The session
+/// that makes it fills it in and hands it on; from then on the connector
+/// reads its request, the breaker ends it (`complete`), and the listener
+/// (the gateway's router) alone owns `target`.
+struct downstream_call : std::enable_shared_from_this<downstream_call> {
+  std::string service;
+  std::string method; ///< tools/call, resources/read, prompts/get, ...
+  json::value params; ///< As the downstream names things.
+  bool idempotent = false;
+  /// The calling client's capabilities, for a stateless (2026-07-28) service.
+  json::value client_capabilities;
+  std::chrono::steady_clock::time_point deadline;
+  /// Hears the call's notifications, input requests and outcome (null: the
+  /// call has no client to tell, and its service may not ask one).
+  downstream_listener listener;
+  /// The client call the reports go to: the one that started it, then the
+  /// client call that carries the client's input when the service asked
+  /// for some (2026-07-28: the client's next call; 2025 era: the same call
+  /// run again). Set before the call is handed on, then read and written
+  /// by the listener only, which lets go of it when the call ends (the
+  /// client call's cancel hook holds this downstream call).
+  call_ptr target;
+  /// How the listener answers `target` (the gateway's route).
+  std::shared_ptr<const downstream_route> route;
+  /// The priority queue's slot this call holds (`queue_slot` its id): its
+  /// end frees it (atom::done).
+  queue_actor queue;
+  uint64_t queue_slot = 0;
+  std::atomic<bool> cancelled{false};
+
+  /// Ends the call with `o` unless it has ended already: frees its queue
+  /// slot (unless the queue refused it) and tells the listener. The
+  /// breaker, the queue, and the fallback of a message that carried the
+  /// call and was dropped, all end it this way, so one of them answers.
+  /// Safe from any thread.
+  void complete(downstream_outcome o);
+  bool completed() const noexcept { return completed_.load(); }
+
+private:
+  std::atomic<bool> completed_{false};
+};
 
 } // namespace bulwark

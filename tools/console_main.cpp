@@ -196,7 +196,7 @@ public:
     } else if (cmd == "breaker" && n == 1) {
       add(names().services);
     } else if (cmd == "breaker" && n == 2) {
-      add({"open", "close", "half-open"});
+      add({"open", "close", "half-open", "auto"});
     } else if (cmd == "cache" && n == 1) {
       out.push_back("invalidate");
     } else if (cmd == "cache" && n == 2 && words[1] == "invalidate") {
@@ -227,7 +227,8 @@ private:
       {"kill", "kill NAME | kill --kind KIND", "kill an actor, or every actor of a kind; supervisors restart them",
        &console::kill},
       {"breakers", "breakers", "each service's circuit breaker", &console::breakers},
-      {"breaker", "breaker SERVICE open|close|half-open", "force a service's breaker into a state", &console::breaker},
+      {"breaker", "breaker SERVICE open|close|half-open|auto",
+       "hold a service's breaker open or closed, half-open it once, or release it", &console::breaker},
       {"queue", "queue", "the request queue: fill, depth per priority, waiting entries", &console::queue},
       {"cache", "cache | cache invalidate SERVICE", "cache statistics, or drop a service's cached results",
        &console::cache},
@@ -370,18 +371,21 @@ private:
   }
 
   bool breaker(const args& a) {
-    static const std::map<std::string, std::string> states = {{"open", "open"},
-                                                              {"close", "closed"},
-                                                              {"closed", "closed"},
-                                                              {"half-open", "half_open"},
-                                                              {"half_open", "half_open"}};
+    static const std::map<std::string, std::string> states = {{"open", "open"},           {"close", "closed"},
+                                                              {"closed", "closed"},       {"half-open", "half_open"},
+                                                              {"half_open", "half_open"}, {"auto", "auto"}};
     if (a.size() != 2 || !states.count(a[1]))
       return wrong_usage("breaker");
     value answer;
     const auto& state = states.at(a[1]);
     if (!act("breakers", value::make_object({{"service", a[0]}, {"state", state}}), "breaker " + clean(a[0]), answer))
       return false;
-    std::cout << "breaker " << clean(a[0]) << " forced " << (state == "half_open" ? "half-open" : state) << "\n";
+    if (state == "auto")
+      std::cout << "breaker " << clean(a[0]) << " released: its state follows the calls again\n";
+    else if (state == "half_open")
+      std::cout << "breaker " << clean(a[0]) << " half-open: the next call probes the service\n";
+    else
+      std::cout << "breaker " << clean(a[0]) << " held " << state << " until 'breaker " << clean(a[0]) << " auto'\n";
     return true;
   }
 

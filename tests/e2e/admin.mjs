@@ -36,7 +36,7 @@ await run.main(async () => {
   writeFileSync(cfgPath, JSON.stringify({
     http: { port: 0 },
     mcpServers: { web: { url: `http://127.0.0.1:${downPort}/mcp` } },
-    services: { web: { cache: { ttlMs: 60000, tools: ['fault_count'], scope: 'public' }, fallback: 'none' } },
+    services: { web: { cache: { ttlMs: 60000, tools: ['fault_count'], scope: 'public' }, fallback: 'none', breaker: { openMs: 200 } } },
     gateway: { prefix: 'never' },
     admin: { tokenSha256: createHash('sha256').update(token).digest('hex') },
     health: { intervalMs: 100, exitAfterMs: 300 },
@@ -193,13 +193,27 @@ await run.main(async () => {
     await until('degraded mode off', async () => !(await admin('GET', 'health')).body.degraded);
   });
 
-  await check('an opened breaker fails calls fast; closing it lets them through', async () => {
+  await check('a breaker held open fails calls fast past its open time; auto releases it; closing it lets calls through', async () => {
     assert((await admin('POST', 'breakers', { service: 'web', state: 'open' })).status === 200, 'opened');
     const err = await until('a fast failure', async () => {
       const r = await call('fault_count', { key: 'breaker' });
       return r.error ? r : null;
     });
-    assert(err.error.code === -32005 && err.error.data.breaker === 'open', `fails fast: ${JSON.stringify(err)}`);
+    assert(err.error.code === -32005 && err.error.data.breaker === 'open' && err.error.data.forced === true,
+           `fails fast: ${JSON.stringify(err)}`);
+    // Held open: it does not half-open after its open time (200 ms).
+    await new Promise((r) => setTimeout(r, 600));
+    const still = await call('fault_count', { key: 'breaker' });
+    assert(still.error?.code === -32005 && still.error.data.breaker === 'open', `still open: ${JSON.stringify(still)}`);
+    // Released, it half-opens: the next call probes the service, and closes it.
+    assert((await admin('POST', 'breakers', { service: 'web', state: 'auto' })).status === 200, 'released');
+    const probe = await call('fault_count', { key: 'breaker-probe' });
+    assert(probe.result?.structuredContent?.executions === 1, `the probe reached the service: ${JSON.stringify(probe)}`);
+    // The breakers view is the health supervisor's latest check.
+    await until('the view showing it closed by the probe', async () => {
+      const b = (await admin('GET', 'breakers')).body.web;
+      return b.state === 'closed' && b.forced === false;
+    });
     assert((await admin('POST', 'breakers', { service: 'web', state: 'closed' })).status === 200, 'closed');
     const ok = await until('a call through', async () => {
       const r = await call('fault_count', { key: 'breaker' });
@@ -254,10 +268,11 @@ await run.main(async () => {
       ['POST', 'actors/kill', {}, 400],
       ['POST', 'actors/kill', { name: 'queue', kind: 'queue' }, 400],
       ['POST', 'actors/kill', { kind: 'no-such-kind' }, 404],
-      ['POST', 'actors/kill', { name: 'root-supervisor' }, 404],
+      ['POST', 'actors/kill', { name: 'root-supervisor' }, 409],
       ['POST', 'breakers', { service: 'nope', state: 'open' }, 404],
       ['POST', 'breakers', { service: 'web', state: 'ajar' }, 400],
       ['POST', 'cache/invalidate', {}, 400],
+      ['POST', 'cache/invalidate', { service: 'nope' }, 404],
       ['POST', 'degraded', 'not json', 400],
       ['POST', 'reboot', {}, 404],
       ['GET', 'nothing-here', undefined, 404],

@@ -219,16 +219,25 @@ await run.main(async () => {
       assert(shown, 'shown');
     });
 
-    await check('opening a breaker from the page shows it open; closing it shows it closed', async () => {
+    await check('holding a breaker open from the page shows it open and held; Auto releases it; closing it shows it closed', async () => {
       const state = `#breakers tr[data-service="fx"] [data-field="state"]`;
       assert(await textOf(page, state) === 'closed', `closed at first: ${await textOf(page, state)}`);
       await page.click('#breakers button[data-breaker="fx"][data-state="open"]');
-      await until('the breaker shown open', async () => (await textOf(page, state)) === 'open');
+      await until('the breaker shown open', async () => /^open held by an operator$/.test((await textOf(page, state)) ?? ''));
       const b = (await admin('GET', 'health')).body.components.breakers.fx;
       assert(b.state === 'open', `the API: ${JSON.stringify(b)}`);
-      assert(/breaker fx forced open/i.test(await textOf(page, '#status')), `status: ${await textOf(page, '#status')}`);
+      assert(b.forced === true, `held: ${JSON.stringify(b)}`);
+      assert(/breaker fx held open/i.test(await textOf(page, '#status')), `status: ${await textOf(page, '#status')}`);
+      const held = `#breakers tr[data-service="fx"] [data-field="state"][data-forced="true"]`;
+      await until('shown held', async () => (await page.$(held)) !== null);
+      await page.click('#breakers button[data-breaker="fx"][data-state="auto"]');
+      await until('released on the page', async () => (await page.$(held)) === null);
+      assert(/breaker fx released/i.test(await textOf(page, '#status')), `status: ${await textOf(page, '#status')}`);
+      await until('released in the API', async () => (await admin('GET', 'health')).body.components.breakers.fx.forced === false);
       await page.click('#breakers button[data-breaker="fx"][data-state="closed"]');
-      await until('the breaker shown closed', async () => (await textOf(page, state)) === 'closed');
+      await until('the breaker shown closed', async () => /^closed held by an operator$/.test((await textOf(page, state)) ?? ''));
+      await page.click('#breakers button[data-breaker="fx"][data-state="auto"]');
+      await until('the breaker shown closed, released', async () => (await textOf(page, state)) === 'closed');
     });
 
     await check('every section renders; a view this Bulwark lacks shows as not available', async () => {

@@ -227,8 +227,8 @@ await run.main(async () => {
     await until('the API out of degraded mode', async () => !(await admin('GET', 'health')).body.degraded);
   });
 
-  await check('breaker fx open shows as open in breakers; close closes it', async () => {
-    assert(/breaker fx forced open/.test(await term.command('breaker fx open')), 'confirmed');
+  await check('breaker fx open holds it open in breakers; auto releases it; close closes it', async () => {
+    assert(/breaker fx held open until 'breaker fx auto'/.test(await term.command('breaker fx open')), 'confirmed');
     let last = '';
     await until('breakers showing fx open', async () => {
       last = await term.command('breakers');
@@ -237,7 +237,10 @@ await run.main(async () => {
       throw new Error(`${e.message}:\n${last}`);
     });
     assert(/^SERVICE\s+STATE\s+CALLS/m.test(last), `a table:\n${last}`);
-    assert((await term.command('breaker fx close')).includes('breaker fx forced closed'), 'closed again');
+    await until('held in the API', async () => (await admin('GET', 'health')).body.components.breakers.fx.forced === true);
+    assert(/breaker fx released/.test(await term.command('breaker fx auto')), 'released');
+    await until('released in the API', async () => (await admin('GET', 'health')).body.components.breakers.fx.forced === false);
+    assert((await term.command('breaker fx close')).includes("breaker fx held closed until 'breaker fx auto'"), 'closed again');
     await until('the API showing fx closed', async () =>
       (await admin('GET', 'health')).body.components.breakers.fx.state === 'closed');
   });

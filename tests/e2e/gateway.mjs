@@ -239,6 +239,35 @@ try {
     });
   }
 
+  // A 2026-07-28 client has no session to be asked in: a stateful service's
+  // request comes to it as an input_required result, and its answer comes
+  // in its next call, which the downstream call reports to from then on.
+  for (const svc of ['fx', 'web25']) {
+    await check(`a sampling request of ${svc} reaches a 2026-07-28 client as input_required, and its next call gets the answer`, async () => {
+      const tool = `${svc}__test_sampling`;
+      const send = (extra) => request(frontPort, 'POST', {
+        body: {
+          jsonrpc: '2.0', id: 9000 + Math.floor(Math.random() * 1000), method: 'tools/call',
+          params: {
+            name: tool, arguments: { prompt: 'ask me later' }, ...extra,
+            _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } },
+          },
+        },
+        headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': tool },
+      });
+      const first = await send({});
+      const result = first.json?.result;
+      assert(first.status === 200 && result?.resultType === 'input_required', `first answer: ${first.status} ${first.text}`);
+      const [key, asked] = Object.entries(result.inputRequests ?? {})[0] ?? [];
+      assert(asked?.method === 'sampling/createMessage' && JSON.stringify(asked.params).includes('ask me later'),
+             `the input request: ${JSON.stringify(result.inputRequests)}`);
+      const answer = { role: 'assistant', content: { type: 'text', text: 'answered later 1618' }, model: 'e2e', stopReason: 'endTurn' };
+      const second = await send({ inputResponses: { [key]: answer }, requestState: result.requestState });
+      assert(second.status === 200 && !second.json?.result?.isError, `second answer: ${second.status} ${second.text}`);
+      assert(JSON.stringify(second.json.result.content).includes('answered later 1618'), `result: ${second.text}`);
+    });
+  }
+
   await check('server-everything: tools are called through the gateway', async () => {
     assert(text(await call('everything__echo', { message: 'through bulwark' })).includes('through bulwark'), 'echo');
     assert(text(await call('everything__get-sum', { a: 20, b: 22 })).includes('42'), 'get-sum');

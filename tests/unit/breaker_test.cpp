@@ -107,7 +107,7 @@ TEST_CASE("breaker: the window counts in slices, whatever the call rate", "[brea
 TEST_CASE("breaker: half-open admits exactly the probe count and closes after enough successes", "[breaker]") {
   circuit_breaker b(small());
   auto t = clock_type::time_point{} + 1h;
-  b.force(t, breaker_state::open);
+  b.force(t, breaker_state::open, "test");
   auto later = t + 1000ms;
   auto p1 = b.admit(later);
   auto p2 = b.admit(later);
@@ -125,7 +125,7 @@ TEST_CASE("breaker: half-open admits exactly the probe count and closes after en
 TEST_CASE("breaker: a failed probe opens it again for a whole open duration", "[breaker]") {
   circuit_breaker b(small());
   auto t = clock_type::time_point{} + 1h;
-  b.force(t, breaker_state::open);
+  b.force(t, breaker_state::open, "test");
   REQUIRE(b.admit(t + 1s).probe);
   b.record(t + 1s, false, true);
   CHECK(b.state() == breaker_state::open);
@@ -133,16 +133,54 @@ TEST_CASE("breaker: a failed probe opens it again for a whole open duration", "[
   CHECK(b.admit(t + 2s).allowed);
 }
 
+TEST_CASE("breaker: an operator's hold stays whatever the calls do, until released", "[breaker]") {
+  circuit_breaker b(small());
+  auto t = clock_type::time_point{} + 1h;
+  // Held open: no half-open after the open duration, however long.
+  b.force(t, breaker_state::open, "operator", true);
+  CHECK(b.held());
+  auto late = b.admit(t + 1h);
+  CHECK_FALSE(late.allowed);
+  CHECK(late.retry_after > 0ms);
+  CHECK(b.state() == breaker_state::open);
+  // Released: it half-opens, and the next call probes.
+  b.release(t + 1h);
+  CHECK_FALSE(b.held());
+  CHECK(b.state() == breaker_state::half_open);
+  CHECK(b.admit(t + 1h).probe);
+
+  // Held closed: failures in a row do not open it.
+  circuit_breaker c(small());
+  c.force(t, breaker_state::closed, "operator", true);
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(c.admit(t + std::chrono::milliseconds(i)).allowed);
+    c.record(t + std::chrono::milliseconds(i), false, false);
+  }
+  CHECK(c.state() == breaker_state::closed);
+  // Released, it counts failures again.
+  c.release(t + 1s);
+  CHECK(c.state() == breaker_state::closed);
+  for (int i = 0; i < 3; ++i)
+    c.record(t + 1s, false, false);
+  CHECK(c.state() == breaker_state::open);
+
+  // Half-open is a one-off: the probe's outcome moves it as usual.
+  circuit_breaker h(small());
+  h.force(t, breaker_state::half_open, "operator", true);
+  CHECK_FALSE(h.held());
+}
+
 using test::simulated;
 namespace {
 
-/// A tools/call to `service` whose final outcome lands in `outcome`.
-downstream_call_ptr call_to(const std::string& service, std::optional<downstream_outcome>& outcome) {
+/// A tools/call to `service` whose final outcome lands in `outcome` (once
+/// the listener ran).
+downstream_call_ptr call_to(simulated& s, const std::string& service, std::optional<downstream_outcome>& outcome) {
   auto call = std::make_shared<downstream_call>();
   call->service = service;
   call->method = "tools/call";
   call->deadline = std::chrono::steady_clock::now() + 60s;
-  call->on_done = [&outcome](downstream_outcome o) { outcome = std::move(o); };
+  call->listener = s.listener([&outcome](downstream_outcome o) { outcome = std::move(o); });
   return call;
 }
 
@@ -182,7 +220,7 @@ TEST_CASE("breaker: a call's wait on its service is summed over its attempts", "
   s.spawned.push_back(caf::actor_cast<caf::actor>(breaker));
 
   std::optional<downstream_outcome> outcome;
-  auto call = call_to("svc", outcome);
+  auto call = call_to(s, "svc", outcome);
   send_call(breaker, call);
   s.sched->run();
   CHECK_FALSE(outcome); // the first attempt failed: a retry is due in 10 ms
@@ -202,7 +240,7 @@ TEST_CASE("breaker: an open breaker fails fast with no wait on the service", "[b
   caf::anon_send(breaker, atom::force_v, std::string("open"));
   s.sched->run();
   std::optional<downstream_outcome> outcome;
-  auto call = call_to("svc", outcome);
+  auto call = call_to(s, "svc", outcome);
   send_call(breaker, call);
   s.sched->run();
   REQUIRE(outcome);
@@ -250,11 +288,11 @@ TEST_CASE("breaker: a call it never took (killed first, or gone) is answered: no
   // waiting behind the exit message is dropped with its mailbox.
   int answers = 0;
   std::optional<downstream_outcome> outcome;
-  auto call = call_to("svc", outcome);
-  call->on_done = [&](downstream_outcome o) {
+  auto call = call_to(s, "svc", outcome);
+  call->listener = s.listener([&](downstream_outcome o) {
     ++answers;
     outcome = std::move(o);
-  };
+  });
   caf::anon_send_exit(breaker, caf::exit_reason::kill);
   send_call(breaker, call);
   s.sched->run();
@@ -267,7 +305,7 @@ TEST_CASE("breaker: a call it never took (killed first, or gone) is answered: no
   // A registry can still name the incarnation that just died: a call sent
   // to it is answered the same way.
   std::optional<downstream_outcome> late;
-  send_call(breaker, call_to("svc", late));
+  send_call(breaker, call_to(s, "svc", late));
   s.sched->run();
   REQUIRE(late);
   CHECK(late->code == static_cast<int>(error_code::actor_restarted));
@@ -292,12 +330,12 @@ TEST_CASE("breaker: an attempt the connector never took is retried (it did not r
 
   int answers = 0;
   std::optional<downstream_outcome> outcome;
-  auto call = call_to("svc", outcome);
+  auto call = call_to(s, "svc", outcome);
   call->idempotent = false; // only a call that never reached the service may go again
-  call->on_done = [&](downstream_outcome o) {
+  call->listener = s.listener([&](downstream_outcome o) {
     ++answers;
     outcome = std::move(o);
-  };
+  });
   send_call(breaker, call);
   // The breaker runs first and hands the attempt to the connector, whose
   // kill is already queued: the connector stops with the attempt unread.
@@ -313,4 +351,49 @@ TEST_CASE("breaker: an attempt the connector never took is retried (it did not r
   CHECK(answers == 1);
   CHECK(*ran == std::vector<std::string>{"second"});
   CHECK(outcome->what == downstream_outcome::kind::result);
+}
+
+TEST_CASE("downstream call: with its listener gone, its outcome fails the client's call (restarted, retry), once",
+          "[breaker]") {
+  simulated s;
+  /// Stands in for the session: counts the failures of its call.
+  struct recording_owner final : call_owner {
+    int fails = 0;
+    std::optional<error_code> code;
+    json::value data;
+    void on_progress(call_context&, double, std::optional<double>, std::string) override {}
+    void on_log(call_context&, log_level, json::value, std::string) override {}
+    void on_after(const call_ptr&, std::chrono::milliseconds, call_handler) override {}
+    void on_finish(call_context&, json::value) override {}
+    void on_fail(call_context&, error_code c, std::string, json::value d) override {
+      ++fails;
+      code = c;
+      data = std::move(d);
+    }
+    void on_input_required(call_context&, json::value, std::string) override {}
+  } owner;
+  auto client_call =
+    std::make_shared<call_context>("tools/call", json::value::make_object({{"name", "t"}}), client_view{});
+  client_call->attach(&owner);
+  client_call->set_resumer([](call_ptr c, call_handler next) { next(c); });
+
+  std::optional<downstream_outcome> heard;
+  auto call = call_to(s, "svc", heard);
+  call->target = client_call;
+  caf::anon_send_exit(call->listener, caf::exit_reason::kill);
+  s.sched->run();
+
+  downstream_outcome o;
+  o.what = downstream_outcome::kind::result;
+  o.reached = true;
+  call->complete(o);
+  s.sched->run();
+  CHECK_FALSE(heard);
+  REQUIRE(owner.code);
+  CHECK(*owner.code == error_code::actor_restarted);
+  CHECK(owner.data["reachedService"].as_bool());
+  CHECK(owner.data["retry_after_seconds"].as_int() == 1);
+  call->complete(o);
+  s.sched->run();
+  CHECK(owner.fails == 1);
 }

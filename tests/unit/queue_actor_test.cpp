@@ -32,15 +32,15 @@ caf::actor fake_breaker(simulated& s, std::vector<std::string>& started) {
 
 /// A queued call labelled `label` whose outcome's code (when it ends without
 /// running) goes to `refused`.
-queued_work_ptr queued(const std::string& label, priority p, const std::string& lane,
+queued_work_ptr queued(simulated& s, const std::string& label, priority p, const std::string& lane,
                        std::map<std::string, int>& refused) {
   auto call = std::make_shared<downstream_call>();
   call->service = lane;
   call->method = label;
-  call->on_done = [&refused, label](downstream_outcome o) {
+  call->listener = s.listener([&refused, label](downstream_outcome o) {
     if (o.what == downstream_outcome::kind::refused)
       refused[label] = o.code;
-  };
+  });
   auto w = std::make_shared<queued_work>(call);
   w->label = label;
   w->prio = p;
@@ -66,7 +66,7 @@ TEST_CASE("queue actor: runs by priority, one call per lane at a time, and answe
   std::map<std::string, int> refused; // label -> error code
   auto queue = [&] { return caf::actor_cast<queue_actor>(s.env->names.get(queue_actor_name)); };
   auto enqueue = [&](const std::string& label, priority p, const std::string& lane) {
-    auto w = queued(label, p, lane, refused);
+    auto w = queued(s, label, p, lane, refused);
     ids[label] = w->id;
     caf::anon_send(queue(), atom::enqueue_v, std::move(w));
     s.sched->run();
@@ -107,7 +107,7 @@ TEST_CASE("queue actor: a full queue refuses with its reason, and a cancelled ca
   auto queue = caf::actor_cast<queue_actor>(s.env->names.get(queue_actor_name));
   std::map<std::string, uint64_t> ids;
   for (auto label : {"a", "b", "c", "d"}) {
-    auto w = queued(label, priority::normal, "svc", refused);
+    auto w = queued(s, label, priority::normal, "svc", refused);
     ids[label] = w->id;
     caf::anon_send(queue, atom::enqueue_v, std::move(w));
     s.sched->run();
@@ -133,14 +133,14 @@ TEST_CASE("queue actor: work it never took (killed first, or gone) is refused, n
   s.env->names.put("breaker/svc", fake_breaker(s, started));
   std::map<std::string, int> refused;
   caf::anon_send_exit(queue, caf::exit_reason::kill);
-  caf::anon_send(queue, atom::enqueue_v, queued("early", priority::normal, "svc", refused));
+  caf::anon_send(queue, atom::enqueue_v, queued(s, "early", priority::normal, "svc", refused));
   s.sched->run();
   CHECK(started.empty());
   REQUIRE(refused.count("early"));
   CHECK(refused["early"] == static_cast<int>(error_code::actor_restarted));
 
   // Sent to the dead incarnation: the same.
-  caf::anon_send(queue, atom::enqueue_v, queued("late", priority::normal, "svc", refused));
+  caf::anon_send(queue, atom::enqueue_v, queued(s, "late", priority::normal, "svc", refused));
   s.sched->run();
   CHECK(started.empty());
   REQUIRE(refused.count("late"));

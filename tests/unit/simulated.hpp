@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +71,24 @@ struct simulated : simulated_system {
     auto again = env->names.get(name);
     REQUIRE(again);
     CHECK(again != h);
+  }
+
+  /// A stand-in for the gateway's router that hands each downstream call's
+  /// final outcome to `on_done` (and ignores notifications).
+  downstream_listener listener(std::function<void(downstream_outcome)> on_done) {
+    auto h = sys->spawn([on_done = std::move(on_done)]() -> downstream_listener::behavior_type {
+      return {
+        [](atom::notify, const downstream_call_ptr&, const std::string&, const json::value&) {},
+        [](atom::park, const downstream_call_ptr&, const std::string&, const json::value&, const json::value&,
+           const caf::actor&) {},
+        [on_done](atom::done, const downstream_call_ptr&, downstream_outcome& o, const handoff_ptr& h) {
+          h->take();
+          on_done(std::move(o));
+        },
+      };
+    });
+    spawned.push_back(caf::actor_cast<caf::actor>(h));
+    return h;
   }
 
   /// Advances the actor clock in steps of `step` (firing what falls due).
