@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -144,7 +146,8 @@ value actors_view(runtime& rt, const env_ptr& env) {
     auto i = registered.find(name);
     return i != registered.end() && i->second && i->second->getf(caf::abstract_actor::is_terminated_flag);
   };
-  for (auto& [name, a] : env->actor_tree()) {
+  auto tree = env->actor_tree();
+  for (auto& [name, a] : tree) {
     std::string state = a.running && !stopped(name) ? "running" : "restarting";
     if (auto s = supervisors.find(name); s != supervisors.end() && s->second.escalated)
       state = "escalated";
@@ -158,11 +161,20 @@ value actors_view(runtime& rt, const env_ptr& env) {
        {"uptimeSeconds", a.running ? seconds(a.started) : 0.0},
        {"mailbox", a.running && a.mailbox >= 0 ? value(static_cast<long long>(a.mailbox)) : value()}}));
   }
+  // A supervisor's children: those it was given, and those it started
+  // since (the session supervisor's sessions come and go).
+  std::map<std::string, std::vector<std::string>> started_by;
+  for (auto& [name, a] : tree)
+    started_by[a.parent].push_back(name);
   value sups(json::array{});
   for (auto& [name, s] : supervisors) {
     value children(json::array{});
+    std::set<std::string> listed(s.children.begin(), s.children.end());
     for (auto& c : s.children)
       children.push_back(c);
+    for (auto& c : started_by[name])
+      if (!listed.count(c))
+        children.push_back(c);
     sups.push_back(value::make_object({{"name", name},
                                        {"parent", s.parent.empty() ? value() : value(s.parent)},
                                        {"strategy", to_string(s.strategy)},

@@ -3,6 +3,8 @@
 #include <map>
 #include <memory>
 
+#include <unistd.h>
+
 #include <caf/all.hpp>
 
 #include "actors/alerts.hpp"
@@ -10,6 +12,7 @@
 #include "config/log.hpp"
 #include "config/metrics.hpp"
 #include "transport/http_client.hpp"
+#include "transport/redis_client.hpp"
 
 namespace bulwark {
 
@@ -38,6 +41,18 @@ struct alert_state {
 };
 
 using alert_pointer = alert_actor::stateful_pointer<alert_state>;
+
+/// Which process sent an alert: its host, its pid and, in a fleet, its
+/// instance id (as in what it shares through Redis).
+value instance_of(const runtime_env& env) {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0)
+    host[0] = '\0';
+  auto out = value::make_object({{"host", std::string(host)}, {"pid", static_cast<long long>(getpid())}});
+  if (env.redis)
+    out.set("id", env.redis->instance());
+  return out;
+}
 
 void deliver(alert_pointer self, uint64_t id) {
   auto& st = self->state;
@@ -112,11 +127,14 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
         auto& st = self->state;
         for (auto& a : st.rules->evaluate(s)) {
           auto fields = a.to_json();
-          log::write(a.severity == "critical" ? log_level::critical : log_level::warning, "alert", fields);
-          if (st.env->metrics)
+          auto level = a.resolved                 ? log_level::info
+                       : a.severity == "critical" ? log_level::critical
+                                                  : log_level::warning;
+          log::write(level, a.resolved ? "alert resolved" : "alert", fields);
+          if (st.env->metrics && !a.resolved)
             st.env->metrics->counter("bulwark_alerts_total", {{"rule", a.rule}}).inc();
           if (auto sessions = st.env->names.get(names::session_supervisor)) {
-            auto params = value::make_object({{"level", a.severity == "critical" ? "critical" : "warning"},
+            auto params = value::make_object({{"level", std::string(to_string(level))},
                                               {"logger", "bulwark.alerts"},
                                               {"data", fields},
                                               {"_meta", value::make_object({{"io.bulwark/audience", "admin"}})}});
@@ -126,7 +144,9 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
           if (st.webhook) {
             auto id = ++st.next_delivery;
             st.deliveries[id] = alert_state::delivery{
-              json::dump(value::make_object({{"alert", fields}, {"server", st.env->opts.server_name}})), 0, false};
+              json::dump(value::make_object(
+                {{"alert", fields}, {"server", st.env->opts.server_name}, {"instance", instance_of(*st.env)}})),
+              0, false};
             deliver(self, id);
           }
         }
@@ -149,6 +169,7 @@ alert_actor spawn_alert_manager(caf::actor_system& sys, env_ptr env) {
         auto& wh = st.webhook_cfg;
         if (d->second.attempt >= wh.attempts) {
           ++st.failed;
+          ++st.dropped; // the webhook never got this alert
           log::error(
             "alert webhook delivery failed",
             value::make_object(

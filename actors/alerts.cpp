@@ -121,7 +121,8 @@ value alert::to_json() const {
                                    {"message", message},
                                    {"value", value},
                                    {"threshold", threshold},
-                                   {"at", log::utc(at, log::time_digits::millis)}});
+                                   {"at", log::utc(at, log::time_digits::millis)},
+                                   {"status", resolved ? "resolved" : "firing"}});
 }
 
 // -- evaluation -------------------------------------------------------------------------
@@ -132,6 +133,7 @@ void alert_rules::consider(std::size_t r, const health_sample& s, alert a, std::
   auto& rule = cfg_.rules[r];
   auto& st = stats_[r];
   auto key = std::make_pair(rule.name, a.subject);
+  holding_.insert(key);
   auto i = last_fired_.find(key);
   if (i != last_fired_.end() && s.now - i->second < rule.cooldown) {
     ++st.suppressed;
@@ -145,14 +147,20 @@ void alert_rules::consider(std::size_t r, const health_sample& s, alert a, std::
   a.severity = rule.severity;
   a.threshold = rule.threshold;
   a.at = s.wall;
+  firing_[key] = a;
+  remember(a);
+  out.push_back(std::move(a));
+}
+
+void alert_rules::remember(const alert& a) {
   history_.push_back(a);
   while (history_.size() > history_limit)
     history_.pop_front();
-  out.push_back(std::move(a));
 }
 
 std::vector<alert> alert_rules::evaluate(const health_sample& s) {
   std::vector<alert> out;
+  holding_.clear();
   auto over = " over the last " + span_text(s.window_span);
   for (std::size_t r = 0; r < cfg_.rules.size(); ++r) {
     auto& rule = cfg_.rules[r];
@@ -172,8 +180,9 @@ std::vector<alert> alert_rules::evaluate(const health_sample& s) {
       auto rate = static_cast<double>(w.errors) / static_cast<double>(w.requests);
       if (rate > rule.threshold)
         fire({}, rate,
-             "error rate " + percent(rate) + over + " (" + std::to_string(w.errors) + " of "
-               + std::to_string(w.requests) + " requests), above " + percent(rule.threshold));
+             "error rate " + percent(rate) + over + " (" + std::to_string(w.errors) + " failures in "
+               + std::to_string(w.requests) + " requests; callers' mistakes not counted), above "
+               + percent(rule.threshold));
     } else if (rule.name == "cache_hit_rate") {
       if (w.lookups == 0 || w.lookups < rule.min_count)
         continue;
@@ -201,6 +210,19 @@ std::vector<alert> alert_rules::evaluate(const health_sample& s) {
       if (fill > rule.threshold)
         fire({}, fill, "request queue " + percent(fill) + " full, above " + percent(rule.threshold));
     }
+  }
+  for (auto i = firing_.begin(); i != firing_.end();) {
+    if (holding_.count(i->first)) {
+      ++i;
+      continue;
+    }
+    auto a = std::move(i->second);
+    i = firing_.erase(i);
+    a.resolved = true;
+    a.at = s.wall;
+    a.message = "resolved: " + a.message;
+    remember(a);
+    out.push_back(std::move(a));
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,9 @@ struct alert {
   double value = 0;
   double threshold = 0;
   std::chrono::system_clock::time_point at;
+  /// The condition of an alert that fired no longer holds ("resolved"),
+  /// rather than a firing ("firing").
+  bool resolved = false;
 
   /// An object with every field; `at` as ISO-8601 UTC with milliseconds.
   json::value to_json() const;
@@ -93,7 +97,9 @@ public:
 
   /// The alerts that fire on `s`: each enabled rule whose condition holds,
   /// per subject, unless it fired for that subject less than its cooldown
-  /// before `s.now` (then it counts as suppressed).
+  /// before `s.now` (then it counts as suppressed). Then a `resolved` alert
+  /// for each (rule, subject) that fired and whose condition no longer
+  /// holds (once per firing; a disabled or removed rule resolves too).
   std::vector<alert> evaluate(const health_sample& s);
 
   /// Fired alerts, oldest first, at most `history_limit`.
@@ -115,11 +121,17 @@ private:
 
   /// Fires `a` for rule `r` unless its subject is in cooldown.
   void consider(std::size_t r, const health_sample& s, alert a, std::vector<alert>& out);
+  /// Adds `a` to the bounded history.
+  void remember(const alert& a);
 
   alert_config cfg_;
   std::vector<rule_stats> stats_; ///< Parallel to `cfg_.rules`.
   /// (rule, subject) -> when it last fired.
   std::map<std::pair<std::string, std::string>, clock::time_point> last_fired_;
+  /// (rule, subject) that fired and have not resolved, with the firing.
+  std::map<std::pair<std::string, std::string>, alert> firing_;
+  /// Those whose condition held in the current evaluation.
+  std::set<std::pair<std::string, std::string>> holding_;
   std::deque<alert> history_;
 };
 

@@ -84,9 +84,11 @@ struct runtime_env {
   std::atomic<bool> draining{false};
   /// Tool calls, prompt gets and resource reads being worked on.
   std::atomic<int64_t> inflight{0};
-  /// Answered requests and error answers since start (for alert windows).
+  /// Answered requests, and error answers that were failures of Bulwark
+  /// or a service (not the caller's doing: see caused_by_caller), since
+  /// start (for alert windows).
   std::atomic<uint64_t> requests_total{0};
-  std::atomic<uint64_t> errors_total{0};
+  std::atomic<uint64_t> failures_total{0};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   /// Counters, gauges and histograms (request paths update them directly).
   std::shared_ptr<metrics::registry> metrics;

@@ -2,7 +2,13 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 
@@ -327,7 +333,7 @@ void evaluate(health_pointer self) {
   health_sample sample;
   sample.now = now;
   sample.wall = system_clock::now();
-  auto requests = st.env->requests_total.load(), errors = st.env->errors_total.load();
+  auto requests = st.env->requests_total.load(), errors = st.env->failures_total.load();
   st.window.add_requests(now, requests - st.requests_seen, errors - st.errors_seen);
   st.requests_seen = requests;
   st.errors_seen = errors;
@@ -446,8 +452,73 @@ health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings s
   });
 }
 
+namespace {
+
+/// When this process started, in seconds since the epoch: the boot time of
+/// /proc/stat plus the process's start in clock ticks since boot (field 22
+/// of /proc/self/stat); 0 when /proc does not say.
+double process_start_time() {
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto close = line.rfind(')'); // the command name may hold spaces and parentheses
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields(line.substr(close + 1)); // field 3 (the state) on
+  std::string field;
+  for (int i = 3; i <= 22; ++i)
+    if (!(fields >> field))
+      return 0;
+  std::ifstream system_stat("/proc/stat");
+  std::string key;
+  double boot = 0;
+  while (system_stat >> key)
+    if (key == "btime") {
+      system_stat >> boot;
+      break;
+    }
+  auto ticks = sysconf(_SC_CLK_TCK);
+  if (boot == 0 || ticks <= 0)
+    return 0;
+  return boot + std::stod(field) / static_cast<double>(ticks);
+}
+
+/// The standard process metrics, as Prometheus client libraries name them.
+void refresh_process_metrics(metrics::registry& m) {
+  static const double started = process_start_time();
+  if (started > 0)
+    m.gauge("process_start_time_seconds", {}).set(started);
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    auto seconds = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    m.counter_total("process_cpu_seconds_total", {}).set(seconds(ru.ru_utime) + seconds(ru.ru_stime));
+  }
+  std::ifstream statm("/proc/self/statm");
+  double size_pages = 0, resident_pages = 0;
+  if (statm >> size_pages >> resident_pages) {
+    auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
+    m.gauge("process_virtual_memory_bytes", {}).set(size_pages * page);
+    m.gauge("process_resident_memory_bytes", {}).set(resident_pages * page);
+  }
+  std::error_code ec;
+  std::size_t fds = 0;
+  for (auto i = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && i != std::filesystem::directory_iterator(); i.increment(ec))
+    ++fds;
+  if (!ec)
+    m.gauge("process_open_fds", {}).set(static_cast<double>(fds));
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY)
+    m.gauge("process_max_fds", {}).set(static_cast<double>(files.rlim_cur));
+}
+
+} // namespace
+
 void refresh_read_metrics(const runtime_env& env) {
   auto& m = *env.metrics;
+  refresh_process_metrics(m);
   m.gauge("bulwark_sessions", {}).set(static_cast<double>(env.sessions.load()));
   m.gauge("bulwark_uptime_seconds", {}).set(duration_cast<duration<double>>(steady_clock::now() - env.started).count());
   if (!env.redis)

@@ -71,9 +71,18 @@ struct runtime::impl {
 
   static void describe_metrics(metrics::registry& m) {
     using metrics::kind;
+    m.describe("process_cpu_seconds_total", "User and system CPU time of the process, in seconds.", kind::counter);
+    m.describe("process_resident_memory_bytes", "Resident memory of the process.", kind::gauge);
+    m.describe("process_virtual_memory_bytes", "Virtual memory of the process.", kind::gauge);
+    m.describe("process_open_fds", "Open file descriptors of the process.", kind::gauge);
+    m.describe("process_max_fds", "The process's limit of open file descriptors.", kind::gauge);
+    m.describe("process_start_time_seconds", "When the process started, in seconds since the Unix epoch.", kind::gauge);
     m.describe("bulwark_requests_total", "Answered requests by method, tool and outcome (ok, tool_error, error).",
                kind::counter);
-    m.describe("bulwark_errors_total", "Error answers by JSON-RPC error code.", kind::counter);
+    m.describe("bulwark_errors_total",
+               "Error answers by JSON-RPC error code and class: caller (the caller's doing: a malformed request, bad "
+               "arguments, its quota or policy) or server (a failure of Bulwark or a service).",
+               kind::counter);
     m.describe("bulwark_request_duration_seconds", "Time from a request's arrival to its answer, by method.",
                kind::histogram);
     // Proxied calls: the downstream's share and Bulwark's own, in finer
@@ -84,6 +93,9 @@ struct runtime::impl {
       "bulwark_upstream_duration_seconds",
       "Time a proxied call waited on its downstream service (each attempt from sending to its outcome), by service.",
       kind::histogram, fine);
+    m.describe("bulwark_redis_round_trip_seconds",
+               "Time from sending a command to Redis (in its pipeline) to its answer (with redis.url).",
+               kind::histogram, fine);
     m.describe(
       "bulwark_gateway_overhead_seconds",
       "Time a proxied call spent in Bulwark itself: its request duration minus its upstream duration, by service.",
@@ -366,8 +378,11 @@ void runtime::start() {
   }
   // Shared state: the first connection is made on the client's own thread;
   // until it succeeds, every instance decides with its local state.
-  if (env->redis)
+  if (env->redis) {
+    if (env->metrics)
+      env->redis->observe_round_trips(env->metrics);
     env->redis->start();
+  }
   // The tree: root (one-for-one) over the session supervisor, the
   // operations supervisor (limiter, queue, alerts and what joins them), the
   // supervisors added by the host or the gateway, actors added to the root,

@@ -293,8 +293,10 @@ void answer_exception(const call_ptr& call) {
     detail = e.what();
   } catch (...) {
   }
-  if (call->method() == "tools/call")
+  if (call->method() == "tools/call") {
+    call->internal_failure = true;
     return call->finish(mcp::internal_tool_failure(call->params()["name"].as_string(), detail));
+  }
   call->fail(error_code::internal_error, "internal error while answering " + call->method(),
              value::make_object({{"detail", detail}}));
 }
@@ -415,7 +417,8 @@ void session_state::on_finish(call_context& c, json::value result) {
       result.erase(field);
   }
   bool tool_error = result["isError"].is_bool() && result["isError"].as_bool();
-  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok", 0, r.received, &c);
+  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok",
+         c.internal_failure ? static_cast<int>(error_code::internal_error) : 0, r.received, &c);
   outbound out;
   out.body = mcp::result_body(r.id, result);
   end_call(c.tag, std::move(out));
@@ -503,9 +506,10 @@ void session_state::record(const std::string& method, std::string_view name, con
     return;
   m->counter("bulwark_requests_total", {{"method", method}, {"tool", name}, {"outcome", outcome}}).inc();
   if (code != 0) {
-    auto text = std::to_string(code);
-    m->counter("bulwark_errors_total", {{"code", text}}).inc();
-    env->errors_total.fetch_add(1, std::memory_order_relaxed);
+    bool caller = caused_by_caller(code);
+    m->counter("bulwark_errors_total", {{"code", std::to_string(code)}, {"class", caller ? "caller" : "server"}}).inc();
+    if (!caller)
+      env->failures_total.fetch_add(1, std::memory_order_relaxed);
   }
   env->requests_total.fetch_add(1, std::memory_order_relaxed);
   auto took = std::chrono::steady_clock::now() - received;
@@ -543,7 +547,18 @@ void session_state::reply_once_shared(const inbound_ptr& in) {
 
 void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data,
                                 int http_status) {
-  record(in->message["method"].as_string(), {}, "error", static_cast<int>(code), in->received);
+  // A tool or prompt the catalog has keeps its label (a name it does not
+  // have would make the label set unbounded).
+  const auto& method = in->message["method"].as_string();
+  const auto& named = in->message["params"]["name"];
+  std::string_view name;
+  if (named.is_string() && (method == "tools/call" || method == "prompts/get")) {
+    auto cat = env->current();
+    if (method == "tools/call" ? cat->find_tool(named.as_string()) != nullptr
+                               : cat->find_prompt(named.as_string()) != nullptr)
+      name = named.as_string();
+  }
+  record(method, name, "error", static_cast<int>(code), in->received);
   outbound out;
   out.body = mcp::error_body(in->message["id"], code, message, data);
   if (http_status != 0)

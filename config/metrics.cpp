@@ -401,6 +401,10 @@ metrics::counter& registry::counter(std::string_view name, label_list labels) {
   return find_or_add(kind::counter, name, labels.begin(), labels.size()).count;
 }
 
+metrics::gauge& registry::counter_total(std::string_view name, label_list labels) {
+  return find_or_add(kind::counter, name, labels.begin(), labels.size()).level;
+}
+
 metrics::gauge& registry::gauge(std::string_view name, label_list labels) {
   return find_or_add(kind::gauge, name, labels.begin(), labels.size()).level;
 }
@@ -460,7 +464,10 @@ std::string registry::prometheus() const {
           out.append(name);
           append_labels(out, labels);
           out.push_back(' ');
-          append_number(out, s->count.value());
+          if (auto total = s->level.value(); total != 0) // see counter_total
+            append_number(out, total);
+          else
+            append_number(out, s->count.value());
           out.push_back('\n');
           break;
         case kind::gauge:
@@ -510,7 +517,10 @@ json::value registry::to_json() const {
       auto item = json::value::make_object({{"labels", std::move(label_obj)}});
       switch (fam->type) {
         case kind::counter:
-          item.set("value", json::value(s->count.value()));
+          if (auto total = s->level.value(); total != 0) // see counter_total
+            item.set("value", finite_or_null(total));
+          else
+            item.set("value", json::value(s->count.value()));
           break;
         case kind::gauge:
           item.set("value", finite_or_null(s->level.value()));

@@ -157,6 +157,10 @@ public:
   /// name, a label named "le" on a histogram, or a family of another type.
   metrics::counter& counter(std::string_view family, label_list labels = {});
   metrics::counter& counter(std::string_view family, const label_vector& labels);
+  /// A counter whose running total is read from elsewhere (a process's CPU
+  /// seconds): it renders as a counter with the total last set, fractions
+  /// kept.
+  metrics::gauge& counter_total(std::string_view family, label_list labels = {});
   metrics::gauge& gauge(std::string_view family, label_list labels = {});
   metrics::gauge& gauge(std::string_view family, const label_vector& labels);
   metrics::histogram& histogram(std::string_view family, label_list labels = {});

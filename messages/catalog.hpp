@@ -181,6 +181,10 @@ public:
   std::string upstream;
   /// How long the call waited on that service (see downstream_outcome::waited).
   std::chrono::nanoseconds upstream_wait{0};
+  /// The handler failed inside (it threw something other than a
+  /// tool_error): the tool result that says so counts as a failure of the
+  /// server (-32603) in the error counters and the error_rate alert.
+  bool internal_failure = false;
   /// The exposed name of the tool a `tools/call` runs when it is not
   /// `params.name` (the gateway's `execute_tool` names it in its arguments).
   std::string tool;

@@ -57,6 +57,14 @@ const error_info& describe(error_code code) noexcept;
 /// 2026-07-28 (`stateless`), else 200.
 int whole_answer_status(error_code code, bool stateless) noexcept;
 
+/// Whether an error answer is the caller's doing (a malformed or unknown
+/// request, bad arguments, a missing capability, its own quota or policy, a
+/// cancellation) rather than a failure of Bulwark or a service. Codes
+/// outside the table (a service's own) count as failures, except the
+/// JSON-RPC ones above. Error counters and the `error_rate` alert keep the
+/// two apart: one client's bad arguments page nobody.
+bool caused_by_caller(int32_t code) noexcept;
+
 constexpr int32_t to_int(error_code c) noexcept {
   return static_cast<int32_t>(c);
 }

@@ -93,6 +93,26 @@ int whole_answer_status(error_code code, bool stateless) noexcept {
   }
 }
 
+bool caused_by_caller(int32_t code) noexcept {
+  switch (static_cast<error_code>(code)) {
+    case error_code::parse_error:
+    case error_code::invalid_request:
+    case error_code::method_not_found:
+    case error_code::invalid_params:
+    case error_code::header_mismatch:
+    case error_code::missing_client_capability:
+    case error_code::unsupported_protocol_version:
+    case error_code::request_cancelled:
+    case error_code::session_limit:
+    case error_code::denied_by_policy:
+    case error_code::rate_limited:
+    case error_code::unauthorized:
+      return true;
+    default:
+      return false;
+  }
+}
+
 namespace mcp {
 
 int retry_after_header(const json::value& data) noexcept {

@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/text.hpp"
 
 namespace bulwark {
@@ -125,6 +126,10 @@ struct redis_client::impl {
   std::atomic<bool> subscribed{false};
 
   std::thread io, sub;
+
+  /// Keeps the registry of `round_trips` alive.
+  std::shared_ptr<metrics::registry> registry;
+  metrics::histogram* round_trips = nullptr;
 
   /// A connected, authenticated context on the configured database, or null
   /// with `why` set.
@@ -255,6 +260,8 @@ struct redis_client::impl {
       std::deque<pending> again;
       bool broken = false;
       std::string why;
+      // The pipeline goes out with the first read of its answers.
+      auto sent_at = steady_clock::now();
       for (auto& p : batch) {
         void* raw = nullptr;
         if (broken || redisGetReply(c.get(), &raw) != REDIS_OK) {
@@ -264,6 +271,8 @@ struct redis_client::impl {
           p.done(redis_reply::error("redis unavailable: " + why));
           continue;
         }
+        if (round_trips)
+          round_trips->observe(std::chrono::duration<double>(steady_clock::now() - sent_at).count());
         reply_ptr r(static_cast<redisReply*>(raw));
         auto answer = convert(r.get());
         if (answer.failed() && p.script && answer.str.compare(0, 8, "NOSCRIPT") == 0) {
@@ -398,6 +407,13 @@ redis_client::redis_client(redis_settings settings, std::string instance)
 
 redis_client::~redis_client() {
   stop();
+}
+
+void redis_client::observe_round_trips(std::shared_ptr<metrics::registry> registry) {
+  if (impl_->io.joinable() || !registry)
+    return;
+  impl_->round_trips = &registry->histogram("bulwark_redis_round_trip_seconds", {});
+  impl_->registry = std::move(registry);
 }
 
 void redis_client::start() {

@@ -22,6 +22,11 @@
 
 namespace bulwark {
 
+namespace metrics {
+class registry;
+class histogram;
+} // namespace metrics
+
 /// One Redis answer as plain data.
 struct redis_reply {
   enum class kind : uint8_t { nil, string, integer, array, status, error };
@@ -58,6 +63,11 @@ public:
 
   redis_client(const redis_client&) = delete;
   redis_client& operator=(const redis_client&) = delete;
+
+  /// Where each command's round trip is observed (from sending its
+  /// pipeline to its answer): `bulwark_redis_round_trip_seconds`. Before
+  /// `start`.
+  void observe_round_trips(std::shared_ptr<metrics::registry> registry);
 
   /// Starts the I/O threads (the first connection is made there).
   void start();

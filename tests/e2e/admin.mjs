@@ -71,6 +71,8 @@ await run.main(async () => {
     assert(sups['root-supervisor']?.strategy === 'one-for-one' && sups['root-supervisor'].maxRestarts === 30
       && sups['root-supervisor'].windowSeconds === 10 && sups['root-supervisor'].parent === null, `the root: ${JSON.stringify(sups['root-supervisor'])}`);
     assert(sups['operations-supervisor']?.children.includes('queue'), 'the operations supervisor lists its children');
+    assert(sups['session-supervisor']?.children.includes('stateless-session'),
+           `the session supervisor lists its sessions: ${JSON.stringify(sups['session-supervisor'])}`);
     // Mailbox sizes come from the actors themselves (the health checks ask them).
     const withMailbox = await until('mailbox sizes', async () => {
       const a = (await admin('GET', 'actors')).body.actors;

@@ -66,12 +66,15 @@ await run.main(async () => {
     health: { intervalMs: 100 },
     rateLimits: { tiers: { roomy: { perMinute: 10000 } }, keys: { [sha256(adminKey)]: { tier: 'roomy' }, [sha256(userKey)]: { tier: 'roomy' } } },
     alerts: {
-      rules: { p95_latency: { threshold: 0, cooldownSeconds: cooldownMs / 1000 } },
+      rules: {
+        p95_latency: { threshold: 0, cooldownSeconds: cooldownMs / 1000 },
+        error_rate: { threshold: 0.3, minCount: 20, cooldownSeconds: 600 },
+      },
       webhook: { url: `http://127.0.0.1:${receiver.address().port}/alerts`, attempts: 3, baseDelayMs, timeoutMs: scaled(2000) },
       adminKeys: [sha256(adminKey)],
     },
   }));
-  const port = await run.startBulwark(['--config', cfgPath], 'server');
+  const port = await run.startBulwark(['--config', cfgPath, '--fault-tools'], 'server');
 
   // Both streams are open before the first alert: the rule fires only once
   // a call was served.
@@ -89,7 +92,11 @@ await run.main(async () => {
     await until('three attempts', () => attempts.length >= 3, 5000 + 3 * baseDelayMs);
     const [a, b, c] = attempts;
     assert(a.body === b.body && b.body === c.body, 'each attempt carries the same alert');
-    assert(JSON.parse(a.body).alert?.rule === 'p95_latency', `the alert: ${a.body}`);
+    const payload = JSON.parse(a.body);
+    assert(payload.alert?.rule === 'p95_latency' && payload.alert.status === 'firing', `the alert: ${a.body}`);
+    // It names the instance that sent it.
+    assert(typeof payload.instance?.host === 'string' && payload.instance.host.length > 0
+           && payload.instance.pid === run.started.server.pid, `the instance: ${JSON.stringify(payload.instance)}`);
     const gap1 = b.at - a.at;
     const gap2 = c.at - b.at;
     // Lower bounds are the back-off itself; timers may only be late.
@@ -100,11 +107,15 @@ await run.main(async () => {
 
   await check('after three failures the webhook breaker opens: later alerts are not sent, and that is reported', async () => {
     // Two more alerts fire (one per cooldown) while the breaker stays open (30 s).
+    // The first alert, which failed three times, is dropped too.
     const status = await until('two later alerts dropped', async () => {
       const r = await adminRequest(port, '', 'GET', 'alerts', undefined, {});
-      return r.body?.webhook?.dropped >= 2 ? r.body : null;
+      return r.body?.webhook?.dropped >= 3 ? r.body : null;
     }, 3 * cooldownMs + 5000);
     assert(status.webhook.breaker === 'open', `the breaker is open: ${JSON.stringify(status.webhook)}`);
+    assert(status.webhook.failed === 1, `one delivery failed: ${JSON.stringify(status.webhook)}`);
+    // The webhook got none of the alerts that fired: each is counted dropped.
+    assert(status.webhook.dropped === status.fired, `dropped ${status.webhook.dropped} of ${status.fired} fired`);
     assert(status.fired >= 3, `the rule fired again: ${status.fired}`);
     await sleep(scaled(200));
     assert(attempts.length === 3, `the receiver saw no attempt after the third: ${attempts.length}`);
@@ -117,6 +128,33 @@ await run.main(async () => {
     assert(n.params.data?.rule === 'p95_latency' && n.params.level === 'warning', `an alert as a log notification: ${JSON.stringify(n)}`);
     await sleep(scaled(200)); // anything sent to the other session is there by now
     assert(userStream.alerts.length === 0, `the other key's session got none: ${JSON.stringify(userStream.alerts)}`);
+  });
+  await check("callers' mistakes do not count toward error_rate; failures of a tool do, and are counted with its name", async () => {
+    // 30 calls with bad arguments: alone they are far above 30 % of the
+    // requests so far.
+    for (let i = 0; i < 30; i++) {
+      const r = await sessionCall(port, user, userSid, 'sleep', { ms: 'soon' });
+      assert(r.json?.error?.code === -32602, `bad arguments: ${r.text}`);
+    }
+    for (let i = 0; i < 30; i++) {
+      const r = await sessionCall(port, user, userSid, 'fault_throw', {});
+      assert(r.json?.result?.isError === true && /internal error/.test(JSON.stringify(r.json.result.content)), `a throwing tool: ${r.text}`);
+    }
+    const a = await until('an error_rate alert', () => adminStream.alerts.find((n) => n.params.data?.rule === 'error_rate'), 5000);
+    const [, failures, requests] = /\((\d+) failures in (\d+) requests/.exec(a.params.data.message) ?? [];
+    assert(failures && requests, `the alert's counts: ${a.params.data.message}`);
+    // Counted as failures, the bad arguments would have fired it before the
+    // tool threw: with at most 3 other requests in the window.
+    assert(Number(requests) - Number(failures) >= 30, `the 30 mistakes are requests, not failures: ${a.params.data.message}`);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert(/bulwark_errors_total\{[^}]*code="-32602"[^}]*class="caller"[^}]*\} 30\b/.test(text) ||
+           /bulwark_errors_total\{[^}]*class="caller"[^}]*code="-32602"[^}]*\} 30\b/.test(text),
+           `bad arguments counted as the caller's: ${text.split('\n').filter((l) => l.startsWith('bulwark_errors_total')).join('; ')}`);
+    assert(/bulwark_errors_total\{[^}]*-32603[^}]*"server"[^}]*\} 30\b|bulwark_errors_total\{[^}]*"server"[^}]*-32603[^}]*\} 30\b/.test(text),
+           'the tool\'s internal failures counted as the server\'s (-32603)');
+    assert(/bulwark_requests_total\{[^}]*tool="fault_throw"[^}]*\} 30\b/.test(text), 'the failures carry the tool name');
+    assert(/bulwark_requests_total\{(?=[^}]*tool="sleep")(?=[^}]*outcome="error")[^}]*\} 30\b/.test(text),
+           `refused calls of a known tool carry its name: ${text.split('\n').filter((l) => l.startsWith('bulwark_requests_total')).join('; ')}`);
   });
   userStream.close();
   adminStream.close();

@@ -207,13 +207,26 @@ try {
       return !h.body.degraded && h.body.status === 'healthy' ? h : null;
     }, 15_000);
     assert(h.status === 200, 'healthy');
+    // The open breaker's alert resolves, and the webhook hears so.
+    const resolved = await until('a resolved breaker_open alert', async () =>
+      alerts.find((x) => x.alert?.rule === 'breaker_open' && x.alert.status === 'resolved'));
+    assert(resolved.alert.subject === 'web' && /^resolved: /.test(resolved.alert.message), `resolved: ${JSON.stringify(resolved)}`);
     const m = parsePrometheus((await get(port, '/metrics')).text);
     assert(metric(m, 'bulwark_degraded_mode') === 0, 'bulwark_degraded_mode 0');
     assert(metric(m, 'bulwark_degraded_switches_total', { to: 'on' }) >= 1, 'switch on counted');
     assert(metric(m, 'bulwark_degraded_switches_total', { to: 'off' }) >= 1, 'switch off counted');
     assert(metric(m, 'bulwark_rate_limit_refusals_total', { limit: 'user_quota' }) === 1, 'one refusal counted');
     assert(metric(m, 'bulwark_requests_total', { method: 'tools/call', tool: 'fault_count', outcome: 'ok' }) >= 3, 'requests counted');
-    assert(metric(m, 'bulwark_errors_total', { code: '-32010' }) === 1, 'errors counted by code');
+    assert(metric(m, 'bulwark_errors_total', { code: '-32010', class: 'caller' }) === 1, 'errors counted by code and class');
+    // The standard process metrics.
+    const cpu = metric(m, 'process_cpu_seconds_total');
+    assert(cpu > 0 && cpu < 600 && !Number.isInteger(cpu), `process_cpu_seconds_total: ${cpu}`);
+    assert(metric(m, 'process_resident_memory_bytes') > 1e6, 'process_resident_memory_bytes');
+    assert(metric(m, 'process_virtual_memory_bytes') >= metric(m, 'process_resident_memory_bytes'), 'process_virtual_memory_bytes');
+    const fds = metric(m, 'process_open_fds');
+    assert(fds >= 5 && fds <= metric(m, 'process_max_fds'), `process_open_fds ${fds} of ${metric(m, 'process_max_fds')}`);
+    const started = metric(m, 'process_start_time_seconds');
+    assert(started <= Date.now() / 1000 && started > Date.now() / 1000 - 600, `process_start_time_seconds: ${started}`);
     assert(metric(m, 'bulwark_request_duration_seconds_count', { method: 'tools/call' }) >= 8, 'latency histogram');
     assert(metric(m, 'bulwark_cache_events_total', { event: 'staleHits' }) >= 1, 'stale hit counted');
     const j = JSON.parse((await get(port, '/metrics.json')).text);

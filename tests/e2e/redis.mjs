@@ -510,7 +510,14 @@ run.main(async () => {
     };
     for (const p of ports) {
       assert(await metric(p, 'bulwark_redis_up') === 1, `:${p} bulwark_redis_up 1`);
-      assert(await metric(p, 'bulwark_redis_commands_total') > 0, `:${p} counts its Redis commands`);
+      const commands = await metric(p, 'bulwark_redis_commands_total');
+      assert(commands > 0, `:${p} counts its Redis commands`);
+      // Every answered command's round trip is in the histogram, and a
+      // loopback Redis answers most within 10 ms.
+      const trips = await metric(p, 'bulwark_redis_round_trip_seconds_count');
+      const fast = await metric(p, 'bulwark_redis_round_trip_seconds_bucket\\{le="0\\.01"\\}');
+      assert(trips > 0 && trips <= commands, `:${p} round trips ${trips} of ${commands} commands`);
+      assert(fast > trips / 2, `:${p} ${fast} of ${trips} round trips within 10 ms`);
     }
     const outagesBefore = await metric(ports[0], 'bulwark_redis_outages_total');
     // No calls from here on: only the lost connection tells.

@@ -3,6 +3,8 @@
 // exact boundary (one nanosecond or millisecond either side).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <cstdio>
 
 #include "actors/alerts.hpp"
@@ -172,13 +174,17 @@ TEST_CASE("error_rate fires above 5% with at least 100 requests", "[alerts]") {
   CHECK(a[0].value == Approx(0.075));
   CHECK(a[0].threshold == 0.05);
   CHECK(a[0].at == wall0);
-  CHECK(a[0].message == "error rate 7.5% over the last 5 minutes (150 of 2000 requests), above 5%");
+  CHECK(a[0].message
+        == "error rate 7.5% over the last 5 minutes (150 failures in 2000 requests; callers' mistakes not counted), "
+           "above 5%");
 
   auto s = requests(2000, 150);
   s.window_span = 1min;
   auto b = fresh(s);
   REQUIRE(b.size() == 1);
-  CHECK(b[0].message == "error rate 7.5% over the last 1 minute (150 of 2000 requests), above 5%");
+  CHECK(b[0].message
+        == "error rate 7.5% over the last 1 minute (150 failures in 2000 requests; callers' mistakes not counted), "
+           "above 5%");
 }
 
 TEST_CASE("cache_hit_rate fires below 60% with at least 50 lookups", "[alerts]") {
@@ -272,8 +278,11 @@ TEST_CASE("cooldown suppresses a rule until exactly the cooldown passed, then it
   CHECK(rules.evaluate(requests(1000, 100, t0)).size() == 1);
   CHECK(rules.evaluate(requests(1000, 100, t0 + 1min)).empty());
   CHECK(rules.evaluate(requests(1000, 100, t0 + 15min - 1ms)).empty());
-  // A healthy sample neither counts as suppressed nor resets the cooldown.
-  CHECK(rules.evaluate(requests(1000, 1, t0 + 15min - 1ms)).empty());
+  // A healthy sample resolves the firing; it neither counts as suppressed
+  // nor resets the cooldown.
+  auto resolved = rules.evaluate(requests(1000, 1, t0 + 15min - 1ms));
+  REQUIRE(resolved.size() == 1);
+  CHECK(resolved[0].resolved);
 
   auto again = rules.evaluate(requests(1000, 100, t0 + 15min));
   REQUIRE(again.size() == 1);
@@ -291,8 +300,44 @@ TEST_CASE("cooldown suppresses a rule until exactly the cooldown passed, then it
   CHECK(rule_status(st, "queue_fill")["lastFiredAt"].is_null());
   CHECK(st["fired"].as_int() == 3);
   CHECK(st["suppressed"].as_int() == 3);
-  CHECK(st["history"].as_int() == 3);
-  CHECK(rules.history().size() == 3);
+  CHECK(st["history"].as_int() == 4); // three firings and a resolution
+  CHECK(rules.history().size() == 4);
+}
+
+TEST_CASE("a firing resolves once, when its condition stops holding; per subject", "[alerts]") {
+  alert_rules rules(default_alert_config());
+  auto open = [](std::vector<std::string> services, steady_clock::time_point at) {
+    auto s = sample_at(at);
+    s.open_breakers = std::move(services);
+    return s;
+  };
+  REQUIRE(rules.evaluate(open({"a", "b"}, t0)).size() == 2);
+  // Still open, within the cooldown: neither fires nor resolves.
+  CHECK(rules.evaluate(open({"a", "b"}, t0 + 1s)).empty());
+  // b closed: b resolves, a stays.
+  auto r = rules.evaluate(open({"a"}, t0 + 2s));
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].rule == "breaker_open");
+  CHECK(r[0].subject == "b");
+  CHECK(r[0].resolved);
+  CHECK(r[0].at == wall0 + 2s);
+  CHECK(r[0].message == "resolved: the circuit breaker of service b is open");
+  CHECK(r[0].to_json()["status"].as_string() == "resolved");
+  CHECK(rules.history().back().resolved);
+  // Once only.
+  CHECK(rules.evaluate(open({"a"}, t0 + 3s)).empty());
+  // b opens again within its cooldown: suppressed, so nothing resolves
+  // when it closes again.
+  CHECK(rules.evaluate(open({"a", "b"}, t0 + 4s)).empty());
+  r = rules.evaluate(open({}, t0 + 5s));
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].subject == "a");
+  CHECK(r[0].resolved);
+  // A firing says so.
+  auto fired = rules.evaluate(open({"c"}, t0 + 6s));
+  REQUIRE(fired.size() == 1);
+  CHECK_FALSE(fired[0].resolved);
+  CHECK(fired[0].to_json()["status"].as_string() == "firing");
 }
 
 TEST_CASE("a configured cooldown is honoured to the millisecond", "[alerts]") {
@@ -331,9 +376,14 @@ TEST_CASE("per-service rules keep a cooldown per service", "[alerts]") {
   auto s = open(t0 + 16min, {"a"});
   s.upstream_usage = {{"a", 0.99}, {"b", 0.2}};
   auto fired = rules.evaluate(s);
-  REQUIRE(fired.size() == 1);
+  REQUIRE(fired.size() == 2);
   CHECK(fired[0].rule == "upstream_budget");
   CHECK(fired[0].subject == "a");
+  CHECK_FALSE(fired[0].resolved);
+  // b's breaker closed: its alert resolves.
+  CHECK(fired[1].rule == "breaker_open");
+  CHECK(fired[1].subject == "b");
+  CHECK(fired[1].resolved);
   s.now = t0 + 17min;
   s.upstream_usage = {{"a", 0.99}, {"b", 0.95}};
   fired = rules.evaluate(s);
@@ -385,10 +435,15 @@ TEST_CASE("the history keeps the last 500 alerts, oldest first", "[alerts]") {
 
   s.upstream_usage = {{"late", 1.0}};
   s.now = t0 + 1s;
-  CHECK(rules.evaluate(s).size() == 1);
+  auto second = rules.evaluate(s);
+  REQUIRE(second.size() == 601); // "late" fires; the 600 others resolve
+  CHECK(second.front().subject == "late");
+  CHECK_FALSE(second.front().resolved);
+  CHECK(std::count_if(second.begin(), second.end(), [](const alert& a) { return a.resolved; }) == 600);
   CHECK(rules.history().size() == 500);
-  CHECK(rules.history().front().subject == "svc101");
-  CHECK(rules.history().back().subject == "late");
+  CHECK(rules.history().front().subject == "svc100");
+  CHECK(rules.history().front().resolved);
+  CHECK(rules.history().back().subject == "svc599");
   CHECK(rules.status()["history"].as_int() == 500);
   CHECK(rule_status(rules.status(), "upstream_budget")["fired"].as_int() == 601);
 }
@@ -451,10 +506,11 @@ TEST_CASE("alerts and status render as JSON with UTC ISO-8601 times", "[alerts]"
 
   auto a = fresh(requests(2000, 150));
   REQUIRE(a.size() == 1);
-  CHECK(json::dump(a[0].to_json())
-        == R"({"rule":"error_rate","subject":"","severity":"warning",)"
-           R"("message":"error rate 7.5% over the last 5 minutes (150 of 2000 requests), above 5%",)"
-           R"("value":0.075,"threshold":0.05,"at":"2026-07-28T09:30:00.250Z"})");
+  CHECK(
+    json::dump(a[0].to_json())
+    == R"({"rule":"error_rate","subject":"","severity":"warning",)"
+       R"("message":"error rate 7.5% over the last 5 minutes (150 failures in 2000 requests; callers' mistakes not counted), above 5%",)"
+       R"("value":0.075,"threshold":0.05,"at":"2026-07-28T09:30:00.250Z","status":"firing"})");
 
   alert_rules rules(default_alert_config());
   auto st = rules.status();
