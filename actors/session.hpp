@@ -144,6 +144,23 @@ private:
   void reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data = {},
                    int http_status = 0);
   void run(running& r);
+
+  /// A call's error context (mcp::error_context), current while it lives:
+  /// the log line of an error answered meanwhile names the call.
+  class call_error_scope {
+  public:
+    call_error_scope(const call_context& c, std::string_view name, std::chrono::steady_clock::time_point received,
+                     std::string_view session) noexcept
+        : ctx_{c.method(), name, c.upstream, session, c.client().identity, c.client().remote, received}, scope_(ctx_) {}
+    call_error_scope(const call_error_scope&) = delete;
+    call_error_scope& operator=(const call_error_scope&) = delete;
+
+  private:
+    mcp::error_context ctx_;
+    mcp::error_context_scope scope_;
+  };
+  call_error_scope error_scope(const call_context& c, const running& r) const;
+
   /// Asks the rate limiter (when a limit applies) and then runs the call.
   void admit(running& r, const std::string& service);
   /// Counts one answered request in the metrics: `outcome` is ok,

@@ -176,6 +176,8 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
   if (params.is_object())
     owned_params = std::move(const_cast<json::value&>(params));
   auto call = std::make_shared<call_context>(method, std::move(owned_params), client);
+  if (!in->remote.empty())
+    call->set_remote(in->remote);
   auto self_handle = caf::actor_cast<session_actor>(self);
   call->set_resumer([self_handle](call_ptr c, call_handler next) {
     caf::anon_send(self_handle, atom::resume_v, std::move(c), std::move(next));
@@ -308,8 +310,13 @@ void session_state::run(running& r) {
   try {
     r.handler(call);
   } catch (...) {
+    auto scope = error_scope(*call, r);
     answer_exception(call);
   }
+}
+
+session_state::call_error_scope session_state::error_scope(const call_context& c, const running& r) const {
+  return call_error_scope(c, call_name(r), r.received, rec->stateless ? std::string_view() : std::string_view(rec->id));
 }
 
 // -- call_owner ------------------------------------------------------------------------------------
@@ -390,6 +397,7 @@ void session_state::continue_call(const call_ptr& call, const call_handler& next
   try {
     next(call);
   } catch (...) {
+    auto scope = error_scope(*call, c->second);
     answer_exception(call);
   }
 }
@@ -428,6 +436,7 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
   auto i = calls.find(c.tag);
   if (i == calls.end())
     return;
+  auto scope = error_scope(c, i->second);
   record(c.method(), call_name(i->second), "error", static_cast<int>(code), i->second.received, &c);
   outbound out;
   out.body = mcp::error_body(i->second.id, code, message, data);
@@ -547,6 +556,16 @@ void session_state::reply_once_shared(const inbound_ptr& in) {
 
 void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data,
                                 int http_status) {
+  mcp::error_context ctx;
+  ctx.method = in->message["method"].is_string() ? std::string_view(in->message["method"].as_string()) : "";
+  if (const auto& n = in->message["params"]["name"]; n.is_string())
+    ctx.name = n.as_string();
+  if (!rec->stateless)
+    ctx.session = rec->id;
+  ctx.identity = in->identity;
+  ctx.remote = in->remote;
+  ctx.received = in->received;
+  mcp::error_context_scope scope(ctx);
   // A tool or prompt the catalog has keeps its label (a name it does not
   // have would make the label set unbounded).
   const auto& method = in->message["method"].as_string();

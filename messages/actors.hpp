@@ -48,6 +48,8 @@ struct inbound {
   std::string session_id;
   /// Who sent it: "key:<SHA-256 of the bearer key>", "anonymous" or "stdio".
   std::string identity = "anonymous";
+  /// The client's address ("address:port"), for logs; empty over stdio.
+  std::string remote;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
 };
 using inbound_ptr = std::shared_ptr<inbound>;

@@ -40,6 +40,8 @@ struct client_view {
   /// Who is calling: "key:<SHA-256 of its bearer key>", "anonymous" or
   /// "stdio". Private cached results and rate limits are kept per identity.
   std::string identity;
+  /// The client's address ("address:port") for logs; empty over stdio.
+  std::string remote;
 
   bool has_capability(std::string_view name) const noexcept { return capabilities.find(name) != nullptr; }
 };
@@ -150,6 +152,8 @@ public:
     request_state_ = std::move(state);
     done_ = false;
   }
+  /// The client's address, as the transport gave it (for logs).
+  void set_remote(std::string remote) { client_.remote = std::move(remote); }
   void set_arguments(json::value args) {
     arguments_ = std::move(args);
     args_in_params_ = nullptr;

@@ -276,6 +276,22 @@ void set_error_observer(error_observer o) {
   observer.store(o);
 }
 
+namespace {
+thread_local const error_context* current_context = nullptr;
+} // namespace
+
+const error_context* current_error_context() noexcept {
+  return current_context;
+}
+
+error_context_scope::error_context_scope(const error_context& c) noexcept : previous_(current_context) {
+  current_context = &c;
+}
+
+error_context_scope::~error_context_scope() {
+  current_context = previous_;
+}
+
 void set_error_mode(error_mode m) noexcept {
   mode.store(m);
 }

@@ -2,6 +2,7 @@
 // and the checks that are the same for every transport.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +75,34 @@ std::string new_trace_id();
 using error_observer = void (*)(std::string_view trace_id, error_code code, std::string_view message,
                                 std::string_view detail);
 void set_error_observer(error_observer observer);
+
+/// What the session knows of the request whose error is being answered:
+/// the error observer's log line carries it. Set around the answer on the
+/// session's thread with `error_context_scope`; views, valid while it is set.
+struct error_context {
+  std::string_view method;
+  std::string_view name; ///< The tool or prompt, if any.
+  std::string_view service; ///< The downstream service the call went to, if any.
+  std::string_view session; ///< The 2025-era session id, if any.
+  std::string_view identity;
+  std::string_view remote; ///< The client's address, if known.
+  std::chrono::steady_clock::time_point received{}; ///< When the request arrived.
+};
+
+/// The context of the error being answered on this thread, or null.
+const error_context* current_error_context() noexcept;
+
+/// Makes `c` the current error context until it ends.
+class error_context_scope {
+public:
+  explicit error_context_scope(const error_context& c) noexcept;
+  ~error_context_scope();
+  error_context_scope(const error_context_scope&) = delete;
+  error_context_scope& operator=(const error_context_scope&) = delete;
+
+private:
+  const error_context* previous_;
+};
 
 /// `errors.mode`: whether internal details reach clients. In production
 /// (the default) a client gets the typed error, a message and the trace id;

@@ -329,6 +329,23 @@ int main(int argc, char** argv) {
         {{"traceId", std::string(trace)}, {"code", static_cast<long long>(code)}, {"message", std::string(message)}});
       if (!detail.empty())
         fields.set("detail", std::string(detail));
+      // What the session knows of the request, when a session answers it.
+      if (const auto* ctx = mcp::current_error_context()) {
+        auto add = [&fields](const char* key, std::string_view v) {
+          if (!v.empty())
+            fields.set(key, std::string(v));
+        };
+        add("method", ctx->method);
+        add("tool", ctx->name);
+        add("service", ctx->service);
+        add("session", ctx->session);
+        add("identity", ctx->identity);
+        add("remote", ctx->remote);
+        if (ctx->received != std::chrono::steady_clock::time_point{})
+          fields.set("durationUs", static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                            std::chrono::steady_clock::now() - ctx->received)
+                                                            .count()));
+      }
       log::write(level, "error answered", fields);
     });
   if (cfg.auth.mode == auth_mode::keys)

@@ -748,6 +748,7 @@ private:
   bool in_request_ = false; ///< Part of a request has come; the read timeout runs.
   bool refused_ = false; ///< Answered over a connection limit.
   std::string address_; ///< The client's address.
+  std::string remote_; ///< "address:port", once asked (see remote_address).
   bool counted_ = false; ///< Counted in the server's per-address table.
   /// The identity this connection counts for in the server's per-caller
   /// table (with `address_`); empty before a request named one.
@@ -1080,6 +1081,9 @@ void connection::handle_post(request& req) {
   auto in = std::make_shared<inbound>();
   in->kind = cls.kind;
   in->identity = identity_;
+  if (remote_.empty())
+    remote_ = remote_address(); // once per connection
+  in->remote = remote_;
   in->stateless = route.stateless;
   in->session_id = std::move(route.session_id);
 

@@ -18,7 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, harness, modernRequest, request, startProxy, until } from './harness.mjs';
+import { assert, harness, modernRequest, openSession, request, sessionCall, startProxy, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-errors-', watchdogMs: 110_000 });
 const { dir, check, startBulwark } = run;
@@ -82,6 +82,17 @@ await run.main(async () => {
         // The log line comes on stderr, a moment after the answer.
         const line = await until('the log line', () => logLine(label, trace), 3000);
         assert(line.detail?.includes(pathSecret) && line.code === -32603, `the log line has the detail: ${JSON.stringify(line)}`);
+        // It names the call: method, tool, caller, address and duration.
+        assert(line.method === 'tools/call' && line.tool === 'fault_throw' && line.identity === 'anonymous'
+               && /^127\.0\.0\.1:\d+$/.test(line.remote) && Number.isInteger(line.durationUs) && line.durationUs >= 0
+               && !('session' in line), `the call's context: ${JSON.stringify(line)}`);
+        // A 2025-era session's error names the session.
+        const sid = await openSession(port, {});
+        const inSession = await sessionCall(port, {}, sid, 'fault_throw', {});
+        const sessionTrace = /trace id ([0-9a-f]{16})/.exec(JSON.stringify(inSession.json))?.[1];
+        assert(sessionTrace, `a trace id: ${inSession.text}`);
+        const sessionLine = await until('the session call\'s log line', () => logLine(label, sessionTrace), 3000);
+        assert(sessionLine.session === sid && sessionLine.tool === 'fault_throw', `the session named: ${JSON.stringify(sessionLine)}`);
       });
 
       await check(`${mode}: a service that answers HTTP 502 with an error body`, async () => {
@@ -95,6 +106,8 @@ await run.main(async () => {
         else assert(!('detail' in err.data), `no data.detail in production: ${r.text}`);
         const line = await until('the log line', () => logLine(label, err.data.traceId), 3000);
         assert(line.detail?.includes('HTTP status 502'), `the log line has the detail: ${JSON.stringify(line)}`);
+        assert(line.service === 'web' && line.tool === 'web__test_simple_text' && line.method === 'tools/call',
+               `the log line names the service and the tool: ${JSON.stringify(line)}`);
       });
 
       await check(`${mode}: a deliberate tool error (tool_error) reads the same`, async () => {
