@@ -216,7 +216,7 @@ struct breaker_actor_state {
     caf::actor connector; ///< Which sends the answer down (untyped: see connector_actor).
   };
   std::map<std::string, parked_input> parked;
-  uint64_t calls = 0, failures = 0, fast_failures = 0, retries = 0;
+  uint64_t calls = 0, failures = 0, fast_failures = 0, retries = 0, timeouts = 0;
 
   ~breaker_actor_state() {
     // Whatever ended this actor, every call it held gets an answer.
@@ -264,6 +264,8 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
   st.attempts.erase(i);
   if (o.unanswered())
     ++st.failures; // the caller falls back (stale copy, static message, error)
+  if (o.what == downstream_outcome::kind::timeout)
+    ++st.timeouts;
   call->complete(std::move(o));
 }
 
@@ -533,6 +535,7 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
                                  {"failures", static_cast<unsigned long long>(st.failures)},
                                  {"fastFailures", static_cast<unsigned long long>(st.fast_failures)},
                                  {"retries", static_cast<unsigned long long>(st.retries)},
+                                 {"timeouts", static_cast<unsigned long long>(st.timeouts)},
                                  {"inFlight", static_cast<unsigned long long>(st.attempts.size())}});
     },
   };

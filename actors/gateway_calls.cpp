@@ -12,6 +12,7 @@
 #include "actors/session.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 #include "messages/crypto.hpp"
 #include "messages/mcp.hpp"
 
@@ -242,12 +243,19 @@ void conclude(const route_ptr& r, const call_ptr& c, downstream_outcome o, const
     }
     return answer(c, std::move(o));
   }
-  auto static_or_error = [message = svc.settings.fallback_message, service = svc.name](const call_ptr& c,
-                                                                                       downstream_outcome o) {
+  // Counts an answer served for the service in its place (source: fresh,
+  // stale or static).
+  auto served = [metrics = r->ctx->rt->environment()->metrics, service = svc.name](const char* source) {
+    if (metrics)
+      metrics->counter("bulwark_fallbacks_total", {{"service", service}, {"source", source}}).inc();
+  };
+  auto static_or_error = [message = svc.settings.fallback_message, service = svc.name, served](const call_ptr& c,
+                                                                                               downstream_outcome o) {
     // The message answers as a tool result: a prompt, a read or a
     // completion has no such shape, and gets the typed error.
     if (message.empty() || c->method() != "tools/call")
       return answer(c, std::move(o));
+    served("static");
     auto result = mcp::text_result(message, true);
     result.set("_meta", value::make_object({{"io.bulwark/fallback",
                                              value::make_object({{"reason", o.message}, {"service", service}})}}));
@@ -256,9 +264,11 @@ void conclude(const route_ptr& r, const call_ptr& c, downstream_outcome o, const
   if (cache && svc.settings.fallback == fallback_mode::stale) {
     // No answer from the cache is no stale copy.
     look_up(c, caf::actor_cast<cache_actor>(cache), key, true,
-            [o, static_or_error, service = svc.name](const call_ptr& c, std::optional<cache_hit> hit) {
-              if (hit)
+            [o, static_or_error, served, service = svc.name](const call_ptr& c, std::optional<cache_hit> hit) {
+              if (hit) {
+                served(hit->stale ? "stale" : "fresh");
                 return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age));
+              }
               static_or_error(c, o);
             });
     return;

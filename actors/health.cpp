@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -138,6 +139,8 @@ struct health_state {
   // Metric deltas: monotonic totals from actors that may restart.
   uint64_t restarts_seen = 0;
   std::map<std::string, uint64_t> cache_seen;
+  /// (service, breaker count) -> the total last added to its counter.
+  std::map<std::pair<std::string, std::string>, uint64_t> breaker_seen;
 
   // What the alert rules see.
   sliding_window window;
@@ -318,6 +321,22 @@ void evaluate(health_pointer self) {
   if (auto& m = st.env->metrics) {
     for (auto& [svc, state] : in.breakers)
       m->gauge("bulwark_breaker_state", {{"service", svc}}).set(state == "open" ? 1 : state == "half_open" ? 2 : 0);
+    // Each service's calls as its breaker counts them (a restarted breaker
+    // counts from zero again: add_delta keeps the counters rising).
+    static const std::pair<const char*, const char*> counts[] = {
+      {"calls", "bulwark_service_calls_total"},
+      {"failures", "bulwark_service_failures_total"},
+      {"timeouts", "bulwark_service_timeouts_total"},
+      {"retries", "bulwark_service_retries_total"},
+      {"fastFailures", "bulwark_service_fast_failures_total"},
+      {"transitions", "bulwark_breaker_transitions_total"},
+    };
+    const auto& reported = std::as_const(report)["components"]["breakers"];
+    for (auto& [svc, b] : reported.is_object() ? reported.as_object() : json::object{})
+      for (auto& [field, family] : counts)
+        if (b[field].is_integer())
+          add_delta(m->counter(family, {{"service", svc}}), static_cast<uint64_t>(b[field].as_int()),
+                    st.breaker_seen[{svc, field}]);
     m->gauge("bulwark_degraded_mode", {}).set(st.sw.on() ? 1 : 0);
     m->gauge("bulwark_health_status", {}).set(static_cast<double>(verdict.level));
     add_delta(m->counter("bulwark_actor_restarts_total", {}), restarts, st.restarts_seen);

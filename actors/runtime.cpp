@@ -93,6 +93,20 @@ struct runtime::impl {
       "bulwark_upstream_duration_seconds",
       "Time a proxied call waited on its downstream service (each attempt from sending to its outcome), by service.",
       kind::histogram, fine);
+    m.describe("bulwark_service_calls_total", "Calls to a downstream service, by service (as its breaker counts them).",
+               kind::counter);
+    m.describe("bulwark_service_failures_total",
+               "Calls a downstream service did not answer (failure or timeout, after retries), by service.",
+               kind::counter);
+    m.describe("bulwark_service_timeouts_total", "Calls that ended in a timeout, by service.", kind::counter);
+    m.describe("bulwark_service_retries_total", "Attempts sent again, by service.", kind::counter);
+    m.describe("bulwark_service_fast_failures_total", "Calls the open breaker refused without the service, by service.",
+               kind::counter);
+    m.describe("bulwark_breaker_transitions_total", "Breaker state changes, by service.", kind::counter);
+    m.describe("bulwark_fallbacks_total",
+               "Answers for a service that could not answer, by service and source: a fresh or stale cached copy, or "
+               "the static message.",
+               kind::counter);
     m.describe("bulwark_redis_round_trip_seconds",
                "Time from sending a command to Redis (in its pipeline) to its answer (with redis.url).",
                kind::histogram, fine);

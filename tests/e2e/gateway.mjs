@@ -422,6 +422,32 @@ try {
     assert(mark?.stale === true && mark.ageMs > 0, `marking: ${JSON.stringify(r._meta)}`);
   });
 
+  await check("the service's metrics count its timeouts, the breaker's refusals and transitions, and the stale fallback", async () => {
+    const series = async () => {
+      const res = await fetch(`http://127.0.0.1:${frontPort}/metrics`, { signal: AbortSignal.timeout(scaled(5000)) });
+      const text = await res.text();
+      const value = (name, labels) => {
+        const re = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm');
+        const m = re.exec(text);
+        return m ? Number(m[1]) : 0;
+      };
+      return {
+        timeouts: value('bulwark_service_timeouts_total', 'service="fx"'),
+        fastFailures: value('bulwark_service_fast_failures_total', 'service="fx"'),
+        transitions: value('bulwark_breaker_transitions_total', 'service="fx"'),
+        calls: value('bulwark_service_calls_total', 'service="fx"'),
+        stale: value('bulwark_fallbacks_total', 'service="fx",source="stale"'),
+      };
+    };
+    // The breaker's counts reach the metrics with the next health check.
+    const m = await until('the breaker counts in the metrics', async () => {
+      const m = await series();
+      return m.timeouts >= 2 && m.fastFailures >= 1 && m.transitions >= 1 ? m : null;
+    }, scaled(5000));
+    assert(m.calls >= m.timeouts + m.fastFailures, `calls count them all: ${JSON.stringify(m)}`);
+    assert(m.stale >= 1, `the stale copy served is counted: ${JSON.stringify(m)}`);
+  });
+
   // test_simple_text is cached (and kept stale) for fx and web: an answer
   // proves the live path only without the cache's mark.
   const live = (r) => !r.isError && !r._meta?.['io.bulwark/cache'];
