@@ -99,7 +99,8 @@ public:
   /// per subject, unless it fired for that subject less than its cooldown
   /// before `s.now` (then it counts as suppressed). Then a `resolved` alert
   /// for each (rule, subject) that fired and whose condition no longer
-  /// holds (once per firing; a disabled or removed rule resolves too).
+  /// holds (once per firing). A reload makes new rules: what fired before
+  /// it does not resolve.
   std::vector<alert> evaluate(const health_sample& s);
 
   /// Fired alerts, oldest first, at most `history_limit`.

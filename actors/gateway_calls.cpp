@@ -88,7 +88,8 @@ struct route_spec {
 };
 using route_ptr = std::shared_ptr<const route_spec>;
 
-/// What the router needs of a downstream call's route to answer its client.
+/// What the listener (the service's breaker) needs of a downstream call's
+/// route to answer its client.
 struct downstream_route {
   route_ptr r;
   std::string cache_key;
@@ -527,7 +528,7 @@ resource_template_spec make_template(const gateway_context_ptr& ctx, const servi
   return spec;
 }
 
-// -- a downstream call's reports (the router's side) -----------------------------------------
+// -- a downstream call's reports (the listener's side) ---------------------------------------
 
 void relay_notification(const call_ptr& to, const std::string& method, const value& params) {
   to->resume([method, params](const call_ptr& c) {

@@ -61,7 +61,7 @@ void fail_not_ready(const call_ptr& c, const std::string& service, const std::st
 
 // -- a downstream call's reports (downstream_listener) ------------------------------------
 
-/// The router passes a downstream call's reports on to the client call
+/// The service's breaker passes a downstream call's reports on to the client call
 /// they go to (`downstream_call::target`), each as that call's
 /// continuation on its session.
 

@@ -556,20 +556,20 @@ void session_state::reply_once_shared(const inbound_ptr& in) {
 
 void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data,
                                 int http_status) {
+  const auto& method = in->message["method"].as_string();
+  const auto& named = in->message["params"]["name"];
   mcp::error_context ctx;
-  ctx.method = in->message["method"].is_string() ? std::string_view(in->message["method"].as_string()) : "";
-  if (const auto& n = in->message["params"]["name"]; n.is_string())
-    ctx.name = n.as_string();
+  ctx.method = method;
+  if (named.is_string())
+    ctx.name = named.as_string();
   if (!rec->stateless)
     ctx.session = rec->id;
   ctx.identity = in->identity;
   ctx.remote = in->remote;
   ctx.received = in->received;
   mcp::error_context_scope scope(ctx);
-  // A tool or prompt the catalog has keeps its label (a name it does not
-  // have would make the label set unbounded).
-  const auto& method = in->message["method"].as_string();
-  const auto& named = in->message["params"]["name"];
+  // A tool or prompt the catalog has keeps its metric label (a name it
+  // does not have would make the label set unbounded).
   std::string_view name;
   if (named.is_string() && (method == "tools/call" || method == "prompts/get")) {
     auto cat = env->current();

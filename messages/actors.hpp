@@ -132,7 +132,7 @@ using downstream_call_ptr = std::shared_ptr<downstream_call>;
 
 /// How the gateway answers the client's call from a downstream call's
 /// reports: the route and cache key the call came through. Opaque here;
-/// actors/gateway_calls.cpp defines it and only the router reads it.
+/// actors/gateway_calls.cpp defines it and only the listener reads it.
 struct downstream_route;
 
 /// Whether the gateway's services have listed their tools (start-up).
@@ -636,7 +636,7 @@ using tool_actor = caf::typed_actor<caf::replies_to<atom::call, std::string, jso
 /// One call from a client's handler to a downstream service. The session
 /// that makes it fills it in and hands it on; from then on the connector
 /// reads its request, the breaker ends it (`complete`), and the listener
-/// (the gateway's router) alone owns `target`.
+/// (the service's breaker) alone owns `target`.
 struct downstream_call : std::enable_shared_from_this<downstream_call> {
   std::string service;
   std::string method; ///< tools/call, resources/read, prompts/get, ...

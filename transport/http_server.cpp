@@ -304,14 +304,18 @@ public:
 
   strand_t strand() { return *sock_.get_executor().target<strand_t>(); }
 
-  /// The peer as "address:port" (for the audit log), or empty.
-  std::string remote_address() const {
+  /// The peer as "address:port" (for logs, the audit log and handlers), or
+  /// empty; asked of the socket once per connection.
+  const std::string& remote_address() {
+    if (!remote_.empty())
+      return remote_;
     beast::error_code ec;
     auto ep = sock_.remote_endpoint(ec);
     if (ec)
-      return {};
+      return remote_;
     auto a = ep.address();
-    return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+    remote_ = (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+    return remote_;
   }
 
   /// From any thread: closes the connection on its strand.
@@ -748,7 +752,7 @@ private:
   bool in_request_ = false; ///< Part of a request has come; the read timeout runs.
   bool refused_ = false; ///< Answered over a connection limit.
   std::string address_; ///< The client's address.
-  std::string remote_; ///< "address:port", once asked (see remote_address).
+  std::string remote_; ///< See remote_address.
   bool counted_ = false; ///< Counted in the server's per-address table.
   /// The identity this connection counts for in the server's per-caller
   /// table (with `address_`); empty before a request named one.
@@ -1081,9 +1085,7 @@ void connection::handle_post(request& req) {
   auto in = std::make_shared<inbound>();
   in->kind = cls.kind;
   in->identity = identity_;
-  if (remote_.empty())
-    remote_ = remote_address(); // once per connection
-  in->remote = remote_;
+  in->remote = remote_address();
   in->stateless = route.stateless;
   in->session_id = std::move(route.session_id);
 
