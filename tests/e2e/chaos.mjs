@@ -41,7 +41,7 @@ const EXPECTED_KINDS = ['session', 'session-supervisor', 'supervisor', 'limiter'
   'connector', 'breaker', 'health'];
 
 const run = harness({ scratch: 'bulwark-chaos-', watchdogMs: 60_000 + SECONDS * 1000 * 3 });
-const { bulwark, dir, check, startBulwark, logs } = run;
+const { bulwark, dir, check, startBulwark } = run;
 const token = 'chaos-admin-token';
 const execLog = join(dir, 'executions.jsonl');
 let port;
@@ -156,6 +156,23 @@ await run.main(async () => {
     health: { intervalMs: 200 },
   }));
   port = await startBulwark(['--config', cfgPath], 'front');
+  // Every downstream process the front starts, in order, from its log as it
+  // is written (the harness keeps only the last lines, and the chaos's
+  // error lines push a start out of them within a second).
+  const servicePids = [];
+  let pending = '';
+  run.started.front.stderr.on('data', (chunk) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop();
+    for (const line of lines) {
+      if (!line.includes('"msg":"service started"')) continue;
+      try {
+        servicePids.push(JSON.parse(line).pid);
+      } catch {
+        // not JSON
+      }
+    }
+  });
   const front = run.started.front.pid;
   await until('ready', async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, 20_000);
 
@@ -199,8 +216,7 @@ await run.main(async () => {
     const killer = (async () => {
       while (Date.now() < stop - 3000) {
         await sleep(2500);
-        const line = [...logs].reverse().find((l) => l.startsWith('[front]') && l.includes('"msg":"service started"'));
-        const pid = line ? JSON.parse(line.slice('[front] '.length)).pid : null;
+        const pid = servicePids.at(-1);
         if (!pid || childPids.has(pid)) continue;
         childPids.add(pid);
         run.pids.push(pid);
