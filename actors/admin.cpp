@@ -14,6 +14,7 @@
 #include "actors/runtime.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
+#include "config/traffic_history.hpp"
 #include "messages/crypto.hpp"
 #include "transport/auth.hpp"
 #include "transport/http_server.hpp"
@@ -204,14 +205,14 @@ value sessions_view(const env_ptr& env) {
   for (auto& rec : env->session_records()) {
     if (rec->stateless)
       continue;
-    sessions.push_back(
-      value::make_object({{"id", rec->id},
-                          {"identity", rec->identity},
-                          {"protocolVersion", rec->protocol_version},
-                          {"client", rec->client_info["name"].is_string() ? rec->client_info["name"] : value()},
-                          {"initialized", rec->initialized},
-                          {"restarts", static_cast<unsigned long long>(rec->restarts)},
-                          {"idleSeconds", std::chrono::duration<double>(now - rec->last_used).count()}}));
+    sessions.push_back(value::make_object(
+      {{"id", rec->id},
+       {"identity", rec->identity},
+       {"protocolVersion", rec->protocol_version},
+       {"client", rec->client_info["name"].is_string() ? rec->client_info["name"] : value()},
+       {"initialized", rec->initialized},
+       {"restarts", static_cast<unsigned long long>(rec->restarts)},
+       {"idleSeconds", std::chrono::duration_cast<std::chrono::milliseconds>(now - rec->last_used).count() / 1000.0}}));
   }
   auto count = static_cast<unsigned long long>(sessions.as_array().size());
   return value::make_object({{"count", count}, {"sessions", std::move(sessions)}});
@@ -222,17 +223,20 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
     return json_answer(200, actors_view(rt, env));
   if (what == "sessions")
     return json_answer(200, sessions_view(env));
+  if (what == "history")
+    return json_answer(200, rt.traffic_history()->to_json());
   auto report = env->health_report();
   if (what == "health")
     return json_answer(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
   // Views of one component, as the health supervisor last saw it.
-  static const std::map<std::string, std::string> parts = {{"queue", "queue"},       {"alerts", "alerts"},
-                                                           {"breakers", "breakers"}, {"connectors", "connectors"},
-                                                           {"cache", "cache"},       {"limits", "limiter"}};
+  static const std::map<std::string, std::string> parts = {
+    {"queue", "queue"}, {"alerts", "alerts"},  {"breakers", "breakers"},  {"connectors", "connectors"},
+    {"cache", "cache"}, {"limits", "limiter"}, {"telemetry", "telemetry"}};
   auto p = parts.find(what);
   if (p == parts.end())
     return refuse(404, "no admin view " + what
-                         + " (views: actors, health, queue, alerts, breakers, connectors, cache, limits, sessions)");
+                         + " (views: actors, health, queue, alerts, breakers, connectors, cache, limits, telemetry, "
+                           "sessions, history)");
   const auto& part = report["components"][p->second];
   if (part.is_object())
     return json_answer(200, part);

@@ -9,6 +9,7 @@
 
 #include "actors/gateway_calls.hpp"
 #include "actors/shared_state.hpp"
+#include "actors/telemetry.hpp"
 #include "config/log.hpp"
 #include "messages/crypto.hpp"
 
@@ -204,6 +205,12 @@ struct breaker_actor_state {
     bool in_flight = false;
     bool reached = false; ///< Some attempt reached the service.
     std::chrono::nanoseconds waited{0}; ///< On the service, over the attempts so far.
+    /// The attempt under way: its span and start (while the trace records).
+    uint64_t span = 0;
+    std::chrono::steady_clock::time_point started{};
+    /// Spans recorded of the call here (queue wait, attempts), exported
+    /// when it ends.
+    trace::span_batch spans;
   };
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, attempt> attempts;
@@ -261,6 +268,8 @@ void finish(breaker_actor_state& st, uint64_t id, downstream_outcome o) {
   auto call = std::move(i->second.call);
   o.reached = o.reached || i->second.reached;
   o.waited = i->second.waited;
+  o.attempts = i->second.number;
+  submit_spans(*st.env, std::move(i->second.spans));
   st.attempts.erase(i);
   if (o.unanswered())
     ++st.failures; // the caller falls back (stale copy, static message, error)
@@ -327,6 +336,11 @@ void try_call(breaker_pointer self, uint64_t id) {
   a.number++;
   a.probe = adm.probe;
   a.in_flight = true;
+  if (a.call->trace.recording) {
+    a.span = trace::new_span_id();
+    a.started = steady_clock::now();
+    a.call->attempt_span = a.span;
+  }
   auto connector = st.env->names.get(connector_name(st.svc.name));
   if (!connector) {
     a.in_flight = false;
@@ -371,7 +385,12 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
       auto& st = self->state;
       ++st.calls;
       auto id = st.next_id++;
-      st.attempts.emplace(id, breaker_actor_state::attempt{call, 0, false, false});
+      auto& a = st.attempts.emplace(id, breaker_actor_state::attempt{}).first->second;
+      a.call = call;
+      if (call->trace.recording && call->enqueued != steady_clock::time_point{})
+        a.spans.add(trace::span::of(call->trace, trace::new_span_id(), call->parent_span, "queue wait",
+                                    trace::span_kind::internal, call->enqueued, steady_clock::now())
+                      .with("bulwark.service", st.svc.name));
       auto before = st.cb->transitions();
       try_call(self, id);
       if (st.cb->transitions() != before)
@@ -384,6 +403,15 @@ breaker_actor::behavior_type breaker_behavior(breaker_pointer self, env_ptr env,
         return;
       i->second.in_flight = false;
       i->second.waited += o.waited;
+      if (auto& a = i->second; a.span != 0) {
+        auto s = trace::span::of(a.call->trace, a.span, a.call->parent_span, "attempt " + std::to_string(a.number),
+                                 trace::span_kind::internal, a.started, steady_clock::now());
+        s.with("bulwark.service", st.svc.name).with("bulwark.attempt", static_cast<long long>(a.number));
+        if (o.unanswered())
+          s.failed(o.message);
+        a.spans.add(s);
+        a.span = 0;
+      }
       auto before = st.cb->transitions();
       if (o.what != downstream_outcome::kind::cancelled)
         st.cb->record(steady_clock::now(), !o.unanswered(), i->second.probe);

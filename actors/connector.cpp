@@ -9,6 +9,7 @@
 
 #include "actors/cache.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/telemetry.hpp"
 #include "config/log.hpp"
 #include "transport/child_process.hpp"
 #include "transport/http_client.hpp"
@@ -87,6 +88,9 @@ struct connector_state {
     /// (before that answer is parsed).
     steady_clock::time_point sent{};
     bool answered = false;
+    /// The exchange's span (named in the request's `traceparent`) and its
+    /// parent, the breaker's attempt.
+    uint64_t span = 0, span_parent = 0;
   };
   int64_t next_id = 1;
   std::unordered_map<int64_t, outstanding> pending;
@@ -148,8 +152,21 @@ json::value log_fields(const connector_state& st, std::initializer_list<std::pai
 /// before it is parsed: parsing is Bulwark's work, not the service's).
 void reply(connector_pointer self, connector_state::outstanding& p, downstream_outcome o,
            steady_clock::time_point arrived = {}) {
-  if (p.sent != steady_clock::time_point{})
-    o.waited = (arrived == steady_clock::time_point{} ? steady_clock::now() : arrived) - p.sent;
+  if (p.sent != steady_clock::time_point{}) {
+    auto end = arrived == steady_clock::time_point{} ? steady_clock::now() : arrived;
+    o.waited = end - p.sent;
+    if (p.span != 0 && p.call && p.call->trace.recording) {
+      auto s = trace::span::of(p.call->trace, p.span, p.span_parent, p.method, trace::span_kind::client, p.sent, end);
+      s.with("bulwark.service", self->state.svc.name).with("mcp.method.name", p.method);
+      if (o.unanswered())
+        s.failed(o.message);
+      else if (o.what == downstream_outcome::kind::error)
+        s.with("rpc.jsonrpc.error_code", o.code).failed(o.message);
+      trace::span_batch batch;
+      batch.add(s);
+      submit_spans(*self->state.env, std::move(batch));
+    }
+  }
   if (p.reply_to)
     self->send(caf::actor_cast<breaker_actor>(p.reply_to), atom::done_v, p.attempt, std::move(o));
 }
@@ -257,6 +274,12 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
           if (tool["name"].as_string() == name)
             extra = mcp::param_headers(tool["inputSchema"], params["arguments"]);
     }
+  }
+  // An HTTP service also gets the trace context as headers.
+  if (const auto* tp = params["_meta"].find("traceparent"); tp && tp->is_string() && !st.child) {
+    extra.emplace_back("traceparent", tp->as_string());
+    if (const auto* ts = params["_meta"].find("tracestate"); ts && ts->is_string())
+      extra.emplace_back("tracestate", ts->as_string());
   }
   auto body = mcp::request_body(value(id), method, params);
   p.kind = kind;
@@ -429,6 +452,14 @@ void dispatch_call(connector_pointer self, uint64_t attempt, const downstream_ca
   if (!meta || !meta->is_object())
     meta = &params.set("_meta", value(json::object{}));
   meta->set("progressToken", "bw-" + std::to_string(id));
+  // The service continues the client's trace, under this exchange's span.
+  if (call->trace.valid()) {
+    p.span = trace::new_span_id();
+    p.span_parent = call->attempt_span;
+    meta->set("traceparent", call->trace.traceparent(p.span));
+    if (!call->trace.state.empty())
+      meta->set("tracestate", call->trace.state);
+  }
   p.deadline = std::min(call->deadline, steady_clock::now() + st.svc.settings.timeout);
   id = request(self, connector_state::req_kind::call, call->method, std::move(params), std::move(p));
   if (asks && st.pending.count(id))

@@ -265,7 +265,13 @@ void conclude(const route_ptr& r, const call_ptr& c, downstream_outcome o, const
   if (cache && svc.settings.fallback == fallback_mode::stale) {
     // No answer from the cache is no stale copy.
     look_up(c, caf::actor_cast<cache_actor>(cache), key, true,
-            [o, static_or_error, served, service = svc.name](const call_ptr& c, std::optional<cache_hit> hit) {
+            [o, static_or_error, served, service = svc.name,
+             metrics = r->ctx->rt->environment()->metrics](const call_ptr& c, std::optional<cache_hit> hit) {
+              if (metrics)
+                metrics
+                  ->counter(hit ? "bulwark_service_cache_hits_total" : "bulwark_service_cache_misses_total",
+                            {{"service", service}})
+                  .inc();
               if (hit) {
                 served(hit->stale ? "stale" : "fresh");
                 return c->finish(with_cache_hints(c, marked(hit->result, *hit, service), hit->age));
@@ -303,7 +309,12 @@ void run_call(const route_ptr& r, const call_ptr& c, value params) {
       // A lookup the cache never answers counts as a miss.
       look_up(c, caf::actor_cast<cache_actor>(cache), key, false,
               [r, params, key](const call_ptr& c, std::optional<cache_hit> hit) {
+                if (const auto& m = r->ctx->rt->environment()->metrics)
+                  m->counter(hit ? "bulwark_service_cache_hits_total" : "bulwark_service_cache_misses_total",
+                             {{"service", r->svc->name}})
+                    .inc();
                 if (hit) {
+                  c->upstream = r->svc->name; // whose answer it is (the access log)
                   c->give_back(); // answered from memory: the service was not used
                   return c->finish(
                     with_cache_hints(c, marked(hit->result, *hit, r->svc->name), hit->age, r->svc.get()));
@@ -366,6 +377,9 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
   dc->deadline = steady_clock::now() + r->svc->settings.timeout * 3;
   dc->listener = caf::actor_cast<downstream_listener>(breaker);
   dc->target = c;
+  dc->trace = c->trace;
+  dc->parent_span = c->handler_span != 0 ? c->handler_span : c->trace.span;
+  dc->enqueued = steady_clock::now();
   dc->route = std::make_shared<const downstream_route>(downstream_route{r, cache_key});
   auto handle = caf::actor_cast<breaker_actor>(breaker);
   auto queue = rt.find(queue_actor_name);
@@ -569,10 +583,10 @@ void relay_outcome(const downstream_call& dc, const call_ptr& to, downstream_out
   to->resume([route = dc.route, o = std::move(o)](const call_ptr& c) mutable {
     const auto& r = route->r;
     const auto& service = r->svc->name;
-    if (o.waited.count() > 0) {
-      c->upstream = service;
-      c->upstream_wait += o.waited;
-    }
+    c->upstream = service;
+    c->upstream_wait += o.waited;
+    if (o.attempts > 1)
+      c->retries += o.attempts - 1;
     // Answered for the service without asking it (a completion it has
     // no capability for): its budget is given back, as for a cache hit.
     if (o.what == downstream_outcome::kind::result && !o.reached)

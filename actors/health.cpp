@@ -4,6 +4,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "actors/shared_state.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
+#include "config/traffic_history.hpp"
 #include "messages/crypto.hpp"
 #include "transport/auth.hpp"
 #include "transport/http_server.hpp"
@@ -129,6 +131,9 @@ struct health_state {
   std::set<std::string> asked; ///< Components asked in this round.
   std::map<std::string, value> answers; ///< Their answers in this round.
   std::set<std::string> known; ///< Components seen running at some point.
+  /// Rounds in a row each component left unanswered: one slow round (a
+  /// worker busy starting services, say) is not yet unresponsiveness.
+  std::map<std::string, uint32_t> misses;
   std::set<std::string> reached; ///< Services whose first start ended: ready at some check, or failed.
   std::deque<std::tuple<caf::actor_clock::time_point, uint64_t, uint64_t>>
     supervision; ///< (when, restarts, escalations)
@@ -146,6 +151,9 @@ struct health_state {
   sliding_window window;
   uint64_t requests_seen = 0, errors_seen = 0, lookups_seen = 0, hits_seen = 0;
   std::deque<std::pair<caf::actor_clock::time_point, metrics::histogram_snapshot>> latency; ///< Over the window.
+
+  /// The admin page's charts (owned by the runtime: it outlives this actor).
+  std::shared_ptr<metrics::traffic_history> history;
 };
 
 using health_pointer = health_actor::stateful_pointer<health_state>;
@@ -156,7 +164,7 @@ std::vector<std::string> component_names(const health_state& st) {
     out.push_back(breaker_name(s));
     out.push_back(connector_name(s));
   }
-  for (auto* n : {"queue", "limiter", "alerts"})
+  for (auto* n : {"queue", "limiter", "alerts", "telemetry"})
     out.emplace_back(n);
   out.push_back(cache_actor_name);
   return out;
@@ -197,6 +205,28 @@ void apply_mode(health_pointer self, bool on, const std::vector<std::string>& re
   }
 }
 
+/// One point of the charts: requests and failures as the alert window
+/// counts them, with `latency`, the snapshot of every answer's latency this
+/// round took; per service, the calls its breaker counted, those that
+/// failed (refusals of the open breaker among them), and the time the
+/// service took (`bulwark_upstream_duration_seconds`).
+void record_history(health_state& st, caf::actor_clock::time_point now, system_clock::time_point wall,
+                    const metrics::histogram_snapshot& latency, const value& breakers) {
+  metrics::traffic_reading overall;
+  overall.requests = st.env->requests_total.load();
+  overall.errors = st.env->failures_total.load();
+  overall.latency = latency;
+  std::map<std::string, metrics::traffic_reading> services;
+  for (auto& [svc, b] : breakers.is_object() ? breakers.as_object() : json::object{}) {
+    auto& r = services[svc];
+    r.requests = static_cast<uint64_t>(b["calls"].as_int());
+    r.errors = static_cast<uint64_t>(b["failures"].as_int()); // the refused ones too
+    if (st.env->metrics)
+      r.latency = st.env->metrics->histogram("bulwark_upstream_duration_seconds", {{"service", svc}}).snapshot();
+  }
+  st.history->record(now, wall, overall, services);
+}
+
 /// Judges the answers of the round that just ended and publishes the result.
 void evaluate(health_pointer self) {
   auto& st = self->state;
@@ -204,9 +234,13 @@ void evaluate(health_pointer self) {
   ++st.checks;
   health_inputs in;
   in.core_up = st.env->names.contains(names::session_supervisor) && st.env->names.contains(names::stateless_session);
-  for (auto& name : st.asked)
-    if (!st.answers.count(name))
+  for (auto& name : st.asked) {
+    if (st.answers.count(name)) {
+      st.misses.erase(name);
+    } else if (++st.misses[name] >= 2) {
       in.unresponsive.push_back(name);
+    }
+  }
   // Components that ran once and are not registered now (restarting, or
   // given up after too many restarts).
   for (auto& name : st.known)
@@ -310,6 +344,7 @@ void evaluate(health_pointer self) {
        {"cache", cache},
        {"limiter", limiter},
        {"alerts", answer("alerts")},
+       {"telemetry", answer("telemetry")},
        {"redis", shared_state},
        {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
                                            {"escalations", static_cast<unsigned long long>(escalations)},
@@ -388,6 +423,9 @@ void evaluate(health_pointer self) {
   for (auto& [svc, state] : in.breakers)
     if (state == "open")
       sample.open_breakers.push_back(svc);
+  if (st.history && st.history->due(now))
+    record_history(st, now, sample.wall, st.env->latency ? st.latency.back().second : metrics::histogram_snapshot{},
+                   std::as_const(report)["components"]["breakers"]);
   sample.queue_fill = in.queue_fill;
   if (auto alerts = st.env->names.get("alerts"))
     self->send(caf::actor_cast<alert_actor>(alerts), atom::sample_v, std::move(sample));
@@ -422,11 +460,14 @@ void ask(health_pointer self) {
 } // namespace
 
 health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
-                          std::vector<std::string> services) {
-  return sys.spawn([env, settings, services](health_pointer self) -> health_actor::behavior_type {
+                          std::vector<std::string> services, std::shared_ptr<metrics::traffic_history> history) {
+  return sys.spawn([env, settings, services, history](health_pointer self) -> health_actor::behavior_type {
     auto& st = self->state;
     st.env = env;
     st.settings = settings;
+    st.history = history;
+    if (history)
+      history->set_step(settings.history_step);
     st.services = services;
     st.sw = degraded_switch(settings.enter_checks, settings.exit_after);
     st.started = self->clock().now();
@@ -465,6 +506,8 @@ health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings s
         auto& st = self->state;
         st.settings = st.env->settings()->ops.health;
         st.services = st.env->service_names();
+        if (st.history)
+          st.history->set_step(st.settings.history_step);
         st.sw.retune(st.settings.enter_checks, st.settings.exit_after);
       },
     };

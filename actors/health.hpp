@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ namespace bulwark {
 
 class http_server;
 class runtime;
+namespace metrics {
+class traffic_history;
+} // namespace metrics
 struct runtime_env;
 
 /// Healthy < degraded < unhealthy.
@@ -93,9 +97,11 @@ private:
 /// Registry name of the health supervisor.
 inline const std::string health_actor_name = "health";
 
-/// Spawns the health supervisor over the configured `services`.
+/// Spawns the health supervisor over the configured `services`; with
+/// `history`, each check that ends one of its steps adds a point to it.
 health_actor spawn_health(caf::actor_system& sys, env_ptr env, health_settings settings,
-                          std::vector<std::string> services);
+                          std::vector<std::string> services,
+                          std::shared_ptr<metrics::traffic_history> history = nullptr);
 
 /// Mounts `/health`, `/health/live`, `/health/ready`, `/ready`, `/metrics`
 /// and `/metrics.json` on `server`, served from what the health supervisor

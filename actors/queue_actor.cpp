@@ -47,6 +47,7 @@ struct queue_state {
   }
 
   std::array<metrics::gauge*, 4> depth_gauges{};
+  metrics::gauge* capacity_gauge = nullptr;
 
   void publish_depth() {
     if (!env->metrics)
@@ -55,7 +56,9 @@ struct queue_state {
       static const char* prios[] = {"critical", "high", "normal", "low"};
       for (int i = 0; i < 4; ++i)
         depth_gauges[i] = &env->metrics->gauge("bulwark_queue_depth", {{"priority", prios[i]}});
+      capacity_gauge = &env->metrics->gauge("bulwark_queue_capacity");
     }
+    capacity_gauge->set(static_cast<double>(core.config().capacity));
     auto d = core.depth();
     for (int i = 0; i < 4; ++i)
       depth_gauges[i]->set(static_cast<double>(d[i]));

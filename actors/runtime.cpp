@@ -18,8 +18,10 @@
 #include "actors/session.hpp"
 #include "actors/shared_state.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/telemetry.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
+#include "config/traffic_history.hpp"
 #include "messages/crypto.hpp"
 #include "messages/schema.hpp"
 #include "transport/io_scheduler.hpp"
@@ -37,6 +39,9 @@ struct runtime::impl {
   };
   std::vector<extra> extra_children;
   std::vector<std::pair<std::string, restart_strategy>> extra_supervisors;
+  /// The admin page's charts, fed by the health supervisor (kept here so
+  /// that they survive its restarts).
+  std::shared_ptr<metrics::traffic_history> history = std::make_shared<metrics::traffic_history>();
   mutable std::mutex mtx; ///< Guards catalog edits and start/stop.
   // Operational actors' HTTP when the actor system does not run the fused scheduler.
   std::unique_ptr<boost::asio::io_context> own_io;
@@ -117,6 +122,7 @@ struct runtime::impl {
     m.describe("bulwark_rate_limit_refusals_total",
                "Calls refused by a rate limit, by level (user_quota, service, global).", kind::counter);
     m.describe("bulwark_queue_depth", "Calls waiting in the priority queue, by priority.", kind::gauge);
+    m.describe("bulwark_queue_capacity", "Calls the priority queue holds at most (queue.capacity).", kind::gauge);
     m.describe("bulwark_queue_refusals_total", "Calls the full (or shedding) queue refused, by priority.",
                kind::counter);
     m.describe("bulwark_breaker_state", "Circuit breaker per service: 0 closed, 1 open, 2 half-open.", kind::gauge);
@@ -130,6 +136,17 @@ struct runtime::impl {
     m.describe("bulwark_degraded_switches_total", "Switches of degraded mode, by direction.", kind::counter);
     m.describe("bulwark_health_status", "0 healthy, 1 degraded, 2 unhealthy.", kind::gauge);
     m.describe("bulwark_alerts_total", "Alerts fired, by rule.", kind::counter);
+    m.describe("bulwark_trace_spans_exported_total", "Spans the OTLP collector accepted.", kind::counter);
+    m.describe("bulwark_trace_spans_dropped_total",
+               "Spans not exported, by reason: queue_full (the collector is slow or down), export_failed, disabled.",
+               kind::counter);
+    m.describe("bulwark_trace_queue_spans", "Spans waiting for export.", kind::gauge);
+    m.describe("bulwark_tool_duration_seconds", "Time to answer a tools/call, by tool (tools the catalog has).",
+               kind::histogram);
+    m.describe("bulwark_service_cache_hits_total",
+               "Cache lookups of a service's calls that found a copy (fresh, or stale for a fallback).", kind::counter);
+    m.describe("bulwark_service_cache_misses_total", "Cache lookups of a service's calls that found none.",
+               kind::counter);
     m.describe("bulwark_uptime_seconds", "Seconds since the runtime was created.", kind::gauge);
     m.describe("bulwark_redis_up", "1 while Redis (redis.url) answers; 0 while this instance uses its local state.",
                kind::gauge);
@@ -289,6 +306,10 @@ void runtime::add_supervisor(std::string name, restart_strategy strategy) {
   impl_->extra_supervisors.emplace_back(std::move(name), strategy);
 }
 
+std::shared_ptr<const metrics::traffic_history> runtime::traffic_history() const {
+  return impl_->history;
+}
+
 std::shared_ptr<metrics::registry> runtime::metric_registry() const {
   return impl_->env->metrics;
 }
@@ -357,6 +378,7 @@ void runtime::reconfigure(runtime_options opts) {
   tell(limiter_actor_name);
   tell(queue_actor_name);
   tell(alert_actor_name);
+  tell(telemetry_actor_name);
   tell(health_actor_name);
   if (auto cache = env.names.get(cache_actor_name)) {
     auto next = env.settings();
@@ -415,6 +437,9 @@ void runtime::start() {
   ops.children.push_back(child_spec{alert_actor_name, [env](caf::actor_system& sys) {
                                       return caf::actor_cast<caf::actor>(spawn_alert_manager(sys, env));
                                     }});
+  ops.children.push_back(child_spec{telemetry_actor_name, [env](caf::actor_system& sys) {
+                                      return caf::actor_cast<caf::actor>(spawn_telemetry(sys, env));
+                                    }});
   std::vector<supervisor_spec> groups;
   for (auto& [name, strategy] : impl_->extra_supervisors)
     groups.push_back(supervisor_spec{name, policy(strategy), {}});
@@ -436,9 +461,9 @@ void runtime::start() {
     root.children.push_back(nested_supervisor(env, std::move(g), names::root_supervisor));
   for (auto& c : direct)
     root.children.push_back(std::move(c));
-  root.children.push_back(child_spec{health_actor_name, [env](caf::actor_system& sys) {
-                                       return caf::actor_cast<caf::actor>(
-                                         spawn_health(sys, env, env->settings()->ops.health, env->service_names()));
+  root.children.push_back(child_spec{health_actor_name, [env, history = impl_->history](caf::actor_system& sys) {
+                                       return caf::actor_cast<caf::actor>(spawn_health(
+                                         sys, env, env->settings()->ops.health, env->service_names(), history));
                                      }});
   impl_->root = spawn_root_supervisor(impl_->sys, env, std::move(root));
   // Actors initialize on the scheduler; return once the tree can take

@@ -26,6 +26,9 @@ class actor_system;
 namespace bulwark {
 
 struct inbound;
+namespace metrics {
+class traffic_history;
+} // namespace metrics
 using inbound_ptr = std::shared_ptr<inbound>;
 
 /// How a supervisor restarts its children.
@@ -162,6 +165,9 @@ public:
   const runtime_options& options() const noexcept;
   caf::actor_system& system() noexcept override;
   std::shared_ptr<metrics::registry> metric_registry() const override;
+  /// The last 15 minutes of requests/s, errors/s and latency, overall and
+  /// per service (the admin page's charts).
+  std::shared_ptr<const metrics::traffic_history> traffic_history() const;
 
   struct impl;
 

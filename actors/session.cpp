@@ -75,7 +75,9 @@ session_state::~session_state() {
   for (auto& [id, t] : timers)
     t.first->detach();
   for (auto& [token, l] : lookups)
-    l.first->detach();
+    l.call->detach();
+  if (env)
+    flush_spans();
 }
 
 // -- dispatch -------------------------------------------------------------------------------
@@ -109,6 +111,23 @@ void session_state::handle_request(const inbound_ptr& in) {
   const auto& method = in->message["method"].as_string();
   const auto& params_in = in->message["params"];
   const auto& params = params_in.is_object() ? params_in : empty_object();
+  // The request's trace: the one its `_meta` names, else its HTTP
+  // headers', else a new one.
+  std::optional<trace::context> parent;
+  const auto& meta = params["_meta"];
+  if (const auto* tp = meta.find("traceparent"); tp && tp->is_string()) {
+    parent = trace::parse_traceparent(tp->as_string());
+    if (const auto* ts = meta.find("tracestate"); parent && ts && ts->is_string())
+      parent->state = trace::checked_tracestate(ts->as_string());
+  } else if (!in->traceparent.empty()) {
+    parent = trace::parse_traceparent(in->traceparent);
+    if (parent)
+      parent->state = trace::checked_tracestate(in->tracestate);
+  }
+  if (!live)
+    live.emplace(*env);
+  const auto& telemetry = (*live)->ops.telemetry;
+  in->trace = trace::begin(parent, telemetry.sample_ratio, !telemetry.endpoint.empty());
   if (in->stateless)
     dispatch_stateless(in, method, params);
   else
@@ -349,6 +368,10 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
       self->state.broadcast(method, params);
     },
     [self](atom::end) { self->quit(); },
+    [self](atom::flush) {
+      self->state.flush_armed = false;
+      self->state.flush_spans();
+    },
     [self](atom::sweep) {
       // Idle expiry: end the session when nothing used it for the configured
       // time and nothing is in flight; check again otherwise.

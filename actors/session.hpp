@@ -20,6 +20,10 @@
 
 namespace bulwark {
 
+/// How long a session holds the spans of answered calls before it sends
+/// them to the exporter (unless it holds 64 before).
+inline constexpr std::chrono::milliseconds span_hold{200};
+
 /// What runs on a session with a cache lookup's answer (a copy, or a miss).
 using lookup_handler = std::function<void(const call_ptr&, std::optional<cache_hit>)>;
 
@@ -44,6 +48,28 @@ struct session_state : call_owner {
     /// What the rate limiter was asked (its tokens go back if the call
     /// never runs); empty key when no limit applied.
     admission_request admission;
+    std::chrono::steady_clock::time_point admission_asked{}; ///< For its span.
+    std::size_t bytes_in = 0; ///< The request's size.
+    std::size_t bytes_out = 0; ///< What went out before the answer.
+  };
+
+  /// A cache lookup of a call: what runs with the answer.
+  struct pending_lookup {
+    call_ptr call;
+    lookup_handler then;
+    std::chrono::steady_clock::time_point started;
+  };
+
+  /// What the access log and a request's span say of an answer, besides
+  /// what `record` counts.
+  struct answer_facts {
+    const trace::context* trace = nullptr;
+    int status = 0; ///< HTTP status of the answer.
+    std::size_t bytes_in = 0, bytes_out = 0;
+    std::string_view identity, remote;
+    /// The name the request asked for, known to the catalog or not (the
+    /// access log shows it; metric labels take only known names).
+    std::string_view requested;
   };
 
   /// A 2026-07-28 `subscriptions/listen` stream.
@@ -73,10 +99,20 @@ struct session_state : call_owner {
   std::unordered_map<std::string, std::pair<uint64_t, std::string>> outgoing;
   std::unordered_map<uint64_t, std::pair<call_ptr, call_handler>> timers;
   /// Cache lookups of calls, by token: the call and what runs with the answer.
-  std::unordered_map<uint64_t, std::pair<call_ptr, lookup_handler>> lookups;
+  std::unordered_map<uint64_t, pending_lookup> lookups;
   uint64_t next_lookup = 0;
   uint64_t next_timer = 0;
   uint64_t next_outgoing = 0;
+
+  /// Spans not yet sent to the exporter, written here as they end: sent
+  /// when 64 are held, or by a timer armed with the first of them.
+  trace::span_batch pending_spans;
+  /// The size of the last batch sent, reserved for the next one at once.
+  std::size_t pending_bytes = 0;
+  bool flush_armed = false;
+  /// Encodes `s` into `pending_spans`, sending them when enough are held.
+  void hold_span(const trace::span& s);
+  void flush_spans();
 
   sink_ptr get_stream; ///< 2025 era: the standalone SSE stream
   uint64_t get_stream_id = 0;
@@ -150,12 +186,15 @@ private:
   class call_error_scope {
   public:
     call_error_scope(const call_context& c, std::string_view name, std::chrono::steady_clock::time_point received,
-                     std::string_view session) noexcept
-        : ctx_{c.method(), name, c.upstream, session, c.client().identity, c.client().remote, received}, scope_(ctx_) {}
+                     std::string_view session)
+        : trace_id_(c.trace.valid() ? c.trace.trace_id() : std::string()),
+          ctx_{c.method(), name, c.upstream, session, c.client().identity, c.client().remote, received, trace_id_},
+          scope_(ctx_) {}
     call_error_scope(const call_error_scope&) = delete;
     call_error_scope& operator=(const call_error_scope&) = delete;
 
   private:
+    std::string trace_id_;
     mcp::error_context ctx_;
     mcp::error_context_scope scope_;
   };
@@ -166,8 +205,20 @@ private:
   /// Counts one answered request in the metrics: `outcome` is ok,
   /// tool_error or error (then `code` says which). For a call that waited on
   /// a downstream service (`call`), also that wait and Bulwark's own share.
+  /// Also writes its access log line and exports its spans (`facts`).
   void record(const std::string& method, std::string_view name, const char* outcome, int code,
-              std::chrono::steady_clock::time_point received, const call_context* call = nullptr);
+              std::chrono::steady_clock::time_point received, call_context* call, const answer_facts& facts);
+  void export_spans(const std::string& method, std::string_view name, int code,
+                    std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point now,
+                    call_context* call, const answer_facts& facts);
+  void write_access(const std::string& method, std::string_view name, const char* outcome, int code,
+                    std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point now,
+                    const call_context* call, const answer_facts& facts);
+  /// What `record` needs of call `c`'s answer `out`.
+  static answer_facts call_facts(const call_context& c, const running& r, const outbound& out);
+  /// `record` for an answer to `in` (not a call's).
+  void record_answer(const inbound_ptr& in, std::string_view name, const char* outcome, int code, int status,
+                     std::size_t bytes_out, std::string_view requested = {});
   void send_on(running& r, std::string body, outbound::kind what);
   /// True when `r`'s answer is a stream already, or the session's stream
   /// limit leaves room for it to become one.

@@ -11,6 +11,8 @@
 
 #include "actors/operations.hpp"
 #include "actors/shared_state.hpp"
+#include "actors/telemetry.hpp"
+#include "config/access_log.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
 #include "messages/crypto.hpp"
@@ -189,6 +191,7 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
   auto serial = in->sink->serial();
   call->tag = serial;
   call->request_id = in->message["id"];
+  call->trace = in->trace;
   call->attach(this);
 
   running r;
@@ -200,6 +203,7 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
   r.level = level;
   r.context = std::move(context);
   r.received = in->received;
+  r.bytes_in = in->bytes;
   auto& slot = calls.emplace(serial, std::move(r)).first->second;
   env->inflight++;
   if (!stateless)
@@ -233,6 +237,7 @@ void session_state::admit(running& r, const std::string& service) {
   if (ops.queue_on_limit)
     request.max_wait = ops.max_limit_wait;
   r.admission = request;
+  r.admission_asked = std::chrono::steady_clock::now();
   // The verdict comes back as atom::admit (see `admitted`); a limiter that
   // is gone, or killed before it decides, never answers: the ticket's end
   // does.
@@ -256,6 +261,16 @@ void session_state::admitted(uint64_t serial, const admission& a) {
     return; // the call ended (cancelled, its client gone) before the verdict
   auto& r = i->second;
   const auto& c = r.call;
+  if (c->trace.recording) {
+    auto s = trace::span::of(c->trace, trace::new_span_id(), c->trace.span, "admission", trace::span_kind::internal,
+                             r.admission_asked, std::chrono::steady_clock::now());
+    s.with("bulwark.admitted", a.admitted);
+    if (a.delay.count() > 0)
+      s.with("bulwark.delay_ms", static_cast<long long>(a.delay.count()));
+    if (!a.admitted)
+      s.failed(a.undecided ? "undecided" : "rate limited: " + a.limit);
+    hold_span(s);
+  }
   if (a.undecided)
     return c->fail(error_code::actor_restarted, "the rate limiter restarted before it admitted the call; retry",
                    value::make_object({{"retry_after_seconds", 1}}));
@@ -307,6 +322,10 @@ void answer_exception(const call_ptr& call) {
 
 void session_state::run(running& r) {
   auto call = r.call; // keeps the context alive while the handler runs
+  if (call->trace.recording && call->handler_span == 0) {
+    call->handler_span = trace::new_span_id();
+    call->handler_started = std::chrono::steady_clock::now();
+  }
   try {
     r.handler(call);
   } catch (...) {
@@ -371,7 +390,7 @@ void session_state::look_up(const call_ptr& c, const cache_actor& cache, std::st
   if (!cache)
     return then(c, std::nullopt);
   auto token = ++next_lookup;
-  lookups.emplace(token, std::make_pair(c, std::move(then)));
+  lookups.emplace(token, pending_lookup{c, std::move(then), std::chrono::steady_clock::now()});
   auto lookup = std::make_shared<cache_lookup>(std::move(key), allow_stale, caf::actor_cast<caf::actor>(self), token);
   caf::anon_send(cache, atom::get_v, std::move(lookup));
 }
@@ -380,8 +399,14 @@ void session_state::found(uint64_t token, std::optional<cache_hit> hit) {
   auto i = lookups.find(token);
   if (i == lookups.end())
     return;
-  auto [call, then] = std::move(i->second);
+  auto [call, then, started] = std::move(i->second);
   lookups.erase(i);
+  call->cache = !hit ? "miss" : hit->stale ? "stale" : "fresh";
+  if (call->trace.recording)
+    hold_span(trace::span::of(call->trace, trace::new_span_id(),
+                              call->handler_span ? call->handler_span : call->trace.span, "cache lookup",
+                              trace::span_kind::internal, started, std::chrono::steady_clock::now())
+                .with("bulwark.cache.result", call->cache));
   continue_call(call, [&then, &hit](const call_ptr& c) { then(c, std::move(hit)); });
 }
 
@@ -425,10 +450,10 @@ void session_state::on_finish(call_context& c, json::value result) {
       result.erase(field);
   }
   bool tool_error = result["isError"].is_bool() && result["isError"].as_bool();
-  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok",
-         c.internal_failure ? static_cast<int>(error_code::internal_error) : 0, r.received, &c);
   outbound out;
   out.body = mcp::result_body(r.id, result);
+  record(c.method(), call_name(r), tool_error ? "tool_error" : "ok",
+         c.internal_failure ? static_cast<int>(error_code::internal_error) : 0, r.received, &c, call_facts(c, r, out));
   end_call(c.tag, std::move(out));
 }
 
@@ -437,7 +462,6 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
   if (i == calls.end())
     return;
   auto scope = error_scope(c, i->second);
-  record(c.method(), call_name(i->second), "error", static_cast<int>(code), i->second.received, &c);
   outbound out;
   out.body = mcp::error_body(i->second.id, code, message, data);
   out.http_status = whole_answer_status(code, c.client().stateless);
@@ -448,6 +472,8 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
     out.http_status = 502;
   if (out.http_status == 429 || out.http_status == 503)
     out.retry_after = mcp::retry_after_header(data);
+  auto& r = i->second;
+  record(c.method(), call_name(r), "error", static_cast<int>(code), r.received, &c, call_facts(c, r, out));
   end_call(c.tag, std::move(out));
 }
 
@@ -509,7 +535,13 @@ void session_state::on_input_required(call_context& c, json::value requests, std
 // -- answering ------------------------------------------------------------------------------------
 
 void session_state::record(const std::string& method, std::string_view name, const char* outcome, int code,
-                           std::chrono::steady_clock::time_point received, const call_context* call) {
+                           std::chrono::steady_clock::time_point received, call_context* call,
+                           const answer_facts& facts) {
+  auto now = std::chrono::steady_clock::now();
+  if (facts.trace && facts.trace->recording)
+    export_spans(method, name, code, received, now, call, facts);
+  if (access_log::enabled())
+    write_access(method, name, outcome, code, received, now, call, facts);
   auto& m = env->metrics;
   if (!m)
     return;
@@ -521,12 +553,17 @@ void session_state::record(const std::string& method, std::string_view name, con
       env->failures_total.fetch_add(1, std::memory_order_relaxed);
   }
   env->requests_total.fetch_add(1, std::memory_order_relaxed);
-  auto took = std::chrono::steady_clock::now() - received;
+  auto took = now - received;
   auto seconds = std::chrono::duration<double>(took).count();
   m->histogram("bulwark_request_duration_seconds", {{"method", method}}).observe(seconds);
+  // Per tool, for the names the catalog has (callers' mistakes name others).
+  if (!name.empty() && method == "tools/call")
+    m->histogram("bulwark_tool_duration_seconds", {{"tool", name}}).observe(seconds);
   if (env->latency)
     env->latency->observe(seconds);
-  if (call && !call->upstream.empty()) {
+  // A call a service's cached copy answered names the service but did not
+  // wait on it.
+  if (call && !call->upstream.empty() && call->upstream_wait.count() > 0) {
     using dseconds = std::chrono::duration<double>;
     m->histogram("bulwark_upstream_duration_seconds", {{"service", call->upstream}})
       .observe(dseconds(call->upstream_wait).count());
@@ -537,21 +574,132 @@ void session_state::record(const std::string& method, std::string_view name, con
   }
 }
 
+session_state::answer_facts session_state::call_facts(const call_context& c, const running& r, const outbound& out) {
+  return answer_facts{
+    &c.trace, out.http_status, r.bytes_in, r.bytes_out + out.body.size(), c.client().identity, c.client().remote, {}};
+}
+
+void session_state::record_answer(const inbound_ptr& in, std::string_view name, const char* outcome, int code,
+                                  int status, std::size_t bytes_out, std::string_view requested) {
+  record(in->message["method"].as_string(), name, outcome, code, in->received, nullptr,
+         answer_facts{&in->trace, status, in->bytes, bytes_out, in->identity, in->remote, requested});
+}
+
+void session_state::export_spans(const std::string& method, std::string_view name, int code,
+                                 std::chrono::steady_clock::time_point received,
+                                 std::chrono::steady_clock::time_point now, call_context* call,
+                                 const answer_facts& facts) {
+  const auto& t = *facts.trace;
+  std::string title = method;
+  if (!name.empty())
+    title.append(" ").append(name);
+  auto request = trace::span::of(t, t.span, t.parent, title, trace::span_kind::server, received, now);
+  request.with("mcp.method.name", method);
+  if (!name.empty())
+    request.with(method == "prompts/get" ? "gen_ai.prompt.name" : "gen_ai.tool.name", name);
+  if (!rec->stateless)
+    request.with("mcp.session.id", rec->id);
+  if (facts.status != 0)
+    request.with("http.response.status_code", facts.status);
+  if (code != 0) {
+    request.with("rpc.jsonrpc.error_code", code);
+    request.failed("error " + std::to_string(code));
+  }
+  if (call && call->handler_span != 0) {
+    auto handler = trace::span::of(t, call->handler_span, t.span,
+                                   call->upstream.empty() ? "handler " + title : "gateway " + call->upstream,
+                                   trace::span_kind::internal, call->handler_started, now);
+    if (!call->upstream.empty())
+      handler.with("bulwark.service", call->upstream);
+    if (call->internal_failure)
+      handler.failed("the handler failed");
+    hold_span(handler);
+  }
+  hold_span(request);
+}
+
+void session_state::hold_span(const trace::span& s) {
+  // Spans leave in batches of up to 64: the exporter gets one message for
+  // many calls (a message per call cost a tenth of a busy session's
+  // throughput), and what a quiet session holds leaves within
+  // `span_hold` (the exporter waits longer than that for its own batch).
+  // Each is encoded straight into the batch, which starts with a quarter
+  // more room than the last one took.
+  if (pending_spans.empty()) {
+    pending_spans.json.reserve(pending_bytes + pending_bytes / 4);
+    if (!flush_armed && self) {
+      flush_armed = true;
+      self->delayed_send(caf::actor_cast<session_actor>(self), span_hold, atom::flush_v);
+    }
+  }
+  pending_spans.add(s);
+  // Never more than the exporter takes in one export or holds at all (a
+  // batch that does not fit its queue is dropped whole).
+  std::size_t limit = 64;
+  if (live)
+    limit = std::min<std::size_t>({limit, (*live)->ops.telemetry.max_batch, (*live)->ops.telemetry.max_queue});
+  if (pending_spans.count >= limit)
+    flush_spans();
+}
+
+void session_state::flush_spans() {
+  if (pending_spans.empty())
+    return;
+  pending_bytes = pending_spans.json.size();
+  submit_spans(*env, std::exchange(pending_spans, trace::span_batch{}));
+}
+
+void session_state::write_access(const std::string& method, std::string_view name, const char* outcome, int code,
+                                 std::chrono::steady_clock::time_point received,
+                                 std::chrono::steady_clock::time_point now, const call_context* call,
+                                 const answer_facts& facts) {
+  access_log::entry e;
+  char trace_id[32];
+  if (facts.trace && facts.trace->valid()) {
+    facts.trace->write_trace_id(trace_id);
+    e.trace_id = std::string_view(trace_id, sizeof trace_id);
+  }
+  e.identity = facts.identity;
+  e.remote = facts.remote;
+  e.era = rec->stateless ? mcp::stateless_version
+                         : (rec->protocol_version.empty() ? std::string_view("2025-11-25")
+                                                          : std::string_view(rec->protocol_version));
+  e.method = method;
+  e.name = name.empty() ? facts.requested : name;
+  if (call && name.empty() && call->method() == "resources/read")
+    e.name = call->params()["uri"].as_string();
+  std::string_view o = outcome;
+  e.outcome = o == "ok" ? "result" : o == "tool_error" ? "isError" : "error";
+  e.code = code;
+  // Over stdio there is no HTTP status to tell.
+  e.status = facts.identity == "stdio" ? 0 : facts.status;
+  e.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(now - received).count();
+  e.bytes_in = facts.bytes_in;
+  e.bytes_out = facts.bytes_out;
+  if (call) {
+    e.service = call->upstream;
+    if (call->cache)
+      e.cache = call->cache;
+    e.retries = call->retries;
+  }
+  access_log::write(e);
+}
+
 void session_state::reply(const inbound_ptr& in, json::value result, bool stateless) {
   if (stateless && !result.find("resultType"))
     result.set("resultType", "complete");
   outbound out;
   out.body = mcp::result_body(in->message["id"], result);
+  record_answer(in, {}, "ok", 0, out.http_status, out.body.size());
   in->sink->deliver(std::move(out));
-  record(in->message["method"].as_string(), {}, "ok", 0, in->received);
 }
 
 void session_state::reply_once_shared(const inbound_ptr& in) {
   outbound out;
   out.body = mcp::result_body(in->message["id"], value(json::object{}));
   shared_at = std::chrono::steady_clock::now();
+  record_answer(in, {}, "ok", 0, out.http_status, out.body.size());
   publish_session(env, *rec, [sink = in->sink, out = std::move(out)]() mutable { sink->deliver(std::move(out)); });
-  record(in->message["method"].as_string(), {}, "ok", 0, in->received);
 }
 
 void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data,
@@ -567,6 +715,8 @@ void session_state::reply_error(const inbound_ptr& in, error_code code, std::str
   ctx.identity = in->identity;
   ctx.remote = in->remote;
   ctx.received = in->received;
+  auto trace_id = in->trace.valid() ? in->trace.trace_id() : std::string();
+  ctx.trace_id = trace_id;
   mcp::error_context_scope scope(ctx);
   // A tool or prompt the catalog has keeps its metric label (a name it
   // does not have would make the label set unbounded).
@@ -577,13 +727,14 @@ void session_state::reply_error(const inbound_ptr& in, error_code code, std::str
                                : cat->find_prompt(named.as_string()) != nullptr)
       name = named.as_string();
   }
-  record(method, name, "error", static_cast<int>(code), in->received);
   outbound out;
   out.body = mcp::error_body(in->message["id"], code, message, data);
   if (http_status != 0)
     out.http_status = http_status;
   if (out.http_status == 429 || out.http_status == 503)
     out.retry_after = mcp::retry_after_header(data);
+  record_answer(in, name, "error", static_cast<int>(code), out.http_status, out.body.size(),
+                named.is_string() ? std::string_view(named.as_string()) : std::string_view());
   in->sink->deliver(std::move(out));
 }
 
@@ -627,6 +778,7 @@ void session_state::send_on(running& r, std::string body, outbound::kind what) {
       rec->response_streams++;
   }
   r.streamed = true;
+  r.bytes_out += body.size();
   out.body = std::move(body);
   r.sink->deliver(std::move(out));
 }

@@ -262,8 +262,8 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
   outbound out;
   out.what = outbound::kind::notification;
   out.body = mcp::notification_body("notifications/subscriptions/acknowledged", params_out);
+  record_answer(in, {}, "ok", 0, out.http_status, out.body.size()); // counted when acknowledged
   in->sink->deliver(std::move(out));
-  record("subscriptions/listen", {}, "ok", 0, in->received); // counted when acknowledged
   auto self_handle = caf::actor_cast<session_actor>(self);
   in->sink->on_close([self_handle](uint64_t s) { caf::anon_send(self_handle, atom::closed_v, s); });
   listeners.push_back(std::move(l));

@@ -103,9 +103,9 @@ bool enabled() noexcept {
   return f.open;
 }
 
-std::string short_identity(const std::string& identity) {
+std::string_view short_identity(std::string_view identity) {
   auto colon = identity.find(':');
-  if (colon == std::string::npos || identity.size() - colon - 1 != 64)
+  if (colon == std::string_view::npos || identity.size() - colon - 1 != 64)
     return identity;
   return identity.substr(0, colon + 1 + 12);
 }
@@ -114,7 +114,8 @@ void record(const entry& e) {
   auto& f = state();
   if (!enabled())
     return;
-  value who = value::make_object({{"identity", short_identity(e.identity.empty() ? "unknown" : e.identity)}});
+  value who = value::make_object(
+    {{"identity", std::string(short_identity(e.identity.empty() ? std::string_view("unknown") : e.identity))}});
   if (!e.remote.empty())
     who.set("remote", e.remote);
   auto rec = value::make_object({{"ts", log::utc(std::chrono::system_clock::now(), log::time_digits::millis)},

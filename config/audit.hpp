@@ -50,6 +50,6 @@ void record(const entry& e);
 /// Shortens an identity for the record: the hash of "key:<sha256>" or
 /// "oauth:<sha256>" to its first 12 hex digits (enough to tell callers
 /// apart and to find a key with `bulwark keys list`).
-std::string short_identity(const std::string& identity);
+std::string_view short_identity(std::string_view identity);
 
 } // namespace bulwark::audit

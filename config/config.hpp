@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "config/access_log.hpp"
 #include "config/audit.hpp"
 #include "config/log.hpp"
 #include "messages/catalog.hpp"
@@ -77,6 +78,8 @@ struct config {
   audit::settings audit;
   /// Extra secret field names and patterns for the log's redaction.
   std::vector<std::string> redact_keys, redact_patterns;
+  /// `log.access`: one line per answered request.
+  access_log::settings access;
   /// Downstream MCP servers (`mcpServers`) and their settings (`services`).
   gateway_config gateway;
   /// CAF scheduler: kind, worker threads and polling (see README, "Tuning").

@@ -47,16 +47,30 @@ void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_
     rem += 1'000'000;
     --secs;
   }
-  std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[48];
-  auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  out.append(buf, n);
+  // The date and time of the second, formatted once per second and thread
+  // (every log and access log line asks for it).
+  thread_local long long cached_secs = 0;
+  thread_local char cached[32] = {};
+  thread_local std::size_t cached_len = 0;
+  if (cached_len == 0 || cached_secs != secs) {
+    std::time_t tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    cached_len = std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
+  out.append(cached, cached_len);
+  auto fraction = [&out](int value, int width) {
+    char buf[8];
+    for (int i = width - 1; i >= 0; --i, value /= 10)
+      buf[i] = static_cast<char>('0' + value % 10);
+    out.push_back('.');
+    out.append(buf, static_cast<std::size_t>(width));
+  };
   if (digits == time_digits::millis)
-    out.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, ".%03d", static_cast<int>(rem / 1000))));
+    fraction(static_cast<int>(rem / 1000), 3);
   else if (digits == time_digits::micros)
-    out.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, ".%06d", static_cast<int>(rem))));
+    fraction(static_cast<int>(rem), 6);
   out.push_back('Z');
 }
 

@@ -1279,6 +1279,10 @@ table_builder<config> config_keys() {
   k.millis(
     "health.intervalMs", [](auto& c) -> auto& { return c.runtime.ops.health.interval; }, 50, 600000,
     "How often health is judged.");
+  k.millis(
+    "health.historyStepMs", [](auto& c) -> auto& { return c.runtime.ops.health.history_step; }, 100, 60000,
+    "One point of the admin page's charts (15 minutes are kept; a point is taken at the first check after a "
+    "step has passed).");
   k.integer(
     "health.enterChecks", [](auto& c) -> auto& { return c.runtime.ops.health.enter_checks; }, 1, 1000,
     "Bad checks in a row that enter degraded mode.");
@@ -1394,6 +1398,37 @@ table_builder<config> config_keys() {
       if (!is_sha256_hex(x.as_string()))
         bad(path, "each entry is the lower-case hex SHA-256 of an API key");
   };
+
+  k.string(
+    "telemetry.otlp.endpoint", [](auto& c) -> auto& { return c.runtime.ops.telemetry.endpoint; },
+    "OTLP/HTTP collector base URL; spans are POSTed as JSON to {endpoint}/v1/traces. Empty: no export.");
+  k.pairs(
+     "telemetry.otlp.headers", [](auto& c) -> auto& { return c.runtime.ops.telemetry.headers; },
+     "Headers sent with each export; a value may be ${env:NAME} or ${file:PATH}.")
+    .is_secret();
+  k.millis(
+    "telemetry.otlp.timeoutMs", [](auto& c) -> auto& { return c.runtime.ops.telemetry.timeout; }, 1, 600000,
+    "Deadline of one export request.");
+  k.millis(
+    "telemetry.otlp.intervalMs", [](auto& c) -> auto& { return c.runtime.ops.telemetry.interval; }, 10, 600000,
+    "How often waiting spans are exported (sooner when a batch is full).");
+  k.integer(
+    "telemetry.otlp.maxQueueSpans", [](auto& c) -> auto& { return c.runtime.ops.telemetry.max_queue; }, 1, 10000000,
+    "Spans waiting for export at most; more are dropped and counted.");
+  k.integer(
+    "telemetry.otlp.maxBatchSpans", [](auto& c) -> auto& { return c.runtime.ops.telemetry.max_batch; }, 1, 100000,
+    "Spans per export request at most.");
+  k.number(
+    "telemetry.sampleRatio", [](auto& c) -> auto& { return c.runtime.ops.telemetry.sample_ratio; }, 0, 1,
+    "Share of new traces recorded (a caller's sampled flag decides for its trace).");
+  k.string(
+    "telemetry.serviceName", [](auto& c) -> auto& { return c.runtime.ops.telemetry.service_name; },
+    "service.name of the exported spans.");
+  k.rule("telemetry.otlp", [](const config& c, const std::string& path, errors_t&) {
+    auto& t = c.runtime.ops.telemetry;
+    if (!t.endpoint.empty())
+      check_http_url(path + ".endpoint", t.endpoint);
+  });
   k.live = false;
 
   auto& url = k.string(
@@ -1447,6 +1482,12 @@ table_builder<config> config_keys() {
      [](config& c, const std::string& w) { c.log = *parse_log_level(w); }, "Least severity logged.")
     .with_env("BULWARK_LOG_LEVEL")
     .with_flag("--log-level", "LEVEL");
+  k.string(
+    "log.access", [](auto& c) -> auto& { return c.access.target; },
+    "Access log, one JSON line per answered request: \"stderr\", a file path, or empty: none.");
+  k.number(
+    "log.accessSampleRatio", [](auto& c) -> auto& { return c.access.sample_ratio; }, 0, 1,
+    "Share of successful requests the access log writes (errors always).");
   k.strings(
     "log.redactKeys", [](auto& c) -> auto& { return c.redact_keys; },
     "Field names whose values the log hides, besides the built-in ones.");

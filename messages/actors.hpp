@@ -31,6 +31,7 @@
 #include "messages/operations.hpp"
 #include "messages/settings.hpp"
 #include "messages/sink.hpp"
+#include "messages/trace.hpp"
 
 namespace bulwark {
 
@@ -51,6 +52,13 @@ struct inbound {
   /// The client's address ("address:port"), for logs; empty over stdio.
   std::string remote;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
+  /// The request's size in bytes (the access log's bytes in).
+  std::size_t bytes = 0;
+  /// W3C trace context headers of the HTTP request, as sent (the session
+  /// prefers the request's `_meta`); empty when absent.
+  std::string traceparent, tracestate;
+  /// The request's place in its trace; set by the session that handles it.
+  trace::context trace;
 };
 using inbound_ptr = std::shared_ptr<inbound>;
 
@@ -108,6 +116,8 @@ struct downstream_outcome {
   /// How long the call waited on the service: each attempt from sending it
   /// to its outcome, summed over the attempts (zero when none was sent).
   std::chrono::nanoseconds waited{0};
+  /// Attempts the breaker sent to the connector (0: none).
+  uint32_t attempts = 0;
 
   /// An outcome without an answer from the service.
   static downstream_outcome without_answer(kind what, error_code code, std::string message, bool reached) {
@@ -302,6 +312,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_readiness)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_config_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::trace::span_batch)
 
 CAF_BEGIN_TYPE_ID_BLOCK(bulwark, caf::first_custom_type_id)
 CAF_ADD_ATOM(bulwark, bulwark::atom, open, "open")
@@ -341,6 +352,9 @@ CAF_ADD_ATOM(bulwark, bulwark::atom, status, "status")
 CAF_ADD_ATOM(bulwark, bulwark::atom, park, "park")
 CAF_ADD_ATOM(bulwark, bulwark::atom, ready, "ready")
 CAF_ADD_ATOM(bulwark, bulwark::atom, found, "found")
+CAF_ADD_ATOM(bulwark, bulwark::atom, spans, "spans")
+CAF_ADD_ATOM(bulwark, bulwark::atom, flush, "flush")
+CAF_ADD_ATOM(bulwark, bulwark::atom, exported, "exported")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -376,7 +390,9 @@ using session_actor = caf::typed_actor<
   // The client ended the session (HTTP DELETE).
   caf::reacts_to<atom::end>,
   // Internal: idle-expiry check.
-  caf::reacts_to<atom::sweep>>;
+  caf::reacts_to<atom::sweep>,
+  // Internal: the spans of answered calls it holds are due for export.
+  caf::reacts_to<atom::flush>>;
 
 /// Spawns, finds, restarts and ends session actors.
 using session_supervisor_actor = caf::typed_actor<
@@ -598,6 +614,22 @@ using alert_actor = caf::typed_actor<caf::reacts_to<atom::sample, health_sample>
                                      // Status: rules, counts, history, webhook.
                                      caf::replies_to<atom::get>::with<json::value>>;
 
+/// The trace exporter: keeps finished spans in a bounded queue and sends
+/// them in batches to the OTLP collector (`telemetry.otlp`). Spans beyond
+/// the bound, and spans of a failed export, are dropped and counted: a slow
+/// or absent collector never holds up a call. Nothing answers the spans.
+using telemetry_actor = caf::typed_actor<
+  // Finished spans of one call (or one part of it) to export.
+  caf::reacts_to<atom::spans, trace::span_batch>,
+  // Internal: time to export what waits.
+  caf::reacts_to<atom::flush>,
+  // Internal: an export ended (spans it carried, HTTP status or 0, error).
+  caf::reacts_to<atom::exported, uint64_t, int32_t, std::string>,
+  // A new configuration generation: its telemetry settings.
+  caf::reacts_to<atom::reload>,
+  // Status: endpoint, queue, exported, dropped, last error.
+  caf::replies_to<atom::get>::with<json::value>>;
+
 /// A supervisor over a set of children (the root, the operations
 /// supervisor, one per downstream service). Children report by their down
 /// messages; nothing here answers.
@@ -662,6 +694,19 @@ struct downstream_call : std::enable_shared_from_this<downstream_call> {
   queue_actor queue;
   uint64_t queue_slot = 0;
   std::atomic<bool> cancelled{false};
+
+  // -- tracing ---------------------------------------------------------------------
+
+  /// The client call's trace, passed on to the service (`traceparent`).
+  trace::context trace;
+  /// The span the call's own spans hang under (the client call's handler).
+  uint64_t parent_span = 0;
+  /// When the call was handed on (to the queue): the queue wait's start.
+  std::chrono::steady_clock::time_point enqueued{};
+  /// The span of the attempt under way: set by the breaker before it hands
+  /// the attempt to the connector, which reads it when the attempt arrives
+  /// (the message orders the two), as the parent of its exchange span.
+  uint64_t attempt_span = 0;
 
   /// Ends the call with `o` unless it has ended already: frees its queue
   /// slot (unless the queue refused it) and tells the listener. The

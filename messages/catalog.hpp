@@ -22,6 +22,7 @@
 
 #include "messages/errors.hpp"
 #include "messages/json.hpp"
+#include "messages/trace.hpp"
 
 namespace bulwark {
 
@@ -181,7 +182,8 @@ public:
 
   // -- set by the gateway when a downstream service answers (or fails) ---------------
 
-  /// The service the call went to; empty for a call Bulwark answered itself.
+  /// The service the call went to, or whose cached copy answered it; empty
+  /// for a call Bulwark answered itself.
   std::string upstream;
   /// How long the call waited on that service (see downstream_outcome::waited).
   std::chrono::nanoseconds upstream_wait{0};
@@ -192,6 +194,20 @@ public:
   /// The exposed name of the tool a `tools/call` runs when it is not
   /// `params.name` (the gateway's `execute_tool` names it in its arguments).
   std::string tool;
+
+  // -- tracing and the access log ---------------------------------------------------
+
+  /// The call's place in its trace (`trace.span`: its request span).
+  trace::context trace;
+  /// The span of the handler's run, while recorded (0: not recorded): the
+  /// parent of what the handler starts (cache lookups, downstream calls).
+  uint64_t handler_span = 0;
+  std::chrono::steady_clock::time_point handler_started{};
+  /// How the cache answered the call's latest lookup ("fresh", "stale",
+  /// "miss"); null when none was made.
+  const char* cache = nullptr;
+  /// Attempts at the service beyond the first (set by the gateway).
+  uint32_t retries = 0;
 
 private:
   bool begin_answer() noexcept;

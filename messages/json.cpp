@@ -1,5 +1,6 @@
 #include "messages/json.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -414,7 +415,84 @@ std::size_t utf8_sequence(const char* p, const char* end) noexcept {
   return 0;
 }
 
+/// "00" to "99".
+constexpr auto digit_pairs = [] {
+  std::array<char, 200> pairs{};
+  for (int i = 0; i < 100; ++i) {
+    pairs[2 * i] = static_cast<char>('0' + i / 10);
+    pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return pairs;
+}();
+
+/// Writes `v` (below 10^8) as exactly 8 digits.
+char* eight_digits(char* p, uint32_t v) noexcept {
+  uint32_t hi = v / 10000;
+  uint32_t lo = v % 10000;
+  std::memcpy(p, &digit_pairs[2 * (hi / 100)], 2);
+  std::memcpy(p + 2, &digit_pairs[2 * (hi % 100)], 2);
+  std::memcpy(p + 4, &digit_pairs[2 * (lo / 100)], 2);
+  std::memcpy(p + 6, &digit_pairs[2 * (lo % 100)], 2);
+  return p + 8;
+}
+
+/// Whether any of the 8 bytes at `p` needs escaping or checking in a JSON
+/// string: below 0x20, 0x7f and above, '"' or '\\'. (Each test finds
+/// whether some byte matches, exactly; which one does not matter here.)
+bool needs_care(const char* p) noexcept {
+  constexpr uint64_t ones = 0x0101010101010101ULL;
+  constexpr uint64_t highs = 0x8080808080808080ULL;
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  auto has_zero = [](uint64_t x) { return (x - ones) & ~x & highs; };
+  uint64_t control = (v - 0x20 * ones) & ~v & highs;
+  uint64_t high = (v | (v + ones)) & highs; // 0x7f becomes 0x80
+  return (control | high | has_zero(v ^ ('"' * ones)) | has_zero(v ^ ('\\' * ones))) != 0;
+}
+
 } // namespace
+
+void raw_writer::number(int64_t n) noexcept {
+  // Times in nanoseconds have 19 digits: written 8 at a time with 32-bit
+  // arithmetic, the head (and anything short) by to_chars.
+  if (n < 100000000) {
+    p_ = std::to_chars(p_, p_ + 20, n).ptr;
+    return;
+  }
+  auto u = static_cast<uint64_t>(n);
+  auto low = static_cast<uint32_t>(u % 100000000);
+  u /= 100000000;
+  if (u < 100000000) {
+    p_ = std::to_chars(p_, p_ + 8, static_cast<uint32_t>(u)).ptr;
+  } else {
+    p_ = std::to_chars(p_, p_ + 4, static_cast<uint32_t>(u / 100000000)).ptr;
+    p_ = eight_digits(p_, static_cast<uint32_t>(u % 100000000));
+  }
+  p_ = eight_digits(p_, low);
+}
+
+void raw_writer::string(std::string_view s) {
+  // Printable ASCII without quotes or backslashes (names, ids, addresses:
+  // nearly everything) is copied as it is; checked 8 bytes at a time.
+  bool plain = true;
+  std::size_t i = 0;
+  for (; plain && i + 8 <= s.size(); i += 8)
+    plain = !needs_care(s.data() + i);
+  for (; plain && i < s.size(); ++i) {
+    auto u = static_cast<unsigned char>(s[i]);
+    plain = u >= 0x20 && u < 0x7f && u != '"' && u != '\\';
+  }
+  if (plain) {
+    ch('"');
+    bytes(s);
+    ch('"');
+    return;
+  }
+  thread_local std::string escaped;
+  escaped.clear();
+  write_string(escaped, s);
+  bytes(escaped);
+}
 
 void write_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";

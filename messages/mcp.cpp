@@ -5,11 +5,11 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <random>
 
 #include "messages/catalog.hpp"
 #include "messages/sink.hpp"
 #include "messages/text.hpp"
+#include "messages/trace.hpp"
 
 namespace bulwark {
 
@@ -262,23 +262,21 @@ std::atomic<error_mode> mode{error_mode::production};
 
 } // namespace
 
+namespace {
+thread_local const error_context* current_context = nullptr;
+} // namespace
+
 std::string new_trace_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char hex[] = "0123456789abcdef";
-  auto n = rng();
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, n >>= 4)
-    out[static_cast<std::size_t>(i)] = hex[n & 0xf];
-  return out;
+  if (current_context && !current_context->trace_id.empty())
+    return std::string(current_context->trace_id);
+  // An error outside any request (the transport's own refusals) starts a
+  // trace of its own.
+  return trace::begin(std::nullopt, 0.0, false).trace_id();
 }
 
 void set_error_observer(error_observer o) {
   observer.store(o);
 }
-
-namespace {
-thread_local const error_context* current_context = nullptr;
-} // namespace
 
 const error_context* current_error_context() noexcept {
   return current_context;

@@ -64,10 +64,11 @@ std::string error_body(const json::value& id, error_code code, std::string_view 
 /// `retry_after_seconds`, rounded up to whole seconds); 0: none known.
 int retry_after_header(const json::value& data) noexcept;
 
-/// A fresh trace id: 16 hex digits from a per-thread generator (trace ids
-/// need to be unique, not secret). An `error_body` whose `data` already has
-/// a `traceId` keeps it, so a caller that records the id elsewhere (the
-/// audit log) makes it first.
+/// The trace id of the request being answered on this thread (its error
+/// context's), or else a fresh one: 32 hex digits, a W3C trace id, from a
+/// per-thread generator (trace ids need to be unique, not secret). An
+/// `error_body` whose `data` already has a `traceId` keeps it, so a caller
+/// that records the id elsewhere (the audit log) makes it first.
 std::string new_trace_id();
 
 /// Called for every error body written (with its trace id and internal
@@ -87,6 +88,7 @@ struct error_context {
   std::string_view identity;
   std::string_view remote; ///< The client's address, if known.
   std::chrono::steady_clock::time_point received{}; ///< When the request arrived.
+  std::string_view trace_id; ///< The request's trace (32 hex digits), if known.
 };
 
 /// The context of the error being answered on this thread, or null.

@@ -123,6 +123,8 @@ struct health_thresholds {
 
 struct health_settings {
   std::chrono::milliseconds interval{1000}; ///< Between checks.
+  /// One point of the admin page's charts (at least one check long).
+  std::chrono::milliseconds history_step{5000};
   uint32_t enter_checks = 1; ///< Troubled checks in a row that switch degraded mode on.
   std::chrono::milliseconds exit_after{10000}; ///< Clean for this long switches it off.
   std::chrono::seconds storm_window{60};
@@ -142,6 +144,27 @@ struct webhook_settings {
   uint32_t attempts = 3;
   std::chrono::milliseconds base_delay{500};
   service_tls tls; ///< For an https:// URL, as a service's `tls`.
+};
+
+/// Traces (`telemetry` config section): what is sampled and where the
+/// exporter actor sends spans (OTLP over HTTP, JSON encoding).
+struct telemetry_settings {
+  /// The collector's base URL; spans go to `{endpoint}/v1/traces`. Empty:
+  /// no export (calls still carry and pass on their trace context).
+  std::string endpoint;
+  /// Sent with every export; values may be `${env:NAME}` or `${file:PATH}`.
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Share of new traces sampled (a caller's decision wins).
+  double sample_ratio = 1.0;
+  std::string service_name = "bulwark";
+  /// Spans waiting for export at most; more are dropped and counted.
+  std::size_t max_queue = 16384;
+  /// Spans per export request at most (whole batches of the actors that
+  /// recorded them: a single batch may be larger).
+  std::size_t max_batch = 2048;
+  /// How often waiting spans are sent (sooner when a batch is full).
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{5000};
 };
 
 /// Shared state of several instances through Redis (`redis` config section).
@@ -200,6 +223,7 @@ struct operations_options {
   health_settings health;
   alert_config alerts = default_alert_config();
   webhook_settings webhook;
+  telemetry_settings telemetry;
   /// Identities ("key:<sha256>") whose 2025-era sessions get alerts as log
   /// notifications.
   std::vector<std::string> admin_identities;

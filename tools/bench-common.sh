@@ -9,6 +9,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Servers run on the last CPU and load generators on the first (taskset
+# prefixes; empty without taskset or with one CPU).
+cpus=$(nproc)
+server_cpu=$((cpus - 1))
+client_cpu=0
+pin_server=(taskset -c "$server_cpu")
+pin_client=(taskset -c "$client_cpu")
+if ! command -v taskset >/dev/null || [ "$cpus" -lt 2 ]; then
+  pin_server=()
+  pin_client=()
+fi
+
 # field NAME: the value of NAME=... in a load generator line on stdin (the
 # whole name: p99_us is not lag_p99_us).
 field() { grep -oE "(^| )$1=[0-9.]*" | head -1 | cut -d= -f2; }
@@ -79,4 +91,30 @@ quantile_us() {
         lower = le[i]; below = c[i]
       }
     }' "$1" "$2"
+}
+
+# count_instructions BUILD PID OUT URL RATE: the instructions a server
+# running under `valgrind --tool=callgrind --callgrind-out-file=OUT` (PID)
+# spends per 2026-07-28 tools/call to URL: warmed up, then 8 s of calls at
+# RATE/s minus an equally long idle stretch (timers and health checks).
+# Stops the server.
+count_instructions() {
+  local b=$1 server=$2 out=$3 url=$4 rate=$5 line calls busy idle
+  "$b/bulwark-loadgen" --url "$url" --connections 1 --duration 3 --warmup 1 --era 2026 --op call >/dev/null
+  sleep 0.5
+  callgrind_control -z "$server" >/dev/null
+  line=$("$b/bulwark-loadgen" --url "$url" --connections 1 --duration 8 --warmup 0 --rate "$rate" --era 2026 --op call |
+    tail -1)
+  callgrind_control -d "$server" >/dev/null
+  sleep 0.5
+  callgrind_control -z "$server" >/dev/null
+  sleep 8
+  callgrind_control -d "$server" >/dev/null
+  sleep 0.5
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  calls=$(echo "$line" | field requests)
+  busy=$(grep -h '^summary' "$out.1" | awk '{print $2}')
+  idle=$(grep -h '^summary' "$out.2" | awk '{print $2}')
+  echo $(((busy - idle) / calls))
 }

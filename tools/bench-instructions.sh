@@ -42,25 +42,9 @@ measure() {
   pids+=("$front")
   local front_port
   front_port=$(port_of "$log.front")
-  local url="http://127.0.0.1:$front_port/mcp"
-  "$b/bulwark-loadgen" --url "$url" --connections 1 --duration 3 --warmup 1 --era 2026 --op call >/dev/null
-  sleep 0.5
-  callgrind_control -z "$front" >/dev/null
-  local line
-  line=$("$b/bulwark-loadgen" --url "$url" --connections 1 --duration 8 --warmup 0 --rate 50 --era 2026 --op call | tail -1)
-  callgrind_control -d "$front" >/dev/null
-  sleep 0.5
-  callgrind_control -z "$front" >/dev/null
-  sleep 8
-  callgrind_control -d "$front" >/dev/null
-  sleep 0.5
-  kill "$front" "$down"
-  wait "$front" "$down" 2>/dev/null || true
-  local calls busy idle
-  calls=$(echo "$line" | field requests)
-  busy=$(grep -h '^summary' "$log.out.1" | awk '{print $2}')
-  idle=$(grep -h '^summary' "$log.out.2" | awk '{print $2}')
-  echo $(((busy - idle) / calls))
+  count_instructions "$b" "$front" "$log.out" "http://127.0.0.1:$front_port/mcp" 50
+  kill "$down"
+  wait "$down" 2>/dev/null || true
 }
 
 n=$(measure "$build")

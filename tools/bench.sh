@@ -16,15 +16,6 @@ build=${1:-build}
 rounds=${2:-5}
 seconds=${3:-3}
 conns=8
-cpus=$(nproc)
-server_cpu=$((cpus - 1))
-client_cpu=0
-pin_server=(taskset -c "$server_cpu")
-pin_client=(taskset -c "$client_cpu")
-if ! command -v taskset >/dev/null || [ "$cpus" -lt 2 ]; then
-  pin_server=()
-  pin_client=()
-fi
 
 . "$(dirname "$0")/bench-common.sh"
 

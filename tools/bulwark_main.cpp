@@ -18,6 +18,7 @@
 #include "actors/gateway.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
+#include "config/access_log.hpp"
 #include "config/api_keys.hpp"
 #include "config/audit.hpp"
 #include "config/config.hpp"
@@ -186,6 +187,15 @@ public:
       return refuse(std::move(errors), std::move(restart));
     }
     if (plan.changed.empty()) {
+      // The access log is reopened all the same (log rotation).
+      if (!current_.access.target.empty()) {
+        try {
+          access_log::open(current_.access);
+        } catch (const std::exception& e) {
+          log::error("access log not reopened",
+                     value::make_object({{"path", current_.access.target}, {"error", e.what()}}));
+        }
+      }
       count("unchanged");
       auto body = value::make_object({{"outcome", "unchanged"},
                                       {"generation", static_cast<unsigned long long>(rt_->generation())},
@@ -222,6 +232,15 @@ public:
       log::set_redaction(next.redact_keys, next.redact_patterns);
     } catch (const std::exception& e) {
       return refuse_at("$.log.redactPatterns", e.what());
+    }
+    // Reopened on every reload: a file moved away by log rotation is
+    // created anew.
+    if (!next.access.target.empty() || !current_.access.target.empty()) {
+      try {
+        access_log::open(next.access);
+      } catch (const std::exception& e) {
+        return refuse_at("$.log.access", e.what());
+      }
     }
     log::set_level(next.log);
     mcp::set_error_mode(next.error_mode);
@@ -301,6 +320,12 @@ int main(int argc, char** argv) {
   }
   log::init(cfg.log);
   log::set_redaction(cfg.redact_keys, cfg.redact_patterns);
+  try {
+    access_log::open(cfg.access);
+  } catch (const std::exception& e) {
+    std::cerr << "config: $.log.access: " << e.what() << "\n";
+    return 2;
+  }
   if (!cfg.audit.file.empty()) {
     try {
       audit::open(cfg.audit);

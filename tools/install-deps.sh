@@ -24,9 +24,11 @@ fi
 if [ "${1:-}" = "--tests" ]; then
   # redis-server: the scale-out test shares state between instances through it.
   # haproxy: the fleet test balances three instances with deploy/haproxy.cfg.
+  # prometheus (with promtool): the monitoring test checks deploy/prometheus/
+  # and scrapes a server with it.
   # clang and its runtimes build the libFuzzer targets (tests/run.sh --stage fuzz);
   # clang-format checks that the sources are formatted (the `format` test).
-  for p in chromium fonts-liberation bsdutils redis-server haproxy clang libclang-rt-14-dev clang-format; do
+  for p in chromium fonts-liberation bsdutils redis-server haproxy prometheus clang libclang-rt-14-dev clang-format; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 fi

@@ -304,6 +304,8 @@ struct exchange {
   uint64_t id = 0;
   std::string method;
   std::string body;
+  std::vector<std::string> more_body; ///< Pieces sent after `body`, as they are.
+  std::size_t body_size = 0;
   http_header_list headers;
   http_client::event_fn on_event;
   http_client::done_fn done;
@@ -365,6 +367,19 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   std::chrono::steady_clock::time_point sweep_at = std::chrono::steady_clock::time_point::max();
 
   // -- admission ---------------------------------------------------------------
+
+  /// Starts `ex` on the io_context's thread; returns its id.
+  uint64_t launch(exchange_ptr ex) {
+    auto id = ex->id;
+    // From an actor's turn on the thread that runs the client's io_context
+    // (the connector's usual case), none of its handlers is running: start
+    // now.
+    if (actor_turn_io() == &io)
+      start(ex);
+    else
+      net::post(io, [self = shared_from_this(), ex = std::move(ex)] { self->start(ex); });
+    return id;
+  }
 
   void start(const exchange_ptr& ex) {
     if (stopped || stop_requested.load(std::memory_order_acquire))
@@ -549,9 +564,11 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
   }
 
   void write_request(const connection_ptr& conn, const exchange_ptr& ex) {
+    // The head is written here; without TLS, the body goes out from the
+    // exchange as it is (a trace export's body is many kilobytes), in the
+    // same writes.
     auto& out = conn->out;
     out.clear();
-    out.reserve(256 + ex->body.size());
     out.append(ex->method).append(" ").append(url.target).append(" HTTP/1.1\r\nHost: ");
     out.append(url.authority).append("\r\n");
     bool has_content_type = false;
@@ -563,20 +580,38 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
         has_content_type = has_content_type || iequals(name, "content-type");
         out.append(name).append(": ").append(value).append("\r\n");
       }
-    if (!ex->body.empty() && !has_content_type)
+    if (ex->body_size > 0 && !has_content_type)
       out.append("Content-Type: application/json\r\n");
-    if (!ex->body.empty() || ex->method == "POST" || ex->method == "PUT")
-      out.append("Content-Length: ").append(std::to_string(ex->body.size())).append("\r\n");
-    out.append("\r\n").append(ex->body);
+    if (ex->body_size > 0 || ex->method == "POST" || ex->method == "PUT")
+      out.append("Content-Length: ").append(std::to_string(ex->body_size)).append("\r\n");
+    out.append("\r\n");
 
     conn->buf.consume(conn->buf.size());
     fresh_parser(*conn);
-    if (conn->tls)
+    if (conn->tls) {
+      // TLS writes the first buffer of a sequence per record: one buffer,
+      // one record.
+      out.append(ex->body);
+      for (auto& piece : ex->more_body)
+        out.append(piece);
       return net::async_write(*conn->tls, net::buffer(out), written(conn, ex));
+    }
+    if (ex->more_body.empty())
+      return write_parts(conn, ex, std::array<net::const_buffer, 2>{net::buffer(out), net::buffer(ex->body)});
+    std::vector<net::const_buffer> parts{net::buffer(out), net::buffer(ex->body)};
+    for (auto& piece : ex->more_body)
+      parts.push_back(net::buffer(piece));
+    write_parts(conn, ex, std::move(parts));
+  }
+
+  /// Writes the request's head and body (`parts`, which point into the
+  /// connection and the exchange) to a plain socket.
+  template <class Buffers>
+  void write_parts(const connection_ptr& conn, const exchange_ptr& ex, Buffers parts) {
     // The socket is non-blocking: send what it takes now, and wait for a
     // handler only for the rest.
     beast::error_code ec;
-    auto now = conn->sock.write_some(net::buffer(out), ec);
+    auto now = conn->sock.write_some(parts, ec);
     if (ec == net::error::would_block || ec == net::error::try_again)
       ec = {};
     if (now > 0)
@@ -586,9 +621,14 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
         return retry(conn, ex);
       return finish(ex, "cannot send the request: " + ec.message());
     }
-    if (now == out.size())
+    if (now == conn->out.size() + ex->body_size)
       return read(conn, ex);
-    net::async_write(conn->sock, net::buffer(out.data() + now, out.size() - now), written(conn, ex));
+    for (auto& part : parts) {
+      auto taken = std::min(now, part.size());
+      part += taken;
+      now -= taken;
+    }
+    net::async_write(conn->sock, parts, written(conn, ex));
   }
 
   static void fresh_parser(connection& conn) {
@@ -826,24 +866,46 @@ http_client::~http_client() {
   stop();
 }
 
-uint64_t http_client::send(std::string method, std::string body, http_header_list extra_headers, event_fn on_event,
-                           done_fn done, std::chrono::milliseconds timeout) {
+namespace {
+
+/// An exchange of `method` with `extra_headers`, its other parts set by the
+/// caller.
+exchange_ptr make_exchange(std::atomic<uint64_t>& ids, std::string method, http_header_list extra_headers,
+                           http_client::event_fn on_event, http_client::done_fn done,
+                           std::chrono::milliseconds timeout) {
   auto ex = std::make_shared<exchange>();
-  ex->id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
+  ex->id = ids.fetch_add(1, std::memory_order_relaxed);
   ex->method = std::move(method);
-  ex->body = std::move(body);
   ex->headers = std::move(extra_headers);
   ex->on_event = std::move(on_event);
   ex->done = std::move(done);
   ex->timeout = timeout;
-  auto id = ex->id;
-  // From an actor's turn on the thread that runs the client's io_context (the
-  // connector's usual case), none of its handlers is running: start now.
-  if (actor_turn_io() == &impl_->io)
-    impl_->start(ex);
-  else
-    net::post(impl_->io, [self = impl_, ex = std::move(ex)] { self->start(ex); });
-  return id;
+  return ex;
+}
+
+} // namespace
+
+uint64_t http_client::send(std::string method, std::string body, http_header_list extra_headers, event_fn on_event,
+                           done_fn done, std::chrono::milliseconds timeout) {
+  auto ex = make_exchange(impl_->next_id, std::move(method), std::move(extra_headers), std::move(on_event),
+                          std::move(done), timeout);
+  ex->body_size = body.size();
+  ex->body = std::move(body);
+  return impl_->launch(std::move(ex));
+}
+
+uint64_t http_client::send(std::string method, std::vector<std::string> body, http_header_list extra_headers,
+                           event_fn on_event, done_fn done, std::chrono::milliseconds timeout) {
+  auto ex = make_exchange(impl_->next_id, std::move(method), std::move(extra_headers), std::move(on_event),
+                          std::move(done), timeout);
+  for (auto& piece : body)
+    ex->body_size += piece.size();
+  if (!body.empty()) {
+    ex->body = std::move(body.front());
+    body.erase(body.begin());
+  }
+  ex->more_body = std::move(body);
+  return impl_->launch(std::move(ex));
 }
 
 void http_client::cancel(uint64_t id) {

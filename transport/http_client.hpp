@@ -107,6 +107,10 @@ public:
   /// the io_context's thread. Thread-safe. Returns an id for `cancel`.
   uint64_t send(std::string method, std::string body, http_header_list extra_headers, event_fn on_event, done_fn done,
                 std::chrono::milliseconds timeout);
+  /// The same with a body in pieces, written one after another as they are
+  /// (a trace export's batches: kilobytes that joining would copy).
+  uint64_t send(std::string method, std::vector<std::string> body, http_header_list extra_headers, event_fn on_event,
+                done_fn done, std::chrono::milliseconds timeout);
 
   /// Ends that exchange with error "cancelled" and closes its connection.
   /// Thread-safe; unknown or finished ids are ignored.

@@ -1087,6 +1087,12 @@ void connection::handle_post(request& req) {
   in->identity = identity_;
   in->remote = remote_address();
   in->stateless = route.stateless;
+  in->bytes = req.body().size();
+  if (auto tp = req.find("traceparent"); tp != req.end()) {
+    in->traceparent = std::string(tp->value());
+    if (auto ts = req.find("tracestate"); ts != req.end())
+      in->tracestate = std::string(ts->value());
+  }
   in->session_id = std::move(route.session_id);
 
   if (cls.kind != mcp::message_kind::request) {

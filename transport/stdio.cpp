@@ -93,6 +93,7 @@ void serve_stdio(mcp_endpoint& rt, stdio_options opts, std::FILE* in, std::FILE*
     auto item = std::make_shared<inbound>();
     item->kind = cls.kind;
     item->identity = "stdio";
+    item->bytes = text.size();
     if (msg["params"]["_meta"][mcp::meta_protocol_version].is_string()) {
       item->stateless = true;
     } else {

@@ -12,8 +12,11 @@
 // actor from the page brings it back with one more restart; degraded mode
 // forced on and back to automatic; a breaker opened and closed; every
 // section renders (a view this Bulwark lacks shows "not available"); the
-// configuration's generation, and a reload from the page; a screenshot. The browser is closed on every path and every process (bulwark
-// and chromium) is killed by pid.
+// configuration's generation, and a reload from the page; the traffic charts
+// (inline SVG from /admin/api/history) after calls that fail and calls that
+// succeed, overall and for the service; idle times in one unit; a
+// screenshot. The browser is closed on every path and every process
+// (bulwark and chromium) is killed by pid.
 
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { adminRequest, assert, harness, scaled, until } from './harness.mjs';
+import { adminRequest, assert, callTool, harness, openSession, scaled, until } from './harness.mjs';
 
 const CHROMIUM = process.env.BULWARK_CHROMIUM ?? '/usr/bin/chromium';
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../actors/admin_page.html');
@@ -29,6 +32,7 @@ const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../actors/ad
 const run = harness({ scratch: 'bulwark-admin-page-', watchdogMs: 160_000 });
 const { bulwark, dir, check, startBulwark } = run;
 const screenshot = join(dirname(bulwark), 'admin-page.png');
+const trafficShot = join(dirname(bulwark), 'admin-traffic.png');
 
 const token = 'admin-page-token-for-the-test';
 let port;
@@ -83,7 +87,7 @@ await run.main(async () => {
       fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--no-builtin-tools', '--log-level', 'warning'] },
     },
     gateway: { prefix: 'never' },
-    health: { intervalMs: 100, exitAfterMs: 300 },
+    health: { intervalMs: 100, exitAfterMs: 300, historyStepMs: 500 },
   };
   writeFileSync(cfgPath, JSON.stringify(frontConfig));
   port = await startBulwark(['--config', cfgPath], 'front');
@@ -108,7 +112,9 @@ await run.main(async () => {
       const html = await res.text();
       const file = readFileSync(source, 'utf8');
       assert(html === file, `the served page differs from actors/admin_page.html (${html.length} vs ${file.length} bytes)`);
-      assert(!/https?:\/\//i.test(file.replace(/<!doctype[^>]*>/i, '')), 'no external URL');
+      // The SVG namespace is a name, never fetched.
+      const urls = file.replace(/<!doctype[^>]*>/i, '').replaceAll("'http://www.w3.org/2000/svg'", '');
+      assert(!/https?:\/\//i.test(urls), 'no external URL');
       assert(!/\b(src|href)\s*=\s*["']?(?!data:|#)[^"'\s>]/i.test(file), 'no external resource');
       assert(!/innerHTML|outerHTML|insertAdjacentHTML|document\.write/.test(file), 'no HTML built from strings');
       assert(!/@[A-Za-z0-9_.+-]+@/.test(file), 'nothing CMake would substitute');
@@ -241,7 +247,7 @@ await run.main(async () => {
     });
 
     await check('every section renders; a view this Bulwark lacks shows as not available', async () => {
-      for (const id of ['health', 'actors', 'breakers', 'queue', 'cache', 'limits', 'sessions', 'alerts']) {
+      for (const id of ['health', 'traffic', 'actors', 'breakers', 'queue', 'cache', 'limits', 'sessions', 'alerts']) {
         const body = await until(`#${id} filled`, async () => {
           const t = await textOf(page, `#${id} [data-body]`);
           return t && !/Loading…/.test(t) ? t : null;
@@ -258,6 +264,72 @@ await run.main(async () => {
       else assert(text.includes(`${sessions.body.count} sessions`), `sessions: ${text}`);
       const status = await textOf(page, '#status');
       assert(/^Live · refreshed/.test(status), `a missing view is not an error: ${status}`);
+    });
+
+    await check('the traffic charts draw requests, errors and latency from the history, overall and per service', async () => {
+      // Failures first (the breaker held open refuses them), then answers.
+      assert((await admin('POST', 'breakers', { service: 'fx', state: 'open' })).status === 200, 'breaker held open');
+      for (let i = 0; i < 6; i++) {
+        const r = await callTool(port, 'test_simple_text');
+        assert(r.error, `refused while open: ${JSON.stringify(r)}`);
+      }
+      assert((await admin('POST', 'breakers', { service: 'fx', state: 'auto' })).status === 200, 'breaker released');
+      for (let i = 0; i < 30; i++) {
+        const r = await callTool(port, 'test_simple_text');
+        assert(r.result, `answered: ${JSON.stringify(r)}`);
+      }
+      // The server's history: points a step apart, with those calls in them.
+      const max = (xs) => Math.max(0, ...xs.filter((x) => typeof x === 'number'));
+      const history = await until('the calls in the history', async () => {
+        const r = await admin('GET', 'history');
+        assert(r.status === 200, `history: ${r.status}`);
+        const fx = r.body.services?.fx;
+        return fx && max(fx.requestsPerSecond) > 0 && max(fx.errorsPerSecond) > 0 && max(r.body.overall.errorsPerSecond) > 0
+          && r.body.overall.p50Seconds.some((x) => typeof x === 'number') ? r.body : null;
+      });
+      assert(history.stepSeconds === 0.5 && history.spanSeconds === 900, `step and span: ${history.stepSeconds} ${history.spanSeconds}`);
+      const t = history.overall.t;
+      assert(t.length >= 2 && t.every((x, i) => i === 0 || x > t[i - 1]), `times ascend: ${t}`);
+      for (const k of ['requestsPerSecond', 'errorsPerSecond', 'p50Seconds', 'p99Seconds'])
+        assert(history.overall[k].length === t.length, `${k}: one value per time`);
+      const p = history.overall.p50Seconds.map((x, i) => [x, history.overall.p99Seconds[i]]).filter(([a]) => a !== null);
+      assert(p.every(([a, b]) => a > 0 && b >= a), `p99 >= p50 > 0: ${JSON.stringify(p)}`);
+      // The page draws them: lines above the zero line, for the service too.
+      const lineTops = (chart, series) => page.evaluate(([c, s]) => {
+        const path = document.querySelector(`[data-chart="${c}"] path[data-series="${s}"]`);
+        if (!path) return null;
+        const ys = [...path.getAttribute('d').matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => Number(m[1]));
+        return { points: Number(path.dataset.points), top: Math.min(...ys), svg: path.closest('svg').namespaceURI };
+      }, [chart, series]);
+      // Above the zero line (y 106 of 120): a positive value sits above it.
+      // p50 is only required drawn: beside a p99 hundreds of times larger
+      // it may round onto the line (the API check above has it > 0).
+      const zeroLine = 106;
+      for (const [chart, series, above] of [['overall:rate', 'requests', true], ['overall:rate', 'errors', true],
+        ['overall:latency', 'p50', false], ['overall:latency', 'p99', true], ['service:fx:rate', 'requests', true],
+        ['service:fx:rate', 'errors', true], ['service:fx:latency', 'p99', true]]) {
+        const line = await until(`${chart} ${series} drawn${above ? ' above zero' : ''}`, async () => {
+          const l = await lineTops(chart, series);
+          return l && l.points >= 1 && (!above || l.top < zeroLine) ? l : null;
+        });
+        assert(line.svg === 'http://www.w3.org/2000/svg', `${chart} is inline SVG`);
+      }
+      const legend = await textOf(page, '[data-chart="overall:rate"] .title');
+      assert(/requests [\d.,]+\/s/.test(legend) && /errors [\d.,]+\/s/.test(legend), `legend: ${legend}`);
+      assert(/a point every 0\.5 s/.test(await textOf(page, '#traffic [data-meta]')), 'the step is shown');
+      await (await page.$('#traffic')).screenshot({ path: trafficShot, timeout: scaled(20_000) });
+      console.log(`charts: ${trafficShot}`);
+    });
+
+    await check('idle times in the sessions view are in seconds, one decimal, whatever their size', async () => {
+      // A session just opened has been idle for less than a second when the
+      // page first shows it; one idle for minutes reads the same way.
+      const sid = await openSession(port, {});
+      const idle = await until('the session shown', async () =>
+        page.evaluate((id) => document.querySelector(`tr[data-session="${id}"] td:last-child`)?.textContent.trim() ?? null, sid));
+      assert(/^\d[\d,]*\.\d s$/.test(idle), `idle: ${idle}`);
+      const header = await page.$$eval('#sessions th', (cells) => cells.map((c) => c.textContent.trim()));
+      assert(header[header.length - 1] === 'Idle seconds' || /idle/i.test(header[header.length - 1]), `header: ${header}`);
     });
 
     await check('the configuration section shows the generation; Reload applies a changed file', async () => {

@@ -75,7 +75,7 @@ await run.main(async () => {
       await check(`${mode}: a tool that throws`, async () => {
         const r = await call(port, 'fault_throw');
         assert(r.status === 200 && r.json?.result?.isError === true, `isError result: ${r.text}`);
-        const trace = /trace id ([0-9a-f]{16})/.exec(textOf(r))?.[1];
+        const trace = /trace id ([0-9a-f]{32})/.exec(textOf(r))?.[1];
         assert(trace, `a trace id in the text: ${textOf(r)}`);
         assert(/internal error/.test(textOf(r)), textOf(r));
         assert(r.text.includes(pathSecret) === dev, `the exception text ${dev ? 'shown' : 'hidden'}: ${r.text}`);
@@ -89,7 +89,7 @@ await run.main(async () => {
         // A 2025-era session's error names the session.
         const sid = await openSession(port, {});
         const inSession = await sessionCall(port, {}, sid, 'fault_throw', {});
-        const sessionTrace = /trace id ([0-9a-f]{16})/.exec(JSON.stringify(inSession.json))?.[1];
+        const sessionTrace = /trace id ([0-9a-f]{32})/.exec(JSON.stringify(inSession.json))?.[1];
         assert(sessionTrace, `a trace id: ${inSession.text}`);
         const sessionLine = await until('the session call\'s log line', () => logLine(label, sessionTrace), 3000);
         assert(sessionLine.session === sid && sessionLine.tool === 'fault_throw', `the session named: ${JSON.stringify(sessionLine)}`);

@@ -11,7 +11,7 @@
 // -32007 and the process still exits 0. A second signal exits at once.
 // Every process is killed by pid.
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -24,8 +24,15 @@ const { check, startBulwark, logs } = run;
 const cfgPath = join(dir, 'server.json');
 writeFileSync(cfgPath, JSON.stringify({ http: { port: 0 }, shutdown: { drainSeconds: 2 * timeScale } }));
 
+// fault_count writes a line here when it starts running (before it hangs):
+// a signal is sent only once the call it must find in flight runs.
+const executions = join(dir, 'executions.log');
+const env = { BULWARK_EXECUTION_LOG: executions };
+const running = (key) => until(`the call "${key}" running`,
+  () => existsSync(executions) && readFileSync(executions, 'utf8').includes(`"key":"${key}"`), 20_000);
+
 async function server(label) {
-  const port = await startBulwark(['--config', cfgPath, '--fault-tools'], label);
+  const port = await startBulwark(['--config', cfgPath, '--fault-tools'], label, env);
   const child = run.started[label];
   const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal, at: Date.now() })));
   return { port, child, exited };
@@ -73,7 +80,7 @@ await run.main(async () => {
     const s = await server('a');
     const open = await openConnection(s.port);
     const inflight = callTool(s.port, 'fault_count', { key: 'drain', hangMs: scaled(800) });
-    await sleep(scaled(150));
+    await running('drain');
     const t0 = Date.now();
     process.kill(s.child.pid, 'SIGTERM');
     await sleep(scaled(150));
@@ -100,8 +107,9 @@ await run.main(async () => {
 
   await check('a call past the drain deadline is answered with -32007 and the process exits 0', async () => {
     const s = await server('b');
-    const hung = callTool(s.port, 'fault_hang');
-    await sleep(scaled(150));
+    // Hanging well past the drain deadline.
+    const hung = callTool(s.port, 'fault_count', { key: 'past-deadline', hangMs: scaled(60_000) });
+    await running('past-deadline');
     const t0 = Date.now();
     process.kill(s.child.pid, 'SIGTERM');
     const r = await hung;
@@ -116,11 +124,11 @@ await run.main(async () => {
   await check('with readyGraceMs, /ready fails at once while calls are still served, then the drain refuses', async () => {
     const graceCfg = join(dir, 'grace.json');
     writeFileSync(graceCfg, JSON.stringify({ http: { port: 0 }, shutdown: { drainSeconds: 2 * timeScale, readyGraceMs: scaled(1000) } }));
-    const port = await startBulwark(['--config', graceCfg, '--fault-tools'], 'g');
+    const port = await startBulwark(['--config', graceCfg, '--fault-tools'], 'g', env);
     const child = run.started.g;
     const exited = new Promise((r) => child.once('exit', (code) => r(code)));
     const inflight = callTool(port, 'fault_count', { key: 'grace', hangMs: scaled(1600) });
-    await sleep(scaled(100));
+    await running('grace');
     process.kill(child.pid, 'SIGTERM');
     await sleep(scaled(200));
     const ready = await request(port, 'GET', { path: '/ready' });
@@ -162,8 +170,8 @@ await run.main(async () => {
 
   await check('a second signal exits at once', async () => {
     const s = await server('c');
-    callTool(s.port, 'fault_hang').catch(() => {});
-    await sleep(scaled(150));
+    callTool(s.port, 'fault_count', { key: 'second-signal', hangMs: scaled(60_000) }).catch(() => {});
+    await running('second-signal');
     process.kill(s.child.pid, 'SIGTERM');
     await sleep(scaled(100));
     const t0 = Date.now();

@@ -103,7 +103,7 @@ await run.main(async () => {
   await check('every error carries a trace id, and the log line of that error the same one', async () => {
     const traced = async (r) => {
       const trace = r.error?.data?.traceId;
-      assert(typeof trace === 'string' && /^[0-9a-f]{16}$/.test(trace), `a trace id: ${JSON.stringify(r)}`);
+      assert(typeof trace === 'string' && /^[0-9a-f]{32}$/.test(trace), `a trace id: ${JSON.stringify(r)}`);
       await until(`the log line of ${trace}`, async () =>
         logs.some((l) => l.includes('"msg":"error answered"') && l.includes(`"traceId":"${trace}"`)
           && l.includes(`"code":${r.error.code}`)));

@@ -167,6 +167,58 @@ TEST_CASE("health supervisor: an open breaker switches degraded mode on; it goes
   CHECK_FALSE(s.env->degraded.load());
 }
 
+TEST_CASE("health supervisor: one round without a component's answer is not yet unresponsiveness; two in a row are",
+          "[health]") {
+  simulated s;
+  // A stand-in breaker that leaves the next `*quiet` health checks unanswered.
+  auto quiet = std::make_shared<int>(0);
+  auto breaker = s.sys->spawn([quiet](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, quiet](atom::get) -> caf::result<value> {
+      if (*quiet > 0) {
+        --*quiet;
+        return self->make_response_promise<value>(); // never delivered: the request times out
+      }
+      return value::make_object({{"state", "closed"}});
+    }};
+  });
+  auto connector = s.sys->spawn([]() -> caf::behavior {
+    return {[](atom::get) { return value::make_object({{"phase", "ready"}}); }};
+  });
+  auto core = s.sys->spawn([]() -> caf::behavior { return {[](atom::notify, const std::string&, const value&) {}}; });
+  s.spawned = {breaker, connector, core};
+  s.env->names.put(breaker_name("svc"), breaker);
+  s.env->names.put(connector_name("svc"), connector);
+  s.env->names.put(names::session_supervisor, core);
+  s.env->names.put(names::stateless_session, core);
+  health_settings hs;
+  hs.interval = 1000ms;
+  auto health = spawn_health(*s.sys, s.env, hs, {"svc"});
+  s.spawned.push_back(caf::actor_cast<caf::actor>(health));
+  s.sched->run();
+  auto status = [&] { return std::get<2>(s.env->health())["status"].as_string(); };
+  s.advance(2000ms);
+  REQUIRE(status() == "healthy");
+
+  // One slow round (a busy worker at start-up, say): still healthy.
+  *quiet = 1;
+  for (int i = 0; i < 4; ++i) {
+    s.advance(1000ms);
+    CHECK(status() == "healthy");
+  }
+  CHECK(*quiet == 0);
+
+  // Silent from now on: unresponsive after the second round in a row.
+  *quiet = 1000;
+  s.advance(1000ms);
+  s.advance(1000ms);
+  CHECK(status() == "healthy");
+  s.advance(1000ms);
+  auto report = std::get<2>(s.env->health());
+  CHECK(report["status"].as_string() == "degraded");
+  REQUIRE(report["reasons"].as_array().size() == 1);
+  CHECK(report["reasons"].as_array()[0].as_string().find("did not answer") != std::string::npos);
+}
+
 TEST_CASE("health supervisor: reports a recent escalation with its reason, and forgets it after the storm window",
           "[health]") {
   simulated s;

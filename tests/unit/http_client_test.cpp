@@ -188,8 +188,12 @@ public:
     std::string pending_;
   };
 
-  explicit raw_server(std::vector<script> scripts)
+  /// `receive_buffer`: the accepted connections' SO_RCVBUF (0: the
+  /// kernel's, which grows to megabytes).
+  explicit raw_server(std::vector<script> scripts, int receive_buffer = 0)
       : scripts_(std::move(scripts)), acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    if (receive_buffer > 0)
+      acceptor_.set_option(net::socket_base::receive_buffer_size(receive_buffer));
     port_ = acceptor_.local_endpoint().port();
     thread_ = std::thread([this] { serve(); });
   }
@@ -367,6 +371,42 @@ TEST_CASE("http_client: the request on the wire", "[http_client]") {
   CHECK_THAT(req, Catch::Contains("\r\nContent-Type: application/json\r\n"));
   CHECK_THAT(req, Catch::Contains("\r\nContent-Length: " + std::to_string(ping.size()) + "\r\n"));
   CHECK(req.substr(req.size() - ping.size()) == ping);
+}
+
+TEST_CASE("http_client: a body in pieces goes out whole, in order, with its whole length", "[http_client]") {
+  // Megabytes, to a server with a small receive buffer that reads only
+  // after a while: more than the socket takes at once (loopback's send
+  // buffer grows to 4 MiB), so that the rest is written from the middle of
+  // a piece.
+  std::vector<std::string> pieces{R"({"a":")", std::string(8 << 20, 'x'), "", std::string(16 << 20, 'y'), R"("})"};
+  std::string whole;
+  for (auto& piece : pieces)
+    whole += piece;
+  std::promise<std::string> seen;
+  raw_server raw({[&](raw_server::conn& c) {
+                   std::this_thread::sleep_for(300ms);
+                   if (!c.read_request(10s))
+                     return;
+                   seen.set_value(c.last_request);
+                   c.write(json_response("{}", "Connection: close\r\n"));
+                   c.wait_closed();
+                 }},
+                 64 << 10);
+  io_loop loop;
+  http_client client(loop.io, options_for(raw.url()));
+  collector done;
+  client.send("POST", pieces, mcp_headers, done.on_event(), done.on_done(), 10s);
+  REQUIRE(done.wait());
+  CHECK(done.result().resp.error.empty());
+  CHECK(done.result().resp.status == 200);
+  auto f = seen.get_future();
+  REQUIRE(f.wait_for(1s) == std::future_status::ready);
+  auto req = f.get();
+  CHECK_THAT(req, Catch::Contains("\r\nContent-Length: " + std::to_string(whole.size()) + "\r\n"));
+  auto body = req.find("\r\n\r\n");
+  REQUIRE(body != std::string::npos);
+  CHECK(req.size() - body - 4 == whole.size());
+  CHECK(req.compare(body + 4, std::string::npos, whole) == 0);
 }
 
 TEST_CASE("http_client: SSE events arrive as they are written", "[http_client]") {
@@ -731,6 +771,22 @@ TEST_CASE("https: a request over TLS, the server verified against the CA file", 
     auto r = call(client);
     CHECK(r.error.empty());
     CHECK(r.status == 200);
+  }
+
+  SECTION("a body in pieces arrives whole") {
+    http_client client(loop.io, options("https://127.0.0.1:" + port + "/mcp", pki.ca_file));
+    auto half = ping.size() / 2;
+    std::vector<std::string> pieces{ping.substr(0, half), "", ping.substr(half)};
+    std::promise<http_response> p;
+    auto f = p.get_future();
+    client.send(
+      "POST", pieces, {{"Accept", "application/json"}}, nullptr, [&p](http_response r) { p.set_value(std::move(r)); },
+      5000ms);
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    auto r = f.get();
+    CHECK(r.error.empty());
+    CHECK(r.body == R"({"jsonrpc":"2.0","id":1,"result":{"received":)" + std::to_string(ping.size()) + "}}");
+    CHECK(server.last_body() == ping);
   }
 }
 

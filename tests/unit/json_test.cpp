@@ -3,7 +3,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "messages/json.hpp"
 
@@ -153,4 +156,61 @@ TEST_CASE("2026-07-28 example messages round-trip unchanged") {
     ++files;
   }
   CHECK(files >= 80);
+}
+
+namespace {
+
+/// What raw_writer writes for `write`, given room for `bound` bytes.
+template <class Write>
+std::string raw(std::size_t bound, Write write) {
+  std::string out(bound, '\0');
+  json::raw_writer w(out.data());
+  write(w);
+  out.resize(static_cast<std::size_t>(w.at() - out.data()));
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("raw_writer numbers: every length and both ends of int64 read as to_chars writes them") {
+  std::vector<int64_t> numbers{0,
+                               7,
+                               -7,
+                               99'999'999,
+                               100'000'000,
+                               100'000'001,
+                               9'999'999'999'999'999,
+                               10'000'000'000'000'000,
+                               1'796'652'107'310'181'588,
+                               std::numeric_limits<int64_t>::max(),
+                               std::numeric_limits<int64_t>::min()};
+  for (int64_t p = 1, i = 0; i < 18; ++i, p *= 10)
+    for (int64_t n : {p - 1, p, p + 1, 5 * p + 3})
+      numbers.push_back(n);
+  for (auto n : numbers) {
+    INFO(n);
+    CHECK(raw(20, [n](json::raw_writer& w) { w.number(n); }) == std::to_string(n));
+  }
+}
+
+TEST_CASE("raw_writer strings: a character that needs care is found wherever it sits") {
+  // Each such byte at each place of a 20-byte text (across the 8-byte
+  // blocks and in the tail), and plain neighbours that look alike.
+  std::string base = "abcdefghijklmnopqrst";
+  for (const std::string& special :
+       std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "\xc3\xa9", "\xff"}) {
+    for (std::size_t at = 0; at + special.size() <= base.size(); ++at) {
+      auto text = base;
+      text.replace(at, special.size(), special);
+      std::string expected;
+      json::write_string(expected, text);
+      INFO("byte " << static_cast<int>(static_cast<unsigned char>(special[0])) << " at " << at);
+      CHECK(raw(json::string_bound(text), [&](json::raw_writer& w) { w.string(text); }) == expected);
+    }
+  }
+  for (const std::string& plain :
+       std::vector<std::string>{" !#[]~~~~~~~~~~", "~}|{ !!!!!!!!!!!!!!", "0123456789ABCDEF0"}) {
+    INFO(plain);
+    CHECK(raw(json::string_bound(plain), [&](json::raw_writer& w) { w.string(plain); }) == "\"" + plain + "\"");
+  }
 }

@@ -84,6 +84,7 @@ TEST_CASE("config: the live keys come from the table", "[reload]") {
                                     "$.cache",
                                     "$.health",
                                     "$.alerts",
+                                    "$.telemetry",
                                     "$.log"});
   CHECK(live_key("$.log.level"));
   CHECK(live_key("$.services.a.retry.attempts"));
