@@ -1,5 +1,6 @@
 #include "config/access_log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -22,10 +23,11 @@ namespace bulwark::access_log {
 
 namespace {
 
-/// Where lines go. A file's lines are gathered in `pending` and written
-/// when it holds 64 KiB, and every second by the flusher: one system call
-/// for hundreds of lines. Lines to stderr are written one by one, each in
-/// one call, so that they do not tear against the diagnostic log's.
+/// Where lines go. A file's lines are written straight into `pending_`,
+/// which goes out when it holds 64 KiB, and every second by the flusher:
+/// one system call for hundreds of lines. Lines to stderr are written into
+/// a buffer of the calling thread's and go out one by one, each in one
+/// call, so that they do not tear against the diagnostic log's.
 class target {
 public:
   target(int fd, bool owned, double ratio) : sample_ratio(ratio), fd_(fd), owned_(owned) {
@@ -47,32 +49,60 @@ public:
   target(const target&) = delete;
   target& operator=(const target&) = delete;
 
-  void add(const std::string& line) {
-    if (!owned_)
-      return write_all(line.data(), line.size());
-    std::lock_guard<std::mutex> guard(mtx_);
-    pending_.append(line);
-    if (pending_.size() >= 64 * 1024) {
-      write_all(pending_.data(), pending_.size());
-      pending_.clear();
+  /// Adds the line that `fill(at)` writes at `at`, in at most `need`
+  /// bytes; `fill` returns where the line ends.
+  template <class Fill>
+  void add(std::size_t need, Fill&& fill) {
+    if (!owned_) {
+      thread_local buffer line;
+      line.make_room(need);
+      return write_all(line.data.get(), static_cast<std::size_t>(fill(line.data.get()) - line.data.get()));
     }
+    std::lock_guard<std::mutex> guard(mtx_);
+    if (pending_.capacity - pending_.size < need) {
+      write_pending();
+      pending_.make_room(std::max(need, flush_bytes + flush_bytes / 2));
+    }
+    char* at = pending_.data.get() + pending_.size;
+    pending_.size += static_cast<std::size_t>(fill(at) - at);
+    if (pending_.size >= flush_bytes)
+      write_pending();
   }
 
   const double sample_ratio;
 
 private:
+  static constexpr std::size_t flush_bytes = 64 * 1024;
+
+  /// Bytes that are written over before they are read: no zero-filling.
+  struct buffer {
+    std::unique_ptr<char[]> data;
+    std::size_t size = 0, capacity = 0;
+
+    /// Room for `n` bytes from the start (what is held is dropped).
+    void make_room(std::size_t n) {
+      if (capacity < n) {
+        data.reset(new char[n]);
+        capacity = n;
+      }
+    }
+  };
+
   void flush() {
     std::lock_guard<std::mutex> guard(mtx_);
-    write_all(pending_.data(), pending_.size());
-    pending_.clear();
+    write_pending();
   }
 
   void flush_loop() {
     std::unique_lock<std::mutex> lock(mtx_);
-    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
-      write_all(pending_.data(), pending_.size());
-      pending_.clear();
-    }
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }))
+      write_pending();
+  }
+
+  /// With `mtx_` held.
+  void write_pending() {
+    write_all(pending_.data.get(), pending_.size);
+    pending_.size = 0;
   }
 
   /// Writes all of it, or drops what the file does not take (a full disk
@@ -93,7 +123,7 @@ private:
   bool owned_;
   std::mutex mtx_;
   std::condition_variable cv_;
-  std::string pending_;
+  buffer pending_;
   bool stopping_ = false;
   std::thread flusher_;
 };
@@ -176,38 +206,36 @@ void write(const entry& e) {
     name = name_redacted = log::redact_text(name);
   auto identity = audit::short_identity(e.identity);
   using json::string_bound;
-  // Keys, numbers and the words of our own: under 400 bytes.
+  // Keys, the time, numbers and the words of our own: under 400 bytes.
   auto need = 400 + e.trace_id.size() + e.era.size() + e.outcome.size() + e.cache.size() + string_bound(identity)
               + string_bound(e.remote) + string_bound(method) + string_bound(name) + string_bound(e.service);
-  thread_local std::string line;
-  line.clear();
-  line.append("{\"ts\":\"");
-  log::append_utc(line, std::chrono::system_clock::now(), log::time_digits::micros);
-  auto head = line.size();
-  line.resize(head + need);
-  json::raw_writer w(line.data() + head);
-  w.ch('"');
-  plain(w, ",\"traceId\":", e.trace_id);
-  text(w, ",\"identity\":", identity);
-  text(w, ",\"remote\":", e.remote);
-  plain(w, ",\"era\":", e.era);
-  text(w, ",\"method\":", method);
-  text(w, ",\"name\":", name);
-  text(w, ",\"service\":", e.service);
-  plain(w, ",\"outcome\":", e.outcome);
-  if (e.code != 0)
-    number(w, ",\"code\":", e.code);
-  if (e.status != 0)
-    number(w, ",\"status\":", e.status);
-  number(w, ",\"durationUs\":", e.duration_us);
-  number(w, ",\"bytesIn\":", static_cast<long long>(e.bytes_in));
-  number(w, ",\"bytesOut\":", static_cast<long long>(e.bytes_out));
-  plain(w, ",\"cache\":", e.cache);
-  if (!e.service.empty())
-    number(w, ",\"retries\":", static_cast<long long>(e.retries));
-  w.lit("}\n");
-  line.resize(static_cast<std::size_t>(w.at() - line.data()));
-  t->add(line);
+  auto now = std::chrono::system_clock::now();
+  t->add(need, [&](char* at) {
+    json::raw_writer w(at);
+    w.lit("{\"ts\":\"");
+    w.take(static_cast<std::size_t>(log::write_utc(w.at(), now, log::time_digits::micros) - w.at()));
+    w.ch('"');
+    plain(w, ",\"traceId\":", e.trace_id);
+    text(w, ",\"identity\":", identity);
+    text(w, ",\"remote\":", e.remote);
+    plain(w, ",\"era\":", e.era);
+    text(w, ",\"method\":", method);
+    text(w, ",\"name\":", name);
+    text(w, ",\"service\":", e.service);
+    plain(w, ",\"outcome\":", e.outcome);
+    if (e.code != 0)
+      number(w, ",\"code\":", e.code);
+    if (e.status != 0)
+      number(w, ",\"status\":", e.status);
+    number(w, ",\"durationUs\":", e.duration_us);
+    number(w, ",\"bytesIn\":", static_cast<long long>(e.bytes_in));
+    number(w, ",\"bytesOut\":", static_cast<long long>(e.bytes_out));
+    plain(w, ",\"cache\":", e.cache);
+    if (!e.service.empty())
+      number(w, ",\"retries\":", static_cast<long long>(e.retries));
+    w.lit("}\n");
+    return w.at();
+  });
 }
 
 } // namespace bulwark::access_log

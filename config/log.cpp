@@ -38,7 +38,7 @@ spdlog::logger& logger() {
 
 } // namespace
 
-void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_digits digits) {
+char* write_utc(char* out, std::chrono::system_clock::time_point t, time_digits digits) {
   using namespace std::chrono;
   auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
   auto secs = us / 1'000'000;
@@ -50,7 +50,7 @@ void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_
   // The date and time of the second, formatted once per second and thread
   // (every log and access log line asks for it).
   thread_local long long cached_secs = 0;
-  thread_local char cached[32] = {};
+  thread_local char cached[24] = {};
   thread_local std::size_t cached_len = 0;
   if (cached_len == 0 || cached_secs != secs) {
     std::time_t tt = static_cast<std::time_t>(secs);
@@ -59,19 +59,25 @@ void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_
     cached_len = std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
     cached_secs = secs;
   }
-  out.append(cached, cached_len);
+  std::memcpy(out, cached, cached_len);
+  out += cached_len;
   auto fraction = [&out](int value, int width) {
-    char buf[8];
+    *out++ = '.';
     for (int i = width - 1; i >= 0; --i, value /= 10)
-      buf[i] = static_cast<char>('0' + value % 10);
-    out.push_back('.');
-    out.append(buf, static_cast<std::size_t>(width));
+      out[i] = static_cast<char>('0' + value % 10);
+    out += width;
   };
   if (digits == time_digits::millis)
     fraction(static_cast<int>(rem / 1000), 3);
   else if (digits == time_digits::micros)
     fraction(static_cast<int>(rem), 6);
-  out.push_back('Z');
+  *out++ = 'Z';
+  return out;
+}
+
+void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_digits digits) {
+  char text[utc_room];
+  out.append(text, static_cast<std::size_t>(write_utc(text, t, digits) - text));
 }
 
 std::string utc(std::chrono::system_clock::time_point t, time_digits digits) {

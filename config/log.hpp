@@ -39,6 +39,12 @@ enum class time_digits { seconds, millis, micros };
 /// "...:00.123456Z" (times before 1970 included).
 void append_utc(std::string& out, std::chrono::system_clock::time_point t, time_digits digits);
 
+/// Room enough for any time `write_utc` writes.
+inline constexpr std::size_t utc_room = 32;
+/// Writes `t` as `append_utc` appends it, at `out` (`utc_room` bytes);
+/// returns where it ends.
+char* write_utc(char* out, std::chrono::system_clock::time_point t, time_digits digits);
+
 /// `t` as RFC 3339 UTC (see `append_utc`).
 std::string utc(std::chrono::system_clock::time_point t, time_digits digits);
 

@@ -474,13 +474,21 @@ void raw_writer::number(int64_t n) noexcept {
 void raw_writer::string(std::string_view s) {
   // Printable ASCII without quotes or backslashes (names, ids, addresses:
   // nearly everything) is copied as it is; checked 8 bytes at a time.
+  // The last bytes are checked as the eight that end the text, or, in a
+  // text shorter than that, padded with spaces (which need no care).
   bool plain = true;
   std::size_t i = 0;
   for (; plain && i + 8 <= s.size(); i += 8)
     plain = !needs_care(s.data() + i);
-  for (; plain && i < s.size(); ++i) {
-    auto u = static_cast<unsigned char>(s[i]);
-    plain = u >= 0x20 && u < 0x7f && u != '"' && u != '\\';
+  if (plain && i < s.size()) {
+    if (s.size() >= 8) {
+      plain = !needs_care(s.data() + s.size() - 8);
+    } else {
+      char padded[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+      for (std::size_t k = 0; k < s.size(); ++k)
+        padded[k] = s[k];
+      plain = !needs_care(padded);
+    }
   }
   if (plain) {
     ch('"');

@@ -180,7 +180,7 @@ std::size_t attributes_bound(const span& s) noexcept {
   std::size_t n = 0;
   for (std::size_t i = 0; i < s.attribute_count; ++i) {
     const auto& a = s.attributes[i];
-    n += 48 + string_bound(a.key) + (a.what == attribute::type::text ? string_bound(a.text) : 24);
+    n += 48 + a.key.size() + (a.what == attribute::type::text ? string_bound(a.text) : 24);
   }
   return n;
 }
@@ -198,9 +198,9 @@ void write_attributes(json::raw_writer& w, const span& s) {
     const auto& a = s.attributes[i];
     if (i > 0)
       w.ch(',');
-    w.lit(R"({"key":)");
-    w.string(a.key);
-    w.lit(R"(,"value":{)");
+    w.lit(R"({"key":")");
+    w.bytes(a.key);
+    w.lit(R"(","value":{)");
     switch (a.what) {
       case attribute::type::boolean:
         if (a.number != 0)
@@ -258,7 +258,7 @@ void span_batch::add(const span& s) {
   w.lit(R"(,"name":)");
   w.string(s.name);
   w.lit(R"(,"kind":)");
-  w.number(static_cast<int>(s.kind));
+  w.ch(static_cast<char>('0' + static_cast<int>(s.kind))); // 1 to 3
   w.lit(R"(,"startTimeUnixNano":")");
   w.number(s.start_ns);
   w.lit(R"(","endTimeUnixNano":")");

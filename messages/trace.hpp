@@ -67,11 +67,12 @@ int64_t unix_nanos(std::chrono::steady_clock::time_point t) noexcept;
 enum class span_kind : uint8_t { internal = 1, server = 2, client = 3 };
 
 /// One attribute of a span: a string, an integer or a boolean. The key is
-/// a literal; a string value is a view, valid until the span is added to a
-/// batch (which encodes it at once).
+/// a literal of Bulwark's own, written as it is (never escaped); a string
+/// value is a view, valid until the span is added to a batch (which
+/// encodes it at once).
 struct attribute {
   enum class type : uint8_t { text, integer, boolean };
-  const char* key = "";
+  std::string_view key;
   type what = type::text;
   std::string_view text;
   int64_t number = 0;
@@ -97,11 +98,11 @@ struct span {
   /// A span of `c`'s trace from `start` to `end`.
   static span of(const context& c, uint64_t id, uint64_t parent, std::string name, span_kind kind,
                  std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point end);
-  span& with(const char* key, std::string_view text) { return add({key, attribute::type::text, text, 0}); }
-  span& with(const char* key, const char* text) { return with(key, std::string_view(text)); }
-  span& with(const char* key, long long n) { return add({key, attribute::type::integer, {}, n}); }
-  span& with(const char* key, int n) { return with(key, static_cast<long long>(n)); }
-  span& with(const char* key, bool b) { return add({key, attribute::type::boolean, {}, b ? 1 : 0}); }
+  span& with(std::string_view key, std::string_view text) { return add({key, attribute::type::text, text, 0}); }
+  span& with(std::string_view key, const char* text) { return with(key, std::string_view(text)); }
+  span& with(std::string_view key, long long n) { return add({key, attribute::type::integer, {}, n}); }
+  span& with(std::string_view key, int n) { return with(key, static_cast<long long>(n)); }
+  span& with(std::string_view key, bool b) { return add({key, attribute::type::boolean, {}, b ? 1 : 0}); }
   span& failed(std::string message) {
     error = true;
     status_message = std::move(message);

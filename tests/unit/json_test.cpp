@@ -194,22 +194,25 @@ TEST_CASE("raw_writer numbers: every length and both ends of int64 read as to_ch
 }
 
 TEST_CASE("raw_writer strings: a character that needs care is found wherever it sits") {
-  // Each such byte at each place of a 20-byte text (across the 8-byte
-  // blocks and in the tail), and plain neighbours that look alike.
-  std::string base = "abcdefghijklmnopqrst";
-  for (const std::string& special :
-       std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "\xc3\xa9", "\xff"}) {
-    for (std::size_t at = 0; at + special.size() <= base.size(); ++at) {
-      auto text = base;
-      text.replace(at, special.size(), special);
-      std::string expected;
-      json::write_string(expected, text);
-      INFO("byte " << static_cast<int>(static_cast<unsigned char>(special[0])) << " at " << at);
-      CHECK(raw(json::string_bound(text), [&](json::raw_writer& w) { w.string(text); }) == expected);
+  // Each such byte at each place of texts of 1 to 20 bytes (in the 8-byte
+  // blocks, in a tail shorter than a block, in a text shorter than one),
+  // and plain neighbours that look alike.
+  for (std::size_t length = 1; length <= 20; ++length) {
+    std::string base = std::string("abcdefghijklmnopqrst").substr(0, length);
+    for (const std::string& special :
+         std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "\xc3\xa9", "\xff"}) {
+      for (std::size_t at = 0; at + special.size() <= base.size(); ++at) {
+        auto text = base;
+        text.replace(at, special.size(), special);
+        std::string expected;
+        json::write_string(expected, text);
+        INFO("byte " << static_cast<int>(static_cast<unsigned char>(special[0])) << " at " << at << " of " << length);
+        CHECK(raw(json::string_bound(text), [&](json::raw_writer& w) { w.string(text); }) == expected);
+      }
     }
   }
   for (const std::string& plain :
-       std::vector<std::string>{" !#[]~~~~~~~~~~", "~}|{ !!!!!!!!!!!!!!", "0123456789ABCDEF0"}) {
+       std::vector<std::string>{"", " ", "~", "a b", " !#[]~~~~~~~~~~", "~}|{ !!!!!!!!!!!!!!", "0123456789ABCDEF0"}) {
     INFO(plain);
     CHECK(raw(json::string_bound(plain), [&](json::raw_writer& w) { w.string(plain); }) == "\"" + plain + "\"");
   }

@@ -5,7 +5,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "config/access_log.hpp"
@@ -225,4 +228,75 @@ TEST_CASE("secret references: ${env:NAME} and ${file:PATH} stand for their value
   std::remove(path.c_str());
   CHECK_FALSE(secrets::resolve("${file:" + path + "}", error));
   CHECK(secrets::resolve("${env:}", error) == "${env:}"); // not a reference
+}
+
+namespace {
+
+/// Names of every length up to 300 bytes, and every thousandth one of
+/// 200,000: far more than the 64 KiB a file's lines gather before a write.
+std::vector<std::string> access_names(int count) {
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) {
+    auto len = i % 1000 == 999 ? std::size_t{200'000} : static_cast<std::size_t>(i % 300);
+    names.push_back(std::to_string(i) + "-" + std::string(len, static_cast<char>('a' + i % 26)));
+  }
+  return names;
+}
+
+void write_named(const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    access_log::entry e;
+    e.method = "tools/call";
+    e.name = n;
+    e.outcome = "result";
+    e.status = 200;
+    access_log::write(e);
+  }
+}
+
+/// How many of `text`'s lines are whole JSON naming `names` in order.
+std::size_t lines_in_order(const std::string& text, const std::vector<std::string>& names) {
+  std::size_t at = 0, good = 0;
+  for (std::size_t i = 0; at < text.size() && i < names.size(); ++i) {
+    auto end = text.find('\n', at);
+    if (end == std::string::npos)
+      break;
+    auto line = parse(text.substr(at, end - at));
+    if (line["name"].as_string() == names[i] && line["status"].as_int() == 200)
+      ++good;
+    at = end + 1;
+  }
+  return at == text.size() ? good : 0;
+}
+
+} // namespace
+
+TEST_CASE("access log: lines of every size arrive whole and in order", "[trace]") {
+  SECTION("to a file, through its buffer") {
+    auto names = access_names(3000);
+    auto path = temp_path("access-many.log");
+    std::remove(path.c_str());
+    access_log::open({path, 1.0});
+    write_named(names);
+    access_log::open({}); // closes (and flushes) the file
+    CHECK(lines_in_order(read_all(path), names) == names.size());
+    std::remove(path.c_str());
+  }
+  SECTION("to stderr, each line in one write") {
+    auto names = access_names(1000);
+    auto path = temp_path("access-stderr.log");
+    std::remove(path.c_str());
+    int saved = ::dup(STDERR_FILENO);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    ::dup2(fd, STDERR_FILENO);
+    access_log::open({"stderr", 1.0});
+    write_named(names);
+    access_log::open({});
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    ::close(fd);
+    CHECK(lines_in_order(read_all(path), names) == names.size());
+    std::remove(path.c_str());
+  }
 }
