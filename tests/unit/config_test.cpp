@@ -23,6 +23,7 @@ using namespace bulwark;
 using namespace std::chrono_literals;
 using test::config_error_of;
 using test::doc;
+using test::file_text;
 
 TEST_CASE("config: the http write timeout and write queue limit", "[config]") {
   config cfg;
@@ -431,13 +432,6 @@ TEST_CASE("auth settings are strict and a non-loopback bind needs authentication
 // -- the table of settings: one declaration per key, everything else from it --------------
 
 namespace {
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::vector<std::string> paths_of(const std::vector<config_error_entry>& errors) {
   std::vector<std::string> out;

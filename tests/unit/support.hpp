@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +19,14 @@
 #include "messages/sink.hpp"
 
 namespace bulwark::test {
+
+/// The whole text of the file at `path` (empty when it cannot be read).
+inline std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 using namespace std::chrono_literals;
 

@@ -3,8 +3,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,16 +16,10 @@
 
 using namespace bulwark;
 using json::value;
+using test::file_text;
 using test::parse;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string temp_path(const char* name) {
   return "/tmp/bulwark-unit-" + std::to_string(getpid()) + "-" + name;
@@ -199,7 +191,7 @@ TEST_CASE("access log: one redacted line per request; errors are written whateve
   access_log::write(failed);
   access_log::open({}); // closes (and flushes) the file
   CHECK_FALSE(access_log::enabled());
-  auto text = read_all(path);
+  auto text = file_text(path);
   REQUIRE(std::count(text.begin(), text.end(), '\n') == 1);
   auto line = parse(text.substr(0, text.size() - 1));
   CHECK(line["traceId"].as_string() == "0af7651916cd43dd8448eb211c80319c");
@@ -279,7 +271,7 @@ TEST_CASE("access log: lines of every size arrive whole and in order", "[trace]"
     access_log::open({path, 1.0});
     write_named(names);
     access_log::open({}); // closes (and flushes) the file
-    CHECK(lines_in_order(read_all(path), names) == names.size());
+    CHECK(lines_in_order(file_text(path), names) == names.size());
     std::remove(path.c_str());
   }
   SECTION("to stderr, each line in one write") {
@@ -296,7 +288,7 @@ TEST_CASE("access log: lines of every size arrive whole and in order", "[trace]"
     ::dup2(saved, STDERR_FILENO);
     ::close(saved);
     ::close(fd);
-    CHECK(lines_in_order(read_all(path), names) == names.size());
+    CHECK(lines_in_order(file_text(path), names) == names.size());
     std::remove(path.c_str());
   }
 }
