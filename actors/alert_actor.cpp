@@ -11,6 +11,7 @@
 #include "actors/breaker.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
+#include "config/secrets.hpp"
 #include "transport/http_client.hpp"
 #include "transport/redis_client.hpp"
 
@@ -28,6 +29,7 @@ struct alert_state {
   std::unique_ptr<alert_rules> rules;
   std::unique_ptr<http_client> webhook;
   webhook_settings webhook_cfg; /// What `webhook` was made from.
+  http_header_list webhook_headers; ///< Its headers, references resolved.
   std::unique_ptr<circuit_breaker> webhook_breaker;
   struct delivery {
     std::string body;
@@ -87,10 +89,21 @@ void configure_alerts(alert_pointer self) {
   const auto& ops = settings->ops;
   st.rules = std::make_unique<alert_rules>(ops.alerts);
   const auto& wh = ops.webhook;
-  bool same_client = st.webhook && wh.url == st.webhook_cfg.url && wh.headers == st.webhook_cfg.headers
+  // Secret references are read again on every reload: a rotated file or
+  // variable takes effect then.
+  auto resolved = secrets::resolve_headers(wh.headers, st.last_error);
+  if (!resolved) {
+    log::error("alert webhook disabled", value::make_object({{"error", st.last_error}}));
+    st.webhook.reset();
+    st.webhook_cfg = wh;
+    return;
+  }
+  auto headers = std::move(*resolved);
+  bool same_client = st.webhook && wh.url == st.webhook_cfg.url && headers == st.webhook_headers
                      && wh.tls.ca_file == st.webhook_cfg.tls.ca_file && wh.tls.cert_file == st.webhook_cfg.tls.cert_file
                      && wh.tls.key_file == st.webhook_cfg.tls.key_file;
   st.webhook_cfg = wh;
+  st.webhook_headers = headers;
   if (same_client)
     return;
   st.webhook.reset();
@@ -98,7 +111,7 @@ void configure_alerts(alert_pointer self) {
     return;
   http_client_options o;
   o.url = wh.url;
-  o.headers = wh.headers;
+  o.headers = std::move(headers);
   o.max_connections = 2;
   o.tls = wh.tls;
   try {

@@ -10,9 +10,13 @@
 #include "actors/cache.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/telemetry.hpp"
+#include "actors/token_keeper.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
+#include "config/secrets.hpp"
 #include "transport/child_process.hpp"
 #include "transport/http_client.hpp"
+#include "transport/token_request.hpp"
 
 namespace bulwark {
 
@@ -56,7 +60,15 @@ struct connector_state {
 
   // HTTP
   std::unique_ptr<http_client> http;
+  /// Header values written as secret references, resolved per exchange (the
+  /// literal ones are the client's own headers).
+  std::vector<std::pair<std::string, secrets::secret_value>> secret_headers;
   std::string session_id;
+
+  /// `auth.type` clientCredentials or tokenExchange: the tokens, and the
+  /// client that asks the token endpoint for them.
+  std::unique_ptr<token_keeper> tokens;
+  std::unique_ptr<http_client> token_endpoint;
   bool stateless = false; ///< The backend speaks 2026-07-28 only.
   bool reinitialized = false; ///< One re-initialize after a 404 per failure.
 
@@ -91,6 +103,12 @@ struct connector_state {
     /// The exchange's span (named in the request's `traceparent`) and its
     /// parent, the breaker's attempt.
     uint64_t span = 0, span_parent = 0;
+    /// With a token (`tokens`): the request as sent, for one resend after
+    /// the service refused the token (HTTP 401 means it did not run).
+    std::string body, name;
+    http_header_list extra;
+    steady_clock::time_point transmitted{};
+    bool resent = false;
   };
   int64_t next_id = 1;
   std::unordered_map<int64_t, outstanding> pending;
@@ -193,6 +211,47 @@ http_header_list mcp_headers(const connector_state& st, std::string accept, cons
   return headers;
 }
 
+/// The caller's OAuth token that request `id` goes with: a call to a
+/// service that acts for the caller; else null.
+const std::string* caller_of(const connector_state& st, int64_t id) {
+  if (id < 0 || !st.svc.auth.acts_for_caller())
+    return nullptr;
+  auto i = st.pending.find(id);
+  if (i == st.pending.end() || i->second.kind != connector_state::req_kind::call || !i->second.call
+      || !i->second.call->caller_token)
+    return nullptr;
+  return i->second.call->caller_token.get();
+}
+
+/// The token slot request `id` goes with: the caller's exchanged token, or
+/// Bulwark's own ("").
+std::string slot_key(const connector_state& st, int64_t id) {
+  auto* caller = st.svc.auth.type == service_auth::kind::token_exchange ? caller_of(st, id) : nullptr;
+  return caller ? *caller : std::string();
+}
+
+/// The service's credentials for one exchange: its header values written as
+/// references, resolved now, and the bearer token: the caller's own
+/// (`passthrough`), or the slot's.
+void add_credentials(connector_state& st, http_header_list& headers, const token_keeper::slot* slot,
+                     const std::string* caller) {
+  for (auto& [header, secret] : st.secret_headers) {
+    std::string error;
+    auto v = secret.get(error);
+    if (!error.empty())
+      log::warn("service header's secret reference", log_fields(st, {{"header", header}, {"error", error}}));
+    if (v)
+      headers.emplace_back(header, std::move(*v));
+  }
+  if (caller && st.svc.auth.passthrough)
+    headers.emplace_back("Authorization", "Bearer " + *caller);
+  else if (slot && !slot->token.empty())
+    headers.emplace_back("Authorization", "Bearer " + slot->token);
+}
+
+void fetch_token(connector_pointer self, const std::string& key);
+void token_failed(connector_pointer self, int64_t id, const token_keeper::slot& slot);
+
 /// Sends one JSON-RPC message to the downstream; `id` >= 0 for requests we
 /// track (HTTP ties the exchange's end to it).
 void transmit(connector_pointer self, const std::string& method, std::string body, int64_t id,
@@ -213,20 +272,52 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
   }
   if (!st.http)
     return;
+  const std::string* caller = caller_of(st, id);
+  const token_keeper::slot* slot = nullptr;
+  if (st.tokens && !(caller && st.svc.auth.passthrough)) {
+    auto now = steady_clock::now();
+    auto i = id >= 0 ? st.pending.find(id) : st.pending.end();
+    if (i != st.pending.end()) {
+      i->second.body = body;
+      i->second.name = name;
+      i->second.extra = extra;
+      i->second.transmitted = now;
+    }
+    auto key = slot_key(st, id);
+    auto& s = st.tokens->at(key, now);
+    if (!s.usable(now)) {
+      // While the endpoint is failing, calls fail at once (starts and lists
+      // ask it again).
+      bool is_call = i != st.pending.end() && i->second.kind == connector_state::req_kind::call;
+      if (is_call && s.failing(now))
+        return token_failed(self, id, s);
+      s.waiting.push_back({id, method, std::move(body), name, std::move(extra)});
+      return fetch_token(self, key);
+    }
+    // Renewal in the background once it is due (Bulwark's own token also
+    // has a timer for that; a caller's exchanged token is renewed on use).
+    if (now >= s.renew_at && !s.fetching)
+      fetch_token(self, key);
+    slot = &st.tokens->at(key, now);
+  }
   auto headers = mcp_headers(st, "application/json, text/event-stream", method, name);
   for (auto& h : extra)
     headers.push_back(std::move(h));
+  add_credentials(st, headers, slot, caller);
   auto handle = caf::actor_cast<connector_actor>(self);
   auto gen = st.generation;
   milliseconds timeout = st.svc.settings.timeout + milliseconds(1000);
   // A 404 within a 2025-era session means the service forgot the session: the
   // exchange's end decides (re-initialize and resend), not its error body.
   bool in_session = !st.stateless && !st.session_id.empty();
+  bool oauth = st.tokens || st.svc.auth.passthrough;
   st.http->send(
     "POST", std::move(body), std::move(headers),
     [handle, gen, id](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), id); },
-    [handle, gen, id, in_session](http_response r) {
-      bool has_line = !r.body.empty() && r.content_type == "application/json" && !(in_session && r.status == 404);
+    [handle, gen, id, in_session, oauth](http_response r) {
+      // A refused token (401) is resent, whatever the body says.
+      bool has_line = !r.body.empty() && r.content_type == "application/json" && !(in_session && r.status == 404)
+                      && !(oauth && r.status == 401);
       if (has_line && id < 0) // nothing waits for its end
         caf::anon_send(handle, atom::line_v, gen, std::move(r.body), id);
       http_exchange_end end;
@@ -498,6 +589,7 @@ void open_change_stream(connector_pointer self) {
   std::string method = st.stateless ? "POST" : "GET", body;
   auto headers = st.stateless ? mcp_headers(st, "application/json, text/event-stream", "subscriptions/listen", {})
                               : mcp_headers(st, "text/event-stream", {}, {});
+  add_credentials(st, headers, st.tokens ? &st.tokens->own() : nullptr, nullptr);
   if (st.stateless) {
     auto wanted =
       value::make_object({{"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}});
@@ -518,10 +610,14 @@ void open_change_stream(connector_pointer self) {
   st.change_stream = st.http->send(
     method, std::move(body), std::move(headers),
     [handle, gen](std::string data) { caf::anon_send(handle, atom::line_v, gen, std::move(data), int64_t{-1}); },
-    [handle, gen, name = st.svc.name](http_response r) {
+    [handle, gen, name = st.svc.name, oauth = st.tokens != nullptr](http_response r) {
       // A service without such a stream (405, a JSON answer) is not asked
       // again; one we cancelled was replaced already.
       if (r.content_type == "text/event-stream" && r.error != "cancelled") {
+        caf::delayed_anon_send(handle, seconds(1), atom::listen_v, gen);
+      } else if (r.status == 401 && oauth) {
+        // The token was refused: renew it, then open the stream again.
+        caf::anon_send(handle, atom::token_v);
         caf::delayed_anon_send(handle, seconds(1), atom::listen_v, gen);
       } else if ((r.status >= 400 && r.status != 405) || r.body.find("\"error\"") != std::string::npos) {
         // No updates come from it now: say so once per refusal (405: it
@@ -856,6 +952,144 @@ value initialize_params() {
                              {"clientInfo", value::make_object({{"name", "bulwark-gateway"}, {"version", "0.1.0"}})}});
 }
 
+/// A call to a service that acts for the caller, refused because of the
+/// caller's credentials: an error of the call (not counted against the
+/// service's breaker, not retried).
+downstream_outcome refused_caller(const connector_state& st, std::string why) {
+  auto o = downstream_outcome::without_answer(downstream_outcome::kind::error, error_code::unauthorized,
+                                              "service " + st.svc.name + " " + why, false);
+  o.data = value::make_object({{"service", st.svc.name}, {"reachedService", false}});
+  return o;
+}
+
+/// An exchange that needed a token got none: a call fails as unavailable
+/// (its breaker counts it; it never reached the service, so it may be
+/// retried), or as refused when the endpoint would not exchange the
+/// caller's token; a start fails and is tried again later.
+void token_failed(connector_pointer self, int64_t id, const token_keeper::slot& slot) {
+  auto& st = self->state;
+  auto i = id >= 0 ? st.pending.find(id) : st.pending.end();
+  if (i == st.pending.end())
+    return;
+  auto why = slot.error;
+  auto unavailable = [&] {
+    auto o = failure("service " + st.svc.name + " is unavailable: Bulwark could not get a token for it", false);
+    o.data = value::make_object({{"detail", "service " + st.svc.name + ": " + why}, {"reachedService", false}});
+    o.retry_after = milliseconds(1000);
+    return o;
+  };
+  auto& p = i->second;
+  auto kind = p.kind;
+  if (kind == connector_state::req_kind::call) {
+    reply(self, p,
+          slot.caller_refused ? refused_caller(st, "acts for the calling user, and the token endpoint would not "
+                                                   "exchange the caller's token ("
+                                                     + why + ")")
+                              : unavailable());
+    st.by_attempt.erase(p.attempt);
+    st.pending.erase(i);
+    call_over(self, id);
+    return;
+  }
+  st.pending.erase(i);
+  if (kind == connector_state::req_kind::initialize || kind == connector_state::req_kind::discover) {
+    set_problem(self, "cannot get a token from its token endpoint (" + why + ")");
+    st.ph = connector_state::phase::down;
+    // The calls waiting for the start hear why now, not at their deadline.
+    for (auto& q : st.waiting)
+      self->send(caf::actor_cast<breaker_actor>(q.reply_to), atom::done_v, q.attempt, unavailable());
+    st.waiting.clear();
+    schedule_restart(self);
+  }
+}
+
+/// Asks the token endpoint for the slot's token (`key`: "" for Bulwark's
+/// own, else the caller's token to exchange), unless a request is in flight
+/// already: every exchange that waits is sent when it answers.
+void fetch_token(connector_pointer self, const std::string& key) {
+  auto& st = self->state;
+  auto started = st.tokens->begin(key, steady_clock::now());
+  if (!started)
+    return;
+  auto handle = caf::actor_cast<connector_actor>(self);
+  auto serial = started->serial;
+  if (started->request && !st.token_endpoint) {
+    http_client_options o;
+    o.url = st.svc.auth.token_url;
+    o.max_connections = 4;
+    try {
+      st.token_endpoint = std::make_unique<http_client>(*st.hooks->io, o);
+    } catch (const std::exception& e) {
+      started->request.reset();
+      started->refused.error = "the token endpoint cannot be used";
+      started->refused.detail = e.what();
+    }
+  }
+  if (!started->request) {
+    self->send(handle, atom::token_v, key, serial, std::move(started->refused));
+    return;
+  }
+  auto& req = *started->request;
+  st.token_endpoint->send(
+    "POST", std::move(req.body), std::move(req.headers), {},
+    [handle, key, serial](http_response r) {
+      token_grant g;
+      if (r.timed_out)
+        g.error = "the token endpoint did not answer in time";
+      else if (!r.error.empty())
+        g.error = "the token endpoint could not be reached";
+      else
+        g = read_token_response(r.status, r.content_type, r.body);
+      if (!r.error.empty())
+        g.detail = r.error;
+      caf::anon_send(handle, atom::token_v, key, serial, std::move(g));
+    },
+    std::clamp(st.svc.settings.timeout, milliseconds(1000), milliseconds(10000)));
+}
+
+/// The token endpoint answered request `serial` of slot `key`: the
+/// exchanges that waited go with the new token, or fail.
+void took_grant(connector_pointer self, const std::string& key, uint64_t serial, token_grant& g) {
+  auto& st = self->state;
+  if (!st.tokens)
+    return;
+  auto now = steady_clock::now();
+  bool ok = !g.access_token.empty();
+  std::deque<held_exchange> held;
+  if (!st.tokens->take(key, serial, g, now, held))
+    return;
+  if (st.env->metrics)
+    st.env->metrics
+      ->counter("bulwark_service_token_requests_total",
+                {{"service", st.svc.name},
+                 {"grant", key.empty() ? "client_credentials" : "token_exchange"},
+                 {"outcome", ok ? "granted" : "failed"}})
+      .inc();
+  auto& slot = st.tokens->at(key, now);
+  if (ok && key.empty())
+    log::info("service token obtained", log_fields(st, {{"lifetime_ms", static_cast<long long>(g.lifetime.count())}}));
+  else if (ok)
+    log::debug("service token obtained",
+               log_fields(st, {{"grant", key.empty() ? "client_credentials" : "token_exchange"},
+                               {"lifetime_ms", static_cast<long long>(g.lifetime.count())}}));
+  else
+    log::warn("service token request failed",
+              log_fields(st, {{"grant", key.empty() ? "client_credentials" : "token_exchange"},
+                              {"error", slot.error},
+                              {"detail", g.detail}}));
+  // Bulwark's own token is renewed by a timer (a caller's when it is used).
+  if (key.empty() && slot.renew_at != token_keeper::clock::time_point::max())
+    self->delayed_send(self, std::chrono::duration_cast<milliseconds>(slot.renew_at - now), atom::token_v);
+  for (auto& h : held) {
+    if (h.id >= 0 && !st.pending.count(h.id))
+      continue; // answered meanwhile (its deadline passed)
+    if (st.tokens->at(key, now).usable(now))
+      transmit(self, h.method, std::move(h.body), h.id, h.name, std::move(h.extra));
+    else
+      token_failed(self, h.id, st.tokens->at(key, now));
+  }
+}
+
 void start(connector_pointer self) {
   auto& st = self->state;
   if (st.ph != connector_state::phase::down)
@@ -906,7 +1140,12 @@ void start(connector_pointer self) {
   } else if (!st.http) {
     http_client_options o;
     o.url = st.svc.url;
-    o.headers = st.svc.headers;
+    st.secret_headers.clear();
+    for (auto& [header, text] : st.svc.headers)
+      if (secrets::is_reference(text))
+        st.secret_headers.emplace_back(header, secrets::secret_value(text));
+      else
+        o.headers.emplace_back(header, text);
     o.tls = st.svc.settings.tls;
     try {
       st.http = std::make_unique<http_client>(*st.hooks->io, o);
@@ -934,6 +1173,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
   st.svc = std::move(svc);
   st.hooks = std::move(hooks);
   st.intensity = restart_intensity(st.hooks->child_max_restarts, st.hooks->child_restart_window);
+  if (!st.svc.is_stdio() && st.svc.auth.own_token())
+    st.tokens = std::make_unique<token_keeper>(st.svc.auth, st.svc.url);
   self->send(self, atom::start_v);
   return {
     [self](atom::listen, uint64_t gen) {
@@ -1058,6 +1299,29 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       if (p.answered) {
         st.pending.erase(i);
         return;
+      }
+      if (end.status == 401 && (st.tokens || st.svc.auth.passthrough)) {
+        // The service refused the token, and so ran nothing. Bulwark's own
+        // or an exchanged one: fetch another (unless one came since this
+        // request left) and send the request once more. The caller's own
+        // token, or a second refusal of an exchanged one: the caller's.
+        const auto* caller = caller_of(st, id);
+        if (!p.resent && st.tokens && !(caller && st.svc.auth.passthrough)) {
+          p.resent = true;
+          st.tokens->refused(slot_key(st, id), p.transmitted);
+          auto method = p.method, name = p.name;
+          auto body = std::move(p.body);
+          auto extra = std::move(p.extra);
+          transmit(self, method, std::move(body), id, name, std::move(extra));
+          return;
+        }
+        if (caller) {
+          reply(self, p, refused_caller(st, "refused the calling user's credentials (HTTP 401)"));
+          st.by_attempt.erase(p.attempt);
+          st.pending.erase(i);
+          call_over(self, id);
+          return;
+        }
       }
       // The exchange ended without an answer.
       auto why = end.error.empty() ? "HTTP status " + std::to_string(end.status) : end.error;
@@ -1191,9 +1455,18 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
       svc.cwd = st.svc.cwd;
       svc.url = st.svc.url;
       svc.headers = st.svc.headers;
+      svc.auth = st.svc.auth;
       svc.settings.tls = st.svc.settings.tls;
       svc.settings.protocol = st.svc.settings.protocol;
       st.svc = std::move(svc);
+    },
+    [self](atom::token, std::string& key, uint64_t serial, token_grant& g) { took_grant(self, key, serial, g); },
+    [self](atom::token) {
+      // A renewal timer of Bulwark's own token (a newer token moved the
+      // renewal), or a refused change stream.
+      auto& st = self->state;
+      if (st.tokens && !st.tokens->own().fetching && steady_clock::now() >= st.tokens->own().renew_at)
+        fetch_token(self, {});
     },
     [self](atom::get) -> value {
       auto& st = self->state;
@@ -1212,7 +1485,8 @@ connector_actor::behavior_type connector_behavior(connector_pointer self, env_pt
          {"subscriptions", static_cast<unsigned long long>(st.subscribed.size())},
          {"tools", static_cast<unsigned long long>(
                      st.lists.count("tools/list") ? st.lists.at("tools/list").as_array().size() : 0)},
-         {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)}});
+         {"garbageLines", static_cast<unsigned long long>(st.garbage_lines)},
+         {"token", st.tokens ? st.tokens->status(steady_clock::now()) : value()}});
     },
   };
 }

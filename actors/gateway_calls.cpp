@@ -363,6 +363,13 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
   } else if (!state.empty()) {
     return resume_with_input(r, c);
   }
+  // A service that acts for the caller gets the caller's token, and a call
+  // without one never goes with Bulwark's own credentials instead.
+  const auto& auth = r->svc->auth;
+  if (auth.acts_for_caller() && !c->client().credential)
+    return c->fail(error_code::unauthorized,
+                   "service " + service + " acts for the calling user, and this call carries no OAuth access token",
+                   value::make_object({{"service", service}, {"reachedService", false}}));
   auto breaker = rt.find(breaker_name(service));
   if (!breaker)
     return c->fail(error_code::service_unavailable, "service " + service + " is restarting",
@@ -373,6 +380,8 @@ void call_service(const route_ptr& r, const call_ptr& c, value params, const std
   dc->params = std::move(params);
   dc->idempotent = r->idempotent;
   dc->client_capabilities = c->client().capabilities;
+  if (auth.acts_for_caller())
+    dc->caller_token = c->client().credential;
   // Retries share the service timeout's budget several times over.
   dc->deadline = steady_clock::now() + r->svc->settings.timeout * 3;
   dc->listener = caf::actor_cast<downstream_listener>(breaker);

@@ -315,9 +315,9 @@ void push_watches(router_pointer self, const std::string& only = {}) {
 
 bool transport_changed(const service_config& a, const service_config& b) {
   return a.command != b.command || a.args != b.args || a.env != b.env || a.inherit_env != b.inherit_env
-         || a.cwd != b.cwd || a.url != b.url || a.headers != b.headers || a.settings.protocol != b.settings.protocol
-         || a.settings.tls.ca_file != b.settings.tls.ca_file || a.settings.tls.cert_file != b.settings.tls.cert_file
-         || a.settings.tls.key_file != b.settings.tls.key_file;
+         || a.cwd != b.cwd || a.url != b.url || a.headers != b.headers || a.auth != b.auth
+         || a.settings.protocol != b.settings.protocol || a.settings.tls.ca_file != b.settings.tls.ca_file
+         || a.settings.tls.cert_file != b.settings.tls.cert_file || a.settings.tls.key_file != b.settings.tls.key_file;
 }
 
 namespace {

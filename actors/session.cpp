@@ -143,11 +143,11 @@ void session_state::dispatch_stateful(const inbound_ptr& in, const std::string& 
     return reply(in, value(json::object{}), false);
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
       || method == "prompts/list")
-    return do_list(in, method, params, false, stateful_client());
+    return do_list(in, method, params, false, stateful_client(*in));
   if (method == "tools/call" || method == "prompts/get" || method == "resources/read")
-    return do_call(in, method, params, stateful_client(), std::nullopt);
+    return do_call(in, method, params, stateful_client(*in), std::nullopt);
   if (method == "completion/complete")
-    return do_complete(in, params, stateful_client(), std::nullopt);
+    return do_complete(in, params, stateful_client(*in), std::nullopt);
   if (method == "logging/setLevel") {
     auto* level = params.find("level");
     if (!level || !level->is_string())
@@ -240,6 +240,7 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
   client.stateless = true;
   client.capabilities = *caps;
   client.identity = in->identity;
+  client.credential = in->credential;
   if (auto* info = meta->find(mcp::meta_client_info))
     client.info = *info;
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
@@ -302,8 +303,9 @@ void session_state::handle_response(const json::value& msg) {
   }
 }
 
-client_view session_state::stateful_client() const {
+client_view session_state::stateful_client(const inbound& in) const {
   client_view v;
+  v.credential = in.credential;
   v.protocol_version = rec->protocol_version;
   v.stateless = false;
   v.capabilities = rec->client_capabilities;

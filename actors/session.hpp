@@ -231,7 +231,9 @@ private:
   std::string next_event_id(uint64_t stream, const std::string& body, bool last = false);
   /// Makes `sink` the session's GET stream.
   void become_get_stream(sink_ptr sink);
-  client_view stateful_client() const;
+  /// The session's client as request `in` comes from it (with its own
+  /// credential: a 2025-era client may renew its token within a session).
+  client_view stateful_client(const inbound& in) const;
   static const json::value& empty_object();
   /// What Bulwark offers (initialize, server/discover).
   static json::value server_capabilities();

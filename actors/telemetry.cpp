@@ -67,19 +67,14 @@ void configure(telemetry_pointer self) {
                                           : std::string(host) + ":" + std::to_string(static_cast<long long>(getpid()));
   // Secret references are read again on every reload: a rotated file or
   // variable takes effect then.
-  http_header_list headers;
-  for (auto& [name, text] : t.headers) {
-    std::string error;
-    auto v = secrets::resolve(text, error);
-    if (!v) {
-      st.last_error = "header " + name + ": " + error;
-      log::error("trace export disabled", value::make_object({{"error", st.last_error}}));
-      st.client.reset();
-      st.cfg = t;
-      return;
-    }
-    headers.emplace_back(name, std::move(*v));
+  auto resolved = secrets::resolve_headers(t.headers, st.last_error);
+  if (!resolved) {
+    log::error("trace export disabled", value::make_object({{"error", st.last_error}}));
+    st.client.reset();
+    st.cfg = t;
+    return;
   }
+  auto headers = std::move(*resolved);
   bool same_client = st.client && t.endpoint == st.cfg.endpoint && headers == st.headers;
   st.cfg = t;
   st.headers = std::move(headers);

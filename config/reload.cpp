@@ -133,6 +133,9 @@ value redacted(const value& document) {
           redact_values(*h);
         if (auto* e = s.find("env"))
           redact_values(*e);
+        if (auto* a = s.find("auth"); a && a->is_object())
+          if (auto* secret = a->find("clientSecret"); secret && secret->is_string())
+            *secret = value(redacted_text);
       }
   if (auto* alerts = out.find("alerts"); alerts && alerts->is_object())
     if (auto* w = alerts->find("webhook"); w && w->is_object())

@@ -1,5 +1,8 @@
 #include "config/settings_table.hpp"
 
+#include "config/secrets.hpp"
+#include "messages/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -167,13 +170,24 @@ std::string without_password(const std::string& url) {
 
 /// An empty URL is "no Redis"; anything else must be a redis:// URL. The
 /// error shows the URL without its password.
-void check_redis_url(const std::string& path, const std::string& url) {
-  if (url.empty())
+void check_redis_url(const std::string& path, const std::string& written) {
+  if (written.empty())
     return;
+  if (auto why = secrets::check(written); !why.empty())
+    bad(path, why);
   std::string error;
+  auto url = *secrets::resolve(written, error);
   parse_redis_url(url, error);
   if (!error.empty())
     bad(path, "\"" + without_password(url) + "\": " + error + " (expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB])");
+}
+
+/// Header values that may be secret references: each must be usable now.
+void check_secret_values(const value& v, const std::string& path, errors_t& errors) {
+  for (auto& [name, x] : v.as_object())
+    if (x.is_string())
+      if (auto why = secrets::check(x.as_string()); !why.empty())
+        errors.push_back({path + "." + name, why});
 }
 
 priority priority_of(const std::string& path, const std::string& s) {
@@ -325,7 +339,7 @@ struct table_builder {
 
   /// An object of strings kept in a map or as pairs in document order.
   template <class F>
-  setting_info& pairs(std::string path, F field, std::string help) {
+  setting<T>& pairs(std::string path, F field, std::string help) {
     return add(
       std::move(path), setting_type::string_map, std::move(help),
       [field](const T& c) {
@@ -540,8 +554,62 @@ table_builder<server_entry> server_keys() {
     "URL of a Streamable HTTP server (http:// or https://).");
   k.pairs(
      "mcpServers.<name>.headers", [](auto& e) -> auto& { return e.svc.headers; },
-     "Headers sent with every request to the HTTP server (credentials go here).")
+     "Headers sent with every request to the HTTP server (credentials go here); a value may be a ${env:NAME} or "
+     "${file:PATH} reference (a file is read again when it changes).")
     .is_secret();
+  k.choice(
+    "mcpServers.<name>.auth.type", {"headers", "clientCredentials", "tokenExchange"},
+    "must be \"headers\", \"clientCredentials\" or \"tokenExchange\"",
+    [](const server_entry& e) {
+      switch (e.svc.auth.type) {
+        case service_auth::kind::client_credentials:
+          return "clientCredentials";
+        case service_auth::kind::token_exchange:
+          return "tokenExchange";
+        default:
+          return "headers";
+      }
+    },
+    [](server_entry& e, const std::string& w) {
+      e.svc.auth.type = w == "clientCredentials" ? service_auth::kind::client_credentials
+                        : w == "tokenExchange"   ? service_auth::kind::token_exchange
+                                                 : service_auth::kind::headers;
+    },
+    "How Bulwark authenticates to the HTTP server: only the configured headers; an OAuth 2.0 client-credentials "
+    "token (RFC 6749 4.4) from auth.tokenUrl, cached until shortly before it expires, renewed once for all "
+    "waiting calls, and fetched again once when the server answers 401; or tokenExchange: each call with a token "
+    "the endpoint exchanged the caller's own for (RFC 8693, cached per caller), Bulwark's own requests with a "
+    "client-credentials token. tokenExchange needs auth.mode \"oauth\".");
+  k.string(
+    "mcpServers.<name>.auth.tokenUrl", [](auto& e) -> auto& { return e.svc.auth.token_url; },
+    "Token endpoint (http:// or https://) of a clientCredentials server.");
+  k.string(
+    "mcpServers.<name>.auth.clientId", [](auto& e) -> auto& { return e.svc.auth.client_id; },
+    "Client id at the token endpoint; may be a ${env:NAME} or ${file:PATH} reference.");
+  k.string(
+     "mcpServers.<name>.auth.clientSecret", [](auto& e) -> auto& { return e.svc.auth.client_secret; },
+     "Client secret at the token endpoint; may be a ${env:NAME} or ${file:PATH} reference (a file is read again "
+     "when it changes).")
+    .is_secret();
+  k.strings(
+    "mcpServers.<name>.auth.scopes", [](auto& e) -> auto& { return e.svc.auth.scopes; },
+    "Scopes asked for (the token request's scope).");
+  k.string(
+    "mcpServers.<name>.auth.resource", [](auto& e) -> auto& { return e.svc.auth.resource; },
+    "The token request's resource (RFC 8707); empty: the server's url.");
+  k.string(
+    "mcpServers.<name>.auth.audience", [](auto& e) -> auto& { return e.svc.auth.audience; },
+    "The token exchange's audience (RFC 8693); empty: none asked for.");
+  k.boolean(
+    "mcpServers.<name>.passthrough", [](auto& e) -> auto& { return e.svc.auth.passthrough; },
+    "Calls go with the caller's own OAuth access token (auth.mode \"oauth\"). Off by default: MCP's security "
+    "guidance forbids passing a token on that was issued for Bulwark; prefer auth.type tokenExchange.");
+  k.choice(
+    "mcpServers.<name>.auth.clientAuthentication", {"basic", "body"}, "must be \"basic\" or \"body\"",
+    [](const server_entry& e) { return e.svc.auth.basic ? "basic" : "body"; },
+    [](server_entry& e, const std::string& w) { e.svc.auth.basic = w == "basic"; },
+    "How the client id and secret reach the token endpoint: HTTP Basic, or client_id and client_secret in the "
+    "form body.");
   k.choice(
     "mcpServers.<name>.type", {"stdio", "http", "streamable-http"},
     "must be stdio, http or streamable-http (sse is not supported)", [](const server_entry& e) { return e.type; },
@@ -574,6 +642,38 @@ void check_server(const std::string& path, const server_entry& e) {
     bad(path, "args, env, inheritEnv and cwd apply to stdio servers (\"command\") only");
   if (!svc.command.empty() && !svc.headers.empty())
     bad(path + ".headers", "headers apply to HTTP servers (\"url\") only");
+  for (auto& [name, text] : svc.headers)
+    if (auto why = secrets::check(text); !why.empty())
+      bad(path + ".headers." + name, why);
+  auto& auth = svc.auth;
+  if (auth.passthrough && !svc.command.empty())
+    bad(path + ".passthrough", "applies to HTTP servers (\"url\") only");
+  if (auth.passthrough && auth.type == service_auth::kind::token_exchange)
+    bad(path + ".passthrough", "and auth.type \"tokenExchange\" exclude each other: a call goes with one token");
+  if (auth.type != service_auth::kind::token_exchange && !auth.audience.empty())
+    bad(path + ".auth.audience", "applies to auth.type \"tokenExchange\"");
+  if (auth.type == service_auth::kind::headers) {
+    if (!auth.token_url.empty() || !auth.client_id.empty() || !auth.client_secret.empty() || !auth.scopes.empty()
+        || !auth.resource.empty())
+      bad(path + ".auth",
+          "tokenUrl, clientId, clientSecret, scopes and resource apply to types \"clientCredentials\" and "
+          "\"tokenExchange\"");
+    return;
+  }
+  std::string grant = auth.type == service_auth::kind::token_exchange ? "tokenExchange" : "clientCredentials";
+  if (!svc.command.empty())
+    bad(path + ".auth.type", "applies to HTTP servers (\"url\") only");
+  if (auth.token_url.empty())
+    bad(path + ".auth.tokenUrl", "is needed for type \"" + grant + "\"");
+  check_http_url(path + ".auth.tokenUrl", auth.token_url);
+  if (auth.client_id.empty())
+    bad(path + ".auth.clientId", "is needed for type \"" + grant + "\"");
+  for (auto [key, text] : {std::pair{"clientId", &auth.client_id}, std::pair{"clientSecret", &auth.client_secret}})
+    if (auto why = secrets::check(*text); !why.empty())
+      bad(path + ".auth." + key, why);
+  for (auto& h : svc.headers)
+    if (text::iequals(h.first, "authorization"))
+      bad(path + ".headers.Authorization", "is set by auth.type \"" + grant + "\": leave it out");
 }
 
 void read_servers(config& cfg, const value& v, const std::string& path, errors_t& errors) {
@@ -1357,10 +1457,12 @@ table_builder<config> config_keys() {
   k.string(
     "alerts.webhook.tls.keyFile", [](auto& c) -> auto& { return c.runtime.ops.webhook.tls.key_file; },
     "Private key of the client certificate.");
-  k.pairs(
-     "alerts.webhook.headers", [](auto& c) -> auto& { return c.runtime.ops.webhook.headers; },
-     "Headers sent with each alert (credentials go here).")
-    .is_secret();
+  auto& webhook_headers = k.pairs(
+    "alerts.webhook.headers", [](auto& c) -> auto& { return c.runtime.ops.webhook.headers; },
+    "Headers sent with each alert (credentials go here); a value may be ${env:NAME} or ${file:PATH}, read again "
+    "on every reload.");
+  webhook_headers.is_secret();
+  webhook_headers.check = check_secret_values;
   k.millis(
     "alerts.webhook.timeoutMs", [](auto& c) -> auto& { return c.runtime.ops.webhook.timeout; }, 1, 600000,
     "Deadline of one webhook request.");
@@ -1402,10 +1504,11 @@ table_builder<config> config_keys() {
   k.string(
     "telemetry.otlp.endpoint", [](auto& c) -> auto& { return c.runtime.ops.telemetry.endpoint; },
     "OTLP/HTTP collector base URL; spans are POSTed as JSON to {endpoint}/v1/traces. Empty: no export.");
-  k.pairs(
-     "telemetry.otlp.headers", [](auto& c) -> auto& { return c.runtime.ops.telemetry.headers; },
-     "Headers sent with each export; a value may be ${env:NAME} or ${file:PATH}.")
-    .is_secret();
+  auto& telemetry_headers = k.pairs(
+    "telemetry.otlp.headers", [](auto& c) -> auto& { return c.runtime.ops.telemetry.headers; },
+    "Headers sent with each export; a value may be ${env:NAME} or ${file:PATH}, read again on every reload.");
+  telemetry_headers.is_secret();
+  telemetry_headers.check = check_secret_values;
   k.millis(
     "telemetry.otlp.timeoutMs", [](auto& c) -> auto& { return c.runtime.ops.telemetry.timeout; }, 1, 600000,
     "Deadline of one export request.");
@@ -1433,8 +1536,8 @@ table_builder<config> config_keys() {
 
   auto& url = k.string(
     "redis.url", [](auto& c) -> auto& { return c.runtime.ops.redis.url; },
-    "Share state with other instances through Redis (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]); "
-    "empty: no Redis.");
+    "Share state with other instances through Redis (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], or a "
+    "${env:NAME} or ${file:PATH} reference to one); empty: no Redis.");
   url.with_env("BULWARK_REDIS").with_flag("--redis", "URL");
   url.get = [](const config& c) { return value(without_password(c.runtime.ops.redis.url)); };
   url.check = [](const value& v, const std::string& path, errors_t&) { check_redis_url(path, v.as_string()); };

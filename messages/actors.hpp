@@ -51,6 +51,9 @@ struct inbound {
   std::string identity = "anonymous";
   /// The client's address ("address:port"), for logs; empty over stdio.
   std::string remote;
+  /// The caller's validated OAuth access token (`auth.mode` "oauth"), for a
+  /// service that acts for the caller; null otherwise. Never logged.
+  std::shared_ptr<const std::string> credential;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   /// The request's size in bytes (the access log's bytes in).
   std::size_t bytes = 0;
@@ -309,6 +312,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::queued_work_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::handoff_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::health_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::service_config_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::token_grant)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::child_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_readiness)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bulwark::gateway_config_ptr)
@@ -355,6 +359,7 @@ CAF_ADD_ATOM(bulwark, bulwark::atom, found, "found")
 CAF_ADD_ATOM(bulwark, bulwark::atom, spans, "spans")
 CAF_ADD_ATOM(bulwark, bulwark::atom, flush, "flush")
 CAF_ADD_ATOM(bulwark, bulwark::atom, exported, "exported")
+CAF_ADD_ATOM(bulwark, bulwark::atom, token, "token")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -440,6 +445,13 @@ using connector_actor = caf::typed_actor<
   // A reload changed the service's settings (not its transport: that
   // starts a new connector): timeouts apply to calls from now on.
   caf::reacts_to<atom::reload, service_config_ptr>,
+  // Internal: the token endpoint answered the request with this serial for
+  // a token slot (empty: Bulwark's own token; else the caller's token it
+  // exchanges).
+  caf::reacts_to<atom::token, std::string, uint64_t, token_grant>,
+  // Internal: the token is due for renewal (shortly before it expires, or
+  // the service refused it).
+  caf::reacts_to<atom::token>,
   // From a (re)started gateway router: tell it the service's lists and
   // status again (atom::publish, atom::status).
   caf::reacts_to<atom::publish>,
@@ -676,6 +688,9 @@ struct downstream_call : std::enable_shared_from_this<downstream_call> {
   bool idempotent = false;
   /// The calling client's capabilities, for a stateless (2026-07-28) service.
   json::value client_capabilities;
+  /// The caller's OAuth access token, set only for a service that acts for
+  /// the caller (`passthrough`, token exchange). Never logged.
+  std::shared_ptr<const std::string> caller_token;
   std::chrono::steady_clock::time_point deadline;
   /// Hears the call's notifications, input requests and outcome (null: the
   /// call has no client to tell, and its service may not ask one).

@@ -43,6 +43,9 @@ struct client_view {
   std::string identity;
   /// The client's address ("address:port") for logs; empty over stdio.
   std::string remote;
+  /// The request's validated OAuth access token (`auth.mode` "oauth"), for
+  /// a service that acts for the caller; null otherwise. Never logged.
+  std::shared_ptr<const std::string> credential;
 
   bool has_capability(std::string_view name) const noexcept { return capabilities.find(name) != nullptr; }
 };

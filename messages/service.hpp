@@ -78,6 +78,63 @@ struct service_settings {
   service_tls tls;
 };
 
+/// How Bulwark proves itself to an HTTP service. Values marked "secret"
+/// may be `${env:NAME}` or `${file:PATH}` references (config/secrets.hpp).
+struct service_auth {
+  enum class kind : uint8_t {
+    headers, ///< Only the configured `headers` (the default).
+    /// OAuth 2.0 client credentials (RFC 6749 4.4): a token from `token_url`,
+    /// sent as `Authorization: Bearer`, renewed before it expires.
+    client_credentials,
+    /// OAuth 2.0 token exchange (RFC 8693): each call goes with a token the
+    /// endpoint exchanged the caller's own for, cached per caller; Bulwark's
+    /// own requests (start, lists) go with a client-credentials token.
+    token_exchange,
+  };
+  kind type = kind::headers;
+  std::string token_url;
+  std::string client_id; ///< Secret.
+  std::string client_secret; ///< Secret.
+  std::vector<std::string> scopes;
+  /// RFC 8707 `resource`: the service the token is for; empty: its URL.
+  std::string resource;
+  /// RFC 8693 `audience` of an exchanged token; empty: none asked for.
+  std::string audience;
+  /// How the client authenticates at the token endpoint: HTTP Basic (true,
+  /// RFC 6749 2.3.1's default) or `client_id`/`client_secret` in the body.
+  bool basic = true;
+  /// Calls go with the caller's own OAuth token (`passthrough: true`).
+  bool passthrough = false;
+
+  /// Bulwark's own requests need a token from `token_url`.
+  bool own_token() const noexcept { return type != kind::headers; }
+  /// Calls need the caller's OAuth access token.
+  bool acts_for_caller() const noexcept { return passthrough || type == kind::token_exchange; }
+
+  bool operator==(const service_auth& o) const {
+    return type == o.type && token_url == o.token_url && client_id == o.client_id && client_secret == o.client_secret
+           && scopes == o.scopes && resource == o.resource && audience == o.audience && basic == o.basic
+           && passthrough == o.passthrough;
+  }
+  bool operator!=(const service_auth& o) const { return !(*this == o); }
+};
+
+/// A token endpoint's answer (RFC 6749 5.1 and 5.2), as the connector is
+/// told of it.
+struct token_grant {
+  std::string access_token; ///< Empty when the request failed.
+  /// How long the token is valid (`expires_in`); 0: the endpoint did not say.
+  std::chrono::milliseconds lifetime{0};
+  /// Why there is no token, as callers may see it: the endpoint's status
+  /// and OAuth `error` code, or that it could not be reached (no address,
+  /// file or secret).
+  std::string error;
+  /// For the log: the transport's own words (addresses, system errors).
+  std::string detail;
+  /// The endpoint's HTTP status (0: no answer).
+  int status = 0;
+};
+
 struct service_config {
   std::string name;
   // stdio child
@@ -90,7 +147,9 @@ struct service_config {
   std::string cwd;
   // Streamable HTTP
   std::string url;
+  /// Values may be secret references.
   std::vector<std::pair<std::string, std::string>> headers;
+  service_auth auth;
 
   service_settings settings;
 

@@ -116,6 +116,7 @@ public:
     }
     v.ok = true;
     v.identity = "oauth:" + crypto::sha256_hex(claims.issuer + "\n" + claims.subject);
+    v.forwardable = true;
     return v;
   }
 

@@ -30,6 +30,10 @@ struct auth_verdict {
   /// When refused: whether the request carried a credential at all (the
   /// audit log tells missing credentials from bad ones).
   bool credential_present = false;
+  /// When admitted: the bearer credential is an OAuth access token issued
+  /// for Bulwark, which a service that acts for the caller may use
+  /// (`passthrough`, token exchange). API keys never are.
+  bool forwardable = false;
 };
 
 class authenticator {

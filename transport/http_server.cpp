@@ -770,6 +770,9 @@ private:
   clock::time_point write_deadline_ = clock::time_point::max();
   /// Who sent the current MCP request: "key:<sha256>" or "anonymous".
   std::string identity_;
+  /// The request's OAuth access token when the authenticator says it may go
+  /// on to services that act for the caller (see auth_verdict::forwardable).
+  std::shared_ptr<const std::string> credential_;
 };
 
 // -- sink ----------------------------------------------------------------------------------------
@@ -941,7 +944,14 @@ void connection::handle(request req) {
                      "\r\nWWW-Authenticate: " + verdict.challenge);
     }
     identity_ = std::move(verdict.identity);
+    // The token goes with the request to services that act for the caller;
+    // the same token again on this connection costs no copy.
+    if (!verdict.forwardable)
+      credential_.reset();
+    else if (auto token = bearer_token(authorization); !credential_ || *credential_ != token)
+      credential_ = std::make_shared<const std::string>(token);
   } else {
+    credential_.reset();
     // Without authentication a bearer string proves nothing: it names a
     // caller only when the configuration knows its hash (rateLimits.keys),
     // else anyone could become a new identity per request and so escape
@@ -1085,6 +1095,7 @@ void connection::handle_post(request& req) {
   auto in = std::make_shared<inbound>();
   in->kind = cls.kind;
   in->identity = identity_;
+  in->credential = credential_;
   in->remote = remote_address();
   in->stateless = route.stateless;
   in->bytes = req.body().size();

@@ -15,6 +15,7 @@
 
 #include "config/log.hpp"
 #include "config/metrics.hpp"
+#include "config/secrets.hpp"
 #include "messages/text.hpp"
 
 namespace bulwark {
@@ -401,7 +402,13 @@ redis_client::redis_client(redis_settings settings, std::string instance)
     : settings_(std::move(settings)), impl_(std::make_shared<impl>()) {
   impl_->settings = settings_;
   impl_->instance = std::move(instance);
-  impl_->endpoint = parse_redis_url(settings_.url, impl_->url_error);
+  // A secret reference is read once, here: a changed password needs a
+  // restart like any other change of redis.url.
+  std::string error;
+  if (auto url = secrets::resolve(settings_.url, error))
+    impl_->endpoint = parse_redis_url(*url, impl_->url_error);
+  else
+    impl_->url_error = "redis.url: " + error;
   impl_->last_error = "not connected yet";
 }
 

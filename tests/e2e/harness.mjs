@@ -280,6 +280,31 @@ export async function adminRequest(port, token, method, path, body, headers) {
 /// through it and exits; the watchdog ends a run that takes too long.
 /// `bulwark` defaults to the `--bulwark PATH` argument; `run.dir` is a
 /// scratch directory (named after `scratch`) removed at the end.
+/// An HTTP server for a Streamable HTTP MCP service written in a test:
+/// POST bodies are parsed as JSON-RPC (405 for other methods, 400 for a
+/// body that is no JSON); `handle(req, msg, res, answer)` does the rest,
+/// where `answer(result)` sends the JSON-RPC result for `msg`.
+export function jsonRpcServer(handle) {
+  return createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method !== 'POST') return res.writeHead(405, { allow: 'POST' }).end();
+      let msg;
+      try {
+        msg = JSON.parse(Buffer.concat(chunks).toString());
+      } catch {
+        return res.writeHead(400).end();
+      }
+      const answer = (result) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
+      };
+      handle(req, msg, res, answer);
+    });
+  });
+}
+
 export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000, onFinish = () => {}, startedLine = 'bulwark started' } = {}) {
   const argv = process.argv.slice(2);
   const run = { passed: 0, failed: 0, logs: [], pids: [], started: {} };

@@ -12,10 +12,9 @@
 // that is not idempotent is executed once and answered with the typed error
 // that says it was not retried. Every process is killed by pid.
 
-import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assert, harness, openSession, request, scaled, sleep } from './harness.mjs';
+import { assert, harness, jsonRpcServer, openSession, request, scaled, sleep } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-retries-', watchdogMs: 60_000, onFinish: () => service.close() });
 const { check } = run;
@@ -30,39 +29,24 @@ const tools = [
   { name: 'once', description: 'Not idempotent.', inputSchema: { type: 'object' }, annotations: { idempotentHint: false } },
 ];
 
-const service = createServer((req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    if (req.method !== 'POST') return res.writeHead(405, { allow: 'POST' }).end();
-    let msg;
-    try {
-      msg = JSON.parse(Buffer.concat(chunks).toString());
-    } catch {
-      return res.writeHead(400).end();
+const service = jsonRpcServer((req, msg, res, answer) => {
+  if (msg.id === undefined) return res.writeHead(202).end(); // a notification
+  switch (msg.method) {
+    case 'initialize':
+      return answer({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'counting', version: '1' } });
+    case 'tools/list':
+      return answer({ tools });
+    case 'tools/call': {
+      const name = msg.params?.name;
+      const n = (executions[name] = (executions[name] ?? 0) + 1);
+      // The first execution of each tool fails after it reached us.
+      if (n === 1) return res.writeHead(503, { 'content-type': 'text/plain' }).end('overloaded');
+      return answer({ content: [{ type: 'text', text: `${name} ran ${n}` }] });
     }
-    if (msg.id === undefined) return res.writeHead(202).end(); // a notification
-    const answer = (result) => {
+    default:
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
-    };
-    switch (msg.method) {
-      case 'initialize':
-        return answer({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'counting', version: '1' } });
-      case 'tools/list':
-        return answer({ tools });
-      case 'tools/call': {
-        const name = msg.params?.name;
-        const n = (executions[name] = (executions[name] ?? 0) + 1);
-        // The first execution of each tool fails after it reached us.
-        if (n === 1) return res.writeHead(503, { 'content-type': 'text/plain' }).end('overloaded');
-        return answer({ content: [{ type: 'text', text: `${name} ran ${n}` }] });
-      }
-      default:
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'method not found' } }));
-    }
-  });
+      return res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'method not found' } }));
+  }
 });
 
 /// A 2025-era session's tools/call; resolves with every JSON-RPC message of

@@ -547,3 +547,62 @@ TEST_CASE("config: --print-config shows every key of the table, secrets redacted
   CHECK(shown["services"]["a"]["retry"]["attempts"].as_int() == 3);
   CHECK(shown["mcpServers"]["a"]["headers"].as_string() == "[redacted]");
 }
+
+TEST_CASE("config: a service's auth and secret references are checked with their paths", "[config]") {
+  const std::string cc =
+    R"("auth": {"type": "clientCredentials", "tokenUrl": "http://idp/token", "clientId": "gw", "clientSecret": "s"})";
+  config cfg;
+  apply_json(cfg, R"({"mcpServers": {"a": {"url": "http://h/mcp", )" + cc + "}}}", "t");
+  auto& auth = cfg.gateway.services.at(0).auth;
+  CHECK(auth.type == service_auth::kind::client_credentials);
+  CHECK(auth.token_url == "http://idp/token");
+  CHECK(auth.basic);
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"type": "clientCredentials",
+                               "clientId": "gw"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.auth.tokenUrl: is needed"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"type": "clientCredentials",
+                               "tokenUrl": "ftp://idp/t", "clientId": "gw"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.auth.tokenUrl: must be an http:// or https:// URL"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"type": "clientCredentials",
+                               "tokenUrl": "http://idp/t"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.auth.clientId: is needed"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x", )" + cc + "}}}"),
+             Catch::StartsWith("config: $.mcpServers.a.auth.type: applies to HTTP servers"));
+  CHECK_THAT(
+    config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "headers": {"Authorization": "x"}, )" + cc + "}}}"),
+    Catch::StartsWith("config: $.mcpServers.a.headers.Authorization: is set by auth.type"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"tokenUrl": "http://idp/t"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.auth: tokenUrl, clientId"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"type": "password"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.auth.type: must be \"headers\", \"clientCredentials\" or "
+                               "\"tokenExchange\""));
+  CHECK_THAT(
+    config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "passthrough": true, "auth": {
+                               "type": "tokenExchange", "tokenUrl": "http://idp/t", "clientId": "gw"}}}})"),
+    Catch::StartsWith("config: $.mcpServers.a.passthrough: and auth.type \"tokenExchange\" exclude each other"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"command": "x", "passthrough": true}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.passthrough: applies to HTTP servers"));
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"audience": "x"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.auth.audience: applies to auth.type \"tokenExchange\""));
+  // References: of a known kind, and readable now.
+  CHECK_THAT(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "headers": {"X-Key": "${vault:k}"}}}})"),
+             Catch::StartsWith("config: $.mcpServers.a.headers.X-Key: is a reference of an unknown kind"));
+  ::unsetenv("BULWARK_UNIT_NO_SUCH");
+  CHECK(config_error_of(R"({"mcpServers": {"a": {"url": "http://h/mcp", "auth": {"type": "clientCredentials",
+                          "tokenUrl": "http://idp/t", "clientId": "gw", "clientSecret": "${env:BULWARK_UNIT_NO_SUCH}"}}}})")
+        == "config: $.mcpServers.a.auth.clientSecret: the environment variable BULWARK_UNIT_NO_SUCH is not set");
+  CHECK(config_error_of(R"({"alerts": {"webhook": {"url": "http://h/", "headers": {"X-Key": "${file:}"}}}})")
+        == "config: $.alerts.webhook.headers.X-Key: names no variable or file");
+  CHECK_THAT(config_error_of(R"({"telemetry": {"otlp": {"headers": {"X-Key": "${env:BULWARK_UNIT_NO_SUCH}"}}}})"),
+             Catch::StartsWith("config: $.telemetry.otlp.headers.X-Key: the environment variable"));
+  CHECK_THAT(config_error_of(R"({"redis": {"url": "${env:BULWARK_UNIT_NO_SUCH}"}})"),
+             Catch::StartsWith("config: $.redis.url: the environment variable"));
+  ::setenv("BULWARK_UNIT_REDIS", "redis://:pw@127.0.0.1:6390/2", 1);
+  config with_redis;
+  apply_json(with_redis, R"({"redis": {"url": "${env:BULWARK_UNIT_REDIS}"}})", "t");
+  CHECK(with_redis.runtime.ops.redis.url == "${env:BULWARK_UNIT_REDIS}");
+  ::setenv("BULWARK_UNIT_REDIS", "http://nope", 1);
+  CHECK_THAT(config_error_of(R"({"redis": {"url": "${env:BULWARK_UNIT_REDIS}"}})"),
+             Catch::StartsWith("config: $.redis.url: "));
+  ::unsetenv("BULWARK_UNIT_REDIS");
+}

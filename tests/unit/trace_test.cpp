@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "config/access_log.hpp"
-#include "config/secrets.hpp"
 #include "messages/trace.hpp"
 #include "tests/unit/support.hpp"
 
@@ -204,22 +203,6 @@ TEST_CASE("access log: one redacted line per request; errors are written whateve
   CHECK(line["name"].as_string().find("s3cr3t") == std::string::npos);
   std::remove(path.c_str());
   CHECK_THROWS(access_log::open({"/proc/bulwark-unit/access.log", 1.0}));
-}
-
-TEST_CASE("secret references: ${env:NAME} and ${file:PATH} stand for their values", "[trace]") {
-  std::string error;
-  CHECK(secrets::resolve("plain value", error) == "plain value");
-  ::setenv("BULWARK_UNIT_SECRET", "from-env", 1);
-  CHECK(secrets::resolve("${env:BULWARK_UNIT_SECRET}", error) == "from-env");
-  ::unsetenv("BULWARK_UNIT_SECRET");
-  CHECK_FALSE(secrets::resolve("${env:BULWARK_UNIT_SECRET}", error));
-  CHECK(error.find("BULWARK_UNIT_SECRET") != std::string::npos);
-  auto path = temp_path("secret");
-  std::ofstream(path) << "from-file\n";
-  CHECK(secrets::resolve("${file:" + path + "}", error) == "from-file");
-  std::remove(path.c_str());
-  CHECK_FALSE(secrets::resolve("${file:" + path + "}", error));
-  CHECK(secrets::resolve("${env:}", error) == "${env:}"); // not a reference
 }
 
 namespace {
