@@ -474,7 +474,7 @@ Spec make_readable(const gateway_context_ptr& ctx, const service_config& s, cons
 } // namespace
 
 tool_spec make_tool(const gateway_context_ptr& ctx, const service_config& s, const value& tool,
-                    const std::string& exposed) {
+                    const std::string& exposed, const std::string& own_name) {
   tool_spec spec;
   spec.name = exposed;
   spec.service = s.name;
@@ -485,7 +485,7 @@ tool_spec make_tool(const gateway_context_ptr& ctx, const service_config& s, con
     spec.output_schema = tool["outputSchema"];
   if (tool["annotations"].is_object())
     spec.annotations = tool["annotations"];
-  auto name = tool["name"].as_string();
+  const auto& name = own_name;
   bool idempotent = tool["annotations"]["idempotentHint"].as_bool();
   idempotent = idempotent
                || std::find(s.settings.idempotent_tools.begin(), s.settings.idempotent_tools.end(), name)

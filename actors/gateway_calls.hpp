@@ -43,9 +43,10 @@ struct gateway_context {
 };
 using gateway_context_ptr = std::shared_ptr<const gateway_context>;
 
-/// A service's tool under its exposed name.
+/// A service's tool under its exposed name: `tool` is its definition as
+/// clients see it (overrides applied), `own_name` its name at the service.
 tool_spec make_tool(const gateway_context_ptr& ctx, const service_config& s, const json::value& tool,
-                    const std::string& exposed);
+                    const std::string& exposed, const std::string& own_name);
 /// A service's prompt under its exposed name.
 prompt_spec make_prompt(const gateway_context_ptr& ctx, const service_config& s, const json::value& prompt,
                         const std::string& exposed);

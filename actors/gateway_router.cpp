@@ -13,6 +13,7 @@
 #include "actors/gateway_tools.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
+#include "actors/tool_view.hpp"
 #include "config/log.hpp"
 
 namespace bulwark {
@@ -44,7 +45,11 @@ struct router_state {
   /// never), and URIs offered twice (logged only), as last logged.
   std::vector<std::string> clash_errors;
   std::vector<std::string> logged_uri_clashes;
-  /// service -> its tool's name -> the exposed name.
+  /// service -> its tools as clients see them (services.<name>.tools
+  /// applied), and each shown name's tool name at the service.
+  std::map<std::string, value> shown;
+  std::map<std::string, std::map<std::string, std::string>> own_names;
+  /// service -> a tool's shown name -> the exposed name.
   std::map<std::string, std::map<std::string, std::string>> exposed;
 
   /// Services being removed: a removal's number (a drain that ends after the
@@ -116,9 +121,16 @@ struct router_state {
   template <class Add>
   void name_items(const std::string& method, const char* kind, const std::set<std::string>& own,
                   std::vector<std::string>& errors, Add add) const {
+    // Tools as clients see them; prompts as the services list them.
+    auto items = [&](const std::string& service) -> const value& {
+      if (method == "tools/list")
+        if (auto i = shown.find(service); i != shown.end())
+          return i->second;
+      return list_of(service, method);
+    };
     std::map<std::string, std::vector<std::string>> offered; // downstream name -> services
     for (auto& s : cfg->services)
-      for (auto& item : list_of(s.name, method).as_array())
+      for (auto& item : items(s.name).as_array())
         if (item["name"].is_string())
           offered[item["name"].as_string()].push_back(s.name);
     std::map<std::string, std::string> taken; // exposed name -> who offers it
@@ -127,7 +139,7 @@ struct router_state {
     for (auto& s : cfg->services) {
       auto mode = s.settings.prefix.value_or(cfg->prefix);
       auto sep = s.settings.separator.value_or(cfg->separator);
-      for (auto& item : list_of(s.name, method).as_array()) {
+      for (auto& item : items(s.name).as_array()) {
         if (!item["name"].is_string())
           continue;
         const auto& name = item["name"].as_string();
@@ -220,9 +232,14 @@ void republish(router_pointer self) {
   for (auto& t : own_tools)
     own_tool_names.insert(t.name);
   st.exposed.clear();
+  st.shown.clear();
+  st.own_names.clear();
+  for (auto& s : st.cfg->services)
+    st.shown[s.name] = shown_tools(st.list_of(s.name, "tools/list"), s.settings.tools, st.own_names[s.name]);
   st.name_items("tools/list", "tool", own_tool_names, errors, [&](auto& s, auto& item, auto& exposed) {
-    tools.push_back(make_tool(shared, s, item, exposed));
-    st.exposed[s.name][item["name"].as_string()] = exposed;
+    const auto& shown_name = item["name"].as_string();
+    tools.push_back(make_tool(shared, s, item, exposed, st.own_names[s.name][shown_name]));
+    st.exposed[s.name][shown_name] = exposed;
   });
   st.name_items("prompts/list", "prompt", own_prompt_names, errors,
                 [&](auto& s, auto& item, auto& exposed) { prompts.push_back(make_prompt(shared, s, item, exposed)); });
@@ -439,7 +456,7 @@ value services_view(const router_state& st, const std::string& only) {
                                      {"transport", s.is_stdio() ? "stdio" : "http"},
                                      {"status", st.status_of(s.name)},
                                      {"listed", st.listed(s.name)},
-                                     {"tools", st.list_of(s.name, "tools/list")},
+                                     {"tools", st.shown.count(s.name) ? st.shown.at(s.name) : value(json::array{})},
                                      {"exposed", std::move(exposed)}});
     if (auto p = st.problems.find(s.name); p != st.problems.end() && !st.ready_services.count(s.name))
       entry.set("reason", p->second);

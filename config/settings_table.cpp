@@ -727,6 +727,93 @@ void check_separator_value(const value& v, const std::string& path, errors_t&) {
   check_separator(path, v.as_string());
 }
 
+/// An object keyed by a name the user chooses; `each` reads one entry.
+template <class F>
+void read_map(const value& v, const std::string& path, const std::string& must, errors_t& errors, F each) {
+  if (!v.is_object())
+    bad(path, must);
+  for (auto& [name, item] : v.as_object())
+    collect(errors, [&, &name = name, &item = item] { each(name, item, path + "." + name); });
+}
+
+/// A tool name as MCP allows it (SEP-986: 1 to 128 of A-Z a-z 0-9 _ - .).
+bool valid_tool_name(const std::string& n) {
+  return !n.empty() && n.size() <= 128 && std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+const std::vector<std::string>& hint_names() {
+  static const std::vector<std::string> names{"readOnlyHint", "idempotentHint", "destructiveHint", "openWorldHint"};
+  return names;
+}
+
+void read_tool_overrides(service_settings& s, const value& v, const std::string& path, errors_t& errors) {
+  s.tools.clear();
+  read_map(v, path, "must be an object keyed by the service's tool name", errors,
+           [&](const std::string& tool, const value& item, const std::string& here) {
+             if (!item.is_object())
+               bad(here, "must be an object (name, title, description, annotations, hidden)");
+             tool_override o;
+             for (auto& [key, x] : item.as_object()) {
+               auto at = here + "." + key;
+               if (key == "name" || key == "title" || key == "description") {
+                 if (!x.is_string())
+                   bad(at, "must be a string");
+                 (key == "name" ? o.name : key == "title" ? o.title : o.description) = x.as_string();
+               } else if (key == "hidden") {
+                 if (!x.is_bool())
+                   bad(at, "must be true or false");
+                 o.hidden = x.as_bool();
+               } else if (key == "annotations") {
+                 if (!x.is_object())
+                   bad(at, "must be an object of hints");
+                 for (auto& [hint, b] : x.as_object()) {
+                   auto& known = hint_names();
+                   if (std::find(known.begin(), known.end(), hint) == known.end())
+                     bad(at + "." + hint, "unknown hint: one of " + joined(known, ", "));
+                   if (!b.is_bool())
+                     bad(at + "." + hint, "must be true or false");
+                   o.hints[hint] = b.as_bool();
+                 }
+               } else {
+                 bad(at, "unknown key");
+               }
+             }
+             if (o.name && !valid_tool_name(*o.name))
+               bad(here + ".name", "must be 1 to 128 letters, digits, '_', '-' or '.'");
+             s.tools[tool] = std::move(o);
+           });
+  std::map<std::string, std::string> renamed; // new name -> tool
+  for (auto& [tool, o] : s.tools)
+    if (o.name && !o.hidden)
+      if (auto [at, fresh] = renamed.emplace(*o.name, tool); !fresh)
+        errors.push_back({path + "." + tool + ".name", "is also the new name of " + at->second});
+}
+
+value show_tool_overrides(const service_settings& s) {
+  value out(json::object{});
+  for (auto& [tool, o] : s.tools) {
+    value v(json::object{});
+    if (o.name)
+      v.set("name", *o.name);
+    if (o.title)
+      v.set("title", *o.title);
+    if (o.description)
+      v.set("description", *o.description);
+    if (!o.hints.empty()) {
+      value hints(json::object{});
+      for (auto& [h, b] : o.hints)
+        hints.set(h, b);
+      v.set("annotations", std::move(hints));
+    }
+    if (o.hidden)
+      v.set("hidden", true);
+    out.set(tool, std::move(v));
+  }
+  return out;
+}
+
 table_builder<service_settings> service_keys() {
   table_builder<service_settings> k;
   k.live = true;
@@ -833,6 +920,19 @@ table_builder<service_settings> service_keys() {
   k.string(
     "services.<name>.tls.keyFile", [](auto& s) -> auto& { return s.tls.key_file; },
     "Private key of the client certificate.");
+  k.section("services.<name>.tools", show_tool_overrides, read_tool_overrides,
+            "How the service's tools appear to clients, by the service's own tool name: a new name, title or "
+            "description, annotation hints set over the service's own (an idempotentHint set here drives "
+            "retries, a readOnlyHint caching), or hidden. Lists and calls alike; policies still name the "
+            "service's own tool name.");
+  k.described("services.<name>.tools.<tool>.name", setting_type::string,
+              "The name clients see (a prefix mode still applies).");
+  k.described("services.<name>.tools.<tool>.title", setting_type::string, "The title clients see.");
+  k.described("services.<name>.tools.<tool>.description", setting_type::string, "The description clients see.");
+  k.described("services.<name>.tools.<tool>.annotations", setting_type::section,
+              "readOnlyHint, idempotentHint, destructiveHint, openWorldHint: true or false.");
+  k.described("services.<name>.tools.<tool>.hidden", setting_type::boolean,
+              "Neither listed nor callable through Bulwark.");
   k.rule("services.<name>.retry", [](const service_settings& s, const std::string& path, errors_t&) {
     if (s.retry.max_delay < s.retry.base_delay)
       bad(path + ".maxDelayMs", "must not be below baseDelayMs");
@@ -940,15 +1040,6 @@ value show_windows(const std::vector<rate_limit>& limits) {
       if (l.per == per)
         out.set(key, static_cast<unsigned long long>(l.count));
   return out;
-}
-
-/// An object keyed by a name the user chooses; `each` reads one entry.
-template <class F>
-void read_map(const value& v, const std::string& path, const std::string& must, errors_t& errors, F each) {
-  if (!v.is_object())
-    bad(path, must);
-  for (auto& [name, item] : v.as_object())
-    collect(errors, [&, &name = name, &item = item] { each(name, item, path + "." + name); });
 }
 
 void read_alert_rules(config& cfg, const value& v, const std::string& path, errors_t& errors) {

@@ -52,6 +52,22 @@ struct service_tls {
   bool empty() const noexcept { return ca_file.empty() && cert_file.empty() && key_file.empty(); }
 };
 
+/// How one of a service's tools appears to clients (`services.<name>.tools`).
+/// Unset fields keep the service's own.
+struct tool_override {
+  std::optional<std::string> name; ///< The name clients see (before any prefix).
+  std::optional<std::string> title;
+  std::optional<std::string> description;
+  /// Annotation hints set here (readOnlyHint, idempotentHint,
+  /// destructiveHint, openWorldHint), over the service's own.
+  std::map<std::string, bool> hints;
+  bool hidden = false; ///< Neither listed nor callable.
+
+  bool operator==(const tool_override& o) const {
+    return name == o.name && title == o.title && description == o.description && hints == o.hints && hidden == o.hidden;
+  }
+};
+
 struct service_settings {
   std::chrono::milliseconds timeout{30000};
   retry_settings retry;
@@ -76,6 +92,8 @@ struct service_settings {
   std::optional<prefix_mode> prefix; ///< Unset: the gateway's default.
   std::optional<std::string> separator;
   service_tls tls;
+  /// By the service's own tool name.
+  std::map<std::string, tool_override> tools;
 };
 
 /// How Bulwark proves itself to an HTTP service. Values marked "secret"

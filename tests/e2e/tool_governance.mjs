@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// End-to-end test of how a service's tools reach clients through the
+// gateway: operator overrides (`services.<name>.tools`), as the official
+// TypeScript SDK client sees them, in front of a Streamable HTTP MCP
+// service run by this script that records what reaches it.
+//
+//   node tests/e2e/tool_governance.mjs --bulwark build/bulwark
+//
+// Checks: a renamed tool is listed under its new name with the new title,
+// description and hints merged over the service's annotations, and a call
+// by that name reaches the service under its own name; a hidden tool is
+// neither listed nor callable, also through get_server_tools and
+// execute_tool; an idempotentHint set by the operator makes a failed
+// attempt be retried; bad overrides are refused with their paths. Every
+// process is killed by pid.
+
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { assert, harness, jsonRpcServer, rpcError } from './harness.mjs';
+
+const run = harness({ scratch: 'bulwark-tool-governance-', watchdogMs: 90_000, onFinish: () => service.close() });
+const { check } = run;
+
+// -- the service -------------------------------------------------------------------
+
+const calls = []; // the names of tools/call requests that reached the service
+const executions = {};
+const tools = [
+  { name: 'search', title: 'Search', description: 'Searches.', inputSchema: { type: 'object' }, annotations: { readOnlyHint: false, openWorldHint: false } },
+  { name: 'delete_all', description: 'Deletes everything.', inputSchema: { type: 'object' }, annotations: { destructiveHint: true } },
+  { name: 'flaky', description: 'Fails its first run after it began.', inputSchema: { type: 'object' } },
+  { name: 'plain', description: 'As the service has it.', inputSchema: { type: 'object' } },
+];
+
+const service = jsonRpcServer((req, msg, res, answer) => {
+  if (msg.id === undefined) return res.writeHead(202).end();
+  switch (msg.method) {
+    case 'initialize':
+      return answer({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'crm', version: '1' } });
+    case 'tools/list':
+      return answer({ tools });
+    case 'tools/call': {
+      const name = msg.params?.name;
+      calls.push(name);
+      const n = (executions[name] = (executions[name] ?? 0) + 1);
+      if (name === 'flaky' && n === 1) return res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+      return answer({ content: [{ type: 'text', text: `${name} ran ${n}` }] });
+    }
+    default:
+      return answer({});
+  }
+});
+
+const overrides = {
+  search: { name: 'find_customer', title: 'Find a customer', description: 'Finds customers by name.', annotations: { readOnlyHint: true } },
+  delete_all: { hidden: true },
+  flaky: { annotations: { idempotentHint: true } },
+};
+
+await run.main(async () => {
+  await new Promise((r) => service.listen(0, '127.0.0.1', r));
+  const config = (tools) => ({
+    http: { port: 0, address: '127.0.0.1' },
+    mcpServers: { crm: { url: `http://127.0.0.1:${service.address().port}/mcp` } },
+    services: { crm: { protocol: '2025-11-25', retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 50, jitter: 0 }, tools } },
+    gateway: { prefix: 'never', gatewayTools: true },
+  });
+
+  await check('bad overrides are refused with their paths', async () => {
+    for (const [tools, path, why] of [
+      [{ search: { annotations: { safeHint: true } } }, '$.services.crm.tools.search.annotations.safeHint', 'unknown hint'],
+      [{ search: { name: 'has space' } }, '$.services.crm.tools.search.name', 'must be 1 to 128'],
+      [{ search: { name: 'x' }, plain: { name: 'x' } }, '$.services.crm.tools.search.name', 'also the new name of plain'],
+      [{ search: { hidden: 'yes' } }, '$.services.crm.tools.search.hidden', 'true or false'],
+      [{ search: { colour: 'red' } }, '$.services.crm.tools.search.colour', 'unknown key'],
+    ]) {
+      const path0 = join(run.dir, 'bad.json');
+      writeFileSync(path0, JSON.stringify(config(tools)));
+      const r = spawnSync(run.bulwark, ['--check-config', path0], { encoding: 'utf8' });
+      const out = r.stdout + r.stderr;
+      assert(r.status === 2 && out.includes(path) && out.includes(why), `${JSON.stringify(tools)}: ${r.status} ${out}`);
+    }
+  });
+
+  const cfgPath = join(run.dir, 'front.json');
+  writeFileSync(cfgPath, JSON.stringify(config(overrides)));
+  const port = await run.startBulwark(['--config', cfgPath, '--no-builtin-tools'], 'front');
+  const client = new Client({ name: 'governance-test', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+
+  await check('the SDK client lists a renamed tool with its new title, description and merged hints; a hidden one not at all', async () => {
+    const { tools: listed } = await client.listTools();
+    const names = listed.map((t) => t.name).sort();
+    for (const name of ['find_customer', 'flaky', 'plain', 'get_server_tools', 'execute_tool'])
+      assert(names.includes(name), `${name} is not listed: ${names}`);
+    assert(!names.includes('search') && !names.includes('delete_all'), `listed: ${names}`);
+    const found = listed.find((t) => t.name === 'find_customer');
+    assert(found.title === 'Find a customer' && found.description === 'Finds customers by name.', JSON.stringify(found));
+    assert(found.annotations?.readOnlyHint === true && found.annotations?.openWorldHint === false, `hints: ${JSON.stringify(found.annotations)}`);
+    const flaky = listed.find((t) => t.name === 'flaky');
+    assert(flaky.annotations?.idempotentHint === true, JSON.stringify(flaky));
+    const plain = listed.find((t) => t.name === 'plain');
+    assert(plain.description === 'As the service has it.' && plain.annotations === undefined, JSON.stringify(plain));
+  });
+
+  await check('a call by the new name reaches the service under its own name', async () => {
+    const before = calls.length;
+    const r = await client.callTool({ name: 'find_customer', arguments: {} });
+    assert(r.content?.[0]?.text === 'search ran 1', JSON.stringify(r));
+    assert(JSON.stringify(calls.slice(before)) === '["search"]', `the service saw ${calls.slice(before)}`);
+  });
+
+  await check('a hidden tool cannot be called, by its name or through execute_tool, and the old name is gone', async () => {
+    const before = calls.length;
+    for (const name of ['delete_all', 'search']) {
+      let e;
+      try {
+        const r = await client.callTool({ name, arguments: {} });
+        e = r.isError ? r : null;
+      } catch (err) {
+        e = rpcError(err);
+      }
+      assert(e && (e.code === -32602 || e.isError), `${name}: ${JSON.stringify(e)}`);
+    }
+    const viaGateway = await client.callTool({ name: 'execute_tool', arguments: { server: 'crm', tool: 'delete_all', arguments: {} } })
+      .catch((err) => rpcError(err));
+    assert(viaGateway.code === -32602 || viaGateway.isError, `execute_tool: ${JSON.stringify(viaGateway)}`);
+    assert(calls.length === before, `the service saw ${calls.slice(before)}`);
+    const ok = await client.callTool({ name: 'execute_tool', arguments: { server: 'crm', tool: 'find_customer', arguments: {} } });
+    assert(ok.content?.[0]?.text?.startsWith('search ran'), `execute_tool by the shown name: ${JSON.stringify(ok)}`);
+  });
+
+  await check('get_server_tools shows the tools as clients see them', async () => {
+    const r = await client.callTool({ name: 'get_server_tools', arguments: { server: 'crm' } });
+    const text = r.content?.[0]?.text ?? '';
+    const shown = JSON.parse(text);
+    const names = (shown.tools ?? shown).map((t) => t.name);
+    assert(names.includes('find_customer') && !names.includes('delete_all') && !names.includes('search'), text.slice(0, 400));
+  });
+
+  await check('an idempotentHint set by the operator lets a failed attempt be retried', async () => {
+    const r = await client.callTool({ name: 'flaky', arguments: {} });
+    assert(r.content?.[0]?.text === 'flaky ran 2', JSON.stringify(r));
+    assert(executions.flaky === 2, `ran ${executions.flaky} times`);
+  });
+
+  await client.close();
+});
