@@ -10,6 +10,7 @@
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
 #include "actors/env.hpp"
+#include "actors/gateway_router.hpp"
 #include "actors/health.hpp"
 #include "actors/runtime.hpp"
 #include "config/audit.hpp"
@@ -117,6 +118,28 @@ action_result action(runtime& rt, const env_ptr& env, const std::string& what, c
       return refused(503, "the cache is restarting (and empty); nothing to invalidate");
     caf::anon_send(caf::actor_cast<cache_actor>(cache), atom::drop_v, prefix);
     return action_result{200, value::make_object({{"invalidated", prefix}})};
+  }
+  if (what == "tools/approve") {
+    // A held tool definition change (gateway.pinning), as the health
+    // supervisor last saw the router's pins.
+    const auto& service = body["service"].as_string();
+    const auto& tool = body["tool"].as_string();
+    if (service.empty() || tool.empty())
+      return refused(400, "body must name the service (\"service\") and its tool (\"tool\"); see GET "
+                          "/admin/api/tools");
+    auto report = env->health_report();
+    const auto& held = report["components"]["tools"]["held"];
+    bool found = std::any_of(held.as_array().begin(), held.as_array().end(), [&](const value& h) {
+      return h["service"].as_string() == service && h["tool"].as_string() == tool;
+    });
+    if (!found)
+      return refused(404, "no held change of tool '" + tool + "' of service '" + service + "'");
+    auto router = env->names.get(gateway_router_name);
+    if (!router)
+      return refused(503, "the gateway router is restarting; retry");
+    caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::approve_v, service, tool);
+    return action_result{
+      200, value::make_object({{"approved", value::make_object({{"service", service}, {"tool", tool}})}})};
   }
   return refused(404, "no admin action " + what);
 }
@@ -230,13 +253,13 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
     return json_answer(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
   // Views of one component, as the health supervisor last saw it.
   static const std::map<std::string, std::string> parts = {
-    {"queue", "queue"}, {"alerts", "alerts"},  {"breakers", "breakers"},  {"connectors", "connectors"},
-    {"cache", "cache"}, {"limits", "limiter"}, {"telemetry", "telemetry"}};
+    {"queue", "queue"}, {"alerts", "alerts"},  {"breakers", "breakers"},   {"connectors", "connectors"},
+    {"cache", "cache"}, {"limits", "limiter"}, {"telemetry", "telemetry"}, {"tools", "tools"}};
   auto p = parts.find(what);
   if (p == parts.end())
     return refuse(404, "no admin view " + what
                          + " (views: actors, health, queue, alerts, breakers, connectors, cache, limits, telemetry, "
-                           "sessions, history)");
+                           "tools, sessions, history)");
   const auto& part = report["components"][p->second];
   if (part.is_object())
     return json_answer(200, part);

@@ -205,6 +205,13 @@ std::vector<alert> alert_rules::evaluate(const health_sample& s) {
       // A service listed twice is still one open breaker.
       for (auto& service : std::set<std::string>(s.open_breakers.begin(), s.open_breakers.end()))
         fire(service, 1.0, "the circuit breaker of service " + service + " is open");
+    } else if (rule.name == "tool_changed") {
+      for (auto& held : s.held_tools) {
+        auto colon = held.find(':');
+        fire(held, 1.0,
+             "service " + held.substr(0, colon) + " changed the definition of its tool " + held.substr(colon + 1)
+               + "; the change is held until an operator approves it");
+      }
     } else if (rule.name == "queue_fill") {
       auto fill = s.queue_fill;
       if (fill > rule.threshold)

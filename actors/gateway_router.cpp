@@ -13,8 +13,11 @@
 #include "actors/gateway_tools.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
+#include "actors/tool_pins.hpp"
 #include "actors/tool_view.hpp"
+#include "config/audit.hpp"
 #include "config/log.hpp"
+#include "config/metrics.hpp"
 
 namespace bulwark {
 
@@ -51,6 +54,9 @@ struct router_state {
   std::map<std::string, std::map<std::string, std::string>> own_names;
   /// service -> a tool's shown name -> the exposed name.
   std::map<std::string, std::map<std::string, std::string>> exposed;
+  /// Tool-definition pinning (gateway.pinning): approved definitions and
+  /// held changes, kept in the pinning file.
+  pin_book pins;
 
   /// Services being removed: a removal's number (a drain that ends after the
   /// service came back leaves the new one alone) and when it ends at last.
@@ -188,6 +194,32 @@ struct router_state {
 
 using router_pointer = gateway_router_actor::stateful_pointer<router_state>;
 
+/// Writes the pins to the pinning file (a failure is logged: the pins in
+/// memory still hold changes back).
+void save_pins(const router_state& st) {
+  std::string error;
+  if (!st.pins.save(st.cfg->pinning_file, error))
+    log::error("tool pins not saved", value::make_object({{"error", error}}));
+}
+
+/// A service changed a tool's definition, and pinning holds the change back
+/// until an operator approves it: the log, the audit log and a metric say
+/// so (the tool_changed alert fires while it is held).
+void tool_held(const router_state& st, const std::string& service, const std::string& tool) {
+  auto how = st.cfg->pinning == "hide" ? "the tool is hidden" : "its approved definition is served";
+  log::warn("tool definition changed; the change is held until an operator approves it",
+            value::make_object({{"service", service}, {"tool", tool}, {"served", how}}));
+  audit::record({"tool.held",
+                 "held",
+                 "service:" + service,
+                 {},
+                 service + ":" + tool,
+                 {},
+                 value::make_object({{"service", service}, {"tool", tool}, {"mode", st.cfg->pinning}})});
+  if (auto& m = st.rt->environment()->metrics)
+    m->counter("bulwark_tool_changes_held_total", {{"service", service}}).inc();
+}
+
 /// Rebuilds what the services offer, under exposed names, in the catalog's
 /// "gateway" group; answers start-up once it may go on.
 void republish(router_pointer self) {
@@ -234,8 +266,21 @@ void republish(router_pointer self) {
   st.exposed.clear();
   st.shown.clear();
   st.own_names.clear();
-  for (auto& s : st.cfg->services)
-    st.shown[s.name] = shown_tools(st.list_of(s.name, "tools/list"), s.settings.tools, st.own_names[s.name]);
+  bool pins_changed = false;
+  for (auto& s : st.cfg->services) {
+    const value* tools_of = &st.list_of(s.name, "tools/list");
+    value served;
+    if (st.cfg->pinning != "off" && st.listed(s.name)) {
+      std::vector<std::string> held;
+      pins_changed |= st.pins.apply(s.name, *tools_of, st.cfg->pinning == "hide", served, held);
+      for (auto& tool : held)
+        tool_held(st, s.name, tool);
+      tools_of = &served;
+    }
+    st.shown[s.name] = shown_tools(*tools_of, s.settings.tools, st.own_names[s.name]);
+  }
+  if (pins_changed)
+    save_pins(st);
   st.name_items("tools/list", "tool", own_tool_names, errors, [&](auto& s, auto& item, auto& exposed) {
     const auto& shown_name = item["name"].as_string();
     tools.push_back(make_tool(shared, s, item, exposed, st.own_names[s.name][shown_name]));
@@ -471,6 +516,11 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
   st.rt = rt;
   st.seed = std::move(seed);
   st.cfg = st.seed->current();
+  if (st.cfg->pinning != "off") {
+    std::string error;
+    if (!st.pins.load(st.cfg->pinning_file, error))
+      log::error("tool pins not read; every tool is pinned anew", value::make_object({{"error", error}}));
+  }
   if (restarted) {
     // The connectors are asked what their services offer once they can see
     // this router (atom::publish from the spawn function); the catalog is
@@ -556,6 +606,20 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
       answer_ready(self);
     },
     [self](atom::get, const std::string& server) { return services_view(self->state, server); },
+    [self](atom::get) {
+      auto& st = self->state;
+      return value::make_object({{"mailbox", static_cast<unsigned long long>(self->mailbox().size())},
+                                 {"pinning", st.cfg->pinning},
+                                 {"held", st.pins.held()}});
+    },
+    [self](atom::approve, const std::string& service, const std::string& tool) {
+      auto& st = self->state;
+      if (!st.pins.approve(service, tool))
+        return;
+      save_pins(st);
+      log::info("held tool definition approved", value::make_object({{"service", service}, {"tool", tool}}));
+      republish(self);
+    },
   };
 }
 

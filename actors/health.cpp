@@ -17,6 +17,7 @@
 #include "actors/alerts.hpp"
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
+#include "actors/gateway_router.hpp"
 #include "actors/limiter_actor.hpp"
 #include "actors/queue_actor.hpp"
 #include "actors/runtime.hpp"
@@ -166,6 +167,7 @@ std::vector<std::string> component_names(const health_state& st) {
   }
   for (auto* n : {"queue", "limiter", "alerts", "telemetry"})
     out.emplace_back(n);
+  out.push_back(gateway_router_name); // a gateway's: pinning's held changes
   out.push_back(cache_actor_name);
   return out;
 }
@@ -345,6 +347,7 @@ void evaluate(health_pointer self) {
        {"limiter", limiter},
        {"alerts", answer("alerts")},
        {"telemetry", answer("telemetry")},
+       {"tools", answer(gateway_router_name)},
        {"redis", shared_state},
        {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
                                            {"escalations", static_cast<unsigned long long>(escalations)},
@@ -427,6 +430,9 @@ void evaluate(health_pointer self) {
     record_history(st, now, sample.wall, st.env->latency ? st.latency.back().second : metrics::histogram_snapshot{},
                    std::as_const(report)["components"]["breakers"]);
   sample.queue_fill = in.queue_fill;
+  auto router = answer(gateway_router_name);
+  for (auto& h : router["held"].as_array())
+    sample.held_tools.push_back(h["service"].as_string() + ":" + h["tool"].as_string());
   if (auto alerts = st.env->names.get("alerts"))
     self->send(caf::actor_cast<alert_actor>(alerts), atom::sample_v, std::move(sample));
 }

@@ -108,6 +108,9 @@ struct runtime::impl {
     m.describe("bulwark_service_fast_failures_total", "Calls the open breaker refused without the service, by service.",
                kind::counter);
     m.describe("bulwark_breaker_transitions_total", "Breaker state changes, by service.", kind::counter);
+    m.describe("bulwark_tool_changes_held_total",
+               "Tool definition changes a service made that pinning holds until an operator approves them, by service.",
+               kind::counter);
     m.describe("bulwark_service_token_requests_total",
                "Token requests for a service with auth.type clientCredentials or tokenExchange, by service, grant "
                "(client_credentials, token_exchange) and outcome (granted, failed).",

@@ -1341,6 +1341,32 @@ table_builder<config> config_keys() {
   k.seconds(
     "gateway.childRestartWindowSeconds", [](auto& c) -> auto& { return c.gateway.child_restart_window; }, 1, 86400,
     "Window of childMaxRestarts.");
+  k.choice(
+    "gateway.pinning.mode", {"off", "keep", "hide"}, "must be \"off\", \"keep\" or \"hide\"",
+    [](const config& c) { return c.gateway.pinning; }, [](config& c, const std::string& w) { c.gateway.pinning = w; },
+    "Tool-definition pinning: a service's tool definition (name, description, input schema, annotations) as first "
+    "seen is approved; a later change is held until an operator approves it (POST /admin/api/tools/approve), "
+    "keeping the approved definition served, or hiding the tool. Off: every change is served at once.");
+  k.string(
+    "gateway.pinning.file", [](auto& c) -> auto& { return c.gateway.pinning_file; },
+    "Where the pins are kept across restarts (JSON, written by Bulwark); needed with a pinning mode.");
+  k.rule("gateway.pinning", [](const config& c, const std::string& path, errors_t&) {
+    if (c.gateway.pinning != "off" && c.gateway.pinning_file.empty())
+      bad(path + ".file", "is needed with mode \"" + c.gateway.pinning + "\": the pins are kept there");
+    // A file that is there must be Bulwark's: a broken one would approve
+    // every tool anew.
+    if (c.gateway.pinning != "off") {
+      std::ifstream in(c.gateway.pinning_file, std::ios::binary);
+      if (in) {
+        std::ostringstream text;
+        text << in.rdbuf();
+        value doc;
+        json::parse_error err;
+        if (!json::parse(text.str(), doc, err) || !doc.is_object() || !doc["services"].is_object())
+          bad(path + ".file", "'" + c.gateway.pinning_file + "' is no pin book (written by Bulwark)");
+      }
+    }
+  });
 
   k.live = true;
   k.section("mcpServers", show_servers, read_servers,
@@ -1525,9 +1551,10 @@ table_builder<config> config_keys() {
   });
 
   k.live = true;
-  k.section("alerts.rules", show_alert_rules, read_alert_rules,
-            "Settings by rule name (error_rate, upstream_budget, cache_hit_rate, p95_latency, breaker_open, "
-            "queue_fill).")
+  k.section(
+     "alerts.rules", show_alert_rules, read_alert_rules,
+     "Settings by rule name (error_rate, upstream_budget, cache_hit_rate, p95_latency, breaker_open, tool_changed, "
+     "queue_fill).")
     .not_in_example();
   k.described("alerts.rules.<rule>.enabled", setting_type::boolean, "Whether the rule fires.");
   k.described("alerts.rules.<rule>.threshold", setting_type::number,

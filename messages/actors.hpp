@@ -360,6 +360,7 @@ CAF_ADD_ATOM(bulwark, bulwark::atom, spans, "spans")
 CAF_ADD_ATOM(bulwark, bulwark::atom, flush, "flush")
 CAF_ADD_ATOM(bulwark, bulwark::atom, exported, "exported")
 CAF_ADD_ATOM(bulwark, bulwark::atom, token, "token")
+CAF_ADD_ATOM(bulwark, bulwark::atom, approve, "approve")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -510,6 +511,12 @@ using gateway_router_actor = caf::typed_actor<
   // The services (one by name, or all for ""): status, why not ready, the
   // listed tools and their exposed names (for the gateway tools).
   caf::replies_to<atom::get, std::string>::with<json::value>,
+  // Status for health: the pinning mode and the held tool changes, each
+  // with both definitions and what differs.
+  caf::replies_to<atom::get>::with<json::value>,
+  // An operator approved the held change of a service's tool (service,
+  // tool): it is served from now on.
+  caf::reacts_to<atom::approve, std::string, std::string>,
   // From its spawn function, once connectors can see it: ask every
   // connector for its service's lists and status.
   caf::reacts_to<atom::publish>>;

@@ -71,6 +71,8 @@ struct health_sample {
   std::vector<std::string> open_breakers;
   /// Fraction of the request queue in use.
   double queue_fill = 0;
+  /// "service:tool" of tool definition changes held by pinning.
+  std::vector<std::string> held_tools;
 };
 
 } // namespace bulwark

@@ -191,6 +191,11 @@ struct gateway_config {
   std::map<std::string, access_policy> agents;
   prefix_mode prefix = prefix_mode::conditional;
   std::string separator = "__";
+  /// Tool-definition pinning: "off", "keep" (a changed tool keeps its
+  /// approved definition until approved) or "hide" (it is hidden until
+  /// then); the pins are kept in `pinning_file`.
+  std::string pinning = "off";
+  std::string pinning_file;
   /// Restarts of a stdio child within `restart_window` before it is left down.
   uint32_t child_max_restarts = 5;
   std::chrono::seconds child_restart_window{60};

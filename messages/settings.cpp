@@ -59,8 +59,9 @@ struct rule_traits {
 };
 
 constexpr rule_traits known_rules[] = {
-  {"error_rate", true, true, true},    {"upstream_budget", true, true, false}, {"cache_hit_rate", true, true, true},
-  {"p95_latency", true, false, false}, {"breaker_open", false, false, false},  {"queue_fill", true, true, false},
+  {"error_rate", true, true, true},      {"upstream_budget", true, true, false}, {"cache_hit_rate", true, true, true},
+  {"p95_latency", true, false, false},   {"breaker_open", false, false, false},  {"queue_fill", true, true, false},
+  {"tool_changed", false, false, false},
 };
 
 const rule_traits* traits_of(std::string_view name) {
@@ -96,6 +97,7 @@ alert_config default_alert_config() {
   cfg.rules.push_back(make_rule("p95_latency", 2.0, 0));
   cfg.rules.push_back(make_rule("breaker_open", 0, 0, "critical"));
   cfg.rules.push_back(make_rule("queue_fill", 0.8, 0));
+  cfg.rules.push_back(make_rule("tool_changed", 0, 0));
   return cfg;
 }
 

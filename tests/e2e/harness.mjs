@@ -276,10 +276,6 @@ export async function adminRequest(port, token, method, path, body, headers) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-/// A test run: `check` counts results, `finish` kills every process started
-/// through it and exits; the watchdog ends a run that takes too long.
-/// `bulwark` defaults to the `--bulwark PATH` argument; `run.dir` is a
-/// scratch directory (named after `scratch`) removed at the end.
 /// An HTTP server for a Streamable HTTP MCP service written in a test:
 /// POST bodies are parsed as JSON-RPC (405 for other methods, 400 for a
 /// body that is no JSON); `handle(req, msg, res, answer)` does the rest,
@@ -305,6 +301,10 @@ export function jsonRpcServer(handle) {
   });
 }
 
+/// A test run: `check` counts results, `finish` kills every process started
+/// through it and exits; the watchdog ends a run that takes too long.
+/// `bulwark` defaults to the `--bulwark PATH` argument; `run.dir` is a
+/// scratch directory (named after `scratch`) removed at the end.
 export function harness({ bulwark, scratch = 'bulwark-e2e-', watchdogMs = 90_000, onFinish = () => {}, startedLine = 'bulwark started' } = {}) {
   const argv = process.argv.slice(2);
   const run = { passed: 0, failed: 0, logs: [], pids: [], started: {} };

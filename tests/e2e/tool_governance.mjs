@@ -11,17 +11,25 @@
 // by that name reaches the service under its own name; a hidden tool is
 // neither listed nor callable, also through get_server_tools and
 // execute_tool; an idempotentHint set by the operator makes a failed
-// attempt be retried; bad overrides are refused with their paths. Every
-// process is killed by pid.
+// attempt be retried; bad overrides are refused with their paths. Then
+// pinning (`gateway.pinning`), in front of a stdio service that redefines a
+// tool and says so with list_changed: the approved definition keeps being
+// served, across a restart too, while the change is held (log, audit
+// entry, the tool_changed alert, the admin view with what differs); a
+// held change is approved through the admin API, and clients then see the
+// new definition; a broken pin file is refused at start. Every process is
+// killed by pid.
 
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { assert, harness, jsonRpcServer, rpcError } from './harness.mjs';
+import { adminRequest, assert, harness, jsonRpcServer, rpcError, scaled, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-tool-governance-', watchdogMs: 90_000, onFinish: () => service.close() });
 const { check } = run;
@@ -150,4 +158,104 @@ await run.main(async () => {
   });
 
   await client.close();
+  await run.stop('front');
+
+  // -- pinning -----------------------------------------------------------------------
+
+  const adminToken = 'governance-admin-token';
+  const pinFile = join(run.dir, 'pins.json');
+  const auditFile = join(run.dir, 'audit.jsonl');
+  const pinned = join(run.dir, 'pinned.json');
+  writeFileSync(pinned, JSON.stringify({
+    http: { port: 0, address: '127.0.0.1' },
+    admin: { tokenSha256: createHash('sha256').update(adminToken).digest('hex') },
+    audit: { file: auditFile },
+    health: { intervalMs: 200 },
+    mcpServers: {
+      words: {
+        command: process.execPath,
+        args: [join(dirname(fileURLToPath(import.meta.url)), 'redefining_server.mjs')],
+        env: { REDEFINING_STATE: join(run.dir, 'words-state.json') },
+      },
+    },
+    gateway: { prefix: 'never', pinning: { mode: 'keep', file: pinFile } },
+  }));
+  let pport = await run.startBulwark(['--config', pinned, '--no-builtin-tools'], 'pinned');
+  const connect = async (port) => {
+    const c = new Client({ name: 'pinning-test', version: '1' });
+    await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+    return c;
+  };
+  const lookupOf = async (c) => (await c.listTools()).tools.find((t) => t.name === 'lookup');
+  let pc = await connect(pport);
+
+  await check('a tool is pinned as first seen, in the pin file', async () => {
+    const t = await lookupOf(pc);
+    assert(t?.description === 'Looks a word up.', JSON.stringify(t));
+    const book = JSON.parse(readFileSync(pinFile, 'utf8'));
+    assert(book.services?.words?.lookup?.definition?.description === 'Looks a word up.', JSON.stringify(book).slice(0, 300));
+    assert(/^[0-9a-f]{64}$/.test(book.services.words.lookup.hash), 'a SHA-256');
+  });
+
+  await check('a redefined tool keeps its approved definition while the change is held: log, audit, admin view, alert', async () => {
+    await pc.callTool({ name: 'redefine', arguments: { description: 'Looks a word up and forwards it.' } });
+    const view = await until('the held change in the admin view', async () => {
+      const r = await adminRequest(pport, adminToken, 'GET', 'tools');
+      return r.body?.held?.length ? r.body : null;
+    });
+    const held = view.held[0];
+    assert(held.service === 'words' && held.tool === 'lookup', JSON.stringify(held));
+    const fields = held.changes.map((c) => c.field).sort();
+    assert(JSON.stringify(fields) === '["description","inputSchema"]', `changes: ${JSON.stringify(held.changes)}`);
+    const d = held.changes.find((c) => c.field === 'description');
+    assert(d.before === 'Looks a word up.' && d.after === 'Looks a word up and forwards it.', JSON.stringify(d));
+    const t = await lookupOf(pc);
+    assert(t.description === 'Looks a word up.' && !t.inputSchema.properties.forward_to, `served: ${JSON.stringify(t)}`);
+    assert(run.logs.some((l) => l.includes('tool definition changed; the change is held')), 'the log says so');
+    const audit = readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert(audit.some((e) => e.event === 'tool.held' && e.target === 'words:lookup'), 'an audit entry');
+    await until('the tool_changed alert', async () => {
+      const a = await adminRequest(pport, adminToken, 'GET', 'alerts');
+      return a.body?.rules?.find((r) => r.name === 'tool_changed')?.fired >= 1;
+    });
+  });
+
+  await check('the change stays held across a restart (the service lists it from its start on)', async () => {
+    await pc.close();
+    await run.stop('pinned');
+    const auditBefore = readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.includes('"tool.held"')).length;
+    pport = await run.startBulwark(['--config', pinned, '--no-builtin-tools'], 'pinned');
+    pc = await connect(pport);
+    const t = await lookupOf(pc);
+    assert(t.description === 'Looks a word up.' && !t.inputSchema.properties.forward_to, `served: ${JSON.stringify(t)}`);
+    await until('the held change after the restart', async () => {
+      const r = await adminRequest(pport, adminToken, 'GET', 'tools');
+      return r.body?.held?.[0]?.pending?.description === 'Looks a word up and forwards it.';
+    });
+    const auditAfter = readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.includes('"tool.held"')).length;
+    assert(auditAfter === auditBefore, 'a change already held is not held anew');
+  });
+
+  await check('an operator approves the held change; clients then see the new definition', async () => {
+    const refused = await adminRequest(pport, 'wrong', 'POST', 'tools/approve', { service: 'words', tool: 'lookup' });
+    assert(refused.status === 401, `without the token: ${refused.status}`);
+    const none = await adminRequest(pport, adminToken, 'POST', 'tools/approve', { service: 'words', tool: 'nothing' });
+    assert(none.status === 404, `nothing held: ${none.status}`);
+    const ok = await adminRequest(pport, adminToken, 'POST', 'tools/approve', { service: 'words', tool: 'lookup' });
+    assert(ok.status === 200, `approve: ${ok.status} ${JSON.stringify(ok.body)}`);
+    await until('the new definition', async () => (await lookupOf(pc)).description === 'Looks a word up and forwards it.', 5000);
+    assert((await lookupOf(pc)).inputSchema.properties.forward_to, 'the new input schema');
+    const book = JSON.parse(readFileSync(pinFile, 'utf8'));
+    assert(book.services.words.lookup.definition.description === 'Looks a word up and forwards it.' && !book.services.words.lookup.pending,
+           'the pin file holds the approved definition');
+    const audit = readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert(audit.some((e) => e.event === 'admin.action' && e.target === 'tools/approve' && e.outcome === 'ok'), 'the approval is audited');
+  });
+
+  await check('a pin file that is no pin book is refused at start with its path', async () => {
+    writeFileSync(pinFile, '{"not": "pins"}');
+    const r = spawnSync(run.bulwark, ['--check-config', pinned], { encoding: 'utf8' });
+    assert(r.status === 2 && (r.stdout + r.stderr).includes('$.gateway.pinning.file'), `${r.status} ${r.stdout}${r.stderr}`);
+  });
+  await pc.close();
 });

@@ -133,9 +133,9 @@ TEST_CASE("sliding window: sums every slot of the span; reused slots start empty
 
 // -- rules at their thresholds ----------------------------------------------------------
 
-TEST_CASE("default alert config: the six rules with their thresholds, counts and 15 minute cooldowns", "[alerts]") {
+TEST_CASE("default alert config: the seven rules with their thresholds, counts and 15 minute cooldowns", "[alerts]") {
   auto cfg = default_alert_config();
-  REQUIRE(cfg.rules.size() == 6);
+  REQUIRE(cfg.rules.size() == 7);
   struct expected {
     const char* name;
     double threshold;
@@ -144,8 +144,9 @@ TEST_CASE("default alert config: the six rules with their thresholds, counts and
   };
   expected want[] = {{"error_rate", 0.05, 100, "warning"},   {"upstream_budget", 0.9, 0, "warning"},
                      {"cache_hit_rate", 0.6, 50, "warning"}, {"p95_latency", 2.0, 0, "warning"},
-                     {"breaker_open", 0, 0, "critical"},     {"queue_fill", 0.8, 0, "warning"}};
-  for (std::size_t i = 0; i < 6; ++i) {
+                     {"breaker_open", 0, 0, "critical"},     {"queue_fill", 0.8, 0, "warning"},
+                     {"tool_changed", 0, 0, "warning"}};
+  for (std::size_t i = 0; i < 7; ++i) {
     INFO(want[i].name);
     CHECK(cfg.rules[i].name == want[i].name);
     CHECK(cfg.rules[i].enabled);
@@ -154,6 +155,28 @@ TEST_CASE("default alert config: the six rules with their thresholds, counts and
     CHECK(cfg.rules[i].severity == want[i].severity);
     CHECK(cfg.rules[i].cooldown == 15min);
   }
+}
+
+TEST_CASE("tool_changed fires per held change while it is held, then resolves", "[alerts]") {
+  alert_rules rules(default_alert_config());
+  auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  health_sample s;
+  s.now = t0;
+  s.held_tools = {"crm:search", "crm:delete"};
+  auto fired = rules.evaluate(s);
+  REQUIRE(fired.size() == 2);
+  CHECK(fired[0].rule == "tool_changed");
+  CHECK(fired[0].subject == "crm:search");
+  CHECK(fired[0].message
+        == "service crm changed the definition of its tool search; the change is held until an operator approves it");
+  s.now = t0 + 1s;
+  CHECK(rules.evaluate(s).empty()); // still held: no second alert
+  s.held_tools = {"crm:search"};
+  s.now = t0 + 2s;
+  auto resolved = rules.evaluate(s);
+  REQUIRE(resolved.size() == 1);
+  CHECK(resolved[0].resolved);
+  CHECK(resolved[0].subject == "crm:delete");
 }
 
 TEST_CASE("error_rate fires above 5% with at least 100 requests", "[alerts]") {
@@ -514,7 +537,7 @@ TEST_CASE("alerts and status render as JSON with UTC ISO-8601 times", "[alerts]"
 
   alert_rules rules(default_alert_config());
   auto st = rules.status();
-  REQUIRE(st["rules"].size() == 6);
+  REQUIRE(st["rules"].size() == 7);
   auto& cache = rule_status(st, "cache_hit_rate");
   CHECK(cache["enabled"].as_bool());
   CHECK(cache["severity"].as_string() == "warning");
