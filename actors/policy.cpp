@@ -2,28 +2,6 @@
 
 namespace bulwark {
 
-bool glob_match(std::string_view pattern, std::string_view text) {
-  // Greedy match with backtracking to the last '*'.
-  std::size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = t;
-    } else if (p < pattern.size() && pattern[p] == text[t]) {
-      ++p;
-      ++t;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      t = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*')
-    ++p;
-  return p == pattern.size();
-}
-
 policy_decision check_policy(const access_policy& policy, const std::string& server, const std::string& tool) {
   auto subject = server + ":" + tool;
   for (auto& rule : policy.deny)

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "messages/service.hpp"
+#include "messages/settings.hpp" // glob_match
 
 namespace bulwark {
 
@@ -15,9 +16,6 @@ namespace bulwark {
 /// services offer a tool of that name (in config order).
 std::string exposed_tool_name(const std::string& service, const std::string& tool, prefix_mode mode,
                               const std::string& separator, bool clashes);
-
-/// `*` matches any run of characters, everything else itself.
-bool glob_match(std::string_view pattern, std::string_view text);
 
 struct policy_decision {
   bool allowed = true;

@@ -241,6 +241,7 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
   client.capabilities = *caps;
   client.identity = in->identity;
   client.credential = in->credential;
+  client.scopes = in->scopes;
   if (auto* info = meta->find(mcp::meta_client_info))
     client.info = *info;
   if (method == "tools/list" || method == "resources/list" || method == "resources/templates/list"
@@ -306,6 +307,7 @@ void session_state::handle_response(const json::value& msg) {
 client_view session_state::stateful_client(const inbound& in) const {
   client_view v;
   v.credential = in.credential;
+  v.scopes = in.scopes;
   v.protocol_version = rec->protocol_version;
   v.stateless = false;
   v.capabilities = rec->client_capabilities;

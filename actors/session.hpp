@@ -178,7 +178,11 @@ private:
   /// change, so that an instance taking the session over sees it.
   void reply_once_shared(const inbound_ptr& in);
   void reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data = {},
-                   int http_status = 0);
+                   int http_status = 0, std::string challenge = {});
+  /// Whether the caller's token lacks a scope `name` (a "tool", "prompt"
+  /// or "resource") needs (`auth.oauth.requiredScopes`); if so the request
+  /// has been answered HTTP 403 insufficient_scope and audited.
+  bool lacks_scope(const inbound_ptr& in, const client_view& client, std::string_view kind, const std::string& name);
   void run(running& r);
 
   /// A call's error context (mcp::error_context), current while it lives:

@@ -13,6 +13,7 @@
 #include "actors/shared_state.hpp"
 #include "actors/telemetry.hpp"
 #include "config/access_log.hpp"
+#include "config/audit.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
 #include "messages/crypto.hpp"
@@ -68,6 +69,8 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
       if (!tool)
         return reply_error(in, error_code::invalid_params, "unknown tool: " + name->as_string(),
                            value::make_object({{"name", name->as_string()}}), bad);
+      if (lacks_scope(in, client, "tool", name->as_string()))
+        return;
       handler = tool->handler;
       // Arguments are checked against the tool's input schema before
       // anything runs or is forwarded; every failing field is listed.
@@ -87,6 +90,8 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
       if (!prompt)
         return reply_error(in, error_code::invalid_params, "unknown prompt: " + name->as_string(),
                            value::make_object({{"name", name->as_string()}}), bad);
+      if (lacks_scope(in, client, "prompt", name->as_string()))
+        return;
       for (auto& a : prompt->arguments) {
         const auto* given = args ? args->find(a.name) : nullptr;
         if (a.required && (!given || given->is_null()))
@@ -106,6 +111,8 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
     if (uri->as_string().size() > max_uri_bytes)
       return reply_error(in, error_code::invalid_params,
                          "params.uri is longer than " + std::to_string(max_uri_bytes) + " bytes", {}, bad);
+    if (lacks_scope(in, client, "resource", uri->as_string()))
+      return;
     if (auto* r = cat->find_resource(uri->as_string())) {
       handler = r->handler;
       service = r->service;
@@ -702,8 +709,43 @@ void session_state::reply_once_shared(const inbound_ptr& in) {
   publish_session(env, *rec, [sink = in->sink, out = std::move(out)]() mutable { sink->deliver(std::move(out)); });
 }
 
+bool session_state::lacks_scope(const inbound_ptr& in, const client_view& client, std::string_view kind,
+                                const std::string& name) {
+  if (!client.scopes)
+    return false;
+  auto settings = env->settings();
+  const auto& rules = settings->ops.scopes;
+  if (rules.empty())
+    return false;
+  auto missing = scope_rules::missing(rules.required(kind, name), *client.scopes);
+  if (missing.empty())
+    return false;
+  std::string needed;
+  for (auto& s : rules.required(kind, name))
+    needed += (needed.empty() ? "" : " ") + s;
+  value lacking(json::array{});
+  for (auto& s : missing)
+    lacking.push_back(s);
+  // RFC 6750 §3.1 and the MCP authorization spec: the scopes the call
+  // needs, so that a client can ask for them (step-up authorization).
+  auto challenge =
+    "Bearer error=\"insufficient_scope\", scope=\"" + needed + "\", resource_metadata=\"" + rules.metadata_url + "\"";
+  audit::record({"scope.denied",
+                 "denied",
+                 in->identity,
+                 in->remote,
+                 std::string(kind) + ":" + name,
+                 {},
+                 value::make_object({{"required", needed}, {"missing", lacking}})});
+  reply_error(
+    in, error_code::insufficient_scope,
+    "Forbidden: the access token lacks the scope " + needed + " that " + std::string(kind) + " " + name + " needs",
+    value::make_object({{"requiredScopes", needed}, {"missingScopes", std::move(lacking)}}), 403, std::move(challenge));
+  return true;
+}
+
 void session_state::reply_error(const inbound_ptr& in, error_code code, std::string message, json::value data,
-                                int http_status) {
+                                int http_status, std::string challenge) {
   const auto& method = in->message["method"].as_string();
   const auto& named = in->message["params"]["name"];
   mcp::error_context ctx;
@@ -733,6 +775,7 @@ void session_state::reply_error(const inbound_ptr& in, error_code code, std::str
     out.http_status = http_status;
   if (out.http_status == 429 || out.http_status == 503)
     out.retry_after = mcp::retry_after_header(data);
+  out.challenge = std::move(challenge);
   record_answer(in, name, "error", static_cast<int>(code), out.http_status, out.body.size(),
                 named.is_string() ? std::string_view(named.as_string()) : std::string_view());
   in->sink->deliver(std::move(out));

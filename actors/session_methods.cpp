@@ -119,7 +119,10 @@ void session_state::do_list(const inbound_ptr& in, const std::string& method, co
   std::size_t total = 0;
   std::size_t page = std::max<std::size_t>(1, env->opts.page_size);
   bool per_client = false; // some items are hidden from some clients
-  auto take = [&](const auto& list) {
+  // Scopes (auth.oauth.requiredScopes) hide what the token may not use.
+  auto settings = env->settings();
+  const auto* scopes = client.scopes && !settings->ops.scopes.empty() ? &settings->ops.scopes : nullptr;
+  auto take = [&](const auto& list, std::string_view kind, auto name_of) {
     // Pages run over what this client may see, so cursors stay stable for it.
     std::vector<std::size_t> shown;
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -130,6 +133,11 @@ void session_state::do_list(const inbound_ptr& in, const std::string& method, co
             continue;
         }
       }
+      if (scopes) {
+        per_client = true;
+        if (!scope_rules::missing(scopes->required(kind, name_of(list[i])), *client.scopes).empty())
+          continue;
+      }
       shown.push_back(i);
     }
     total = shown.size();
@@ -138,16 +146,16 @@ void session_state::do_list(const inbound_ptr& in, const std::string& method, co
   };
   const char* key;
   if (method == "tools/list") {
-    take(cat->tools);
+    take(cat->tools, "tool", [](auto& t) -> const std::string& { return t.name; });
     key = "tools";
   } else if (method == "resources/list") {
-    take(cat->resources);
+    take(cat->resources, "resource", [](auto& r) -> const std::string& { return r.uri; });
     key = "resources";
   } else if (method == "resources/templates/list") {
-    take(cat->templates);
+    take(cat->templates, "resource", [](auto& t) -> const std::string& { return t.uri_template; });
     key = "resourceTemplates";
   } else {
-    take(cat->prompts);
+    take(cat->prompts, "prompt", [](auto& p) -> const std::string& { return p.name; });
     key = "prompts";
   }
   value result(json::object{});

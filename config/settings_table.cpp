@@ -1081,6 +1081,82 @@ void check_token_hash(const char* what, const value& v, const std::string& path)
     bad(path, std::string("must be the lower-case hex SHA-256 of the ") + what + " token (64 characters)");
 }
 
+// -- scopes (auth.mode "oauth") -----------------------------------------------------------
+
+/// An object of pattern or claim -> array of scope strings.
+std::vector<std::pair<std::string, std::vector<std::string>>> read_scope_map(const value& v, const std::string& path) {
+  if (!v.is_object())
+    bad(path, "must be an object of arrays of scopes");
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (auto& [key, scopes] : v.as_object()) {
+    if (key.empty())
+      bad(path, "holds an empty pattern");
+    if (!scopes.is_array() || scopes.as_array().empty())
+      bad(path + "." + key, "must be a non-empty array of scopes");
+    std::vector<std::string> list;
+    for (auto& s : scopes.as_array()) {
+      if (!s.is_string() || s.as_string().empty() || s.as_string().find_first_of(" \"\\") != std::string::npos)
+        bad(path + "." + key, "must hold scope names (no spaces or quotes)");
+      list.push_back(s.as_string());
+    }
+    out.emplace_back(key, std::move(list));
+  }
+  return out;
+}
+
+value show_scope_map(const std::vector<std::pair<std::string, std::vector<std::string>>>& m) {
+  value out(json::object{});
+  for (auto& [k, scopes] : m)
+    out.set(k, strings_value(scopes));
+  return out;
+}
+
+void read_required_scopes(config& c, const value& v, const std::string& path, errors_t& errors) {
+  auto& r = c.runtime.ops.scopes;
+  r.tools.clear();
+  r.prompts.clear();
+  r.resources.clear();
+  if (!v.is_object())
+    bad(path, "must be an object with tools, prompts and resources");
+  for (auto& [kind, m] : v.as_object()) {
+    auto here = path + "." + kind;
+    auto* target = kind == "tools"       ? &r.tools
+                   : kind == "prompts"   ? &r.prompts
+                   : kind == "resources" ? &r.resources
+                                         : nullptr;
+    if (!target) {
+      errors.push_back({here, "unknown key (tools, prompts, resources)"});
+      continue;
+    }
+    collect(errors, [&] { *target = read_scope_map(m, here); });
+  }
+}
+
+value show_required_scopes(const config& c) {
+  auto& r = c.runtime.ops.scopes;
+  return value::make_object({{"tools", show_scope_map(r.tools)},
+                             {"prompts", show_scope_map(r.prompts)},
+                             {"resources", show_scope_map(r.resources)}});
+}
+
+void read_claim_scopes(config& c, const value& v, const std::string& path, errors_t&) {
+  auto& grants = c.auth.oauth.claim_scopes;
+  grants.clear();
+  for (auto& [claim, scopes] : read_scope_map(v, path)) {
+    auto eq = claim.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == claim.size())
+      bad(path + "." + claim, "must be written claim=value");
+    grants[claim] = scopes;
+  }
+}
+
+value show_claim_scopes(const config& c) {
+  value out(json::object{});
+  for (auto& [claim, scopes] : c.auth.oauth.claim_scopes)
+    out.set(claim, strings_value(scopes));
+  return out;
+}
+
 table_builder<config> config_keys() {
   table_builder<config> k;
   k.string(
@@ -1195,6 +1271,19 @@ table_builder<config> config_keys() {
   k.strings(
     "auth.oauth.scopesSupported", [](auto& c) -> auto& { return c.auth.oauth.scopes_supported; },
     "Scopes named in the protected resource metadata.");
+  k.section("auth.oauth.requiredScopes", show_required_scopes, read_required_scopes,
+            "Scopes a caller's token needs, by pattern (* matches any run) over the names clients see: "
+            "{\"tools\": {\"crm__*\": [\"crm.read\"]}, \"prompts\": {...}, \"resources\": {URI pattern: [...]}}. "
+            "Every matching pattern's scopes are needed; lists show only what the token may use, and a call "
+            "without them gets HTTP 403 insufficient_scope.");
+  k.described("auth.oauth.requiredScopes.tools", setting_type::section, "Tool name pattern -> scopes.");
+  k.described("auth.oauth.requiredScopes.prompts", setting_type::section, "Prompt name pattern -> scopes.");
+  k.described("auth.oauth.requiredScopes.resources", setting_type::section,
+              "Resource URI pattern -> scopes (reads, and the resources and templates listed).");
+  k.section("auth.oauth.claimScopes", show_claim_scopes, read_claim_scopes,
+            "Scopes a token has besides its scope claim when a claim has a value: {\"groups=admins\": "
+            "[\"crm.write\"]} grants crm.write to a token whose groups claim is \"admins\" or an array holding "
+            "it.");
 
   k.choice(
      "errors.mode", {"production", "development"}, "must be \"production\" or \"development\"",
@@ -1777,6 +1866,10 @@ void read_settings(config& cfg, const value& root, errors_t& errors) {
   check_tier("$.rateLimits.anonymousTier", ops.anonymous_tier);
   for (auto& [hash, k] : ops.keys)
     check_tier("$.rateLimits.keys." + hash + ".tier", k.tier);
+  // Scope challenges name the protected resource metadata.
+  ops.scopes.metadata_url = cfg.auth.mode == auth_mode::oauth ? resource_metadata_url(cfg.auth.oauth) : std::string();
+  if (!ops.scopes.empty() && cfg.auth.mode != auth_mode::oauth)
+    errors.push_back({"$.auth.oauth.requiredScopes", "needs auth.mode \"oauth\": scopes come from OAuth tokens"});
   // A service budget is the gateway's `ratePerMinute`.
   for (auto& s : cfg.gateway.services)
     if (s.settings.rate_per_minute > 0)

@@ -54,6 +54,9 @@ struct inbound {
   /// The caller's validated OAuth access token (`auth.mode` "oauth"), for a
   /// service that acts for the caller; null otherwise. Never logged.
   std::shared_ptr<const std::string> credential;
+  /// That token's scopes (with `credential`): what `auth.oauth.
+  /// requiredScopes` is checked against; null: no scope checks.
+  std::shared_ptr<const std::vector<std::string>> scopes;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   /// The request's size in bytes (the access log's bytes in).
   std::size_t bytes = 0;

@@ -46,6 +46,8 @@ struct client_view {
   /// The request's validated OAuth access token (`auth.mode` "oauth"), for
   /// a service that acts for the caller; null otherwise. Never logged.
   std::shared_ptr<const std::string> credential;
+  /// That token's scopes; null (no OAuth token): no scope checks.
+  std::shared_ptr<const std::vector<std::string>> scopes;
 
   bool has_capability(std::string_view name) const noexcept { return capabilities.find(name) != nullptr; }
 };

@@ -35,6 +35,7 @@ enum class error_code : int32_t {
   denied_by_policy = -32009, ///< A gateway policy rule denies this call (named in the error).
   rate_limited = -32010, ///< A rate limit refused the call; data names it and retry_after_seconds.
   unauthorized = -32011, ///< The request carries no valid API key (auth.mode "keys").
+  insufficient_scope = -32012, ///< The caller's OAuth token lacks a scope the tool, prompt or resource needs.
 };
 
 /// Describes one entry of the error table.

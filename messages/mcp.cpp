@@ -54,6 +54,10 @@ constexpr error_info errors[] = {
   {error_code::unauthorized, "unauthorized", 401,
    "The request needs `Authorization: Bearer <key>` with a live API key; the WWW-Authenticate "
    "header says whether the key given was not valid (`error=\"invalid_token\"`)."},
+  {error_code::insufficient_scope, "insufficient_scope", 403,
+   "The caller's OAuth token lacks a scope the tool, prompt or resource needs (auth.oauth.requiredScopes); HTTP "
+   "403 with `WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=..., resource_metadata=...`, and "
+   "`data.requiredScopes`, `data.missingScopes`."},
 };
 
 } // namespace
@@ -107,6 +111,7 @@ bool caused_by_caller(int32_t code) noexcept {
     case error_code::denied_by_policy:
     case error_code::rate_limited:
     case error_code::unauthorized:
+    case error_code::insufficient_scope:
       return true;
     default:
       return false;

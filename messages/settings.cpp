@@ -1,5 +1,6 @@
 #include "messages/settings.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "messages/text.hpp"
@@ -249,6 +250,62 @@ std::string check_oauth_settings(const oauth_settings& s) {
     if (sc.empty() || sc.find_first_of(" \"\\") != std::string::npos)
       return "$.auth.oauth.scopesSupported: scopes are non-empty and have no spaces or quotes";
   return {};
+}
+
+std::string resource_metadata_path(const oauth_settings& s) {
+  std::string path = "/.well-known/oauth-protected-resource";
+  auto origin = uri_origin(s.resource);
+  auto rest = std::string_view(s.resource).substr(origin.size());
+  rest = rest.substr(0, rest.find_first_of("?#"));
+  if (!rest.empty() && rest != "/")
+    path.append(rest);
+  return path;
+}
+
+std::string resource_metadata_url(const oauth_settings& s) {
+  return std::string(uri_origin(s.resource)) + resource_metadata_path(s);
+}
+
+bool glob_match(std::string_view pattern, std::string_view text) {
+  // Greedy, backtracking to the last '*'.
+  std::size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*')
+    ++p;
+  return p == pattern.size();
+}
+
+std::vector<std::string> scope_rules::required(std::string_view kind, std::string_view name) const {
+  const auto& rules = kind == "tool" ? tools : kind == "prompt" ? prompts : resources;
+  std::vector<std::string> out;
+  for (auto& [pattern, scopes] : rules)
+    if (glob_match(pattern, name))
+      for (auto& s : scopes)
+        if (std::find(out.begin(), out.end(), s) == out.end())
+          out.push_back(s);
+  return out;
+}
+
+std::vector<std::string> scope_rules::missing(const std::vector<std::string>& required,
+                                              const std::vector<std::string>& granted) {
+  std::vector<std::string> out;
+  for (auto& s : required)
+    if (std::find(granted.begin(), granted.end(), s) == granted.end())
+      out.push_back(s);
+  return out;
 }
 
 } // namespace bulwark

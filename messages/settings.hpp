@@ -188,7 +188,33 @@ struct redis_settings {
   std::chrono::milliseconds breaker_ttl{60000};
 };
 
+/// `*` matches any run of characters, everything else itself (policies'
+/// `server:tool` patterns, scope patterns).
+bool glob_match(std::string_view pattern, std::string_view text);
+
+/// Scopes a caller's OAuth token needs (`auth.oauth.requiredScopes`), by
+/// pattern over the names clients see (`*` matches any run of characters):
+/// every matching pattern's scopes are needed.
+struct scope_rules {
+  using patterns = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  patterns tools, prompts, resources; ///< Resources by URI.
+  /// The protected resource metadata URL for `insufficient_scope`
+  /// challenges (set with auth.mode "oauth").
+  std::string metadata_url;
+
+  bool empty() const noexcept { return tools.empty() && prompts.empty() && resources.empty(); }
+  /// The scopes `name` of that kind ("tool", "prompt", "resource") needs,
+  /// each once, in the order the patterns name them.
+  std::vector<std::string> required(std::string_view kind, std::string_view name) const;
+  /// Those of `required` not in `granted`.
+  static std::vector<std::string> missing(const std::vector<std::string>& required,
+                                          const std::vector<std::string>& granted);
+};
+
 struct operations_options {
+  // -- scopes (auth.mode "oauth") --
+  scope_rules scopes;
+
   // -- rate limits --
   limiter_config limits = default_limiter_config();
   /// Known keys by the SHA-256 (hex) of the key.
@@ -279,7 +305,17 @@ struct oauth_settings {
   std::chrono::seconds clock_skew{60};
   /// `scopes_supported` in the metadata and `scope` in challenges (optional).
   std::vector<std::string> scopes_supported;
+  /// Scopes granted by a claim's value ("groups=admins" -> scopes): a token
+  /// whose claim is that string, or an array holding it, has them besides
+  /// its `scope` claim (`auth.oauth.claimScopes`).
+  std::map<std::string, std::vector<std::string>> claim_scopes;
 };
+
+/// Where the protected resource metadata is served (RFC 9728 §3): the
+/// well-known path with the resource's path appended.
+std::string resource_metadata_path(const oauth_settings& s);
+/// The absolute URL of the metadata document.
+std::string resource_metadata_url(const oauth_settings& s);
 
 /// Checks oauth settings; returns what is wrong (with the config key's
 /// path) or an empty string.

@@ -1,5 +1,6 @@
 #include "transport/auth.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -12,6 +13,34 @@
 #include "messages/text.hpp"
 
 namespace bulwark {
+
+std::vector<std::string> granted_scopes(const jwt::claims& claims,
+                                        const std::map<std::string, std::vector<std::string>>& claim_scopes) {
+  std::vector<std::string> out;
+  auto add = [&](std::string_view s) {
+    if (!s.empty() && std::find(out.begin(), out.end(), s) == out.end())
+      out.emplace_back(s);
+  };
+  std::string_view rest = claims.scope;
+  while (!rest.empty()) {
+    auto sp = rest.find(' ');
+    add(rest.substr(0, sp));
+    rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+  }
+  for (auto& [rule, scopes] : claim_scopes) {
+    auto eq = rule.find('=');
+    const auto& claim = claims.payload[rule.substr(0, eq)];
+    auto want = std::string_view(rule).substr(eq + 1);
+    bool has = (claim.is_string() && claim.as_string() == want)
+               || (claim.is_array() && std::any_of(claim.as_array().begin(), claim.as_array().end(), [&](auto& x) {
+                     return x.is_string() && x.as_string() == want;
+                   }));
+    if (has)
+      for (auto& s : scopes)
+        add(s);
+  }
+  return out;
+}
 
 std::string_view bearer_token(std::string_view authorization) noexcept {
   auto v = text::trim(authorization);
@@ -117,6 +146,7 @@ public:
     v.ok = true;
     v.identity = "oauth:" + crypto::sha256_hex(claims.issuer + "\n" + claims.subject);
     v.forwardable = true;
+    v.scopes = granted_scopes(claims, settings_.claim_scopes);
     return v;
   }
 
@@ -152,20 +182,6 @@ private:
 };
 
 } // namespace
-
-std::string resource_metadata_path(const oauth_settings& s) {
-  std::string path = "/.well-known/oauth-protected-resource";
-  auto origin = uri_origin(s.resource);
-  auto rest = std::string_view(s.resource).substr(origin.size());
-  rest = rest.substr(0, rest.find_first_of("?#"));
-  if (!rest.empty() && rest != "/")
-    path.append(rest);
-  return path;
-}
-
-std::string resource_metadata_url(const oauth_settings& s) {
-  return std::string(uri_origin(s.resource)) + resource_metadata_path(s);
-}
 
 std::string resource_metadata(const oauth_settings& s) {
   json::value servers(json::array{});

@@ -6,12 +6,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "messages/jwt.hpp"
 #include "messages/settings.hpp"
 
 namespace bulwark {
@@ -34,6 +36,9 @@ struct auth_verdict {
   /// for Bulwark, which a service that acts for the caller may use
   /// (`passthrough`, token exchange). API keys never are.
   bool forwardable = false;
+  /// When admitted with an OAuth token: its scopes (the `scope` claim and
+  /// those `auth.oauth.claimScopes` grant).
+  std::vector<std::string> scopes;
 };
 
 class authenticator {
@@ -70,6 +75,12 @@ private:
   std::vector<std::shared_ptr<const authenticator>> kept_;
 };
 
+/// The scopes an admitted token has: its `scope` claim's, then those each
+/// "claim=value" rule of `claim_scopes` grants when the claim is that
+/// string or an array holding it; each once.
+std::vector<std::string> granted_scopes(const jwt::claims& claims,
+                                        const std::map<std::string, std::vector<std::string>>& claim_scopes);
+
 /// The token of an `Authorization: Bearer TOKEN` value (the scheme in any
 /// case), or empty.
 std::string_view bearer_token(std::string_view authorization) noexcept;
@@ -81,12 +92,6 @@ bool bearer_matches(const std::string& sha256, const std::string& authorization)
 /// `auth.mode` "keys": a bearer API key that is live in `keys`.
 std::shared_ptr<const authenticator> key_authenticator(std::shared_ptr<key_store> keys, std::string realm = "bulwark");
 
-/// Where the protected resource metadata is served (RFC 9728 §3): the
-/// well-known prefix followed by the resource's path, if it has one.
-std::string resource_metadata_path(const oauth_settings& s);
-/// The metadata's absolute URL, for `WWW-Authenticate: Bearer
-/// resource_metadata="..."`: the resource's origin and that path.
-std::string resource_metadata_url(const oauth_settings& s);
 /// The RFC 9728 metadata document (JSON).
 std::string resource_metadata(const oauth_settings& s);
 

@@ -773,6 +773,7 @@ private:
   /// The request's OAuth access token when the authenticator says it may go
   /// on to services that act for the caller (see auth_verdict::forwardable).
   std::shared_ptr<const std::string> credential_;
+  std::shared_ptr<const std::vector<std::string>> scopes_; ///< Its scopes.
 };
 
 // -- sink ----------------------------------------------------------------------------------------
@@ -840,6 +841,8 @@ void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
     headers.append("\r\nMcp-Session-Id: ").append(msg.session_id);
   if (msg.retry_after > 0)
     headers.append("\r\nRetry-After: ").append(std::to_string(msg.retry_after));
+  if (!msg.challenge.empty())
+    headers.append("\r\nWWW-Authenticate: ").append(msg.challenge);
   // A stream that ends before it began (a refused listen or GET) is a plain
   // answer, with its status: a client, or a gateway deciding whether to ask
   // again, must see the refusal as one.
@@ -946,12 +949,16 @@ void connection::handle(request req) {
     identity_ = std::move(verdict.identity);
     // The token goes with the request to services that act for the caller;
     // the same token again on this connection costs no copy.
-    if (!verdict.forwardable)
+    if (!verdict.forwardable) {
       credential_.reset();
-    else if (auto token = bearer_token(authorization); !credential_ || *credential_ != token)
+      scopes_.reset();
+    } else if (auto token = bearer_token(authorization); !credential_ || *credential_ != token) {
       credential_ = std::make_shared<const std::string>(token);
+      scopes_ = std::make_shared<const std::vector<std::string>>(std::move(verdict.scopes));
+    }
   } else {
     credential_.reset();
+    scopes_.reset();
     // Without authentication a bearer string proves nothing: it names a
     // caller only when the configuration knows its hash (rateLimits.keys),
     // else anyone could become a new identity per request and so escape
@@ -1096,6 +1103,7 @@ void connection::handle_post(request& req) {
   in->kind = cls.kind;
   in->identity = identity_;
   in->credential = credential_;
+  in->scopes = scopes_;
   in->remote = remote_address();
   in->stateless = route.stateless;
   in->bytes = req.body().size();

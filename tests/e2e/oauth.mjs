@@ -18,12 +18,19 @@
 // the same subject goes on); a key added to the JWK Set file is taken up
 // without a restart; a gateway never passes the client's token to an HTTP
 // downstream (a recording proxy sits in front of it); no token in the log.
+// Scopes (`auth.oauth.requiredScopes`, `claimScopes`), as the official
+// TypeScript SDK client sees them: lists show what the token may use, and a
+// call without a needed scope gets HTTP 403 with an insufficient_scope
+// challenge, -32012 and an audit entry; a claim's value grants scopes.
 
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assert, harness, modernRequest, openSession, request, scaled, sessionCall, startProxy, until } from './harness.mjs';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { assert, harness, modernRequest, openSession, request, rpcError, scaled, sessionCall, startProxy, until } from './harness.mjs';
 
 const run = harness({ scratch: 'bulwark-oauth-', watchdogMs: 110_000 });
 const { dir, check, startBulwark } = run;
@@ -229,6 +236,63 @@ await run.main(async () => {
       proxy.shut();
       await run.stop('downstream');
     }
+  });
+
+  await check('scopes: lists show what the token may use; a call without a needed scope is 403 insufficient_scope', async () => {
+    const auditFile = join(dir, 'scopes-audit.jsonl');
+    const scoped = join(dir, 'scoped.json');
+    writeFileSync(scoped, JSON.stringify({
+      auth: {
+        mode: 'oauth',
+        oauth: {
+          issuer, resource, jwksFile,
+          requiredScopes: { tools: { '*': ['mcp:tools'], 'echo': ['mcp:echo'] } },
+          claimScopes: { 'groups=echoers': ['mcp:echo'] },
+        },
+      },
+      audit: { file: auditFile },
+      http: { port: 0 },
+    }));
+    const sport = await startBulwark(['--config', scoped], 'scoped');
+    const sdk = async (t) => {
+      const c = new Client({ name: 'scope-test', version: '1' });
+      await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${sport}/mcp`),
+                                                         { requestInit: { headers: { authorization: `Bearer ${t}` } } }));
+      return c;
+    };
+    const plain = token({ scope: 'mcp:tools' });
+    const a = await sdk(plain);
+    const names = (await a.listTools()).tools.map((t) => t.name);
+    assert(names.includes('add') && !names.includes('echo'), `without mcp:echo: ${names}`);
+    let refusal;
+    try {
+      await a.callTool({ name: 'echo', arguments: { text: 'x' } });
+    } catch (e) {
+      refusal = rpcError(e);
+    }
+    assert(refusal?.code === -32012 && refusal.httpStatus === 403, `the SDK client's error: ${JSON.stringify(refusal)}`);
+    assert(JSON.stringify(refusal.data?.missingScopes) === '["mcp:echo"]', JSON.stringify(refusal.data));
+    const raw = await call(sport, plain, 'x');
+    assert(raw.status === 403 && raw.json?.error?.code === -32012, `${raw.status} ${raw.text}`);
+    const challenge = raw.headers.get('www-authenticate') ?? '';
+    assert(challenge === `Bearer error="insufficient_scope", scope="mcp:tools mcp:echo", resource_metadata="${metadataUrl}"`,
+           `challenge: ${challenge}`);
+    const audit = readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert(audit.some((e) => e.event === 'scope.denied' && e.target === 'tool:echo' && e.outcome === 'denied'), 'an audit entry');
+    await a.close();
+
+    for (const [what, t] of [['the scope', token({ scope: 'mcp:tools mcp:echo' })],
+                             ['a claim that grants it', token({ scope: 'mcp:tools', groups: ['staff', 'echoers'] })]]) {
+      const b = await sdk(t);
+      assert((await b.listTools()).tools.some((x) => x.name === 'echo'), `${what}: echo listed`);
+      const r = await b.callTool({ name: 'echo', arguments: { text: 'scoped' } });
+      assert(r.content?.[0]?.text === 'scoped', `${what}: ${JSON.stringify(r)}`);
+      await b.close();
+    }
+    const none = await modernRequest(sport, 'tools/list', {}, bearer(token({ scope: undefined })));
+    assert(none.status === 200 && none.json?.result?.tools?.length === 0 && none.json.result.cacheScope === 'private',
+           `no scopes, no tools: ${none.text}`);
+    await run.stop('scoped');
   });
 
   await check('bad oauth settings and an unusable JWK Set refuse to start, naming the key', async () => {

@@ -606,3 +606,27 @@ TEST_CASE("config: a service's auth and secret references are checked with their
              Catch::StartsWith("config: $.redis.url: "));
   ::unsetenv("BULWARK_UNIT_REDIS");
 }
+
+TEST_CASE("config: required scopes need OAuth and name scopes; claim scopes are claim=value", "[config]") {
+  const std::string oauth = R"("mode": "oauth", "oauth": {"issuer": "https://i", "resource": "https://r/mcp",
+                                "jwksFile": "/dev/null")";
+  CHECK(config_error_of(R"({"auth": {"oauth": {"requiredScopes": {"tools": {"*": ["a"]}}}}})")
+        == "config: $.auth.oauth.requiredScopes: needs auth.mode \"oauth\": scopes come from OAuth tokens");
+  CHECK(config_error_of(R"({"auth": {"oauth": {"requiredScopes": {"tools": {"*": []}}}}})")
+        == "config: $.auth.oauth.requiredScopes.tools.*: must be a non-empty array of scopes");
+  CHECK(config_error_of(R"({"auth": {"oauth": {"requiredScopes": {"tools": {"*": ["a b"]}}}}})")
+        == "config: $.auth.oauth.requiredScopes.tools.*: must hold scope names (no spaces or quotes)");
+  CHECK(config_error_of(R"({"auth": {"oauth": {"requiredScopes": {"agents": {}}}}})")
+        == "config: $.auth.oauth.requiredScopes.agents: unknown key (tools, prompts, resources)");
+  CHECK(config_error_of(R"({"auth": {"oauth": {"claimScopes": {"groups": ["a"]}}}})")
+        == "config: $.auth.oauth.claimScopes.groups: must be written claim=value");
+  config cfg;
+  std::vector<config_error_entry> errors;
+  read_settings(cfg, test::parse(R"({"auth": {)" + oauth + R"(, "requiredScopes": {"tools": {"crm__*": ["crm.read"]}},
+                                 "claimScopes": {"groups=admins": ["crm.write"]}}}})"),
+                errors);
+  CHECK(errors.empty());
+  CHECK(cfg.runtime.ops.scopes.required("tool", "crm__find") == std::vector<std::string>{"crm.read"});
+  CHECK(cfg.runtime.ops.scopes.metadata_url == "https://r/.well-known/oauth-protected-resource/mcp");
+  CHECK(cfg.auth.oauth.claim_scopes.at("groups=admins") == std::vector<std::string>{"crm.write"});
+}

@@ -68,6 +68,8 @@ TEST_CASE("config: the live keys come from the table", "[reload]") {
                                     "$.auth.oauth.jwksFile",
                                     "$.auth.oauth.clockSkewSeconds",
                                     "$.auth.oauth.scopesSupported",
+                                    "$.auth.oauth.requiredScopes",
+                                    "$.auth.oauth.claimScopes",
                                     "$.errors",
                                     "$.sessions.stateKeyFile",
                                     "$.sessions.previousStateKeyFile",

@@ -41,3 +41,18 @@ TEST_CASE("redis URL: host, port, database and password; anything else is refuse
   parse_redis_url("redis://alice@h", err);
   CHECK(err.find("a user needs a password") == 0);
 }
+
+TEST_CASE("scope rules: every matching pattern's scopes are needed, each once", "[settings]") {
+  scope_rules r;
+  r.tools = {{"*", {"mcp:tools"}}, {"crm__*", {"crm.read", "mcp:tools"}}, {"crm__delete*", {"crm.admin"}}};
+  r.resources = {{"file:///secret/*", {"files.secret"}}};
+  CHECK(r.required("tool", "echo") == std::vector<std::string>{"mcp:tools"});
+  CHECK(r.required("tool", "crm__delete_all") == std::vector<std::string>{"mcp:tools", "crm.read", "crm.admin"});
+  CHECK(r.required("prompt", "crm__x").empty());
+  CHECK(r.required("resource", "file:///secret/a/b") == std::vector<std::string>{"files.secret"});
+  CHECK(r.required("resource", "file:///public/a").empty());
+  CHECK(scope_rules::missing({"a", "b", "c"}, {"b"}) == std::vector<std::string>{"a", "c"});
+  CHECK(scope_rules::missing({}, {}).empty());
+  CHECK_FALSE(r.empty());
+  CHECK(scope_rules{}.empty());
+}
