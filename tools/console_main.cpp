@@ -233,6 +233,9 @@ private:
       {"cache", "cache | cache invalidate SERVICE", "cache statistics, or drop a service's cached results",
        &console::cache},
       {"alerts", "alerts", "alert rules and what they fired", &console::alerts},
+      {"tools", "tools", "tool definition changes held by pinning, with what differs", &console::tools},
+      {"approve", "approve SERVICE TOOL", "approve a held tool definition change: clients see it from then on",
+       &console::approve},
       {"limits", "limits", "rate limits and usage", &console::limits},
       {"sessions", "sessions", "MCP sessions", &console::sessions},
       {"health", "health", "overall status, degraded mode and each component", &console::health},
@@ -412,6 +415,28 @@ private:
     if (!act("cache/invalidate", value::make_object({{"service", a[1]}}), "cache invalidate " + clean(a[1]), v))
       return false;
     std::cout << "dropped the cached results of " << clean(a[1]) << "\n";
+    return true;
+  }
+
+  bool tools(const args& a) {
+    value v;
+    if (!a.empty())
+      return wrong_usage("tools");
+    if (!fetch_or_component("tools", "tools", v))
+      return false;
+    render_held_tools(std::cout, v);
+    return true;
+  }
+
+  bool approve(const args& a) {
+    value answer;
+    if (a.size() != 2)
+      return wrong_usage("approve");
+    if (!act("tools/approve", value::make_object({{"service", a[0]}, {"tool", a[1]}}),
+             "approve " + clean(a[0]) + " " + clean(a[1]), answer))
+      return false;
+    std::cout << "approved the new definition of " << clean(a[1]) << " of " << clean(a[0])
+              << "; clients see it from now on\n";
     return true;
   }
 

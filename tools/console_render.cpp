@@ -505,6 +505,34 @@ void render_cache(std::ostream& out, const value& c) {
   render_object(out, c, "", p, shown);
 }
 
+void render_held_tools(std::ostream& out, const value& t) {
+  const auto& mode = t["pinning"].as_string();
+  if (mode.empty() || mode == "off") {
+    out << "pinning is off: a service's changed tools are served at once (gateway.pinning.mode)\n";
+    return;
+  }
+  const auto& held = t["held"].as_array();
+  if (held.empty()) {
+    out << "no held tool changes (pinning: " << clean(mode) << ")\n";
+    return;
+  }
+  // A JSON value on one line, cut at 200 characters.
+  auto shown = [](const value& v) {
+    auto s = v.is_string() ? v.as_string() : json::dump(v);
+    return clean(s.size() > 200 ? s.substr(0, 197) + "..." : s);
+  };
+  for (auto& h : held) {
+    out << clean(h["service"].as_string()) << ":" << clean(h["tool"].as_string()) << "  held since "
+        << clean(h["seenAt"].as_string()) << " (" << (mode == "hide" ? "hidden" : "approved definition served")
+        << "; approve " << clean(h["service"].as_string()) << " " << clean(h["tool"].as_string()) << ")\n";
+    for (auto& c : h["changes"].as_array()) {
+      out << "  " << clean(c["field"].as_string()) << "\n";
+      out << "    - " << shown(c["before"]) << "\n";
+      out << "    + " << shown(c["after"]) << "\n";
+    }
+  }
+}
+
 void render_alerts(std::ostream& out, const value& a) {
   const auto& rules = a["rules"];
   if (rules.size() > 0) {

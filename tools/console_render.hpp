@@ -88,6 +88,9 @@ void render_health_brief(std::ostream& out, const json::value& health);
 void render_queue(std::ostream& out, const json::value& queue);
 void render_cache(std::ostream& out, const json::value& cache);
 void render_alerts(std::ostream& out, const json::value& alerts);
+/// Tool definition changes held by pinning (the admin API's `tools`): each
+/// tool, since when, and each member that differs, before and after.
+void render_held_tools(std::ostream& out, const json::value& tools);
 /// Breaker records (`records(answer, "breakers", "service")`).
 void render_breakers(std::ostream& out, const json::array& rows);
 

@@ -4,7 +4,7 @@
 // TypeScript SDK client sees them, in front of a Streamable HTTP MCP
 // service run by this script that records what reaches it.
 //
-//   node tests/e2e/tool_governance.mjs --bulwark build/bulwark
+//   node tests/e2e/tool_governance.mjs --bulwark build/bulwark --console build/bulwark-console
 //
 // Checks: a renamed tool is listed under its new name with the new title,
 // description and hints merged over the service's annotations, and a call
@@ -16,7 +16,8 @@
 // tool and says so with list_changed: the approved definition keeps being
 // served, across a restart too, while the change is held (log, audit
 // entry, the tool_changed alert, the admin view with what differs); a
-// held change is approved through the admin API, and clients then see the
+// held change is shown (what differs) and approved with bulwark-console,
+// the admin API refusing a wrong token or nothing held, and clients see the
 // new definition; a broken pin file is refused at start. Every process is
 // killed by pid.
 
@@ -31,6 +32,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 
 import { adminRequest, assert, harness, jsonRpcServer, rpcError, scaled, until } from './harness.mjs';
 
+const consoleBin = process.argv.includes('--console') ? process.argv[process.argv.indexOf('--console') + 1] : '';
 const run = harness({ scratch: 'bulwark-tool-governance-', watchdogMs: 90_000, onFinish: () => service.close() });
 const { check } = run;
 
@@ -241,8 +243,13 @@ await run.main(async () => {
     assert(refused.status === 401, `without the token: ${refused.status}`);
     const none = await adminRequest(pport, adminToken, 'POST', 'tools/approve', { service: 'words', tool: 'nothing' });
     assert(none.status === 404, `nothing held: ${none.status}`);
-    const ok = await adminRequest(pport, adminToken, 'POST', 'tools/approve', { service: 'words', tool: 'lookup' });
-    assert(ok.status === 200, `approve: ${ok.status} ${JSON.stringify(ok.body)}`);
+    // The operator's console shows the difference and approves.
+    const shown = spawnSync(consoleBin, ['--url', `http://127.0.0.1:${pport}`, '--token', adminToken, '-c', 'tools'], { encoding: 'utf8' });
+    assert(shown.status === 0 && shown.stdout.includes('words:lookup  held since')
+           && shown.stdout.includes('    - Looks a word up.\n') && shown.stdout.includes('    + Looks a word up and forwards it.\n'),
+           `console tools: ${shown.status} ${shown.stdout}${shown.stderr}`);
+    const ok = spawnSync(consoleBin, ['--url', `http://127.0.0.1:${pport}`, '--token', adminToken, '-c', 'approve words lookup'], { encoding: 'utf8' });
+    assert(ok.status === 0 && ok.stdout.includes('approved the new definition of lookup of words'), `console approve: ${ok.status} ${ok.stdout}${ok.stderr}`);
     await until('the new definition', async () => (await lookupOf(pc)).description === 'Looks a word up and forwards it.', 5000);
     assert((await lookupOf(pc)).inputSchema.properties.forward_to, 'the new input schema');
     const book = JSON.parse(readFileSync(pinFile, 'utf8'));

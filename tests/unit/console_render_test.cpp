@@ -98,3 +98,23 @@ TEST_CASE("console reload: refused with only one of the lists") {
   CHECK_FALSE(a2);
   CHECK(errors_only == "outcome     refused\ngeneration  2\nerrors:\n  $.x: bad\n");
 }
+
+TEST_CASE("console tools: each held change with what differs, before and after") {
+  std::ostringstream out;
+  console::render_held_tools(out, test::parse(R"({"pinning":"keep","held":[{"service":"words","tool":"lookup",
+    "seenAt":"2026-12-07T10:00:00.000Z","changes":[{"field":"description","before":"Looks up.","after":"Looks up\u001b[2J."},
+    {"field":"inputSchema","before":{"type":"object"},"after":{"type":"object","required":["x"]}}]}]})"));
+  CHECK(out.str()
+        == "words:lookup  held since 2026-12-07T10:00:00.000Z (approved definition served; approve words lookup)\n"
+           "  description\n"
+           "    - Looks up.\n"
+           "    + Looks up?[2J.\n"
+           "  inputSchema\n"
+           "    - {\"type\":\"object\"}\n"
+           "    + {\"type\":\"object\",\"required\":[\"x\"]}\n");
+  std::ostringstream none, off;
+  console::render_held_tools(none, test::parse(R"({"pinning":"hide","held":[]})"));
+  CHECK(none.str() == "no held tool changes (pinning: hide)\n");
+  console::render_held_tools(off, test::parse(R"({"status":"not running"})"));
+  CHECK(off.str().rfind("pinning is off", 0) == 0);
+}
