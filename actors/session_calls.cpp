@@ -775,7 +775,8 @@ void session_state::reply_error(const inbound_ptr& in, error_code code, std::str
     out.http_status = http_status;
   if (out.http_status == 429 || out.http_status == 503)
     out.retry_after = mcp::retry_after_header(data);
-  out.challenge = std::move(challenge);
+  if (!challenge.empty())
+    out.challenge = std::make_shared<const std::string>(std::move(challenge));
   record_answer(in, name, "error", static_cast<int>(code), out.http_status, out.body.size(),
                 named.is_string() ? std::string_view(named.as_string()) : std::string_view());
   in->sink->deliver(std::move(out));

@@ -30,8 +30,10 @@ struct outbound {
   int http_status = 200; ///< Status for a response that is the whole HTTP answer.
   /// Its `Retry-After` in seconds (0: none), with a 429 or 503 status.
   int retry_after = 0;
-  /// Its `WWW-Authenticate` value (a 403 insufficient_scope); empty: none.
-  std::string challenge;
+  /// Its `WWW-Authenticate` value (a 403 insufficient_scope); null: none.
+  /// A pointer: every answer moves through several hands, and an empty
+  /// string member would cost each move of every answer.
+  std::shared_ptr<const std::string> challenge;
   std::string session_id; ///< Set on the answer that creates a 2025-era session.
   std::string event_id; ///< SSE event id (2025 era); empty when not resumable.
   /// Ends the exchange without a message: a cancelled request gets no

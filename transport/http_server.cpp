@@ -841,8 +841,8 @@ void connection::on_outbound(uint64_t serial, outbound msg, bool end_stream) {
     headers.append("\r\nMcp-Session-Id: ").append(msg.session_id);
   if (msg.retry_after > 0)
     headers.append("\r\nRetry-After: ").append(std::to_string(msg.retry_after));
-  if (!msg.challenge.empty())
-    headers.append("\r\nWWW-Authenticate: ").append(msg.challenge);
+  if (msg.challenge)
+    headers.append("\r\nWWW-Authenticate: ").append(*msg.challenge);
   // A stream that ends before it began (a refused listen or GET) is a plain
   // answer, with its status: a client, or a gateway deciding whether to ask
   // again, must see the refusal as one.
@@ -956,9 +956,11 @@ void connection::handle(request req) {
       credential_ = std::make_shared<const std::string>(token);
       scopes_ = std::make_shared<const std::vector<std::string>>(std::move(verdict.scopes));
     }
-  } else {
+  } else if (credential_) {
     credential_.reset();
     scopes_.reset();
+  }
+  if (!server_.opts.auth) {
     // Without authentication a bearer string proves nothing: it names a
     // caller only when the configuration knows its hash (rateLimits.keys),
     // else anyone could become a new identity per request and so escape
