@@ -283,7 +283,8 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
       i->second.extra = extra;
       i->second.transmitted = now;
     }
-    auto key = slot_key(st, id);
+    // The caller's exchanged token, or Bulwark's own (as slot_key says).
+    auto key = caller && st.svc.auth.type == service_auth::kind::token_exchange ? *caller : std::string();
     auto& s = st.tokens->at(key, now);
     if (!s.usable(now)) {
       // While the endpoint is failing, calls fail at once (starts and lists
@@ -298,7 +299,7 @@ void transmit(connector_pointer self, const std::string& method, std::string bod
     // has a timer for that; a caller's exchanged token is renewed on use).
     if (now >= s.renew_at && !s.fetching)
       fetch_token(self, key);
-    slot = &st.tokens->at(key, now);
+    slot = &s; // fetch_token adds no slot: the reference holds
   }
   auto headers = mcp_headers(st, "application/json, text/event-stream", method, name);
   for (auto& h : extra)
