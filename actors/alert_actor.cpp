@@ -29,7 +29,9 @@ struct alert_state {
   std::unique_ptr<alert_rules> rules;
   std::unique_ptr<http_client> webhook;
   webhook_settings webhook_cfg; /// What `webhook` was made from.
-  http_header_list webhook_headers; ///< Its headers, references resolved.
+  /// Its headers: references are read per delivery (a rotated file counts
+  /// from the next one) and anew on each reload.
+  secrets::secret_headers webhook_headers;
   std::unique_ptr<circuit_breaker> webhook_breaker;
   struct delivery {
     std::string body;
@@ -72,8 +74,13 @@ void deliver(alert_pointer self, uint64_t id) {
   d->second.probe = admission.probe;
   ++d->second.attempt;
   auto handle = caf::actor_cast<alert_actor>(self);
+  http_header_list headers{{"Accept", "application/json"}};
+  std::string error;
+  st.webhook_headers.add_to(headers, error);
+  if (!error.empty())
+    log::warn("alert webhook's secret reference", value::make_object({{"error", error}}));
   st.webhook->send(
-    "POST", d->second.body, {{"Accept", "application/json"}}, {},
+    "POST", d->second.body, std::move(headers), {},
     [handle, id](http_response r) {
       caf::anon_send(handle, atom::done_v, id, static_cast<int32_t>(r.status), r.error);
     },
@@ -89,21 +96,11 @@ void configure_alerts(alert_pointer self) {
   const auto& ops = settings->ops;
   st.rules = std::make_unique<alert_rules>(ops.alerts);
   const auto& wh = ops.webhook;
-  // Secret references are read again on every reload: a rotated file or
-  // variable takes effect then.
-  auto resolved = secrets::resolve_headers(wh.headers, st.last_error);
-  if (!resolved) {
-    log::error("alert webhook disabled", value::make_object({{"error", st.last_error}}));
-    st.webhook.reset();
-    st.webhook_cfg = wh;
-    return;
-  }
-  auto headers = std::move(*resolved);
-  bool same_client = st.webhook && wh.url == st.webhook_cfg.url && headers == st.webhook_headers
+  bool same_client = st.webhook && wh.url == st.webhook_cfg.url && wh.headers == st.webhook_cfg.headers
                      && wh.tls.ca_file == st.webhook_cfg.tls.ca_file && wh.tls.cert_file == st.webhook_cfg.tls.cert_file
                      && wh.tls.key_file == st.webhook_cfg.tls.key_file;
   st.webhook_cfg = wh;
-  st.webhook_headers = headers;
+  st.webhook_headers = secrets::secret_headers(wh.headers);
   if (same_client)
     return;
   st.webhook.reset();
@@ -111,7 +108,7 @@ void configure_alerts(alert_pointer self) {
     return;
   http_client_options o;
   o.url = wh.url;
-  o.headers = std::move(headers);
+  o.headers = st.webhook_headers.fixed();
   o.max_connections = 2;
   o.tls = wh.tls;
   try {

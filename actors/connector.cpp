@@ -62,7 +62,7 @@ struct connector_state {
   std::unique_ptr<http_client> http;
   /// Header values written as secret references, resolved per exchange (the
   /// literal ones are the client's own headers).
-  std::vector<std::pair<std::string, secrets::secret_value>> secret_headers;
+  secrets::secret_headers secret_headers;
   std::string session_id;
 
   /// `auth.type` clientCredentials or tokenExchange: the tokens, and the
@@ -235,14 +235,10 @@ std::string slot_key(const connector_state& st, int64_t id) {
 /// (`passthrough`), or the slot's.
 void add_credentials(connector_state& st, http_header_list& headers, const token_keeper::slot* slot,
                      const std::string* caller) {
-  for (auto& [header, secret] : st.secret_headers) {
-    std::string error;
-    auto v = secret.get(error);
-    if (!error.empty())
-      log::warn("service header's secret reference", log_fields(st, {{"header", header}, {"error", error}}));
-    if (v)
-      headers.emplace_back(header, std::move(*v));
-  }
+  std::string error;
+  st.secret_headers.add_to(headers, error);
+  if (!error.empty())
+    log::warn("service header's secret reference", log_fields(st, {{"error", error}}));
   if (caller && st.svc.auth.passthrough)
     headers.emplace_back("Authorization", "Bearer " + *caller);
   else if (slot && !slot->token.empty())
@@ -1141,12 +1137,8 @@ void start(connector_pointer self) {
   } else if (!st.http) {
     http_client_options o;
     o.url = st.svc.url;
-    st.secret_headers.clear();
-    for (auto& [header, text] : st.svc.headers)
-      if (secrets::is_reference(text))
-        st.secret_headers.emplace_back(header, secrets::secret_value(text));
-      else
-        o.headers.emplace_back(header, text);
+    st.secret_headers = secrets::secret_headers(st.svc.headers);
+    o.headers = st.secret_headers.fixed();
     o.tls = st.svc.settings.tls;
     try {
       st.http = std::make_unique<http_client>(*st.hooks->io, o);

@@ -26,7 +26,9 @@ struct telemetry_state {
   env_ptr env;
   telemetry_settings cfg; ///< What `client` was made from.
   std::unique_ptr<http_client> client;
-  http_header_list headers; ///< `cfg.headers` with their references resolved.
+  /// `cfg.headers`: references are read per export (a rotated file counts
+  /// from the next one) and anew on each reload.
+  secrets::secret_headers headers;
   trace::resource resource;
   /// Batches waiting for export (as sessions, breakers and connectors
   /// sent them) and the spans they hold.
@@ -65,19 +67,9 @@ void configure(telemetry_pointer self) {
     host[0] = '\0';
   st.resource.instance_id = st.env->redis ? st.env->redis->instance()
                                           : std::string(host) + ":" + std::to_string(static_cast<long long>(getpid()));
-  // Secret references are read again on every reload: a rotated file or
-  // variable takes effect then.
-  auto resolved = secrets::resolve_headers(t.headers, st.last_error);
-  if (!resolved) {
-    log::error("trace export disabled", value::make_object({{"error", st.last_error}}));
-    st.client.reset();
-    st.cfg = t;
-    return;
-  }
-  auto headers = std::move(*resolved);
-  bool same_client = st.client && t.endpoint == st.cfg.endpoint && headers == st.headers;
+  bool same_client = st.client && t.endpoint == st.cfg.endpoint && t.headers == st.cfg.headers;
   st.cfg = t;
-  st.headers = std::move(headers);
+  st.headers = secrets::secret_headers(t.headers);
   if (same_client)
     return;
   st.client.reset();
@@ -93,7 +85,7 @@ void configure(telemetry_pointer self) {
   while (!base.empty() && base.back() == '/')
     base.pop_back();
   o.url = base + "/v1/traces";
-  o.headers = st.headers;
+  o.headers = st.headers.fixed();
   o.max_connections = 1;
   try {
     st.client = std::make_unique<http_client>(*st.env->io, o);
@@ -131,8 +123,13 @@ void export_batch(telemetry_pointer self) {
   st.exporting = true;
   ++st.requests;
   auto handle = caf::actor_cast<telemetry_actor>(self);
+  http_header_list headers{{"Accept", "application/json"}};
+  std::string error;
+  st.headers.add_to(headers, error);
+  if (!error.empty())
+    log::warn("trace exporter's secret reference", value::make_object({{"error", error}}));
   st.client->send(
-    "POST", trace::otlp_json_pieces(std::move(batches), st.resource), {{"Accept", "application/json"}}, {},
+    "POST", trace::otlp_json_pieces(std::move(batches), st.resource), std::move(headers), {},
     [handle, n](http_response r) {
       caf::anon_send(handle, atom::exported_v, static_cast<uint64_t>(n), static_cast<int32_t>(r.status), r.error);
     },

@@ -49,21 +49,6 @@ std::optional<std::string> resolve(std::string_view text, std::string& error) {
   return std::string(text);
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>>
-resolve_headers(const std::vector<std::pair<std::string, std::string>>& headers, std::string& error) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (auto& [name, text] : headers) {
-    std::string why;
-    auto v = resolve(text, why);
-    if (!v) {
-      error = "header " + name + ": " + why;
-      return std::nullopt;
-    }
-    out.emplace_back(name, std::move(*v));
-  }
-  return out;
-}
-
 bool is_reference(std::string_view text) noexcept {
   return text.size() >= 3 && text.substr(0, 2) == "${" && text.back() == '}';
 }
@@ -126,6 +111,25 @@ std::optional<std::string> secret_value::get(std::string& error) {
     error = "cannot read " + path + " again: its last contents are used";
   warned_ = true;
   return value_;
+}
+
+secret_headers::secret_headers(const list& written) {
+  for (auto& [name, text] : written)
+    if (is_reference(text))
+      referenced_.emplace_back(name, secret_value(text));
+    else
+      fixed_.emplace_back(name, text);
+}
+
+void secret_headers::add_to(list& out, std::string& error) {
+  for (auto& [name, secret] : referenced_) {
+    std::string why;
+    auto v = secret.get(why);
+    if (!why.empty())
+      error += (error.empty() ? "" : "; ") + ("header " + name + ": " + why);
+    if (v)
+      out.emplace_back(name, std::move(*v));
+  }
 }
 
 } // namespace bulwark::secrets

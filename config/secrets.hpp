@@ -1,9 +1,9 @@
 // Secret references in settings that carry credentials: a value
 // `${env:NAME}` stands for the environment variable NAME, `${file:PATH}`
 // for the file's contents (without a trailing newline). Anything else is
-// the literal value. References are resolved where the credential is used,
-// so that a changed file or variable takes effect on the next reload, and a
-// `secret_value` reads a changed file again while the server runs.
+// the literal value. References are checked when the configuration is read
+// and resolved where the credential is used: a changed variable takes
+// effect on the next reload, a changed file on the next request.
 #pragma once
 
 #include <chrono>
@@ -18,11 +18,6 @@ namespace bulwark::secrets {
 /// The value `text` stands for; nothing (and `error` says why) when it
 /// names a variable that is not set or a file that cannot be read.
 std::optional<std::string> resolve(std::string_view text, std::string& error);
-
-/// Header values with their references resolved, in order; nothing (and
-/// `error` names the header and why) when one cannot be.
-std::optional<std::vector<std::pair<std::string, std::string>>>
-resolve_headers(const std::vector<std::pair<std::string, std::string>>& headers, std::string& error);
 
 /// Whether `text` is written as a reference (`${...}`), well formed or not.
 bool is_reference(std::string_view text) noexcept;
@@ -58,6 +53,28 @@ private:
   std::chrono::steady_clock::time_point checked_{};
   long long mtime_ns_ = -1;
   long long size_ = -1;
+};
+
+/// A client's headers as written: the literal ones, fixed for the client's
+/// life, and those written as references, each a `secret_value` read when
+/// a request is sent (a changed file takes effect on the next request).
+class secret_headers {
+public:
+  using list = std::vector<std::pair<std::string, std::string>>;
+
+  secret_headers() = default;
+  explicit secret_headers(const list& written);
+
+  /// The headers written literally.
+  const list& fixed() const noexcept { return fixed_; }
+  /// Appends the referenced headers' current values to `out`. `error`
+  /// gets why one could not be read (naming the header, never a value);
+  /// one that was never readable is left out.
+  void add_to(list& out, std::string& error);
+
+private:
+  list fixed_;
+  std::vector<std::pair<std::string, secret_value>> referenced_;
 };
 
 } // namespace bulwark::secrets

@@ -99,6 +99,26 @@ struct redis_client::impl {
   std::string instance;
   redis_endpoint endpoint;
   std::string url_error;
+  /// `redis.url` as written: a file reference is read again at each
+  /// connection (the user and password of what it holds then; where Redis
+  /// is stays as at start).
+  std::mutex url_mtx;
+  secrets::secret_value url;
+
+  /// The user and password to authenticate a new connection with.
+  std::pair<std::string, std::string> credentials() {
+    std::lock_guard<std::mutex> lock(url_mtx);
+    std::string error;
+    auto written = url.get(error);
+    if (!error.empty())
+      log::warn("redis.url's secret reference", value::make_object({{"error", error}}));
+    if (written) {
+      auto now = parse_redis_url(*written, error);
+      if (error.empty())
+        return {now.user, now.password};
+    }
+    return {endpoint.user, endpoint.password};
+  }
 
   struct pending {
     std::vector<std::string> args;
@@ -154,14 +174,14 @@ struct redis_client::impl {
       return true;
     };
     // %b: the password may hold any byte, spaces included.
-    if (!endpoint.user.empty()) {
-      if (!check(reply_ptr(
-            static_cast<redisReply*>(redisCommand(c.get(), "AUTH %b %b", endpoint.user.data(), endpoint.user.size(),
-                                                  endpoint.password.data(), endpoint.password.size())))))
+    auto [user, password] = credentials();
+    if (!user.empty()) {
+      if (!check(reply_ptr(static_cast<redisReply*>(
+            redisCommand(c.get(), "AUTH %b %b", user.data(), user.size(), password.data(), password.size())))))
         return nullptr;
-    } else if (!endpoint.password.empty()
-               && !check(reply_ptr(static_cast<redisReply*>(
-                 redisCommand(c.get(), "AUTH %b", endpoint.password.data(), endpoint.password.size()))))) {
+    } else if (!password.empty()
+               && !check(reply_ptr(
+                 static_cast<redisReply*>(redisCommand(c.get(), "AUTH %b", password.data(), password.size()))))) {
       return nullptr;
     }
     if (endpoint.db != 0
@@ -402,10 +422,12 @@ redis_client::redis_client(redis_settings settings, std::string instance)
     : settings_(std::move(settings)), impl_(std::make_shared<impl>()) {
   impl_->settings = settings_;
   impl_->instance = std::move(instance);
-  // A secret reference is read once, here: a changed password needs a
-  // restart like any other change of redis.url.
+  // Where Redis is comes from the URL as it is now; a file reference's
+  // credentials are read again at each connection, so that a rotated
+  // password counts from the next one.
+  impl_->url = secrets::secret_value(settings_.url);
   std::string error;
-  if (auto url = secrets::resolve(settings_.url, error))
+  if (auto url = impl_->url.get(error))
     impl_->endpoint = parse_redis_url(*url, impl_->url_error);
   else
     impl_->url_error = "redis.url: " + error;

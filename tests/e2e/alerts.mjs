@@ -12,8 +12,9 @@
 // opens and later alerts are not sent (the receiver sees no more attempts;
 // the admin API reports the breaker open and the alerts dropped; the log
 // says so); alerts reach, as log notifications, the GET stream of the admin
-// key's session and not that of the other key's session. Every process is
-// killed by pid.
+// key's session and not that of the other key's session; a webhook header
+// written as a file reference is read again when the file changes. Every
+// process is killed by pid.
 
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -158,4 +159,44 @@ await run.main(async () => {
   });
   userStream.close();
   adminStream.close();
+  await run.stop('server');
+
+  await check('the webhook\'s header file is read again when it changes, without a reload', async () => {
+    // A receiver that accepts every delivery and notes its Authorization.
+    const seen = [];
+    const accepting = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push(req.headers.authorization);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise((r) => accepting.listen(0, '127.0.0.1', r));
+    try {
+      const tokenFile = join(run.dir, 'webhook-token');
+      writeFileSync(tokenFile, 'Bearer webhook-first\n');
+      const path = join(run.dir, 'rotating.json');
+      writeFileSync(path, JSON.stringify({
+        http: { port: 0, address: '127.0.0.1' },
+        health: { intervalMs: 100 },
+        alerts: {
+          rules: { p95_latency: { threshold: 0, cooldownSeconds: 1 } },
+          webhook: { url: `http://127.0.0.1:${accepting.address().port}/alerts`, headers: { authorization: `\${file:${tokenFile}}` } },
+        },
+      }));
+      const p2 = await run.startBulwark(['--config', path, '--fault-tools'], 'rotating');
+      const sid = await openSession(p2, {});
+      const slept = await sessionCall(p2, {}, sid, 'sleep', { ms: 20 });
+      assert(slept.json?.result, `sleep: ${slept.text}`);
+      await until('a delivery', () => seen.length > 0, 5000);
+      assert(seen[0] === 'Bearer webhook-first', `the first delivery's header: ${seen[0]}`);
+      writeFileSync(tokenFile, 'Bearer webhook-second-value\n');
+      // The rule fires again each second; the file is looked at at most once a second.
+      await until('a delivery with the new value', () => seen.includes('Bearer webhook-second-value'), 8000);
+      const after = seen.slice(seen.indexOf('Bearer webhook-second-value'));
+      assert(after.every((a) => a === 'Bearer webhook-second-value'), `the old value after the new one: ${after}`);
+    } finally {
+      accepting.close();
+    }
+  });
 });

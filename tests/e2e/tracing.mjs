@@ -20,7 +20,8 @@
 // writes errors even when successes are sampled out, and per-service cache
 // and per-tool latency metrics count. A collector that is down, or that
 // holds every export for seconds, costs no failed call: its spans are
-// dropped and counted. Every process is killed by pid.
+// dropped and counted. The exporter's header, a file reference, is read
+// again when the file changes. Every process is killed by pid.
 
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -36,7 +37,8 @@ const hex = (bytes) => randomBytes(bytes).toString('hex');
 
 // -- the OTLP receiver ------------------------------------------------------------
 
-/// Every span received: the OTLP span plus `service` (its resource's service.name).
+/// Every span received: the OTLP span plus `service` (its resource's
+/// service.name) and `auth` (the export's Authorization header).
 const spans = [];
 /// What was wrong with the shape of an export.
 const shapeErrors = [];
@@ -91,7 +93,8 @@ function collector(hold = 0) {
       checkShape(req, body);
       for (const rs of body.resourceSpans ?? []) {
         const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value?.stringValue;
-        for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) spans.push({ ...s, service });
+        for (const ss of rs.scopeSpans ?? [])
+          for (const s of ss.spans ?? []) spans.push({ ...s, service, auth: req.headers.authorization });
       }
       if (hold) {
         c.holding++;
@@ -163,6 +166,9 @@ await run.main(async () => {
   const stdioPath = join(run.dir, 'stdio.json');
   writeFileSync(stdioPath, JSON.stringify({ telemetry: telemetry('back-stdio') }));
 
+  // The front's exports carry a credential from a file that rotates.
+  const otlpToken = join(run.dir, 'otlp-token');
+  writeFileSync(otlpToken, 'Bearer otlp-first\n');
   const accessPath = join(run.dir, 'access.log');
   const frontPath = join(run.dir, 'front.json');
   writeFileSync(frontPath, JSON.stringify({
@@ -178,7 +184,7 @@ await run.main(async () => {
       back: { protocol: '2026-07-28', cache: { ttlMs: 60000, tools: ['add'] } },
     },
     gateway: { prefix: 'never' },
-    telemetry: telemetry('front'),
+    telemetry: { ...telemetry('front'), otlp: { endpoint, intervalMs: 50, headers: { authorization: `\${file:${otlpToken}}` } } },
     log: { access: accessPath },
   }));
   const port = await run.startBulwark(['--config', frontPath, '--no-builtin-tools'], 'front');
@@ -291,6 +297,19 @@ await run.main(async () => {
     await callTool(port, 'echo', { text: 'z' }, { traceparent: `00-${marker}-${hex(8)}-01` });
     await until('the marker\'s spans', () => of(marker, 'back').length > 0 && of(marker, 'front').some((s) => s.kind === 2));
     assert(of(quiet).length === 0, `no span of the unsampled trace: ${JSON.stringify(of(quiet))}`);
+  });
+
+  await check('the exporter\'s header file is read again when it changes, without a reload', async () => {
+    const front = spans.filter((s) => s.service === 'front');
+    assert(front.length > 0 && front.every((s) => s.auth === 'Bearer otlp-first'), `before: ${[...new Set(front.map((s) => s.auth))]}`);
+    assert(spans.filter((s) => s.service === 'back').every((s) => s.auth === undefined), 'only the front sends it');
+    writeFileSync(otlpToken, 'Bearer otlp-second-value\n');
+    await sleep(1100); // the file is looked at no more than once a second
+    const marker = hex(16);
+    await callTool(port, 'echo', { text: 'rotated' }, { traceparent: `00-${marker}-${hex(8)}-01` });
+    await until('the marker\'s front spans', () => of(marker, 'front').length > 0);
+    const auths = new Set(of(marker, 'front').map((s) => s.auth));
+    assert(auths.size === 1 && auths.has('Bearer otlp-second-value'), `after: ${[...auths]}`);
   });
 
   await check('every export is OTLP/JSON of the right shape', async () => {

@@ -93,13 +93,34 @@ TEST_CASE("secret references: a file is read again when it changes, and kept whe
   ::unsetenv("BULWARK_UNIT_SECRET_V");
 }
 
-TEST_CASE("secret references: headers are resolved in order, or the first that cannot be is named", "[secrets]") {
+TEST_CASE("secret references: a client's literal headers are fixed, its referenced ones read per request",
+          "[secrets]") {
+  using namespace std::chrono_literals;
+  auto path = temp_path("header");
+  std::ofstream(path) << "Bearer one\n";
   ::setenv("BULWARK_UNIT_HEADER", "v2", 1);
+  secrets::secret_headers h(
+    {{"A", "v1"}, {"Authorization", "${file:" + path + "}"}, {"B", "${env:BULWARK_UNIT_HEADER}"}});
+  using list = secrets::secret_headers::list;
+  CHECK(h.fixed() == list{{"A", "v1"}});
+  list out{{"Accept", "application/json"}};
   std::string error;
-  auto ok = secrets::resolve_headers({{"A", "v1"}, {"B", "${env:BULWARK_UNIT_HEADER}"}}, error);
-  REQUIRE(ok);
-  CHECK(*ok == std::vector<std::pair<std::string, std::string>>{{"A", "v1"}, {"B", "v2"}});
-  ::unsetenv("BULWARK_UNIT_HEADER");
-  CHECK_FALSE(secrets::resolve_headers({{"A", "v1"}, {"B", "${env:BULWARK_UNIT_HEADER}"}}, error));
-  CHECK(error == "header B: the environment variable BULWARK_UNIT_HEADER is not set");
+  h.add_to(out, error);
+  CHECK(out == list{{"Accept", "application/json"}, {"Authorization", "Bearer one"}, {"B", "v2"}});
+  CHECK(error.empty());
+  ::unsetenv("BULWARK_UNIT_HEADER"); // a variable is read once, at first use
+  // The file rotated: the next request after a second carries the new value.
+  std::ofstream(path) << "Bearer second\n";
+  std::this_thread::sleep_for(1100ms);
+  out.clear();
+  h.add_to(out, error);
+  CHECK(out == list{{"Authorization", "Bearer second"}, {"B", "v2"}});
+  // Never readable: left out, and the error names the header only.
+  std::remove(path.c_str());
+  secrets::secret_headers gone({{"Authorization", "${file:" + path + "}"}});
+  out.clear();
+  error.clear();
+  gone.add_to(out, error);
+  CHECK(out.empty());
+  CHECK(error == "header Authorization: cannot read " + path);
 }
