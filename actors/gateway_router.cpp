@@ -13,6 +13,7 @@
 #include "actors/gateway_tools.hpp"
 #include "actors/operations.hpp"
 #include "actors/runtime.hpp"
+#include "actors/shared_state.hpp"
 #include "actors/tool_pins.hpp"
 #include "actors/tool_view.hpp"
 #include "config/audit.hpp"
@@ -55,8 +56,13 @@ struct router_state {
   /// service -> a tool's shown name -> the exposed name.
   std::map<std::string, std::map<std::string, std::string>> exposed;
   /// Tool-definition pinning (gateway.pinning): approved definitions and
-  /// held changes, kept in the pinning file.
+  /// held changes, kept in the pinning file and, with Redis, in the
+  /// fleet's book (`fleet_pins`). Until the fleet's pins are read
+  /// (`pins_read`), a pinned service's tools are withheld: a tool first
+  /// seen here may be one the fleet holds back.
   pin_book pins;
+  bool fleet_pins = false;
+  bool pins_read = true;
 
   /// Services being removed: a removal's number (a drain that ends after the
   /// service came back leaves the new one alone) and when it ends at last.
@@ -165,7 +171,7 @@ struct router_state {
   /// Whether start-up may go on: every service listed its tools or failed
   /// to start (it is reported, and its tools appear once it starts).
   bool settled() const {
-    if (recovering)
+    if (recovering || !pins_read)
       return false;
     return std::all_of(cfg->services.begin(), cfg->services.end(), [&](auto& s) {
       return listed(s.name) || (problems.count(s.name) && !ready_services.count(s.name));
@@ -198,8 +204,19 @@ using router_pointer = gateway_router_actor::stateful_pointer<router_state>;
 /// memory still hold changes back).
 void save_pins(const router_state& st) {
   std::string error;
-  if (!st.pins.save(st.cfg->pinning_file, error))
+  if (!st.cfg->pinning_file.empty() && !st.pins.save(st.cfg->pinning_file, error))
     log::error("tool pins not saved", value::make_object({{"error", error}}));
+}
+
+/// Keeps the pins that changed: in the file, and in the fleet's book.
+void store_pins(router_pointer self) {
+  auto& st = self->state;
+  auto writes = st.pins.take_writes();
+  if (writes.empty())
+    return;
+  save_pins(st);
+  if (st.fleet_pins)
+    write_shared_pins(st.rt->environment(), std::move(writes), caf::actor_cast<gateway_router_actor>(self));
 }
 
 /// A service changed a tool's definition, and pinning holds the change back
@@ -266,21 +283,21 @@ void republish(router_pointer self) {
   st.exposed.clear();
   st.shown.clear();
   st.own_names.clear();
-  bool pins_changed = false;
   for (auto& s : st.cfg->services) {
     const value* tools_of = &st.list_of(s.name, "tools/list");
-    value served;
+    value served(json::array{});
     if (st.cfg->pinning != "off" && st.listed(s.name)) {
-      std::vector<std::string> held;
-      pins_changed |= st.pins.apply(s.name, *tools_of, st.cfg->pinning == "hide", served, held);
-      for (auto& tool : held)
-        tool_held(st, s.name, tool);
+      if (st.pins_read) {
+        std::vector<std::string> held;
+        st.pins.apply(s.name, *tools_of, st.cfg->pinning == "hide", served, held);
+        for (auto& tool : held)
+          tool_held(st, s.name, tool);
+      }
       tools_of = &served;
     }
     st.shown[s.name] = shown_tools(*tools_of, s.settings.tools, st.own_names[s.name]);
   }
-  if (pins_changed)
-    save_pins(st);
+  store_pins(self);
   st.name_items("tools/list", "tool", own_tool_names, errors, [&](auto& s, auto& item, auto& exposed) {
     const auto& shown_name = item["name"].as_string();
     tools.push_back(make_tool(shared, s, item, exposed, st.own_names[s.name][shown_name]));
@@ -517,9 +534,15 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
   st.seed = std::move(seed);
   st.cfg = st.seed->current();
   if (st.cfg->pinning != "off") {
+    st.fleet_pins = rt->environment()->redis != nullptr;
+    st.pins = pin_book(st.fleet_pins);
     std::string error;
-    if (!st.pins.load(st.cfg->pinning_file, error))
+    if (!st.cfg->pinning_file.empty() && !st.pins.load(st.cfg->pinning_file, error))
       log::error("tool pins not read; every tool is pinned anew", value::make_object({{"error", error}}));
+    if (st.fleet_pins) {
+      st.pins_read = false;
+      read_shared_pins(rt->environment(), caf::actor_cast<gateway_router_actor>(self));
+    }
   }
   if (restarted) {
     // The connectors are asked what their services offer once they can see
@@ -616,9 +639,31 @@ gateway_router_actor::behavior_type router_behavior(router_pointer self, runtime
       auto& st = self->state;
       if (!st.pins.approve(service, tool))
         return;
-      save_pins(st);
+      store_pins(self);
       log::info("held tool definition approved", value::make_object({{"service", service}, {"tool", tool}}));
       republish(self);
+    },
+    [self](atom::pins) {
+      auto& st = self->state;
+      if (st.fleet_pins)
+        read_shared_pins(st.rt->environment(), caf::actor_cast<gateway_router_actor>(self));
+    },
+    [self](atom::pins, value& fleet) {
+      auto& st = self->state;
+      if (fleet.is_null()) {
+        // Redis is away: this instance goes on with its own book (its
+        // file's) and gives it to the fleet once Redis is back.
+        if (!st.pins_read)
+          log::warn(
+            "the fleet's tool pins cannot be read from Redis; this instance pins on its own until Redis is back");
+      } else {
+        st.pins.adopt(fleet);
+        save_pins(st);
+      }
+      st.pins_read = true;
+      if (!st.recovering)
+        republish(self);
+      answer_ready(self);
     },
   };
 }

@@ -430,8 +430,7 @@ void evaluate(health_pointer self) {
     record_history(st, now, sample.wall, st.env->latency ? st.latency.back().second : metrics::histogram_snapshot{},
                    std::as_const(report)["components"]["breakers"]);
   sample.queue_fill = in.queue_fill;
-  auto router = answer(gateway_router_name);
-  for (auto& h : router["held"].as_array())
+  for (auto& h : std::as_const(report)["components"]["tools"]["held"].as_array())
     sample.held_tools.push_back(h["service"].as_string() + ":" + h["tool"].as_string());
   if (auto alerts = st.env->names.get("alerts"))
     self->send(caf::actor_cast<alert_actor>(alerts), atom::sample_v, std::move(sample));

@@ -9,6 +9,7 @@
 
 #include "actors/breaker.hpp"
 #include "actors/cache.hpp"
+#include "actors/gateway_router.hpp"
 #include "actors/operations.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
@@ -136,12 +137,24 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     if (auto env = weak.lock(); env && json::parse(std::string_view(message).substr(nl + 1), v, err))
       env->peer_degraded(message.substr(0, nl), std::move(v));
   });
+  // Another instance changed the fleet's tool pins: the router reads them.
+  client->subscribe("pins", [weak, me](const std::string& message) {
+    if (message == me)
+      return;
+    if (auto env = weak.lock())
+      if (auto router = env->names.get(gateway_router_name))
+        caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::pins_v);
+  });
   // Breaker states published while this instance was starting or away.
   client->on_connected([weak] {
     auto env = weak.lock();
     if (!env)
       return;
     share_state_key(env);
+    // Pins changed while this instance was away, and those it took meanwhile
+    // go to the fleet.
+    if (auto router = env->names.get(gateway_router_name))
+      caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::pins_v);
     // Invalidations may have happened meanwhile: the cache's generations
     // are read again.
     if (auto cache = env->names.get(cache_actor_name))
@@ -663,6 +676,71 @@ void publish_degraded(const env_ptr& env, bool on, const std::vector<std::string
     why.push_back(r);
   env->redis->publish("degraded", env->redis->instance() + "\n"
                                     + json::dump(value::make_object({{"degraded", on}, {"reasons", std::move(why)}})));
+}
+
+// -- tool-definition pins -------------------------------------------------------------------
+
+namespace {
+
+/// Sets a pin's field (KEYS[1] the hash, ARGV: the field, the state line it
+/// is expected to have, empty for none, and the new text) only when it
+/// holds that state: answers 1 when written, 0 when another instance
+/// wrote first.
+const redis_script& pin_script() {
+  static const redis_script script(R"lua(
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local expected = ARGV[2]
+if expected == '' then
+  if cur then return 0 end
+elseif not cur or string.sub(cur, 1, #expected + 1) ~= expected .. '\n' then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+)lua");
+  return script;
+}
+
+} // namespace
+
+void read_shared_pins(const env_ptr& env, const gateway_router_actor& router) {
+  auto& r = *env->redis;
+  r.command({"HGETALL", r.key("pins")}, [router](redis_reply reply) {
+    value fleet;
+    if (reply.type == redis_reply::kind::array) {
+      fleet = value(json::object{});
+      for (std::size_t i = 0; i + 1 < reply.elements.size(); i += 2)
+        fleet.set(reply.elements[i].str, std::move(reply.elements[i + 1].str));
+    }
+    caf::anon_send(router, atom::pins_v, std::move(fleet));
+  });
+}
+
+void write_shared_pins(const env_ptr& env, std::vector<pin_write> writes, const gateway_router_actor& router) {
+  if (writes.empty())
+    return;
+  struct outcome {
+    std::atomic<std::size_t> left{0};
+    std::atomic<bool> written{false}, lost{false};
+  };
+  auto result = std::make_shared<outcome>();
+  result->left = writes.size();
+  std::weak_ptr<runtime_env> weak = env;
+  auto key = env->redis->key("pins");
+  for (auto& w : writes)
+    env->redis->eval(pin_script(), {key}, {w.field, w.expected, w.text}, [result, router, weak](redis_reply r) {
+      if (r.type == redis_reply::kind::integer)
+        (r.integer == 1 ? result->written : result->lost) = true;
+      // (A failed command leaves the pin in this instance's book; it goes
+      // to Redis when the router reads the fleet's pins again, once Redis
+      // is back.)
+      if (--result->left > 0)
+        return;
+      if (result->lost)
+        caf::anon_send(router, atom::pins_v);
+      if (auto env = weak.lock(); env && env->redis && result->written)
+        env->redis->publish("pins", env->redis->instance());
+    });
 }
 
 } // namespace bulwark

@@ -21,6 +21,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/env.hpp"
+#include "actors/tool_pins.hpp"
 #include "messages/actors.hpp"
 
 namespace bulwark {
@@ -175,5 +176,18 @@ void adopt_breaker(const env_ptr& env, const std::string& service, const caf::ac
 
 /// Tells the other instances that this one switched degraded mode, and why.
 void publish_degraded(const env_ptr& env, bool on, const std::vector<std::string>& reasons);
+
+// -- tool-definition pins -------------------------------------------------------------------
+
+/// Reads the fleet's tool pins (the hash `pins`) for `router`, which gets
+/// them as (atom::pins, object of field -> text), or null when Redis could
+/// not be read.
+void read_shared_pins(const env_ptr& env, const gateway_router_actor& router);
+
+/// Writes changed pins, each only over the state it was made from; when
+/// one meets another state (another instance wrote first), `router` is
+/// told to read the pins again (atom::pins). Once any was written, the
+/// other instances are told to read them.
+void write_shared_pins(const env_ptr& env, std::vector<pin_write> writes, const gateway_router_actor& router);
 
 } // namespace bulwark

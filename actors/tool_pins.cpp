@@ -49,32 +49,101 @@ bool pin_book::load(const std::string& path, std::string& error) {
     if (!tools.is_object())
       continue;
     for (auto& [tool, p] : tools.as_object()) {
-      if (!p["hash"].is_string() || !p["definition"].is_object())
-        continue;
       pin x;
-      x.hash = p["hash"].as_string();
-      x.definition = p["definition"];
-      x.approved_at = p["approvedAt"].as_string();
-      if (const auto& c = p["pending"]; c.is_object() && c["hash"].is_string())
-        x.pending = change{c["hash"].as_string(), c["definition"], c["seenAt"].as_string()};
-      pins_[service][tool] = std::move(x);
+      if (read_entry(p, x))
+        pins_[service][tool] = std::move(x);
     }
   }
   return true;
+}
+
+value pin_book::entry_of(const pin& p) {
+  auto v = value::make_object({{"hash", p.hash}, {"definition", p.definition}, {"approvedAt", p.approved_at}});
+  if (p.pending)
+    v.set("pending",
+          value::make_object(
+            {{"hash", p.pending->hash}, {"definition", p.pending->definition}, {"seenAt", p.pending->seen_at}}));
+  return v;
+}
+
+bool pin_book::read_entry(const value& p, pin& x) {
+  if (!p["hash"].is_string() || !p["definition"].is_object())
+    return false;
+  x.hash = p["hash"].as_string();
+  x.definition = p["definition"];
+  x.approved_at = p["approvedAt"].is_string() ? p["approvedAt"].as_string() : std::string();
+  x.pending.reset();
+  if (const auto& c = p["pending"]; c.is_object() && c["hash"].is_string() && c["hash"].as_string() != x.hash)
+    x.pending =
+      change{c["hash"].as_string(), c["definition"], c["seenAt"].is_string() ? c["seenAt"].as_string() : std::string()};
+  return true;
+}
+
+std::string pin_book::state_of(const pin& p) {
+  return p.hash + ' ' + (p.pending ? p.pending->hash : std::string("-"));
+}
+
+std::string pin_book::text_of(const pin& p) {
+  return state_of(p) + '\n' + json::dump(entry_of(p));
+}
+
+std::string pin_book::field_of(const std::string& service, const std::string& tool) {
+  return service + '\n' + tool;
+}
+
+void pin_book::touch(const std::string& service, const std::string& tool, const pin* before) {
+  touched_.emplace(field_of(service, tool), before ? state_of(*before) : std::string());
+}
+
+std::vector<pin_write> pin_book::take_writes() {
+  std::vector<pin_write> out;
+  for (auto& [field, expected] : touched_) {
+    auto nl = field.find('\n');
+    auto s = pins_.find(field.substr(0, nl));
+    if (s == pins_.end())
+      continue;
+    auto p = s->second.find(field.substr(nl + 1));
+    if (p != s->second.end())
+      out.push_back({field, expected, text_of(p->second)});
+  }
+  touched_.clear();
+  return out;
+}
+
+void pin_book::adopt(const value& fleet) {
+  std::map<std::string, std::map<std::string, pin>> next;
+  if (fleet.is_object())
+    for (auto& [field, text] : fleet.as_object()) {
+      auto nl = field.find('\n');
+      if (nl == std::string::npos || !text.is_string())
+        continue;
+      const auto& t = text.as_string();
+      auto body = t.find('\n');
+      value entry;
+      json::parse_error err;
+      pin x;
+      if (body == std::string::npos || !json::parse(std::string_view(t).substr(body + 1), entry, err)
+          || !read_entry(entry, x))
+        continue;
+      next[field.substr(0, nl)][field.substr(nl + 1)] = std::move(x);
+    }
+  touched_.clear();
+  // What only this book knows goes to the fleet's book.
+  for (auto& [service, tools] : pins_)
+    for (auto& [tool, p] : tools) {
+      auto& there = next[service];
+      if (there.emplace(tool, p).second)
+        touched_.emplace(field_of(service, tool), std::string());
+    }
+  pins_ = std::move(next);
 }
 
 bool pin_book::save(const std::string& path, std::string& error) const {
   value services(json::object{});
   for (auto& [service, tools] : pins_) {
     value out(json::object{});
-    for (auto& [tool, p] : tools) {
-      auto v = value::make_object({{"hash", p.hash}, {"definition", p.definition}, {"approvedAt", p.approved_at}});
-      if (p.pending)
-        v.set("pending",
-              value::make_object(
-                {{"hash", p.pending->hash}, {"definition", p.pending->definition}, {"seenAt", p.pending->seen_at}}));
-      out.set(tool, std::move(v));
-    }
+    for (auto& [tool, p] : tools)
+      out.set(tool, entry_of(p));
     services.set(service, std::move(out));
   }
   auto text = json::dump(value::make_object({{"version", 1}, {"services", std::move(services)}}));
@@ -109,20 +178,23 @@ bool pin_book::apply(const std::string& service, const value& tools, bool hide, 
     auto p = book.find(name);
     if (p == book.end()) {
       // Trust on first use.
+      touch(service, name, nullptr);
       book[name] = pin{hash, tool, now_text(), std::nullopt};
       served.push_back(tool);
       changed = true;
       continue;
     }
     if (p->second.hash == hash) {
-      if (p->second.pending) { // the service went back to the approved one
+      if (p->second.pending && !shared_) { // the service went back to the approved one
+        touch(service, name, &p->second);
         p->second.pending.reset();
         changed = true;
       }
       served.push_back(tool);
       continue;
     }
-    if (!p->second.pending || p->second.pending->hash != hash) {
+    if (!p->second.pending || (p->second.pending->hash != hash && !shared_)) {
+      touch(service, name, &p->second);
       p->second.pending = change{hash, tool, now_text()};
       newly_held.push_back(name);
       changed = true;
@@ -140,6 +212,7 @@ bool pin_book::approve(const std::string& service, const std::string& tool) {
   auto p = s->second.find(tool);
   if (p == s->second.end() || !p->second.pending)
     return false;
+  touch(service, tool, &p->second);
   p->second.hash = p->second.pending->hash;
   p->second.definition = std::move(p->second.pending->definition);
   p->second.approved_at = now_text();

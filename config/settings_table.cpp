@@ -1438,13 +1438,14 @@ table_builder<config> config_keys() {
     "keeping the approved definition served, or hiding the tool. Off: every change is served at once.");
   k.string(
     "gateway.pinning.file", [](auto& c) -> auto& { return c.gateway.pinning_file; },
-    "Where the pins are kept across restarts (JSON, written by Bulwark); needed with a pinning mode.");
+    "Where the pins are kept across restarts (JSON, written by Bulwark); needed with a pinning mode unless redis.url "
+    "is set. With Redis the fleet's pins are kept there (one hash, `pins`): every instance serves what was approved "
+    "and holds what changed, and an approval through any instance holds for all; the file is then this instance's "
+    "copy, read when Redis cannot be reached at start.");
   k.rule("gateway.pinning", [](const config& c, const std::string& path, errors_t&) {
-    if (c.gateway.pinning != "off" && c.gateway.pinning_file.empty())
-      bad(path + ".file", "is needed with mode \"" + c.gateway.pinning + "\": the pins are kept there");
     // A file that is there must be Bulwark's: a broken one would approve
     // every tool anew.
-    if (c.gateway.pinning != "off") {
+    if (c.gateway.pinning != "off" && !c.gateway.pinning_file.empty()) {
       std::ifstream in(c.gateway.pinning_file, std::ios::binary);
       if (in) {
         std::ostringstream text;
@@ -1666,8 +1667,8 @@ table_builder<config> config_keys() {
     "Private key of the client certificate.");
   auto& webhook_headers = k.pairs(
     "alerts.webhook.headers", [](auto& c) -> auto& { return c.runtime.ops.webhook.headers; },
-    "Headers sent with each alert (credentials go here); a value may be ${env:NAME} or ${file:PATH}, read again "
-    "on every reload.");
+    "Headers sent with each alert (credentials go here); a value may be ${env:NAME} or ${file:PATH} (a file is "
+    "read again when it changes, a variable on reload).");
   webhook_headers.is_secret();
   webhook_headers.check = check_secret_values;
   k.millis(
@@ -1713,7 +1714,8 @@ table_builder<config> config_keys() {
     "OTLP/HTTP collector base URL; spans are POSTed as JSON to {endpoint}/v1/traces. Empty: no export.");
   auto& telemetry_headers = k.pairs(
     "telemetry.otlp.headers", [](auto& c) -> auto& { return c.runtime.ops.telemetry.headers; },
-    "Headers sent with each export; a value may be ${env:NAME} or ${file:PATH}, read again on every reload.");
+    "Headers sent with each export; a value may be ${env:NAME} or ${file:PATH} (a file is read again when it "
+    "changes, a variable on reload).");
   telemetry_headers.is_secret();
   telemetry_headers.check = check_secret_values;
   k.millis(
@@ -1744,7 +1746,8 @@ table_builder<config> config_keys() {
   auto& url = k.string(
     "redis.url", [](auto& c) -> auto& { return c.runtime.ops.redis.url; },
     "Share state with other instances through Redis (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], or a "
-    "${env:NAME} or ${file:PATH} reference to one); empty: no Redis.");
+    "${env:NAME} or ${file:PATH} reference to one: a file's user and password are read again for each new "
+    "connection); empty: no Redis.");
   url.with_env("BULWARK_REDIS").with_flag("--redis", "URL");
   url.get = [](const config& c) { return value(without_password(c.runtime.ops.redis.url)); };
   url.check = [](const value& v, const std::string& path, errors_t&) { check_redis_url(path, v.as_string()); };
@@ -1870,6 +1873,10 @@ void read_settings(config& cfg, const value& root, errors_t& errors) {
   ops.scopes.metadata_url = cfg.auth.mode == auth_mode::oauth ? resource_metadata_url(cfg.auth.oauth) : std::string();
   if (!ops.scopes.empty() && cfg.auth.mode != auth_mode::oauth)
     errors.push_back({"$.auth.oauth.requiredScopes", "needs auth.mode \"oauth\": scopes come from OAuth tokens"});
+  // Pins are kept in a file or, for a fleet, in Redis.
+  if (cfg.gateway.pinning != "off" && cfg.gateway.pinning_file.empty() && ops.redis.url.empty())
+    errors.push_back({"$.gateway.pinning.file",
+                      "is needed with mode \"" + cfg.gateway.pinning + "\" and no redis.url: the pins are kept there"});
   // A service budget is the gateway's `ratePerMinute`.
   for (auto& s : cfg.gateway.services)
     if (s.settings.rate_per_minute > 0)

@@ -364,6 +364,7 @@ CAF_ADD_ATOM(bulwark, bulwark::atom, flush, "flush")
 CAF_ADD_ATOM(bulwark, bulwark::atom, exported, "exported")
 CAF_ADD_ATOM(bulwark, bulwark::atom, token, "token")
 CAF_ADD_ATOM(bulwark, bulwark::atom, approve, "approve")
+CAF_ADD_ATOM(bulwark, bulwark::atom, pins, "pins")
 CAF_END_TYPE_ID_BLOCK(bulwark)
 
 namespace bulwark {
@@ -520,6 +521,12 @@ using gateway_router_actor = caf::typed_actor<
   // An operator approved the held change of a service's tool (service,
   // tool): it is served from now on.
   caf::reacts_to<atom::approve, std::string, std::string>,
+  // The fleet's tool pins changed in Redis (another instance wrote them, a
+  // write of this one met another's, Redis is reachable again): read them.
+  caf::reacts_to<atom::pins>,
+  // The fleet's pins as read (an object: field -> text, see pin_book), or
+  // null when Redis could not be read.
+  caf::reacts_to<atom::pins, json::value>,
   // From its spawn function, once connectors can see it: ask every
   // connector for its service's lists and status.
   caf::reacts_to<atom::publish>>;

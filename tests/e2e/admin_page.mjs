@@ -10,7 +10,8 @@
 // token it shows an authorization error; a token in the address fragment is
 // used and removed from the address bar; the live actor tree; killing an
 // actor from the page brings it back with one more restart; degraded mode
-// forced on and back to automatic; a breaker opened and closed; every
+// forced on and back to automatic; a breaker opened and closed; a held
+// tool definition change shown with what differs and approved; every
 // section renders (a view this Bulwark lacks shows "not available"); the
 // configuration's generation, and a reload from the page; the traffic charts
 // (inline SVG from /admin/api/history) after calls that fail and calls that
@@ -86,9 +87,15 @@ await run.main(async () => {
     mcpServers: {
       fx: { command: bulwark, args: ['--stdio', '--no-http', '--fixtures', '--no-builtin-tools', '--log-level', 'warning'] },
     },
-    gateway: { prefix: 'never' },
+    // Pinned with an older definition of one of fx's tools: the change is
+    // held from the start, for the Tool definitions panel.
+    gateway: { prefix: 'never', pinning: { mode: 'keep', file: join(dir, 'pins.json') } },
     health: { intervalMs: 100, exitAfterMs: 300, historyStepMs: 500 },
   };
+  writeFileSync(join(dir, 'pins.json'), JSON.stringify({ version: 1, services: { fx: { test_simple_text: {
+    hash: '0'.repeat(64), approvedAt: '2026-01-01T00:00:00.000Z',
+    definition: { name: 'test_simple_text', description: 'An older description.', inputSchema: { type: 'object' } },
+  } } } }));
   writeFileSync(cfgPath, JSON.stringify(frontConfig));
   port = await startBulwark(['--config', cfgPath], 'front');
   base = `http://127.0.0.1:${port}`;
@@ -247,7 +254,7 @@ await run.main(async () => {
     });
 
     await check('every section renders; a view this Bulwark lacks shows as not available', async () => {
-      for (const id of ['health', 'traffic', 'actors', 'breakers', 'queue', 'cache', 'limits', 'sessions', 'alerts']) {
+      for (const id of ['health', 'traffic', 'actors', 'breakers', 'queue', 'cache', 'limits', 'sessions', 'alerts', 'tools']) {
         const body = await until(`#${id} filled`, async () => {
           const t = await textOf(page, `#${id} [data-body]`);
           return t && !/Loading…/.test(t) ? t : null;
@@ -330,6 +337,21 @@ await run.main(async () => {
       assert(/^\d[\d,]*\.\d s$/.test(idle), `idle: ${idle}`);
       const header = await page.$$eval('#sessions th', (cells) => cells.map((c) => c.textContent.trim()));
       assert(header[header.length - 1] === 'Idle seconds' || /idle/i.test(header[header.length - 1]), `header: ${header}`);
+    });
+
+    await check('a held tool definition change is shown with what differs, and approved from the page', async () => {
+      const entry = '#tools [data-held="fx:test_simple_text"]';
+      await until('the held change shown', async () => (await page.$(entry)) !== null);
+      assert(/pinning keep · 1 held/.test(await textOf(page, '#tools [data-meta]')), `meta: ${await textOf(page, '#tools [data-meta]')}`);
+      const before = await textOf(page, `${entry} tr[data-field="description"] pre.before`);
+      const after = await textOf(page, `${entry} tr[data-field="description"] pre.after`);
+      assert(before === 'An older description.' && after === 'Returns a simple text response.', `diff: ${before} -> ${after}`);
+      await page.click(`${entry} button[data-approve="fx"][data-tool="test_simple_text"]`);
+      await until('approval said', async () => /Approved the new definition of test_simple_text of fx/.test(await textOf(page, '#status')));
+      await until('nothing held in the API', async () => (await admin('GET', 'tools')).body?.held?.length === 0);
+      await until('nothing held on the page', async () => /No held change/.test((await textOf(page, '#tools')) ?? ''));
+      const book = JSON.parse(readFileSync(join(dir, 'pins.json'), 'utf8'));
+      assert(book.services.fx.test_simple_text.definition.description === 'Returns a simple text response.', 'the pin file holds the approved definition');
     });
 
     await check('the configuration section shows the generation; Reload applies a changed file', async () => {

@@ -30,17 +30,22 @@ export function freePort() {
 /// Sends one command to the Redis on `port` (then QUIT); resolves with the
 /// raw RESP answer text.
 export function redisCommand(port, ...words) {
+  return redisCommands(port, words);
+}
+
+/// Sends commands (each an array of words) on one connection to the Redis
+/// on `port` (then QUIT); resolves with the raw RESP answers' text.
+export function redisCommands(port, ...commands) {
   const encode = (ws) => `*${ws.length}\r\n` + ws.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('');
   return new Promise((resolve, reject) => {
     let out = '';
-    const s = connect(port, '127.0.0.1', () => s.write(encode(words) + encode(['QUIT'])));
+    const s = connect(port, '127.0.0.1', () => s.write(commands.map(encode).join('') + encode(['QUIT'])));
     s.setTimeout(5000, () => s.destroy(new Error('redis: no answer in 5 s')));
     s.on('data', (d) => (out += d));
     s.on('error', reject);
     s.on('close', () => resolve(out));
   });
 }
-
 
 /// The JSON-RPC error inside an SDK client's failure. A refusal whose whole
 /// answer is the error carries its HTTP status (429, 503), and the SDK

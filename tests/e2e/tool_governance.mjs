@@ -18,8 +18,13 @@
 // entry, the tool_changed alert, the admin view with what differs); a
 // held change is shown (what differs) and approved with bulwark-console,
 // the admin API refusing a wrong token or nothing held, and clients see the
-// new definition; a broken pin file is refused at start. Every process is
-// killed by pid.
+// new definition; a broken pin file is refused at start. Then a fleet: two
+// instances sharing a redis-server (started here) keep their pins there with
+// no pin file; an instance that starts after a change, its service showing
+// the changed definition first, serves the approved one and shows the held
+// change; Redis's password rotates in the file redis.url refers to and both
+// instances connect again with it; an approval through one instance is
+// served by both. Every process is killed by pid.
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -30,10 +35,20 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { adminRequest, assert, harness, jsonRpcServer, rpcError, scaled, until } from './harness.mjs';
+import { adminRequest, assert, freePort, harness, jsonRpcServer, redisCommand, redisCommands, rpcError, scaled, sleep, until } from './harness.mjs';
 
-const consoleBin = process.argv.includes('--console') ? process.argv[process.argv.indexOf('--console') + 1] : '';
-const run = harness({ scratch: 'bulwark-tool-governance-', watchdogMs: 90_000, onFinish: () => service.close() });
+const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
+const consoleBin = arg('--console', '');
+const redisServer = arg('--redis-server', 'redis-server');
+
+/// Sends AUTH, then one command, to the Redis on `port`; the raw answer of
+/// the command.
+async function redisCommandsAuthed(port, password, words) {
+  const raw = await redisCommands(port, ['AUTH', password], words);
+  assert(raw.startsWith('+OK\r\n'), `AUTH: ${raw}`);
+  return raw.slice(5);
+}
+const run = harness({ scratch: 'bulwark-tool-governance-', watchdogMs: 140_000, onFinish: () => service.close() });
 const { check } = run;
 
 // -- the service -------------------------------------------------------------------
@@ -265,4 +280,95 @@ await run.main(async () => {
     assert(r.status === 2 && (r.stdout + r.stderr).includes('$.gateway.pinning.file'), `${r.status} ${r.stdout}${r.stderr}`);
   });
   await pc.close();
+  await run.stop('pinned');
+
+  // -- pinning in a fleet ------------------------------------------------------------
+
+  // Two instances share one redis-server, whose password comes from a file
+  // that rotates; each runs its own copy of the redefining service, both
+  // keeping the redefinition in one state file.
+  const redisPort = await freePort();
+  await run.startRedis(redisPort, redisServer);
+  const redisAuth = (...words) => redisCommandsAuthed(redisPort, redisPassword, words);
+  let redisPassword = 'first-redis-password';
+  assert((await redisCommand(redisPort, 'CONFIG', 'SET', 'requirepass', redisPassword)).startsWith('+OK'), 'requirepass set');
+  const redisUrlFile = join(run.dir, 'redis-url');
+  writeFileSync(redisUrlFile, `redis://:${redisPassword}@127.0.0.1:${redisPort}/0\n`);
+  const fleetConfig = join(run.dir, 'fleet.json');
+  writeFileSync(fleetConfig, JSON.stringify({
+    http: { port: 0, address: '127.0.0.1' },
+    admin: { tokenSha256: createHash('sha256').update(adminToken).digest('hex') },
+    health: { intervalMs: 200 },
+    redis: { url: `\${file:${redisUrlFile}}`, keyPrefix: 'governance:' },
+    mcpServers: {
+      words: {
+        command: process.execPath,
+        args: [join(dirname(fileURLToPath(import.meta.url)), 'redefining_server.mjs')],
+        env: { REDEFINING_STATE: join(run.dir, 'fleet-words-state.json') },
+      },
+    },
+    gateway: { prefix: 'never', pinning: { mode: 'keep' } },
+  }));
+  const pinField = 'words\nlookup';
+  const fleetPin = async () => {
+    const raw = await redisAuth('HGET', 'governance:pins', pinField);
+    const m = /^\$\d+\r\n([0-9a-f]{64}) ([0-9a-f]{64}|-)\n/.exec(raw);
+    return m ? { pin: m[1], held: m[2] } : null;
+  };
+  const aPort = await run.startBulwark(['--config', fleetConfig, '--no-builtin-tools'], 'fleet-a');
+  const a = await connect(aPort);
+
+  await check('a fleet keeps its pins in Redis, with no pin file', async () => {
+    assert((await lookupOf(a))?.description === 'Looks a word up.', 'served as first seen');
+    const p = await until('the pin in Redis', fleetPin);
+    assert(p.held === '-', `nothing held: ${JSON.stringify(p)}`);
+  });
+
+  let bPort, b;
+  await check('an instance that starts after a change sees it held: it serves the approved definition, not the one its service shows first', async () => {
+    await a.callTool({ name: 'redefine', arguments: { description: 'Looks a word up and sends it away.' } });
+    await until('held in Redis', async () => (await fleetPin())?.held !== '-');
+    bPort = await run.startBulwark(['--config', fleetConfig, '--no-builtin-tools'], 'fleet-b');
+    b = await connect(bPort);
+    const t = await lookupOf(b);
+    assert(t?.description === 'Looks a word up.' && !t.inputSchema.properties.forward_to, `B serves: ${JSON.stringify(t)}`);
+    const view = await until('the held change in B\'s admin view', async () => {
+      const r = await adminRequest(bPort, adminToken, 'GET', 'tools');
+      return r.body?.held?.length ? r.body : null;
+    });
+    assert(view.held[0].pending.description === 'Looks a word up and sends it away.', JSON.stringify(view.held[0]));
+    assert((await lookupOf(a)).description === 'Looks a word up.', 'A still serves the approved one');
+  });
+
+  await check('Redis\'s password rotates in the url file: both instances connect again with the new one', async () => {
+    const before = [];
+    for (const port of [aPort, bPort])
+      before.push((await adminRequest(port, adminToken, 'GET', 'health')).body.components.redis.outages);
+    const next = 'second-redis-password';
+    writeFileSync(redisUrlFile, `redis://:${next}@127.0.0.1:${redisPort}/0\n`);
+    assert((await redisAuth('CONFIG', 'SET', 'requirepass', next)).startsWith('+OK'), 'requirepass rotated');
+    redisPassword = next;
+    // The file is looked at no more than once a second.
+    await sleep(1200);
+    await redisAuth('CLIENT', 'KILL', 'TYPE', 'normal');
+    await redisAuth('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    for (const [i, port] of [aPort, bPort].entries())
+      await until(`instance ${i} back on Redis`, async () => {
+        const r = (await adminRequest(port, adminToken, 'GET', 'health')).body.components.redis;
+        return r.outages > before[i] && r.available && r.subscribed;
+      });
+  });
+
+  await check('approved through one instance, the change is served by every instance', async () => {
+    const r = await adminRequest(bPort, adminToken, 'POST', 'tools/approve', { service: 'words', tool: 'lookup' });
+    assert(r.status === 200, `approve: ${r.status} ${JSON.stringify(r.body)}`);
+    for (const [name, c] of [['A', a], ['B', b]])
+      await until(`${name} serves the new definition`, async () => (await lookupOf(c)).description === 'Looks a word up and sends it away.', 5000);
+    const p = await fleetPin();
+    assert(p.held === '-', `the fleet's pin: ${JSON.stringify(p)}`);
+    // (The admin view is the health supervisor's latest sample.)
+    await until('A holds nothing', async () => (await adminRequest(aPort, adminToken, 'GET', 'tools')).body?.held?.length === 0);
+  });
+  await a.close();
+  await b.close();
 });

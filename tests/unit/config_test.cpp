@@ -449,6 +449,14 @@ TEST_CASE("config: the generated reference and sample config are current", "[con
   CHECK(settings_reference_json() == file_text(std::string(BULWARK_EXAMPLES_DIR) + "/default.json"));
 }
 
+TEST_CASE("config: pinning keeps its pins in a file, or in Redis for a fleet", "[config]") {
+  auto without = check_json(R"({"gateway":{"pinning":{"mode":"keep"}}})");
+  REQUIRE(paths_of(without) == std::vector<std::string>{"$.gateway.pinning.file"});
+  CHECK(without[0].message == "is needed with mode \"keep\" and no redis.url: the pins are kept there");
+  CHECK(check_json(R"({"gateway":{"pinning":{"mode":"hide"}},"redis":{"url":"redis://127.0.0.1:6379/0"}})").empty());
+  CHECK(check_json(R"({"gateway":{"pinning":{"mode":"off"}}})").empty());
+}
+
 TEST_CASE("config: every bad key of a file is reported, each with its path", "[config]") {
   auto errors = check_json(R"({"http":{"port":"80","writeTimeout":5,"threads":0},
                                "log":{"level":"loud"},"actors":{"scheduler":"eager"},
