@@ -35,6 +35,11 @@ constexpr std::size_t max_service_watch_bytes = max_watched_bytes;
 constexpr milliseconds watch_coalescing{50};
 constexpr const char* client_version = "2025-11-25";
 
+const value& empty_object() {
+  static const value empty(json::object{});
+  return empty;
+}
+
 struct connector_state {
   static inline const char* name = "connector";
 
@@ -350,8 +355,17 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
     if (!meta || !meta->is_object())
       meta = &params.set("_meta", value(json::object{}));
     meta->set(std::string(mcp::meta_protocol_version), std::string(mcp::stateless_version));
-    meta->set(std::string(mcp::meta_client_capabilities),
-              p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities : value(json::object{}));
+    const auto& caps = p.call && p.call->client_capabilities.is_object() ? p.call->client_capabilities : empty_object();
+    // The gateway answers the caller on its request and has no tasks of the
+    // service to poll: the service is never told that the caller takes
+    // tasks.
+    if (const auto* ext = caps.find("extensions"); ext && ext->find(mcp::tasks_extension)) {
+      auto without = caps;
+      without.find("extensions")->erase(mcp::tasks_extension);
+      meta->set(std::string(mcp::meta_client_capabilities), std::move(without));
+    } else {
+      meta->set(std::string(mcp::meta_client_capabilities), caps);
+    }
     if (kind == connector_state::req_kind::call)
       meta->set(std::string(mcp::meta_log_level), "debug"); // we filter per client
     if (const auto* mirrored = mcp::mirrored_name(method, params))

@@ -18,6 +18,7 @@
 #include "actors/session.hpp"
 #include "actors/shared_state.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/task_store.hpp"
 #include "actors/telemetry.hpp"
 #include "config/log.hpp"
 #include "config/metrics.hpp"
@@ -447,6 +448,10 @@ void runtime::start() {
   ops.children.push_back(child_spec{telemetry_actor_name, [env](caf::actor_system& sys) {
                                       return caf::actor_cast<caf::actor>(spawn_telemetry(sys, env));
                                     }});
+  ops.children.push_back(
+    child_spec{task_store_name, [env, book = std::make_shared<task_book>()](caf::actor_system& sys) {
+                 return caf::actor_cast<caf::actor>(spawn_task_store(sys, env, book));
+               }});
   std::vector<supervisor_spec> groups;
   for (auto& [name, strategy] : impl_->extra_supervisors)
     groups.push_back(supervisor_spec{name, policy(strategy), {}});

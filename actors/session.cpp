@@ -42,8 +42,15 @@ session_state::~session_state() {
   // Dropping the sinks answers every unanswered request (see reply_sink);
   // while the server shuts down, they are told so.
   bool stopping = env && env->draining.load();
+  int64_t answered_tasks = 0;
   for (auto& [serial, r] : calls) {
     r.call->detach();
+    // (A running task's request was answered with the task; the task store
+    // fails the task once this actor is gone.)
+    if (r.task_running()) {
+      ++answered_tasks;
+      continue;
+    }
     if (stopping && !r.call->done()) {
       outbound out;
       out.what = outbound::kind::response;
@@ -68,7 +75,7 @@ session_state::~session_state() {
       l.sink->deliver(std::move(out));
     }
   if (env)
-    env->inflight -= static_cast<int64_t>(calls.size());
+    env->inflight -= static_cast<int64_t>(calls.size()) - answered_tasks;
   // The calls' streams end with this actor; a restarted one starts afresh.
   if (rec)
     rec->response_streams = 0;
@@ -222,9 +229,12 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
     value supported(json::array{});
     for (auto& v : mcp::supported_versions())
       supported.push_back(v);
+    // The 2026-07-28 extensions served: tasks.
+    auto caps = server_capabilities();
+    caps.set("extensions", value::make_object({{std::string(mcp::tasks_extension), value(json::object{})}}));
     auto result = value::make_object({
       {"supportedVersions", std::move(supported)},
-      {"capabilities", server_capabilities()},
+      {"capabilities", std::move(caps)},
       {"_meta", value::make_object(
                   {{std::string(mcp::meta_server_info),
                     value::make_object({{"name", env->opts.server_name}, {"version", env->opts.server_version}})}})},
@@ -253,6 +263,8 @@ void session_state::dispatch_stateless(const inbound_ptr& in, const std::string&
     return do_complete(in, params, client, level);
   if (method == "subscriptions/listen")
     return do_listen(in, params);
+  if (method == "tasks/get" || method == "tasks/update" || method == "tasks/cancel")
+    return do_task_method(in, method, params, client);
   reply_error(in, error_code::method_not_found, "method not found in protocol version 2026-07-28: " + method, {}, 404);
 }
 
@@ -372,6 +384,10 @@ session_actor::behavior_type session(session_pointer self, env_ptr env, session_
       self->state.broadcast(method, params);
     },
     [self](atom::end) { self->quit(); },
+    [self](atom::answer, uint64_t serial, const json::value& responses) {
+      self->state.task_answered(serial, responses);
+    },
+    [self](atom::cancel, uint64_t serial) { self->state.task_cancelled(serial); },
     [self](atom::flush) {
       self->state.flush_armed = false;
       self->state.flush_spans();

@@ -51,6 +51,31 @@ struct session_state : call_owner {
     std::chrono::steady_clock::time_point admission_asked{}; ///< For its span.
     std::size_t bytes_in = 0; ///< The request's size.
     std::size_t bytes_out = 0; ///< What went out before the answer.
+
+    // -- as a task (the tasks extension) --------------------------------------------
+
+    /// Whether the call becomes a task if its handler does not answer in
+    /// its first run: a tools/call of a tool that supports tasks, from a
+    /// client that declared the extension on the request.
+    bool may_task = false;
+    /// What a call keeps once it is a task; null for every other call.
+    struct task_part {
+      enum class phase : uint8_t {
+        creating, ///< the store is creating its task; the request waits
+        running, ///< the request was answered with the task; the call goes on
+      } at = phase::creating;
+      std::string id;
+      /// What the handler reported while the store created the task (a
+      /// task state), reported once it exists.
+      json::value early;
+      /// The input requests the task waits for: the key the client sees ->
+      /// {key: the handler's own key, request}.
+      json::value inputs;
+      uint64_t keys = 0; ///< input keys minted for the task so far
+    };
+    std::unique_ptr<task_part> task;
+    bool task_creating() const noexcept { return task && task->at == task_part::phase::creating; }
+    bool task_running() const noexcept { return task && task->at == task_part::phase::running; }
   };
 
   /// A cache lookup of a call: what runs with the answer.
@@ -138,6 +163,13 @@ struct session_state : call_owner {
   void admitted(uint64_t serial, const admission& a);
   /// Runs a continuation of `call` unless it ended (timers, `resume`).
   void continue_call(const call_ptr& call, const call_handler& next);
+  /// The task store's answer to the creation of call `serial`'s task: the
+  /// task, a refusal, or null when the store did not answer.
+  void task_created(uint64_t serial, json::value created);
+  /// The client's answers to the input requests of call `serial`'s task.
+  void task_answered(uint64_t serial, const json::value& responses);
+  /// The client cancelled call `serial`'s task.
+  void task_cancelled(uint64_t serial);
   void broadcast(const std::string& method, const json::value& params);
 
   // -- call_owner ---------------------------------------------------------------------
@@ -167,10 +199,20 @@ private:
   /// 2026-07-28 requestState to this request.
   void start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                   const client_view& client, std::optional<log_level> level, call_handler handler,
-                  std::optional<json::value> arguments, std::string context, const std::string& service);
+                  std::optional<json::value> arguments, std::string context, const std::string& service,
+                  bool may_task = false);
   void do_complete(const inbound_ptr& in, const json::value& params, const client_view& client,
                    std::optional<log_level> level);
   void do_listen(const inbound_ptr& in, const json::value& params);
+  /// tasks/get, tasks/update and tasks/cancel (2026-07-28).
+  void do_task_method(const inbound_ptr& in, const std::string& method, const json::value& params,
+                      const client_view& client);
+  /// Makes call `r` a task: asks the store for one, then answers the
+  /// request with it (task_created).
+  void begin_task(running& r);
+  /// A task's new state, to the store (or kept until the task exists);
+  /// a state that ends the task ends the call.
+  void report_task(running& r, json::value state);
 
   void reply(const inbound_ptr& in, json::value result, bool stateless);
   /// Answers a 2025-era request that changed what the session directory
@@ -229,6 +271,8 @@ private:
   bool may_stream(const running& r) const;
   std::string too_many_streams() const;
   void end_call(uint64_t serial, outbound out);
+  /// Forgets a task's call (its request was answered when the task began).
+  void end_task_call(uint64_t serial);
   void send_standalone(std::string body);
   /// Numbers event `body` of `stream` and keeps it for replay (`last`: the
   /// answer that ends a POST's stream).
@@ -244,6 +288,11 @@ private:
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
+
+/// The tool or prompt a call names (empty for resource reads, whose URIs
+/// would make unbounded metric labels, and for completions, which a direct
+/// answer does not label either).
+std::string_view call_name(const session_state::running& r);
 
 /// Looks `key` up in `cache` (fresh copies only, or stale ones too) for call
 /// `c`, from the session that runs it (call it there: in a handler or a

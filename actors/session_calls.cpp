@@ -23,17 +23,14 @@ namespace bulwark {
 
 using json::value;
 
-namespace {
-
-/// The tool or prompt a call names (empty for resource reads, whose URIs
-/// would make unbounded metric labels, and for completions, which a direct
-/// answer does not label either).
 std::string_view call_name(const session_state::running& r) {
   if (r.context.rfind("resources/read", 0) == 0 || r.context.rfind("completion/complete", 0) == 0)
     return {};
   auto nl = r.context.find('\n');
   return nl == std::string::npos ? std::string_view() : std::string_view(r.context).substr(nl + 1);
 }
+
+namespace {
 
 /// Client capability needed to answer a server-to-client request.
 std::string_view capability_for(const std::string& method) {
@@ -57,6 +54,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
   std::optional<json::value> arguments; // when the handler sees others than the params'
   std::string context;
   std::string service;
+  bool may_task = false;
   if (method == "tools/call" || method == "prompts/get") {
     auto* name = params.find("name");
     if (!name || !name->is_string())
@@ -71,6 +69,15 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
                            value::make_object({{"name", name->as_string()}}), bad);
       if (lacks_scope(in, client, "tool", name->as_string()))
         return;
+      // Tasks: only a 2026-07-28 client that declared the extension on the
+      // request gets one; a tool that runs only as a task refuses others.
+      bool declares_tasks = client.stateless && client.capabilities["extensions"].find(mcp::tasks_extension);
+      if (tool->tasks == task_support::required && !declares_tasks)
+        return reply_error(in, error_code::missing_client_capability,
+                           "tool " + name->as_string() + " runs only as a task: declare the "
+                             + std::string(mcp::tasks_extension) + " extension in the request's client capabilities",
+                           mcp::extension_required(mcp::tasks_extension));
+      may_task = declares_tasks && tool->tasks != task_support::none;
       handler = tool->handler;
       // Arguments are checked against the tool's input schema before
       // anything runs or is forwarded; every failing field is listed.
@@ -132,12 +139,14 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
   }
   if (!handler)
     return reply_error(in, error_code::internal_error, "no handler registered", {}, 500);
-  start_call(in, method, params, client, level, std::move(handler), std::move(arguments), std::move(context), service);
+  start_call(in, method, params, client, level, std::move(handler), std::move(arguments), std::move(context), service,
+             may_task);
 }
 
 void session_state::start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                                const client_view& client, std::optional<log_level> level, call_handler handler,
-                               std::optional<json::value> arguments, std::string context, const std::string& service) {
+                               std::optional<json::value> arguments, std::string context, const std::string& service,
+                               bool may_task) {
   bool stateless = client.stateless;
   if (!stateless && calls.size() >= env->opts.max_concurrent_requests) {
     auto max = env->opts.max_concurrent_requests;
@@ -211,6 +220,7 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
   r.context = std::move(context);
   r.received = in->received;
   r.bytes_in = in->bytes;
+  r.may_task = may_task;
   auto& slot = calls.emplace(serial, std::move(r)).first->second;
   env->inflight++;
   if (!stateless)
@@ -339,6 +349,13 @@ void session_state::run(running& r) {
     auto scope = error_scope(*call, r);
     answer_exception(call);
   }
+  // A call that may be a task and did not answer in its first run becomes
+  // one (`r` may be gone: the handler may have answered).
+  if (call->done() || call->cancelled())
+    return;
+  if (auto i = calls.find(call->tag);
+      i != calls.end() && i->second.call == call && i->second.may_task && !i->second.task)
+    begin_task(i->second);
 }
 
 session_state::call_error_scope session_state::error_scope(const call_context& c, const running& r) const {
@@ -349,7 +366,9 @@ session_state::call_error_scope session_state::error_scope(const call_context& c
 
 void session_state::on_progress(call_context& c, double progress, std::optional<double> total, std::string message) {
   auto i = calls.find(c.tag);
-  if (i == calls.end() || i->second.progress_token.is_null())
+  // (A task's request was answered: progress and log messages have no way
+  // to the client, and the tasks extension sends none.)
+  if (i == calls.end() || i->second.progress_token.is_null() || i->second.task)
     return;
   auto params = value::make_object({{"progressToken", i->second.progress_token}, {"progress", progress}});
   if (total)
@@ -361,7 +380,7 @@ void session_state::on_progress(call_context& c, double progress, std::optional<
 
 void session_state::on_log(call_context& c, log_level lvl, json::value data, std::string logger) {
   auto i = calls.find(c.tag);
-  if (i == calls.end())
+  if (i == calls.end() || i->second.task)
     return;
   auto& r = i->second;
   if (c.client().stateless) {
@@ -441,6 +460,11 @@ void session_state::on_finish(call_context& c, json::value result) {
   auto& r = i->second;
   if (!result.is_object())
     result = value(json::object{});
+  if (r.task) {
+    // The result as the request would have had it, inlined in the task.
+    result.erase("resultType");
+    return report_task(r, value::make_object({{"status", "completed"}, {"result", std::move(result)}}));
+  }
   if (c.client().stateless) {
     if (!result.find("resultType"))
       result.set("resultType", "complete");
@@ -469,6 +493,13 @@ void session_state::on_fail(call_context& c, error_code code, std::string messag
   if (i == calls.end())
     return;
   auto scope = error_scope(c, i->second);
+  if (i->second.task) {
+    auto error = value::make_object({{"code", static_cast<int>(code)}, {"message", message}});
+    if (!data.is_null())
+      error.set("data", std::move(data));
+    return report_task(
+      i->second, value::make_object({{"status", "failed"}, {"statusMessage", message}, {"error", std::move(error)}}));
+  }
   outbound out;
   out.body = mcp::error_body(i->second.id, code, message, data);
   out.http_status = whole_answer_status(code, c.client().stateless);
@@ -493,6 +524,21 @@ void session_state::on_input_required(call_context& c, json::value requests, std
     outbound out;
     out.body = mcp::error_body(r.id, error_code::internal_error, "the handler asked for input without naming any");
     return end_call(c.tag, std::move(out));
+  }
+  if (r.task) {
+    // A task waits for the client's tasks/update. Each request gets a key
+    // of its own for the task's life, so that an answer can only be to it.
+    r.task->inputs = value(json::object{});
+    value shown(json::object{});
+    for (auto& [key, req] : requests.as_object()) {
+      auto minted = std::to_string(++r.task->keys) + "-" + key;
+      r.task->inputs.set(minted, value::make_object({{"key", key}, {"request", req}}));
+      shown.set(minted, req);
+    }
+    r.gathered = value(json::object{});
+    r.awaiting = requests.size();
+    r.state = std::move(state);
+    return report_task(r, value::make_object({{"status", "input_required"}, {"inputRequests", std::move(shown)}}));
   }
   if (c.client().stateless) {
     auto result = value::make_object({{"resultType", "input_required"}, {"inputRequests", std::move(requests)}});

@@ -227,6 +227,14 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
   if (!filter.is_object())
     return reply_error(in, error_code::invalid_params,
                        "params.notifications must be an object naming what to listen to", {}, 400);
+  // Task status notifications need the tasks extension; Bulwark sends none
+  // (clients poll tasks/get), so it agrees to no task ids.
+  bool wants_tasks = filter.find("taskIds") != nullptr;
+  if (wants_tasks && !params["_meta"][mcp::meta_client_capabilities]["extensions"].find(mcp::tasks_extension))
+    return reply_error(in, error_code::missing_client_capability,
+                       "task notifications need the " + std::string(mcp::tasks_extension)
+                         + " extension declared in the request's client capabilities",
+                       mcp::extension_required(mcp::tasks_extension));
   listener l;
   l.sink = in->sink;
   l.subscription_id = in->message["id"];
@@ -263,6 +271,8 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
     }
     accepted.set("resourceSubscriptions", std::move(list));
   }
+  if (wants_tasks)
+    accepted.set("taskIds", value(json::array{}));
   auto params_out = value::make_object({
     {"_meta", value::make_object({{std::string(mcp::meta_subscription_id), l.subscription_id}})},
     {"notifications", std::move(accepted)},

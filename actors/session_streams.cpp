@@ -137,6 +137,15 @@ void session_state::stream_closed(uint64_t serial) {
   auto i = calls.find(serial);
   if (i == calls.end())
     return;
+  // A task goes on once its request was answered; one whose client left
+  // while it was being created ends as cancelled.
+  if (i->second.task_running())
+    return;
+  if (i->second.task_creating()) {
+    i->second.call->mark_cancelled();
+    i->second.task->early = value::make_object({{"status", "cancelled"}});
+    return;
+  }
   // 2026-07-28: closing the response stream cancels the request. A 2025-era
   // client may reconnect and resume, so its call keeps running.
   if (i->second.call->client().stateless) {

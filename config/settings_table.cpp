@@ -1341,6 +1341,19 @@ table_builder<config> config_keys() {
   k.integer(
     "sessions.maxStreams", [](auto& c) -> auto& { return c.runtime.max_streams; }, 1, 1000,
     "Open event streams of one session.");
+  k.live = true;
+  k.integer(
+    "tasks.ttlMs", [](auto& c) -> auto& { return c.runtime.task_ttl_ms; }, 1000, 604800000LL,
+    "How long a task (a tools/call answered with a CreateTaskResult, 2026-07-28 tasks extension) is kept from its "
+    "creation; then it is dropped, and one still running is stopped.");
+  k.integer(
+    "tasks.pollIntervalMs", [](auto& c) -> auto& { return c.runtime.task_poll_interval_ms; }, 10, 600000,
+    "pollIntervalMs suggested to clients polling tasks/get.");
+  k.integer(
+    "tasks.maxPerIdentity", [](auto& c) -> auto& { return c.runtime.max_tasks_per_identity; }, 1, 100000,
+    "Tasks one caller may hold; the oldest finished ones make room for new ones, and past that a new task is "
+    "refused with -32008 (HTTP 429).");
+  k.live = false;
 
   k.live = true;
   k.seconds(

@@ -402,7 +402,38 @@ using session_actor = caf::typed_actor<
   // Internal: idle-expiry check.
   caf::reacts_to<atom::sweep>,
   // Internal: the spans of answered calls it holds are due for export.
-  caf::reacts_to<atom::flush>>;
+  caf::reacts_to<atom::flush>,
+  // From the task store: a client's answers (inputResponses) to the input
+  // requests of the task that runs as call `serial` here.
+  caf::reacts_to<atom::answer, uint64_t, json::value>,
+  // From the task store: the client cancelled the task of call `serial`.
+  caf::reacts_to<atom::cancel, uint64_t>>;
+
+/// The tasks of the tasks extension (`io.modelcontextprotocol/tasks`): their
+/// records, by task id. A task runs as a call of the session actor that
+/// created it (its runner), which reports each change here; the store
+/// answers tasks/get, passes tasks/update and tasks/cancel on to the runner,
+/// and fails the tasks of a runner that stops.
+using task_store_actor = caf::typed_actor<
+  // A new task for call `serial` of `runner`, created by identity: answers
+  // the task (the fields of a CreateTaskResult), or {"refused": error} when
+  // the identity holds as many tasks as it may.
+  caf::replies_to<atom::open, std::string, caf::actor, uint64_t>::with<json::value>,
+  // The runner's report of a task's new state (task id, then {status,
+  // statusMessage?, inputRequests?, result?, error?}).
+  caf::reacts_to<atom::put, std::string, json::value>,
+  // tasks/get (task id, identity): the task with what its status carries,
+  // or null when the identity has no such task.
+  caf::replies_to<atom::get, std::string, std::string>::with<json::value>,
+  // tasks/update (task id, identity, inputResponses): passed on to the
+  // runner; answers whether the identity has such a task.
+  caf::replies_to<atom::answer, std::string, std::string, json::value>::with<bool>,
+  // tasks/cancel (task id, identity): the same.
+  caf::replies_to<atom::cancel, std::string, std::string>::with<bool>,
+  // Status for health and the admin API: counts by status.
+  caf::replies_to<atom::get>::with<json::value>,
+  // Internal: drop the tasks whose time to live is over.
+  caf::reacts_to<atom::sweep>>;
 
 /// Spawns, finds, restarts and ends session actors.
 using session_supervisor_actor = caf::typed_actor<

@@ -237,6 +237,25 @@ private:
 /// Completion values for one argument, given its partial value.
 using completer = std::function<std::vector<std::string>(std::string_view partial)>;
 
+/// Whether a tool's calls may run as tasks (the 2026-07-28 tasks extension,
+/// `io.modelcontextprotocol/tasks`).
+enum class task_support : uint8_t {
+  /// Never: every call is answered on its request.
+  none,
+  /// A call from a client that declared the extension on the request
+  /// becomes a task when its handler does not answer in its first run (it
+  /// scheduled more work with `after`, `resume` or a downstream call): the
+  /// client gets a CreateTaskResult at once and polls `tasks/get`; what the
+  /// handler does from then on (`finish`, `fail`, `require_input`) goes to
+  /// the task. A handler that answers in its first run, or asks for input
+  /// (a multi round-trip), is answered on its request as usual. Other
+  /// clients get every answer on their request.
+  optional,
+  /// As `optional`, and a client that did not declare the extension is
+  /// refused with -32021 (missing_client_capability) before the handler runs.
+  required,
+};
+
 struct tool_spec {
   std::string name;
   std::string title;
@@ -256,6 +275,8 @@ struct tool_spec {
   std::function<std::string(const json::value& arguments)> service_of;
   /// Whether a client sees this tool in tools/list (null: every client).
   std::function<bool(const client_view&)> visible;
+  /// Whether its calls may run as tasks.
+  task_support tasks = task_support::none;
   /// `input_schema`, compiled when the tool is registered; tools/call
   /// arguments are checked against it before the handler runs.
   std::shared_ptr<const schema::validator> validator;

@@ -457,7 +457,17 @@ const json::value* mirrored_name(std::string_view method, const json::value& par
     return params.find("name");
   if (method == "resources/read")
     return params.find("uri");
+  // The tasks extension routes by task: Mcp-Name is the task id.
+  if (method == "tasks/get" || method == "tasks/update" || method == "tasks/cancel")
+    return params.find("taskId");
   return nullptr;
+}
+
+json::value extension_required(std::string_view extension) {
+  json::value extensions(json::object{});
+  extensions.set(std::string(extension), json::value(json::object{}));
+  return json::value::make_object(
+    {{"requiredCapabilities", json::value::make_object({{"extensions", std::move(extensions)}})}});
 }
 
 bool check_mirrored_headers(const mirrored_headers& h, const json::value& body, const json::value& tool_schema,

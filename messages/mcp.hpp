@@ -36,6 +36,9 @@ inline constexpr std::string_view meta_client_info = "io.modelcontextprotocol/cl
 inline constexpr std::string_view meta_log_level = "io.modelcontextprotocol/logLevel";
 inline constexpr std::string_view meta_server_info = "io.modelcontextprotocol/serverInfo";
 inline constexpr std::string_view meta_subscription_id = "io.modelcontextprotocol/subscriptionId";
+/// The tasks extension (SEP-2663): in `capabilities.extensions` of
+/// server/discover, and of a request's client capabilities.
+inline constexpr std::string_view tasks_extension = "io.modelcontextprotocol/tasks";
 
 // -- JSON-RPC framing ----------------------------------------------------------------
 
@@ -152,6 +155,10 @@ std::string encode_header_value(std::string_view text);
 /// and prompts/get, `params.uri` of resources/read; null for other methods
 /// or when the member is absent.
 const json::value* mirrored_name(std::string_view method, const json::value& params);
+
+/// `data` of a -32021 answer that names a missing extension:
+/// {"requiredCapabilities": {"extensions": {NAME: {}}}}.
+json::value extension_required(std::string_view extension);
 
 /// Checks the mirrored headers of a stateless request against its body;
 /// fills `why` and returns false on a mismatch (answered with -32020).

@@ -389,6 +389,13 @@ struct runtime_options {
   std::size_t page_size = 100;
   /// `ttlMs` on 2026-07-28 list results and resource reads.
   int64_t list_ttl_ms = 60000;
+  /// Tasks (the tasks extension): how long a task is kept from its
+  /// creation (its `ttlMs`), the polling interval suggested to clients, and
+  /// how many tasks one identity may hold at once (the oldest finished ones
+  /// make room; past that a new task is refused with -32008, HTTP 429).
+  int64_t task_ttl_ms = 3600000;
+  int64_t task_poll_interval_ms = 500;
+  std::size_t max_tasks_per_identity = 64;
   /// Events kept per SSE stream for `Last-Event-ID` replay.
   std::size_t replay_events = 256;
   /// 2025-era sessions idle for longer than this are ended.

@@ -126,6 +126,81 @@ value missing_capability(std::string_view cap) {
     {{"requiredCapabilities", value::make_object({{std::string(cap), value(json::object{})}})}});
 }
 
+/// A tool whose calls may run as tasks.
+void add_task_tool(runtime& rt, std::string name, std::string description, value schema, task_support support,
+                   call_handler h) {
+  tool_spec t;
+  t.name = std::move(name);
+  t.description = std::move(description);
+  t.input_schema = schema.is_null() ? value::make_object({{"type", "object"}}) : std::move(schema);
+  t.tasks = support;
+  t.handler = std::move(h);
+  rt.add_tool(std::move(t));
+}
+
+/// The tasks extension's fixtures. A call becomes a task when its handler
+/// does not answer in its first run (it schedules more with `after`).
+void register_task_tools(runtime& rt) {
+  using std::chrono::milliseconds;
+  add(rt, "greet", "Says hello (never a task).", object_schema({{"name", string_type()}}, {"name"}),
+      [](const call_ptr& c) { c->finish(mcp::text_result("Hello, " + c->arguments()["name"].as_string() + "!")); });
+  auto number = value::make_object({{"type", "number"}, {"minimum", 0}, {"maximum", 3600}});
+  add_task_tool(rt, "slow_compute", "Answers after `seconds` (at once for 0); a task when it waits.",
+                object_schema({{"seconds", number}, {"label", string_type()}}, {}), task_support::optional,
+                [](const call_ptr& c) {
+                  auto seconds = c->arguments()["seconds"].as_double();
+                  auto label = c->arguments()["label"].as_string();
+                  auto answer = [label](const call_ptr& c) { c->finish(mcp::text_result("computed " + label)); };
+                  if (seconds <= 0)
+                    return answer(c);
+                  c->after(milliseconds(static_cast<int64_t>(seconds * 1000)), answer);
+                });
+  auto confirm_schema = object_schema({{"confirm", value::make_object({{"type", "boolean"}})}}, {"confirm"});
+  add_task_tool(rt, "confirm_delete", "Asks the client to confirm, as a task, then deletes `filename`.",
+                object_schema({{"filename", string_type()}}, {}), task_support::optional,
+                [confirm_schema](const call_ptr& c) {
+                  const auto& file = c->arguments()["filename"].as_string();
+                  if (auto* r = c->input_response("confirm")) {
+                    bool yes = (*r)["action"].as_string() == "accept" && (*r)["content"]["confirm"].as_bool();
+                    return c->finish(mcp::text_result(yes ? "deleted " + file : "kept " + file));
+                  }
+                  c->after(milliseconds(10), [confirm_schema, file](const call_ptr& c) {
+                    c->require_input(requests({{"confirm", elicit("Delete " + file + "?", confirm_schema)}}));
+                  });
+                });
+  add_task_tool(rt, "failing_job", "Fails as a tool after half a second; runs only as a task.", {},
+                task_support::required, [](const call_ptr& c) {
+                  c->after(milliseconds(500),
+                           [](const call_ptr& c) { c->finish(mcp::text_result("the job failed", true)); });
+                });
+  add_task_tool(rt, "protocol_error_job", "Fails with a JSON-RPC error, as a task.", {}, task_support::optional,
+                [](const call_ptr& c) {
+                  c->after(milliseconds(100),
+                           [](const call_ptr& c) { c->fail(error_code::internal_error, "the job broke down"); });
+                });
+  auto name_schema = object_schema({{"name", string_type()}}, {"name"});
+  add_task_tool(rt, "multi_input", "Asks two questions at once, as a task.", {}, task_support::optional,
+                [name_schema, confirm_schema](const call_ptr& c) {
+                  auto* name = accepted(c, "name", "name");
+                  auto* confirm = c->input_response("confirm");
+                  if (name && confirm)
+                    return c->finish(mcp::text_result("got " + name->as_string() + " and a confirmation"));
+                  c->after(milliseconds(10), [name_schema, confirm_schema](const call_ptr& c) {
+                    c->require_input(requests(
+                      {{"name", elicit("Your name?", name_schema)}, {"confirm", elicit("Go on?", confirm_schema)}}));
+                  });
+                });
+  add_task_tool(rt, "test_tool_with_task", "Asks for a name on the request, then answers as a task.", {},
+                task_support::required, [name_schema](const call_ptr& c) {
+                  auto* name = accepted(c, "user_name", "name");
+                  if (!name || !name->is_string())
+                    return c->require_input(requests({{"user_name", elicit("What is your name?", name_schema)}}));
+                  c->after(milliseconds(10), [greeting = "Hello, " + name->as_string() + "!"](const call_ptr& c) {
+                    c->finish(mcp::text_result(greeting));
+                  });
+                });
+}
+
 void register_tools(runtime& rt) {
   // test_simple_text stays first: some checks call the first listed tool.
   add(rt, "test_simple_text", "Returns a simple text response.", {},
@@ -401,6 +476,7 @@ void register_tools(runtime& rt) {
   add(rt, "test_custom_headers", "Echoes region (mirrored in the Mcp-Param-Region header).",
       object_schema({{"region", value::make_object({{"type", "string"}, {"x-mcp-header", "Region"}})}}, {"region"}),
       [](const call_ptr& c) { c->finish(mcp::text_result("region: " + c->arguments()["region"].as_string())); });
+  register_task_tools(rt);
 }
 
 value text_contents(const std::string& uri, const char* mime, std::string text) {

@@ -73,6 +73,7 @@ TEST_CASE("config: the live keys come from the table", "[reload]") {
                                     "$.errors",
                                     "$.sessions.stateKeyFile",
                                     "$.sessions.previousStateKeyFile",
+                                    "$.tasks",
                                     "$.shutdown",
                                     "$.gateway.prefix",
                                     "$.gateway.separator",
