@@ -253,13 +253,14 @@ http_reply view(runtime& rt, const env_ptr& env, const std::string& what) {
     return json_answer(200, report.is_null() ? value::make_object({{"status", "starting"}}) : report);
   // Views of one component, as the health supervisor last saw it.
   static const std::map<std::string, std::string> parts = {
-    {"queue", "queue"}, {"alerts", "alerts"},  {"breakers", "breakers"},   {"connectors", "connectors"},
-    {"cache", "cache"}, {"limits", "limiter"}, {"telemetry", "telemetry"}, {"tools", "tools"}};
+    {"queue", "queue"},           {"alerts", "alerts"}, {"breakers", "breakers"},
+    {"connectors", "connectors"}, {"cache", "cache"},   {"limits", "limiter"},
+    {"telemetry", "telemetry"},   {"tools", "tools"},   {"tasks", "tasks"}};
   auto p = parts.find(what);
   if (p == parts.end())
     return refuse(404, "no admin view " + what
                          + " (views: actors, health, queue, alerts, breakers, connectors, cache, limits, telemetry, "
-                           "tools, sessions, history)");
+                           "tools, tasks, sessions, history)");
   const auto& part = report["components"][p->second];
   if (part.is_object())
     return json_answer(200, part);

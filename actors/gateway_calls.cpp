@@ -513,6 +513,12 @@ tool_spec make_tool(const gateway_context_ptr& ctx, const service_config& s, con
   } else {
     spec.handler = std::move(forward);
   }
+  // A call that outlasts gateway.taskAfterMs becomes a task of the
+  // gateway's (for a client that takes tasks), and goes on.
+  if (ctx->cfg->task_after.count() > 0) {
+    spec.tasks = task_support::optional;
+    spec.task_after = ctx->cfg->task_after;
+  }
   return spec;
 }
 

@@ -165,7 +165,7 @@ std::vector<std::string> component_names(const health_state& st) {
     out.push_back(breaker_name(s));
     out.push_back(connector_name(s));
   }
-  for (auto* n : {"queue", "limiter", "alerts", "telemetry"})
+  for (auto* n : {"queue", "limiter", "alerts", "telemetry", "tasks"})
     out.emplace_back(n);
   out.push_back(gateway_router_name); // a gateway's: pinning's held changes
   out.push_back(cache_actor_name);
@@ -348,6 +348,7 @@ void evaluate(health_pointer self) {
        {"alerts", answer("alerts")},
        {"telemetry", answer("telemetry")},
        {"tools", answer(gateway_router_name)},
+       {"tasks", answer("tasks")},
        {"redis", shared_state},
        {"supervision", value::make_object({{"restarts", static_cast<unsigned long long>(restarts)},
                                            {"escalations", static_cast<unsigned long long>(escalations)},

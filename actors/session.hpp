@@ -58,6 +58,9 @@ struct session_state : call_owner {
     /// its first run: a tools/call of a tool that supports tasks, from a
     /// client that declared the extension on the request.
     bool may_task = false;
+    /// How long it may go on unanswered before it becomes one (the tool's
+    /// `task_after`).
+    std::chrono::milliseconds task_after{0};
     /// What a call keeps once it is a task; null for every other call.
     struct task_part {
       enum class phase : uint8_t {
@@ -200,7 +203,7 @@ private:
   void start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                   const client_view& client, std::optional<log_level> level, call_handler handler,
                   std::optional<json::value> arguments, std::string context, const std::string& service,
-                  bool may_task = false);
+                  bool may_task = false, std::chrono::milliseconds task_after = {});
   void do_complete(const inbound_ptr& in, const json::value& params, const client_view& client,
                    std::optional<log_level> level);
   void do_listen(const inbound_ptr& in, const json::value& params);

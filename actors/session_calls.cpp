@@ -55,6 +55,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
   std::string context;
   std::string service;
   bool may_task = false;
+  std::chrono::milliseconds task_after{0};
   if (method == "tools/call" || method == "prompts/get") {
     auto* name = params.find("name");
     if (!name || !name->is_string())
@@ -78,6 +79,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
                              + std::string(mcp::tasks_extension) + " extension in the request's client capabilities",
                            mcp::extension_required(mcp::tasks_extension));
       may_task = declares_tasks && tool->tasks != task_support::none;
+      task_after = tool->task_after;
       handler = tool->handler;
       // Arguments are checked against the tool's input schema before
       // anything runs or is forwarded; every failing field is listed.
@@ -140,13 +142,13 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
   if (!handler)
     return reply_error(in, error_code::internal_error, "no handler registered", {}, 500);
   start_call(in, method, params, client, level, std::move(handler), std::move(arguments), std::move(context), service,
-             may_task);
+             may_task, task_after);
 }
 
 void session_state::start_call(const inbound_ptr& in, const std::string& method, const json::value& params,
                                const client_view& client, std::optional<log_level> level, call_handler handler,
                                std::optional<json::value> arguments, std::string context, const std::string& service,
-                               bool may_task) {
+                               bool may_task, std::chrono::milliseconds task_after) {
   bool stateless = client.stateless;
   if (!stateless && calls.size() >= env->opts.max_concurrent_requests) {
     auto max = env->opts.max_concurrent_requests;
@@ -221,6 +223,7 @@ void session_state::start_call(const inbound_ptr& in, const std::string& method,
   r.received = in->received;
   r.bytes_in = in->bytes;
   r.may_task = may_task;
+  r.task_after = task_after;
   auto& slot = calls.emplace(serial, std::move(r)).first->second;
   env->inflight++;
   if (!stateless)
@@ -353,9 +356,20 @@ void session_state::run(running& r) {
   // one (`r` may be gone: the handler may have answered).
   if (call->done() || call->cancelled())
     return;
-  if (auto i = calls.find(call->tag);
-      i != calls.end() && i->second.call == call && i->second.may_task && !i->second.task)
-    begin_task(i->second);
+  auto i = calls.find(call->tag);
+  if (i == calls.end() || i->second.call != call || !i->second.may_task || i->second.task)
+    return;
+  auto& slot = i->second;
+  slot.may_task = false; // decided once
+  if (slot.task_after.count() <= 0)
+    return begin_task(slot);
+  // It becomes a task if it is still unanswered then.
+  auto me = self;
+  call->after(slot.task_after, [me](const call_ptr& c) {
+    auto& st = me->state;
+    if (auto j = st.calls.find(c->tag); j != st.calls.end() && j->second.call == c && !j->second.task)
+      st.begin_task(j->second);
+  });
 }
 
 session_state::call_error_scope session_state::error_scope(const call_context& c, const running& r) const {

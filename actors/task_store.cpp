@@ -39,7 +39,10 @@ task_book::task* task_book::open(const std::string& identity, caf::actor_addr ru
       return nullptr;
     auto id = *ended;
     ids.erase(ended);
-    tasks_.erase(id);
+    if (auto gone = tasks_.find(id); gone != tasks_.end()) {
+      --counts_[gone->second.status];
+      tasks_.erase(gone);
+    }
   }
   task t;
   t.id = crypto::random_hex(16);
@@ -51,6 +54,7 @@ task_book::task* task_book::open(const std::string& identity, caf::actor_addr ru
   t.poll_ms = poll_ms;
   ids.push_back(t.id);
   auto id = t.id;
+  ++counts_[t.status];
   return &(tasks_[id] = std::move(t));
 }
 
@@ -72,7 +76,7 @@ void task_book::update(const std::string& id, const value& state, clock::time_po
   if (status != "working" && status != "input_required" && status != "completed" && status != "failed"
       && status != "cancelled")
     return;
-  t->status = status;
+  set_status(*t, status);
   t->status_message = state["statusMessage"].as_string();
   t->input_requests = status == "input_required" ? state["inputRequests"] : value();
   t->result = status == "completed" ? state["result"] : value();
@@ -85,7 +89,7 @@ std::size_t task_book::runner_down(const caf::actor_addr& runner, const value& e
   for (auto& [id, t] : tasks_) {
     if (t.runner != runner || t.terminal())
       continue;
-    t.status = "failed";
+    set_status(t, "failed");
     t.status_message = error["message"].as_string();
     t.input_requests = value();
     t.error = error;
@@ -109,10 +113,22 @@ std::vector<task_book::task> task_book::expire(clock::time_point now) {
   return running;
 }
 
+void task_book::set_status(task& t, const std::string& status) {
+  --counts_[t.status];
+  ++counts_[status];
+  t.status = status;
+}
+
+std::size_t task_book::count(const std::string& status) const {
+  auto c = counts_.find(status);
+  return c == counts_.end() ? 0 : c->second;
+}
+
 void task_book::drop(const std::string& id) {
   auto t = tasks_.find(id);
   if (t == tasks_.end())
     return;
+  --counts_[t->second.status];
   auto ids = by_identity_.find(t->second.identity);
   if (ids != by_identity_.end()) {
     ids->second.erase(std::remove(ids->second.begin(), ids->second.end(), id), ids->second.end());
@@ -148,16 +164,31 @@ std::vector<caf::actor_addr> task_book::runners() const {
   return {out.begin(), out.end()};
 }
 
-value task_book::status() const {
-  std::map<std::string, unsigned long long> counts;
-  for (auto& [id, t] : tasks_)
-    counts[t.status]++;
+value task_book::status(std::size_t latest) const {
   value by_status(json::object{});
-  for (auto& [s, n] : counts)
-    by_status.set(s, n);
+  for (auto& [status, n] : counts_)
+    if (n > 0)
+      by_status.set(status, static_cast<unsigned long long>(n));
+  std::vector<const task*> newest;
+  newest.reserve(tasks_.size());
+  for (auto& [id, t] : tasks_)
+    newest.push_back(&t);
+  auto shown = std::min(latest, newest.size());
+  std::partial_sort(newest.begin(), newest.begin() + static_cast<std::ptrdiff_t>(shown), newest.end(),
+                    [](const task* a, const task* b) { return a->created > b->created; });
+  value list(json::array{});
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto& t = *newest[i];
+    list.push_back(value::make_object({{"taskId", t.id},
+                                       {"status", t.status},
+                                       {"identity", t.identity},
+                                       {"createdAt", iso(t.created)},
+                                       {"lastUpdatedAt", iso(t.updated)}}));
+  }
   return value::make_object({{"tasks", static_cast<unsigned long long>(tasks_.size())},
                              {"identities", static_cast<unsigned long long>(by_identity_.size())},
-                             {"byStatus", std::move(by_status)}});
+                             {"byStatus", std::move(by_status)},
+                             {"latest", std::move(list)}});
 }
 
 // -- the actor ------------------------------------------------------------------------------
@@ -174,6 +205,13 @@ struct task_store_state {
 };
 
 using store_pointer = task_store_actor::stateful_pointer<task_store_state>;
+
+/// The tasks kept by status, for /metrics (bulwark_tasks{status}).
+void publish_counts(task_store_state& st) {
+  if (auto& m = st.env->metrics)
+    for (const char* s : {"working", "input_required", "completed", "failed", "cancelled"})
+      m->gauge("bulwark_tasks", {{"status", s}}).set(static_cast<double>(st.book().count(s)));
+}
 
 /// Tells the runner of task `t` that the client cancelled it.
 void cancel_at_runner(const task_book::task& t) {
@@ -195,7 +233,9 @@ task_store_actor spawn_task_store(caf::actor_system& sys, env_ptr env, task_book
       auto error = value::make_object({{"code", static_cast<int>(error_code::actor_restarted)},
                                        {"message", "the session actor that ran the task stopped before the task ended"},
                                        {"data", value::make_object({{"reason", caf::to_string(dm.reason)}})}});
-      if (auto n = st.book().runner_down(dm.source, error, task_book::clock::now()))
+      auto n = st.book().runner_down(dm.source, error, task_book::clock::now());
+      publish_counts(st);
+      if (n > 0)
         log::warn(
           "tasks failed: the actor that ran them stopped",
           value::make_object({{"tasks", static_cast<unsigned long long>(n)}, {"reason", caf::to_string(dm.reason)}}));
@@ -235,11 +275,14 @@ task_store_actor spawn_task_store(caf::actor_system& sys, env_ptr env, task_book
           self->monitor(runner);
         if (auto& m = st.env->metrics)
           m->counter("bulwark_tasks_total", {{"outcome", "created"}}).inc();
-        return task_book::view(*t);
+        auto created = task_book::view(*t);
+        publish_counts(st);
+        return created;
       },
       [self](atom::put, const std::string& id, const value& state) {
         auto& st = self->state;
         st.book().update(id, state, task_book::clock::now());
+        publish_counts(st);
         if (auto& m = st.env->metrics; m && state["status"].is_string()) {
           const auto& s = state["status"].as_string();
           if (s == "completed" || s == "failed" || s == "cancelled")
@@ -268,10 +311,15 @@ task_store_actor spawn_task_store(caf::actor_system& sys, env_ptr env, task_book
           cancel_at_runner(*t);
         return true;
       },
-      [self](atom::get) { return self->state.book().status(); },
+      [self](atom::get) {
+        auto v = self->state.book().status();
+        v.set("mailbox", static_cast<unsigned long long>(self->mailbox().size()));
+        return v;
+      },
       [self](atom::sweep) {
         for (auto& t : self->state.book().expire(task_book::clock::now()))
           cancel_at_runner(t);
+        publish_counts(self->state);
         self->delayed_send(self, sweep_every, atom::sweep_v);
       },
     };

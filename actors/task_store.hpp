@@ -72,16 +72,22 @@ public:
   static json::value view(const task& t);
   /// The runners of the tasks that have not ended.
   std::vector<caf::actor_addr> runners() const;
-  /// Counts by status.
-  json::value status() const;
+  /// Counts by status, and the `latest` tasks kept (newest first: id,
+  /// status, identity, times).
+  json::value status(std::size_t latest = 100) const;
+  /// The tasks kept in `status` ("working", "completed", ...).
+  std::size_t count(const std::string& status) const;
   std::size_t size() const noexcept { return tasks_.size(); }
 
 private:
   void drop(const std::string& id);
+  void set_status(task& t, const std::string& status);
 
   std::unordered_map<std::string, task> tasks_;
   /// identity -> its task ids, oldest first
   std::unordered_map<std::string, std::deque<std::string>> by_identity_;
+  /// status -> how many tasks are in it
+  std::map<std::string, std::size_t> counts_;
 };
 
 using task_book_ptr = std::shared_ptr<task_book>;

@@ -1443,6 +1443,13 @@ table_builder<config> config_keys() {
   k.seconds(
     "gateway.childRestartWindowSeconds", [](auto& c) -> auto& { return c.gateway.child_restart_window; }, 1, 86400,
     "Window of childMaxRestarts.");
+  k.live = true;
+  k.millis(
+    "gateway.taskAfterMs", [](auto& c) -> auto& { return c.gateway.task_after; }, 0, 86400000,
+    "A call of a service's tool from a client that declared the tasks extension (2026-07-28) becomes a task of the "
+    "gateway's once it has gone on this long, and the call goes on: the client polls tasks/get for its result. 0: "
+    "never.");
+  k.live = false;
   k.choice(
     "gateway.pinning.mode", {"off", "keep", "hide"}, "must be \"off\", \"keep\" or \"hide\"",
     [](const config& c) { return c.gateway.pinning; }, [](config& c, const std::string& w) { c.gateway.pinning = w; },

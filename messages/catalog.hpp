@@ -277,6 +277,10 @@ struct tool_spec {
   std::function<bool(const client_view&)> visible;
   /// Whether its calls may run as tasks.
   task_support tasks = task_support::none;
+  /// With task support: how long a call may go on unanswered before it
+  /// becomes a task (0: as soon as its handler's first run returns
+  /// without answering). A call answered sooner is answered on its request.
+  std::chrono::milliseconds task_after{0};
   /// `input_schema`, compiled when the tool is registered; tools/call
   /// arguments are checked against it before the handler runs.
   std::shared_ptr<const schema::validator> validator;

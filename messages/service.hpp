@@ -196,6 +196,10 @@ struct gateway_config {
   /// then); the pins are kept in `pinning_file`.
   std::string pinning = "off";
   std::string pinning_file;
+  /// A call of a service's tool from a client that declared the tasks
+  /// extension becomes a task of the gateway's once it has gone on this
+  /// long (0: never).
+  std::chrono::milliseconds task_after{5000};
   /// Restarts of a stdio child within `restart_window` before it is left down.
   uint32_t child_max_restarts = 5;
   std::chrono::seconds child_restart_window{60};

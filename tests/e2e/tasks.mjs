@@ -12,12 +12,14 @@
 // change nothing); a caller holds at most tasks.maxPerIdentity tasks that
 // have not ended (the next is refused with HTTP 429, -32008 and
 // Retry-After), and one that ends makes room; the metrics count created and
-// refused tasks; a killed task store comes back with its tasks; killing the
+// refused tasks and those kept by status, and the admin API lists them; a killed task store comes back with its tasks; killing the
 // actor that runs a task fails it with a typed error that tasks/get shows;
 // a task is kept for its ttlMs and not longer; task notifications on
-// subscriptions/listen need the extension;
-// a gateway, which cannot relay tasks yet, answers a caller that declares
-// the extension on its request. Every process is killed by pid.
+// subscriptions/listen need the extension; through a gateway, a call
+// answered before gateway.taskAfterMs is answered on its request (the
+// service is never told the caller takes tasks), and one that outlasts it
+// becomes the gateway's task, working until the service answers, then
+// completed with the service's result. Every process is killed by pid.
 
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -109,6 +111,16 @@ await run.main(async () => {
     assert(/bulwark_tasks_total\{outcome="created"\} [4-9]/.test(metrics) && /bulwark_tasks_total\{outcome="refused"\} 1\b/.test(metrics),
            `metrics: ${metrics.split('\n').filter((l) => l.startsWith('bulwark_tasks')).join('; ')}`);
     assert(/bulwark_tasks_ended_total\{status="cancelled"\} 1\b/.test(metrics), 'the cancelled task is counted');
+    // Kept now: two of alice's working and bob's; the cancelled one made room.
+    assert(/bulwark_tasks\{status="working"\} 3\b/.test(metrics) && /bulwark_tasks\{status="cancelled"\} 0\b/.test(metrics),
+           `the tasks kept by status: ${metrics.split('\n').filter((l) => l.startsWith('bulwark_tasks{')).join('; ')}`);
+    // The admin API lists them (as the health supervisor last saw them).
+    const view = await until('the admin view of the tasks', async () => {
+      const v = await adminRequest(port, adminToken, 'GET', 'tasks');
+      return v.body?.byStatus?.working === 3 ? v.body : null;
+    });
+    const listed = view.latest.find((t) => t.taskId === again.json.result.taskId);
+    assert(listed?.status === 'working' && listed.identity === `key:${sha256(alice)}`, `listed: ${JSON.stringify(view.latest)}`);
   });
 
   await check('a task store that is killed comes back with its tasks, which go on to the end', async () => {
@@ -160,17 +172,31 @@ await run.main(async () => {
            `listen without the extension: ${r.text}`);
   });
 
-  await check('a gateway answers a caller that declares the extension on its request, with no task it could not serve', async () => {
-    const frontPath = join(run.dir, 'front.json');
-    writeFileSync(frontPath, JSON.stringify({
-      http: { port: 0, address: '127.0.0.1' },
-      mcpServers: { fx: { url: `http://127.0.0.1:${port}/mcp` } },
-      services: { fx: { protocol: '2026-07-28' } },
-      gateway: { prefix: 'never' },
-    }));
-    const front = await run.startBulwark(['--config', frontPath, '--no-builtin-tools'], 'front');
-    const r = await slow(front, undefined, 0.2, 'through');
+  const frontPath = join(run.dir, 'front.json');
+  writeFileSync(frontPath, JSON.stringify({
+    http: { port: 0, address: '127.0.0.1' },
+    mcpServers: { fx: { url: `http://127.0.0.1:${port}/mcp` } },
+    services: { fx: { protocol: '2026-07-28' } },
+    gateway: { prefix: 'never', taskAfterMs: scaled(400) },
+  }));
+  const front = await run.startBulwark(['--config', frontPath, '--no-builtin-tools'], 'front');
+
+  await check('through a gateway, a call answered before gateway.taskAfterMs is answered on its request, never as the service\'s task', async () => {
+    const r = await slow(front, undefined, 0.05, 'through');
     assert(r.json?.result?.resultType === 'complete' && !r.json.result.taskId, `through the gateway: ${r.text}`);
     assert(r.json.result.content?.[0]?.text === 'computed through', r.text);
+  });
+
+  await check('a gateway call that outlasts gateway.taskAfterMs becomes the gateway\'s task, and its result lands there', async () => {
+    const r = await slow(front, undefined, scaled(1500) / 1000, 'gateway-task');
+    const id = r.json?.result?.taskId;
+    assert(r.json?.result?.resultType === 'task' && id, `a task of the gateway's: ${r.text}`);
+    const first = await taskGet(front, undefined, id);
+    assert(first.json?.result?.status === 'working', `the service has not answered yet: ${first.text}`);
+    const done = await until('completed', async () => {
+      const g = await taskGet(front, undefined, id);
+      return g.json?.result?.status === 'completed' ? g.json.result : null;
+    });
+    assert(done.result?.content?.[0]?.text === 'computed gateway-task', JSON.stringify(done));
   });
 });

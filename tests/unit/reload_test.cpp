@@ -80,6 +80,7 @@ TEST_CASE("config: the live keys come from the table", "[reload]") {
                                     "$.gateway.gatewayTools",
                                     "$.gateway.policy",
                                     "$.gateway.agents",
+                                    "$.gateway.taskAfterMs",
                                     "$.mcpServers",
                                     "$.services",
                                     "$.rateLimits",

@@ -60,6 +60,12 @@ TEST_CASE("task book: a task as tasks/get shows it, in every status", "[tasks]")
   auto* w = book.open("key:a", nobody, 9, 60000, 500, 4, now);
   book.update(w->id, parse(R"({"status":"sleeping"})"), now);
   CHECK(w->status == "working");
+  // The counts by status follow every change.
+  CHECK(book.count("completed") == 1);
+  CHECK(book.count("failed") == 1);
+  CHECK(book.count("working") == 1);
+  CHECK(book.count("input_required") == 0);
+  CHECK(book.status()["byStatus"]["working"].as_int() == 1);
 }
 
 TEST_CASE("task book: a task belongs to the identity that created it", "[tasks]") {
@@ -82,6 +88,8 @@ TEST_CASE("task book: an identity holds a bounded number; ended tasks make room,
   auto* next = book.open("key:a", nobody, 5, 60000, 500, 3, now);
   REQUIRE(next);
   CHECK(book.find(ids[1]) == nullptr); // the ended one made room
+  CHECK(book.count("cancelled") == 0);
+  CHECK(book.count("working") == 4); // three of key:a, one of key:b
   CHECK(book.find(ids[0]) != nullptr);
   CHECK(book.open("key:a", nobody, 6, 60000, 500, 3, now) == nullptr);
 }
@@ -102,6 +110,8 @@ TEST_CASE("task book: tasks go when their time to live is over; running ones are
   CHECK(book.find(ended) == nullptr);
   CHECK(book.find(lasting) != nullptr);
   CHECK(book.size() == 1);
+  CHECK(book.count("working") == 1);
+  CHECK(book.count("completed") == 0);
 }
 
 TEST_CASE("task book: a runner that stops fails its tasks that have not ended", "[tasks]") {
