@@ -359,7 +359,7 @@ int64_t request(connector_pointer self, connector_state::req_kind kind, const st
     // The gateway answers the caller on its request and has no tasks of the
     // service to poll: the service is never told that the caller takes
     // tasks.
-    if (const auto* ext = caps.find("extensions"); ext && ext->find(mcp::tasks_extension)) {
+    if (mcp::declares_extension(caps, mcp::tasks_extension)) {
       auto without = caps;
       without.find("extensions")->erase(mcp::tasks_extension);
       meta->set(std::string(mcp::meta_client_capabilities), std::move(without));

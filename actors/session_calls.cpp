@@ -72,7 +72,7 @@ void session_state::do_call(const inbound_ptr& in, const std::string& method, co
         return;
       // Tasks: only a 2026-07-28 client that declared the extension on the
       // request gets one; a tool that runs only as a task refuses others.
-      bool declares_tasks = client.stateless && client.capabilities["extensions"].find(mcp::tasks_extension);
+      bool declares_tasks = client.stateless && mcp::declares_extension(client.capabilities, mcp::tasks_extension);
       if (tool->tasks == task_support::required && !declares_tasks)
         return reply_error(in, error_code::missing_client_capability,
                            "tool " + name->as_string() + " runs only as a task: declare the "

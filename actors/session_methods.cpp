@@ -230,7 +230,7 @@ void session_state::do_listen(const inbound_ptr& in, const json::value& params) 
   // Task status notifications need the tasks extension; Bulwark sends none
   // (clients poll tasks/get), so it agrees to no task ids.
   bool wants_tasks = filter.find("taskIds") != nullptr;
-  if (wants_tasks && !params["_meta"][mcp::meta_client_capabilities]["extensions"].find(mcp::tasks_extension))
+  if (wants_tasks && !mcp::declares_extension(params["_meta"][mcp::meta_client_capabilities], mcp::tasks_extension))
     return reply_error(in, error_code::missing_client_capability,
                        "task notifications need the " + std::string(mcp::tasks_extension)
                          + " extension declared in the request's client capabilities",

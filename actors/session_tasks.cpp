@@ -151,7 +151,7 @@ void session_state::task_cancelled(uint64_t serial) {
 
 void session_state::do_task_method(const inbound_ptr& in, const std::string& method, const value& params,
                                    const client_view& client) {
-  if (!client.capabilities["extensions"].find(mcp::tasks_extension))
+  if (!mcp::declares_extension(client.capabilities, mcp::tasks_extension))
     return reply_error(in, error_code::missing_client_capability,
                        method + " needs the " + std::string(mcp::tasks_extension)
                          + " extension declared in the request's client capabilities",

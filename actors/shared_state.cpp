@@ -25,6 +25,13 @@ using namespace std::chrono;
 
 namespace {
 
+/// Tells the gateway's router, if there is one, to read the fleet's tool
+/// pins again.
+void reread_pins(const env_ptr& env) {
+  if (auto router = env->names.get(gateway_router_name))
+    caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::pins_v);
+}
+
 /// The key that seals `requestState` on every instance: the first instance
 /// to ask stores one, and every instance reads what is stored. One that
 /// knew the key already stores that (a Redis emptied meanwhile keeps the
@@ -142,8 +149,7 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     if (message == me)
       return;
     if (auto env = weak.lock())
-      if (auto router = env->names.get(gateway_router_name))
-        caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::pins_v);
+      reread_pins(env);
   });
   // Breaker states published while this instance was starting or away.
   client->on_connected([weak] {
@@ -153,8 +159,7 @@ std::shared_ptr<redis_client> make_shared_state(const env_ptr& env) {
     share_state_key(env);
     // Pins changed while this instance was away, and those it took meanwhile
     // go to the fleet.
-    if (auto router = env->names.get(gateway_router_name))
-      caf::anon_send(caf::actor_cast<gateway_router_actor>(router), atom::pins_v);
+    reread_pins(env);
     // Invalidations may have happened meanwhile: the cache's generations
     // are read again.
     if (auto cache = env->names.get(cache_actor_name))

@@ -463,6 +463,10 @@ const json::value* mirrored_name(std::string_view method, const json::value& par
   return nullptr;
 }
 
+bool declares_extension(const json::value& capabilities, std::string_view extension) {
+  return capabilities["extensions"].find(extension) != nullptr;
+}
+
 json::value extension_required(std::string_view extension) {
   json::value extensions(json::object{});
   extensions.set(std::string(extension), json::value(json::object{}));

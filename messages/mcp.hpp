@@ -156,6 +156,9 @@ std::string encode_header_value(std::string_view text);
 /// or when the member is absent.
 const json::value* mirrored_name(std::string_view method, const json::value& params);
 
+/// Whether client `capabilities` declare `extension` (under `extensions`).
+bool declares_extension(const json::value& capabilities, std::string_view extension);
+
 /// `data` of a -32021 answer that names a missing extension:
 /// {"requiredCapabilities": {"extensions": {NAME: {}}}}.
 json::value extension_required(std::string_view extension);

@@ -64,6 +64,23 @@ function call(port, method, params, key, ext = true) {
 const slow = (port, key, seconds, label) => call(port, 'tools/call', { name: 'slow_compute', arguments: { seconds, label } }, key);
 const taskGet = (port, key, taskId) => call(port, 'tasks/get', { taskId }, key);
 
+/// A slow_compute task of the caller with `key`; its id.
+async function newTask(port, key, seconds, label) {
+  const created = await slow(port, key, seconds, label);
+  const id = created.json?.result?.taskId;
+  assert(id, `a task: ${created.text}`);
+  return id;
+}
+
+/// The task once it has `status` (tasks/get's result); `check` looks at
+/// each answer on the way.
+const reaches = (port, key, id, status, check = () => {}) =>
+  until(`task ${status}`, async () => {
+    const r = await taskGet(port, key, id);
+    check(r);
+    return r.json?.result?.status === status ? r.json.result : null;
+  });
+
 await run.main(async () => {
   const cfgPath = join(run.dir, 'tasks.json');
   writeFileSync(cfgPath, JSON.stringify({
@@ -73,6 +90,10 @@ await run.main(async () => {
     rateLimits: { tiers: { roomy: { perMinute: 100000 } }, keys: { [sha256(alice)]: { tier: 'roomy' }, [sha256(bob)]: { tier: 'roomy' } } },
   }));
   const port = await run.startBulwark(['--config', cfgPath, '--fixtures'], 'server');
+  const kill = async (name) => {
+    const killed = await adminRequest(port, adminToken, 'POST', 'actors/kill', { name });
+    assert(killed.status === 200, `kill ${name}: ${killed.status} ${JSON.stringify(killed.body)}`);
+  };
 
   let aliceTask;
   await check('a task belongs to the caller that created it: another caller gets what an unknown id gets', async () => {
@@ -104,7 +125,7 @@ await run.main(async () => {
     assert(bobs.json?.result?.taskId, `another caller: ${bobs.text}`);
     const cancel = await call(port, 'tasks/cancel', { taskId: secondId }, alice);
     assert(cancel.json?.result?.resultType === 'complete', `cancel: ${cancel.text}`);
-    await until('cancelled', async () => (await taskGet(port, alice, secondId)).json?.result?.status === 'cancelled');
+    await reaches(port, alice, secondId, 'cancelled');
     const again = await slow(port, alice, 30, 'again');
     assert(again.json?.result?.taskId, `after one ended: ${again.text}`);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -124,41 +145,27 @@ await run.main(async () => {
   });
 
   await check('a task store that is killed comes back with its tasks, which go on to the end', async () => {
-    const created = await slow(port, bob, 1, 'across-a-restart');
-    const id = created.json?.result?.taskId;
-    assert(id, created.text);
-    const killed = await adminRequest(port, adminToken, 'POST', 'actors/kill', { name: 'tasks' });
-    assert(killed.status === 200, `kill: ${killed.status} ${JSON.stringify(killed.body)}`);
-    const done = await until('completed after the restart', async () => {
-      const r = await taskGet(port, bob, id);
-      // (While the store restarts, tasks/get says so: -32003, retry.)
-      assert(r.json?.error?.code !== -32602, `the task is known after the restart: ${r.text}`);
-      return r.json?.result?.status === 'completed' ? r.json.result : null;
-    });
+    const id = await newTask(port, bob, 1, 'across-a-restart');
+    await kill('tasks');
+    // (While the store restarts, tasks/get says so: -32003, retry.)
+    const done = await reaches(port, bob, id, 'completed',
+                               (r) => assert(r.json?.error?.code !== -32602, `the task is known after the restart: ${r.text}`));
     assert(done.result?.content?.[0]?.text === 'computed across-a-restart', JSON.stringify(done));
   });
 
   await check('killing the actor that runs a task fails it with a typed error that tasks/get shows', async () => {
-    const created = await slow(port, bob, 30, 'to-be-killed');
-    const id = created.json?.result?.taskId;
-    assert(id, created.text);
-    const killed = await adminRequest(port, adminToken, 'POST', 'actors/kill', { name: 'stateless-session' });
-    assert(killed.status === 200, `kill: ${killed.status} ${JSON.stringify(killed.body)}`);
-    const failed = await until('the task failed', async () => {
-      const r = await taskGet(port, bob, id);
-      return r.json?.result?.status === 'failed' ? r.json.result : null;
-    });
+    const id = await newTask(port, bob, 30, 'to-be-killed');
+    await kill('stateless-session');
+    const failed = await reaches(port, bob, id, 'failed');
     assert(failed.error?.code === -32003 && /stopped before the task ended/.test(failed.error.message) && failed.statusMessage,
            `the error: ${JSON.stringify(failed)}`);
     assert(!('result' in failed), 'no result');
   });
 
   await check('a task is kept for its ttlMs and not longer', async () => {
-    const created = await slow(port, bob, 0.05, 'short-lived');
-    const id = created.json?.result?.taskId;
-    assert(id, created.text);
+    const id = await newTask(port, bob, 0.05, 'short-lived');
     const born = Date.now();
-    await until('completed', async () => (await taskGet(port, bob, id)).json?.result?.status === 'completed');
+    await reaches(port, bob, id, 'completed');
     await sleep(Math.max(0, ttlMs / 2 - (Date.now() - born)));
     const kept = await taskGet(port, bob, id);
     assert(kept.json?.result?.status === 'completed', `within its ttlMs: ${kept.text}`);
@@ -193,10 +200,7 @@ await run.main(async () => {
     assert(r.json?.result?.resultType === 'task' && id, `a task of the gateway's: ${r.text}`);
     const first = await taskGet(front, undefined, id);
     assert(first.json?.result?.status === 'working', `the service has not answered yet: ${first.text}`);
-    const done = await until('completed', async () => {
-      const g = await taskGet(front, undefined, id);
-      return g.json?.result?.status === 'completed' ? g.json.result : null;
-    });
+    const done = await reaches(front, undefined, id, 'completed');
     assert(done.result?.content?.[0]?.text === 'computed gateway-task', JSON.stringify(done));
   });
 });
